@@ -1,0 +1,278 @@
+"""The MemGPT step loop: one turn of one agent.
+
+store the person's message → compile the context → call the model with tools → run the calls
+against this agent only → repeat while the model calls tools (at most ``max_steps`` calls) →
+the final text (plain content or ``send_message``) is stored and returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from agentcore.clock import Clock
+from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse
+from agentcore.memory.blocks import default_blocks
+from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
+from agentcore.memory.summarizer import choose_cut, summarize
+from agentcore.memory.tokens import TokenEstimator
+from agentcore.messages import PromptMessage, Role, ToolCall
+from agentcore.settings import AgentSettings
+from agentcore.storage.base import (
+    AgentRecord,
+    LLMCallRecord,
+    NewMessage,
+    SharedBlock,
+    Storage,
+    StoredMessage,
+    UserActivity,
+)
+from agentcore.tools import SEND_MESSAGE, ToolContext, ToolError, ToolRegistry
+from agentcore.types import InboundMessage
+
+log = logging.getLogger(__name__)
+
+STEP_LIMIT_REPLY = "Sorry, I got tangled up in my own notes there. Could you say that again?"
+EMPTY_REPLY = "Sorry, I lost my train of thought. Could you say that again?"
+
+
+@dataclass
+class _Turn:
+    """Everything one turn works on; lives only for the duration of ``run_turn``."""
+
+    agent: AgentRecord
+    facts: TurnFacts
+    tools: ToolContext
+    shared: list[SharedBlock]
+    rows: list[StoredMessage]  # the in-context messages, oldest first
+    summary: str
+    pressure_warned: bool
+    notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
+    estimate: int = 0
+
+
+def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[int, bool]:
+    """The session number this message belongs to, and whether it opens a new session."""
+    if agent.last_user_at is None:
+        return 1, True
+    if sent_at - agent.last_user_at > gap:
+        return agent.session_count + 1, True
+    return max(agent.session_count, 1), False
+
+
+class AgentLoop:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        llm: LLMClient,
+        clock: Clock,
+        settings: AgentSettings,
+        tools: ToolRegistry | None = None,
+        estimator: TokenEstimator | None = None,
+    ) -> None:
+        self._storage = storage
+        self._llm = llm
+        self._clock = clock
+        self._settings = settings
+        self._tools = tools or ToolRegistry()
+        self._estimator = estimator or TokenEstimator()
+
+    async def run_turn(self, message: InboundMessage) -> str:
+        """Answer one message. The message is stored before the model is first called, so an
+        ``LLMError`` (which propagates) never loses it."""
+        turn = await self._begin(message)
+        steps = self._settings.max_steps
+        for step in range(steps):
+            request = await self._prepare(turn, allow_tools=step < steps - 1)
+            response = await self._call(turn, request)
+            reply = await self._apply(turn, response)
+            if reply is not None:
+                return reply
+        log.warning("agent %s hit the step limit (%d model calls)", turn.agent.key, steps)
+        await self._store(turn, [NewMessage(Role.ASSISTANT, STEP_LIMIT_REPLY, self._clock.now())])
+        return STEP_LIMIT_REPLY
+
+    # ----------------------------------------------------------------- turn setup
+
+    async def load_or_create(self, message: InboundMessage) -> AgentRecord:
+        agent = await self._storage.load_agent(message.key)
+        if agent is not None:
+            return agent
+        return await self._storage.create_agent(
+            message.key,
+            message.display_name,
+            self._clock.now(),
+            default_blocks(self._settings.memory),
+        )
+
+    async def _begin(self, message: InboundMessage) -> _Turn:
+        agent = await self.load_or_create(message)
+        session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
+        await self._storage.append_messages(
+            agent.id,
+            [NewMessage(Role.USER, message.text, message.sent_at)],
+            UserActivity(message.sent_at, session, message.display_name or agent.display_name),
+        )
+        facts = TurnFacts(
+            now=self._clock.now(),
+            previous_user_at=agent.last_user_at,
+            session=session,
+            new_session=new_session,
+            message_count=agent.message_count + 1,
+            passage_count=agent.passage_count,
+            chat=message.chat,
+            platform=message.key.platform,
+            display_name=message.display_name,
+        )
+        blocks = await self._storage.list_blocks(agent.id)
+        tools = ToolContext(
+            storage=self._storage,
+            agent_id=agent.id,
+            blocks={b.label: b for b in blocks},
+            clock=self._clock,
+            tz=self._settings.memory.timezone,
+            search_limit=self._settings.search_limit,
+            person=message.display_name or "user",
+        )
+        return _Turn(
+            agent=agent,
+            facts=facts,
+            tools=tools,
+            shared=await self._storage.list_shared_blocks(),
+            rows=await self._storage.context_messages(agent.id, agent.context_start_id),
+            summary=agent.summary,
+            pressure_warned=agent.pressure_warned,
+        )
+
+    # ----------------------------------------------------------------- context budget
+
+    def _request(self, turn: _Turn, allow_tools: bool) -> LLMRequest:
+        system = system_prompt(
+            self._settings.instructions,
+            list(turn.tools.blocks.values()),
+            turn.shared,
+            turn.facts,
+            turn.summary,
+            self._settings.memory.timezone,
+        )
+        return LLMRequest(
+            messages=prompt_messages(system, turn.rows, turn.notes),
+            tools=self._tools.specs,
+            allow_tools=allow_tools,
+        )
+
+    async def _prepare(self, turn: _Turn, allow_tools: bool) -> LLMRequest:
+        """Build the next request, folding or warning first if the window is filling up."""
+        memory = self._settings.memory
+        request = self._request(turn, allow_tools)
+        turn.estimate = self._estimator.estimate(request)
+        if turn.estimate > memory.summarize_ratio * memory.context_window:
+            if await self._fold(turn):
+                request = self._request(turn, allow_tools)
+                turn.estimate = self._estimator.estimate(request)
+        elif (
+            turn.estimate > memory.pressure_ratio * memory.context_window
+            and not turn.pressure_warned
+        ):
+            percent = round(100 * turn.estimate / memory.context_window)
+            turn.notes.append(PRESSURE_NOTE.format(percent=percent))
+            turn.pressure_warned = True
+            await self._storage.set_pressure_warned(turn.agent.id, True)
+            request = self._request(turn, allow_tools)
+        return request
+
+    async def _fold(self, turn: _Turn) -> bool:
+        """Summarise the oldest in-context messages; False if nothing could be folded."""
+        memory = self._settings.memory
+        cut = choose_cut(turn.rows, int(memory.keep_ratio * memory.context_window), self._tokens)
+        if cut == 0:
+            log.warning("agent %s: context is full but nothing can be folded", turn.agent.key)
+            return False
+        folded, kept = turn.rows[:cut], turn.rows[cut:]
+        max_words = max(100, memory.context_window // 12)
+        turn.summary = await summarize(self._llm, turn.summary, folded, memory.timezone, max_words)
+        await self._storage.fold_context(turn.agent.id, turn.summary, kept[0].id, self._clock.now())
+        log.info("agent %s: folded %d messages into the summary", turn.agent.key, len(folded))
+        turn.rows = kept
+        turn.pressure_warned = False
+        return True
+
+    def _tokens(self, row: StoredMessage) -> int:
+        message = PromptMessage(row.role, row.content, row.tool_calls, row.tool_call_id)
+        return self._estimator.estimate(LLMRequest(messages=(message,)))
+
+    # ----------------------------------------------------------------- model and tools
+
+    async def _call(self, turn: _Turn, request: LLMRequest) -> LLMResponse:
+        started = time.perf_counter()
+        try:
+            response = await self._llm.complete(request)
+        except LLMError:
+            await self._record_call(turn, started, None)
+            raise
+        finally:
+            turn.notes.clear()  # notes are one-off
+        await self._record_call(turn, started, response)
+        if response.usage is not None:
+            self._estimator.observe(turn.estimate, response.usage.prompt_tokens)
+        return response
+
+    async def _record_call(self, turn: _Turn, started: float, response: LLMResponse | None) -> None:
+        usage = response.usage if response else None
+        await self._storage.record_llm_call(
+            LLMCallRecord(
+                agent_id=turn.agent.id,
+                created_at=self._clock.now(),
+                latency_ms=(time.perf_counter() - started) * 1000,
+                ok=response is not None,
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+            )
+        )
+
+    async def _apply(self, turn: _Turn, response: LLMResponse) -> str | None:
+        """Store the model's step; return the reply if the turn is finished, else None."""
+        now = self._clock.now()
+        if not response.tool_calls:
+            text = (response.content or "").strip() or EMPTY_REPLY
+            await self._store(turn, [NewMessage(Role.ASSISTANT, text, now)])
+            return text
+        replies: list[str] = []
+        executed: list[ToolCall] = []
+        results: list[NewMessage] = []
+        for call in response.tool_calls:
+            if call.name == SEND_MESSAGE:
+                try:
+                    replies.append(self._message_of(call))
+                    continue
+                except ToolError as exc:
+                    result = f"Error: {exc}"
+            else:
+                result = await self._tools.execute(turn.tools, call)
+            executed.append(call)
+            results.append(NewMessage(Role.TOOL, result, now, tool_call_id=call.id))
+        reply = "\n\n".join(replies) or None
+        # send_message is stored as the assistant's content so history reads like a chat.
+        content = reply if reply is not None else response.content
+        await self._store(
+            turn, [NewMessage(Role.ASSISTANT, content, now, tuple(executed)), *results]
+        )
+        return reply
+
+    def _message_of(self, call: ToolCall) -> str:
+        message: str = self._tools.bind(call)[1]["message"]
+        if not message.strip():
+            raise ToolError("message is empty; write the reply to send")
+        return message
+
+    async def _store(self, turn: _Turn, messages: list[NewMessage]) -> None:
+        """Store an assistant step and its tool results in one transaction, so no other row can
+        land between a tool call and its result."""
+        ids = await self._storage.append_messages(turn.agent.id, messages)
+        turn.rows.extend(
+            StoredMessage(i, m.role, m.content, m.created_at, m.tool_calls, m.tool_call_id)
+            for i, m in zip(ids, messages, strict=True)
+        )

@@ -1,0 +1,33 @@
+"""The model seam: a one-method ``LLMClient`` protocol and its implementations.
+
+``agentcore.llm.openai_compat`` imports the ``openai`` SDK; nothing else here does, so the
+composition root can load it off the startup critical path.
+"""
+
+from agentcore.llm.base import (
+    LLMAuthError,
+    LLMBadResponse,
+    LLMClient,
+    LLMError,
+    LLMRateLimited,
+    LLMRequest,
+    LLMResponse,
+    LLMTimeout,
+    LLMUnavailable,
+    ToolSpec,
+    Usage,
+)
+
+__all__ = [
+    "LLMAuthError",
+    "LLMBadResponse",
+    "LLMClient",
+    "LLMError",
+    "LLMRateLimited",
+    "LLMRequest",
+    "LLMResponse",
+    "LLMTimeout",
+    "LLMUnavailable",
+    "ToolSpec",
+    "Usage",
+]

@@ -1,0 +1,70 @@
+"""The ``LLMClient`` protocol, its request/response types and the core's own error types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agentcore.messages import PromptMessage, ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON Schema of the arguments object
+
+
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    messages: tuple[PromptMessage, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    # False on the last allowed step: the model must answer in text now.
+    allow_tools: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class LLMResponse:
+    content: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage | None = None
+
+
+class LLMClient(Protocol):
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """One chat completion. Raises ``LLMError`` subclasses, never SDK exceptions."""
+        ...
+
+
+class ClosableLLM(LLMClient, Protocol):
+    async def close(self) -> None: ...
+
+
+class LLMError(Exception):
+    """The model could not give an answer. ``str(err)`` is for logs, never for users."""
+
+
+class LLMTimeout(LLMError):
+    pass
+
+
+class LLMUnavailable(LLMError):
+    """Connection refused, 5xx after retries, or the endpoint is otherwise unreachable."""
+
+
+class LLMRateLimited(LLMError):
+    pass
+
+
+class LLMBadResponse(LLMError):
+    """The endpoint answered with something that is not a usable completion."""
+
+
+class LLMAuthError(LLMError):
+    """The key or the model name was rejected: an operator has to fix the configuration."""

@@ -1,0 +1,83 @@
+"""A scripted, in-process model for tests and benchmarks (like Pydantic AI's FunctionModel).
+
+``FunctionLLM`` answers each request by calling a function you give it; ``ScriptedLLM`` replays
+a fixed list of responses. Both record every request they saw.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from agentcore.llm.base import LLMBadResponse, LLMRequest, LLMResponse, Usage
+from agentcore.messages import Role, ToolCall
+
+Responder = Callable[[LLMRequest], LLMResponse | Awaitable[LLMResponse]]
+_call_ids = itertools.count(1)
+
+
+def reply(text: str, *, prompt_tokens: int | None = None) -> LLMResponse:
+    """A plain-text final answer."""
+    usage = Usage(prompt_tokens, len(text) // 4) if prompt_tokens is not None else None
+    return LLMResponse(content=text, usage=usage)
+
+
+def call(name: str, arguments: dict[str, Any] | str | None = None, **kwargs: Any) -> LLMResponse:
+    """A response that calls one tool. ``arguments`` may be raw (even invalid) JSON text."""
+    return calls((name, arguments if arguments is not None else kwargs))
+
+
+def calls(*items: tuple[str, dict[str, Any] | str]) -> LLMResponse:
+    """A response that calls several tools in one step."""
+    tool_calls = tuple(
+        ToolCall(
+            f"call_{next(_call_ids)}", name, args if isinstance(args, str) else json.dumps(args)
+        )
+        for name, args in items
+    )
+    return LLMResponse(content=None, tool_calls=tool_calls)
+
+
+class FunctionLLM:
+    def __init__(self, responder: Responder) -> None:
+        self._responder = responder
+        self.requests: list[LLMRequest] = []
+        self.closed = False
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        self.requests.append(request)
+        result = self._responder(request)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedLLM(FunctionLLM):
+    """Replays ``responses`` in order; running out is a test bug, reported as a bad response."""
+
+    def __init__(self, responses: Iterable[LLMResponse]) -> None:
+        self._script = list(responses)
+        super().__init__(self._next)
+
+    def _next(self, request: LLMRequest) -> LLMResponse:
+        if not self._script:
+            raise LLMBadResponse("ScriptedLLM ran out of responses")
+        return self._script.pop(0)
+
+
+def last_user_text(request: LLMRequest) -> str:
+    """The newest user message in a request: handy in responder functions."""
+    for message in reversed(request.messages):
+        if message.role is Role.USER:
+            return message.content or ""
+    return ""
+
+
+def system_text(request: LLMRequest) -> str:
+    return request.messages[0].content or "" if request.messages else ""

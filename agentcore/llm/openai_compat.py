@@ -1,0 +1,147 @@
+"""``LLMClient`` over ``openai.AsyncOpenAI``: any OpenAI-compatible chat-completions endpoint
+(OpenAI, Azure, OpenRouter, Ollama, vLLM, llama.cpp).
+
+The SDK's own timeout and retries (with ``retry-after``) do the work; one outer deadline makes
+sure the whole call, retries included, gives up within ``deadline`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import openai
+
+from agentcore.llm.base import (
+    LLMAuthError,
+    LLMBadResponse,
+    LLMError,
+    LLMRateLimited,
+    LLMRequest,
+    LLMResponse,
+    LLMTimeout,
+    LLMUnavailable,
+    ToolSpec,
+    Usage,
+)
+from agentcore.messages import PromptMessage, Role, ToolCall
+
+log = logging.getLogger(__name__)
+
+# Local servers (Ollama, llama.cpp) ignore the key but the SDK insists on one.
+PLACEHOLDER_KEY = "not-needed"
+
+
+class OpenAICompatibleLLM:
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None,
+        api_key: str | None,
+        deadline: float = 30.0,
+        max_retries: int = 2,
+        temperature: float | None = None,
+    ) -> None:
+        self._model = model
+        self._deadline = deadline
+        self._temperature = temperature
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or PLACEHOLDER_KEY,
+            base_url=base_url or None,
+            timeout=deadline,
+            max_retries=max_retries,
+        )
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        kwargs = self._request_kwargs(request)
+        try:
+            async with asyncio.timeout(self._deadline):
+                completion = await self._client.chat.completions.create(**kwargs)
+        except TimeoutError as exc:
+            raise LLMTimeout(f"no answer within {self._deadline:.0f}s") from exc
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from exc
+        except ValueError as exc:  # a body that claims to be JSON and is not
+            raise LLMBadResponse(f"unparseable answer from the model endpoint: {exc}") from exc
+        return _parse(completion)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def _request_kwargs(self, request: LLMRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "messages": [_wire_message(m) for m in request.messages],
+        }
+        if request.tools:
+            kwargs["tools"] = [_wire_tool(t) for t in request.tools]
+            if not request.allow_tools:
+                kwargs["tool_choice"] = "none"
+        if self._temperature is not None:
+            kwargs["temperature"] = self._temperature
+        return kwargs
+
+
+def _translate(exc: openai.OpenAIError) -> LLMError:
+    """Map the SDK's exceptions onto the core's, keeping the detail for the operator's log."""
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMTimeout(str(exc))
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMUnavailable(f"cannot reach the model endpoint: {exc}")
+    if isinstance(exc, openai.RateLimitError):
+        return LLMRateLimited(f"rate limited by the model endpoint: {exc.message}")
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return LLMAuthError(f"the model endpoint rejected the API key: {exc.message}")
+    if isinstance(exc, openai.NotFoundError):
+        return LLMAuthError(f"model or endpoint not found (check AGENTCORE_MODEL): {exc.message}")
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500:
+            return LLMUnavailable(f"model endpoint error {exc.status_code}: {exc.message}")
+        return LLMBadResponse(
+            f"model endpoint refused the request {exc.status_code}: {exc.message}"
+        )
+    return LLMBadResponse(f"unusable answer from the model endpoint: {exc}")
+
+
+def _parse(completion: Any) -> LLMResponse:
+    """Pull content, tool calls and usage out of a completion, whatever shape it arrived in."""
+    try:
+        message = completion.choices[0].message
+        calls = tuple(
+            ToolCall(call.id or f"call_{i}", call.function.name, call.function.arguments or "")
+            for i, call in enumerate(message.tool_calls or ())
+            if getattr(call, "function", None) is not None
+        )
+        usage = completion.usage
+    except (AttributeError, IndexError, TypeError) as exc:
+        raise LLMBadResponse(f"malformed completion: {type(completion).__name__}") from exc
+    return LLMResponse(
+        content=message.content,
+        tool_calls=calls,
+        usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else None,
+    )
+
+
+def _wire_message(message: PromptMessage) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role.value, "content": message.content}
+    if message.role is Role.ASSISTANT and message.tool_calls:
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.role is Role.TOOL:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        },
+    }

@@ -1,0 +1,56 @@
+"""Composable ``LLMClient`` decorators: a concurrency cap and background loading."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from agentcore.llm.base import ClosableLLM, LLMRequest, LLMResponse
+
+
+class ConcurrencyCappedLLM:
+    """At most ``limit`` requests in flight to the model; the rest wait their turn (FIFO)."""
+
+    def __init__(self, inner: ClosableLLM, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("concurrency limit must be at least 1")
+        self._inner = inner
+        self._semaphore = asyncio.Semaphore(limit)
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        async with self._semaphore:
+            return await self._inner.complete(request)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class LazyLLM:
+    """An LLM client whose construction (e.g. importing the ``openai`` SDK, ~0.7 s) runs in the
+    background: ``start()`` kicks it off once the adapters are receiving, and a request that
+    arrives meanwhile waits only for the rest of the load."""
+
+    def __init__(self, factory: Callable[[], Awaitable[ClosableLLM]]) -> None:
+        self._factory = factory
+        self._task: asyncio.Task[ClosableLLM] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._factory())
+
+    async def ready(self) -> ClosableLLM:
+        self.start()
+        assert self._task is not None
+        return await asyncio.shield(self._task)
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        return await (await self.ready()).complete(request)
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        if not self._task.done():
+            self._task.cancel()
+            return
+        if not self._task.cancelled() and self._task.exception() is None:
+            await self._task.result().close()

@@ -1,0 +1,1 @@
+"""Core memory blocks, prompt compilation, token budgeting and summarisation."""

@@ -1,0 +1,43 @@
+"""Local token estimates, corrected by the usage the provider reports.
+
+No tokenizer files are downloaded: we count characters, divide by a ratio, and learn a correction
+factor from each response's ``usage.prompt_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from agentcore.llm.base import LLMRequest
+
+_CHARS_PER_TOKEN = 4.0
+_PER_MESSAGE_OVERHEAD = 4  # role markers and separators in the chat template
+_LEARNING_RATE = 0.3
+_MIN_FACTOR, _MAX_FACTOR = 0.3, 4.0
+
+
+class TokenEstimator:
+    def __init__(self) -> None:
+        self._factor = 1.0
+
+    @property
+    def factor(self) -> float:
+        return self._factor
+
+    def estimate(self, request: LLMRequest) -> int:
+        chars = 0
+        for message in request.messages:
+            chars += len(message.content or "")
+            chars += sum(len(c.name) + len(c.arguments) for c in message.tool_calls)
+        chars += sum(len(json.dumps(t.parameters)) + len(t.description) for t in request.tools)
+        raw = chars / _CHARS_PER_TOKEN + _PER_MESSAGE_OVERHEAD * len(request.messages)
+        return math.ceil(raw * self._factor)
+
+    def observe(self, estimated: int, reported: int) -> None:
+        """Move the correction factor towards what the provider actually counted."""
+        if estimated <= 0 or reported <= 0:
+            return
+        target = self._factor * reported / estimated
+        blended = (1 - _LEARNING_RATE) * self._factor + _LEARNING_RATE * target
+        self._factor = min(_MAX_FACTOR, max(_MIN_FACTOR, blended))

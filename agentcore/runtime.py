@@ -1,0 +1,149 @@
+"""``AgentRuntime``: the one entry point adapters call.
+
+It serialises each person's messages (one turn at a time, in arrival order) while different
+people run concurrently, routes commands, turns failures into short friendly replies (the
+details go to the operator's log), and shuts down gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from agentcore.agent import AgentLoop
+from agentcore.commands import Commands, parse_command
+from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
+from agentcore.settings import RuntimeSettings
+from agentcore.storage.base import Storage, StorageError
+from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind
+
+log = logging.getLogger(__name__)
+
+LLM_FAILED = "I couldn't reach my language model, please try again in a moment."
+STORAGE_FAILED = "Something went wrong on my side and I couldn't save that. Please try again later."
+SHUTTING_DOWN = "I'm restarting right now. Please send that again in a minute."
+EMPTY_MESSAGE = "Send me some text and I'll answer."
+
+
+@dataclass
+class _Slot:
+    """Per-person state kept in memory: the lock that orders their turns."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # tasks holding or waiting for the lock
+
+
+class AgentSlots:
+    """A bounded LRU of per-person slots. Only idle slots are evicted, so a person's order is
+    never broken; busy ones may briefly push the size over the bound."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._slots: OrderedDict[AgentKey, _Slot] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: AgentKey) -> AsyncIterator[None]:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        self._slots.move_to_end(key)
+        slot.users += 1
+        try:
+            async with slot.lock:
+                yield
+        finally:
+            slot.users -= 1
+            self._evict_idle()
+
+    def _evict_idle(self) -> None:
+        """Drop least-recently-used idle slots until the cache is within its bound."""
+        excess = len(self._slots) - self._capacity
+        if excess <= 0:
+            return
+        idle = [k for k, s in self._slots.items() if s.users == 0][:excess]
+        for key in idle:
+            del self._slots[key]
+
+
+class AgentRuntime:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        llm: ClosableLLM,
+        loop: AgentLoop,
+        commands: Commands,
+        settings: RuntimeSettings,
+    ) -> None:
+        self._storage = storage
+        self._llm = llm
+        self._loop = loop
+        self._commands = commands
+        self._settings = settings
+        self._slots = AgentSlots(settings.max_cached_agents)
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+
+    @property
+    def cached_agents(self) -> int:
+        return len(self._slots)
+
+    def is_operator(self, key: AgentKey) -> bool:
+        return key in self._settings.admins or key.platform == "console"
+
+    async def handle(self, message: InboundMessage) -> Reply:
+        """Answer one inbound message. Never raises for anything a person or model can cause."""
+        if self._closing:
+            return Reply(SHUTTING_DOWN, ReplyKind.NOTICE)
+        if not message.text.strip():
+            return Reply(EMPTY_MESSAGE, ReplyKind.NOTICE)
+        async with self._tracked(), self._slots.hold(message.key):
+            return await self._answer(message)
+
+    async def _answer(self, message: InboundMessage) -> Reply:
+        command = parse_command(message.text)
+        try:
+            if command is not None:
+                return await self._commands.run(message, *command)
+            return Reply(await self._loop.run_turn(message))
+        except LLMError as exc:
+            level = logging.ERROR if isinstance(exc, LLMAuthError) else logging.WARNING
+            log.log(level, "model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
+            return Reply(LLM_FAILED, ReplyKind.ERROR)
+        except StorageError as exc:
+            log.error("storage failed for %s: %s", message.key, exc)
+            return Reply(STORAGE_FAILED, ReplyKind.ERROR)
+
+    @contextlib.asynccontextmanager
+    async def _tracked(self) -> AsyncIterator[None]:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight turns finish (bounded), then close storage and model."""
+        self._closing = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), self._settings.shutdown_grace)
+        except TimeoutError:
+            log.warning(
+                "shutdown: %d turn(s) still running after %.0fs; closing anyway",
+                self._in_flight,
+                self._settings.shutdown_grace,
+            )
+        await self._llm.close()
+        await self._storage.close()

@@ -1,0 +1,43 @@
+"""The core's settings: plain frozen values, built once by the composition root.
+
+Loading (TOML, environment, validation) lives in ``config``; nothing in the core reads files or
+environment variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from agentcore.types import AgentKey
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySettings:
+    persona: str = "I am a friendly, curious assistant with a good memory."
+    human: str = "Nothing is known about this person yet."
+    persona_limit: int = 5000
+    human_limit: int = 5000
+    context_window: int = 16000  # tokens the model accepts per request
+    pressure_ratio: float = 0.75  # above this share of the window: a one-time note to save facts
+    summarize_ratio: float = 0.90  # above this: fold the oldest messages into the summary
+    keep_ratio: float = 0.50  # after folding, the recent messages use at most this share
+    session_gap: timedelta = timedelta(hours=4)
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    instructions: str = "You are a helpful assistant with long-term memory."
+    max_steps: int = 8  # model calls per turn
+    search_limit: int = 10  # default and cap of results for search tools
+    memory: MemorySettings = field(default_factory=MemorySettings)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    llm_concurrency: int = 32
+    max_cached_agents: int = 1024  # idle per-user slots kept in memory (LRU)
+    shutdown_grace: float = 20.0  # seconds in-flight turns get to finish on shutdown
+    admins: frozenset[AgentKey] = frozenset()

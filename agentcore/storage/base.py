@@ -1,0 +1,294 @@
+"""The storage seam: row types and small Protocols, one per concern.
+
+``Storage`` is the union every backend implements; the rest of the core depends on the
+narrowest protocol it needs. Every backend runs the same contract suite (tests/contract/).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from agentcore.messages import Role, ToolCall
+from agentcore.types import AgentKey
+
+
+class StorageError(Exception):
+    """The store could not complete an operation (locked, full, read-only, corrupt)."""
+
+
+class Actor(enum.Enum):
+    """Who changed a memory block; recorded in its history."""
+
+    AGENT = "agent"
+    OPERATOR = "operator"
+    USER = "user"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    id: int
+    key: AgentKey
+    display_name: str
+    created_at: datetime
+    last_user_at: datetime | None  # platform time of the person's latest message
+    session_count: int
+    message_count: int
+    passage_count: int
+    context_start_id: int  # messages with id >= this are in the context window
+    summary: str  # the running (recursive) summary of everything before context_start_id
+    pressure_warned: bool  # the one-time memory-pressure note was given
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSpec:
+    """A block to create with a new agent."""
+
+    label: str
+    value: str
+    limit: int
+    description: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    label: str
+    value: str
+    limit: int
+    description: str
+    read_only: bool
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BlockVersion:
+    version: int
+    actor: Actor
+    actor_name: str
+    old_value: str | None
+    new_value: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBlock:
+    label: str
+    value: str
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    role: Role
+    content: str | None
+    created_at: datetime
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    role: Role
+    content: str | None
+    created_at: datetime
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserActivity:
+    """Bookkeeping that travels with a user's message in the same transaction."""
+
+    sent_at: datetime
+    session_count: int
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    id: int
+    role: Role
+    content: str
+    created_at: datetime
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    id: int
+    content: str
+    tags: tuple[str, ...]
+    created_at: datetime
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StartupRun:
+    started_at: datetime
+    total_ms: float
+    rss_mb: float
+    phases: tuple[tuple[str, float], ...]
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LLMCallRecord:
+    agent_id: int | None
+    created_at: datetime
+    latency_ms: float
+    ok: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    actor: str
+    verb: str
+    target: str
+    created_at: datetime
+    detail: str = ""
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSummary:
+    """One row of the operator's user list."""
+
+    key: AgentKey
+    display_name: str
+    last_user_at: datetime | None
+    message_count: int
+    core_memory_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    agents: int
+    messages: int
+    passages: int
+    size_bytes: int
+    llm_calls_today: int = 0
+    tokens_today: int = 0
+    llm_latencies_ms: tuple[float, ...] = field(default=())
+
+
+class AgentStore(Protocol):
+    async def load_agent(self, key: AgentKey) -> AgentRecord | None: ...
+
+    async def create_agent(
+        self, key: AgentKey, display_name: str, now: datetime, blocks: Sequence[BlockSpec]
+    ) -> AgentRecord:
+        """Create the agent with its blocks atomically; return the existing one if present."""
+        ...
+
+    async def set_pressure_warned(self, agent_id: int, warned: bool) -> None: ...
+
+    async def fold_context(
+        self, agent_id: int, summary: str, context_start_id: int, now: datetime
+    ) -> None:
+        """Record a new running summary and move the context window start (summarisation)."""
+        ...
+
+    async def reset_context(self, agent_id: int, now: datetime) -> None:
+        """Clear the running summary and the in-context messages (stored rows stay)."""
+        ...
+
+    async def list_agents(self, limit: int) -> list[AgentSummary]: ...
+
+    async def delete_agent(self, agent_id: int) -> None:
+        """Erase the agent and everything stored for it."""
+        ...
+
+
+class BlockStore(Protocol):
+    async def list_blocks(self, agent_id: int) -> list[Block]: ...
+
+    async def save_block(
+        self, agent_id: int, label: str, value: str, actor: Actor, actor_name: str, now: datetime
+    ) -> Block:
+        """Replace a block's value and record the change in its history.
+
+        Raises KeyError if the agent has no block with that label.
+        """
+        ...
+
+    async def block_history(self, agent_id: int, label: str) -> list[BlockVersion]: ...
+
+    async def list_shared_blocks(self) -> list[SharedBlock]: ...
+
+    async def set_shared_block(self, label: str, value: str, by: str, now: datetime) -> None: ...
+
+    async def delete_shared_block(self, label: str) -> bool: ...
+
+
+class MessageStore(Protocol):
+    async def append_messages(
+        self,
+        agent_id: int,
+        messages: Sequence[NewMessage],
+        activity: UserActivity | None = None,
+    ) -> list[int]:
+        """Store messages in one transaction and return their ids, in order."""
+        ...
+
+    async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
+        """Messages with id >= since_id, oldest first (the in-context window)."""
+        ...
+
+    async def search_messages(
+        self,
+        agent_id: int,
+        query: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 10,
+    ) -> list[SearchHit]:
+        """Full-text search over this agent's user and assistant messages, best first.
+
+        ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe.
+        """
+        ...
+
+    async def all_messages(self, agent_id: int) -> list[StoredMessage]: ...
+
+
+class PassageStore(Protocol):
+    async def add_passage(
+        self, agent_id: int, content: str, tags: Sequence[str], now: datetime
+    ) -> int: ...
+
+    async def search_passages(
+        self, agent_id: int, query: str, limit: int = 10
+    ) -> list[Passage]: ...
+
+    async def all_passages(self, agent_id: int) -> list[Passage]: ...
+
+
+class OpsStore(Protocol):
+    async def record_startup(self, run: StartupRun) -> None: ...
+
+    async def recent_startups(self, limit: int) -> list[StartupRun]: ...
+
+    async def record_llm_call(self, call: LLMCallRecord) -> None: ...
+
+    async def add_audit(self, entry: AuditEntry) -> None: ...
+
+    async def recent_audit(self, limit: int) -> list[AuditEntry]: ...
+
+    async def stats(self, since: datetime) -> StoreStats: ...
+
+
+class Storage(AgentStore, BlockStore, MessageStore, PassageStore, OpsStore, Protocol):
+    """Everything a backend provides."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,285 @@
+"""An in-process ``Storage`` backed by dicts: for tests and for running without a file.
+
+It honours the same contract as the SQLite backend (tests/contract/ runs against both); its
+search is a plain term-overlap ranking, not BM25, so only the contract's ordering rules hold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from agentcore.messages import Role
+from agentcore.search.text import query_terms, words
+from agentcore.storage.base import (
+    Actor,
+    AgentRecord,
+    AgentSummary,
+    AuditEntry,
+    Block,
+    BlockSpec,
+    BlockVersion,
+    LLMCallRecord,
+    NewMessage,
+    Passage,
+    SearchHit,
+    SharedBlock,
+    StartupRun,
+    StoredMessage,
+    StoreStats,
+    UserActivity,
+)
+from agentcore.types import AgentKey
+
+
+@dataclass
+class _AgentData:
+    record: AgentRecord
+    blocks: dict[str, Block] = field(default_factory=dict)
+    history: dict[str, list[BlockVersion]] = field(default_factory=dict)
+    messages: list[StoredMessage] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self._agents: dict[AgentKey, _AgentData] = {}
+        self._by_id: dict[int, _AgentData] = {}
+        self._ids = itertools.count(1)  # one sequence for all rows, like SQLite rowids here
+        self._shared: dict[str, SharedBlock] = {}
+        self._startups: list[StartupRun] = []
+        self._calls: list[LLMCallRecord] = []
+        self._audit: list[AuditEntry] = []
+
+    async def close(self) -> None:
+        return None
+
+    # ----------------------------------------------------------------- agents
+
+    async def load_agent(self, key: AgentKey) -> AgentRecord | None:
+        data = self._agents.get(key)
+        return data.record if data else None
+
+    async def create_agent(
+        self, key: AgentKey, display_name: str, now: datetime, blocks: Sequence[BlockSpec]
+    ) -> AgentRecord:
+        if key in self._agents:
+            return self._agents[key].record
+        record = AgentRecord(
+            id=next(self._ids),
+            key=key,
+            display_name=display_name,
+            created_at=now,
+            last_user_at=None,
+            session_count=0,
+            message_count=0,
+            passage_count=0,
+            context_start_id=0,
+            summary="",
+            pressure_warned=False,
+        )
+        data = _AgentData(record)
+        for spec in blocks:
+            data.blocks[spec.label] = Block(
+                spec.label, spec.value, spec.limit, spec.description, spec.read_only, 1, now
+            )
+            data.history[spec.label] = []
+        self._agents[key] = data
+        self._by_id[record.id] = data
+        return record
+
+    def _update(self, agent_id: int, **changes: object) -> None:
+        data = self._by_id[agent_id]
+        data.record = replace(data.record, **changes)  # type: ignore[arg-type]
+
+    async def set_pressure_warned(self, agent_id: int, warned: bool) -> None:
+        self._update(agent_id, pressure_warned=warned)
+
+    async def fold_context(
+        self, agent_id: int, summary: str, context_start_id: int, now: datetime
+    ) -> None:
+        self._update(
+            agent_id, summary=summary, context_start_id=context_start_id, pressure_warned=False
+        )
+
+    async def reset_context(self, agent_id: int, now: datetime) -> None:
+        self._update(agent_id, summary="", context_start_id=next(self._ids), pressure_warned=False)
+
+    async def list_agents(self, limit: int) -> list[AgentSummary]:
+        def recency(d: _AgentData) -> tuple[bool, float, int]:
+            seen = d.record.last_user_at
+            return (seen is None, -(seen.timestamp() if seen else 0.0), -d.record.id)
+
+        ordered = sorted(self._agents.values(), key=recency)[:limit]
+        return [
+            AgentSummary(
+                d.record.key,
+                d.record.display_name,
+                d.record.last_user_at,
+                d.record.message_count,
+                sum(len(b.value) for b in d.blocks.values()),
+            )
+            for d in ordered
+        ]
+
+    async def delete_agent(self, agent_id: int) -> None:
+        data = self._by_id.pop(agent_id, None)
+        if data is not None:
+            del self._agents[data.record.key]
+            self._calls = [c for c in self._calls if c.agent_id != agent_id]
+
+    # ----------------------------------------------------------------- blocks
+
+    async def list_blocks(self, agent_id: int) -> list[Block]:
+        return list(self._by_id[agent_id].blocks.values())
+
+    async def save_block(
+        self, agent_id: int, label: str, value: str, actor: Actor, actor_name: str, now: datetime
+    ) -> Block:
+        data = self._by_id[agent_id]
+        old = data.blocks[label]  # KeyError for an unknown label, as the contract says
+        new = replace(old, value=value, version=old.version + 1, updated_at=now)
+        data.blocks[label] = new
+        data.history[label].append(
+            BlockVersion(new.version, actor, actor_name, old.value, value, now)
+        )
+        return new
+
+    async def block_history(self, agent_id: int, label: str) -> list[BlockVersion]:
+        data = self._by_id.get(agent_id)
+        return list(data.history.get(label, [])) if data else []
+
+    async def list_shared_blocks(self) -> list[SharedBlock]:
+        return [self._shared[label] for label in sorted(self._shared)]
+
+    async def set_shared_block(self, label: str, value: str, by: str, now: datetime) -> None:
+        self._shared[label] = SharedBlock(label, value, now, by)
+
+    async def delete_shared_block(self, label: str) -> bool:
+        return self._shared.pop(label, None) is not None
+
+    # ----------------------------------------------------------------- messages
+
+    async def append_messages(
+        self,
+        agent_id: int,
+        messages: Sequence[NewMessage],
+        activity: UserActivity | None = None,
+    ) -> list[int]:
+        data = self._by_id[agent_id]
+        ids = []
+        for m in messages:
+            stored = StoredMessage(
+                next(self._ids), m.role, m.content, m.created_at, m.tool_calls, m.tool_call_id
+            )
+            data.messages.append(stored)
+            ids.append(stored.id)
+        changes: dict[str, object] = {"message_count": data.record.message_count + len(ids)}
+        if activity is not None:
+            changes |= {
+                "last_user_at": activity.sent_at,
+                "session_count": activity.session_count,
+                "display_name": activity.display_name,
+            }
+        self._update(agent_id, **changes)
+        return ids
+
+    async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
+        return [m for m in self._by_id[agent_id].messages if m.id >= since_id]
+
+    async def all_messages(self, agent_id: int) -> list[StoredMessage]:
+        return list(self._by_id[agent_id].messages)
+
+    async def search_messages(
+        self,
+        agent_id: int,
+        query: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 10,
+    ) -> list[SearchHit]:
+        candidates = [
+            m
+            for m in self._by_id[agent_id].messages
+            if m.role in (Role.USER, Role.ASSISTANT)
+            and m.content is not None
+            and (start is None or m.created_at >= start)
+            and (end is None or m.created_at <= end)
+        ]
+        terms = query_terms(query)
+        if not terms:
+            if start is None and end is None:
+                return []
+            newest = sorted(candidates, key=lambda m: -m.id)[:limit]
+            return [SearchHit(m.id, m.role, m.content or "", m.created_at) for m in newest]
+        scored = [(_overlap(terms, m.content or ""), m) for m in candidates]
+        ranked = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], -s[1].id))
+        return [
+            SearchHit(m.id, m.role, m.content or "", m.created_at, score)
+            for score, m in ranked[:limit]
+        ]
+
+    # ----------------------------------------------------------------- passages
+
+    async def add_passage(
+        self, agent_id: int, content: str, tags: Sequence[str], now: datetime
+    ) -> int:
+        data = self._by_id[agent_id]
+        passage = Passage(next(self._ids), content, tuple(tags), now)
+        data.passages.append(passage)
+        self._update(agent_id, passage_count=data.record.passage_count + 1)
+        return passage.id
+
+    async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
+        terms = query_terms(query)
+        scored = [
+            (_overlap(terms, p.content + " " + " ".join(p.tags)), p)
+            for p in self._by_id[agent_id].passages
+        ]
+        ranked = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], -s[1].id))
+        return [replace(p, score=score) for score, p in ranked[:limit]]
+
+    async def all_passages(self, agent_id: int) -> list[Passage]:
+        return list(self._by_id[agent_id].passages)
+
+    # ----------------------------------------------------------------- operations
+
+    async def record_startup(self, run: StartupRun) -> None:
+        self._startups.append(replace(run, id=len(self._startups) + 1))
+
+    async def recent_startups(self, limit: int) -> list[StartupRun]:
+        return list(reversed(self._startups))[:limit]
+
+    async def record_llm_call(self, call: LLMCallRecord) -> None:
+        self._calls.append(call)
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        self._audit.append(replace(entry, id=len(self._audit) + 1))
+
+    async def recent_audit(self, limit: int) -> list[AuditEntry]:
+        return list(reversed(self._audit))[:limit]
+
+    async def stats(self, since: datetime) -> StoreStats:
+        calls = [c for c in self._calls if c.created_at >= since]
+        records = [d.record for d in self._agents.values()]
+        return StoreStats(
+            agents=len(records),
+            messages=sum(r.message_count for r in records),
+            passages=sum(r.passage_count for r in records),
+            size_bytes=0,
+            llm_calls_today=len(calls),
+            tokens_today=sum(c.prompt_tokens + c.completion_tokens for c in calls),
+            llm_latencies_ms=tuple(c.latency_ms for c in calls),
+        )
+
+
+def _overlap(terms: list[str], text: str) -> float:
+    """Matched query terms, each damped by how often it repeats (a crude tf weighting)."""
+    counts: dict[str, int] = {}
+    for word in words(text):
+        counts[word] = counts.get(word, 0) + 1
+    return sum(1.0 + math.log(counts[t]) for t in terms if t in counts)

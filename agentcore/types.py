@@ -1,0 +1,101 @@
+"""Platform-neutral value types that cross the boundary between adapters and the core.
+
+Adapters translate their platform's events into these (pure functions, no I/O) and render
+``Reply`` objects back; nothing platform-specific ever enters ``agentcore``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+_PLATFORM_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_USER_ID_MAX = 128
+
+
+class InvalidAgentKey(ValueError):
+    """Raised when a ``platform:id`` string cannot name a user."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AgentKey:
+    """Who an agent belongs to: the platform and that platform's stable user id.
+
+    Never a display name: names change and collide, ids do not.
+    """
+
+    platform: str
+    user_id: str
+
+    def __post_init__(self) -> None:
+        if not _PLATFORM_RE.match(self.platform):
+            raise InvalidAgentKey(f"invalid platform name {self.platform!r}")
+        if not self.user_id or len(self.user_id) > _USER_ID_MAX or not self.user_id.isprintable():
+            raise InvalidAgentKey(f"invalid user id {self.user_id!r}")
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> AgentKey:
+        """Parse ``platform:id`` (e.g. ``telegram:42``, ``console:brad``)."""
+        platform, sep, user_id = text.strip().partition(":")
+        if not sep:
+            raise InvalidAgentKey(f"expected platform:id, got {text!r}")
+        return cls(platform.lower(), user_id)
+
+
+class ChatKind(enum.Enum):
+    """Where a message was said; decides what the agent may reveal in its reply."""
+
+    PRIVATE = "private"  # a DM / private chat / the terminal
+    GROUP = "group"  # a group chat or server channel other people can read
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One message from a person, as the core sees it."""
+
+    key: AgentKey
+    text: str
+    sent_at: datetime  # the platform's own timestamp, timezone-aware
+    display_name: str = ""
+    chat: ChatKind = ChatKind.PRIVATE
+
+    def __post_init__(self) -> None:
+        if self.sent_at.tzinfo is None:
+            raise ValueError("InboundMessage.sent_at must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file the adapter should send along with the reply (e.g. a memory export)."""
+
+    filename: str
+    data: bytes
+    mime_type: str = "application/octet-stream"
+
+
+class ReplyKind(enum.Enum):
+    AGENT = "agent"  # the agent's answer
+    COMMAND = "command"  # output of a user or operator command
+    NOTICE = "notice"  # a short system notice (rate limit, unsupported content, ...)
+    ERROR = "error"  # something failed; the text is safe to show the person
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the core answers. ``text`` is Markdown; adapters render and split it."""
+
+    text: str
+    kind: ReplyKind = ReplyKind.AGENT
+    # Replies that show stored memory should only be visible to the asker where the platform
+    # supports it (Discord ephemeral interaction responses).
+    private: bool = False
+    attachments: tuple[Attachment, ...] = field(default=())
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.text.strip() and not self.attachments

@@ -1,0 +1,1 @@
+"""Thin platform adapters (terminal, Telegram, Discord) and the composition root."""

@@ -1,0 +1,161 @@
+"""The composition root: ``python -m bots``.
+
+Everything is built here, once: settings, storage, the model client, the runtime and the
+adapters of the platforms whose tokens are set (with none set, a terminal chat). Platform
+libraries are imported only for the adapters that run, and the ``openai`` SDK is loaded in the
+background once the adapters are receiving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agentcore.timing import StartupTimer
+
+_TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
+
+from agentcore.agent import AgentLoop  # noqa: E402
+from agentcore.clock import Clock, SystemClock  # noqa: E402
+from agentcore.commands import Commands  # noqa: E402
+from agentcore.llm.base import ClosableLLM  # noqa: E402
+from agentcore.llm.wrappers import ConcurrencyCappedLLM, LazyLLM  # noqa: E402
+from agentcore.runtime import AgentRuntime  # noqa: E402
+from agentcore.storage.base import Storage, StorageError  # noqa: E402
+from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
+from agentcore.timing import format_startup  # noqa: E402
+from bots.adapter import Adapter  # noqa: E402
+from bots.logs import configure_logging  # noqa: E402
+from config import ConfigError, Settings, load_settings  # noqa: E402
+
+log = logging.getLogger("bots")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bots",
+        description="Run the bot on every platform whose token is set; with none, chat in the "
+        "terminal.",
+    )
+    parser.add_argument("--config", type=Path, help="a TOML file overriding the defaults")
+    parser.add_argument("--user", help="terminal chat: the local user name (default: OS user)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        with _TIMER.phase("config"):
+            settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, _secrets(settings))
+    try:
+        return asyncio.run(serve(settings, args, _TIMER, SystemClock()))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [
+        s.reveal()
+        for s in (settings.llm.api_key, settings.telegram.token, settings.discord.token)
+        if s
+    ]
+
+
+async def build_llm(settings: Settings) -> ClosableLLM:
+    """Import the SDK and build the client (runs in the background via ``LazyLLM``)."""
+    # Importing openai takes most of a second; do it in a thread so the loop stays responsive.
+    module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.openai_compat")
+    llm: ClosableLLM = module.OpenAICompatibleLLM(
+        model=settings.llm.model,
+        base_url=settings.llm.base_url or None,
+        api_key=settings.llm.api_key.reveal() or None,
+        deadline=settings.llm.timeout,
+        max_retries=settings.llm.max_retries,
+    )
+    return llm
+
+
+def build_runtime(
+    settings: Settings, storage: Storage, llm: ClosableLLM, clock: Clock
+) -> AgentRuntime:
+    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    loop = AgentLoop(storage=storage, llm=capped, clock=clock, settings=settings.agent)
+    commands = Commands(storage=storage, clock=clock, settings=settings.agent)
+    return AgentRuntime(
+        storage=storage, llm=capped, loop=loop, commands=commands, settings=settings.runtime
+    )
+
+
+def build_adapters(
+    settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Clock
+) -> list[Adapter]:
+    adapters: list[Adapter] = []
+    # Platform adapters are added here as they land (imported only when configured).
+    if not adapters:
+        from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
+
+        adapters.append(ConsoleAdapter(runtime, clock, console_user(args.user)))
+    return adapters
+
+
+async def serve(
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+) -> int:
+    try:
+        with timer.phase("db"):
+            storage = await SQLiteStorage.open(
+                settings.database, busy_timeout_ms=settings.busy_timeout_ms
+            )
+    except StorageError as exc:
+        log.error("cannot open the database at %s: %s", settings.database, exc)
+        return 1
+    with timer.phase("llm"):
+        llm = LazyLLM(lambda: build_llm(settings))
+    runtime = build_runtime(settings, storage, llm, clock)
+    adapters = build_adapters(settings, args, runtime, clock)
+    for adapter in adapters:
+        with timer.phase(adapter.name):
+            await adapter.start()
+    run = timer.finish(clock.now())
+    log.info(format_startup(run))
+    llm.start()  # load the model client now that every adapter is receiving
+    await storage.record_startup(run)
+    code = await _until_stopped(adapters)
+    for adapter in reversed(adapters):
+        await adapter.stop()
+    await runtime.shutdown()
+    return code
+
+
+async def _until_stopped(adapters: Sequence[Adapter]) -> int:
+    """Wait for SIGINT/SIGTERM or for an adapter to finish on its own; return the exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiters = [asyncio.ensure_future(a.finished()) for a in adapters]
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
+    code = 0 if stopper in done else max((w.result() for w in waiters if w in done), default=0)
+    for task in [stopper, *waiters]:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if stopper in done:
+        log.info("stopping on signal")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""What the composition root needs from every platform adapter."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Adapter(Protocol):
+    name: str  # also the phase name in the startup log line
+
+    async def start(self) -> None:
+        """Connect and return once ready to receive messages."""
+        ...
+
+    async def finished(self) -> int:
+        """Wait until the adapter stops on its own; return the process exit code it asks for
+        (0 for a console at end of input, non-zero for a fatal platform error)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop receiving, let replies in progress go out, disconnect. Idempotent."""
+        ...

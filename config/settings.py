@@ -1,0 +1,378 @@
+"""Loading settings: shipped defaults ← user TOML file ← .env file ← environment.
+
+Every value is checked once, at start; a bad or missing one raises ``ConfigError`` with one line
+that names the setting, where it came from, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agentcore.settings import AgentSettings, MemorySettings, RuntimeSettings
+from agentcore.types import AgentKey, InvalidAgentKey
+
+T = TypeVar("T")
+N = TypeVar("N", int, float)
+
+# The environment variable names documented in DESIGN.md, and the setting each one sets.
+ENV_NAMES: dict[str, tuple[str, str]] = {
+    "OPENAI_API_KEY": ("llm", "api_key"),
+    "OPENAI_BASE_URL": ("llm", "base_url"),
+    "AGENTCORE_MODEL": ("llm", "model"),
+    "AGENTCORE_DB": ("storage", "path"),
+    "AGENTCORE_ADMINS": ("runtime", "admins"),
+    "AGENTCORE_LOG_LEVEL": ("logging", "level"),
+    "TELEGRAM_TOKEN": ("telegram", "token"),
+    "TELEGRAM_BASE_URL": ("telegram", "base_url"),
+    "DISCORD_TOKEN": ("discord", "token"),
+    "DISCORD_API_BASE": ("discord", "api_base"),
+    "DISCORD_GATEWAY_URL": ("discord", "gateway_url"),
+}
+GENERIC_PREFIX = "AGENTCORE_"  # AGENTCORE_<SECTION>__<KEY>
+NO_MODEL_HINT = (
+    "no model endpoint configured: set OPENAI_API_KEY (for OpenAI), or OPENAI_BASE_URL for a "
+    "local server such as Ollama at http://localhost:11434/v1"
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid. The message is one line meant for the operator."""
+
+
+class Secret:
+    """A token or key: usable, but never shown by ``repr``/``str`` (so never in a log line)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class LLMConfig:
+    model: str
+    base_url: str
+    api_key: Secret
+    timeout: float
+    max_retries: int
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramConfig:
+    token: Secret
+    base_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordConfig:
+    token: Secret
+    api_base: str
+    gateway_url: str
+    sync_guild: int
+    sharded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    llm: LLMConfig
+    agent: AgentSettings
+    runtime: RuntimeSettings
+    database: Path
+    busy_timeout_ms: int
+    telegram: TelegramConfig
+    discord: DiscordConfig
+    log_level: str
+
+
+# --------------------------------------------------------------------- raw layers
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    value: Any
+    source: str  # where it came from, for error messages
+    base_dir: Path  # relative file paths are resolved against this
+
+
+class _Layers:
+    """Merged raw values, each remembering its source."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], _Value] = {}
+
+    def add_table(self, table: Mapping[str, Any], source: str, base_dir: Path) -> None:
+        for section, entries in table.items():
+            if not isinstance(entries, dict):
+                raise ConfigError(f"{source}: [{section}] must be a table of settings")
+            for key, value in entries.items():
+                self._values[(section, key)] = _Value(value, source, base_dir)
+
+    def add_env(self, env: Mapping[str, str]) -> None:
+        for name, value in env.items():
+            target = ENV_NAMES.get(name) or _generic_env_target(name)
+            if target is not None:
+                self._values[target] = _Value(value, f"environment variable {name}", Path.cwd())
+
+    def get(self, section: str, key: str) -> _Value:
+        try:
+            return self._values[(section, key)]
+        except KeyError:
+            raise ConfigError(f"setting {section}.{key} is missing from the defaults") from None
+
+
+def _generic_env_target(name: str) -> tuple[str, str] | None:
+    if not name.startswith(GENERIC_PREFIX) or "__" not in name:
+        return None
+    section, _, key = name[len(GENERIC_PREFIX) :].lower().partition("__")
+    return (section, key) if section and key else None
+
+
+def _read_toml(path: Path, source: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist (check --config)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+
+
+def _package_dir() -> Path:
+    return Path(str(resources.files("config")))
+
+
+# --------------------------------------------------------------------- typed getters
+
+
+class _Reader:
+    def __init__(self, layers: _Layers) -> None:
+        self._layers = layers
+
+    def _convert(self, section: str, key: str, convert: Callable[[Any], T], expected: str) -> T:
+        raw = self._layers.get(section, key)
+        try:
+            return convert(raw.value)
+        except (TypeError, ValueError) as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            raise ConfigError(
+                f"setting {section}.{key} from {raw.source}: expected {expected}, "
+                f"got {raw.value!r}{detail}"
+            ) from None
+
+    def text(self, section: str, key: str) -> str:
+        return self._convert(section, key, _as_text, "text").strip()
+
+    def integer(self, section: str, key: str, minimum: int) -> int:
+        return self._convert(
+            section,
+            key,
+            lambda v: _at_least(_as_int(v), minimum),
+            f"a whole number of at least {minimum}",
+        )
+
+    def number(self, section: str, key: str, minimum: float) -> float:
+        return self._convert(
+            section, key, lambda v: _at_least(float(v), minimum), f"a number of at least {minimum}"
+        )
+
+    def flag(self, section: str, key: str) -> bool:
+        return self._convert(section, key, _as_bool, "true or false")
+
+    def file_text(self, section: str, key: str) -> str:
+        raw = self._layers.get(section, key)
+        path = (raw.base_dir / str(raw.value)).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"setting {section}.{key} from {raw.source}: cannot read {path} "
+                f"({exc.strerror}); point it at a readable text file"
+            ) from None
+
+    def timezone(self, section: str, key: str) -> ZoneInfo:
+        return self._convert(section, key, _as_zone, "an IANA time zone such as Europe/Berlin")
+
+    def agent_keys(self, section: str, key: str) -> frozenset[AgentKey]:
+        return self._convert(
+            section, key, _as_agent_keys, "a comma-separated list like telegram:123,discord:456"
+        )
+
+    def url(self, section: str, key: str) -> str:
+        return self._convert(section, key, _as_url, "an http(s):// or ws(s):// URL, or nothing")
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool | dict | list):
+        raise TypeError("")
+    return str(value)
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("")
+    return int(value)
+
+
+def _at_least(value: N, minimum: float) -> N:
+    if value < minimum:
+        raise ValueError("")
+    return value
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("")
+
+
+def _as_zone(value: Any) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("") from None
+
+
+def _as_agent_keys(value: Any) -> frozenset[AgentKey]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    try:
+        return frozenset(AgentKey.parse(str(item)) for item in items if str(item).strip())
+    except InvalidAgentKey as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _as_url(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if text and not text.startswith(("http://", "https://", "ws://", "wss://")):
+        raise ValueError("")
+    return text
+
+
+# --------------------------------------------------------------------- assembly
+
+
+def default_database_path(env: Mapping[str, str]) -> Path:
+    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "agentcore" / "agentcore.db"
+
+
+def load_settings(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    dotenv_file: Path | None = Path(".env"),
+) -> Settings:
+    """Build the settings once. ``env`` defaults to ``os.environ``; a ``.env`` file in the
+    working directory fills in what the real environment leaves unset."""
+    environment = dict(_dotenv(dotenv_file)) | dict(os.environ if env is None else env)
+    layers = _Layers()
+    package = _package_dir()
+    layers.add_table(_read_toml(package / "defaults.toml", "shipped defaults"), "defaults", package)
+    if config_file is not None:
+        path = config_file.expanduser().resolve()
+        layers.add_table(_read_toml(path, str(path)), str(path), path.parent)
+    layers.add_env(environment)
+    return _build(_Reader(layers), environment)
+
+
+def _dotenv(path: Path | None) -> dict[str, str]:
+    if path is None or not path.is_file():
+        return {}
+    from dotenv import dotenv_values  # noqa: PLC0415  (only needed when a .env file exists)
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _build(read: _Reader, env: Mapping[str, str]) -> Settings:
+    llm = LLMConfig(
+        model=read.text("llm", "model"),
+        base_url=read.url("llm", "base_url"),
+        api_key=Secret(read.text("llm", "api_key")),
+        timeout=read.number("llm", "timeout_seconds", 1.0),
+        max_retries=read.integer("llm", "max_retries", 0),
+    )
+    if not llm.api_key and not llm.base_url:
+        raise ConfigError(NO_MODEL_HINT)
+    if not llm.model:
+        raise ConfigError("setting llm.model is empty: set AGENTCORE_MODEL to your model's name")
+    path = read.text("storage", "path")
+    return Settings(
+        llm=llm,
+        agent=_agent_settings(read),
+        runtime=RuntimeSettings(
+            llm_concurrency=read.integer("llm", "concurrency", 1),
+            max_cached_agents=read.integer("runtime", "max_cached_agents", 1),
+            shutdown_grace=read.number("runtime", "shutdown_grace_seconds", 0.0),
+            admins=read.agent_keys("runtime", "admins"),
+        ),
+        database=Path(path).expanduser() if path else default_database_path(env),
+        busy_timeout_ms=read.integer("storage", "busy_timeout_ms", 0),
+        telegram=TelegramConfig(
+            Secret(read.text("telegram", "token")), read.url("telegram", "base_url")
+        ),
+        discord=DiscordConfig(
+            token=Secret(read.text("discord", "token")),
+            api_base=read.url("discord", "api_base"),
+            gateway_url=read.url("discord", "gateway_url"),
+            sync_guild=read.integer("discord", "sync_guild", 0),
+            sharded=read.flag("discord", "sharded"),
+        ),
+        log_level=_log_level(read),
+    )
+
+
+def _agent_settings(read: _Reader) -> AgentSettings:
+    window = read.integer("memory", "context_window", 1000)
+    memory = MemorySettings(
+        persona=read.file_text("memory", "persona_file"),
+        human=read.text("memory", "human"),
+        persona_limit=read.integer("memory", "persona_limit", 100),
+        human_limit=read.integer("memory", "human_limit", 100),
+        context_window=window,
+        session_gap=timedelta(minutes=read.number("memory", "session_gap_minutes", 1.0)),
+        timezone=read.timezone("memory", "timezone"),
+    )
+    if len(memory.persona) > memory.persona_limit:
+        raise ConfigError(
+            f"the persona file is {len(memory.persona)} characters, over memory.persona_limit "
+            f"({memory.persona_limit}); shorten it or raise the limit"
+        )
+    if len(memory.human) > memory.human_limit:
+        raise ConfigError("setting memory.human is longer than memory.human_limit; shorten it")
+    return AgentSettings(
+        instructions=read.file_text("agent", "instructions_file"),
+        max_steps=read.integer("agent", "max_steps", 1),
+        search_limit=read.integer("agent", "search_limit", 1),
+        memory=memory,
+    )
+
+
+def _log_level(read: _Reader) -> str:
+    level = read.text("logging", "level").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(
+            f"setting logging.level: expected DEBUG, INFO, WARNING or ERROR, got {level!r}"
+        )
+    return level

@@ -1,0 +1,261 @@
+"""The Storage contract: every backend must pass every test here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agentcore.messages import Role, ToolCall
+from agentcore.storage.base import (
+    Actor,
+    AuditEntry,
+    BlockSpec,
+    LLMCallRecord,
+    NewMessage,
+    StartupRun,
+    Storage,
+    UserActivity,
+)
+from agentcore.storage.memory import MemoryStorage
+from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.types import AgentKey
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+BLOCKS = [BlockSpec("persona", "I am helpful.", 100), BlockSpec("human", "", 50)]
+HOSTILE = [
+    '"',
+    "*",
+    "NEAR(",
+    "AND",
+    "OR",
+    "NOT",
+    ":",
+    "(",
+    ")",
+    "((a",
+    "a)",
+    "^",
+    "-x",
+    "col:x",
+    "😀",
+    "猫",
+    "'; DROP TABLE messages; --",
+    "\x00",
+    "{agent_id}: 1",
+    "",
+    "   ",
+]
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    backend: Storage
+    if request.param == "sqlite":
+        backend = await SQLiteStorage.open(tmp_path / "contract.db")
+    else:
+        backend = MemoryStorage()
+    yield backend
+    await backend.close()
+
+
+async def new_agent(store: Storage, name: str = "alice", platform: str = "telegram") -> int:
+    agent = await store.create_agent(AgentKey(platform, name), name.title(), T0, BLOCKS)
+    return agent.id
+
+
+def user(text: str, minutes: int = 0) -> NewMessage:
+    return NewMessage(Role.USER, text, T0 + timedelta(minutes=minutes))
+
+
+async def test_create_agent_is_idempotent_and_has_blocks(store: Storage) -> None:
+    key = AgentKey("telegram", "42")
+    first = await store.create_agent(key, "Ann", T0, BLOCKS)
+    again = await store.create_agent(key, "Other", T0, BLOCKS)
+    assert first.id == again.id
+    assert again.display_name == "Ann"
+    assert [b.label for b in await store.list_blocks(first.id)] == ["persona", "human"]
+    loaded = await store.load_agent(key)
+    assert loaded is not None and loaded.key == key and loaded.message_count == 0
+    assert await store.load_agent(AgentKey("telegram", "43")) is None
+
+
+async def test_block_edits_keep_full_history(store: Storage) -> None:
+    agent = await new_agent(store)
+    await store.save_block(agent, "human", "Name: Ann", Actor.AGENT, "agent", T0)
+    saved = await store.save_block(
+        agent, "human", "Name: Ann\nLikes tea", Actor.OPERATOR, "telegram:1", T0
+    )
+    assert saved.version == 3 and saved.value == "Name: Ann\nLikes tea"
+    history = await store.block_history(agent, "human")
+    assert [(h.version, h.actor, h.old_value, h.new_value) for h in history] == [
+        (2, Actor.AGENT, "", "Name: Ann"),
+        (3, Actor.OPERATOR, "Name: Ann", "Name: Ann\nLikes tea"),
+    ]
+    with pytest.raises(KeyError):
+        await store.save_block(agent, "nope", "x", Actor.AGENT, "agent", T0)
+
+
+async def test_messages_round_trip_with_tool_calls_and_counts(store: Storage) -> None:
+    agent = await new_agent(store)
+    call = ToolCall("c1", "core_memory_append", '{"label": "human"}')
+    ids = await store.append_messages(
+        agent,
+        [
+            user("hi"),
+            NewMessage(Role.ASSISTANT, None, T0, (call,)),
+            NewMessage(Role.TOOL, "Saved.", T0, tool_call_id="c1"),
+        ],
+        UserActivity(T0, 1, "Ann"),
+    )
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    rows = await store.context_messages(agent, ids[1])
+    assert [r.role for r in rows] == [Role.ASSISTANT, Role.TOOL]
+    assert rows[0].tool_calls == (call,) and rows[1].tool_call_id == "c1"
+    record = await store.load_agent(AgentKey("telegram", "alice"))
+    assert record is not None
+    assert record.message_count == 3 and record.last_user_at == T0 and record.session_count == 1
+
+
+async def test_platform_timestamp_is_kept(store: Storage) -> None:
+    agent = await new_agent(store)
+    sent = datetime(2024, 12, 24, 18, 30, 15, 123000, tzinfo=UTC)
+    await store.append_messages(agent, [NewMessage(Role.USER, "merry", sent)])
+    [row] = await store.all_messages(agent)
+    assert row.created_at == sent
+
+
+async def test_search_is_isolated_between_agents(store: Storage) -> None:
+    alice, bob = await new_agent(store, "alice"), await new_agent(store, "bob")
+    await store.append_messages(alice, [user("my secret word is pineapple")])
+    await store.append_messages(bob, [user("I like pineapple pizza")])
+    hits = await store.search_messages(alice, "pineapple")
+    assert [h.content for h in hits] == ["my secret word is pineapple"]
+    assert await store.search_messages(bob, "secret") == []
+
+
+async def test_search_ignores_tool_rows_and_respects_limit(store: Storage) -> None:
+    agent = await new_agent(store)
+    await store.append_messages(agent, [NewMessage(Role.TOOL, "kiwi result", T0, tool_call_id="x")])
+    await store.append_messages(agent, [user(f"kiwi number {i}", i) for i in range(15)])
+    hits = await store.search_messages(agent, "kiwi", limit=10)
+    assert len(hits) == 10
+    assert all(h.role is Role.USER for h in hits)
+
+
+async def test_search_ties_are_newest_first(store: Storage) -> None:
+    agent = await new_agent(store)
+    await store.append_messages(agent, [user("walk the dog", 1), user("walk the dog", 2)])
+    hits = await store.search_messages(agent, "dog")
+    assert hits[0].id > hits[1].id
+
+
+async def test_search_date_filter_is_inclusive(store: Storage) -> None:
+    agent = await new_agent(store)
+    days = [T0 + timedelta(days=d) for d in range(5)]
+    await store.append_messages(
+        agent, [NewMessage(Role.USER, f"tennis day {i}", d) for i, d in enumerate(days)]
+    )
+    hits = await store.search_messages(agent, "tennis", start=days[1], end=days[3])
+    assert sorted(h.created_at for h in hits) == days[1:4]
+    only_range = await store.search_messages(agent, "", start=days[4], end=days[4])
+    assert [h.content for h in only_range] == ["tennis day 4"]
+    assert await store.search_messages(agent, "") == []
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+async def test_hostile_queries_never_raise(store: Storage, query: str) -> None:
+    agent = await new_agent(store)
+    await store.append_messages(agent, [user('he said "NEAR(" and AND: (x) 😀 猫 -x ^y')])
+    await store.search_messages(agent, query)
+    await store.search_passages(agent, query)
+
+
+async def test_passages_are_searchable_and_isolated(store: Storage) -> None:
+    alice, bob = await new_agent(store, "alice"), await new_agent(store, "bob")
+    await store.add_passage(alice, "Alice's sister Jane lives in Lisbon", ["family"], T0)
+    await store.add_passage(bob, "Bob's sister lives in Oslo", [], T0)
+    hits = await store.search_passages(alice, "sister")
+    assert [p.content for p in hits] == ["Alice's sister Jane lives in Lisbon"]
+    assert hits[0].tags == ("family",)
+    assert [p.content for p in await store.search_passages(alice, "family")] == [hits[0].content]
+    record = await store.load_agent(AgentKey("telegram", "alice"))
+    assert record is not None and record.passage_count == 1
+
+
+async def test_fold_and_reset_move_the_context_window(store: Storage) -> None:
+    agent = await new_agent(store)
+    ids = await store.append_messages(agent, [user("one"), user("two"), user("three")])
+    await store.set_pressure_warned(agent, True)
+    await store.fold_context(agent, "They counted.", ids[2], T0)
+    record = await store.load_agent(AgentKey("telegram", "alice"))
+    assert record is not None
+    assert record.summary == "They counted." and not record.pressure_warned
+    assert [m.content for m in await store.context_messages(agent, record.context_start_id)] == [
+        "three"
+    ]
+    assert len(await store.search_messages(agent, "one")) == 1  # folded rows stay searchable
+    await store.reset_context(agent, T0)
+    record = await store.load_agent(AgentKey("telegram", "alice"))
+    assert record is not None and record.summary == ""
+    assert await store.context_messages(agent, record.context_start_id) == []
+    assert len(await store.all_messages(agent)) == 3
+
+
+async def test_shared_blocks(store: Storage) -> None:
+    await store.set_shared_block("server", "Be kind.", "console:op", T0)
+    await store.set_shared_block("server", "Be very kind.", "console:op", T0)
+    [block] = await store.list_shared_blocks()
+    assert block.value == "Be very kind."
+    assert await store.delete_shared_block("server")
+    assert not await store.delete_shared_block("server")
+
+
+async def test_delete_agent_erases_everything(store: Storage) -> None:
+    agent = await new_agent(store)
+    await store.append_messages(agent, [user("forget me")])
+    await store.add_passage(agent, "forget this too", [], T0)
+    await store.save_block(agent, "human", "secret", Actor.AGENT, "agent", T0)
+    await store.delete_agent(agent)
+    assert await store.load_agent(AgentKey("telegram", "alice")) is None
+    again = await new_agent(store)
+    assert await store.search_messages(again, "forget") == []
+    assert await store.search_passages(again, "forget") == []
+    assert await store.block_history(again, "human") == []
+
+
+async def test_concurrent_appends_never_interleave(store: Storage) -> None:
+    agent = await new_agent(store)
+
+    async def write(tag: str) -> list[int]:
+        batch = [user(f"{tag}-{i}") for i in range(5)]
+        return await store.append_messages(agent, batch)
+
+    batches = await asyncio.gather(*(write(t) for t in "abcdefgh"))
+    for ids in batches:  # each transaction's rows are contiguous
+        assert ids == list(range(ids[0], ids[0] + 5))
+
+
+async def test_ops_records(store: Storage) -> None:
+    run = StartupRun(T0, 120.0, 55.5, (("imports", 80.0), ("db", 5.0)))
+    await store.record_startup(run)
+    [loaded] = await store.recent_startups(5)
+    assert loaded.phases == run.phases and loaded.total_ms == 120.0
+    await store.record_llm_call(LLMCallRecord(None, T0, 12.5, True, 100, 20))
+    await store.add_audit(AuditEntry("console:op", "memory", "telegram:1", T0))
+    [entry] = await store.recent_audit(5)
+    assert (entry.actor, entry.verb, entry.target) == ("console:op", "memory", "telegram:1")
+    stats = await store.stats(T0 - timedelta(days=1))
+    assert stats.llm_calls_today == 1 and stats.tokens_today == 120
+
+
+async def test_list_agents_most_recent_first(store: Storage) -> None:
+    a, b = await new_agent(store, "a"), await new_agent(store, "b")
+    await store.append_messages(a, [user("x")], UserActivity(T0, 1, "A"))
+    await store.append_messages(b, [user("y")], UserActivity(T0 + timedelta(hours=1), 1, "B"))
+    listed = await store.list_agents(10)
+    assert [s.key.user_id for s in listed] == ["b", "a"]
+    assert listed[0].message_count == 1 and listed[0].core_memory_chars == len("I am helpful.")

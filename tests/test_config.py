@@ -1,0 +1,113 @@
+"""Settings: defaults, user file, environment; one clear line for every bad value."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from agentcore.types import AgentKey
+from config import ConfigError, Secret, load_settings
+
+BASE = {"OPENAI_API_KEY": "sk-secret-value-123"}
+
+
+def load(env: dict[str, str], config_file: Path | None = None) -> object:
+    return load_settings(config_file, env=env, dotenv_file=None)
+
+
+def test_defaults_with_just_a_key() -> None:
+    settings = load_settings(None, env=BASE | {"HOME": "/home/x"}, dotenv_file=None)
+    assert settings.llm.model == "gpt-4o-mini"
+    assert settings.agent.max_steps == 8
+    assert settings.agent.memory.session_gap == timedelta(hours=4)
+    assert "long memory" in settings.agent.memory.persona
+    assert "core_memory_append" in settings.agent.instructions
+    assert str(settings.database).endswith("agentcore/agentcore.db")
+
+
+def test_environment_names_from_the_design() -> None:
+    settings = load_settings(
+        None,
+        env={
+            "OPENAI_BASE_URL": "http://localhost:11434/v1/",
+            "AGENTCORE_MODEL": "llama3.1",
+            "AGENTCORE_DB": "/tmp/x.db",
+            "AGENTCORE_ADMINS": "telegram:123, discord:456",
+            "TELEGRAM_TOKEN": "123:abc",
+            "AGENTCORE_MEMORY__CONTEXT_WINDOW": "32000",
+        },
+        dotenv_file=None,
+    )
+    assert settings.llm.base_url == "http://localhost:11434/v1"
+    assert not settings.llm.api_key
+    assert settings.llm.model == "llama3.1"
+    assert settings.database == Path("/tmp/x.db")
+    assert settings.runtime.admins == {AgentKey("telegram", "123"), AgentKey("discord", "456")}
+    assert settings.telegram.token.reveal() == "123:abc"
+    assert settings.agent.memory.context_window == 32000
+
+
+def test_user_file_then_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / "persona.txt").write_text("I am a pirate.")
+    user_file = tmp_path / "bot.toml"
+    user_file.write_text(
+        '[memory]\npersona_file = "persona.txt"\ncontext_window = 8000\n[agent]\nmax_steps = 4\n'
+    )
+    settings = load_settings(
+        user_file, env=BASE | {"AGENTCORE_AGENT__MAX_STEPS": "5"}, dotenv_file=None
+    )
+    assert settings.agent.memory.persona == "I am a pirate."  # relative to the user file
+    assert settings.agent.memory.context_window == 8000
+    assert settings.agent.max_steps == 5
+
+
+def test_dotenv_fills_in_but_real_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("OPENAI_API_KEY=from-dotenv\nAGENTCORE_MODEL=dotenv-model\n")
+    settings = load_settings(None, env={"AGENTCORE_MODEL": "env-model"}, dotenv_file=dotenv)
+    assert settings.llm.api_key.reveal() == "from-dotenv"
+    assert settings.llm.model == "env-model"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "no model endpoint configured: set OPENAI_API_KEY"),
+        (
+            BASE | {"AGENTCORE_MEMORY__CONTEXT_WINDOW": "big"},
+            "setting memory.context_window from environment variable "
+            "AGENTCORE_MEMORY__CONTEXT_WINDOW: expected a whole number of at least 1000, got 'big'",
+        ),
+        (BASE | {"AGENTCORE_AGENT__MAX_STEPS": "0"}, "setting agent.max_steps"),
+        (BASE | {"AGENTCORE_MEMORY__TIMEZONE": "Mars/Olympus"}, "an IANA time zone"),
+        (BASE | {"AGENTCORE_ADMINS": "telegram"}, "like telegram:123,discord:456"),
+        (BASE | {"OPENAI_BASE_URL": "localhost:11434"}, "expected an http(s)://"),
+        (BASE | {"AGENTCORE_DISCORD__SHARDED": "maybe"}, "true or false"),
+        (BASE | {"AGENTCORE_LOG_LEVEL": "loud"}, "logging.level"),
+        (BASE | {"AGENTCORE_MEMORY__PERSONA_LIMIT": "100"}, "over memory.persona_limit"),
+        (BASE | {"AGENTCORE_MEMORY__PERSONA_FILE": "/nonexistent/p.txt"}, "cannot read"),
+        (BASE | {"AGENTCORE_LLM__MODEL": " "}, "AGENTCORE_MODEL"),
+    ],
+)
+def test_bad_values_fail_with_one_line(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(env)
+    text = str(info.value)
+    assert expected in text and "\n" not in text
+
+
+def test_bad_user_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(BASE, tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[memory\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(BASE, broken)
+
+
+def test_secrets_never_print() -> None:
+    settings = load_settings(None, env=BASE | {"TELEGRAM_TOKEN": "123:tok"}, dotenv_file=None)
+    assert "sk-secret" not in repr(settings) and "123:tok" not in str(settings)
+    assert repr(Secret("x")) == "Secret('***')"
