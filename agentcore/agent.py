@@ -80,10 +80,16 @@ class AgentLoop:
         self._tools = tools or ToolRegistry()
         self._estimator = estimator or TokenEstimator()
 
-    async def run_turn(self, message: InboundMessage) -> str:
-        """Answer one message. The message is stored before the model is first called, so an
-        ``LLMError`` (which propagates) never loses it."""
-        turn = await self._begin(message)
+    async def run_turn(self, message: InboundMessage, pending_id: int) -> str | None:
+        """Answer one received message (``pending_id`` in the inbox).
+
+        The message moves into recall memory before the model is first called, so an
+        ``LLMError`` (which propagates) never loses it. None if the message was already taken
+        up elsewhere (e.g. erased by /forget while it waited).
+        """
+        turn = await self._begin(message, pending_id)
+        if turn is None:
+            return None
         steps = self._settings.max_steps
         for step in range(steps):
             request = await self._prepare(turn, allow_tools=step < steps - 1)
@@ -108,14 +114,17 @@ class AgentLoop:
             default_blocks(self._settings.memory),
         )
 
-    async def _begin(self, message: InboundMessage) -> _Turn:
+    async def _begin(self, message: InboundMessage, pending_id: int) -> _Turn | None:
         agent = await self.load_or_create(message)
         session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
-        await self._storage.append_messages(
+        claimed = await self._storage.claim_pending(
+            pending_id,
             agent.id,
-            [NewMessage(Role.USER, message.text, message.sent_at)],
+            NewMessage(Role.USER, message.text, message.sent_at),
             UserActivity(message.sent_at, session, message.display_name or agent.display_name),
         )
+        if claimed is None:
+            return None
         facts = TurnFacts(
             now=self._clock.now(),
             previous_user_at=agent.last_user_at,

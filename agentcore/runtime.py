@@ -3,6 +3,10 @@
 It serialises each person's messages (one turn at a time, in arrival order) while different
 people run concurrently, routes commands, turns failures into short friendly replies (the
 details go to the operator's log), and shuts down gracefully.
+
+Adapters either call ``handle(message)``, or, where the platform should only be told a message
+was delivered once it is stored, ``accept(message)`` (stores it, fast) and later
+``answer(ticket)`` (runs the turn).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from agentcore.agent import AgentLoop
+from agentcore.clock import Clock
 from agentcore.commands import Commands, parse_command
 from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
 from agentcore.settings import RuntimeSettings
@@ -27,6 +32,15 @@ LLM_FAILED = "I couldn't reach my language model, please try again in a moment."
 STORAGE_FAILED = "Something went wrong on my side and I couldn't save that. Please try again later."
 SHUTTING_DOWN = "I'm restarting right now. Please send that again in a minute."
 EMPTY_MESSAGE = "Send me some text and I'll answer."
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A message the runtime has accepted: stored (``pending_id``) or answered already."""
+
+    message: InboundMessage
+    pending_id: int | None = None
+    reply: Reply | None = None  # set when the answer needs no turn (notices, failures)
 
 
 @dataclass
@@ -80,12 +94,14 @@ class AgentRuntime:
         llm: ClosableLLM,
         loop: AgentLoop,
         commands: Commands,
+        clock: Clock,
         settings: RuntimeSettings,
     ) -> None:
         self._storage = storage
         self._llm = llm
         self._loop = loop
         self._commands = commands
+        self._clock = clock
         self._settings = settings
         self._slots = AgentSlots(settings.max_cached_agents)
         self._in_flight = 0
@@ -102,19 +118,41 @@ class AgentRuntime:
 
     async def handle(self, message: InboundMessage) -> Reply:
         """Answer one inbound message. Never raises for anything a person or model can cause."""
-        if self._closing:
-            return Reply(SHUTTING_DOWN, ReplyKind.NOTICE)
-        if not message.text.strip():
-            return Reply(EMPTY_MESSAGE, ReplyKind.NOTICE)
-        async with self._tracked(), self._slots.hold(message.key):
-            return await self._answer(message)
+        return await self.answer(await self.accept(message))
 
-    async def _answer(self, message: InboundMessage) -> Reply:
-        command = parse_command(message.text)
+    async def accept(self, message: InboundMessage) -> Ticket:
+        """Store the message so it survives a crash; commands and notices are not stored."""
+        if self._closing:
+            return Ticket(message, reply=Reply(SHUTTING_DOWN, ReplyKind.NOTICE))
+        if not message.text.strip():
+            return Ticket(message, reply=Reply(EMPTY_MESSAGE, ReplyKind.NOTICE))
+        if parse_command(message.text) is not None:
+            return Ticket(message)
         try:
-            if command is not None:
+            return Ticket(message, await self._storage.add_pending(message, self._clock.now()))
+        except StorageError as exc:
+            log.error("storage failed for %s: %s", message.key, exc)
+            return Ticket(message, reply=Reply(STORAGE_FAILED, ReplyKind.ERROR))
+
+    async def answer(self, ticket: Ticket) -> Reply:
+        """Run the ticket's turn (or command) once this person's earlier turns are done.
+
+        An empty Reply means there is nothing to send (the message was already taken up).
+        """
+        if ticket.reply is not None:
+            return ticket.reply
+        async with self._tracked(), self._slots.hold(ticket.message.key):
+            return await self._answer(ticket)
+
+    async def _answer(self, ticket: Ticket) -> Reply:
+        message = ticket.message
+        try:
+            if ticket.pending_id is None:
+                command = parse_command(message.text)
+                assert command is not None
                 return await self._commands.run(message, *command)
-            return Reply(await self._loop.run_turn(message))
+            text = await self._loop.run_turn(message, ticket.pending_id)
+            return Reply(text if text is not None else "")
         except LLMError as exc:
             level = logging.ERROR if isinstance(exc, LLMAuthError) else logging.WARNING
             log.log(level, "model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)

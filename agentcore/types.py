@@ -63,6 +63,9 @@ class InboundMessage:
     sent_at: datetime  # the platform's own timestamp, timezone-aware
     display_name: str = ""
     chat: ChatKind = ChatKind.PRIVATE
+    # Opaque to the core: how the adapter finds where to answer (e.g. a chat and message id).
+    # It is stored with the pending message, so an answer can still go out after a restart.
+    route: str = ""
 
     def __post_init__(self) -> None:
         if self.sent_at.tzinfo is None:

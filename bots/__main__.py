@@ -93,7 +93,12 @@ def build_runtime(
     loop = AgentLoop(storage=storage, llm=capped, clock=clock, settings=settings.agent)
     commands = Commands(storage=storage, clock=clock, settings=settings.agent)
     return AgentRuntime(
-        storage=storage, llm=capped, loop=loop, commands=commands, settings=settings.runtime
+        storage=storage,
+        llm=capped,
+        loop=loop,
+        commands=commands,
+        clock=clock,
+        settings=settings.runtime,
     )
 
 

@@ -58,6 +58,7 @@ def build_runtime(
         llm=llm,
         loop=AgentLoop(storage=storage, llm=llm, clock=clock, settings=settings),
         commands=Commands(storage=storage, clock=clock, settings=settings),
+        clock=clock,
         settings=runtime_settings or RuntimeSettings(),
     )
 

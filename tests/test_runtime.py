@@ -101,3 +101,19 @@ async def test_shutdown_is_bounded(storage: SQLiteStorage, clock: ManualClock) -
     await asyncio.sleep(0.01)
     await asyncio.wait_for(runtime.shutdown(), 2)
     turn.cancel()
+
+
+async def test_accept_stores_before_the_turn_runs(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    from agentcore.llm.fake import ScriptedLLM  # noqa: PLC0415
+
+    llm = ScriptedLLM([reply("hi")])
+    runtime = build_runtime(storage, llm, clock)
+    ticket = await runtime.accept(message(clock, "hello"))
+    assert [p.message.text for p in await storage.list_pending()] == ["hello"]
+    assert llm.requests == []
+    assert (await runtime.answer(ticket)).text == "hi"
+    assert await storage.list_pending() == []
+    command = await runtime.accept(message(clock, "/help"))
+    assert command.pending_id is None and await storage.list_pending() == []

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from agentcore.messages import Role, ToolCall
-from agentcore.types import AgentKey
+from agentcore.types import AgentKey, InboundMessage
 
 
 class StorageError(Exception):
@@ -110,6 +110,15 @@ class UserActivity:
     sent_at: datetime
     session_count: int
     display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """A received message waiting for its turn (see ``InboxStore``)."""
+
+    id: int
+    message: InboundMessage
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +271,25 @@ class MessageStore(Protocol):
     async def all_messages(self, agent_id: int) -> list[StoredMessage]: ...
 
 
+class InboxStore(Protocol):
+    """Messages are stored on arrival and moved into recall memory when their turn starts."""
+
+    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int: ...
+
+    async def claim_pending(
+        self, pending_id: int, agent_id: int, message: NewMessage, activity: UserActivity
+    ) -> int | None:
+        """In one transaction: remove the pending row and store ``message`` for the agent.
+
+        Returns the new message id, or None (storing nothing) if the row was already gone.
+        """
+        ...
+
+    async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
+        """Messages still waiting (e.g. after a crash), oldest first."""
+        ...
+
+
 class PassageStore(Protocol):
     async def add_passage(
         self, agent_id: int, content: str, tags: Sequence[str], now: datetime
@@ -288,7 +316,7 @@ class OpsStore(Protocol):
     async def stats(self, since: datetime) -> StoreStats: ...
 
 
-class Storage(AgentStore, BlockStore, MessageStore, PassageStore, OpsStore, Protocol):
+class Storage(AgentStore, BlockStore, MessageStore, InboxStore, PassageStore, OpsStore, Protocol):
     """Everything a backend provides."""
 
     async def close(self) -> None: ...

@@ -25,6 +25,7 @@ from agentcore.storage.base import (
     LLMCallRecord,
     NewMessage,
     Passage,
+    PendingMessage,
     SearchHit,
     SharedBlock,
     StartupRun,
@@ -32,7 +33,7 @@ from agentcore.storage.base import (
     StoreStats,
     UserActivity,
 )
-from agentcore.types import AgentKey
+from agentcore.types import AgentKey, InboundMessage
 
 
 @dataclass
@@ -53,6 +54,7 @@ class MemoryStorage:
         self._startups: list[StartupRun] = []
         self._calls: list[LLMCallRecord] = []
         self._audit: list[AuditEntry] = []
+        self._inbox: dict[int, PendingMessage] = {}
 
     async def close(self) -> None:
         return None
@@ -129,6 +131,8 @@ class MemoryStorage:
         data = self._by_id.pop(agent_id, None)
         if data is not None:
             del self._agents[data.record.key]
+            key = data.record.key
+            self._inbox = {i: p for i, p in self._inbox.items() if p.message.key != key}
             self._calls = [c for c in self._calls if c.agent_id != agent_id]
 
     # ----------------------------------------------------------------- blocks
@@ -221,6 +225,28 @@ class MemoryStorage:
         return [
             SearchHit(m.id, m.role, m.content or "", m.created_at, score)
             for score, m in ranked[:limit]
+        ]
+
+    # ----------------------------------------------------------------- inbox
+
+    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int:
+        pending = PendingMessage(next(self._ids), message, received_at)
+        self._inbox[pending.id] = pending
+        return pending.id
+
+    async def claim_pending(
+        self, pending_id: int, agent_id: int, message: NewMessage, activity: UserActivity
+    ) -> int | None:
+        if self._inbox.pop(pending_id, None) is None:
+            return None
+        [message_id] = await self.append_messages(agent_id, [message], activity)
+        return message_id
+
+    async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
+        return [
+            p
+            for p in self._inbox.values()
+            if platform is None or p.message.key.platform == platform
         ]
 
     # ----------------------------------------------------------------- passages

@@ -35,6 +35,7 @@ from agentcore.storage.base import (
     LLMCallRecord,
     NewMessage,
     Passage,
+    PendingMessage,
     SearchHit,
     SharedBlock,
     StartupRun,
@@ -44,7 +45,7 @@ from agentcore.storage.base import (
     UserActivity,
 )
 from agentcore.storage.migrate import load_migrations
-from agentcore.types import AgentKey
+from agentcore.types import AgentKey, ChatKind, InboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,11 @@ class SQLiteStorage:
             )
             await db.execute("DELETE FROM blocks WHERE agent_id = ?", (agent_id,))
             await db.execute("DELETE FROM llm_calls WHERE agent_id = ?", (agent_id,))
+            await db.execute(
+                "DELETE FROM inbox WHERE (platform, user_id) = "
+                "(SELECT platform, user_id FROM agents WHERE id = ?)",
+                (agent_id,),
+            )
             await db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
 
     # ----------------------------------------------------------------- blocks
@@ -301,25 +307,8 @@ class SQLiteStorage:
         messages: Sequence[NewMessage],
         activity: UserActivity | None = None,
     ) -> list[int]:
-        ids: list[int] = []
         async with self._transaction() as db:
-            for m in messages:
-                cursor = await db.execute(
-                    "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        agent_id,
-                        m.role.value,
-                        m.content,
-                        _dump_calls(m.tool_calls),
-                        m.tool_call_id,
-                        to_millis(m.created_at),
-                    ),
-                )
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
-            await db.execute(*_count_update(agent_id, len(messages), activity))
-        return ids
+            return await _insert_messages(db, agent_id, messages, activity)
 
     async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
         rows = await self._read(
@@ -366,6 +355,54 @@ class SQLiteStorage:
             (agent_id, lo, hi, limit),
         )
         return [SearchHit(r[0], Role(r[1]), r[2], from_millis(r[3])) for r in rows]
+
+    # ----------------------------------------------------------------- inbox
+
+    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
+                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.key.platform,
+                    message.key.user_id,
+                    message.display_name,
+                    message.chat.value,
+                    message.text,
+                    to_millis(message.sent_at),
+                    message.route,
+                    to_millis(received_at),
+                ),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def claim_pending(
+        self, pending_id: int, agent_id: int, message: NewMessage, activity: UserActivity
+    ) -> int | None:
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM inbox WHERE id = ?", (pending_id,))
+            if not cursor.rowcount:
+                return None
+            [message_id] = await _insert_messages(db, agent_id, [message], activity)
+        return message_id
+
+    async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
+        rows = await self._read(
+            "SELECT id, platform, user_id, display_name, chat, text, sent_at, route, received_at "
+            "FROM inbox WHERE ? IS NULL OR platform = ? ORDER BY id",
+            (platform, platform),
+        )
+        return [
+            PendingMessage(
+                r[0],
+                InboundMessage(
+                    AgentKey(r[1], r[2]), r[5], from_millis(r[6]), r[3], ChatKind(r[4]), r[7]
+                ),
+                from_millis(r[8]),
+            )
+            for r in rows
+        ]
 
     # ----------------------------------------------------------------- passages
 
@@ -524,6 +561,33 @@ async def _migrate(db: aiosqlite.Connection) -> None:
     except BaseException:
         await db.execute("ROLLBACK")
         raise
+
+
+async def _insert_messages(
+    db: aiosqlite.Connection,
+    agent_id: int,
+    messages: Sequence[NewMessage],
+    activity: UserActivity | None,
+) -> list[int]:
+    """Insert rows and bump the agent's counters; the caller holds the transaction."""
+    ids = []
+    for m in messages:
+        cursor = await db.execute(
+            "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                agent_id,
+                m.role.value,
+                m.content,
+                _dump_calls(m.tool_calls),
+                m.tool_call_id,
+                to_millis(m.created_at),
+            ),
+        )
+        assert cursor.lastrowid is not None
+        ids.append(cursor.lastrowid)
+    await db.execute(*_count_update(agent_id, len(messages), activity))
+    return ids
 
 
 def _count_update(

@@ -259,3 +259,22 @@ async def test_list_agents_most_recent_first(store: Storage) -> None:
     listed = await store.list_agents(10)
     assert [s.key.user_id for s in listed] == ["b", "a"]
     assert listed[0].message_count == 1 and listed[0].core_memory_chars == len("I am helpful.")
+
+
+async def test_inbox_holds_messages_until_claimed_once(store: Storage) -> None:
+    from agentcore.types import ChatKind, InboundMessage  # noqa: PLC0415
+
+    key = AgentKey("telegram", "alice")
+    inbound = InboundMessage(key, "hello", T0, "Alice", ChatKind.GROUP, route='{"chat": 5}')
+    pending_id = await store.add_pending(inbound, T0 + timedelta(seconds=1))
+    await store.add_pending(InboundMessage(AgentKey("discord", "9"), "yo", T0), T0)
+    [waiting] = await store.list_pending("telegram")
+    assert waiting.id == pending_id and waiting.message == inbound
+    agent = await new_agent(store)
+    activity = UserActivity(T0, 1, "Alice")
+    claimed = await store.claim_pending(pending_id, agent, user("hello"), activity)
+    assert claimed is not None
+    assert await store.claim_pending(pending_id, agent, user("hello"), activity) is None
+    assert [m.content for m in await store.all_messages(agent)] == ["hello"]
+    assert await store.list_pending("telegram") == []
+    assert len(await store.list_pending()) == 1

@@ -80,6 +80,22 @@ WHEN old.role IN ('user', 'assistant') AND old.content IS NOT NULL BEGIN
     VALUES ('delete', old.id, old.agent_id, old.content);
 END;
 
+-- Messages received but not yet taken up by a turn. A message is stored here the moment it
+-- arrives (so a platform may be told it was delivered) and moved into `messages` when its turn
+-- starts, so each turn's rows stay together in recall order.
+CREATE TABLE inbox (
+    id           INTEGER PRIMARY KEY,
+    platform     TEXT    NOT NULL,
+    user_id      TEXT    NOT NULL,
+    display_name TEXT    NOT NULL DEFAULT '',
+    chat         TEXT    NOT NULL,
+    text         TEXT    NOT NULL,
+    sent_at      INTEGER NOT NULL,
+    route        TEXT    NOT NULL DEFAULT '',
+    received_at  INTEGER NOT NULL
+);
+CREATE INDEX inbox_by_user ON inbox (platform, user_id, id);
+
 -- Archival memory: facts the agent chose to keep.
 CREATE TABLE passages (
     id         INTEGER PRIMARY KEY,
