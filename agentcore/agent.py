@@ -7,6 +7,7 @@ the final text (plain content or ``send_message``) is stored and returned.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 
 from agentcore.clock import Clock
 from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse
-from agentcore.memory.blocks import default_blocks
+from agentcore.memory.blocks import default_blocks, initial_blocks
 from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
@@ -27,6 +28,7 @@ from agentcore.storage.base import (
     SharedBlock,
     Storage,
     StoredMessage,
+    TurnState,
     UserActivity,
 )
 from agentcore.tools import SEND_MESSAGE, ToolContext, ToolError, ToolRegistry
@@ -50,6 +52,7 @@ class _Turn:
     summary: str
     pressure_warned: bool
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
+    unsaved_calls: list[LLMCallRecord] = field(default_factory=list)  # stored with the next step
     estimate: int = 0
 
 
@@ -103,26 +106,29 @@ class AgentLoop:
 
     # ----------------------------------------------------------------- turn setup
 
-    async def load_or_create(self, message: InboundMessage) -> AgentRecord:
-        agent = await self._storage.load_agent(message.key)
-        if agent is not None:
-            return agent
-        return await self._storage.create_agent(
-            message.key,
-            message.display_name,
-            self._clock.now(),
-            default_blocks(self._settings.memory),
+    async def _load_or_create(self, message: InboundMessage) -> TurnState:
+        state = await self._storage.load_turn(message.key)
+        if state is not None:
+            return state
+        now = self._clock.now()
+        specs = default_blocks(self._settings.memory)
+        agent, shared = await asyncio.gather(
+            self._storage.create_agent(message.key, message.display_name, now, specs),
+            self._storage.list_shared_blocks(),
         )
+        if agent is None:  # created meanwhile by another process: read it properly
+            return await self._load_or_create(message)
+        return TurnState(agent, initial_blocks(specs, now), shared, [])
 
     async def _begin(self, message: InboundMessage, pending_id: int) -> _Turn | None:
-        agent = await self.load_or_create(message)
+        state = await self._load_or_create(message)
+        agent = state.agent
         session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
-        claimed = await self._storage.claim_pending(
-            pending_id,
-            agent.id,
-            NewMessage(Role.USER, message.text, message.sent_at),
-            UserActivity(message.sent_at, session, message.display_name or agent.display_name),
+        user_message = NewMessage(Role.USER, message.text, message.sent_at)
+        activity = UserActivity(
+            message.sent_at, session, message.display_name or agent.display_name
         )
+        claimed = await self._storage.claim_pending(pending_id, agent.id, user_message, activity)
         if claimed is None:
             return None
         facts = TurnFacts(
@@ -136,22 +142,22 @@ class AgentLoop:
             platform=message.key.platform,
             display_name=message.display_name,
         )
-        blocks = await self._storage.list_blocks(agent.id)
         tools = ToolContext(
             storage=self._storage,
             agent_id=agent.id,
-            blocks={b.label: b for b in blocks},
+            blocks={b.label: b for b in state.blocks},
             clock=self._clock,
             tz=self._settings.memory.timezone,
             search_limit=self._settings.search_limit,
             person=message.display_name or "user",
         )
+        claimed_row = StoredMessage(claimed, Role.USER, message.text, message.sent_at)
         return _Turn(
             agent=agent,
             facts=facts,
             tools=tools,
-            shared=await self._storage.list_shared_blocks(),
-            rows=await self._storage.context_messages(agent.id, agent.context_start_id),
+            shared=state.shared,
+            rows=[*state.context, claimed_row],
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
         )
@@ -220,26 +226,27 @@ class AgentLoop:
         try:
             response = await self._llm.complete(request)
         except LLMError:
-            await self._record_call(turn, started, None)
+            await self._storage.record_llm_call(self._call_record(turn, started, None))
             raise
         finally:
             turn.notes.clear()  # notes are one-off
-        await self._record_call(turn, started, response)
+        # Written together with the step's messages (see _store), saving a round trip.
+        turn.unsaved_calls.append(self._call_record(turn, started, response))
         if response.usage is not None:
             self._estimator.observe(turn.estimate, response.usage.prompt_tokens)
         return response
 
-    async def _record_call(self, turn: _Turn, started: float, response: LLMResponse | None) -> None:
+    def _call_record(
+        self, turn: _Turn, started: float, response: LLMResponse | None
+    ) -> LLMCallRecord:
         usage = response.usage if response else None
-        await self._storage.record_llm_call(
-            LLMCallRecord(
-                agent_id=turn.agent.id,
-                created_at=self._clock.now(),
-                latency_ms=(time.perf_counter() - started) * 1000,
-                ok=response is not None,
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
-            )
+        return LLMCallRecord(
+            agent_id=turn.agent.id,
+            created_at=self._clock.now(),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            ok=response is not None,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
         )
 
     async def _apply(self, turn: _Turn, response: LLMResponse) -> str | None:
@@ -280,7 +287,11 @@ class AgentLoop:
     async def _store(self, turn: _Turn, messages: list[NewMessage]) -> None:
         """Store an assistant step and its tool results in one transaction, so no other row can
         land between a tool call and its result."""
-        ids = await self._storage.append_messages(turn.agent.id, messages)
+        calls, turn.unsaved_calls = turn.unsaved_calls, []
+        ids, _ = await asyncio.gather(
+            self._storage.append_messages(turn.agent.id, messages),
+            asyncio.gather(*(self._storage.record_llm_call(call) for call in calls)),
+        )
         turn.rows.extend(
             StoredMessage(i, m.role, m.content, m.created_at, m.tool_calls, m.tool_call_id)
             for i, m in zip(ids, messages, strict=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_FENCE_START = re.compile(r" {0,3}(?:`{3}|~{3})")
 _SENTENCE_END_RE = re.compile(r"[.!?…。！？][)\"'”’]*\s")
 _MAX_OPENER = 40  # a longer fence info string is not worth repeating on every part
 
@@ -19,7 +20,10 @@ def split_message(text: str, limit: int) -> list[str]:
     """Split ``text`` into parts of at most ``limit`` characters (see the module docstring)."""
     if limit < 64:
         raise ValueError("limit must be at least 64 characters")
-    rest = text.strip()
+    if not text.strip():
+        return []
+    # Only newlines are trimmed at the front: leading spaces can matter ("    ```" is not a fence).
+    rest = text.strip("\n").rstrip()
     # Room to close a fence ("\n" + marker). Absurdly long fences are not repeated in full.
     reserve = min(1 + _longest_fence(rest), limit // 4)
     parts: list[str] = []
@@ -39,7 +43,7 @@ def split_message(text: str, limit: int) -> list[str]:
             chunk += "\n" + _marker(opener)
             carry = _reopen(opener, limit // 4) + "\n"
         parts.append(chunk)
-        rest = candidate[cut:].lstrip()
+        rest = candidate[cut:].lstrip("\n")
         if carry and not rest:
             break
     return parts
@@ -67,14 +71,19 @@ def _best_cut(window: str, floor: int) -> int:
 
 
 def _keep_fence_lines_whole(text: str, cut: int, floor: int) -> int:
-    """Move a cut that falls inside a fence line to that line's start, so an info string
-    (``python``) is never split into the code below it."""
+    """Adjust a cut so fences keep their meaning: never inside a fence line (its info string
+    would fall into the code), and never just before mid-line backticks (which would start the
+    next part's first line and so become a fence)."""
     line_start = text.rfind("\n", 0, cut) + 1
-    if line_start <= floor or line_start == cut:
+    if line_start == cut:
         return cut
     line_end = text.find("\n", line_start)
     line = text[line_start : line_end if line_end != -1 else len(text)]
-    return line_start if _FENCE_RE.match(line) else cut
+    if _FENCE_RE.match(line) and line_start > floor:
+        return line_start
+    while cut > floor + 1 and _FENCE_START.match(text, cut):
+        cut -= 1
+    return cut
 
 
 def _open_fence(chunk: str) -> str | None:

@@ -24,6 +24,7 @@ async def ctx(storage: SQLiteStorage, clock: ManualClock) -> ToolContext:
     agent = await storage.create_agent(
         AgentKey("console", "brad"), "brad", clock.now(), default_blocks(settings)
     )
+    assert agent is not None
     blocks = {b.label: b for b in await storage.list_blocks(agent.id)}
     return ToolContext(storage, agent.id, blocks, clock, settings.timezone, 10, "brad")
 

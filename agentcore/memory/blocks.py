@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from agentcore.settings import MemorySettings
 from agentcore.storage.base import Block, BlockSpec
@@ -28,6 +29,11 @@ def default_blocks(settings: MemorySettings) -> list[BlockSpec]:
         BlockSpec("persona", settings.persona, settings.persona_limit, PERSONA_DESCRIPTION),
         BlockSpec("human", settings.human, settings.human_limit, HUMAN_DESCRIPTION),
     ]
+
+
+def initial_blocks(specs: list[BlockSpec], now: datetime) -> list[Block]:
+    """The blocks a freshly created agent has, without reading them back."""
+    return [Block(s.label, s.value, s.limit, s.description, s.read_only, 1, now) for s in specs]
 
 
 def find_block(blocks: dict[str, Block], label: str) -> Block:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 
-from agentcore.llm.base import LLMRequest
+from agentcore.llm.base import LLMRequest, ToolSpec
 
 _CHARS_PER_TOKEN = 4.0
 _PER_MESSAGE_OVERHEAD = 4  # role markers and separators in the chat template
@@ -20,6 +20,8 @@ _MIN_FACTOR, _MAX_FACTOR = 0.3, 4.0
 class TokenEstimator:
     def __init__(self) -> None:
         self._factor = 1.0
+        # The tool list is the same tuple on every request; measure it once.
+        self._tools_chars: tuple[tuple[ToolSpec, ...], int] = ((), 0)
 
     @property
     def factor(self) -> float:
@@ -30,9 +32,16 @@ class TokenEstimator:
         for message in request.messages:
             chars += len(message.content or "")
             chars += sum(len(c.name) + len(c.arguments) for c in message.tool_calls)
-        chars += sum(len(json.dumps(t.parameters)) + len(t.description) for t in request.tools)
+        chars += self._chars_of_tools(request.tools)
         raw = chars / _CHARS_PER_TOKEN + _PER_MESSAGE_OVERHEAD * len(request.messages)
         return math.ceil(raw * self._factor)
+
+    def _chars_of_tools(self, tools: tuple[ToolSpec, ...]) -> int:
+        cached_tools, chars = self._tools_chars
+        if tools is not cached_tools:
+            chars = sum(len(json.dumps(t.parameters)) + len(t.description) for t in tools)
+            self._tools_chars = (tools, chars)
+        return chars
 
     def observe(self, estimated: int, reported: int) -> None:
         """Move the correction factor towards what the provider actually counted."""

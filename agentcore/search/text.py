@@ -18,7 +18,7 @@ STOPWORDS = frozenset(
     theirs them themselves then there these they this those through to too under until up
     very was we were what when where which while who whom why will with would you your yours
     yourself yourselves s t don ll ve re d m o y
-    """.split()  # noqa: SIM905 (a word list reads better as text)
+    """.split()
 )
 
 

@@ -113,6 +113,16 @@ class UserActivity:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnState:
+    """Everything a turn starts from, read together."""
+
+    agent: AgentRecord
+    blocks: list[Block]
+    shared: list[SharedBlock]
+    context: list[StoredMessage]  # the in-context messages, oldest first
+
+
+@dataclass(frozen=True, slots=True)
 class PendingMessage:
     """A received message waiting for its turn (see ``InboxStore``)."""
 
@@ -193,10 +203,14 @@ class StoreStats:
 class AgentStore(Protocol):
     async def load_agent(self, key: AgentKey) -> AgentRecord | None: ...
 
+    async def load_turn(self, key: AgentKey) -> TurnState | None:
+        """The agent, its blocks, the shared blocks and its in-context messages."""
+        ...
+
     async def create_agent(
         self, key: AgentKey, display_name: str, now: datetime, blocks: Sequence[BlockSpec]
-    ) -> AgentRecord:
-        """Create the agent with its blocks atomically; return the existing one if present."""
+    ) -> AgentRecord | None:
+        """Create the agent with its blocks atomically; None if it exists already."""
         ...
 
     async def set_pressure_warned(self, agent_id: int, warned: bool) -> None: ...

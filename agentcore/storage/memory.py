@@ -31,6 +31,7 @@ from agentcore.storage.base import (
     StartupRun,
     StoredMessage,
     StoreStats,
+    TurnState,
     UserActivity,
 )
 from agentcore.types import AgentKey, InboundMessage
@@ -65,11 +66,20 @@ class MemoryStorage:
         data = self._agents.get(key)
         return data.record if data else None
 
+    async def load_turn(self, key: AgentKey) -> TurnState | None:
+        data = self._agents.get(key)
+        if data is None:
+            return None
+        context = [m for m in data.messages if m.id >= data.record.context_start_id]
+        return TurnState(
+            data.record, list(data.blocks.values()), await self.list_shared_blocks(), context
+        )
+
     async def create_agent(
         self, key: AgentKey, display_name: str, now: datetime, blocks: Sequence[BlockSpec]
-    ) -> AgentRecord:
+    ) -> AgentRecord | None:
         if key in self._agents:
-            return self._agents[key].record
+            return None
         record = AgentRecord(
             id=next(self._ids),
             key=key,

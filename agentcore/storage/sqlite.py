@@ -42,6 +42,7 @@ from agentcore.storage.base import (
     StorageError,
     StoredMessage,
     StoreStats,
+    TurnState,
     UserActivity,
 )
 from agentcore.storage.migrate import load_migrations
@@ -116,6 +117,14 @@ class SQLiteStorage:
                     raise _storage_error(exc) from exc
                 raise
 
+    async def _write(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """One statement on its own: SQLite makes it atomic, so no BEGIN/COMMIT round trips."""
+        async with self._write_lock:
+            try:
+                return list(await self._writer.execute_fetchall(sql, params))
+            except sqlite3.Error as exc:
+                raise _storage_error(exc) from exc
+
     async def _rollback(self) -> None:
         try:
             await self._writer.execute("ROLLBACK")
@@ -138,23 +147,48 @@ class SQLiteStorage:
         )
         return _agent(rows[0]) if rows else None
 
+    async def load_turn(self, key: AgentKey) -> TurnState | None:
+        # Four reads issued together: the reader thread runs them back to back, so the turn
+        # waits about one round trip instead of four.
+        agent, blocks, shared, context = await asyncio.gather(
+            self.load_agent(key),
+            self._read(
+                f"SELECT {_BLOCK_COLUMNS} FROM blocks WHERE agent_id = "
+                "(SELECT id FROM agents WHERE platform = ? AND user_id = ?) ORDER BY id",
+                (key.platform, key.user_id),
+            ),
+            self.list_shared_blocks(),
+            self._read(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE agent_id = "
+                "(SELECT id FROM agents WHERE platform = ? AND user_id = ?) AND id >= "
+                "(SELECT context_start_id FROM agents WHERE platform = ? AND user_id = ?) "
+                "ORDER BY id",
+                (key.platform, key.user_id, key.platform, key.user_id),
+            ),
+        )
+        if agent is None:
+            return None
+        return TurnState(agent, [_block(r) for r in blocks], shared, [_message(r) for r in context])
+
     async def create_agent(
         self, key: AgentKey, display_name: str, now: datetime, blocks: Sequence[BlockSpec]
-    ) -> AgentRecord:
+    ) -> AgentRecord | None:
         ms = to_millis(now)
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO agents (platform, user_id, display_name, created_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (platform, user_id) DO NOTHING",
-                (key.platform, key.user_id, display_name, ms),
+            created = list(
+                await db.execute_fetchall(
+                    "INSERT INTO agents (platform, user_id, display_name, created_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (platform, user_id) DO NOTHING RETURNING id",
+                    (key.platform, key.user_id, display_name, ms),
+                )
             )
-            if cursor.rowcount:
+            if created:
                 await db.executemany(
                     "INSERT INTO blocks (agent_id, label, description, value, char_limit,"
                     " read_only, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
-                            cursor.lastrowid,
+                            created[0][0],
                             b.label,
                             b.description,
                             b.value,
@@ -165,16 +199,26 @@ class SQLiteStorage:
                         for b in blocks
                     ],
                 )
-        agent = await self.load_agent(key)
-        if agent is None:  # only possible if another process erased it in between
-            raise StorageError(f"agent {key} vanished right after creation")
-        return agent
+        if not created:
+            return None
+        return AgentRecord(
+            id=created[0][0],
+            key=key,
+            display_name=display_name,
+            created_at=from_millis(ms),
+            last_user_at=None,
+            session_count=0,
+            message_count=0,
+            passage_count=0,
+            context_start_id=0,
+            summary="",
+            pressure_warned=False,
+        )
 
     async def set_pressure_warned(self, agent_id: int, warned: bool) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE agents SET pressure_warned = ? WHERE id = ?", (int(warned), agent_id)
-            )
+        await self._write(
+            "UPDATE agents SET pressure_warned = ? WHERE id = ?", (int(warned), agent_id)
+        )
 
     async def fold_context(
         self, agent_id: int, summary: str, context_start_id: int, now: datetime
@@ -192,12 +236,11 @@ class SQLiteStorage:
             )
 
     async def reset_context(self, agent_id: int, now: datetime) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE agents SET summary_id = NULL, pressure_warned = 0, context_start_id = "
-                "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages) WHERE id = ?",
-                (agent_id,),
-            )
+        await self._write(
+            "UPDATE agents SET summary_id = NULL, pressure_warned = 0, context_start_id = "
+            "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages) WHERE id = ?",
+            (agent_id,),
+        )
 
     async def list_agents(self, limit: int) -> list[AgentSummary]:
         rows = await self._read(
@@ -286,18 +329,18 @@ class SQLiteStorage:
         return [SharedBlock(r[0], r[1], from_millis(r[2]), r[3]) for r in rows]
 
     async def set_shared_block(self, label: str, value: str, by: str, now: datetime) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO shared_blocks (label, value, updated_at, updated_by) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (label) DO UPDATE SET value = excluded.value, "
-                "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                (label, value, to_millis(now), by),
-            )
+        await self._write(
+            "INSERT INTO shared_blocks (label, value, updated_at, updated_by) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (label) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            (label, value, to_millis(now), by),
+        )
 
     async def delete_shared_block(self, label: str) -> bool:
-        async with self._transaction() as db:
-            cursor = await db.execute("DELETE FROM shared_blocks WHERE label = ?", (label,))
-            return cursor.rowcount > 0
+        deleted = await self._write(
+            "DELETE FROM shared_blocks WHERE label = ? RETURNING label", (label,)
+        )
+        return bool(deleted)
 
     # ----------------------------------------------------------------- messages
 
@@ -307,8 +350,16 @@ class SQLiteStorage:
         messages: Sequence[NewMessage],
         activity: UserActivity | None = None,
     ) -> list[int]:
+        if activity is None:  # one multi-row INSERT is atomic by itself
+            async with self._write_lock:
+                try:
+                    return await _insert_messages(self._writer, agent_id, messages)
+                except sqlite3.Error as exc:
+                    raise _storage_error(exc) from exc
         async with self._transaction() as db:
-            return await _insert_messages(db, agent_id, messages, activity)
+            ids = await _insert_messages(db, agent_id, messages)
+            await db.execute(*_activity_update(agent_id, activity))
+        return ids
 
     async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
         rows = await self._read(
@@ -359,23 +410,21 @@ class SQLiteStorage:
     # ----------------------------------------------------------------- inbox
 
     async def add_pending(self, message: InboundMessage, received_at: datetime) -> int:
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
-                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.key.platform,
-                    message.key.user_id,
-                    message.display_name,
-                    message.chat.value,
-                    message.text,
-                    to_millis(message.sent_at),
-                    message.route,
-                    to_millis(received_at),
-                ),
-            )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        [(pending_id,)] = await self._write(
+            "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                message.key.platform,
+                message.key.user_id,
+                message.display_name,
+                message.chat.value,
+                message.text,
+                to_millis(message.sent_at),
+                message.route,
+                to_millis(received_at),
+            ),
+        )
+        return int(pending_id)
 
     async def claim_pending(
         self, pending_id: int, agent_id: int, message: NewMessage, activity: UserActivity
@@ -384,7 +433,8 @@ class SQLiteStorage:
             cursor = await db.execute("DELETE FROM inbox WHERE id = ?", (pending_id,))
             if not cursor.rowcount:
                 return None
-            [message_id] = await _insert_messages(db, agent_id, [message], activity)
+            [message_id] = await _insert_messages(db, agent_id, [message])
+            await db.execute(*_activity_update(agent_id, activity))
         return message_id
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
@@ -409,16 +459,12 @@ class SQLiteStorage:
     async def add_passage(
         self, agent_id: int, content: str, tags: Sequence[str], now: datetime
     ) -> int:
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO passages (agent_id, content, tags, created_at) VALUES (?, ?, ?, ?)",
-                (agent_id, content, " ".join(tags), to_millis(now)),
-            )
-            await db.execute(
-                "UPDATE agents SET passage_count = passage_count + 1 WHERE id = ?", (agent_id,)
-            )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        [(passage_id,)] = await self._write(
+            "INSERT INTO passages (agent_id, content, tags, created_at) VALUES (?, ?, ?, ?) "
+            "RETURNING id",
+            (agent_id, content, " ".join(tags), to_millis(now)),
+        )
+        return int(passage_id)
 
     async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
         match = scoped_match("agent_id", agent_id, "content tags", query)
@@ -442,12 +488,10 @@ class SQLiteStorage:
     # ----------------------------------------------------------------- operations
 
     async def record_startup(self, run: StartupRun) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO startup_runs (started_at, total_ms, rss_mb, phases) "
-                "VALUES (?, ?, ?, ?)",
-                (to_millis(run.started_at), run.total_ms, run.rss_mb, json.dumps(run.phases)),
-            )
+        await self._write(
+            "INSERT INTO startup_runs (started_at, total_ms, rss_mb, phases) VALUES (?, ?, ?, ?)",
+            (to_millis(run.started_at), run.total_ms, run.rss_mb, json.dumps(run.phases)),
+        )
 
     async def recent_startups(self, limit: int) -> list[StartupRun]:
         rows = await self._read(
@@ -467,27 +511,25 @@ class SQLiteStorage:
         ]
 
     async def record_llm_call(self, call: LLMCallRecord) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
-                " completion_tokens) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    call.agent_id,
-                    to_millis(call.created_at),
-                    call.latency_ms,
-                    int(call.ok),
-                    call.prompt_tokens,
-                    call.completion_tokens,
-                ),
-            )
+        await self._write(
+            "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
+            " completion_tokens) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                call.agent_id,
+                to_millis(call.created_at),
+                call.latency_ms,
+                int(call.ok),
+                call.prompt_tokens,
+                call.completion_tokens,
+            ),
+        )
 
     async def add_audit(self, entry: AuditEntry) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO audit_log (actor, verb, target, detail, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (entry.actor, entry.verb, entry.target, entry.detail, to_millis(entry.created_at)),
-            )
+        await self._write(
+            "INSERT INTO audit_log (actor, verb, target, detail, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (entry.actor, entry.verb, entry.target, entry.detail, to_millis(entry.created_at)),
+        )
 
     async def recent_audit(self, limit: int) -> list[AuditEntry]:
         rows = await self._read(
@@ -564,50 +606,34 @@ async def _migrate(db: aiosqlite.Connection) -> None:
 
 
 async def _insert_messages(
-    db: aiosqlite.Connection,
-    agent_id: int,
-    messages: Sequence[NewMessage],
-    activity: UserActivity | None,
+    db: aiosqlite.Connection, agent_id: int, messages: Sequence[NewMessage]
 ) -> list[int]:
-    """Insert rows and bump the agent's counters; the caller holds the transaction."""
-    ids = []
+    """Insert rows in one statement and return their ids in order (triggers keep the agent's
+    message count)."""
+    placeholders = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(messages))
+    params: list[Any] = []
     for m in messages:
-        cursor = await db.execute(
-            "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                agent_id,
-                m.role.value,
-                m.content,
-                _dump_calls(m.tool_calls),
-                m.tool_call_id,
-                to_millis(m.created_at),
-            ),
-        )
-        assert cursor.lastrowid is not None
-        ids.append(cursor.lastrowid)
-    await db.execute(*_count_update(agent_id, len(messages), activity))
-    return ids
-
-
-def _count_update(
-    agent_id: int, added: int, activity: UserActivity | None
-) -> tuple[str, tuple[Any, ...]]:
-    if activity is None:
-        return (
-            "UPDATE agents SET message_count = message_count + ? WHERE id = ?",
-            (added, agent_id),
-        )
-    return (
-        "UPDATE agents SET message_count = message_count + ?, last_user_at = ?, "
-        "session_count = ?, display_name = ? WHERE id = ?",
-        (
-            added,
-            to_millis(activity.sent_at),
-            activity.session_count,
-            activity.display_name,
+        params += [
             agent_id,
-        ),
+            m.role.value,
+            m.content,
+            _dump_calls(m.tool_calls),
+            m.tool_call_id,
+            to_millis(m.created_at),
+        ]
+    rows = await db.execute_fetchall(
+        "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at) "
+        f"VALUES {placeholders} RETURNING id",
+        params,
+    )
+    # RETURNING order is unspecified; rowids are handed out in VALUES order.
+    return sorted(int(r[0]) for r in rows)
+
+
+def _activity_update(agent_id: int, activity: UserActivity) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "UPDATE agents SET last_user_at = ?, session_count = ?, display_name = ? WHERE id = ?",
+        (to_millis(activity.sent_at), activity.session_count, activity.display_name, agent_id),
     )
 
 

@@ -64,6 +64,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 async def new_agent(store: Storage, name: str = "alice", platform: str = "telegram") -> int:
     agent = await store.create_agent(AgentKey(platform, name), name.title(), T0, BLOCKS)
+    assert agent is not None
     return agent.id
 
 
@@ -74,13 +75,26 @@ def user(text: str, minutes: int = 0) -> NewMessage:
 async def test_create_agent_is_idempotent_and_has_blocks(store: Storage) -> None:
     key = AgentKey("telegram", "42")
     first = await store.create_agent(key, "Ann", T0, BLOCKS)
-    again = await store.create_agent(key, "Other", T0, BLOCKS)
-    assert first.id == again.id
-    assert again.display_name == "Ann"
+    assert first is not None
+    assert await store.create_agent(key, "Other", T0, BLOCKS) is None
     assert [b.label for b in await store.list_blocks(first.id)] == ["persona", "human"]
     loaded = await store.load_agent(key)
-    assert loaded is not None and loaded.key == key and loaded.message_count == 0
+    assert loaded == first and loaded.display_name == "Ann"
     assert await store.load_agent(AgentKey("telegram", "43")) is None
+
+
+async def test_load_turn_reads_everything_a_turn_needs(store: Storage) -> None:
+    agent = await new_agent(store)
+    await store.set_shared_block("server", "Be kind.", "console:op", T0)
+    ids = await store.append_messages(agent, [user("one"), user("two")])
+    await store.fold_context(agent, "They said one.", ids[1], T0)
+    state = await store.load_turn(AgentKey("telegram", "alice"))
+    assert state is not None
+    assert state.agent.summary == "They said one."
+    assert [b.label for b in state.blocks] == ["persona", "human"]
+    assert [s.label for s in state.shared] == ["server"]
+    assert [m.content for m in state.context] == ["two"]
+    assert await store.load_turn(AgentKey("telegram", "nobody")) is None
 
 
 async def test_block_edits_keep_full_history(store: Storage) -> None:

@@ -61,6 +61,13 @@ CREATE TABLE messages (
     created_at   INTEGER NOT NULL
 );
 CREATE INDEX messages_by_agent ON messages (agent_id, id);
+-- Counters kept by the database itself, so every writer (bot, operator CLI) keeps them right.
+CREATE TRIGGER messages_count_insert AFTER INSERT ON messages BEGIN
+    UPDATE agents SET message_count = message_count + 1 WHERE id = new.agent_id;
+END;
+CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN
+    UPDATE agents SET message_count = message_count - 1 WHERE id = old.agent_id;
+END;
 
 -- The agent id is an indexed column of the full-text index so that a search matches
 -- "this agent AND these words" inside FTS5, instead of matching every user's rows and
@@ -105,6 +112,12 @@ CREATE TABLE passages (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX passages_by_agent ON passages (agent_id, id);
+CREATE TRIGGER passages_count_insert AFTER INSERT ON passages BEGIN
+    UPDATE agents SET passage_count = passage_count + 1 WHERE id = new.agent_id;
+END;
+CREATE TRIGGER passages_count_delete AFTER DELETE ON passages BEGIN
+    UPDATE agents SET passage_count = passage_count - 1 WHERE id = old.agent_id;
+END;
 CREATE VIRTUAL TABLE passages_fts USING fts5 (
     agent_id, content, tags,
     content = 'passages', content_rowid = 'id',
