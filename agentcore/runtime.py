@@ -17,6 +17,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date
 
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
@@ -32,6 +33,8 @@ LLM_FAILED = "I couldn't reach my language model, please try again in a moment."
 STORAGE_FAILED = "Something went wrong on my side and I couldn't save that. Please try again later."
 SHUTTING_DOWN = "I'm restarting right now. Please send that again in a minute."
 EMPTY_MESSAGE = "Send me some text and I'll answer."
+NOT_ALLOWED = "Sorry, this bot is private. Ask its operator if you'd like access."
+_MAX_REFUSALS_TRACKED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +111,14 @@ class AgentRuntime:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
+        self._refused: OrderedDict[AgentKey, date] = OrderedDict()
 
     @property
     def cached_agents(self) -> int:
         return len(self._slots)
 
     def is_operator(self, key: AgentKey) -> bool:
-        return key in self._settings.admins or key.platform == "console"
+        return self._commands.is_operator(key)
 
     async def handle(self, message: InboundMessage) -> Reply:
         """Answer one inbound message. Never raises for anything a person or model can cause."""
@@ -126,6 +130,8 @@ class AgentRuntime:
             return Ticket(message, reply=Reply(SHUTTING_DOWN, ReplyKind.NOTICE))
         if not message.text.strip():
             return Ticket(message, reply=Reply(EMPTY_MESSAGE, ReplyKind.NOTICE))
+        if not self._may_talk(message.key):
+            return Ticket(message, reply=self._refusal(message.key))
         if parse_command(message.text) is not None:
             return Ticket(message)
         try:
@@ -133,6 +139,22 @@ class AgentRuntime:
         except StorageError as exc:
             log.error("storage failed for %s: %s", message.key, exc)
             return Ticket(message, reply=Reply(STORAGE_FAILED, ReplyKind.ERROR))
+
+    def _may_talk(self, key: AgentKey) -> bool:
+        allowed = self._settings.allowed
+        return allowed is None or key in allowed or self.is_operator(key)
+
+    def _refusal(self, key: AgentKey) -> Reply:
+        """One polite refusal per person per day; after that, silence rather than a flood."""
+        today = self._clock.now().date()
+        if self._refused.get(key) == today:
+            return Reply("", ReplyKind.NOTICE)
+        self._refused[key] = today
+        self._refused.move_to_end(key)
+        while len(self._refused) > _MAX_REFUSALS_TRACKED:
+            self._refused.popitem(last=False)
+        log.info("refused %s: not in AGENTCORE_ALLOWED", key)
+        return Reply(NOT_ALLOWED, ReplyKind.NOTICE)
 
     async def answer(self, ticket: Ticket) -> Reply:
         """Run the ticket's turn (or command) once this person's earlier turns are done.

@@ -41,3 +41,4 @@ class RuntimeSettings:
     max_cached_agents: int = 1024  # idle per-user slots kept in memory (LRU)
     shutdown_grace: float = 20.0  # seconds in-flight turns get to finish on shutdown
     admins: frozenset[AgentKey] = frozenset()
+    allowed: frozenset[AgentKey] | None = None  # who may talk to the bot; None = everyone

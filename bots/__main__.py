@@ -31,7 +31,7 @@ from agentcore.runtime import AgentRuntime  # noqa: E402
 from agentcore.storage.base import Storage, StorageError  # noqa: E402
 from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
-from bots.adapter import Adapter  # noqa: E402
+from bots.adapter import Adapter, AdapterError  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
 
@@ -42,21 +42,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bots",
         description="Run the bot on every platform whose token is set; with none, chat in the "
-        "terminal.",
+        "terminal. `python -m bots admin <verb> ...` is the operator CLI.",
     )
     parser.add_argument("--config", type=Path, help="a TOML file overriding the defaults")
     parser.add_argument("--user", help="terminal chat: the local user name (default: OS user)")
+    parser.add_argument("command", nargs="?", choices=["admin"], help=argparse.SUPPRESS)
+    parser.add_argument("words", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    operator_cli = args.command == "admin"
     try:
         with _TIMER.phase("config"):
-            settings = load_settings(args.config)
+            settings = load_settings(args.config, require_model=not operator_cli)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if operator_cli:
+        configure_logging("WARNING", _secrets(settings))
+        from bots.admin_cli import run_admin  # noqa: PLC0415
+
+        return run_admin(settings, args.words)
     configure_logging(settings.log_level, _secrets(settings))
     try:
         return asyncio.run(serve(settings, args, _TIMER, SystemClock()))
@@ -91,7 +99,13 @@ def build_runtime(
 ) -> AgentRuntime:
     capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
     loop = AgentLoop(storage=storage, llm=capped, clock=clock, settings=settings.agent)
-    commands = Commands(storage=storage, clock=clock, settings=settings.agent)
+    commands = Commands(
+        storage=storage,
+        clock=clock,
+        settings=settings.agent,
+        admins=settings.runtime.admins,
+        model=settings.llm.model,
+    )
     return AgentRuntime(
         storage=storage,
         llm=capped,
@@ -128,19 +142,24 @@ async def serve(
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
     runtime = build_runtime(settings, storage, llm, clock)
-    adapters = build_adapters(settings, args, runtime, clock)
-    for adapter in adapters:
-        with timer.phase(adapter.name):
-            await adapter.start()
-    run = timer.finish(clock.now())
-    log.info(format_startup(run))
-    llm.start()  # load the model client now that every adapter is receiving
-    await storage.record_startup(run)
-    code = await _until_stopped(adapters)
-    for adapter in reversed(adapters):
-        await adapter.stop()
-    await runtime.shutdown()
-    return code
+    started: list[Adapter] = []
+    try:
+        for adapter in build_adapters(settings, args, runtime, clock):
+            with timer.phase(adapter.name):
+                await adapter.start()
+            started.append(adapter)
+        run = timer.finish(clock.now())
+        log.info(format_startup(run))
+        llm.start()  # load the model client now that every adapter is receiving
+        await storage.record_startup(run)
+        return await _until_stopped(started)
+    except AdapterError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        for adapter in reversed(started):
+            await adapter.stop()
+        await runtime.shutdown()
 
 
 async def _until_stopped(adapters: Sequence[Adapter]) -> int:

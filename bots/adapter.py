@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Protocol
 
 
+class AdapterError(Exception):
+    """A platform refused to start or to go on (bad token, missing intent, a second instance).
+    The message is one line for the operator, naming the fix."""
+
+
 class Adapter(Protocol):
     name: str  # also the phase name in the startup log line
 

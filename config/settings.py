@@ -29,6 +29,7 @@ ENV_NAMES: dict[str, tuple[str, str]] = {
     "AGENTCORE_MODEL": ("llm", "model"),
     "AGENTCORE_DB": ("storage", "path"),
     "AGENTCORE_ADMINS": ("runtime", "admins"),
+    "AGENTCORE_ALLOWED": ("runtime", "allowed"),
     "AGENTCORE_LOG_LEVEL": ("logging", "level"),
     "TELEGRAM_TOKEN": ("telegram", "token"),
     "TELEGRAM_BASE_URL": ("telegram", "base_url"),
@@ -283,9 +284,12 @@ def load_settings(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     dotenv_file: Path | None = Path(".env"),
+    *,
+    require_model: bool = True,
 ) -> Settings:
     """Build the settings once. ``env`` defaults to ``os.environ``; a ``.env`` file in the
-    working directory fills in what the real environment leaves unset."""
+    working directory fills in what the real environment leaves unset. The operator CLI never
+    calls the model, so it passes ``require_model=False``."""
     environment = dict(_dotenv(dotenv_file)) | dict(os.environ if env is None else env)
     layers = _Layers()
     package = _package_dir()
@@ -294,7 +298,7 @@ def load_settings(
         path = config_file.expanduser().resolve()
         layers.add_table(_read_toml(path, str(path)), str(path), path.parent)
     layers.add_env(environment)
-    return _build(_Reader(layers), environment)
+    return _build(_Reader(layers), environment, require_model)
 
 
 def _dotenv(path: Path | None) -> dict[str, str]:
@@ -305,7 +309,7 @@ def _dotenv(path: Path | None) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-def _build(read: _Reader, env: Mapping[str, str]) -> Settings:
+def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settings:
     llm = LLMConfig(
         model=read.text("llm", "model"),
         base_url=read.url("llm", "base_url"),
@@ -313,7 +317,7 @@ def _build(read: _Reader, env: Mapping[str, str]) -> Settings:
         timeout=read.number("llm", "timeout_seconds", 1.0),
         max_retries=read.integer("llm", "max_retries", 0),
     )
-    if not llm.api_key and not llm.base_url:
+    if require_model and not llm.api_key and not llm.base_url:
         raise ConfigError(NO_MODEL_HINT)
     if not llm.model:
         raise ConfigError("setting llm.model is empty: set AGENTCORE_MODEL to your model's name")
@@ -326,6 +330,7 @@ def _build(read: _Reader, env: Mapping[str, str]) -> Settings:
             max_cached_agents=read.integer("runtime", "max_cached_agents", 1),
             shutdown_grace=read.number("runtime", "shutdown_grace_seconds", 0.0),
             admins=read.agent_keys("runtime", "admins"),
+            allowed=read.agent_keys("runtime", "allowed") or None,
         ),
         database=Path(path).expanduser() if path else default_database_path(env),
         busy_timeout_ms=read.integer("storage", "busy_timeout_ms", 0),

@@ -51,13 +51,14 @@ def build_runtime(
     clock: ManualClock,
     settings: AgentSettings | None = None,
     runtime_settings: RuntimeSettings | None = None,
+    admins: frozenset[AgentKey] = frozenset(),
 ) -> AgentRuntime:
     settings = settings or AgentSettings()
     return AgentRuntime(
         storage=storage,
         llm=llm,
         loop=AgentLoop(storage=storage, llm=llm, clock=clock, settings=settings),
-        commands=Commands(storage=storage, clock=clock, settings=settings),
+        commands=Commands(storage=storage, clock=clock, settings=settings, admins=admins),
         clock=clock,
         settings=runtime_settings or RuntimeSettings(),
     )

@@ -94,6 +94,25 @@ class NewMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class NewPassage:
+    content: str
+    tags: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    """A whole agent to store at once (an Agent File import)."""
+
+    display_name: str
+    blocks: tuple[BlockSpec, ...]
+    messages: tuple[NewMessage, ...]
+    passages: tuple[NewPassage, ...] = ()
+    in_context: int = 0  # how many of the newest messages start in the context window
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: int
     role: Role
@@ -228,7 +247,14 @@ class AgentStore(Protocol):
     async def list_agents(self, limit: int) -> list[AgentSummary]: ...
 
     async def delete_agent(self, agent_id: int) -> None:
-        """Erase the agent and everything stored for it."""
+        """Erase the agent and everything stored for it. Audit entries that name the person
+        are redacted to the platform alone, so only "an erasure happened" remains."""
+        ...
+
+    async def replace_agent(
+        self, key: AgentKey, snapshot: AgentSnapshot, now: datetime
+    ) -> AgentRecord:
+        """Erase any agent of ``key`` and store ``snapshot`` in its place, atomically."""
         ...
 
 
@@ -280,6 +306,10 @@ class MessageStore(Protocol):
 
         ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe.
         """
+        ...
+
+    async def recent_matches(self, agent_id: int, query: str, limit: int) -> list[SearchHit]:
+        """This agent's user and assistant messages matching ``query``, newest first."""
         ...
 
     async def all_messages(self, agent_id: int) -> list[StoredMessage]: ...

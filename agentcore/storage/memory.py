@@ -17,6 +17,7 @@ from agentcore.search.text import query_terms, words
 from agentcore.storage.base import (
     Actor,
     AgentRecord,
+    AgentSnapshot,
     AgentSummary,
     AuditEntry,
     Block,
@@ -29,6 +30,7 @@ from agentcore.storage.base import (
     SearchHit,
     SharedBlock,
     StartupRun,
+    Storage,
     StoredMessage,
     StoreStats,
     TurnState,
@@ -138,12 +140,43 @@ class MemoryStorage:
         ]
 
     async def delete_agent(self, agent_id: int) -> None:
+        self._forget(agent_id, redact_audit=True)
+
+    def _forget(self, agent_id: int, *, redact_audit: bool) -> None:
         data = self._by_id.pop(agent_id, None)
-        if data is not None:
-            del self._agents[data.record.key]
-            key = data.record.key
-            self._inbox = {i: p for i, p in self._inbox.items() if p.message.key != key}
-            self._calls = [c for c in self._calls if c.agent_id != agent_id]
+        if data is None:
+            return
+        key = data.record.key
+        del self._agents[key]
+        self._inbox = {i: p for i, p in self._inbox.items() if p.message.key != key}
+        self._calls = [c for c in self._calls if c.agent_id != agent_id]
+        if redact_audit:
+            erased = f"{key.platform}:(erased)"
+            self._audit = [
+                replace(e, target=erased) if e.target == str(key) else e for e in self._audit
+            ]
+
+    async def replace_agent(
+        self, key: AgentKey, snapshot: AgentSnapshot, now: datetime
+    ) -> AgentRecord:
+        existing = self._agents.get(key)
+        if existing is not None:
+            self._forget(existing.record.id, redact_audit=False)
+        created = await self.create_agent(key, snapshot.display_name, now, snapshot.blocks)
+        assert created is not None
+        ids = await self.append_messages(created.id, snapshot.messages) if snapshot.messages else []
+        for p in snapshot.passages:
+            await self.add_passage(created.id, p.content, p.tags, p.created_at)
+        in_context = ids[len(ids) - snapshot.in_context :] if snapshot.in_context else []
+        users = [m.created_at for m in snapshot.messages if m.role is Role.USER]
+        self._update(
+            created.id,
+            context_start_id=in_context[0] if in_context else next(self._ids),
+            summary=snapshot.summary,
+            last_user_at=users[-1] if users else None,
+            session_count=1 if users else 0,
+        )
+        return self._by_id[created.id].record
 
     # ----------------------------------------------------------------- blocks
 
@@ -203,6 +236,17 @@ class MemoryStorage:
 
     async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
         return [m for m in self._by_id[agent_id].messages if m.id >= since_id]
+
+    async def recent_matches(self, agent_id: int, query: str, limit: int) -> list[SearchHit]:
+        terms = query_terms(query)
+        if not terms:
+            return []
+        matching = [
+            m
+            for m in reversed(self._by_id[agent_id].messages)
+            if m.role in (Role.USER, Role.ASSISTANT) and _overlap(terms, m.content or "") > 0
+        ]
+        return [SearchHit(m.id, m.role, m.content or "", m.created_at) for m in matching[:limit]]
 
     async def all_messages(self, agent_id: int) -> list[StoredMessage]:
         return list(self._by_id[agent_id].messages)
@@ -319,3 +363,7 @@ def _overlap(terms: list[str], text: str) -> float:
     for word in words(text):
         counts[word] = counts.get(word, 0) + 1
     return sum(1.0 + math.log(counts[t]) for t in terms if t in counts)
+
+
+def _conforms(store: MemoryStorage) -> Storage:  # mypy checks the backend against the protocol
+    return store

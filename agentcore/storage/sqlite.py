@@ -27,6 +27,7 @@ from agentcore.search.fts import scoped_match
 from agentcore.storage.base import (
     Actor,
     AgentRecord,
+    AgentSnapshot,
     AgentSummary,
     AuditEntry,
     Block,
@@ -39,6 +40,7 @@ from agentcore.storage.base import (
     SearchHit,
     SharedBlock,
     StartupRun,
+    Storage,
     StorageError,
     StoredMessage,
     StoreStats,
@@ -56,6 +58,7 @@ _AGENT_COLUMNS = """a.id, a.platform, a.user_id, a.display_name, a.created_at, a
 _MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 _BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 _FAR_PAST, _FAR_FUTURE = -(2**62), 2**62
+_ROWS_PER_INSERT = 1000  # 6 parameters a row, well under SQLite's variable limit
 
 
 def _storage_error(exc: sqlite3.Error) -> StorageError:
@@ -256,24 +259,30 @@ class SQLiteStorage:
 
     async def delete_agent(self, agent_id: int) -> None:
         async with self._transaction() as db:
-            # Explicit deletes (children first) so the FTS triggers see every row go.
-            await db.execute("DELETE FROM messages WHERE agent_id = ?", (agent_id,))
-            await db.execute("DELETE FROM passages WHERE agent_id = ?", (agent_id,))
-            await db.execute("UPDATE agents SET summary_id = NULL WHERE id = ?", (agent_id,))
-            await db.execute("DELETE FROM summaries WHERE agent_id = ?", (agent_id,))
-            await db.execute(
-                "DELETE FROM block_history WHERE block_id IN "
-                "(SELECT id FROM blocks WHERE agent_id = ?)",
-                (agent_id,),
+            # Overwrite freed pages with zeros, so erased text does not linger in the file.
+            await db.execute("PRAGMA secure_delete = ON")
+            try:
+                await _delete_agent_rows(db, agent_id)
+            finally:
+                await db.execute("PRAGMA secure_delete = OFF")
+
+    async def replace_agent(
+        self, key: AgentKey, snapshot: AgentSnapshot, now: datetime
+    ) -> AgentRecord:
+        async with self._transaction() as db:
+            existing = list(
+                await db.execute_fetchall(
+                    "SELECT id FROM agents WHERE platform = ? AND user_id = ?",
+                    (key.platform, key.user_id),
+                )
             )
-            await db.execute("DELETE FROM blocks WHERE agent_id = ?", (agent_id,))
-            await db.execute("DELETE FROM llm_calls WHERE agent_id = ?", (agent_id,))
-            await db.execute(
-                "DELETE FROM inbox WHERE (platform, user_id) = "
-                "(SELECT platform, user_id FROM agents WHERE id = ?)",
-                (agent_id,),
-            )
-            await db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+            if existing:
+                await _delete_agent_rows(db, existing[0][0], redact_audit=False)
+            await _insert_snapshot(db, key, snapshot, to_millis(now))
+        agent = await self.load_agent(key)
+        if agent is None:
+            raise StorageError(f"agent {key} vanished right after import")
+        return agent
 
     # ----------------------------------------------------------------- blocks
 
@@ -367,6 +376,18 @@ class SQLiteStorage:
             (agent_id, since_id),
         )
         return [_message(r) for r in rows]
+
+    async def recent_matches(self, agent_id: int, query: str, limit: int) -> list[SearchHit]:
+        match = scoped_match("agent_id", agent_id, "content", query)
+        if match is None:
+            return []
+        rows = await self._read(
+            "SELECT m.id, m.role, m.content, m.created_at FROM messages_fts "
+            "JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? "
+            "ORDER BY m.id DESC LIMIT ?",
+            (match, limit),
+        )
+        return [SearchHit(r[0], Role(r[1]), r[2], from_millis(r[3])) for r in rows]
 
     async def all_messages(self, agent_id: int) -> list[StoredMessage]:
         return await self.context_messages(agent_id, 0)
@@ -605,6 +626,84 @@ async def _migrate(db: aiosqlite.Connection) -> None:
         raise
 
 
+async def _delete_agent_rows(
+    db: aiosqlite.Connection, agent_id: int, *, redact_audit: bool = True
+) -> None:
+    """Every row of one agent, children first so the FTS triggers see each row go."""
+    for sql in (
+        "DELETE FROM messages WHERE agent_id = ?",
+        "DELETE FROM passages WHERE agent_id = ?",
+        "UPDATE agents SET summary_id = NULL WHERE id = ?",
+        "DELETE FROM summaries WHERE agent_id = ?",
+        "DELETE FROM block_history WHERE block_id IN (SELECT id FROM blocks WHERE agent_id = ?)",
+        "DELETE FROM blocks WHERE agent_id = ?",
+        "DELETE FROM llm_calls WHERE agent_id = ?",
+        "DELETE FROM inbox WHERE (platform, user_id) = "
+        "(SELECT platform, user_id FROM agents WHERE id = ?)",
+    ):
+        await db.execute(sql, (agent_id,))
+    if redact_audit:
+        await db.execute(
+            "UPDATE audit_log SET target = (SELECT platform FROM agents WHERE id = ?) || "
+            "':(erased)' WHERE target = (SELECT platform || ':' || user_id FROM agents "
+            "WHERE id = ?)",
+            (agent_id, agent_id),
+        )
+    await db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+
+
+async def _insert_snapshot(
+    db: aiosqlite.Connection, key: AgentKey, snapshot: AgentSnapshot, ms: int
+) -> None:
+    [(agent_id,)] = await db.execute_fetchall(
+        "INSERT INTO agents (platform, user_id, display_name, created_at) VALUES (?, ?, ?, ?) "
+        "RETURNING id",
+        (key.platform, key.user_id, snapshot.display_name, ms),
+    )
+    await db.executemany(
+        "INSERT INTO blocks (agent_id, label, description, value, char_limit, read_only,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (agent_id, b.label, b.description, b.value, b.limit, int(b.read_only), ms)
+            for b in snapshot.blocks
+        ],
+    )
+    ids: list[int] = []
+    for start in range(0, len(snapshot.messages), _ROWS_PER_INSERT):
+        chunk = snapshot.messages[start : start + _ROWS_PER_INSERT]
+        ids += await _insert_messages(db, agent_id, chunk)
+    await db.executemany(
+        "INSERT INTO passages (agent_id, content, tags, created_at) VALUES (?, ?, ?, ?)",
+        [
+            (agent_id, p.content, " ".join(p.tags), to_millis(p.created_at))
+            for p in snapshot.passages
+        ],
+    )
+    await _set_imported_window(db, agent_id, snapshot, ids, ms)
+
+
+async def _set_imported_window(
+    db: aiosqlite.Connection, agent_id: int, snapshot: AgentSnapshot, ids: list[int], ms: int
+) -> None:
+    """Start the context window at the snapshot's in-context messages, under its summary."""
+    in_context = ids[len(ids) - snapshot.in_context :] if snapshot.in_context else []
+    start = in_context[0] if in_context else (ids[-1] + 1 if ids else 0)
+    last_user = [m.created_at for m in snapshot.messages if m.role is Role.USER]
+    await db.execute(
+        "UPDATE agents SET context_start_id = ?, last_user_at = ?, session_count = ? WHERE id = ?",
+        (start, to_millis(last_user[-1]) if last_user else None, 1 if last_user else 0, agent_id),
+    )
+    if snapshot.summary:
+        await db.execute(
+            "INSERT INTO summaries (agent_id, content, through_message_id, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (agent_id, snapshot.summary, start - 1, ms),
+        )
+        await db.execute(
+            "UPDATE agents SET summary_id = last_insert_rowid() WHERE id = ?", (agent_id,)
+        )
+
+
 async def _insert_messages(
     db: aiosqlite.Connection, agent_id: int, messages: Sequence[NewMessage]
 ) -> list[int]:
@@ -696,3 +795,7 @@ def _file_size(path: str) -> int:
         with contextlib.suppress(OSError):
             total += os.path.getsize(path + suffix)
     return total
+
+
+def _conforms(store: SQLiteStorage) -> Storage:  # mypy checks the backend against the protocol
+    return store

@@ -1,0 +1,326 @@
+"""Operator verbs: view, correct and audit any user's memory. Shared by chat and the shell CLI.
+
+Every read or write of a user's data is written to the audit log (who, verb, target, when),
+never with memory content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from agentcore.clock import Clock
+from agentcore.commands import render
+from agentcore.commands.agentfile import AgentFileError, parse_agent_file
+from agentcore.commands.spec import ADMIN_VERBS, usage_line
+from agentcore.memory.blocks import default_blocks
+from agentcore.memory.prompt import humanize
+from agentcore.settings import AgentSettings
+from agentcore.storage.base import (
+    Actor,
+    AgentRecord,
+    AuditEntry,
+    BlockVersion,
+    StartupRun,
+    Storage,
+)
+from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind
+
+MAX_LIST = 200
+
+
+class UsageError(Exception):
+    """Bad arguments for a verb; the message is one line for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRequest:
+    actor: str  # who asks, e.g. "telegram:123" or "cli:alice"
+    args: str  # everything after the verb
+    local: bool  # from the shell or the terminal chat: may read files on this machine
+
+
+Verb = Callable[[AdminRequest], Awaitable[str]]
+_USAGE = {v.name: v for v in ADMIN_VERBS}
+
+
+def _usage(verb: str) -> UsageError:
+    return UsageError(usage_line("/admin ", _USAGE[verb]))
+
+
+def _split(verb: str, args: str, count: int, *, rest: bool = False) -> list[str]:
+    """Exactly ``count`` words, the last one taking the rest of the line if ``rest``."""
+    parts = args.split(maxsplit=count - 1) if rest else args.split()
+    if len(parts) != count or (rest and not parts[-1].strip()):
+        raise _usage(verb)
+    return parts
+
+
+def _number(verb: str, text: str, default: int) -> int:
+    if not text:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIST:
+        raise _usage(verb)
+    return int(text)
+
+
+class AdminCommands:
+    def __init__(self, *, storage: Storage, clock: Clock, settings: AgentSettings) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._settings = settings
+        self._verbs: dict[str, Verb] = {
+            "users": self.users,
+            "memory": self.memory,
+            "set": self.set,
+            "append": self.append,
+            "history": self.history,
+            "revert": self.revert,
+            "search": self.search,
+            "shared": self.shared,
+            "import": self.import_file,
+            "stats": self.stats,
+            "audit": self.audit,
+        }
+
+    @property
+    def _tz(self) -> ZoneInfo:
+        return self._settings.memory.timezone
+
+    async def run(self, actor: str, text: str, *, local: bool) -> Reply:
+        verb, _, args = text.strip().partition(" ")
+        handler = self._verbs.get(verb.lower())
+        if handler is None:
+            verbs = ", ".join(self._verbs)
+            return Reply(f"Usage: /admin <verb> ... where verb is one of: {verbs}", ReplyKind.ERROR)
+        try:
+            text_out = await handler(AdminRequest(actor, args.strip(), local))
+        except UsageError as exc:
+            return Reply(str(exc), ReplyKind.ERROR)
+        return Reply(text_out, ReplyKind.COMMAND, private=True)
+
+    # ----------------------------------------------------------------- helpers
+
+    async def _audit(self, request: AdminRequest, verb: str, target: str, detail: str = "") -> None:
+        await self._storage.add_audit(
+            AuditEntry(request.actor, verb, target, self._clock.now(), detail)
+        )
+
+    async def _agent(self, verb: str, name: str) -> AgentRecord:
+        try:
+            key = AgentKey.parse(name)
+        except InvalidAgentKey:
+            raise UsageError(
+                f"{name!r} is not a user; name users as platform:id, e.g. telegram:42"
+            ) from None
+        agent = await self._storage.load_agent(key)
+        if agent is None:
+            raise UsageError(f"No agent for {key}.")
+        return agent
+
+    async def _label(self, agent: AgentRecord, label: str) -> None:
+        labels = [b.label for b in await self._storage.list_blocks(agent.id)]
+        if label not in labels:
+            raise UsageError(f"{agent.key} has no block {label!r}; blocks: {', '.join(labels)}")
+
+    # ----------------------------------------------------------------- verbs
+
+    async def users(self, request: AdminRequest) -> str:
+        listed = await self._storage.list_agents(_number("users", request.args, 20))
+        await self._audit(request, "users", "*", f"{len(listed)} listed")
+        if not listed:
+            return "No users yet."
+        lines = [
+            f"{u.key} “{u.display_name}” last seen {render.stamp(u.last_user_at, self._tz)}, "
+            f"{u.message_count} messages, core memory {u.core_memory_chars} chars"
+            for u in listed
+        ]
+        return "\n".join(lines)
+
+    async def memory(self, request: AdminRequest) -> str:
+        words = request.args.split()
+        if len(words) not in (1, 2):
+            raise _usage("memory")
+        agent = await self._agent("memory", words[0])
+        blocks = await self._storage.list_blocks(agent.id)
+        if len(words) == 2:
+            await self._label(agent, words[1])
+            blocks = [b for b in blocks if b.label == words[1]]
+        await self._audit(request, "memory", str(agent.key), words[1] if len(words) == 2 else "")
+        return f"Core memory of {agent.key}:\n\n" + render.blocks(blocks)
+
+    async def set(self, request: AdminRequest) -> str:
+        name, label, text = _split("set", request.args, 3, rest=True)
+        return await self._write(request, "set", name, label, lambda old: text)
+
+    async def append(self, request: AdminRequest) -> str:
+        name, label, text = _split("append", request.args, 3, rest=True)
+        return await self._write(
+            request, "append", name, label, lambda old: f"{old}\n{text}" if old else text
+        )
+
+    async def _write(
+        self, request: AdminRequest, verb: str, name: str, label: str, compute: Callable[[str], str]
+    ) -> str:
+        agent = await self._agent(verb, name)
+        await self._label(agent, label)
+        current = {b.label: b for b in await self._storage.list_blocks(agent.id)}[label]
+        saved = await self._storage.save_block(
+            agent.id,
+            label,
+            compute(current.value),
+            Actor.OPERATOR,
+            request.actor,
+            self._clock.now(),
+        )
+        await self._audit(request, verb, str(agent.key), f"{label} v{saved.version}")
+        warning = ""
+        if len(saved.value) > saved.limit:
+            warning = (
+                f"\nWarning: {len(saved.value)} chars is over the block's limit of {saved.limit}; "
+                "the agent will be asked to condense it before it can add more."
+            )
+        size = f"{len(saved.value)}/{saved.limit} chars"
+        return f"Saved {agent.key} {label} as v{saved.version} ({size}).{warning}"
+
+    async def _versions(self, agent: AgentRecord, label: str) -> list[BlockVersion]:
+        """Every version, v1 (the value at creation) included."""
+        edits = await self._storage.block_history(agent.id, label)
+        current = {b.label: b for b in await self._storage.list_blocks(agent.id)}[label]
+        first_value = edits[0].old_value if edits else current.value
+        first = BlockVersion(1, Actor.SYSTEM, "created", None, first_value or "", agent.created_at)
+        return [first, *edits]
+
+    async def history(self, request: AdminRequest) -> str:
+        name, label = _split("history", request.args, 2)
+        agent = await self._agent("history", name)
+        await self._label(agent, label)
+        versions = await self._versions(agent, label)
+        await self._audit(request, "history", str(agent.key), label)
+        return f"History of {agent.key} {label}:\n\n" + render.history(versions, self._tz)
+
+    async def revert(self, request: AdminRequest) -> str:
+        name, label, number = _split("revert", request.args, 3)
+        if not number.lstrip("v").isdigit():
+            raise _usage("revert")
+        agent = await self._agent("revert", name)
+        await self._label(agent, label)
+        versions = {v.version: v for v in await self._versions(agent, label)}
+        wanted = versions.get(int(number.lstrip("v")))
+        if wanted is None:
+            raise UsageError(f"{agent.key} {label} has versions 1 to {max(versions)}.")
+        saved = await self._storage.save_block(
+            agent.id, label, wanted.new_value, Actor.OPERATOR, request.actor, self._clock.now()
+        )
+        await self._audit(
+            request, "revert", str(agent.key), f"{label} v{wanted.version} -> v{saved.version}"
+        )
+        return f"Restored {agent.key} {label} to v{wanted.version}, saved as v{saved.version}."
+
+    async def search(self, request: AdminRequest) -> str:
+        name, words = _split("search", request.args, 2, rest=True)
+        agent = await self._agent("search", name)
+        found = await self._storage.search_messages(agent.id, words, limit=10)
+        await self._audit(request, "search", str(agent.key))
+        if not found:
+            return f"No messages of {agent.key} match “{words}”."
+        return f"Messages of {agent.key} matching “{words}”:\n" + render.hits(
+            found, self._tz, "user"
+        )
+
+    async def shared(self, request: AdminRequest) -> str:
+        label, text = _split("shared", request.args, 2, rest=True)
+        if not label.isidentifier():
+            raise UsageError("Block labels are single words, e.g. server or rules.")
+        if text.strip() == "--delete":
+            deleted = await self._storage.delete_shared_block(label)
+            await self._audit(request, "shared-delete", label)
+            return (
+                f"Deleted shared block {label}."
+                if deleted
+                else f"There is no shared block {label}."
+            )
+        await self._storage.set_shared_block(label, text, request.actor, self._clock.now())
+        await self._audit(request, "shared", label)
+        return f"Every agent now sees the read-only block {label} ({len(text)} chars)."
+
+    async def import_file(self, request: AdminRequest) -> str:
+        name, path = _split("import", request.args, 2, rest=True)
+        if not request.local:
+            raise UsageError(
+                "Import reads a file on the server: run `python -m bots admin import` there."
+            )
+        try:
+            key = AgentKey.parse(name)
+            raw = await asyncio.to_thread(_read_file, path)
+            snapshot = parse_agent_file(
+                raw, default_blocks(self._settings.memory), self._clock.now()
+            )
+        except InvalidAgentKey:
+            raise UsageError(f"{name!r} is not a user; name users as platform:id") from None
+        except OSError as exc:
+            raise UsageError(f"Cannot read {path}: {exc.strerror}") from None
+        except AgentFileError as exc:
+            raise UsageError(f"{path} is not an Agent File we can import: {exc}") from None
+        agent = await self._storage.replace_agent(key, snapshot, self._clock.now())
+        await self._audit(request, "import", str(key), f"{len(snapshot.messages)} messages")
+        return (
+            f"Imported {key}: {len(snapshot.blocks)} blocks, {agent.message_count} messages, "
+            f"{agent.passage_count} passages."
+        )
+
+    async def stats(self, request: AdminRequest) -> str:
+        now = self._clock.now()
+        midnight = datetime.combine(now.astimezone(self._tz).date(), time.min, self._tz)
+        stats = await self._storage.stats(midnight)
+        runs = await self._storage.recent_startups(5)
+        await self._audit(request, "stats", "*")
+        latencies = sorted(stats.llm_latencies_ms)
+        model = "no model calls today"
+        if latencies:
+            p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+            model = (
+                f"{len(latencies)} model calls today, latency median "
+                f"{statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms; "
+                f"{stats.tokens_today} tokens today"
+            )
+        lines = [
+            f"{stats.agents} users, {stats.messages} messages, {stats.passages} passages",
+            f"database {stats.size_bytes / 1e6:.1f} MB",
+            _uptime(runs, now),
+            model,
+            "last startups:",
+            *(_startup_line(run, self._tz) for run in runs),
+        ]
+        return "\n".join(lines)
+
+    async def audit(self, request: AdminRequest) -> str:
+        entries = await self._storage.recent_audit(_number("audit", request.args, 20))
+        if not entries:
+            return "The audit log is empty."
+        return "\n".join(
+            f"{render.stamp(e.created_at, self._tz)} {e.actor} {e.verb} {e.target}"
+            + (f" ({e.detail})" if e.detail else "")
+            for e in entries
+        )
+
+
+def _read_file(path: str) -> bytes:
+    return Path(path).expanduser().read_bytes()
+
+
+def _uptime(runs: list[StartupRun], now: datetime) -> str:
+    if not runs:
+        return "the bot has not started yet"
+    return f"last start {humanize(now - runs[0].started_at)} (uptime if it is running)"
+
+
+def _startup_line(run: StartupRun, tz: ZoneInfo) -> str:
+    phases = " ".join(f"{name}={ms:.0f}ms" for name, ms in run.phases)
+    totals = f"total={run.total_ms:.0f}ms rss={run.rss_mb:.1f}MB"
+    return f"  {render.stamp(run.started_at, tz)} {phases} {totals}"

@@ -1,0 +1,62 @@
+"""What the commands are called and how command text is parsed (no I/O here)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_COMMAND_RE = re.compile(r"^/([A-Za-z][A-Za-z0-9_]{0,31})(?:\s+(.*))?$", re.DOTALL)
+
+OPERATORS_ONLY = "This command is for the bot's operators."
+
+
+@dataclass(frozen=True, slots=True)
+class CommandInfo:
+    name: str
+    description: str  # one line, shown in platform command menus (≤ 100 characters)
+    usage: str = ""  # the arguments, e.g. "<words>"; empty if it takes none
+
+
+USER_COMMANDS: tuple[CommandInfo, ...] = (
+    CommandInfo("start", "What this bot is and what it remembers"),
+    CommandInfo("help", "List the commands and what the bot stores"),
+    CommandInfo("memory", "Show what I keep in mind about you (your core memory)"),
+    CommandInfo("search", "Search our past messages, newest first", "<words>"),
+    CommandInfo("reset", "Start a fresh conversation window (memories stay)"),
+    CommandInfo("export", "Download everything I store about you (Agent File)"),
+    CommandInfo("forget", "Erase everything I store about you", "[confirm]"),
+)
+ADMIN_COMMAND = CommandInfo("admin", "Operator tools: view, edit and audit memory", "<verb> ...")
+ADMIN_VERBS: tuple[CommandInfo, ...] = (
+    CommandInfo("users", "Users with last seen, message count, core-memory size", "[N]"),
+    CommandInfo("memory", "A user's core memory blocks", "<user> [label]"),
+    CommandInfo("set", "Replace a user's block", "<user> <label> <text>"),
+    CommandInfo("append", "Append to a user's block", "<user> <label> <text>"),
+    CommandInfo("history", "A block's versions with who, when and a diff", "<user> <label>"),
+    CommandInfo("revert", "Restore a block version", "<user> <label> <version>"),
+    CommandInfo("search", "Search a user's stored messages", "<user> <words>"),
+    CommandInfo(
+        "shared",
+        "Set or delete a read-only block shown to every agent",
+        "<label> <text> | <label> --delete",
+    ),
+    CommandInfo(
+        "import",
+        "Create or replace a user's agent from an Agent File (shell only)",
+        "<user> <file.af>",
+    ),
+    CommandInfo("stats", "Users, messages, database size, startups, model calls"),
+    CommandInfo("audit", "The latest operator reads and writes", "[N]"),
+)
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """``("memory", "args")`` for ``/memory args``; None if the text is not a command."""
+    match = _COMMAND_RE.match(text.strip())
+    if match is None:
+        return None
+    return match.group(1).lower(), (match.group(2) or "").strip()
+
+
+def usage_line(prefix: str, info: CommandInfo) -> str:
+    return f"Usage: {prefix}{info.name}{' ' + info.usage if info.usage else ''}"

@@ -1,0 +1,169 @@
+"""Commands everyone has: see, search, export, reset and erase what the bot stores about you."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from agentcore.clock import Clock
+from agentcore.commands import render
+from agentcore.commands.agentfile import ExportData, export_agent_file
+from agentcore.commands.spec import USER_COMMANDS, usage_line
+from agentcore.settings import AgentSettings
+from agentcore.storage.base import AgentRecord, AuditEntry, Storage
+from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
+
+FORGET_WINDOW = timedelta(minutes=2)
+_MAX_PENDING_FORGETS = 10_000
+SEARCH_LIMIT = 10
+NOTHING_STORED = "I don't have anything stored about you."
+
+UserHandler = Callable[[InboundMessage, str], Awaitable[Reply]]
+
+
+def _reply(text: str, private: bool = False) -> Reply:
+    return Reply(text, ReplyKind.COMMAND, private)
+
+
+class UserCommands:
+    def __init__(
+        self, *, storage: Storage, clock: Clock, settings: AgentSettings, model: str = ""
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._settings = settings
+        self._model = model
+        self._forget_requests: OrderedDict[AgentKey, datetime] = OrderedDict()
+        self.handlers: dict[str, UserHandler] = {
+            "start": self.start,
+            "help": self.help,
+            "memory": self.memory,
+            "search": self.search,
+            "reset": self.reset,
+            "export": self.export,
+            "forget": self.forget,
+        }
+
+    @property
+    def _tz(self) -> ZoneInfo:
+        return self._settings.memory.timezone
+
+    async def start(self, message: InboundMessage, args: str) -> Reply:
+        return _reply(
+            "Hi! I'm a chat companion with a long memory: I remember what you tell me across "
+            "conversations, even weeks apart. Just talk to me.\n\n"
+            "Send /memory to see what I keep in mind about you, /export to download it all, "
+            "and /forget to erase it. /help lists everything."
+        )
+
+    async def help(self, message: InboundMessage, args: str) -> Reply:
+        lines = [
+            f"/{c.name}{' ' + c.usage if c.usage else ''} — {c.description}" for c in USER_COMMANDS
+        ]
+        return _reply(
+            "Commands:\n" + "\n".join(lines) + "\n\n"
+            "What I store: every message we exchange (so I can look things up later), notes I "
+            "choose to keep, and a short profile of you that I update as we talk. Only your own "
+            "conversations can reach your memory."
+        )
+
+    async def memory(self, message: InboundMessage, args: str) -> Reply:
+        agent = await self._storage.load_agent(message.key)
+        if agent is None:
+            return _reply("I don't remember anything about you yet.", private=True)
+        blocks = await self._storage.list_blocks(agent.id)
+        footer = (
+            f"\n\n_{agent.message_count} messages stored; your last message "
+            f"{render.stamp(agent.last_user_at, self._tz)}_"
+        )
+        return _reply("Your core memory, as I see it:\n\n" + render.blocks(blocks) + footer, True)
+
+    async def search(self, message: InboundMessage, args: str) -> Reply:
+        if not args:
+            return _reply(usage_line("/", USER_COMMANDS[3]))
+        agent = await self._storage.load_agent(message.key)
+        found = await self._storage.recent_matches(agent.id, args, SEARCH_LIMIT) if agent else []
+        if not found:
+            return _reply(f"No messages of ours match “{args}”.", private=True)
+        return _reply(
+            f"Our messages matching “{args}”, newest first:\n" + render.hits(found, self._tz),
+            private=True,
+        )
+
+    async def reset(self, message: InboundMessage, args: str) -> Reply:
+        agent = await self._storage.load_agent(message.key)
+        if agent is not None:
+            await self._storage.reset_context(agent.id, self._clock.now())
+        return _reply(
+            "Fresh start: I've cleared our current conversation window and its running summary. "
+            "I still remember your core memory and my archival notes, and our full history "
+            "stays searchable."
+        )
+
+    async def export(self, message: InboundMessage, args: str) -> Reply:
+        agent = await self._storage.load_agent(message.key)
+        if agent is None:
+            return _reply(NOTHING_STORED, private=True)
+        document = export_agent_file(await self._export_data(agent), self._clock.now())
+        payload = json.dumps(document, ensure_ascii=False, indent=1).encode()
+        name = f"memory-{agent.key.platform}-{agent.key.user_id}.af"
+        return Reply(
+            f"Here is everything I store about you: {agent.message_count} messages and your "
+            "memory, as a Letta Agent File (JSON).",
+            ReplyKind.COMMAND,
+            private=True,
+            attachments=(Attachment(name, payload, "application/json"),),
+        )
+
+    async def _export_data(self, agent: AgentRecord) -> ExportData:
+        blocks = await self._storage.list_blocks(agent.id)
+        return ExportData(
+            agent=agent,
+            blocks=blocks,
+            history={b.label: await self._storage.block_history(agent.id, b.label) for b in blocks},
+            messages=await self._storage.all_messages(agent.id),
+            passages=await self._storage.all_passages(agent.id),
+            system=self._settings.instructions,
+            model=self._model,
+            context_window=self._settings.memory.context_window,
+        )
+
+    async def forget(self, message: InboundMessage, args: str) -> Reply:
+        now = self._clock.now()
+        self._drop_expired(now)
+        if args.lower() != "confirm":
+            self._forget_requests[message.key] = now
+            self._forget_requests.move_to_end(message.key)
+            while len(self._forget_requests) > _MAX_PENDING_FORGETS:
+                self._forget_requests.popitem(last=False)
+            return _reply(
+                "This permanently erases everything I store about you: our messages, my notes "
+                "and your memory. It cannot be undone. To go ahead, send /forget confirm within "
+                "2 minutes."
+            )
+        if self._forget_requests.pop(message.key, None) is None:
+            return _reply("To erase your memory, send /forget first, then /forget confirm.")
+        return await self._erase(message.key, now)
+
+    async def _erase(self, key: AgentKey, now: datetime) -> Reply:
+        agent = await self._storage.load_agent(key)
+        if agent is None:
+            return _reply(NOTHING_STORED)
+        await self._storage.delete_agent(agent.id)
+        # Only that an erasure happened: no content, and the person is not named.
+        await self._storage.add_audit(
+            AuditEntry(key.platform, "forget", f"{key.platform}:(erased)", now)
+        )
+        return _reply(
+            "Done: I've erased everything I stored about you. If you write again, I'll meet "
+            "you as someone new."
+        )
+
+    def _drop_expired(self, now: datetime) -> None:
+        for key, asked in list(self._forget_requests.items()):
+            if now - asked <= FORGET_WINDOW:
+                break  # ordered oldest first
+            del self._forget_requests[key]

@@ -1,0 +1,72 @@
+"""``python -m bots admin <verb> ...``: the operator CLI on the configured database.
+
+It shares the verbs with the chat ``/admin`` command (``agentcore.commands``), runs beside a
+live bot (SQLite WAL lets both read and write), and records every access in the audit log as
+``cli:<OS user>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from agentcore.clock import SystemClock
+from agentcore.commands import ADMIN_VERBS, Commands
+from agentcore.storage.base import StorageError
+from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.types import ReplyKind
+from config import Settings
+
+USAGE = "usage: python -m bots admin <verb> [args...]\nverbs:\n" + "\n".join(
+    f"  {v.name} {v.usage}".rstrip() + f"  — {v.description}" for v in ADMIN_VERBS
+)
+
+
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def run_admin(settings: Settings, words: Sequence[str], out: TextIO = sys.stdout) -> int:
+    """Exit code 0 on success, 2 for a usage problem, 1 if the database cannot be used."""
+    if not words or words[0] in {"-h", "--help", "help"}:
+        print(USAGE, file=out)
+        return 0 if words else 2
+    if not settings.database.exists():
+        print(
+            f"error: no database at {settings.database} (set AGENTCORE_DB to the bot's database)",
+            file=sys.stderr,
+        )
+        return 1
+    return asyncio.run(_run(settings, " ".join(words), out))
+
+
+async def _run(settings: Settings, text: str, out: TextIO) -> int:
+    try:
+        storage = await SQLiteStorage.open(
+            settings.database, busy_timeout_ms=settings.busy_timeout_ms
+        )
+    except StorageError as exc:
+        print(f"error: cannot open {settings.database}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        commands = Commands(
+            storage=storage,
+            clock=SystemClock(),
+            settings=settings.agent,
+            admins=settings.runtime.admins,
+            model=settings.llm.model,
+        )
+        reply = await commands.admin(cli_actor(), text, local=True)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await storage.close()
+    print(reply.text, file=out)
+    return 2 if reply.kind is ReplyKind.ERROR else 0
