@@ -292,3 +292,46 @@ async def test_inbox_holds_messages_until_claimed_once(store: Storage) -> None:
     assert [m.content for m in await store.all_messages(agent)] == ["hello"]
     assert await store.list_pending("telegram") == []
     assert len(await store.list_pending()) == 1
+
+
+async def test_recent_matches_are_newest_first(store: Storage) -> None:
+    agent = await new_agent(store)
+    await store.append_messages(agent, [user(f"otter fact {i}", i) for i in range(5)])
+    await store.append_messages(agent, [NewMessage(Role.TOOL, "otter", T0, tool_call_id="t")])
+    found = await store.recent_matches(agent, "otter", 3)
+    assert [h.content for h in found] == ["otter fact 4", "otter fact 3", "otter fact 2"]
+    assert await store.recent_matches(agent, "!!!", 3) == []
+
+
+async def test_replace_agent_swaps_everything_atomically(store: Storage) -> None:
+    from agentcore.storage.base import AgentSnapshot, NewPassage  # noqa: PLC0415
+
+    old = await new_agent(store)
+    await store.append_messages(old, [user("old message")])
+    snapshot = AgentSnapshot(
+        display_name="Imported",
+        blocks=(BlockSpec("persona", "I am new.", 100), BlockSpec("human", "Likes jazz", 100)),
+        messages=(user("first", 1), NewMessage(Role.ASSISTANT, "reply", T0), user("last", 3)),
+        passages=(NewPassage("a fact", ("t",), T0),),
+        in_context=2,
+        summary="They met before.",
+    )
+    agent = await store.replace_agent(AgentKey("telegram", "alice"), snapshot, T0)
+    assert agent.display_name == "Imported" and agent.summary == "They met before."
+    assert agent.message_count == 3 and agent.passage_count == 1
+    assert agent.last_user_at == T0 + timedelta(minutes=3)
+    assert [m.content for m in await store.context_messages(agent.id, agent.context_start_id)] == [
+        "reply",
+        "last",
+    ]
+    assert await store.search_messages(agent.id, "old") == []
+    assert [b.value for b in await store.list_blocks(agent.id)] == ["I am new.", "Likes jazz"]
+
+
+async def test_erasure_redacts_audit_targets(store: Storage) -> None:
+    agent = await new_agent(store)
+    await store.add_audit(AuditEntry("telegram:99", "memory", "telegram:alice", T0))
+    await store.add_audit(AuditEntry("telegram:99", "memory", "telegram:bob", T0))
+    await store.delete_agent(agent)
+    targets = sorted(e.target for e in await store.recent_audit(10))
+    assert targets == ["telegram:(erased)", "telegram:bob"]

@@ -1,0 +1,92 @@
+"""``python -m bots admin ...`` as a real subprocess, beside a running bot on the same file."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.openai_server import Completion, FakeOpenAI, system
+from tests.test_console import bot_env, run_bot
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def admin(env: dict[str, str], *words: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in env.items() if not k.startswith("OPENAI")}  # no model needed
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bots",
+        "admin",
+        *words,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def echo_memory(body: dict[str, Any]) -> Completion:
+    """Answers with the human block the model was shown."""
+    human = system(body).split("<human>")[1]
+    return Completion(content=human.split("<value>")[1].split("</value>")[0].strip())
+
+
+async def test_operator_edits_a_running_bots_memory_from_the_shell(tmp_path: Path) -> None:
+    async with FakeOpenAI(echo_memory) as server:
+        env = bot_env(tmp_path, server.base_url)
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bots",
+            "--user",
+            "brad",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert bot.stdin is not None and bot.stdout is not None
+        bot.stdin.write(b"hello\n")
+        await bot.stdin.drain()
+        first = await asyncio.wait_for(bot.stdout.readline(), 30)
+        assert b"Nothing is known" in first
+
+        code, out, err = await admin(env, "set", "console:brad", "human", "Name: Brad. Surfs.")
+        assert code == 0, err
+        assert "Saved console:brad human as v2" in out
+
+        bot.stdin.write(b"what do you know?\n")
+        await bot.stdin.drain()
+        assert await asyncio.wait_for(bot.stdout.readline(), 30) == b"Name: Brad. Surfs.\n"
+
+        code, out, _ = await admin(env, "history", "console:brad", "human")
+        assert "**v2** operator cli:" in out and "+Name: Brad. Surfs." in out
+        code, out, _ = await admin(env, "revert", "console:brad", "human", "1")
+        assert code == 0 and "saved as v3" in out
+        code, out, _ = await admin(env, "audit")
+        assert [line.split()[3] for line in out.splitlines()[:3]] == ["revert", "history", "set"]
+
+        bot.stdin.close()
+        assert await asyncio.wait_for(bot.wait(), 30) == 0
+
+
+async def test_usage_and_missing_database(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, "http://127.0.0.1:9/v1")
+    code, out, _ = await admin(env)
+    assert code == 2 and "usage: python -m bots admin <verb>" in out
+    code, _, err = await admin(env, "users")
+    assert code == 1 and "no database at" in err and "AGENTCORE_DB" in err
+    await run_bot("hi\n", env, tmp_path)  # creates the database
+    code, out, _ = await admin(env, "memory", "nobody")
+    assert code == 2 and out.strip() == (
+        "'nobody' is not a user; name users as platform:id, e.g. telegram:42"
+    )
+    code, out, _ = await admin(env, "users")
+    assert code == 0 and out.startswith("console:")
