@@ -29,12 +29,13 @@ from agentcore.commands import USER_COMMANDS, CommandInfo
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, last_user_text, reply, system_text
 from agentcore.memory.prompt import GROUP_NOTE
-from agentcore.runtime import AgentRuntime
+from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
-from agentcore.types import InboundMessage
-from bots.discord.adapter import DiscordAdapter
+from agentcore.types import Attachment, InboundMessage, Reply, ReplyKind
+from bots.discord.adapter import PRIVATE_IN_PUBLIC, DiscordAdapter
 from bots.discord.connect import make_client, point_at
-from bots.discord.translate import ATTACHMENT_NOTICE
+from bots.discord.send import send_reply
+from bots.discord.translate import ATTACHMENT_NOTICE, DiscordRoute
 from tests.conftest import build_runtime
 from tests.fakes.discord_server import (
     FLAG_EPHEMERAL,
@@ -311,10 +312,6 @@ async def test_a_refused_send_is_logged_and_the_bot_carries_on(
 
 
 async def test_an_outgoing_file_is_sent_as_multipart(bot: Bot) -> None:
-    from agentcore.types import Attachment, Reply, ReplyKind  # noqa: PLC0415
-    from bots.discord.send import send_reply  # noqa: PLC0415
-    from bots.discord.translate import DiscordRoute  # noqa: PLC0415
-
     export = Attachment("memory.af", b'{"agents": []}', "application/json")
     route = DiscordRoute(dm_channel(ALICE), snowflake())
     sent = await send_reply(
@@ -351,11 +348,44 @@ async def test_memory_slash_command_answers_ephemerally(bot: Bot) -> None:
     assert bot.accepted[-1].text == "/memory"
 
 
+async def test_a_typed_command_that_shows_memory_is_not_posted_in_a_server(bot: Bot) -> None:
+    await bot.dm(ALICE, "hello")
+    await bot.replies(dm_channel(ALICE))
+    await bot.say_in_guild(ALICE, f"<@{bot.fake.bot_id}> /memory", mentions=[bot.fake.bot])
+    [answer] = await bot.replies(bot.fake.channel_id)
+    assert answer.json["content"] == PRIVATE_IN_PUBLIC
+    await bot.dm(ALICE, "/memory")  # in a DM it is shown
+    in_private = (await bot.replies(dm_channel(ALICE), 2))[-1]
+    assert "**human**" in in_private.json["content"]
+
+
 async def test_help_is_public_and_works_in_a_dm(bot: Bot) -> None:
     interaction = await bot.fake.send_command("help", BOB, guild=False)
     callback = await _callback(bot, interaction)
     assert callback.json["data"]["content"].startswith("Commands:")
     assert not callback.json["data"].get("flags")
+
+
+async def test_a_long_command_reply_with_a_file_continues_in_follow_ups(bot: Bot) -> None:
+    export = Attachment("memory.af", b'{"agents": []}', "application/json")
+    long_reply = Reply("line of output\n" * 300, ReplyKind.COMMAND, True, (export,))
+
+    async def answer(ticket: Ticket) -> Reply:
+        return long_reply
+
+    bot.runtime.answer = answer  # type: ignore[method-assign]
+    interaction = await bot.fake.send_command("help", ALICE)
+    first = await _callback(bot, interaction)
+    path = f"/webhooks/{bot.fake.application_id}/{interaction['token']}"
+    rest = await bot.fake.wait_until(
+        lambda: c if len(c := bot.fake.calls("POST", path)) > 1 else None
+    )
+    parts = [first.json["data"]["content"], *(r.json["content"] for r in rest)]
+    assert len(parts) == 3 and "".join(parts).count("line of output") == 300
+    assert first.json["data"]["flags"] == FLAG_EPHEMERAL
+    assert all(r.json["flags"] == FLAG_EPHEMERAL for r in rest)
+    assert rest[-1].files == [("memory.af", b'{"agents": []}')]
+    assert first.files == [] and rest[0].files == []
 
 
 async def test_a_slow_command_is_deferred_then_followed_up(
@@ -444,6 +474,7 @@ async def test_a_dropped_gateway_connection_resumes_without_losing_messages(bot:
     assert resume["d"]["session_id"].startswith("session-")
     assert resume["d"]["token"] == identify["d"]["token"]
     assert len(fake.sent_ops(OP_IDENTIFY)) == 1  # resumed, not a new session
+    assert [f["d"].get("content") for f in fake.replayed] == ["while away"]
     assert fake.connections == 2
 
 

@@ -38,6 +38,10 @@ COMMAND_BUDGET_SECONDS = 2.0  # answer a slash command directly if it is ready b
 TYPING_REFRESH_SECONDS = 8.0  # Discord shows "typing…" for 10 s after each request
 SOMETHING_WENT_WRONG = "Something went wrong on my side. Please try again."
 UNKNOWN_COMMAND = "That command did not work. Type / to see the current commands."
+PRIVATE_IN_PUBLIC = (
+    "That answer shows what I keep about you, so I won't post it in this channel. "
+    "Use the slash command instead (only you will see the answer), or ask me in a DM."
+)
 
 
 def build_discord_adapter(settings: Settings, runtime: AgentRuntime) -> DiscordAdapter:
@@ -202,6 +206,8 @@ class DiscordAdapter:
         finally:
             if typing is not None:
                 typing.cancel()
+        if reply.private and route.guild_id is not None:
+            reply = Reply(PRIVATE_IN_PUBLIC, ReplyKind.NOTICE)
         if not reply.is_empty:
             await send_reply(self._client, route, int(ticket.message.key.user_id), reply)
 

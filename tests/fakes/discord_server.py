@@ -121,7 +121,9 @@ class FakeDiscord:
         self._injected: list[Injected] = []
         # What happened.
         self.requests: list[Recorded] = []
+        self._posted: dict[int, list[Recorded]] = {}  # channel id -> messages the bot created
         self.gateway_received: list[dict[str, Any]] = []  # every payload a client sent
+        self.replayed: list[dict[str, Any]] = []  # events sent again after a RESUME
         self.dispatched_at: dict[int, float] = {}  # message id -> when MESSAGE_CREATE was sent
         self.connections = 0
         self._sessions: dict[int, _Session] = {}
@@ -180,9 +182,10 @@ class FakeDiscord:
         return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
 
     def posted(self, channel_id: int | None = None) -> list[Recorded]:
-        """Messages the bot created in channels (not interaction responses)."""
-        prefix = f"/channels/{channel_id}/messages" if channel_id else "/channels/"
-        return [r for r in self.calls("POST", prefix) if r.path.endswith("/messages")]
+        """Messages the bot created in channels (not interaction responses), in order."""
+        if channel_id is not None:
+            return list(self._posted.get(channel_id, []))
+        return sorted((r for rs in self._posted.values() for r in rs), key=lambda r: r.at)
 
     def typing(self, channel_id: int) -> list[Recorded]:
         return self.calls("POST", f"/channels/{channel_id}/typing")
@@ -237,6 +240,9 @@ class FakeDiscord:
             request.method, path, dict(request.query), payload, files, dict(request.headers)
         )
         self.requests.append(recorded)
+        parts = path.strip("/").split("/")
+        if request.method == "POST" and parts[0] == "channels" and parts[-1] == "messages":
+            self._posted.setdefault(int(parts[1]), []).append(recorded)
         await self._notify()
         return recorded
 
@@ -612,6 +618,7 @@ class FakeDiscord:
         session.socket = socket
         for frame in session.backlog:
             if frame["s"] > (data.get("seq") or 0):
+                self.replayed.append(frame)
                 await socket.send_str(json.dumps(frame))
         await self.dispatch("RESUMED", {}, session.shard)
 
