@@ -39,6 +39,7 @@ from bots.discord.translate import ATTACHMENT_NOTICE, DiscordRoute
 from tests.conftest import build_runtime
 from tests.fakes.discord_server import (
     FLAG_EPHEMERAL,
+    OP_HEARTBEAT,
     OP_IDENTIFY,
     OP_RESUME,
     FakeDiscord,
@@ -476,6 +477,18 @@ async def test_a_dropped_gateway_connection_resumes_without_losing_messages(bot:
     assert len(fake.sent_ops(OP_IDENTIFY)) == 1  # resumed, not a new session
     assert [f["d"].get("content") for f in fake.replayed] == ["while away"]
     assert fake.connections == 2
+
+
+async def test_heartbeats_are_acknowledged_and_the_connection_stays_up(
+    storage: SQLiteStorage,
+) -> None:
+    async with FakeDiscord(heartbeat_ms=20) as fake, running_bot(fake, storage) as bot:
+        await fake.wait_until(lambda: len(fake.sent_ops(OP_HEARTBEAT)) >= 5)
+        await bot.dm(ALICE, "still there?")
+        [answer] = await bot.replies(dm_channel(ALICE))
+        assert answer.json["content"] == "echo: still there?"
+        assert fake.connections == 1 and len(fake.sent_ops(OP_IDENTIFY)) == 1
+        assert bot.adapter.client.latency < 1.0  # measured from an ACK (inf without one)
 
 
 async def test_a_sharded_client_finds_the_gateway_through_rest(

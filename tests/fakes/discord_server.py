@@ -68,12 +68,6 @@ class Recorded:
     headers: dict[str, str]
     at: float = field(default_factory=time.perf_counter)
 
-    @property
-    def content(self) -> str:
-        payload = self.json if isinstance(self.json, dict) else {}
-        data = payload.get("data", payload)  # interaction callbacks nest the message
-        return str((data or {}).get("content") or "")
-
 
 @dataclass
 class Injected:
@@ -539,11 +533,6 @@ class FakeDiscord:
         socket, session.socket = session.socket, None
         if socket is not None:
             await socket.close(code=code, message=b"dropped by test")
-
-    async def wait_for_ready(self, sessions: int = 1) -> None:
-        await self.wait_until(
-            lambda: len([s for s in self._sessions.values() if s.socket]) >= sessions
-        )
 
     # ------------------------------------------------------------------ gateway: protocol
 
