@@ -5,7 +5,9 @@ The real discord.py client, adapter, runtime and SQLite storage run in this proc
 fake Discord on 127.0.0.1, so the figure is the bot's own overhead per message (gateway parsing,
 translation, storing the message, the agent turn without model time, storing the answer,
 sending) plus loopback HTTP. Two scenarios: one user sending messages one after another, and 50
-users each sending one message at the same moment (repeated for several rounds).
+users each sending one message at the same moment (repeated for several rounds). The same
+messages are then sent straight into the runtime ("core only"), so the difference is what the
+Discord side adds.
 
     python -m bench.discord_latency            # full run
     python -m bench.discord_latency --smoke    # a few seconds, for CI

@@ -200,7 +200,7 @@ def test_a_usage_with_an_argument_gives_one_optional_text_option() -> None:
     search = CommandInfo("search", "Search your past messages", "/search <words>")
     admin = CommandInfo("admin", "Operator commands", "/admin <verb> [args]")
     plain = CommandInfo("reset", "Start afresh", "/reset")
-    assert [option_name(c) for c in (search, admin, plain)] == ["words", "verb", None]
+    assert [option_name(c) for c in (search, admin, plain)] == ["words", "arguments", None]
     assert option_name(CommandInfo("x", "y", "free text")) == "free"
     tree = discord.app_commands.CommandTree(discord.Client(intents=intents()))
     payloads = [c.to_dict(tree) for c in build_app_commands(_ignore, (search, plain))]

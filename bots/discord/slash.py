@@ -26,14 +26,17 @@ _PLACEHOLDER_RE = re.compile(r"[<\[]([^>\]]+)[>\]]")
 def option_name(info: CommandInfo) -> str | None:
     """The free-text option ``info`` takes according to its usage, or None.
 
-    ``"/search <words>"`` → ``"words"``; ``"<user> <label>"`` → ``"user"`` (one option holds the
-    whole rest of the line); an empty usage, or one that is just the command, → None.
+    ``"/search <words>"`` → ``"words"``; several placeholders (``"/admin <verb> [args]"``) →
+    ``"arguments"``, one option holding the whole rest of the line (the usage is its
+    description); an empty usage, or one that is just the command, → None.
     """
     rest = re.sub(rf"^/?{re.escape(info.name)}\b", "", info.usage.strip(), flags=re.I).strip()
     if not rest:
         return None
-    placeholder = _PLACEHOLDER_RE.search(rest)
-    word = placeholder.group(1) if placeholder else rest.split()[0]
+    placeholders = _PLACEHOLDER_RE.findall(rest)
+    if len(placeholders) > 1:
+        return "arguments"
+    word = placeholders[0] if placeholders else rest.split()[0]
     name = re.sub(r"[^a-z0-9_-]+", "_", word.lower()).strip("_")[:_OPTION_NAME_LIMIT]
     return name or "text"
 
