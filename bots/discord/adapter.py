@@ -26,7 +26,7 @@ from agentcore.commands import USER_COMMANDS, CommandInfo
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.types import Reply, ReplyKind
 from bots.discord.connect import fatal_reason, make_client, point_at
-from bots.discord.send import respond_to_interaction, send_reply
+from bots.discord.send import SEND_ERRORS, respond_to_interaction, send_reply
 from bots.discord.slash import build_app_commands
 from bots.discord.translate import DiscordRoute, command_to_inbound, content_notice, to_inbound
 from config import Settings
@@ -245,21 +245,23 @@ class DiscordAdapter:
         await self._spawn(self._answer_command(interaction, name, args))
 
     async def _answer_command(self, interaction: discord.Interaction, name: str, args: str) -> None:
+        answering = self._spawn(self._command_reply(interaction, name, args))
+        done, _ = await asyncio.wait({answering}, timeout=self._command_budget)
         try:
-            ticket = await self._runtime.accept(command_to_inbound(interaction, name, args))
-            answering = self._spawn(self._runtime.answer(ticket))
-            done, _ = await asyncio.wait({answering}, timeout=self._command_budget)
             if not done:  # slow (e.g. queued behind this person's turn): keep the deadline
                 await interaction.response.defer(ephemeral=True, thinking=True)
             reply = await answering
+            await respond_to_interaction(interaction, reply, deferred=not done)
+        except SEND_ERRORS as exc:
+            log.warning("discord: could not answer /%s: %s", name, exc)
+
+    async def _command_reply(self, interaction: discord.Interaction, name: str, args: str) -> Reply:
+        try:
+            ticket = await self._runtime.accept(command_to_inbound(interaction, name, args))
+            return await self._runtime.answer(ticket)
         except Exception:
             log.exception("discord: /%s failed", name)
-            reply = Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR, private=True)
-        try:
-            deferred = interaction.response.is_done()
-            await respond_to_interaction(interaction, reply, deferred=deferred)
-        except discord.HTTPException as exc:
-            log.warning("discord: could not answer /%s: %s %s", name, exc.status, exc.text)
+            return Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR, private=True)
 
     async def _on_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+import aiohttp
 import discord
 
 from agentcore.types import Attachment, Reply
@@ -24,6 +25,8 @@ MESSAGE_LIMIT = 2000  # characters per Discord message
 FILES_PER_MESSAGE = 10
 NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=False)
 EMPTY_COMMAND_REPLY = "Done."
+# What a send can fail with once discord.py has given up retrying (timeouts are OSErrors).
+SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +79,8 @@ async def send_reply(
     for outgoing in plan_messages(reply):
         try:
             await _send_one(channel, outgoing, reference, author_id)
-        except discord.HTTPException as exc:
-            log.warning(
-                "could not send a reply in channel %s: %s %s",
-                route.channel_id,
-                exc.status,
-                exc.text,
-            )
+        except SEND_ERRORS as exc:
+            log.warning("could not send a reply in channel %s: %s", route.channel_id, exc)
             return False
     return True
 
