@@ -184,6 +184,9 @@ class FakeDiscord:
     def typing(self, channel_id: int) -> list[Recorded]:
         return self.calls("POST", f"/channels/{channel_id}/typing")
 
+    def session_id(self, shard: int = 0) -> str:
+        return self._sessions[shard].session_id
+
     def sent_ops(self, op: int) -> list[dict[str, Any]]:
         return [p for p in self.gateway_received if p.get("op") == op]
 
