@@ -121,6 +121,10 @@ def build_adapters(
 ) -> list[Adapter]:
     adapters: list[Adapter] = []
     # Platform adapters are added here as they land (imported only when configured).
+    if settings.discord.token:
+        from bots.discord import build_discord_adapter  # noqa: PLC0415
+
+        adapters.append(build_discord_adapter(settings, runtime))
     if not adapters:
         from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 

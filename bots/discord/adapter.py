@@ -1,0 +1,272 @@
+"""The Discord adapter: discord.py in the shared asyncio loop, over the shared core.
+
+Each message the bot should answer is handed to ``runtime.accept`` (stored) the moment it
+arrives; answers are spawned strictly in arrival order (so one person's turns keep their order)
+and run concurrently across people, with a typing indicator while a turn runs. Slash commands
+are built from the core's command list and answered within Discord's 3-second deadline: a quick
+answer is sent directly, a slow one is deferred (ephemerally) and followed up.
+
+The client runs as ``async with client: await client.start(token)`` in a task; discord.py
+reconnects and resumes by itself. Errors that reconnecting cannot fix (bad token, missing
+intent) end the task with one log line that names the fix, and exit code 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import discord
+from discord import app_commands
+
+from agentcore.commands import USER_COMMANDS, CommandInfo
+from agentcore.runtime import AgentRuntime, Ticket
+from agentcore.types import Reply, ReplyKind
+from bots.discord.connect import fatal_reason, make_client, point_at
+from bots.discord.send import SEND_ERRORS, respond_to_interaction, send_reply
+from bots.discord.slash import build_app_commands
+from bots.discord.translate import DiscordRoute, command_to_inbound, content_notice, to_inbound
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+COMMAND_BUDGET_SECONDS = 2.0  # answer a slash command directly if it is ready by then
+TYPING_REFRESH_SECONDS = 8.0  # Discord shows "typing…" for 10 s after each request
+SOMETHING_WENT_WRONG = "Something went wrong on my side. Please try again."
+UNKNOWN_COMMAND = "That command did not work. Type / to see the current commands."
+PRIVATE_IN_PUBLIC = (
+    "That answer shows what I keep about you, so I won't post it in this channel. "
+    "Use the slash command instead (only you will see the answer), or ask me in a DM."
+)
+
+
+def build_discord_adapter(settings: Settings, runtime: AgentRuntime) -> DiscordAdapter:
+    """The adapter as configured (called by the composition root only if a token is set)."""
+    config = settings.discord
+    point_at(config.api_base, config.gateway_url)
+    return DiscordAdapter(
+        runtime,
+        make_client(sharded=config.sharded),
+        config.token.reveal(),
+        sync_guild=config.sync_guild or None,
+        stop_grace=settings.runtime.shutdown_grace,
+    )
+
+
+class DiscordAdapter:
+    name = "discord"
+
+    def __init__(
+        self,
+        runtime: AgentRuntime,
+        client: discord.Client,
+        token: str,
+        *,
+        sync_guild: int | None = None,
+        commands: Sequence[CommandInfo] = USER_COMMANDS,
+        command_budget: float = COMMAND_BUDGET_SECONDS,
+        stop_grace: float = 20.0,
+    ) -> None:
+        self._runtime = runtime
+        self._client = client
+        self._token = token  # never logged
+        self._sync_guild = sync_guild
+        self._command_budget = command_budget
+        self._stop_grace = stop_grace
+        self._tree = app_commands.CommandTree(client)
+        for command in build_app_commands(self._on_command, commands):
+            self._tree.add_command(command)
+        self._tree.error(self._on_command_error)
+        client.event(self.on_connect)
+        client.event(self.on_message)
+        self._ready = asyncio.Event()
+        self._connected_shards = 0
+        self._intake: asyncio.Queue[asyncio.Future[Ticket]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner: asyncio.Task[int] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._sync: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def client(self) -> discord.Client:
+        return self._client
+
+    @property
+    def sync_task(self) -> asyncio.Task[None] | None:
+        """The slash-command sync started at READY (it runs in the background)."""
+        return self._sync
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Log in and connect; return once the gateway said READY (or the client gave up)."""
+        self._pump = asyncio.create_task(self._spawn_answers_in_order(), name="discord-intake")
+        self._runner = asyncio.create_task(self._run(), name="discord-client")
+        ready = asyncio.create_task(self._ready.wait())
+        await asyncio.wait({self._runner, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self._ready.is_set():
+            self._sync = asyncio.create_task(self._sync_commands(), name="discord-sync")
+
+    async def _run(self) -> int:
+        try:
+            async with self._client:
+                await self._client.start(self._token)
+        except Exception as exc:  # every way the client can end; mapped to one line
+            reason = fatal_reason(exc)
+            if reason is None:
+                log.exception("the Discord client stopped")
+            else:
+                log.error("%s", reason)
+            return 1
+        return 0
+
+    async def finished(self) -> int:
+        assert self._runner is not None, "start() first"
+        return await asyncio.shield(self._runner)
+
+    async def stop(self) -> None:
+        """Stop taking messages, let answers in progress go out (bounded), disconnect."""
+        if self._stopping:
+            return
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._idle(), self._stop_grace)
+        except TimeoutError:
+            log.warning("discord: %d answer(s) still running at stop; closing", len(self._tasks))
+        for task in (self._sync, self._pump):
+            if task is not None:
+                task.cancel()
+        await self._client.close()
+        if self._runner is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+
+    async def _idle(self) -> None:
+        await self._intake.join()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ gateway events
+
+    async def on_connect(self) -> None:
+        """READY arrived (once per shard): the bot can receive from here on."""
+        self._connected_shards += 1
+        if self._connected_shards >= (self._client.shard_count or 1) and not self._ready.is_set():
+            user = self._client.user
+            log.info("discord: connected as %s (id %s)", user, user.id if user else "?")
+            self._ready.set()
+
+    async def on_message(self, message: discord.Message) -> None:
+        bot = self._client.user
+        if self._stopping or bot is None:
+            return
+        inbound = to_inbound(message, bot.id)
+        if inbound is None:
+            return
+        notice = content_notice(message, inbound)
+        accepted: asyncio.Future[Ticket]
+        if notice is None:
+            accepted = asyncio.ensure_future(self._runtime.accept(inbound))
+        else:
+            accepted = asyncio.get_running_loop().create_future()
+            accepted.set_result(Ticket(inbound, reply=Reply(notice, ReplyKind.NOTICE)))
+        self._intake.put_nowait(accepted)
+
+    async def _spawn_answers_in_order(self) -> None:
+        """Start each answer once its message is stored, in the order messages arrived."""
+        while True:
+            accepted = await self._intake.get()
+            try:
+                self._spawn(self._answer(await accepted))
+            except Exception:
+                log.exception("discord: could not take a message")
+            finally:
+                self._intake.task_done()
+
+    async def _answer(self, ticket: Ticket) -> None:
+        route = DiscordRoute.parse(ticket.message.route)
+        typing = None if ticket.reply else self._spawn(self._keep_typing(route.channel_id))
+        try:
+            reply = await self._runtime.answer(ticket)
+        except Exception:
+            log.exception("discord: answering %s failed", ticket.message.key)
+            reply = Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR)
+        finally:
+            if typing is not None:
+                typing.cancel()
+        if reply.private and route.guild_id is not None:
+            reply = Reply(PRIVATE_IN_PUBLIC, ReplyKind.NOTICE)
+        if not reply.is_empty:
+            await send_reply(self._client, route, int(ticket.message.key.user_id), reply)
+
+    async def _keep_typing(self, channel_id: int) -> None:
+        channel = self._client.get_partial_messageable(channel_id)
+        while True:
+            try:
+                await channel.typing()
+            except discord.HTTPException as exc:
+                log.debug("discord: typing indicator refused in %s: %s", channel_id, exc)
+                return
+            await asyncio.sleep(TYPING_REFRESH_SECONDS)
+
+    # ------------------------------------------------------------------ slash commands
+
+    async def _sync_commands(self) -> None:
+        guild = discord.Object(self._sync_guild) if self._sync_guild else None
+        where = f"to server {self._sync_guild}" if guild else "globally"
+        try:
+            if guild is not None:
+                self._tree.copy_global_to(guild=guild)
+            synced = await self._tree.sync(guild=guild)
+        except discord.Forbidden:
+            log.warning(
+                "discord: not allowed to register slash commands %s: invite the bot with the "
+                "applications.commands scope (see the README)",
+                where,
+            )
+        except (discord.HTTPException, app_commands.AppCommandError) as exc:
+            log.warning("discord: could not register slash commands %s: %s", where, exc)
+        else:
+            log.info("discord: %d slash commands registered %s", len(synced), where)
+
+    async def _on_command(self, interaction: discord.Interaction, name: str, args: str) -> None:
+        await self._spawn(self._answer_command(interaction, name, args))
+
+    async def _answer_command(self, interaction: discord.Interaction, name: str, args: str) -> None:
+        answering = self._spawn(self._command_reply(interaction, name, args))
+        done, _ = await asyncio.wait({answering}, timeout=self._command_budget)
+        try:
+            if not done:  # slow (e.g. queued behind this person's turn): keep the deadline
+                await interaction.response.defer(ephemeral=True, thinking=True)
+            reply = await answering
+            await respond_to_interaction(interaction, reply, deferred=not done)
+        except SEND_ERRORS as exc:
+            log.warning("discord: could not answer /%s: %s", name, exc)
+
+    async def _command_reply(self, interaction: discord.Interaction, name: str, args: str) -> Reply:
+        try:
+            ticket = await self._runtime.accept(command_to_inbound(interaction, name, args))
+            return await self._runtime.answer(ticket)
+        except Exception:
+            log.exception("discord: /%s failed", name)
+            return Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR, private=True)
+
+    async def _on_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        log.warning("discord: slash command failed: %s", error)
+        if not interaction.response.is_done():
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.response.send_message(UNKNOWN_COMMAND, ephemeral=True)

@@ -1,0 +1,634 @@
+"""The Discord adapter end to end: the real discord.py client against the fake Discord REST API
+and gateway on 127.0.0.1, over the real runtime and SQLite storage with a scripted model.
+
+The last tests run ``python -m bots`` as a subprocess pointed at the fakes with DISCORD_TOKEN,
+DISCORD_API_BASE and DISCORD_GATEWAY_URL, as an operator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import re
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentcore.clock import ManualClock, to_millis
+from agentcore.commands import USER_COMMANDS, CommandInfo
+from agentcore.llm.base import LLMRequest, LLMResponse
+from agentcore.llm.fake import FunctionLLM, last_user_text, reply, system_text
+from agentcore.memory.prompt import GROUP_NOTE
+from agentcore.runtime import AgentRuntime, Ticket
+from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.types import Attachment, InboundMessage, Reply, ReplyKind
+from bots.discord.adapter import PRIVATE_IN_PUBLIC, DiscordAdapter
+from bots.discord.connect import make_client, point_at
+from bots.discord.send import send_reply
+from bots.discord.translate import ATTACHMENT_NOTICE, DiscordRoute
+from tests.conftest import build_runtime
+from tests.fakes.discord_server import (
+    FLAG_EPHEMERAL,
+    OP_HEARTBEAT,
+    OP_IDENTIFY,
+    OP_RESUME,
+    FakeDiscord,
+    Recorded,
+    snowflake,
+    user_payload,
+)
+from tests.fakes.openai_server import Completion, FakeOpenAI, last_user, system
+
+REPO = Path(__file__).resolve().parents[1]
+ALICE = user_payload(snowflake(), "Alice")
+BOB = user_payload(snowflake(), "Bob")
+FENCE_RE = re.compile(r"^```", re.MULTILINE)
+
+
+class Model:
+    """The scripted model; tests swap ``answer`` (default: echo the last user message)."""
+
+    def __init__(self) -> None:
+        self.answer: Callable[[LLMRequest], LLMResponse | Awaitable[LLMResponse]] = echo
+        self.requests: list[LLMRequest] = []
+        self.called = asyncio.Event()
+
+    async def __call__(self, request: LLMRequest) -> LLMResponse:
+        self.requests.append(request)
+        self.called.set()
+        result = self.answer(request)
+        return await result if inspect.isawaitable(result) else result
+
+    def user_texts(self) -> list[str]:
+        return [last_user_text(r) for r in self.requests]
+
+
+def echo(request: LLMRequest) -> LLMResponse:
+    return reply(f"echo: {last_user_text(request)}")
+
+
+@dataclass
+class Bot:
+    fake: FakeDiscord
+    adapter: DiscordAdapter
+    runtime: AgentRuntime
+    model: Model
+    storage: SQLiteStorage
+    accepted: list[InboundMessage]
+
+    async def dm(self, user: dict[str, Any], content: str, **kwargs: Any) -> dict[str, Any]:
+        return await self.fake.send_message(
+            author=user, content=content, channel_id=dm_channel(user), **kwargs
+        )
+
+    async def say_in_guild(self, user: dict[str, Any], content: str, **kwargs: Any) -> Any:
+        return await self.fake.send_message(
+            author=user, content=content, channel_id=self.fake.channel_id, guild=True, **kwargs
+        )
+
+    async def replies(self, channel_id: int, count: int = 1) -> list[Recorded]:
+        return await self.fake.wait_until(
+            lambda: posts if len(posts := self.fake.posted(channel_id)) >= count else None
+        )
+
+
+def dm_channel(user: dict[str, Any]) -> int:
+    """A stable DM channel id per user (derived from the user id, unique enough for tests)."""
+    return int(user["id"]) + 1
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as server:
+        yield server
+
+
+@asynccontextmanager
+async def running_bot(
+    fake: FakeDiscord, storage: SQLiteStorage, *, sharded: bool = False, **options: Any
+) -> AsyncIterator[Bot]:
+    model = Model()
+    runtime = build_runtime(storage, FunctionLLM(model), ManualClock())
+    accepted: list[InboundMessage] = []
+    accept = runtime.accept
+
+    async def recording_accept(message: InboundMessage) -> Any:
+        accepted.append(message)
+        return await accept(message)
+
+    runtime.accept = recording_accept  # type: ignore[method-assign]
+    point_at(fake.api_base, fake.gateway_url)
+    adapter = DiscordAdapter(runtime, make_client(sharded=sharded), fake.token, **options)
+    await adapter.start()
+    try:
+        yield Bot(fake, adapter, runtime, model, storage, accepted)
+    finally:
+        await adapter.stop()
+        await runtime.shutdown()
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord, storage: SQLiteStorage) -> AsyncIterator[Bot]:
+    async with running_bot(fake, storage) as running:
+        yield running
+
+
+def balanced(part: str) -> bool:
+    return len(FENCE_RE.findall(part)) % 2 == 0
+
+
+# ---------------------------------------------------------------- DMs and servers
+
+
+async def test_a_dm_is_answered_and_stored_with_discords_timestamp(bot: Bot, db_path: Path) -> None:
+    sent = datetime.now(UTC) - timedelta(days=3)
+    await bot.dm(ALICE, "hello there", sent_at=sent)
+    [answer] = await bot.replies(dm_channel(ALICE))
+    assert answer.json["content"] == "echo: hello there"
+    assert "message_reference" not in answer.json  # a DM needs no reply reference
+    assert answer.json["allowed_mentions"] == {"parse": []}
+    with sqlite3.connect(db_path) as db:
+        stored = db.execute(
+            "SELECT a.platform, a.user_id, a.display_name, m.content, m.created_at "
+            "FROM messages m JOIN agents a ON a.id = m.agent_id WHERE m.role = 'user'"
+        ).fetchall()
+    assert stored == [("discord", ALICE["id"], "Alice", "hello there", to_millis(sent))]
+
+
+async def test_guild_mentions_and_replies_are_answered_and_chatter_is_not(bot: Bot) -> None:
+    fake = bot.fake
+    await bot.say_in_guild(ALICE, "just chatting with friends")
+    await bot.say_in_guild(BOB, "@everyone lunch?")
+    trigger = await bot.say_in_guild(ALICE, f"<@{fake.bot_id}> what's up?", mentions=[fake.bot])
+    [answer] = await bot.replies(fake.channel_id)
+    assert bot.model.user_texts() == ["what's up?"]
+    assert GROUP_NOTE in system_text(bot.model.requests[0])
+    assert answer.json["message_reference"]["message_id"] == int(trigger["id"])
+    bots_message = fake.message_payload(
+        author=fake.bot, content=answer.json["content"], channel_id=fake.channel_id, guild=True
+    )
+    follow_up = await bot.say_in_guild(BOB, "and you?", referenced=bots_message)
+    answers = await bot.replies(fake.channel_id, 2)
+    assert answers[1].json["message_reference"]["message_id"] == int(follow_up["id"])
+    assert bot.model.user_texts() == ["what's up?", "and you?"]
+    assert {m.key.user_id for m in bot.accepted} == {ALICE["id"], BOB["id"]}
+
+
+async def test_bots_webhooks_and_the_bot_itself_are_ignored(bot: Bot) -> None:
+    fake = bot.fake
+    mention = f"<@{fake.bot_id}> hi"
+    other_bot = user_payload(snowflake(), "OtherBot", bot=True)
+    await bot.say_in_guild(other_bot, mention, mentions=[fake.bot])
+    await bot.say_in_guild(ALICE, mention, mentions=[fake.bot], webhook_id=snowflake())
+    await bot.dm(fake.bot, "talking to myself")
+    await bot.dm(ALICE, "a human")
+    await bot.replies(dm_channel(ALICE))
+    assert bot.model.user_texts() == ["a human"]
+    assert [r.path for r in fake.posted()] == [f"/channels/{dm_channel(ALICE)}/messages"]
+
+
+async def test_each_user_gets_their_own_agent(bot: Bot) -> None:
+    def remembering(request: LLMRequest) -> LLMResponse:
+        return reply(f"{len(request.messages)} messages in my context")
+
+    bot.model.answer = remembering
+    for _ in range(3):
+        await bot.dm(ALICE, "hi")
+    await bot.dm(BOB, "hi")
+    alice = await bot.replies(dm_channel(ALICE), 3)
+    [bob] = await bot.replies(dm_channel(BOB))
+    # Bob's first turn sees only the system prompt and his own message.
+    assert bob.json["content"] == "2 messages in my context"
+    assert alice[2].json["content"] != bob.json["content"]
+
+
+# ---------------------------------------------------------------- replies
+
+
+async def test_a_9000_character_reply_arrives_in_ordered_balanced_parts(bot: Bot) -> None:
+    code = "\n".join(f"    value_{i} = compute({i})  # step {i}" for i in range(120))
+    prose = " ".join(f"Sentence number {i} explains a detail." for i in range(80))
+    long_text = f"{prose}\n\n```python\n{code}\n```\n\n{prose}"
+    long_text += "\n\n" + "The end. " * ((9000 - len(long_text)) // 9)
+    assert len(long_text) >= 9000
+    bot.model.answer = lambda request: reply(long_text)
+    trigger = await bot.say_in_guild(ALICE, f"<@{bot.fake.bot_id}> explain", mentions=[])
+    posts = await bot.fake.wait_until(lambda: _all_parts(bot, long_text))
+    parts = [p.json["content"] for p in posts]
+    assert len(parts) >= 5
+    assert all(len(part) <= 2000 and balanced(part) for part in parts)
+    assert _normalised("\n".join(parts)) == _normalised(long_text)
+    assert {p.json["message_reference"]["message_id"] for p in posts} == {int(trigger["id"])}
+
+
+def _all_parts(bot: Bot, text: str) -> list[Recorded] | None:
+    posts = bot.fake.posted(bot.fake.channel_id)
+    joined = _normalised("\n".join(p.json["content"] for p in posts))
+    return posts if joined == _normalised(text) else None
+
+
+def _normalised(text: str) -> str:
+    """Without whitespace and fence lines: what splitting must preserve, in order."""
+    return re.sub(r"\s+", "", re.sub(r"^```\w*$", "", text, flags=re.MULTILINE))
+
+
+async def test_model_output_pings_nobody_but_the_author_when_it_mentions_them(bot: Bot) -> None:
+    fake = bot.fake
+    bot.model.answer = lambda request: reply(
+        f"@everyone @here <@&{fake.role_id}> look!"
+        + (f" <@{ALICE['id']}>" if "me" in last_user_text(request) else "")
+    )
+    await bot.say_in_guild(ALICE, f"<@{fake.bot_id}> shout", mentions=[fake.bot])
+    await bot.say_in_guild(ALICE, f"<@{fake.bot_id}> shout at me", mentions=[fake.bot])
+    first, second = await bot.replies(fake.channel_id, 2)
+    assert first.json["content"].startswith("@everyone @here")
+    assert first.json["allowed_mentions"] == {"parse": []}
+    assert second.json["allowed_mentions"] == {
+        "parse": [],
+        "users": [int(ALICE["id"])],
+        "replied_user": True,
+    }
+
+
+async def test_typing_shows_while_a_turn_runs(bot: Bot) -> None:
+    release = asyncio.Event()
+
+    async def slow(request: LLMRequest) -> LLMResponse:
+        await release.wait()
+        return reply("done thinking")
+
+    bot.model.answer = slow
+    await bot.dm(ALICE, "think hard")
+    channel = dm_channel(ALICE)
+    await bot.fake.wait_until(lambda: bot.fake.typing(channel))
+    assert bot.fake.posted(channel) == []
+    release.set()
+    [answer] = await bot.replies(channel)
+    assert answer.json["content"] == "done thinking"
+
+
+async def test_attachments_alone_get_a_notice_and_with_text_count_as_text(bot: Bot) -> None:
+    photo = bot.fake.attachment_payload("cat.png", 2048)
+    await bot.dm(ALICE, "", attachments=[photo])
+    await bot.dm(ALICE, "look at my cat", attachments=[photo])
+    notice, answer = await bot.replies(dm_channel(ALICE), 2)
+    assert notice.json["content"] == ATTACHMENT_NOTICE
+    assert answer.json["content"] == "echo: look at my cat"
+    assert bot.model.user_texts() == ["look at my cat"]
+
+
+async def test_a_rate_limited_send_is_retried(bot: Bot) -> None:
+    channel = dm_channel(ALICE)
+    bot.fake.fail_next("POST", f"/channels/{channel}/messages", retry_after=0.01)
+    await bot.dm(ALICE, "hello")
+    await bot.fake.wait_until(lambda: len(bot.fake.posted(channel)) == 2)
+    first, second = bot.fake.posted(channel)
+    assert first.json == second.json and second.json["content"] == "echo: hello"
+
+
+async def test_a_refused_send_is_logged_and_the_bot_carries_on(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    channel = dm_channel(ALICE)
+    # A 429 without "Via" is a Cloudflare ban to discord.py: no retry, an HTTPException.
+    bot.fake.fail_next("POST", f"/channels/{channel}/messages", via=False)
+    await bot.dm(ALICE, "first")
+    await bot.fake.wait_until(lambda: bot.fake.posted(channel))
+    await bot.dm(ALICE, "second")
+    await bot.fake.wait_until(lambda: len(bot.fake.posted(channel)) == 2)
+    assert bot.fake.posted(channel)[1].json["content"] == "echo: second"
+    refused = [r for r in caplog.records if "could not send a reply" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_an_outgoing_file_is_sent_as_multipart(bot: Bot) -> None:
+    export = Attachment("memory.af", b'{"agents": []}', "application/json")
+    route = DiscordRoute(dm_channel(ALICE), snowflake())
+    sent = await send_reply(
+        bot.adapter.client,
+        route,
+        int(ALICE["id"]),
+        Reply("Your export", ReplyKind.COMMAND, attachments=(export,)),
+    )
+    assert sent
+    [post] = bot.fake.posted(dm_channel(ALICE))
+    assert post.json["content"] == "Your export"
+    assert post.files == [("memory.af", b'{"agents": []}')]
+
+
+# ---------------------------------------------------------------- slash commands
+
+
+async def test_commands_are_synced_globally_at_startup(bot: Bot) -> None:
+    assert bot.adapter.sync_task is not None
+    await bot.adapter.sync_task
+    [sync] = bot.fake.calls("PUT", f"/applications/{bot.fake.application_id}/commands")
+    assert [c["name"] for c in sync.json] == [c.name for c in USER_COMMANDS]
+
+
+async def test_memory_slash_command_answers_ephemerally(bot: Bot) -> None:
+    await bot.dm(ALICE, "hello")
+    await bot.replies(dm_channel(ALICE))
+    interaction = await bot.fake.send_command("memory", ALICE)
+    callback = await _callback(bot, interaction)
+    assert callback.json["type"] == 4  # a message, answered directly
+    assert callback.json["data"]["flags"] == FLAG_EPHEMERAL
+    assert "**human**" in callback.json["data"]["content"]
+    assert callback.json["data"]["allowed_mentions"] == {"parse": []}
+    assert bot.accepted[-1].text == "/memory"
+
+
+async def test_a_typed_command_that_shows_memory_is_not_posted_in_a_server(bot: Bot) -> None:
+    await bot.dm(ALICE, "hello")
+    await bot.replies(dm_channel(ALICE))
+    await bot.say_in_guild(ALICE, f"<@{bot.fake.bot_id}> /memory", mentions=[bot.fake.bot])
+    [answer] = await bot.replies(bot.fake.channel_id)
+    assert answer.json["content"] == PRIVATE_IN_PUBLIC
+    await bot.dm(ALICE, "/memory")  # in a DM it is shown
+    in_private = (await bot.replies(dm_channel(ALICE), 2))[-1]
+    assert "**human**" in in_private.json["content"]
+
+
+async def test_help_is_public_and_works_in_a_dm(bot: Bot) -> None:
+    interaction = await bot.fake.send_command("help", BOB, guild=False)
+    callback = await _callback(bot, interaction)
+    assert callback.json["data"]["content"].startswith("Commands:")
+    assert not callback.json["data"].get("flags")
+
+
+async def test_a_long_command_reply_with_a_file_continues_in_follow_ups(bot: Bot) -> None:
+    export = Attachment("memory.af", b'{"agents": []}', "application/json")
+    long_reply = Reply("line of output\n" * 300, ReplyKind.COMMAND, True, (export,))
+
+    async def answer(ticket: Ticket) -> Reply:
+        return long_reply
+
+    bot.runtime.answer = answer  # type: ignore[method-assign]
+    interaction = await bot.fake.send_command("help", ALICE)
+    first = await _callback(bot, interaction)
+    path = f"/webhooks/{bot.fake.application_id}/{interaction['token']}"
+    rest = await bot.fake.wait_until(
+        lambda: c if len(c := bot.fake.calls("POST", path)) > 1 else None
+    )
+    parts = [first.json["data"]["content"], *(r.json["content"] for r in rest)]
+    assert len(parts) == 3 and "".join(parts).count("line of output") == 300
+    assert first.json["data"]["flags"] == FLAG_EPHEMERAL
+    assert all(r.json["flags"] == FLAG_EPHEMERAL for r in rest)
+    assert rest[-1].files == [("memory.af", b'{"agents": []}')]
+    assert first.files == [] and rest[0].files == []
+
+
+async def test_a_slow_command_is_deferred_then_followed_up(
+    fake: FakeDiscord, storage: SQLiteStorage
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(request: LLMRequest) -> LLMResponse:
+        await release.wait()
+        return reply("finally")
+
+    async with running_bot(fake, storage, command_budget=0.05) as bot:
+        bot.model.answer = slow
+        await bot.dm(ALICE, "a long question")  # holds Alice's turn lock
+        await bot.model.called.wait()
+        interaction = await fake.send_command("memory", ALICE)
+        deferred = await _callback(bot, interaction)
+        assert deferred.json == {"type": 5, "data": {"flags": FLAG_EPHEMERAL}}
+        release.set()
+        path = f"/webhooks/{fake.application_id}/{interaction['token']}"
+        [follow_up] = await fake.wait_until(lambda: fake.calls("POST", path))
+        assert "**human**" in follow_up.json["content"]
+        assert follow_up.json["flags"] == FLAG_EPHEMERAL
+
+
+async def test_a_command_with_a_usage_takes_free_text(
+    fake: FakeDiscord, storage: SQLiteStorage
+) -> None:
+    search = CommandInfo("search", "Search your past messages", "/search <words>")
+    async with running_bot(fake, storage, commands=(*USER_COMMANDS, search)) as bot:
+        assert bot.adapter.sync_task is not None
+        await bot.adapter.sync_task
+        [sync] = fake.calls("PUT", f"/applications/{fake.application_id}/commands")
+        [synced] = [c for c in sync.json if c["name"] == "search"]
+        assert [(o["name"], o["type"], o["required"]) for o in synced["options"]] == [
+            ("words", 3, False)
+        ]
+        interaction = await fake.send_command("search", ALICE, options={"words": "cats dogs"})
+        callback = await _callback(bot, interaction)
+        assert bot.accepted[-1].text == "/search cats dogs"
+        # The core has no /search yet: its answer proves the text arrived as a command.
+        assert "/search" in callback.json["data"]["content"]
+
+
+async def test_commands_sync_to_one_guild_when_configured(
+    fake: FakeDiscord, storage: SQLiteStorage
+) -> None:
+    async with running_bot(fake, storage, sync_guild=fake.guild_id) as bot:
+        assert bot.adapter.sync_task is not None
+        await bot.adapter.sync_task
+        path = f"/applications/{fake.application_id}/guilds/{fake.guild_id}/commands"
+        [sync] = fake.calls("PUT", path)
+        assert [c["name"] for c in sync.json] == [c.name for c in USER_COMMANDS]
+        assert fake.calls("PUT", f"/applications/{fake.application_id}/commands") == []
+        interaction = fake.interaction_payload("help", ALICE)
+        interaction["data"]["guild_id"] = str(fake.guild_id)  # a guild command's invocation
+        await fake.dispatch("INTERACTION_CREATE", interaction)
+        callback = await _callback(bot, interaction)
+        assert callback.json["data"]["content"].startswith("Commands:")
+
+
+async def _callback(bot: Bot, interaction: dict[str, Any]) -> Recorded:
+    path = f"/interactions/{interaction['id']}/{interaction['token']}/callback"
+    [callback] = await bot.fake.wait_until(lambda: bot.fake.calls("POST", path))
+    return callback
+
+
+# ---------------------------------------------------------------- connection
+
+
+async def test_a_dropped_gateway_connection_resumes_without_losing_messages(bot: Bot) -> None:
+    fake = bot.fake
+    await bot.dm(ALICE, "before")
+    await bot.replies(dm_channel(ALICE))
+    [identify] = fake.sent_ops(OP_IDENTIFY)
+    await fake.drop_connection()
+    await bot.dm(ALICE, "while away")  # kept by the fake and replayed on RESUME
+    [resume] = await fake.wait_until(lambda: fake.sent_ops(OP_RESUME))
+    await bot.dm(ALICE, "after")
+    answers = await bot.replies(dm_channel(ALICE), 3)
+    assert [a.json["content"] for a in answers] == [
+        "echo: before",
+        "echo: while away",
+        "echo: after",
+    ]
+    assert resume["d"]["session_id"] == fake.session_id()
+    assert resume["d"]["seq"] == 3  # READY, GUILD_CREATE, the first message
+    assert resume["d"]["token"] == identify["d"]["token"]
+    assert len(fake.sent_ops(OP_IDENTIFY)) == 1  # resumed, not a new session
+    assert [f["d"].get("content") for f in fake.replayed] == ["while away"]
+    assert fake.connections == 2
+
+
+async def test_heartbeats_are_acknowledged_and_the_connection_stays_up(
+    storage: SQLiteStorage,
+) -> None:
+    async with FakeDiscord(heartbeat_ms=20) as fake, running_bot(fake, storage) as bot:
+        await fake.wait_until(lambda: len(fake.sent_ops(OP_HEARTBEAT)) >= 5)
+        await bot.dm(ALICE, "still there?")
+        [answer] = await bot.replies(dm_channel(ALICE))
+        assert answer.json["content"] == "echo: still there?"
+        assert fake.connections == 1 and len(fake.sent_ops(OP_IDENTIFY)) == 1
+        assert bot.adapter.client.latency < 1.0  # measured from an ACK (inf without one)
+
+
+async def test_a_sharded_client_finds_the_gateway_through_rest(
+    fake: FakeDiscord, storage: SQLiteStorage
+) -> None:
+    async with running_bot(fake, storage, sharded=True) as bot:
+        assert fake.calls("GET", "/gateway/bot")
+        [identify] = fake.sent_ops(OP_IDENTIFY)
+        assert identify["d"]["shard"] == [0, 1]
+        await bot.dm(ALICE, "sharded hello")
+        [answer] = await bot.replies(dm_channel(ALICE))
+        assert answer.json["content"] == "echo: sharded hello"
+
+
+async def test_stop_lets_an_answer_in_progress_go_out(
+    fake: FakeDiscord, storage: SQLiteStorage
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(request: LLMRequest) -> LLMResponse:
+        await release.wait()
+        return reply("made it")
+
+    async with running_bot(fake, storage) as bot:
+        bot.model.answer = slow
+        await bot.dm(ALICE, "quick, before you go")
+        await bot.model.called.wait()
+        stopping = asyncio.create_task(bot.adapter.stop())
+        await bot.dm(ALICE, "too late")  # arrives while stopping: not taken
+        release.set()
+        await stopping
+        assert [p.json["content"] for p in fake.posted(dm_channel(ALICE))] == ["made it"]
+        assert bot.model.user_texts() == ["quick, before you go"]
+        assert bot.adapter.client.is_closed()
+        assert await bot.adapter.finished() == 0
+
+
+# ---------------------------------------------------------------- the real process
+
+
+def remembering_model(body: dict[str, Any]) -> Completion:
+    """Saves "My name is X" to core memory; answers "What is my name?" from the system prompt."""
+    if body["messages"][-1]["role"] == "tool":
+        return Completion(content="Nice to meet you!")
+    text = last_user(body)
+    said = re.search(r"My name is (\w+)", text)
+    if said:
+        return Completion(
+            tool_calls=[("core_memory_append", {"label": "human", "content": f"Name: {said[1]}"})]
+        )
+    known = re.search(r"Name: (\w+)", system(body))
+    return Completion(content=f"Your name is {known[1]}." if known else "I don't know yet.")
+
+
+def bot_env(tmp_path: Path, fake: FakeDiscord, model_url: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "OPENAI_BASE_URL": model_url,
+        "AGENTCORE_DB": str(tmp_path / "bot.db"),
+        "DISCORD_TOKEN": fake.token,
+        "DISCORD_API_BASE": fake.api_base,
+        "DISCORD_GATEWAY_URL": fake.gateway_url,
+    }
+
+
+async def start_bot(env: dict[str, str], tmp_path: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bots",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+
+
+async def finish(process: asyncio.subprocess.Process) -> tuple[int, str]:
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def ask(fake: FakeDiscord, user: dict[str, Any], text: str) -> str:
+    channel = dm_channel(user)
+    before = len(fake.posted(channel))
+    await fake.send_message(author=user, content=text, channel_id=channel)
+    posts = await fake.wait_until(
+        lambda: posted if len(posted := fake.posted(channel)) > before else None, within=30
+    )
+    return str(posts[-1].json["content"])
+
+
+async def test_two_users_keep_separate_memories_across_a_restart(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    async with FakeOpenAI(remembering_model) as model:
+        env = bot_env(tmp_path, fake, model.base_url)
+        first = await start_bot(env, tmp_path)
+        await fake.wait_until(lambda: len(fake.sent_ops(OP_IDENTIFY)) == 1, within=30)
+        assert await ask(fake, ALICE, "My name is Alice") == "Nice to meet you!"
+        assert await ask(fake, BOB, "My name is Bob") == "Nice to meet you!"
+        first.send_signal(signal.SIGTERM)
+        code, err = await finish(first)
+        assert code == 0, err
+        assert re.search(r"startup: .*discord=\d+ms total=\d+ms", err), err
+
+        second = await start_bot(env, tmp_path)
+        await fake.wait_until(lambda: len(fake.sent_ops(OP_IDENTIFY)) == 2, within=30)
+        assert await ask(fake, ALICE, "What is my name?") == "Your name is Alice."
+        assert await ask(fake, BOB, "What is my name?") == "Your name is Bob."
+        carol = user_payload(snowflake(), "Carol")
+        assert await ask(fake, carol, "What is my name?") == "I don't know yet."
+        second.send_signal(signal.SIGTERM)
+        code, err = await finish(second)
+    assert code == 0, err
+    assert "Traceback" not in err and fake.token not in err
+
+
+@pytest.mark.parametrize(
+    ("breakage", "fix"),
+    [
+        ("bad token", "set DISCORD_TOKEN to the token shown under Developer Portal"),
+        ("missing intent", "Privileged Gateway Intents → Message Content Intent"),
+    ],
+)
+async def test_a_fatal_setup_error_is_one_clear_line_and_a_nonzero_exit(
+    fake: FakeDiscord, tmp_path: Path, breakage: str, fix: str
+) -> None:
+    if breakage == "bad token":
+        fake.reject_token = True
+    else:
+        fake.close_code_after_identify = 4014
+    process = await start_bot(bot_env(tmp_path, fake, "http://127.0.0.1:9/v1"), tmp_path)
+    code, err = await finish(process)
+    assert code == 1
+    errors = [line for line in err.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and fix in errors[0], err
+    assert "Traceback" not in err and fake.token not in err
