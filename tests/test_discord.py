@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import os
 import re
@@ -25,13 +26,13 @@ from typing import Any
 import pytest
 
 from agentcore.clock import ManualClock, to_millis
-from agentcore.commands import USER_COMMANDS, CommandInfo
+from agentcore.commands import OPERATORS_ONLY, USER_COMMANDS
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, last_user_text, reply, system_text
 from agentcore.memory.prompt import GROUP_NOTE
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
-from agentcore.types import Attachment, InboundMessage, Reply, ReplyKind
+from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
 from bots.discord.adapter import PRIVATE_IN_PUBLIC, DiscordAdapter
 from bots.discord.connect import make_client, point_at
 from bots.discord.send import send_reply
@@ -115,10 +116,15 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 @asynccontextmanager
 async def running_bot(
-    fake: FakeDiscord, storage: SQLiteStorage, *, sharded: bool = False, **options: Any
+    fake: FakeDiscord,
+    storage: SQLiteStorage,
+    *,
+    sharded: bool = False,
+    admins: frozenset[AgentKey] = frozenset(),
+    **options: Any,
 ) -> AsyncIterator[Bot]:
     model = Model()
-    runtime = build_runtime(storage, FunctionLLM(model), ManualClock())
+    runtime = build_runtime(storage, FunctionLLM(model), ManualClock(), admins=admins)
     accepted: list[InboundMessage] = []
     accept = runtime.accept
 
@@ -334,7 +340,7 @@ async def test_commands_are_synced_globally_at_startup(bot: Bot) -> None:
     assert bot.adapter.sync_task is not None
     await bot.adapter.sync_task
     [sync] = bot.fake.calls("PUT", f"/applications/{bot.fake.application_id}/commands")
-    assert [c["name"] for c in sync.json] == [c.name for c in USER_COMMANDS]
+    assert [c["name"] for c in sync.json] == [*(c.name for c in USER_COMMANDS), "admin"]
 
 
 async def test_memory_slash_command_answers_ephemerally(bot: Bot) -> None:
@@ -415,8 +421,7 @@ async def test_a_slow_command_is_deferred_then_followed_up(
 async def test_a_command_with_a_usage_takes_free_text(
     fake: FakeDiscord, storage: SQLiteStorage
 ) -> None:
-    search = CommandInfo("search", "Search your past messages", "/search <words>")
-    async with running_bot(fake, storage, commands=(*USER_COMMANDS, search)) as bot:
+    async with running_bot(fake, storage) as bot:
         assert bot.adapter.sync_task is not None
         await bot.adapter.sync_task
         [sync] = fake.calls("PUT", f"/applications/{fake.application_id}/commands")
@@ -427,8 +432,7 @@ async def test_a_command_with_a_usage_takes_free_text(
         interaction = await fake.send_command("search", ALICE, options={"words": "cats dogs"})
         callback = await _callback(bot, interaction)
         assert bot.accepted[-1].text == "/search cats dogs"
-        # The core has no /search yet: its answer proves the text arrived as a command.
-        assert "/search" in callback.json["data"]["content"]
+        assert "No messages of ours match “cats dogs”" in callback.json["data"]["content"]
 
 
 async def test_commands_sync_to_one_guild_when_configured(
@@ -439,13 +443,81 @@ async def test_commands_sync_to_one_guild_when_configured(
         await bot.adapter.sync_task
         path = f"/applications/{fake.application_id}/guilds/{fake.guild_id}/commands"
         [sync] = fake.calls("PUT", path)
-        assert [c["name"] for c in sync.json] == [c.name for c in USER_COMMANDS]
+        assert [c["name"] for c in sync.json] == [*(c.name for c in USER_COMMANDS), "admin"]
         assert fake.calls("PUT", f"/applications/{fake.application_id}/commands") == []
         interaction = fake.interaction_payload("help", ALICE)
         interaction["data"]["guild_id"] = str(fake.guild_id)  # a guild command's invocation
         await fake.dispatch("INTERACTION_CREATE", interaction)
         callback = await _callback(bot, interaction)
         assert callback.json["data"]["content"].startswith("Commands:")
+
+
+async def test_operator_edits_memory_with_the_admin_group_ephemerally(
+    fake: FakeDiscord, storage: SQLiteStorage
+) -> None:
+    operator = AgentKey("discord", ALICE["id"])
+    async with running_bot(fake, storage, admins=frozenset({operator})) as bot:
+        await bot.adapter.sync_task  # type: ignore[misc]
+        [sync] = fake.calls("PUT", f"/applications/{fake.application_id}/commands")
+        [group] = [c for c in sync.json if c["name"] == "admin"]
+        assert int(group["default_member_permissions"]) == 8  # Administrator only, by default
+        assert "set" in [o["name"] for o in group["options"]]
+        await bot.dm(BOB, "hello")
+        await bot.replies(dm_channel(BOB))
+        bob = f"discord:{BOB['id']}"
+
+        async def admin(verb: str, arguments: str, user: dict[str, Any] = ALICE) -> Any:
+            interaction = await fake.send_command(
+                "admin",
+                user,
+                subcommand=verb,
+                options={"arguments": arguments} if arguments else None,
+            )
+            return (await _callback(bot, interaction)).json
+
+        saved = await admin("set", f"{bob} human Name: Bob. Collects stamps.")
+        assert saved["data"]["flags"] == FLAG_EPHEMERAL and "as v2" in saved["data"]["content"]
+        reverted = await admin("revert", f"{bob} human 1")
+        assert "saved as v3" in reverted["data"]["content"]
+        audit = await admin("audit", "")
+        lines = audit["data"]["content"].splitlines()
+        assert [line.split()[3] for line in lines[:2]] == ["revert", "set"]
+        assert audit["data"]["flags"] == FLAG_EPHEMERAL
+        refused = await admin("memory", bob, user=BOB)
+        assert refused["data"]["content"] == OPERATORS_ONLY
+        assert refused["data"]["flags"] == FLAG_EPHEMERAL
+
+
+async def test_user_commands_see_search_export_reset_and_forget(bot: Bot) -> None:
+    for text in ("I collect vintage maps", "maps from 1850 mostly"):
+        await bot.dm(ALICE, text)
+    await bot.replies(dm_channel(ALICE), 2)
+
+    async def command(name: str, text: str = "") -> Recorded:
+        options = {"words": text} if name == "search" and text else None
+        if name == "forget" and text:
+            options = {"confirm": text}
+        return await _callback(bot, await bot.fake.send_command(name, ALICE, options=options))
+
+    memory = (await command("memory")).json["data"]
+    assert memory["flags"] == FLAG_EPHEMERAL and "**human**" in memory["content"]
+    found = (await command("search", "maps")).json["data"]["content"]
+    assert found.splitlines()[1].endswith("echo: maps from 1850 mostly")  # newest first
+    exported = await command("export")
+    [(name, data)] = exported.files
+    document = json.loads(data)
+    texts = [p["text"] for m in document["agents"][0]["messages"] for p in m["content"]]
+    assert name.endswith(".af") and "I collect vintage maps" in texts
+    assert "Fresh start" in (await command("reset")).json["data"]["content"]
+    assert "/forget confirm" in (await command("forget")).json["data"]["content"]
+    assert "erased everything" in (await command("forget", "confirm")).json["data"]["content"]
+    assert "No messages" in (await command("search", "maps")).json["data"]["content"]
+    assert "don't remember" in (await command("memory")).json["data"]["content"]
+    await bot.dm(ALICE, "hi again")
+    [*_, last] = await bot.replies(dm_channel(ALICE), 3)
+    assert last.json["content"] == "echo: hi again"
+    agent = await bot.storage.load_agent(AgentKey("discord", ALICE["id"]))
+    assert agent is not None and agent.message_count == 2  # a new agent
 
 
 async def _callback(bot: Bot, interaction: dict[str, Any]) -> Recorded:

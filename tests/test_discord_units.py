@@ -11,7 +11,7 @@ from typing import Any
 import discord
 import pytest
 
-from agentcore.commands import USER_COMMANDS, CommandInfo
+from agentcore.commands import ADMIN_VERBS, USER_COMMANDS, CommandInfo
 from agentcore.types import AgentKey, Attachment, ChatKind, Reply
 from bots.discord.connect import (
     BAD_TOKEN,
@@ -191,9 +191,11 @@ async def _ignore(interaction: discord.Interaction, name: str, args: str) -> Non
 
 
 def test_every_core_command_becomes_a_slash_command() -> None:
-    built = build_app_commands(_ignore)
+    *built, admin = build_app_commands(_ignore)
     assert [c.name for c in built] == [c.name for c in USER_COMMANDS]
     assert [c.description for c in built] == [c.description for c in USER_COMMANDS]
+    assert isinstance(admin, discord.app_commands.Group) and admin.name == "admin"
+    assert [c.name for c in admin.commands] == [v.name for v in ADMIN_VERBS]
 
 
 def test_a_usage_with_an_argument_gives_one_optional_text_option() -> None:
@@ -203,7 +205,7 @@ def test_a_usage_with_an_argument_gives_one_optional_text_option() -> None:
     assert [option_name(c) for c in (search, admin, plain)] == ["words", "arguments", None]
     assert option_name(CommandInfo("x", "y", "free text")) == "free"
     tree = discord.app_commands.CommandTree(discord.Client(intents=intents()))
-    payloads = [c.to_dict(tree) for c in build_app_commands(_ignore, (search, plain))]
+    payloads = [c.to_dict(tree) for c in build_app_commands(_ignore, (search, plain), ())]
     option = payloads[0]["options"][0]
     assert (option["name"], option["type"], option["required"]) == ("words", 3, False)
     assert option["description"] == "/search <words>"

@@ -66,9 +66,9 @@ class Commands:
     async def _admin_from_chat(self, message: InboundMessage, args: str) -> Reply:
         # A refusal says nothing about whether the named user exists.
         if not self.is_operator(message.key):
-            return Reply(OPERATORS_ONLY, ReplyKind.COMMAND)
+            return Reply(OPERATORS_ONLY, ReplyKind.COMMAND, private=True)
         if message.chat is not ChatKind.PRIVATE:
-            return Reply(PRIVATE_ONLY, ReplyKind.COMMAND)
+            return Reply(PRIVATE_ONLY, ReplyKind.COMMAND, private=True)
         return await self.admin(str(message.key), args, local=message.key.platform == "console")
 
     async def admin(self, actor: str, args: str, *, local: bool) -> Reply:

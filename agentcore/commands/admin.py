@@ -97,11 +97,12 @@ class AdminCommands:
         handler = self._verbs.get(verb.lower())
         if handler is None:
             verbs = ", ".join(self._verbs)
-            return Reply(f"Usage: /admin <verb> ... where verb is one of: {verbs}", ReplyKind.ERROR)
+            usage = f"Usage: /admin <verb> ... where verb is one of: {verbs}"
+            return Reply(usage, ReplyKind.ERROR, private=True)
         try:
             text_out = await handler(AdminRequest(actor, args.strip(), local))
         except UsageError as exc:
-            return Reply(str(exc), ReplyKind.ERROR)
+            return Reply(str(exc), ReplyKind.ERROR, private=True)
         return Reply(text_out, ReplyKind.COMMAND, private=True)
 
     # ----------------------------------------------------------------- helpers

@@ -3,6 +3,9 @@ in Discord's menu without touching this adapter.
 
 A command whose ``usage`` names an argument (``/search <words>``) gets one optional free-text
 option named after it; the invocation reaches the core as the text ``/name option-text``.
+Operator verbs form an ``/admin`` group (``/admin memory arguments: telegram:42``), hidden by
+default from server members without the Administrator permission; the core still checks who is
+an operator.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from agentcore.commands import USER_COMMANDS, CommandInfo
+from agentcore.commands import ADMIN_COMMAND, ADMIN_VERBS, USER_COMMANDS, CommandInfo
 
 CommandHandler = Callable[[discord.Interaction, str, str], Awaitable[None]]
 AppCommand = app_commands.Command[Any, Any, None]
@@ -42,9 +45,31 @@ def option_name(info: CommandInfo) -> str | None:
 
 
 def build_app_commands(
-    handler: CommandHandler, commands: Sequence[CommandInfo] = USER_COMMANDS
-) -> list[AppCommand]:
-    return [_app_command(info, handler) for info in commands]
+    handler: CommandHandler,
+    commands: Sequence[CommandInfo] = USER_COMMANDS,
+    admin_verbs: Sequence[CommandInfo] = ADMIN_VERBS,
+) -> list[AppCommand | app_commands.Group]:
+    built: list[AppCommand | app_commands.Group] = [
+        _app_command(info, handler) for info in commands
+    ]
+    if admin_verbs:
+        built.append(_admin_group(handler, admin_verbs))
+    return built
+
+
+def _admin_group(handler: CommandHandler, verbs: Sequence[CommandInfo]) -> app_commands.Group:
+    group = app_commands.Group(
+        name=ADMIN_COMMAND.name,
+        description=ADMIN_COMMAND.description[:DESCRIPTION_LIMIT],
+        default_permissions=discord.Permissions(administrator=True),
+    )
+
+    async def run_admin(interaction: discord.Interaction, name: str, args: str) -> None:
+        await handler(interaction, ADMIN_COMMAND.name, f"{name} {args}".strip())
+
+    for verb in verbs:
+        group.add_command(_app_command(verb, run_admin))
+    return group
 
 
 def _app_command(info: CommandInfo, handler: CommandHandler) -> AppCommand:

@@ -89,14 +89,18 @@ def addresses_bot(message: discord.Message, bot_id: int) -> bool:
 
 
 def command_to_inbound(interaction: discord.Interaction, name: str, args: str) -> InboundMessage:
-    """A slash command as the text command the core understands (``/name args``)."""
+    """A slash command as the text command the core understands (``/name args``).
+
+    It counts as private even in a server: only the invoker sees the answers that matter
+    (memory, operator output), because those are sent ephemerally.
+    """
     guild_id = interaction.guild_id
     return InboundMessage(
         agent_key(interaction.user.id),
         f"/{name} {args.strip()}".strip(),
         interaction.created_at,
         display_name=interaction.user.display_name,
-        chat=ChatKind.PRIVATE if guild_id is None else ChatKind.GROUP,
+        chat=ChatKind.PRIVATE,
         route=DiscordRoute(interaction.channel_id or 0, interaction.id, guild_id).to_json(),
     )
 

@@ -467,12 +467,16 @@ class FakeDiscord:
         user: dict[str, Any],
         *,
         options: dict[str, str] | None = None,
+        subcommand: str | None = None,
         guild: bool = True,
         dm_channel_id: int | None = None,
     ) -> dict[str, Any]:
         data: dict[str, Any] = {"id": str(snowflake()), "name": name, "type": 1}
-        if options:
-            data["options"] = [{"name": k, "type": 3, "value": v} for k, v in options.items()]
+        values = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
+        if subcommand is not None:  # a group's subcommand carries the options one level down
+            data["options"] = [{"name": subcommand, "type": 1, "options": values}]
+        elif values:
+            data["options"] = values
         payload: dict[str, Any] = {
             "id": str(snowflake()),
             "application_id": str(self.application_id),
