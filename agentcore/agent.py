@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 STEP_LIMIT_REPLY = "Sorry, I got tangled up in my own notes there. Could you say that again?"
 EMPTY_REPLY = "Sorry, I lost my train of thought. Could you say that again?"
+LONG_MESSAGE_NOTE = "(Your message was long, so I only read the first {cap:,} characters.)"
 
 
 @dataclass
@@ -49,6 +50,7 @@ class _Turn:
     tools: ToolContext
     shared: list[SharedBlock]
     rows: list[StoredMessage]  # the in-context messages, oldest first
+    claimed: list[StoredMessage]  # the person's messages this turn answers
     summary: str
     pressure_warned: bool
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
@@ -84,15 +86,23 @@ class AgentLoop:
         self._estimator = estimator or TokenEstimator()
 
     async def run_turn(self, message: InboundMessage, pending_id: int) -> str | None:
-        """Answer one received message (``pending_id`` in the inbox).
+        """Answer a received message (``pending_id`` in the inbox), together with any of this
+        person's messages still waiting before it (e.g. held back by the rate limit).
 
-        The message moves into recall memory before the model is first called, so an
-        ``LLMError`` (which propagates) never loses it. None if the message was already taken
-        up elsewhere (e.g. erased by /forget while it waited).
+        The messages move into recall memory before the model is first called, so an
+        ``LLMError`` (which propagates) never loses them. None if there is nothing left to
+        answer: an earlier turn took this message up, or /forget erased it while it waited.
         """
         turn = await self._begin(message, pending_id)
         if turn is None:
             return None
+        reply = await self._steps(turn)
+        cap = self._settings.message_char_cap
+        if any(len(m.content or "") > cap for m in turn.claimed):
+            reply += "\n\n" + LONG_MESSAGE_NOTE.format(cap=cap)
+        return reply
+
+    async def _steps(self, turn: _Turn) -> str:
         steps = self._settings.max_steps
         for step in range(steps):
             request = await self._prepare(turn, allow_tools=step < steps - 1)
@@ -124,19 +134,18 @@ class AgentLoop:
         state = await self._load_or_create(message)
         agent = state.agent
         session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
-        user_message = NewMessage(Role.USER, message.text, message.sent_at)
         activity = UserActivity(
             message.sent_at, session, message.display_name or agent.display_name
         )
-        claimed = await self._storage.claim_pending(pending_id, agent.id, user_message, activity)
-        if claimed is None:
+        claimed = await self._storage.claim_pending(message.key, pending_id, agent.id, activity)
+        if not claimed:
             return None
         facts = TurnFacts(
             now=self._clock.now(),
             previous_user_at=agent.last_user_at,
             session=session,
             new_session=new_session,
-            message_count=agent.message_count + 1,
+            message_count=agent.message_count + len(claimed),
             passage_count=agent.passage_count,
             chat=message.chat,
             platform=message.key.platform,
@@ -151,13 +160,13 @@ class AgentLoop:
             search_limit=self._settings.search_limit,
             person=message.display_name or "user",
         )
-        claimed_row = StoredMessage(claimed, Role.USER, message.text, message.sent_at)
         return _Turn(
             agent=agent,
             facts=facts,
             tools=tools,
             shared=state.shared,
-            rows=[*state.context, claimed_row],
+            rows=[*state.context, *claimed],
+            claimed=claimed,
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
         )
@@ -174,7 +183,9 @@ class AgentLoop:
             self._settings.memory.timezone,
         )
         return LLMRequest(
-            messages=prompt_messages(system, turn.rows, turn.notes),
+            messages=prompt_messages(
+                system, turn.rows, turn.notes, self._settings.message_char_cap
+            ),
             tools=self._tools.specs,
             allow_tools=allow_tools,
         )

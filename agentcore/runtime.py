@@ -16,12 +16,13 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
 from agentcore.commands import Commands, parse_command
+from agentcore.limits import RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
 from agentcore.settings import RuntimeSettings
 from agentcore.storage.base import Storage, StorageError
@@ -33,6 +34,12 @@ LLM_FAILED = "I couldn't reach my language model, please try again in a moment."
 STORAGE_FAILED = "Something went wrong on my side and I couldn't save that. Please try again later."
 SHUTTING_DOWN = "I'm restarting right now. Please send that again in a minute."
 EMPTY_MESSAGE = "Send me some text and I'll answer."
+SLOW_DOWN = (
+    "You're sending messages faster than I can answer. I've kept them and will reply to them "
+    "together in a moment."
+)
+BUSY = "I'm very busy right now. I've kept your message and will answer it with your next one."
+QUEUE_FULL = "Too many of your messages are waiting already; please wait for my answer."
 NOT_ALLOWED = "Sorry, this bot is private. Ask its operator if you'd like access."
 _MAX_REFUSALS_TRACKED = 10_000
 
@@ -112,6 +119,7 @@ class AgentRuntime:
         self._idle.set()
         self._closing = False
         self._refused: OrderedDict[AgentKey, date] = OrderedDict()
+        self._limiter = RateLimiter(settings.rate_limit_per_minute)
 
     @property
     def cached_agents(self) -> int:
@@ -125,20 +133,61 @@ class AgentRuntime:
         return await self.answer(await self.accept(message))
 
     async def accept(self, message: InboundMessage) -> Ticket:
-        """Store the message so it survives a crash; commands and notices are not stored."""
+        """Store the message so it survives a crash; commands and notices are not stored.
+
+        A person over the rate limit, or a bot with too much work in flight, gets the message
+        stored but held back (answered with that person's next turn) and one notice per
+        minute; a person with too many held-back messages gets new ones declined.
+        """
         if self._closing:
             return Ticket(message, reply=Reply(SHUTTING_DOWN, ReplyKind.NOTICE))
         if not message.text.strip():
             return Ticket(message, reply=Reply(EMPTY_MESSAGE, ReplyKind.NOTICE))
         if not self._may_talk(message.key):
             return Ticket(message, reply=self._refusal(message.key))
+        message = replace(message, text=message.text[: self._settings.max_stored_chars])
+        if not self._limiter.allow(message.key, self._clock.now()):
+            return await self._hold_back(message, SLOW_DOWN)
         if parse_command(message.text) is not None:
             return Ticket(message)
+        if self._in_flight >= self._settings.max_in_flight:
+            return await self._hold_back(message, BUSY)
         try:
             return Ticket(message, await self._storage.add_pending(message, self._clock.now()))
         except StorageError as exc:
-            log.error("storage failed for %s: %s", message.key, exc)
-            return Ticket(message, reply=Reply(STORAGE_FAILED, ReplyKind.ERROR))
+            return self._storage_failed(message, exc)
+
+    async def _hold_back(self, message: InboundMessage, notice: str) -> Ticket:
+        """Store without starting a turn (the person's next turn answers it too)."""
+        try:
+            if parse_command(message.text) is not None:
+                reason = "command not run"
+            elif (
+                await self._storage.count_pending(message.key)
+                >= self._settings.max_pending_per_user
+            ):
+                reason, notice = "too many waiting, declined", QUEUE_FULL
+            else:
+                await self._storage.add_pending(message, self._clock.now())
+                reason = "stored, answered later"
+        except StorageError as exc:
+            return self._storage_failed(message, exc)
+        if not self._limiter.should_notify(message.key, self._clock.now(), notice):
+            return Ticket(message, reply=Reply("", ReplyKind.NOTICE))
+        log.info("holding back %s: %s", message.key, reason)
+        return Ticket(message, reply=Reply(notice, ReplyKind.NOTICE))
+
+    def _storage_failed(self, message: InboundMessage, exc: StorageError) -> Ticket:
+        log.error("storage failed for %s: %s", message.key, exc)
+        return Ticket(message, reply=Reply(STORAGE_FAILED, ReplyKind.ERROR))
+
+    async def recover(self, platform: str) -> list[Ticket]:
+        """Tickets for messages stored but never answered (e.g. before a crash): one per
+        person, whose answer covers all of that person's waiting messages."""
+        latest: dict[AgentKey, Ticket] = {}
+        for pending in await self._storage.list_pending(platform):
+            latest[pending.message.key] = Ticket(pending.message, pending.id)
+        return list(latest.values())
 
     def _may_talk(self, key: AgentKey) -> bool:
         allowed = self._settings.allowed

@@ -32,6 +32,7 @@ class AgentSettings:
     instructions: str = "You are a helpful assistant with long-term memory."
     max_steps: int = 8  # model calls per turn
     search_limit: int = 10  # default and cap of results for search tools
+    message_char_cap: int = 8000  # longer messages are shortened for the model (stored whole)
     memory: MemorySettings = field(default_factory=MemorySettings)
 
 
@@ -42,3 +43,7 @@ class RuntimeSettings:
     shutdown_grace: float = 20.0  # seconds in-flight turns get to finish on shutdown
     admins: frozenset[AgentKey] = frozenset()
     allowed: frozenset[AgentKey] | None = None  # who may talk to the bot; None = everyone
+    rate_limit_per_minute: int = 20  # messages per person; more are held back and answered later
+    max_pending_per_user: int = 50  # held-back messages kept per person; beyond, declined
+    max_in_flight: int = 1024  # turns running or waiting, across everyone
+    max_stored_chars: int = 64_000  # the hard limit of one stored message

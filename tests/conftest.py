@@ -60,7 +60,8 @@ def build_runtime(
         loop=AgentLoop(storage=storage, llm=llm, clock=clock, settings=settings),
         commands=Commands(storage=storage, clock=clock, settings=settings, admins=admins),
         clock=clock,
-        settings=runtime_settings or RuntimeSettings(),
+        # Tests send many messages without moving the clock; flood control has its own tests.
+        settings=runtime_settings or RuntimeSettings(rate_limit_per_minute=100_000),
     )
 
 

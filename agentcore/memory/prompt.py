@@ -124,12 +124,25 @@ def system_prompt(
     return "\n\n".join(sections)
 
 
+def shorten(text: str | None, cap: int) -> str | None:
+    """A person's over-long message as the model sees it (the stored row stays whole)."""
+    if text is None or len(text) <= cap:
+        return text
+    return text[:cap] + f"\n[… {len(text) - cap} more characters not shown]"
+
+
 def prompt_messages(
-    system: str, rows: Sequence[StoredMessage], notes: Sequence[str] = ()
+    system: str, rows: Sequence[StoredMessage], notes: Sequence[str] = (), cap: int = 8000
 ) -> tuple[PromptMessage, ...]:
     """The request's messages: system prompt, in-context rows, then any one-off system notes."""
     history = [
-        PromptMessage(r.role, r.content, r.tool_calls, r.tool_call_id) for r in well_formed(rows)
+        PromptMessage(
+            r.role,
+            shorten(r.content, cap) if r.role is Role.USER else r.content,
+            r.tool_calls,
+            r.tool_call_id,
+        )
+        for r in well_formed(rows)
     ]
     return (
         PromptMessage(Role.SYSTEM, system),

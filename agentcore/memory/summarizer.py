@@ -22,6 +22,7 @@ SUMMARY_INSTRUCTIONS = (
     "{words} words. Answer with the summary only."
 )
 _MAX_TOOL_TEXT = 300
+_MAX_MESSAGE_TEXT = 4000  # a pasted essay should not crowd out the rest of the summary input
 
 
 def choose_cut(
@@ -53,7 +54,7 @@ def transcript(rows: Sequence[StoredMessage], tz: ZoneInfo) -> str:
             lines.append(f"[{stamp}] (tool result) {text}")
             continue
         if row.content:
-            lines.append(f"[{stamp}] {row.role.value}: {row.content}")
+            lines.append(f"[{stamp}] {row.role.value}: {row.content[:_MAX_MESSAGE_TEXT]}")
         for call in row.tool_calls:
             lines.append(
                 f"[{stamp}] (assistant used {call.name} {call.arguments[:_MAX_TOOL_TEXT]})"

@@ -321,13 +321,14 @@ class InboxStore(Protocol):
     async def add_pending(self, message: InboundMessage, received_at: datetime) -> int: ...
 
     async def claim_pending(
-        self, pending_id: int, agent_id: int, message: NewMessage, activity: UserActivity
-    ) -> int | None:
-        """In one transaction: remove the pending row and store ``message`` for the agent.
-
-        Returns the new message id, or None (storing nothing) if the row was already gone.
-        """
+        self, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
+    ) -> list[StoredMessage]:
+        """In one transaction, move this person's pending messages with id <= ``up_to_id``
+        into the agent's recall memory (as user messages, with their platform timestamps),
+        oldest first. Empty if none is left: an earlier turn answered them together."""
         ...
+
+    async def count_pending(self, key: AgentKey) -> int: ...
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
         """Messages still waiting (e.g. after a crash), oldest first."""

@@ -289,12 +289,25 @@ class MemoryStorage:
         return pending.id
 
     async def claim_pending(
-        self, pending_id: int, agent_id: int, message: NewMessage, activity: UserActivity
-    ) -> int | None:
-        if self._inbox.pop(pending_id, None) is None:
-            return None
-        [message_id] = await self.append_messages(agent_id, [message], activity)
-        return message_id
+        self, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
+    ) -> list[StoredMessage]:
+        mine = sorted(
+            (p for p in self._inbox.values() if p.message.key == key and p.id <= up_to_id),
+            key=lambda p: p.id,
+        )
+        if not mine:
+            return []
+        for pending in mine:
+            del self._inbox[pending.id]
+        messages = [NewMessage(Role.USER, p.message.text, p.message.sent_at) for p in mine]
+        ids = await self.append_messages(agent_id, messages, activity)
+        return [
+            StoredMessage(i, Role.USER, m.content, m.created_at)
+            for i, m in zip(ids, messages, strict=True)
+        ]
+
+    async def count_pending(self, key: AgentKey) -> int:
+        return sum(1 for p in self._inbox.values() if p.message.key == key)
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
         return [

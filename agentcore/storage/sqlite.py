@@ -448,15 +448,32 @@ class SQLiteStorage:
         return int(pending_id)
 
     async def claim_pending(
-        self, pending_id: int, agent_id: int, message: NewMessage, activity: UserActivity
-    ) -> int | None:
+        self, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
+    ) -> list[StoredMessage]:
+        mine = "platform = ? AND user_id = ? AND id <= ?"
+        params = (key.platform, key.user_id, up_to_id)
         async with self._transaction() as db:
-            cursor = await db.execute("DELETE FROM inbox WHERE id = ?", (pending_id,))
-            if not cursor.rowcount:
-                return None
-            [message_id] = await _insert_messages(db, agent_id, [message])
-            await db.execute(*_activity_update(agent_id, activity))
-        return message_id
+            rows = await db.execute_fetchall(
+                "INSERT INTO messages (agent_id, role, content, created_at) "
+                f"SELECT ?, 'user', text, sent_at FROM inbox WHERE {mine} ORDER BY id "
+                "RETURNING id, content, created_at",
+                (agent_id, *params),
+            )
+            if rows:
+                await db.execute(f"DELETE FROM inbox WHERE {mine}", params)
+                await db.execute(*_activity_update(agent_id, activity))
+        # RETURNING order is unspecified; rowids follow the ORDER BY.
+        return [
+            StoredMessage(r[0], Role.USER, r[1], from_millis(r[2]))
+            for r in sorted(rows, key=lambda r: int(r[0]))
+        ]
+
+    async def count_pending(self, key: AgentKey) -> int:
+        [(count,)] = await self._read(
+            "SELECT COUNT(*) FROM inbox WHERE platform = ? AND user_id = ?",
+            (key.platform, key.user_id),
+        )
+        return int(count)
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
         rows = await self._read(

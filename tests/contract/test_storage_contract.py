@@ -286,12 +286,30 @@ async def test_inbox_holds_messages_until_claimed_once(store: Storage) -> None:
     assert waiting.id == pending_id and waiting.message == inbound
     agent = await new_agent(store)
     activity = UserActivity(T0, 1, "Alice")
-    claimed = await store.claim_pending(pending_id, agent, user("hello"), activity)
-    assert claimed is not None
-    assert await store.claim_pending(pending_id, agent, user("hello"), activity) is None
+    [claimed] = await store.claim_pending(key, pending_id, agent, activity)
+    assert (claimed.content, claimed.created_at, claimed.role) == ("hello", T0, Role.USER)
+    assert await store.claim_pending(key, pending_id, agent, activity) == []
     assert [m.content for m in await store.all_messages(agent)] == ["hello"]
     assert await store.list_pending("telegram") == []
     assert len(await store.list_pending()) == 1
+
+
+async def test_claim_takes_earlier_waiting_messages_together(store: Storage) -> None:
+    from agentcore.types import InboundMessage  # noqa: PLC0415
+
+    key, other = AgentKey("telegram", "alice"), AgentKey("telegram", "bob")
+    ids = [
+        await store.add_pending(
+            InboundMessage(k, f"{k.user_id} {i}", T0 + timedelta(seconds=i)), T0
+        )
+        for i, k in enumerate([key, other, key, key])
+    ]
+    assert await store.count_pending(key) == 3
+    agent = await new_agent(store)
+    claimed = await store.claim_pending(key, ids[2], agent, UserActivity(T0, 1, "Alice"))
+    assert [m.content for m in claimed] == ["alice 0", "alice 2"]
+    assert [m.id for m in claimed] == sorted(m.id for m in claimed)
+    assert await store.count_pending(key) == 1 and await store.count_pending(other) == 1
 
 
 async def test_recent_matches_are_newest_first(store: Storage) -> None:
