@@ -40,7 +40,7 @@ def test_rate_limiter_window_and_one_notice() -> None:
     assert limiter.allow(key, clock.now()) and limiter.should_notify(key, clock.now())
     for i in range(5):  # many people: only the two most recent are tracked
         limiter.allow(AgentKey("t", f"other{i}"), clock.now())
-    assert len(limiter._people) == 2  # noqa: SLF001
+    assert len(limiter._people) == 2
 
 
 async def test_flood_is_held_back_and_answered_together(
