@@ -520,6 +520,20 @@ async def test_user_commands_see_search_export_reset_and_forget(bot: Bot) -> Non
     assert agent is not None and agent.message_count == 2  # a new agent
 
 
+async def test_messages_left_unanswered_by_a_crash_are_answered_at_start(
+    fake: FakeDiscord, storage: SQLiteStorage
+) -> None:
+    # The platform delivered a message and it was stored, but the process died before
+    # answering: accept() without answer() leaves exactly that state.
+    route = DiscordRoute(dm_channel(BOB), snowflake(), None).to_json()
+    key = AgentKey("discord", BOB["id"])
+    left = InboundMessage(key, "still there?", datetime.now(UTC), "Bob", route=route)
+    await build_runtime(storage, FunctionLLM(echo), ManualClock()).accept(left)
+    async with running_bot(fake, storage) as bot:
+        [post] = await bot.replies(dm_channel(BOB))
+        assert post.json["content"] == "echo: still there?"
+
+
 async def _callback(bot: Bot, interaction: dict[str, Any]) -> Recorded:
     path = f"/interactions/{interaction['id']}/{interaction['token']}/callback"
     [callback] = await bot.fake.wait_until(lambda: bot.fake.calls("POST", path))

@@ -112,6 +112,15 @@ class DiscordAdapter:
         ready.cancel()
         if self._ready.is_set():
             self._sync = asyncio.create_task(self._sync_commands(), name="discord-sync")
+            await self._answer_left_over()
+
+    async def _answer_left_over(self) -> None:
+        """Messages stored before a crash or restart but never answered are answered now."""
+        for ticket in await self._runtime.recover(self.name):
+            log.info("discord: answering a message left over from before the restart")
+            done: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
+            done.set_result(ticket)
+            self._intake.put_nowait(done)
 
     async def _run(self) -> int:
         try:
