@@ -32,6 +32,7 @@ from agentcore.storage.base import Storage, StorageError  # noqa: E402
 from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
+from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
 
@@ -133,6 +134,21 @@ def build_adapters(
 
 
 async def serve(
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+) -> int:
+    lock = InstanceLock(settings.database)
+    try:
+        lock.acquire()
+    except AdapterError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        return await _serve(settings, args, timer, clock)
+    finally:
+        lock.release()
+
+
+async def _serve(
     settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
 ) -> int:
     try:

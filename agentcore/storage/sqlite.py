@@ -83,15 +83,27 @@ class SQLiteStorage:
     async def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> SQLiteStorage:
         """Open (creating if needed, mode 0600) and migrate the database at ``path``."""
         path = str(path)
-        if path != ":memory:":
-            _create_private_file(Path(path))
+        connections: list[aiosqlite.Connection] = []
         try:
-            writer = await _connect(path, busy_timeout_ms)
-            await _migrate(writer)
-            reader = await _connect(path, busy_timeout_ms)
-        except sqlite3.Error as exc:
-            raise _storage_error(exc) from exc
-        return cls(writer, reader, path)
+            if path != ":memory:":
+                await asyncio.to_thread(_create_private_file, Path(path))
+            connections.append(await _connect(path, busy_timeout_ms))
+            await _migrate(connections[0])
+            connections.append(await _connect(path, busy_timeout_ms))
+        except (sqlite3.Error, OSError) as exc:
+            for conn in connections:  # a live connection thread would keep the process alive
+                await conn.close()
+            raise StorageError(f"cannot open the database: {exc}") from exc
+        return cls(connections[0], connections[1], path)
+
+    async def backup(self, destination: Path) -> None:
+        """A consistent copy of the live database (SQLite's online backup API), mode 0600."""
+        try:
+            await asyncio.to_thread(_create_private_file, destination)
+            async with aiosqlite.connect(destination) as target:
+                await self._reader.backup(target)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"backup to {destination} failed: {exc}") from exc
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
@@ -603,9 +615,13 @@ class SQLiteStorage:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create the database file readable by its owner only; SQLite gives -wal/-shm the same mode."""
+    """Create the file readable by its owner only (SQLite gives -wal/-shm the same mode); an
+    existing file is left as it is, even if it is read-only."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
     os.close(fd)
 
 
