@@ -19,7 +19,7 @@ def split_message(text: str, limit: int) -> list[str]:
     """Split ``text`` into parts of at most ``limit`` characters (see the module docstring)."""
     if limit < 64:
         raise ValueError("limit must be at least 64 characters")
-    rest = text.strip()
+    rest = _strip_start(text.rstrip(), at_line_start=True)
     # Room to close a fence ("\n" + marker). Absurdly long fences are not repeated in full.
     reserve = min(1 + _longest_fence(rest), limit // 4)
     parts: list[str] = []
@@ -32,6 +32,7 @@ def split_message(text: str, limit: int) -> list[str]:
         cut = _keep_fence_lines_whole(
             candidate, _best_cut(candidate[: limit - reserve], floor=len(carry) + 1), len(carry)
         )
+        cut = _no_false_fence(candidate, cut, len(carry) + 1)
         chunk = candidate[:cut].rstrip()
         opener = _open_fence(chunk)
         carry = ""
@@ -39,7 +40,7 @@ def split_message(text: str, limit: int) -> list[str]:
             chunk += "\n" + _marker(opener)
             carry = _reopen(opener, limit // 4) + "\n"
         parts.append(chunk)
-        rest = candidate[cut:].lstrip()
+        rest = _strip_start(candidate[cut:], at_line_start=candidate[cut - 1] == "\n")
         if carry and not rest:
             break
     return parts
@@ -75,6 +76,33 @@ def _keep_fence_lines_whole(text: str, cut: int, floor: int) -> int:
     line_end = text.find("\n", line_start)
     line = text[line_start : line_end if line_end != -1 else len(text)]
     return line_start if _FENCE_RE.match(line) else cut
+
+
+def _no_false_fence(text: str, cut: int, floor: int) -> int:
+    """A cut inside a line must not leave backticks (```) at the start of the next part, where
+    they would read as a code fence: move the cut back so a character of the line goes along."""
+    line_start = text.rfind("\n", 0, cut) + 1
+    before = text[line_start:cut]
+    rest = text[cut:]
+    gap = rest[: len(rest) - len(rest.lstrip())]
+    if not before.strip() or "\n" in gap or not _FENCE_RE.match(rest.lstrip().split("\n", 1)[0]):
+        return cut
+    keep = before.rstrip().rstrip("`~")  # the backticks right before the cut go along too
+    back = line_start + len(keep) - 1
+    return back if keep.strip() and back > floor else cut
+
+
+def _strip_start(text: str, *, at_line_start: bool) -> str:
+    """``text.lstrip()``, but a line indented too deeply to be a fence (four spaces) keeps its
+    indentation when losing it would turn the line into one."""
+    stripped = text.lstrip()
+    if not _FENCE_RE.match(stripped.split("\n", 1)[0]):
+        return stripped
+    line_start = text.rfind("\n", 0, len(text) - len(stripped)) + 1
+    if line_start == 0 and not at_line_start:
+        return stripped  # the cut was inside this line: _no_false_fence's case
+    line = text[line_start:].split("\n", 1)[0]
+    return stripped if _FENCE_RE.match(line) else text[line_start:]
 
 
 def _open_fence(chunk: str) -> str | None:
