@@ -107,6 +107,15 @@ def build_adapters(
 ) -> list[Adapter]:
     adapters: list[Adapter] = []
     # Platform adapters are added here as they land (imported only when configured).
+    if settings.telegram.token:
+        from bots.telegram import TelegramAdapter, build_application  # noqa: PLC0415
+
+        application = build_application(
+            settings.telegram.token.reveal(), settings.telegram.base_url
+        )
+        adapters.append(
+            TelegramAdapter(application, runtime, grace=settings.runtime.shutdown_grace)
+        )
     if not adapters:
         from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 
