@@ -23,6 +23,7 @@ from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import Attachment, ChatKind, InboundMessage, Reply
 from bots.telegram import TelegramAdapter, build_application
 from bots.telegram.adapter import TEXT_ONLY
+from bots.telegram.poller import TOKEN_HELP
 from bots.telegram.send import ASK_PRIVATELY, SENT_PRIVATELY, Destination, ReplySender
 from bots.telegram.translate import Route
 from tests.conftest import build_runtime
@@ -250,13 +251,16 @@ async def test_private_replies_asked_for_in_a_group_never_appear_there(
 ) -> None:
     fake.private(ALICE, "My name is Alice")
     await fake.wait_for_messages(ALICE.id, 1)
-    fake.message(ALICE, GROUP, "/memory@memo_test_bot")
-    fake.message(BOB, GROUP, "/memory@memo_test_bot")  # Bob never opened a private chat
+    alice_asks = fake.message(ALICE, GROUP, "/memory@memo_test_bot")
+    bob_asks = fake.message(BOB, GROUP, "/memory@memo_test_bot")  # never wrote to the bot
     await fake.wait_for_messages(GROUP.id, 2)
-    assert fake.texts(GROUP.id) == [
-        SENT_PRIVATELY,
-        ASK_PRIVATELY.format(username="memo_test_bot"),
-    ]
+    pointers = {s.reply_to: s.plain for s in fake.to_chat(GROUP.id)}  # answers run concurrently
+    assert pointers == {
+        fake.updates[alice_asks]["message"]["message_id"]: SENT_PRIVATELY,
+        fake.updates[bob_asks]["message"]["message_id"]: ASK_PRIVATELY.format(
+            username="memo_test_bot"
+        ),
+    }
     assert "Name: Alice" in fake.texts(ALICE.id)[1]
     assert all("Name:" not in s.plain for s in fake.to_chat(GROUP.id))
 
@@ -441,7 +445,7 @@ async def test_a_rejected_token_is_one_clear_line_and_exit_1(
     assert await asyncio.wait_for(adapter.finished(), 10) == 1
     await adapter.stop()
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("bots")]
-    assert ours == ["telegram: the Bot API server rejected the bot token; check TELEGRAM_TOKEN"]
+    assert ours == [TOKEN_HELP]
     assert fake.polls == []
 
 

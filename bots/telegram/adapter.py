@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -104,7 +104,7 @@ class TelegramAdapter:
         if task.cancelled():
             self._exit.set_result(1)
         elif task.exception() is not None:
-            log.error("polling stopped: %r", task.exception())
+            log.error("polling stopped by an unexpected error", exc_info=task.exception())
             self._exit.set_result(1)
         else:
             self._exit.set_result(task.result())
@@ -154,18 +154,30 @@ class TelegramAdapter:
 
     # ----------------------------------------------------------------- updates
 
-    async def _take(self, update: Update) -> None:
-        """Store one update (runs before Telegram is told it was received), spawn its answer."""
+    async def _take(self, updates: Sequence[Update]) -> None:
+        """Store a batch in arrival order, starting each answer as soon as its message is
+        stored (so answers go out staggered, first come first served). Runs before Telegram
+        is told the batch was received."""
+        for update in updates:
+            try:
+                answer = await self._store(update)
+            except Exception:
+                # A bug, not bad input: skip this update rather than fetch it again forever.
+                log.exception("could not handle update %d; skipping it", update.update_id)
+                continue
+            if answer is not None:
+                self._spawn(answer)
+
+    async def _store(self, update: Update) -> Coroutine[Any, Any, None] | None:
+        """Translate and store one update; return the work that answers it, if any."""
         assert self._me is not None
         item = translate(update, self._me)
         if item is None:
-            return
+            return None
         if isinstance(item, Unreadable):
             to = Destination(item.route, item.chat, int(item.key.user_id))
-            self._spawn(self._sender.notice(TEXT_ONLY, to))
-            return
-        ticket = await self._runtime.accept(item)
-        self._spawn(self._answer(ticket))
+            return self._sender.notice(TEXT_ONLY, to)
+        return self._answer(await self._runtime.accept(item))
 
     async def _answer(self, ticket: Ticket) -> None:
         message = ticket.message

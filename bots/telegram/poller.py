@@ -6,9 +6,9 @@ current one for handlers, so a crash between fetching and storing would lose mes
 already considers delivered. This poller runs the same protocol with the ``Bot`` inside the
 ``Application`` lifecycle, but in a different order:
 
-    fetch a batch → ``handle`` each update, in order, to completion (the adapter stores it with
-    ``runtime.accept`` and only *spawns* the slow answer) → then the next fetch carries the
-    offset that confirms the batch.
+    fetch a batch → ``handle`` it to completion (the adapter stores each update, in order, with
+    ``runtime.accept``, and only then *spawns* the slow answers) → then the next fetch carries
+    the offset that confirms the batch.
 
 So an update is never skipped. Handling the batch sequentially also keeps each person's
 messages in arrival order; the answers themselves run concurrently. A crash after storing but
@@ -17,8 +17,8 @@ stored route so a restart can recognise them.
 
 Errors: a 409 Conflict (another process polls with this token, or a webhook is set) and a
 rejected token are fatal: one clear log line, and ``run`` returns exit code 1. Flood control
-(429) waits as long as Telegram asks; timeouts retry at once; network errors and 5xx retry with
-exponential backoff, logged once per outage rather than once per attempt.
+(429) waits as long as Telegram asks; timeouts, network errors and 5xx retry with exponential
+backoff, logged once per outage rather than once per attempt.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from telegram import Bot, Update
-from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError, TimedOut
+from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
 from bots.telegram.errors import retry_after_seconds
 
@@ -44,7 +44,8 @@ CONFLICT_HELP = (
 # PTB puts the token itself into InvalidToken's message, so that message is never logged.
 TOKEN_HELP = "the Bot API server rejected the bot token; check TELEGRAM_TOKEN"
 
-Handler = Callable[[Update], Awaitable[None]]
+# Stores a batch of updates (or deliberately drops some); must not raise.
+Handler = Callable[[Sequence[Update]], Awaitable[None]]
 
 
 class UpdatePoller:
@@ -90,9 +91,9 @@ class UpdatePoller:
             if updates is None:
                 break  # stopped while waiting
             self._recovered()
-            for update in updates:
-                await self._handle_one(update)
-                self._offset = update.update_id + 1
+            if updates:
+                await self._handle(updates)
+                self._offset = updates[-1].update_id + 1
         await self._confirm()
         return 0
 
@@ -108,6 +109,9 @@ class UpdatePoller:
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait([poll, stopping], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            poll.cancel()
+            raise
         finally:
             stopping.cancel()
         if not poll.done():
@@ -119,21 +123,12 @@ class UpdatePoller:
         self._confirmed = offset
         return list(updates)
 
-    async def _handle_one(self, update: Update) -> None:
-        try:
-            await self._handle(update)
-        except Exception:
-            # A bug, not bad input: skip this update rather than fetch it again forever.
-            log.exception("could not handle update %d; skipping it", update.update_id)
-
     async def _recover(self, exc: TelegramError) -> None:
         if isinstance(exc, RetryAfter):
             seconds = retry_after_seconds(exc)
             log.warning("flood control on getUpdates; waiting %.0fs", seconds)
             await self._pause(seconds)
             return
-        if isinstance(exc, TimedOut):
-            return  # a long poll that outlived its read timeout: just ask again
         self._failures += 1
         first, longest = self._backoff
         delay = min(longest, first * 2 ** (self._failures - 1))

@@ -1,10 +1,10 @@
 """Sending the core's replies to Telegram.
 
 A reply's Markdown is split into parts that fit one message, each part is rendered to HTML and
-sent in order; if Telegram refuses the markup ("can't parse entities") that part is sent again
-as plain text. Flood control (429) is the rate limiter's job (PTB's ``AIORateLimiter`` waits
-and retries); network errors and 5xx are retried here a few times with backoff. A reply that
-still cannot be delivered is logged; it stays in the person's history either way.
+sent in order; if Telegram refuses it (400, e.g. "can't parse entities") that part is sent again
+as plain text, the Markdown as written. Flood control (429) is the rate limiter's job (PTB's
+``AIORateLimiter`` waits and retries); network errors and 5xx are retried here a few times with
+backoff. A reply that still cannot be delivered is logged; it stays in the person's history.
 
 Privacy in groups: a reply marked ``private`` (e.g. ``/memory``) is never posted in the group.
 It goes to the person's private chat with the bot, and the group gets a one-line pointer. If
@@ -15,8 +15,9 @@ then the group is told to ask in private instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,7 +26,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from agentcore.types import Attachment, ChatKind, Reply, ReplyKind
-from bots.telegram.errors import is_formatting_error, retry_after_seconds
+from bots.telegram.errors import retry_after_seconds
 from bots.telegram.render import telegram_parts, to_html
 from bots.telegram.translate import Route
 
@@ -49,6 +50,27 @@ class Destination:
     user_id: int  # the person, for private replies from a group
 
 
+class ChatQueue:
+    """One reply at a time per chat, in the order sending began: a reply held up by flood
+    control must not be overtaken by the same person's next reply. Idle chats take no memory."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat_id: int) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        self._users[chat_id] = self._users.get(chat_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[chat_id] -= 1
+            if not self._users[chat_id]:
+                del self._users[chat_id], self._locks[chat_id]
+
+
 class ReplySender:
     def __init__(
         self,
@@ -58,11 +80,16 @@ class ReplySender:
     ) -> None:
         self._bot = bot
         self._retry_delays = tuple(retry_delays)
+        self._queue = ChatQueue()
 
     async def send(self, reply: Reply, to: Destination) -> None:
         """Deliver ``reply``; never raises for Telegram errors (they are logged)."""
         if reply.is_empty:
             return
+        async with self._queue.turn(to.route.chat_id):
+            await self._send(reply, to)
+
+    async def _send(self, reply: Reply, to: Destination) -> None:
         try:
             if reply.private and to.chat is ChatKind.GROUP:
                 await self._send_privately(reply, to)
@@ -125,10 +152,8 @@ class ReplySender:
                     reply_parameters=reply_to,
                 )
             )
-        except BadRequest as exc:
-            if not is_formatting_error(exc):
-                raise
-            log.warning("formatting refused (%s); sending that part as plain text", exc)
+        except BadRequest as exc:  # typically "can't parse entities"; plain text has none
+            log.warning("Telegram refused a formatted part (%s); sending it as plain text", exc)
             await self._retrying(
                 lambda: self._bot.send_message(
                     chat_id, markdown, message_thread_id=thread, reply_parameters=reply_to

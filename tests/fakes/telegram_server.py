@@ -123,6 +123,7 @@ class FakeTelegram:
         self.token = token
         self.me = User(BOT_ID, first_name, username, is_bot=True)
         self.sent: list[Sent] = []
+        self._sent_by_chat: dict[tuple[int, str], list[Sent]] = {}  # (chat, method) -> sent
         self.actions: list[tuple[int, str, float]] = []  # (chat_id, action, at)
         self.calls: list[Call] = []
         self.commands: list[dict[str, str]] = []
@@ -281,20 +282,20 @@ class FakeTelegram:
         reply_to: int | None,
     ) -> dict[str, Any]:
         message_id = params.get("message_id") or next(self._message_ids)
-        self.sent.append(
-            Sent(
-                method=method,
-                chat_id=chat["id"],
-                message_id=message_id,
-                text=text,
-                parse_mode=params.get("parse_mode"),
-                plain=plain,
-                pre=pre,
-                reply_to=reply_to,
-                thread_id=params.get("message_thread_id"),
-                at=time.perf_counter(),
-            )
+        sent = Sent(
+            method=method,
+            chat_id=chat["id"],
+            message_id=message_id,
+            text=text,
+            parse_mode=params.get("parse_mode"),
+            plain=plain,
+            pre=pre,
+            reply_to=reply_to,
+            thread_id=params.get("message_thread_id"),
+            at=time.perf_counter(),
         )
+        self.sent.append(sent)
+        self._sent_by_chat.setdefault((sent.chat_id, method), []).append(sent)
         return {
             "message_id": message_id,
             "from": self.me.to_dict(),
@@ -364,7 +365,7 @@ class FakeTelegram:
     # ------------------------------------------------------------------ reading
 
     def to_chat(self, chat_id: int, method: str = "sendMessage") -> list[Sent]:
-        return [s for s in self.sent if s.chat_id == chat_id and s.method == method]
+        return list(self._sent_by_chat.get((chat_id, method), []))
 
     def texts(self, chat_id: int) -> list[str]:
         return [s.plain for s in self.to_chat(chat_id)]
