@@ -337,14 +337,30 @@ async def test_server_errors_are_retried(fake: FakeTelegram, bot: TelegramAdapte
 async def test_files_go_out_as_documents(fake: FakeTelegram, bot: TelegramAdapter) -> None:
     fake.private(ALICE, "hi")  # opens the chat
     await fake.wait_for_messages(ALICE.id, 1)
-    sender = ReplySender(bot._app.bot)
+    application = build_application(fake.token, fake.root)
+    await application.initialize()
+    sender = ReplySender(application.bot)
     export = Attachment("memory.af", b'{"agents": []}', "application/json")
     to = Destination(Route(ALICE.id, 1), ChatKind.PRIVATE, ALICE.id)
     await sender.send(Reply("Your export:", attachments=(export,)), to)
     await sender.send(Reply("   "), to)  # an empty reply sends nothing
+    await application.shutdown()
     [document] = fake.to_chat(ALICE.id, "sendDocument")
     assert document.document == ("memory.af", b'{"agents": []}')
     assert fake.texts(ALICE.id) == ["echo: hi", "Your export:"]
+
+
+async def test_answers_in_a_forum_topic_stay_in_that_topic(
+    fake: FakeTelegram, bot: TelegramAdapter
+) -> None:
+    forum = Chat(-100777, "supergroup", "Forum", is_forum=True)
+    asked = fake.message(ALICE, forum, "@memo_test_bot hello", thread_id=55)
+    await fake.wait_for_messages(forum.id, 1)
+    [answer] = fake.to_chat(forum.id)
+    assert answer.plain == "echo: hello" and answer.thread_id == 55
+    assert answer.reply_to == fake.updates[asked]["message"]["message_id"]
+    typing = [c.params for c in fake.calls if c.method == "sendChatAction"]
+    assert typing == [{"chat_id": forum.id, "action": "typing", "message_thread_id": 55}]
 
 
 # ---------------------------------------------------------------------- delivery guarantees
