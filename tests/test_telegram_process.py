@@ -108,7 +108,7 @@ async def test_memories_survive_a_restart_and_signals_stop_cleanly(tmp_path: Pat
             code, second_log = await stop(proc, signal.SIGINT)
         assert code == 0, second_log
 
-    assert fake.texts(ALICE.id)[-2:][0] == "Your name is Alice."
+    assert fake.texts(ALICE.id)[-2] == "Your name is Alice."
     assert fake.texts(BOB.id)[-1] == "Your name is Bob."
     recalled = fake.texts(ALICE.id)[-1]
     assert "My favourite colour is teal" in recalled
