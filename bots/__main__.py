@@ -121,7 +121,16 @@ def build_adapters(
     settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Clock
 ) -> list[Adapter]:
     adapters: list[Adapter] = []
-    # Platform adapters are added here as they land (imported only when configured).
+    # A platform's library is imported only when that platform is configured.
+    if settings.telegram.token:
+        from bots.telegram import TelegramAdapter, build_application  # noqa: PLC0415
+
+        application = build_application(
+            settings.telegram.token.reveal(), settings.telegram.base_url
+        )
+        adapters.append(
+            TelegramAdapter(application, runtime, grace=settings.runtime.shutdown_grace)
+        )
     if settings.discord.token:
         from bots.discord import build_discord_adapter  # noqa: PLC0415
 

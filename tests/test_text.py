@@ -76,3 +76,17 @@ def test_property_limits_order_and_fences(pieces: list[str], limit: int) -> None
     original = visible(FENCE.sub("", text))
     rebuilt = visible("".join(FENCE.sub("", p) for p in parts))
     assert rebuilt == original
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "word" * 6 + "\n\n" + "x" * 70 + "```word",  # a hard cut right before inline backticks
+        "word" * 2 + "\n\n. ``````~~~" + "x" * 70 + "``````",
+        "    ```",  # indented four spaces: not a fence, and stripping must not make it one
+    ],
+)
+def test_a_split_never_turns_inline_backticks_into_a_fence(text: str) -> None:
+    parts = split_message(text, 100 if len(text) > 64 else 64)
+    assert all(len(p) <= 100 for p in parts)
+    assert visible("".join(FENCE.sub("", p) for p in parts)) == visible(FENCE.sub("", text))

@@ -1,0 +1,206 @@
+"""Telegram adapter latency: from an update appearing in getUpdates to its reply's sendMessage.
+
+The real composition root (``bots.__main__``: settings, SQLite storage, runtime, the Telegram
+adapter on python-telegram-bot) runs against the fake Bot API server on 127.0.0.1, with a
+zero-latency scripted model in place of the network model, so the figures are the bot's own
+overhead: long polling, storing the message, the agent turn around the model call, rendering and
+sending. The fake server runs in the same process and event loop.
+
+Scenarios: one user writing a message every 0.1 s (a fast typist, still under Telegram's flood
+limit); 50 users writing at the same moment (a fresh burst each round, 1 s apart), once as
+deployed (PTB's AIORateLimiter keeps the bot under Telegram's ~30 requests/s, and the "typing"
+action before each answer counts too, so a burst of 50 answers needs 100 requests), once without
+a rate limiter (the bot's own throughput).
+
+    python -m bench.telegram_latency            # full run
+    python -m bench.telegram_latency --smoke    # a few seconds, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import telegram
+
+from agentcore.clock import SystemClock
+from agentcore.llm.fake import FunctionLLM, last_user_text, reply
+from agentcore.runtime import AgentRuntime, Ticket
+from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.types import Reply
+from bots.__main__ import build_adapters, build_runtime
+from bots.adapter import Adapter
+from bots.telegram import TelegramAdapter, build_application
+from config import load_settings
+from tests.fakes.telegram_server import FakeTelegram, User
+
+RESULTS = Path(__file__).resolve().parent / "results" / "telegram_latency.json"
+
+
+@dataclass
+class Row:
+    scenario: str
+    samples: int
+    median_ms: float
+    p95_ms: float
+    max_ms: float
+    turn_median_ms: float  # of which: runtime.answer (the core's turn, model time ~0)
+
+
+def summarize(scenario: str, latencies: Sequence[float], turns: Sequence[float]) -> Row:
+    ms = sorted(x * 1000 for x in latencies)
+    p95 = statistics.quantiles(ms, n=20, method="inclusive")[-1] if len(ms) > 1 else ms[0]
+    turn = statistics.median(turns) * 1000
+    return Row(scenario, len(ms), statistics.median(ms), p95, ms[-1], turn)
+
+
+def time_turns(runtime: AgentRuntime) -> list[float]:
+    """Record how long each ``runtime.answer`` takes (wraps it on this instance)."""
+    durations: list[float] = []
+    answer = runtime.answer
+
+    async def timed(ticket: Ticket) -> Reply:
+        started = time.perf_counter()
+        try:
+            return await answer(ticket)
+        finally:
+            durations.append(time.perf_counter() - started)
+
+    runtime.answer = timed  # type: ignore[method-assign]
+    return durations
+
+
+async def one_round(fake: FakeTelegram, users: Sequence[User], round_no: int) -> list[float]:
+    """Every user sends one message at once; the latency of each reply."""
+    update_ids = {user.id: fake.private(user, f"round {round_no} from {user.id}") for user in users}
+    replies_before = {user.id: len(fake.to_chat(user.id)) for user in users}
+    await fake.wait_until(
+        lambda: all(len(fake.to_chat(u.id)) > replies_before[u.id] for u in users), within=120
+    )
+    latencies = []
+    for user in users:
+        answer = fake.to_chat(user.id)[replies_before[user.id]]
+        latencies.append(answer.at - fake.delivered_at[update_ids[user.id]])
+    return latencies
+
+
+async def scenario(
+    fake: FakeTelegram, users: Sequence[User], rounds: int, pause: float
+) -> list[float]:
+    latencies: list[float] = []
+    for round_no in range(rounds):
+        latencies += await one_round(fake, users, round_no)
+        if pause:
+            await asyncio.sleep(pause)  # let the rate limiter's bucket refill
+    return latencies
+
+
+async def with_bot(
+    fake: FakeTelegram, db: Path, rate_limited: bool
+) -> tuple[AgentRuntime, Adapter]:
+    """The bot as ``python -m bots`` builds it, with a zero-latency model."""
+    env = {
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # never called: the model is scripted
+        "AGENTCORE_DB": str(db),
+        "TELEGRAM_TOKEN": fake.token,
+        "TELEGRAM_BASE_URL": fake.root,
+    }
+    settings = load_settings(env=env, dotenv_file=None)
+    storage = await SQLiteStorage.open(settings.database)
+    llm = FunctionLLM(lambda request: reply("ok: " + last_user_text(request)))
+    clock = SystemClock()
+    runtime = build_runtime(settings, storage, llm, clock)
+    if rate_limited:
+        [adapter] = build_adapters(settings, argparse.Namespace(user=None), runtime, clock)
+    else:
+        adapter = TelegramAdapter(
+            build_application(fake.token, fake.root, rate_limited=False), runtime
+        )
+    await adapter.start()
+    return runtime, adapter
+
+
+async def measure(name: str, users: int, rounds: int, rate_limited: bool, db: Path) -> Row:
+    async with FakeTelegram() as fake:
+        runtime, adapter = await with_bot(fake, db, rate_limited)
+        people = [User(10_000 + i, f"User{i}") for i in range(users)]
+        pause = 1.0 if users > 1 else 0.1
+        try:
+            await one_round(fake, people, -1)  # warm up: agents created, connections open
+            await asyncio.sleep(pause)
+            turns = time_turns(runtime)
+            latencies = await scenario(fake, people, rounds, pause)
+        finally:
+            await adapter.stop()
+            await runtime.shutdown()
+    return summarize(name, latencies, turns)
+
+
+async def run(smoke: bool) -> list[Row]:
+    solo_rounds, crowd_rounds = (20, 1) if smoke else (200, 10)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, users, rounds, limited in [
+            ("1 user, a message every 0.1 s", 1, solo_rounds, True),
+            ("50 users at once, rate limiter on (as deployed)", 50, crowd_rounds, True),
+            ("50 users at once, no rate limiter", 50, crowd_rounds, False),
+        ]:
+            rows.append(
+                await measure(name, users, rounds, limited, Path(tmp) / f"{users}{limited}.db")
+            )
+    return rows
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    print("update in getUpdates -> its reply's sendMessage at the server (zero-latency model)")
+    print(f"{'scenario':<50} {'n':>5} {'median':>9} {'p95':>9} {'max':>9} {'turn*':>9}")
+    for row in rows:
+        print(
+            f"{row.scenario:<50} {row.samples:>5} {row.median_ms:>7.1f}ms "
+            f"{row.p95_ms:>7.1f}ms {row.max_ms:>7.1f}ms {row.turn_median_ms:>7.1f}ms"
+        )
+    print("* median time inside runtime.answer (the core's turn); part of the total")
+
+
+def machine() -> dict[str, object]:
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "python_telegram_bot": telegram.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a tiny, fast run (for CI)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    rows = asyncio.run(run(args.smoke))
+    print_table(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": "telegram_latency",
+        "smoke": args.smoke,
+        "machine": machine(),
+        "rows": [asdict(row) for row in rows],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

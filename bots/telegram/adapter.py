@@ -1,0 +1,215 @@
+"""The Telegram adapter: PTB's ``Application`` driven by hand beside the other adapters.
+
+Lifecycle (not ``run_polling``, which would own the event loop and the signals):
+
+    start: initialize (getMe) → start → deleteWebhook → polling; returns once the first
+           getUpdates is issued. The command menu is registered in the background.
+    stop:  stop polling (confirming what was stored) → let answers in progress go out (bounded)
+           → stop → shutdown.
+
+Updates are fetched by ``UpdatePoller`` instead of PTB's ``Updater`` so that an update is
+confirmed to Telegram only after ``runtime.accept`` has stored it (see poller.py). For the same
+reason PTB's ``concurrent_updates`` is not used: storing runs in arrival order, one update at a
+time (a quick SQLite insert), and only then is the answer spawned as its own task. Answers run
+concurrently across people, while the runtime's per-person lock keeps one person's turns in the
+order they were accepted; a command can therefore never overtake the message before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application
+
+from agentcore.commands import USER_COMMANDS
+from agentcore.runtime import AgentRuntime, Ticket
+from agentcore.types import InboundMessage, Reply, ReplyKind
+from bots.telegram.poller import TOKEN_HELP, UpdatePoller
+from bots.telegram.send import Destination, ReplySender
+from bots.telegram.translate import BotIdentity, Route, Unreadable, translate
+
+log = logging.getLogger("bots.telegram")
+
+TEXT_ONLY = "I can only read text for now. Please write it as a message (or add a caption)."
+SOMETHING_WENT_WRONG = "Sorry, something went wrong on my side. Please try again."
+_COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")  # what Telegram accepts in a menu
+
+TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+class TelegramAdapter:
+    name = "telegram"
+
+    def __init__(
+        self,
+        application: TelegramApp,
+        runtime: AgentRuntime,
+        *,
+        typing_interval: float = 4.0,  # Telegram shows "typing…" for ~5 s per action
+        poll_timeout: float = 10.0,
+        grace: float = 20.0,  # how long stop() waits for answers in progress
+        retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
+        backoff: tuple[float, float] = (1.0, 30.0),
+    ) -> None:
+        self._app = application
+        self._runtime = runtime
+        self._typing_interval = typing_interval
+        self._grace = grace
+        self._sender = ReplySender(application.bot, retry_delays=retry_delays)
+        self._poller = UpdatePoller(
+            application.bot, self._take, timeout=poll_timeout, backoff=backoff
+        )
+        self._me: BotIdentity | None = None
+        self._poll_task: asyncio.Task[int] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._stopped = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Connect; return once the first getUpdates is issued (or the start failed fatally,
+        in which case ``finished`` reports exit code 1)."""
+        try:
+            await self._app.initialize()  # getMe
+            self._me = BotIdentity(self._app.bot.id, self._app.bot.username)
+            await self._app.start()
+            await self._app.bot.delete_webhook()  # getUpdates is refused while one is set
+        except InvalidToken:
+            return self._fail(TOKEN_HELP)
+        except TelegramError as exc:
+            return self._fail(f"cannot reach the Bot API ({exc})")
+        log.info("connected as @%s", self._me.username)
+        self._poll_task = asyncio.create_task(self._poller.run(), name="telegram-poller")
+        self._poll_task.add_done_callback(self._poller_done)
+        ready = asyncio.ensure_future(self._poller.ready.wait())
+        await asyncio.wait([ready, self._poll_task], return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        self._spawn(self._register_commands())
+
+    def _fail(self, message: str) -> None:
+        log.error(message)
+        if not self._exit.done():
+            self._exit.set_result(1)
+
+    def _poller_done(self, task: asyncio.Task[int]) -> None:
+        if self._exit.done():
+            return
+        if task.cancelled():
+            self._exit.set_result(1)
+        elif task.exception() is not None:
+            log.error("polling stopped by an unexpected error", exc_info=task.exception())
+            self._exit.set_result(1)
+        else:
+            self._exit.set_result(task.result())
+
+    async def finished(self) -> int:
+        return await asyncio.shield(self._exit)
+
+    async def stop(self) -> None:
+        """Stop receiving (stored updates are confirmed), let answers in progress go out for up
+        to ``grace`` seconds, then disconnect. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._poller.stop()
+        if self._poll_task is not None:
+            await asyncio.wait([self._poll_task])
+        await self._drain()
+        if self._app.running:
+            await self._app.stop()
+        await self._app.shutdown()
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(set(self._tasks), timeout=self._grace)
+        if late:
+            log.warning(
+                "%d answer(s) still running after %.0fs; dropping them",
+                len(late),
+                self._grace,
+            )
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late)
+
+    async def _register_commands(self) -> None:
+        """The command menu, from the core's list, so new commands appear by themselves."""
+        commands = [
+            BotCommand(c.name, c.description[:256])
+            for c in USER_COMMANDS
+            if _COMMAND_NAME_RE.match(c.name)
+        ]
+        try:
+            await self._app.bot.set_my_commands(commands)
+        except TelegramError as exc:
+            log.warning("could not register the command menu: %s", exc)
+
+    # ----------------------------------------------------------------- updates
+
+    async def _take(self, updates: Sequence[Update]) -> None:
+        """Store a batch in arrival order, starting each answer as soon as its message is
+        stored (so answers go out staggered, first come first served). Runs before Telegram
+        is told the batch was received."""
+        for update in updates:
+            try:
+                answer = await self._store(update)
+            except Exception:
+                # A bug, not bad input: skip this update rather than fetch it again forever.
+                log.exception("could not handle update %d; skipping it", update.update_id)
+                continue
+            if answer is not None:
+                self._spawn(answer)
+
+    async def _store(self, update: Update) -> Coroutine[Any, Any, None] | None:
+        """Translate and store one update; return the work that answers it, if any."""
+        assert self._me is not None
+        item = translate(update, self._me)
+        if item is None:
+            return None
+        if isinstance(item, Unreadable):
+            to = Destination(item.route, item.chat, int(item.key.user_id))
+            return self._sender.notice(TEXT_ONLY, to)
+        return self._answer(await self._runtime.accept(item))
+
+    async def _answer(self, ticket: Ticket) -> None:
+        message = ticket.message
+        route = Route.from_json(message.route)
+        typing = None
+        if ticket.reply is None:  # a turn or a command runs: show that we are on it
+            typing = asyncio.create_task(self._keep_typing(route))
+        try:
+            reply = await self._runtime.answer(ticket)
+        except Exception:
+            log.exception("answering %s failed", message.key)
+            reply = Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR)
+        finally:
+            if typing is not None:
+                typing.cancel()
+        await self._sender.send(reply, _destination(message, route))
+
+    async def _keep_typing(self, route: Route) -> None:
+        while True:
+            await self._sender.typing(route)
+            await asyncio.sleep(self._typing_interval)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
+def _destination(message: InboundMessage, route: Route) -> Destination:
+    return Destination(route, message.chat, int(message.key.user_id))
