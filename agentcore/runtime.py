@@ -17,7 +17,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
@@ -42,6 +42,8 @@ BUSY = "I'm very busy right now. I've kept your message and will answer it with 
 QUEUE_FULL = "Too many of your messages are waiting already; please wait for my answer."
 NOT_ALLOWED = "Sorry, this bot is private. Ask its operator if you'd like access."
 _MAX_REFUSALS_TRACKED = 10_000
+_PRUNE_EVERY = 1000  # accepted messages between inbox clean-ups
+_REDELIVERY_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class AgentRuntime:
         self._closing = False
         self._refused: OrderedDict[AgentKey, date] = OrderedDict()
         self._limiter = RateLimiter(settings.rate_limit_per_minute)
+        self._accepted = 0
 
     @property
     def cached_agents(self) -> int:
@@ -153,9 +156,22 @@ class AgentRuntime:
         if self._in_flight >= self._settings.max_in_flight:
             return await self._hold_back(message, BUSY)
         try:
-            return Ticket(message, await self._storage.add_pending(message, self._clock.now()))
+            pending_id = await self._storage.add_pending(message, self._clock.now())
         except StorageError as exc:
             return self._storage_failed(message, exc)
+        if pending_id is None:
+            log.info(
+                "ignoring %s's message %s: it was delivered before", message.key, message.source
+            )
+            return Ticket(message, reply=Reply("", ReplyKind.NOTICE))
+        await self._prune_now_and_then()
+        return Ticket(message, pending_id)
+
+    async def _prune_now_and_then(self) -> None:
+        """Every so many messages, forget inbox rows old enough that no redelivery will come."""
+        self._accepted += 1
+        if self._accepted % _PRUNE_EVERY == 0:
+            await self._storage.prune_inbox(self._clock.now() - _REDELIVERY_WINDOW)
 
     async def _hold_back(self, message: InboundMessage, notice: str) -> Ticket:
         """Store without starting a turn (the person's next turn answers it too)."""

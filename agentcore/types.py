@@ -66,6 +66,9 @@ class InboundMessage:
     # Opaque to the core: how the adapter finds where to answer (e.g. a chat and message id).
     # It is stored with the pending message, so an answer can still go out after a restart.
     route: str = ""
+    # The platform's own id for this message (e.g. a Telegram update id): a message the
+    # platform delivers twice (say, after a crash) is stored and answered once.
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.sent_at.tzinfo is None:

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from telegram import Update
 
 from agentcore.clock import ManualClock
 from agentcore.commands import USER_COMMANDS
@@ -25,7 +26,7 @@ from bots.telegram import TelegramAdapter, build_application
 from bots.telegram.adapter import TEXT_ONLY
 from bots.telegram.poller import TOKEN_HELP
 from bots.telegram.send import ASK_PRIVATELY, SENT_PRIVATELY, Destination, ReplySender
-from bots.telegram.translate import Route
+from bots.telegram.translate import BotIdentity, Route, translate
 from tests.conftest import build_runtime
 from tests.fakes.telegram_server import PHOTO, STICKER, VOICE, Call, Chat, FakeTelegram, User
 
@@ -404,6 +405,29 @@ async def test_an_update_is_confirmed_only_after_it_is_stored(
     assert fake.unconfirmed == [] and confirmations
     for offset, stored in confirmations:
         assert set(range(1, offset)) <= stored  # nothing was confirmed before it was stored
+
+
+async def test_after_a_crash_a_stored_message_is_answered_once(
+    fake: FakeTelegram, runtime: AgentRuntime, llm: FunctionLLM, storage: SQLiteStorage
+) -> None:
+    """The process stored an update and died before answering or confirming it: Telegram
+    delivers it again, and the restarted bot answers it exactly once."""
+    update_id = fake.private(ALICE, "are you there?")
+    update = Update.de_json(fake.updates[update_id], None)
+    stored = translate(update, BotIdentity(fake.me.id, fake.me.username or ""))
+    assert isinstance(stored, InboundMessage)
+    await runtime.accept(stored)  # ...and then the crash
+    async with running(fake, runtime):
+        await fake.wait_until(lambda: fake.texts(ALICE.id) == ["echo: are you there?"])
+        fake.private(ALICE, "hello again")
+        await fake.wait_until(lambda: len(fake.texts(ALICE.id)) == 2)
+    assert fake.texts(ALICE.id) == ["echo: are you there?", "echo: hello again"]
+    assert user_texts(llm) == ["are you there?", "hello again"]
+    assert fake.unconfirmed == []
+    agent = await storage.load_agent(stored.key)
+    assert agent is not None
+    history = await storage.all_messages(agent.id)
+    assert [m.content for m in history if m.role is Role.USER] == ["are you there?", "hello again"]
 
 
 async def test_stop_lets_a_running_answer_go_out_and_confirms_what_was_stored(

@@ -318,7 +318,13 @@ class MessageStore(Protocol):
 class InboxStore(Protocol):
     """Messages are stored on arrival and moved into recall memory when their turn starts."""
 
-    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int: ...
+    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int | None:
+        """Store an arriving message; None if its ``source`` was stored before (a redelivery)."""
+        ...
+
+    async def prune_inbox(self, before: datetime) -> int:
+        """Forget claimed messages received before ``before`` (their copies live in recall)."""
+        ...
 
     async def claim_pending(
         self, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity

@@ -57,7 +57,9 @@ class MemoryStorage:
         self._startups: list[StartupRun] = []
         self._calls: list[LLMCallRecord] = []
         self._audit: list[AuditEntry] = []
-        self._inbox: dict[int, PendingMessage] = {}
+        self._inbox: dict[int, PendingMessage] = {}  # waiting messages only
+        # (platform, source) of messages already answered -> when they arrived
+        self._answered_sources: dict[tuple[str, str], datetime] = {}
 
     async def close(self) -> None:
         return None
@@ -283,10 +285,20 @@ class MemoryStorage:
 
     # ----------------------------------------------------------------- inbox
 
-    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int:
+    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int | None:
+        if message.source and self._seen(message.key.platform, message.source):
+            return None
         pending = PendingMessage(next(self._ids), message, received_at)
         self._inbox[pending.id] = pending
         return pending.id
+
+    def _seen(self, platform: str, source: str) -> bool:
+        if (platform, source) in self._answered_sources:
+            return True
+        return any(
+            p.message.key.platform == platform and p.message.source == source
+            for p in self._inbox.values()
+        )
 
     async def claim_pending(
         self, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
@@ -299,6 +311,9 @@ class MemoryStorage:
             return []
         for pending in mine:
             del self._inbox[pending.id]
+            if pending.message.source:
+                source = (key.platform, pending.message.source)
+                self._answered_sources[source] = pending.received_at
         messages = [NewMessage(Role.USER, p.message.text, p.message.sent_at) for p in mine]
         ids = await self.append_messages(agent_id, messages, activity)
         return [
@@ -308,6 +323,12 @@ class MemoryStorage:
 
     async def count_pending(self, key: AgentKey) -> int:
         return sum(1 for p in self._inbox.values() if p.message.key == key)
+
+    async def prune_inbox(self, before: datetime) -> int:
+        old = [source for source, when in self._answered_sources.items() if when < before]
+        for source in old:
+            del self._answered_sources[source]
+        return len(old)
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
         return [

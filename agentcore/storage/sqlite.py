@@ -442,10 +442,11 @@ class SQLiteStorage:
 
     # ----------------------------------------------------------------- inbox
 
-    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int:
-        [(pending_id,)] = await self._write(
+    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int | None:
+        stored = await self._write(
             "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
-            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
             (
                 message.key.platform,
                 message.key.user_id,
@@ -455,14 +456,15 @@ class SQLiteStorage:
                 to_millis(message.sent_at),
                 message.route,
                 to_millis(received_at),
+                message.source or None,
             ),
         )
-        return int(pending_id)
+        return int(stored[0][0]) if stored else None
 
     async def claim_pending(
         self, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
     ) -> list[StoredMessage]:
-        mine = "platform = ? AND user_id = ? AND id <= ?"
+        mine = "platform = ? AND user_id = ? AND id <= ? AND NOT claimed"
         params = (key.platform, key.user_id, up_to_id)
         async with self._transaction() as db:
             rows = await db.execute_fetchall(
@@ -472,7 +474,8 @@ class SQLiteStorage:
                 (agent_id, *params),
             )
             if rows:
-                await db.execute(f"DELETE FROM inbox WHERE {mine}", params)
+                # The text now lives in recall; the row stays a while to recognise redeliveries.
+                await db.execute(f"UPDATE inbox SET claimed = 1, text = '' WHERE {mine}", params)
                 await db.execute(*_activity_update(agent_id, activity))
         # RETURNING order is unspecified; rowids follow the ORDER BY.
         return [
@@ -482,22 +485,36 @@ class SQLiteStorage:
 
     async def count_pending(self, key: AgentKey) -> int:
         [(count,)] = await self._read(
-            "SELECT COUNT(*) FROM inbox WHERE platform = ? AND user_id = ?",
+            "SELECT COUNT(*) FROM inbox WHERE platform = ? AND user_id = ? AND NOT claimed",
             (key.platform, key.user_id),
         )
         return int(count)
 
+    async def prune_inbox(self, before: datetime) -> int:
+        pruned = await self._write(
+            "DELETE FROM inbox WHERE claimed AND received_at < ? RETURNING id",
+            (to_millis(before),),
+        )
+        return len(pruned)
+
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
         rows = await self._read(
-            "SELECT id, platform, user_id, display_name, chat, text, sent_at, route, received_at "
-            "FROM inbox WHERE ? IS NULL OR platform = ? ORDER BY id",
+            "SELECT id, platform, user_id, display_name, chat, text, sent_at, route, received_at, "
+            "COALESCE(source, '') FROM inbox WHERE NOT claimed AND (? IS NULL OR platform = ?) "
+            "ORDER BY id",
             (platform, platform),
         )
         return [
             PendingMessage(
                 r[0],
                 InboundMessage(
-                    AgentKey(r[1], r[2]), r[5], from_millis(r[6]), r[3], ChatKind(r[4]), r[7]
+                    AgentKey(r[1], r[2]),
+                    r[5],
+                    from_millis(r[6]),
+                    r[3],
+                    ChatKind(r[4]),
+                    route=r[7],
+                    source=r[9],
                 ),
                 from_millis(r[8]),
             )

@@ -69,6 +69,7 @@ def to_inbound(message: discord.Message, bot_id: int) -> InboundMessage | None:
         display_name=message.author.display_name,
         chat=ChatKind.PRIVATE if guild_id is None else ChatKind.GROUP,
         route=DiscordRoute(message.channel.id, message.id, guild_id).to_json(),
+        source=str(message.id),  # a message delivered twice (gateway replay) is answered once
     )
 
 

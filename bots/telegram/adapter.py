@@ -92,6 +92,14 @@ class TelegramAdapter:
         await asyncio.wait([ready, self._poll_task], return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
         self._spawn(self._register_commands())
+        await self._answer_left_over()
+
+    async def _answer_left_over(self) -> None:
+        """Messages stored before a crash or restart but never answered are answered now.
+        (Telegram delivers them again too; the runtime recognises those and skips them.)"""
+        for ticket in await self._runtime.recover(self.name):
+            log.info("answering a message left over from before the restart")
+            self._spawn(self._answer(ticket))
 
     def _fail(self, message: str) -> None:
         log.error(message)

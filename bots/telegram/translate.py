@@ -103,6 +103,7 @@ def translate(update: Update, me: BotIdentity) -> InboundMessage | Unreadable | 
         display_name=message.from_user.first_name or message.from_user.username or "",
         chat=chat,
         route=route.to_json(),
+        source=f"update:{update.update_id}",  # a redelivery after a crash is recognised
     )
 
 

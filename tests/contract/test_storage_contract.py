@@ -353,3 +353,24 @@ async def test_erasure_redacts_audit_targets(store: Storage) -> None:
     await store.delete_agent(agent)
     targets = sorted(e.target for e in await store.recent_audit(10))
     assert targets == ["telegram:(erased)", "telegram:bob"]
+
+
+async def test_a_redelivered_message_is_stored_once(store: Storage) -> None:
+    from agentcore.types import InboundMessage  # noqa: PLC0415
+
+    key = AgentKey("telegram", "alice")
+    first = InboundMessage(key, "hi", T0, source="update:7")
+    assert await store.add_pending(first, T0) is not None
+    assert await store.add_pending(first, T0) is None  # still waiting: recognised
+    agent = await new_agent(store)
+    [(pending)] = await store.list_pending()
+    assert pending.message.source == "update:7"
+    await store.claim_pending(key, pending.id, agent, UserActivity(T0, 1, "Alice"))
+    assert await store.add_pending(first, T0) is None  # answered already: still recognised
+    other_platform = InboundMessage(AgentKey("discord", "a"), "hi", T0, source="update:7")
+    assert await store.add_pending(other_platform, T0) is not None
+    unsourced = InboundMessage(key, "hi", T0)
+    assert await store.add_pending(unsourced, T0) is not None
+    assert await store.add_pending(unsourced, T0) is not None
+    assert await store.prune_inbox(T0 + timedelta(days=2)) == 1  # only the claimed one goes
+    assert await store.add_pending(first, T0) is not None  # forgotten after the window

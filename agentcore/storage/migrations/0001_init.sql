@@ -87,9 +87,10 @@ WHEN old.role IN ('user', 'assistant') AND old.content IS NOT NULL BEGIN
     VALUES ('delete', old.id, old.agent_id, old.content);
 END;
 
--- Messages received but not yet taken up by a turn. A message is stored here the moment it
--- arrives (so a platform may be told it was delivered) and moved into `messages` when its turn
--- starts, so each turn's rows stay together in recall order.
+-- Messages as they arrive. A message is stored here the moment it arrives (so a platform may
+-- be told it was delivered) and copied into `messages` when its turn starts, so each turn's
+-- rows stay together in recall order. A claimed row keeps only its `source` for a day, so a
+-- platform delivering the same message again (after a crash) is recognised.
 CREATE TABLE inbox (
     id           INTEGER PRIMARY KEY,
     platform     TEXT    NOT NULL,
@@ -99,9 +100,13 @@ CREATE TABLE inbox (
     text         TEXT    NOT NULL,
     sent_at      INTEGER NOT NULL,
     route        TEXT    NOT NULL DEFAULT '',
-    received_at  INTEGER NOT NULL
+    received_at  INTEGER NOT NULL,
+    source       TEXT,
+    claimed      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX inbox_by_user ON inbox (platform, user_id, id);
+CREATE UNIQUE INDEX inbox_by_source ON inbox (platform, source) WHERE source IS NOT NULL;
+CREATE INDEX inbox_claimed ON inbox (claimed, received_at);
 
 -- Archival memory: facts the agent chose to keep.
 CREATE TABLE passages (
