@@ -166,7 +166,12 @@ async def _serve(
                 settings.database, busy_timeout_ms=settings.busy_timeout_ms
             )
     except StorageError as exc:
-        log.error("cannot open the database at %s: %s", settings.database, exc)
+        log.error(
+            "cannot open the database at %s (%s): check that the file and its folder are "
+            "writable, or set AGENTCORE_DB",
+            settings.database,
+            exc,
+        )
         return 1
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))

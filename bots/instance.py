@@ -22,8 +22,7 @@ class InstanceLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise ``AdapterError`` naming the process that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -33,9 +32,24 @@ class InstanceLock:
                 f"another bot process (pid {holder}) is already running on "
                 f"{self.path.with_suffix('')}: stop it first, or set AGENTCORE_DB to another file"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        with contextlib.suppress(OSError):  # a read-only lock file still locks
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+
+    def _open(self) -> int:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            pass
+        try:
+            return os.open(self.path, os.O_RDONLY)  # e.g. a read-only file system
+        except OSError as exc:
+            raise AdapterError(
+                f"cannot use {self.path.parent} for the database ({exc.strerror}): check "
+                "AGENTCORE_DB and that the directory exists and is writable"
+            ) from None
 
     def release(self) -> None:
         if self._fd is not None:

@@ -28,6 +28,7 @@ from agentcore.storage.base import (
     BlockVersion,
     StartupRun,
     Storage,
+    StorageError,
 )
 from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind
 
@@ -85,6 +86,7 @@ class AdminCommands:
             "shared": self.shared,
             "import": self.import_file,
             "stats": self.stats,
+            "backup": self.backup,
             "audit": self.audit,
         }
 
@@ -275,6 +277,23 @@ class AdminCommands:
             f"{agent.passage_count} passages."
         )
 
+    async def backup(self, request: AdminRequest) -> str:
+        if not request.args:
+            raise _usage("backup")
+        if not request.local:
+            raise UsageError(
+                "Backups are written on the server: run `python -m bots admin backup` there."
+            )
+        destination = await asyncio.to_thread(_expand, request.args)
+        if await asyncio.to_thread(destination.exists):
+            raise UsageError(f"{destination} exists already; choose a new file name.")
+        try:
+            await self._storage.backup(destination)
+        except StorageError as exc:
+            raise UsageError(str(exc)) from None
+        await self._audit(request, "backup", "*", str(destination))
+        return f"Backed up the database to {destination}."
+
     async def stats(self, request: AdminRequest) -> str:
         now = self._clock.now()
         midnight = datetime.combine(now.astimezone(self._tz).date(), time.min, self._tz)
@@ -311,8 +330,12 @@ class AdminCommands:
         )
 
 
+def _expand(path: str) -> Path:
+    return Path(path).expanduser()
+
+
 def _read_file(path: str) -> bytes:
-    return Path(path).expanduser().read_bytes()
+    return _expand(path).read_bytes()
 
 
 def _uptime(runs: list[StartupRun], now: datetime) -> str:

@@ -46,6 +46,7 @@ ADMIN_VERBS: tuple[CommandInfo, ...] = (
         "<user> <file.af>",
     ),
     CommandInfo("stats", "Users, messages, database size, startups, model calls"),
+    CommandInfo("backup", "A consistent copy of the database, taken live (shell only)", "<path>"),
     CommandInfo("audit", "The latest operator reads and writes", "[N]"),
 )
 

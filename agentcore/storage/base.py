@@ -10,6 +10,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from agentcore.messages import Role, ToolCall
@@ -365,6 +366,11 @@ class OpsStore(Protocol):
     async def recent_audit(self, limit: int) -> list[AuditEntry]: ...
 
     async def stats(self, since: datetime) -> StoreStats: ...
+
+    async def backup(self, destination: Path) -> None:
+        """A consistent copy of everything, taken while the bot runs; ``StorageError`` if this
+        backend cannot make one."""
+        ...
 
 
 class Storage(AgentStore, BlockStore, MessageStore, InboxStore, PassageStore, OpsStore, Protocol):

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
 from agentcore.messages import Role
 from agentcore.search.text import query_terms, words
@@ -31,6 +32,7 @@ from agentcore.storage.base import (
     SharedBlock,
     StartupRun,
     Storage,
+    StorageError,
     StoredMessage,
     StoreStats,
     TurnState,
@@ -376,6 +378,9 @@ class MemoryStorage:
 
     async def recent_audit(self, limit: int) -> list[AuditEntry]:
         return list(reversed(self._audit))[:limit]
+
+    async def backup(self, destination: Path) -> None:
+        raise StorageError("the in-memory store keeps nothing on disk to back up")
 
     async def stats(self, since: datetime) -> StoreStats:
         calls = [c for c in self._calls if c.created_at >= since]

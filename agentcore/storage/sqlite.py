@@ -93,7 +93,7 @@ class SQLiteStorage:
         except (sqlite3.Error, OSError) as exc:
             for conn in connections:  # a live connection thread would keep the process alive
                 await conn.close()
-            raise StorageError(f"cannot open the database: {exc}") from exc
+            raise StorageError(str(exc)) from exc
         return cls(connections[0], connections[1], path)
 
     async def backup(self, destination: Path) -> None:
@@ -644,14 +644,18 @@ def _create_private_file(path: Path) -> None:
 
 async def _connect(path: str, busy_timeout_ms: int) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
-    for pragma in (
-        f"PRAGMA busy_timeout = {int(busy_timeout_ms)}",
-        "PRAGMA journal_mode = WAL",
-        "PRAGMA synchronous = NORMAL",  # durable across a process crash; fsync at checkpoints
-        "PRAGMA foreign_keys = ON",
-        "PRAGMA temp_store = MEMORY",
-    ):
-        await conn.execute(pragma)
+    try:
+        for pragma in (
+            f"PRAGMA busy_timeout = {int(busy_timeout_ms)}",
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",  # durable across a process crash; fsync at checkpoints
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA temp_store = MEMORY",
+        ):
+            await conn.execute(pragma)
+    except BaseException:
+        await conn.close()  # its worker thread would otherwise keep the process alive
+        raise
     return conn
 
 
