@@ -45,6 +45,15 @@ class Bot:
         assert self.proc.stdout is not None
         return (await asyncio.wait_for(self.proc.stdout.readline(), 30)).decode()
 
+    async def log_line(self, needle: str) -> str:
+        """Read the log until a line containing ``needle`` appears."""
+        assert self.proc.stderr is not None
+        while True:
+            line = (await asyncio.wait_for(self.proc.stderr.readline(), 30)).decode()
+            assert line, f"the log ended without {needle!r}"
+            if needle in line:
+                return line
+
     async def stderr(self) -> str:
         assert self.proc.stderr is not None
         return (await asyncio.wait_for(self.proc.stderr.read(), 30)).decode()
@@ -121,16 +130,17 @@ async def test_sigterm_lets_the_running_turn_finish_then_exits_0(tmp_path: Path)
         await release.wait()
         return Completion(content="finished after all")
 
-    async with FakeOpenAI(model) as server:
-        async with running_bot(bot_env(tmp_path, server.base_url), tmp_path) as bot:
-            await bot.say("a slow question")
-            await asyncio.wait_for(reached.wait(), 30)
-            bot.proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.2)  # let the signal land while the model is still thinking
-            release.set()
-            assert await bot.line() == "finished after all\n"
-            assert await asyncio.wait_for(bot.proc.wait(), 30) == 0
-            assert "stopping on signal" in await bot.stderr()
+    async with (
+        FakeOpenAI(model) as server,
+        running_bot(bot_env(tmp_path, server.base_url), tmp_path) as bot,
+    ):
+        await bot.say("a slow question")
+        await asyncio.wait_for(reached.wait(), 30)
+        bot.proc.send_signal(signal.SIGTERM)
+        await bot.log_line("stopping on signal")  # the model is still thinking
+        release.set()
+        assert await bot.line() == "finished after all\n"
+        assert await asyncio.wait_for(bot.proc.wait(), 30) == 0
 
 
 async def test_a_second_bot_on_the_same_database_refuses_to_start(tmp_path: Path) -> None:
