@@ -26,7 +26,7 @@ from agentcore.limits import RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
 from agentcore.settings import RuntimeSettings
 from agentcore.storage.base import Storage, StorageError
-from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind
+from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ QUEUE_FULL = "Too many of your messages are waiting already; please wait for my 
 NOT_ALLOWED = "Sorry, this bot is private. Ask its operator if you'd like access."
 _MAX_REFUSALS_TRACKED = 10_000
 _PRUNE_EVERY = 1000  # accepted messages between inbox clean-ups
+_MAX_NAME = 128  # display names are for the prompt, not for essays
 _REDELIVERY_WINDOW = timedelta(days=1)
 
 
@@ -142,13 +143,17 @@ class AgentRuntime:
         stored but held back (answered with that person's next turn) and one notice per
         minute; a person with too many held-back messages gets new ones declined.
         """
+        message = replace(
+            message,
+            text=clean_text(message.text)[: self._settings.max_stored_chars],
+            display_name=clean_text(message.display_name)[:_MAX_NAME],
+        )
         if self._closing:
             return Ticket(message, reply=Reply(SHUTTING_DOWN, ReplyKind.NOTICE))
         if not message.text.strip():
             return Ticket(message, reply=Reply(EMPTY_MESSAGE, ReplyKind.NOTICE))
         if not self._may_talk(message.key):
             return Ticket(message, reply=self._refusal(message.key))
-        message = replace(message, text=message.text[: self._settings.max_stored_chars])
         if not self._limiter.allow(message.key, self._clock.now()):
             return await self._hold_back(message, SLOW_DOWN)
         if parse_command(message.text) is not None:

@@ -47,6 +47,16 @@ class AgentKey:
         return cls(platform.lower(), user_id)
 
 
+def clean_text(text: str) -> str:
+    """Text safe to store and send on: surrogate halves that form a pair are joined, lone ones
+    (which no encoder accepts) become U+FFFD, and NUL characters are dropped. Everything else
+    is kept exactly as written."""
+    if text.isascii():
+        return text.replace("\x00", "")
+    joined = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return joined.replace("\x00", "")
+
+
 class ChatKind(enum.Enum):
     """Where a message was said; decides what the agent may reveal in its reply."""
 

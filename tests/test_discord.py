@@ -49,6 +49,7 @@ from tests.fakes.discord_server import (
     user_payload,
 )
 from tests.fakes.openai_server import Completion, FakeOpenAI, last_user, system
+from tests.hostile import CORPUS
 
 REPO = Path(__file__).resolve().parents[1]
 ALICE = user_payload(snowflake(), "Alice")
@@ -718,3 +719,12 @@ async def test_a_fatal_setup_error_is_one_clear_line_and_a_nonzero_exit(
     errors = [line for line in err.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and fix in errors[0], err
     assert "Traceback" not in err and fake.token not in err
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+async def test_hostile_text_is_answered_without_pings(bot: Bot, name: str) -> None:
+    await bot.dm(ALICE, CORPUS[name][:2000])  # Discord caps a message at 2000 characters
+    posts = await bot.replies(dm_channel(ALICE))
+    for post in posts:
+        assert post.json.get("allowed_mentions", {}).get("parse") == []
+        assert len(post.json.get("content") or "") <= 2000

@@ -29,6 +29,7 @@ from bots.telegram.send import ASK_PRIVATELY, SENT_PRIVATELY, Destination, Reply
 from bots.telegram.translate import BotIdentity, Route, translate
 from tests.conftest import build_runtime
 from tests.fakes.telegram_server import PHOTO, STICKER, VOICE, Call, Chat, FakeTelegram, User
+from tests.hostile import CORPUS
 
 ALICE = User(1001, "Alice", "alice_w")
 BOB = User(1002, "Bob", "bob_b")
@@ -502,3 +503,16 @@ async def test_flaky_get_updates_is_logged_once_per_outage(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "getUpdates failed" in warnings[0]
     assert any("works again after 3 failure(s)" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+async def test_hostile_text_is_answered_and_renders(
+    fake: FakeTelegram, bot: TelegramAdapter, name: str
+) -> None:
+    fake.private(ALICE, CORPUS[name][:4096])  # Telegram itself caps a message at 4096
+    await fake.wait_until(lambda: len(fake.texts(ALICE.id)) >= 1)
+    [sent] = fake.to_chat(ALICE.id)[:1]
+    assert sent.plain  # accepted by the fake's strict HTML parser (or sent plain)

@@ -30,7 +30,7 @@ from agentcore.storage.base import (
     Storage,
     StorageError,
 )
-from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind
+from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind, clean_text
 
 MAX_LIST = 200
 
@@ -95,7 +95,7 @@ class AdminCommands:
         return self._settings.memory.timezone
 
     async def run(self, actor: str, text: str, *, local: bool) -> Reply:
-        verb, _, args = text.strip().partition(" ")
+        verb, _, args = clean_text(text).strip().partition(" ")
         handler = self._verbs.get(verb.lower())
         if handler is None:
             verbs = ", ".join(self._verbs)

@@ -26,6 +26,7 @@ from agentcore.llm.base import (
     Usage,
 )
 from agentcore.messages import PromptMessage, Role, ToolCall
+from agentcore.types import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,11 @@ def _parse(completion: Any) -> LLMResponse:
     try:
         message = completion.choices[0].message
         calls = tuple(
-            ToolCall(call.id or f"call_{i}", call.function.name, call.function.arguments or "")
+            ToolCall(
+                call.id or f"call_{i}",
+                clean_text(call.function.name or ""),
+                clean_text(call.function.arguments or ""),
+            )
             for i, call in enumerate(message.tool_calls or ())
             if getattr(call, "function", None) is not None
         )
@@ -118,7 +123,7 @@ def _parse(completion: Any) -> LLMResponse:
     except (AttributeError, IndexError, TypeError) as exc:
         raise LLMBadResponse(f"malformed completion: {type(completion).__name__}") from exc
     return LLMResponse(
-        content=message.content,
+        content=clean_text(message.content) if message.content is not None else None,
         tool_calls=calls,
         usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else None,
     )

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from agentcore.clock import Clock
 from agentcore.llm.base import ToolSpec
 from agentcore.storage.base import Block, BlockStore, MessageStore, PassageStore
+from agentcore.types import clean_text
 
 
 class ToolError(Exception):
@@ -94,12 +95,12 @@ def _coerce(name: str, value: Any, prop: dict[str, Any]) -> Any:
         raise ToolError(f"{name} must be an integer")
     if "array" in kinds:
         if isinstance(value, str):
-            return [value]
+            return [clean_text(value)]
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return value
+            return [clean_text(v) for v in value]
         raise ToolError(f"{name} must be a list of strings")
     if "string" in kinds:
         if isinstance(value, str):
-            return value
+            return clean_text(value)  # JSON may carry lone surrogates, which cannot be stored
         raise ToolError(f"{name} must be a string")
     return value
