@@ -15,7 +15,8 @@ import importlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agentcore.timing import StartupTimer
@@ -47,6 +48,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--config", type=Path, help="a TOML file overriding the defaults")
     parser.add_argument("--user", help="terminal chat: the local user name (default: OS user)")
+    parser.add_argument(
+        "--startup-report", action="store_true", help="print the last startups' timings and exit"
+    )
     parser.add_argument("command", nargs="?", choices=["admin"], help=argparse.SUPPRESS)
     parser.add_argument("words", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -54,7 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    operator_cli = args.command == "admin"
+    operator_cli = args.command == "admin" or args.startup_report
     try:
         with _TIMER.phase("config"):
             settings = load_settings(args.config, require_model=not operator_cli)
@@ -63,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if operator_cli:
         configure_logging("WARNING", _secrets(settings))
-        from bots.admin_cli import run_admin  # noqa: PLC0415
+        from bots.admin_cli import run_admin, startup_report  # noqa: PLC0415
 
-        return run_admin(settings, args.words)
+        return startup_report(settings) if args.startup_report else run_admin(settings, args.words)
     configure_logging(settings.log_level, _secrets(settings))
     try:
         return asyncio.run(serve(settings, args, _TIMER, SystemClock()))
@@ -83,6 +87,7 @@ def _secrets(settings: Settings) -> list[str]:
 
 async def build_llm(settings: Settings) -> ClosableLLM:
     """Import the SDK and build the client (runs in the background via ``LazyLLM``)."""
+    started = time.perf_counter()
     # Importing openai takes most of a second; do it in a thread so the loop stays responsive.
     module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.openai_compat")
     llm: ClosableLLM = module.OpenAICompatibleLLM(
@@ -92,6 +97,8 @@ async def build_llm(settings: Settings) -> ClosableLLM:
         deadline=settings.llm.timeout,
         max_retries=settings.llm.max_retries,
     )
+    elapsed = (time.perf_counter() - started) * 1000
+    log.info("model client ready after %.0fms, loaded in the background", elapsed)
     return llm
 
 
@@ -117,29 +124,41 @@ def build_runtime(
     )
 
 
-def build_adapters(
+AdapterFactory = Callable[[], Adapter]
+
+
+def adapter_factories(
     settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Clock
-) -> list[Adapter]:
-    adapters: list[Adapter] = []
-    # A platform's library is imported only when that platform is configured.
+) -> list[tuple[str, AdapterFactory]]:
+    """The adapters to run, by startup-phase name. A platform's library is imported only when
+    that platform is configured, inside its phase, so the startup line shows its cost."""
+    factories: list[tuple[str, AdapterFactory]] = []
     if settings.telegram.token:
-        from bots.telegram import TelegramAdapter, build_application  # noqa: PLC0415
-
-        application = build_application(
-            settings.telegram.token.reveal(), settings.telegram.base_url
-        )
-        adapters.append(
-            TelegramAdapter(application, runtime, grace=settings.runtime.shutdown_grace)
-        )
+        factories.append(("telegram", lambda: _telegram(settings, runtime)))
     if settings.discord.token:
-        from bots.discord import build_discord_adapter  # noqa: PLC0415
+        factories.append(("discord", lambda: _discord(settings, runtime)))
+    if not factories:
+        factories.append(("console", lambda: _console(runtime, clock, args.user)))
+    return factories
 
-        adapters.append(build_discord_adapter(settings, runtime))
-    if not adapters:
-        from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 
-        adapters.append(ConsoleAdapter(runtime, clock, console_user(args.user)))
-    return adapters
+def _telegram(settings: Settings, runtime: AgentRuntime) -> Adapter:
+    from bots.telegram import TelegramAdapter, build_application  # noqa: PLC0415
+
+    application = build_application(settings.telegram.token.reveal(), settings.telegram.base_url)
+    return TelegramAdapter(application, runtime, grace=settings.runtime.shutdown_grace)
+
+
+def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
+    from bots.discord import build_discord_adapter  # noqa: PLC0415
+
+    return build_discord_adapter(settings, runtime)
+
+
+def _console(runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
+    from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
+
+    return ConsoleAdapter(runtime, clock, console_user(user))
 
 
 async def serve(
@@ -178,8 +197,9 @@ async def _serve(
     runtime = build_runtime(settings, storage, llm, clock)
     started: list[Adapter] = []
     try:
-        for adapter in build_adapters(settings, args, runtime, clock):
-            with timer.phase(adapter.name):
+        for name, make in adapter_factories(settings, args, runtime, clock):
+            with timer.phase(name):
+                adapter = make()
                 await adapter.start()
             started.append(adapter)
         run = timer.finish(clock.now())

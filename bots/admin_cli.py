@@ -15,7 +15,7 @@ from typing import TextIO
 
 from agentcore.clock import SystemClock
 from agentcore.commands import ADMIN_VERBS, Commands
-from agentcore.storage.base import StorageError
+from agentcore.storage.base import StartupRun, StorageError
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import ReplyKind
 from config import Settings
@@ -37,13 +37,59 @@ def run_admin(settings: Settings, words: Sequence[str], out: TextIO = sys.stdout
     if not words or words[0] in {"-h", "--help", "help"}:
         print(USAGE, file=out)
         return 0 if words else 2
-    if not settings.database.exists():
-        print(
-            f"error: no database at {settings.database} (set AGENTCORE_DB to the bot's database)",
-            file=sys.stderr,
-        )
+    if not _database_exists(settings):
         return 1
     return asyncio.run(_run(settings, " ".join(words), out))
+
+
+def startup_report(settings: Settings, out: TextIO = sys.stdout, runs: int = 10) -> int:
+    """``python -m bots --startup-report``: the last startups as a table."""
+    if not _database_exists(settings):
+        return 1
+    return asyncio.run(_report(settings, out, runs))
+
+
+def _database_exists(settings: Settings) -> bool:
+    if settings.database.exists():
+        return True
+    print(
+        f"error: no database at {settings.database} (set AGENTCORE_DB to the bot's database)",
+        file=sys.stderr,
+    )
+    return False
+
+
+async def _report(settings: Settings, out: TextIO, runs: int) -> int:
+    storage = await SQLiteStorage.open(settings.database, busy_timeout_ms=settings.busy_timeout_ms)
+    try:
+        recent = await storage.recent_startups(runs)
+    finally:
+        await storage.close()
+    if not recent:
+        print("No startups recorded yet.", file=out)
+        return 0
+    print(format_startup_table(recent), file=out)
+    return 0
+
+
+def format_startup_table(runs: Sequence[StartupRun]) -> str:
+    """Newest first; one column per phase (in the order phases ran), then total and RSS."""
+    phases = list(dict.fromkeys(name for run in runs for name, _ in run.phases))
+    header = ["started (UTC)", *phases, "total", "rss"]
+    rows = [
+        [
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            *(f"{dict(run.phases)[p]:.0f}ms" if p in dict(run.phases) else "-" for p in phases),
+            f"{run.total_ms:.0f}ms",
+            f"{run.rss_mb:.1f}MB",
+        ]
+        for run in runs
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]
+    ]
+    return "\n".join(lines)
 
 
 async def _run(settings: Settings, text: str, out: TextIO) -> int:

@@ -90,3 +90,34 @@ async def test_usage_and_missing_database(tmp_path: Path) -> None:
     )
     code, out, _ = await admin(env, "users")
     assert code == 0 and out.startswith("console:")
+
+
+async def test_startup_report_lists_the_last_runs(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, "http://127.0.0.1:9/v1")
+    for _ in range(2):
+        code, _, err = await run_bot("", env, tmp_path)
+        assert code == 0 and "startup: imports=" in err
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bots",
+        "--startup-report",
+        stdout=asyncio.subprocess.PIPE,
+        env={k: v for k, v in env.items() if not k.startswith("OPENAI")},
+        cwd=REPO,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0
+    assert lines[0].split() == [
+        "started",
+        "(UTC)",
+        "imports",
+        "config",
+        "db",
+        "llm",
+        "console",
+        "total",
+        "rss",
+    ]
+    assert len(lines) == 3 and lines[1].endswith("MB")
