@@ -45,5 +45,5 @@ class RuntimeSettings:
     allowed: frozenset[AgentKey] | None = None  # who may talk to the bot; None = everyone
     rate_limit_per_minute: int = 20  # messages per person; more are held back and answered later
     max_pending_per_user: int = 50  # held-back messages kept per person; beyond, declined
-    max_in_flight: int = 1024  # turns running or waiting, across everyone
+    max_in_flight: int = 10_000  # turns running or waiting, across everyone (a few KB each)
     max_stored_chars: int = 64_000  # the hard limit of one stored message

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import itertools
 import random
 import shutil
@@ -62,8 +63,15 @@ def history_db(messages: int, users: int) -> Path:
             leftover.unlink()
         build(partial, messages, users)
         partial.rename(path)
-        print(f"built {path.name} ({messages:,} messages) in {time.perf_counter() - started:.1f}s")
+        seconds = time.perf_counter() - started
+        build_info(path).write_text(json.dumps({"build_seconds": round(seconds, 1)}))
+        print(f"built {path.name} ({messages:,} messages) in {seconds:.1f}s")
     return path
+
+
+def build_info(path: Path) -> Path:
+    """Where the time it took to build ``path`` is kept (the build itself is cached)."""
+    return path.with_name(path.name + ".json")
 
 
 def working_copy(source: Path, destination: Path) -> Path:

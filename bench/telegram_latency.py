@@ -38,7 +38,7 @@ from agentcore.llm.fake import FunctionLLM, last_user_text, reply
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import Reply
-from bots.__main__ import build_adapters, build_runtime
+from bots.__main__ import adapter_factories, build_runtime
 from bots.adapter import Adapter
 from bots.telegram import TelegramAdapter, build_application
 from config import load_settings
@@ -121,7 +121,8 @@ async def with_bot(
     clock = SystemClock()
     runtime = build_runtime(settings, storage, llm, clock)
     if rate_limited:
-        [adapter] = build_adapters(settings, argparse.Namespace(user=None), runtime, clock)
+        [(_, make)] = adapter_factories(settings, argparse.Namespace(user=None), runtime, clock)
+        adapter = make()
     else:
         adapter = TelegramAdapter(
             build_application(fake.token, fake.root, rate_limited=False), runtime

@@ -1,0 +1,51 @@
+"""Run every benchmark, then print the summary and draw the plot.
+
+python -m bench            # full sizes (tens of minutes; builds a 1M-message database once)
+python -m bench --smoke    # tiny sizes, a minute or two: what CI runs so nothing rots
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (module, arguments for a full run); --smoke replaces the arguments.
+SUITE: list[tuple[str, list[str]]] = [
+    ("bench.startup", []),
+    ("bench.core_turn", ["--sizes", "10000", "100000", "1000000"]),
+    ("bench.memory", []),
+    ("bench.concurrency", []),
+    ("bench.growth", []),
+    ("bench.telegram_latency", []),
+    ("bench.discord_latency", []),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--only", nargs="*", help="module names to run (default: all)")
+    args = parser.parse_args()
+    failed = []
+    for module, full in SUITE:
+        if args.only and module.split(".")[-1] not in args.only:
+            continue
+        started = time.perf_counter()
+        print(f"\n=== {module}", flush=True)
+        command = [sys.executable, "-m", module, *(["--smoke"] if args.smoke else full)]
+        if subprocess.run(command, cwd=REPO, check=False).returncode != 0:
+            failed.append(module)
+        print(f"({time.perf_counter() - started:.0f}s)", flush=True)
+    subprocess.run([sys.executable, "-m", "bench.report"], cwd=REPO, check=False)
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
