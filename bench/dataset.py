@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import itertools
+import json
 import random
 import shutil
 import sqlite3
