@@ -38,10 +38,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agentcore.messages import Role  # noqa: E402
-from agentcore.storage.base import NewMessage  # noqa: E402
-from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
-from agentcore.types import AgentKey  # noqa: E402
+from agentcore.messages import Role
+from agentcore.storage.base import NewMessage
+from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.types import AgentKey
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo-dev.json"
@@ -175,10 +175,14 @@ def _sessions(conv: dict[str, object]) -> list[Session]:
 # --------------------------------------------------------------------- running
 
 
-async def store_conversation(storage: SQLiteStorage, conv: Conversation) -> tuple[int, dict[int, str]]:
+async def store_conversation(
+    storage: SQLiteStorage, conv: Conversation
+) -> tuple[int, dict[int, str]]:
     """Create the conversation's agent and store its turns; return the agent id and id → dia_id."""
     first = conv.sessions[0].when
-    agent = await storage.create_agent(AgentKey("locomo", conv.sample_id), conv.speaker_a, first, [])
+    agent = await storage.create_agent(
+        AgentKey("locomo", conv.sample_id), conv.speaker_a, first, []
+    )
     turn_of: dict[int, str] = {}
     for session in conv.sessions:
         messages = [
@@ -252,9 +256,7 @@ def percentile(values: Sequence[float], quantile: float) -> float:
 def table(report: Report) -> str:
     header = f"{'category':<22}{'n':>6}" + "".join(f"{'R@' + str(k):>8}" for k in KS)
     lines = [header, "-" * len(header)]
-    rows: list[tuple[str, tuple[int, ...]]] = [
-        (f"{c} {CATEGORIES[c]}", (c,)) for c in SCORED
-    ]
+    rows: list[tuple[str, tuple[int, ...]]] = [(f"{c} {CATEGORIES[c]}", (c,)) for c in SCORED]
     rows += [("overall (1-4)", SCORED), (f"5 {CATEGORIES[5]} (apart)", (5,))]
     for label, cats in rows:
         cells = "".join(_cell(report.recall(cats, k)) for k in KS)

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,8 @@ import aiosqlite
 
 from agentcore.clock import from_millis, to_millis
 from agentcore.messages import Role, ToolCall
-from agentcore.search.fts import scoped_match
+from agentcore.search.query import parse_query
+from agentcore.storage import sqlite_search
 from agentcore.storage.base import (
     Actor,
     AgentRecord,
@@ -43,6 +44,8 @@ from agentcore.storage.base import (
     StoredMessage,
     StoreStats,
     UserActivity,
+    message_terms,
+    passage_terms,
 )
 from agentcore.storage.migrate import load_migrations
 from agentcore.types import AgentKey, ChatKind, InboundMessage
@@ -330,17 +333,22 @@ class SQLiteStorage:
         limit: int = 10,
     ) -> list[SearchHit]:
         lo, hi = _bounds(start, end)
-        match = scoped_match("agent_id", agent_id, "content", query)
-        if match is None:
+        parsed = parse_query(query)
+        if parsed.empty:
             return await self._messages_in_range(agent_id, lo, hi, limit, bool(start or end))
-        rows = await self._read(
-            "SELECT m.id, m.role, m.content, m.created_at, bm25(messages_fts, 0.0, 1.0) AS score "
-            "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-            "WHERE messages_fts MATCH ? AND m.created_at BETWEEN ? AND ? "
-            "ORDER BY score, m.id DESC LIMIT ?",
-            (match, lo, hi, limit),
-        )
-        return [SearchHit(r[0], Role(r[1]), r[2], from_millis(r[3]), -r[4]) for r in rows]
+        try:
+            found = await sqlite_search.search_messages(
+                self._reader_rows, agent_id, parsed, lo, hi, limit
+            )
+        except sqlite3.Error as exc:
+            raise _storage_error(exc) from exc
+        return [
+            SearchHit(f.row[0], Role(f.row[1]), f.row[2], from_millis(f.row[3]), f.score)
+            for f in found
+        ]
+
+    async def _reader_rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def _messages_in_range(
         self, agent_id: int, lo: int, hi: int, limit: int, has_range: bool
@@ -350,8 +358,7 @@ class SQLiteStorage:
             return []
         rows = await self._read(
             "SELECT id, role, content, created_at FROM messages WHERE agent_id = ? "
-            "AND role IN ('user', 'assistant') AND content IS NOT NULL "
-            "AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
+            "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
             (agent_id, lo, hi, limit),
         )
         return [SearchHit(r[0], Role(r[1]), r[2], from_millis(r[3])) for r in rows]
@@ -411,8 +418,9 @@ class SQLiteStorage:
     ) -> int:
         async with self._transaction() as db:
             cursor = await db.execute(
-                "INSERT INTO passages (agent_id, content, tags, created_at) VALUES (?, ?, ?, ?)",
-                (agent_id, content, " ".join(tags), to_millis(now)),
+                "INSERT INTO passages (agent_id, content, tags, terms, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (agent_id, content, " ".join(tags), passage_terms(content, tags), to_millis(now)),
             )
             await db.execute(
                 "UPDATE agents SET passage_count = passage_count + 1 WHERE id = ?", (agent_id,)
@@ -421,16 +429,18 @@ class SQLiteStorage:
         return cursor.lastrowid
 
     async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
-        match = scoped_match("agent_id", agent_id, "content tags", query)
-        if match is None:
+        parsed = parse_query(query)
+        if parsed.empty:
             return []
-        rows = await self._read(
-            "SELECT p.id, p.content, p.tags, p.created_at, bm25(passages_fts, 0.0, 1.0, 0.5) AS s "
-            "FROM passages_fts JOIN passages p ON p.id = passages_fts.rowid "
-            "WHERE passages_fts MATCH ? ORDER BY s, p.id DESC LIMIT ?",
-            (match, limit),
-        )
-        return [Passage(r[0], r[1], tuple(r[2].split()), from_millis(r[3]), -r[4]) for r in rows]
+        try:
+            found = await sqlite_search.search_passages(self._reader_rows, agent_id, parsed, limit)
+        except sqlite3.Error as exc:
+            raise _storage_error(exc) from exc
+        return [
+            Passage(r[0], r[1], tuple(r[2].split()), from_millis(r[3]), f.score)
+            for f in found
+            for r in (f.row,)
+        ]
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         rows = await self._read(
@@ -556,11 +566,68 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             log.info("applying database migration %s", migration.name)
             for statement in migration.statements:
                 await db.execute(statement)
+            after = _AFTER_MIGRATION.get(migration.version)
+            if after is not None:
+                await after(db)
             await db.execute(f"PRAGMA user_version = {migration.version}")
         await db.execute("COMMIT")
     except BaseException:
         await db.execute("ROLLBACK")
         raise
+
+
+_BACKFILL_BATCH = 5000
+
+
+async def _index_existing_rows(db: aiosqlite.Connection) -> None:
+    """Migration 2: give rows stored before it their search terms and positions, and index them.
+
+    Runs once, inside the migration's transaction, in batches so memory stays flat.
+    """
+    per_agent: dict[int, list[int]] = {}  # agent id → [searchable rows, their terms]
+    last_id = 0
+    while True:
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT id, agent_id, role, content FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                (last_id, _BACKFILL_BATCH),
+            )
+        )
+        if not rows:
+            break
+        updates = []
+        for message_id, agent_id, role, content in rows:
+            terms = message_terms(Role(role), content)
+            if terms is not None:
+                counts = per_agent.setdefault(agent_id, [0, 0])
+                updates.append((terms, counts[0], message_id))
+                counts[0] += 1
+                counts[1] += len(terms.split())
+        await db.executemany("UPDATE messages SET terms = ?, seq = ? WHERE id = ?", updates)
+        last_id = rows[-1][0]
+    await db.executemany(
+        "UPDATE agents SET search_docs = ?, search_terms = ? WHERE id = ?",
+        [(docs, terms, agent_id) for agent_id, (docs, terms) in per_agent.items()],
+    )
+    await db.execute(
+        "INSERT INTO messages_fts (rowid, agent_id, terms) "
+        "SELECT id, '_' || agent_id, terms FROM messages WHERE terms IS NOT NULL"
+    )
+    passages = list(await db.execute_fetchall("SELECT id, content, tags FROM passages"))
+    await db.executemany(
+        "UPDATE passages SET terms = ? WHERE id = ?",
+        [(passage_terms(content, tags.split()), pid) for pid, content, tags in passages],
+    )
+    await db.execute(
+        "INSERT INTO passages_fts (rowid, agent_id, terms) "
+        "SELECT id, '_' || agent_id, terms FROM passages"
+    )
+
+
+# Python steps that complete a SQL migration (keyed by its version), in the same transaction.
+_AFTER_MIGRATION: dict[int, Callable[[aiosqlite.Connection], Awaitable[None]]] = {
+    2: _index_existing_rows,
+}
 
 
 async def _insert_messages(
@@ -570,11 +637,20 @@ async def _insert_messages(
     activity: UserActivity | None,
 ) -> list[int]:
     """Insert rows and bump the agent's counters; the caller holds the transaction."""
-    ids = []
+    counted = list(
+        await db.execute_fetchall("SELECT search_docs FROM agents WHERE id = ?", (agent_id,))
+    )
+    next_seq = counted[0][0] if counted else 0
+    ids, searchable, term_count = [], 0, 0
     for m in messages:
+        terms = message_terms(m.role, m.content)
+        seq = None if terms is None else next_seq + searchable
+        if terms is not None:
+            searchable += 1
+            term_count += len(terms.split())
         cursor = await db.execute(
-            "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at,"
+            " terms, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 agent_id,
                 m.role.value,
@@ -582,27 +658,32 @@ async def _insert_messages(
                 _dump_calls(m.tool_calls),
                 m.tool_call_id,
                 to_millis(m.created_at),
+                terms,
+                seq,
             ),
         )
         assert cursor.lastrowid is not None
         ids.append(cursor.lastrowid)
-    await db.execute(*_count_update(agent_id, len(messages), activity))
+    await db.execute(*_count_update(agent_id, len(messages), searchable, term_count, activity))
     return ids
 
 
 def _count_update(
-    agent_id: int, added: int, activity: UserActivity | None
+    agent_id: int, added: int, searchable: int, terms: int, activity: UserActivity | None
 ) -> tuple[str, tuple[Any, ...]]:
+    counts = (
+        "message_count = message_count + ?, search_docs = search_docs + ?, "
+        "search_terms = search_terms + ?"
+    )
     if activity is None:
-        return (
-            "UPDATE agents SET message_count = message_count + ? WHERE id = ?",
-            (added, agent_id),
-        )
+        return (f"UPDATE agents SET {counts} WHERE id = ?", (added, searchable, terms, agent_id))
     return (
-        "UPDATE agents SET message_count = message_count + ?, last_user_at = ?, "
-        "session_count = ?, display_name = ? WHERE id = ?",
+        f"UPDATE agents SET {counts}, last_user_at = ?, session_count = ?, display_name = ? "
+        "WHERE id = ?",
         (
             added,
+            searchable,
+            terms,
             to_millis(activity.sent_at),
             activity.session_count,
             activity.display_name,
