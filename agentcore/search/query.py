@@ -22,6 +22,14 @@ QUESTION_WORDS = frozenset(
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 IGNORED = STOPWORDS | QUESTION_WORDS
+# Capitalised, but not names: "in March", "on Friday".
+CALENDAR_WORDS = frozenset(
+    """
+    january february march april may june july august september october november december
+    jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday
+    friday saturday sunday today tomorrow yesterday
+    """.split()  # noqa: SIM905 (a word list reads better as text)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +61,7 @@ def parse_query(text: str) -> SearchQuery:
         if joined is not None:
             (content if wanted else fallback).setdefault(joined, None)
         if wanted and _looks_like_a_name(word):
-            names.update(t for p in wanted for t in part_terms(p))
+            names.update(t for p in wanted if p not in CALENDAR_WORDS for t in part_terms(p))
     chosen = list(content or fallback)[:MAX_TERMS]
     return SearchQuery(tuple(chosen), frozenset(names & set(chosen)), tuple(periods(text)))
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentcore.search.fts import quote, scoped
+from agentcore.search.fts import owner_token, quote, scoped
 from agentcore.search.fuzzy import corrections, max_edits
 from agentcore.search.plan import (
     CANDIDATES,
@@ -50,9 +50,7 @@ async def search_messages(
     read: Reader, agent_id: int, query: SearchQuery, lo: int, hi: int, limit: int
 ) -> list[Found]:
     """The agent's searchable messages written between ``lo`` and ``hi`` (ms), best first."""
-    totals, df = await _counts(
-        read, "messages_fts", "agents", "search_docs, search_terms", agent_id, query
-    )
+    totals, df = await _counts(read, "messages_fts", agent_id, query, "search_docs, search_terms")
     docs, total_terms = totals
     if not docs:
         return []
@@ -74,12 +72,14 @@ async def search_passages(
 ) -> list[Found]:
     """The agent's archival passages, best first (words and names; no neighbours or sessions:
     passages are separate notes, and their filing date is not the date of what they tell)."""
-    (passages,), df = await _counts(
-        read, "passages_fts", "agents", "passage_count", agent_id, query
-    )
+    owner = "(SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?)"
+    owner_match = f"agent_id : {quote(owner_token(agent_id))}"
+    (passages,), df = await _counts(read, "passages_fts", agent_id, query, owner, [owner_match])
     if not passages:
         return []
-    plan = rank_query(query)
+    plan, df = await _with_corrections(
+        read, "passages_fts", "passages_vocab", agent_id, query, rank_query(query), df
+    )
     plan = without_idle_prefixes(RankQuery(plan.terms, plan.prefixes, plan.names), df)
     ids = await _preselected(read, "passages_fts", agent_id, plan, df, passages)
     marks = ", ".join("?" * len(ids))
@@ -94,14 +94,20 @@ async def search_passages(
 
 
 async def _counts(
-    read: Reader, fts: str, agents: str, totals: str, agent_id: int, query: SearchQuery
+    read: Reader,
+    fts: str,
+    agent_id: int,
+    query: SearchQuery,
+    totals: str,
+    totals_params: Sequence[Any] = (),
 ) -> tuple[tuple[int, ...], dict[str, int]]:
-    """The agent's ``totals`` columns, and how many of its rows hold each key: one statement."""
+    """The agent's ``totals`` (columns of its ``agents`` row, or subqueries), and how many of
+    its rows hold each key: one statement."""
     keys = list(rank_query(query).weighted_keys())
     count = f"(SELECT count(*) FROM {fts} WHERE {fts} MATCH ?)"
     rows = await read(
-        f"SELECT {', '.join([totals] + [count] * len(keys))} FROM {agents} WHERE id = ?",
-        [*(scoped("agent_id", agent_id, "terms", [k]) for k in keys), agent_id],
+        f"SELECT {', '.join([totals] + [count] * len(keys))} FROM agents WHERE id = ?",
+        [*totals_params, *(scoped("agent_id", agent_id, "terms", [k]) for k in keys), agent_id],
     )
     if not rows:
         return (0,) * (totals.count(",") + 1), {}

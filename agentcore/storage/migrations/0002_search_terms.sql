@@ -53,3 +53,4 @@ CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
     INSERT INTO passages_fts (passages_fts, rowid, agent_id, terms)
     VALUES ('delete', old.id, '_' || old.agent_id, old.terms);
 END;
+CREATE VIRTUAL TABLE passages_vocab USING fts5vocab (passages_fts, 'row');
