@@ -37,7 +37,8 @@ COMMON_ROWS = 2000
 PREFIX_WEIGHT = 0.4  # a word that only shares the first letters counts this much
 CORRECTION_WEIGHT = 0.8  # a real word standing in for a misspelt one counts this much
 
-# Archival passages are separate notes: no neighbours or sessions, just the words, names and dates.
+# Archival passages are separate notes: no neighbours or sessions, just their words and names
+# (and no dates: a note's filing date is not the date of what it tells).
 PASSAGE_WEIGHTS = Weights(neighbour=0.0, session_best=0.0, window=0.0, session=0.0, reach=0)
 
 
