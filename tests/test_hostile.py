@@ -16,7 +16,8 @@ from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, call, calls, last_user_text, reply
 from agentcore.messages import Role, ToolCall
 from agentcore.runtime import EMPTY_MESSAGE, AgentRuntime
-from agentcore.search.fts import scoped_match
+from agentcore.search.fts import scoped
+from agentcore.search.query import parse_query
 from agentcore.storage.migrate import load_migrations
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.tools import ToolContext, ToolRegistry
@@ -174,8 +175,8 @@ def fts_db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
             db.execute(statement)
     db.execute("INSERT INTO agents (id, platform, user_id, created_at) VALUES (1, 't', 'u', 0)")
     db.execute(
-        "INSERT INTO messages (agent_id, role, content, created_at) "
-        "VALUES (1, 'user', 'some words NEAR a quote \"', 0)"
+        "INSERT INTO messages (agent_id, role, content, created_at, terms) "
+        "VALUES (1, 'user', 'some words NEAR a quote \"', 0, 'some word near a quot')"
     )
     return db
 
@@ -183,8 +184,9 @@ def fts_db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
 @settings(max_examples=400, deadline=None)
 @given(st.text())
 def test_fts_queries_never_raise(fts_db: sqlite3.Connection, text: str) -> None:
-    match = scoped_match("agent_id", 1, "content", clean_text(text))
-    if match is not None:
+    query = parse_query(clean_text(text))
+    if not query.empty:
+        match = scoped("agent_id", 1, "terms", query.terms)
         fts_db.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?", (match,))
 
 

@@ -1,10 +1,12 @@
-"""Building FTS5 MATCH expressions that no user text can break."""
+"""Building FTS5 MATCH expressions that no user text can break.
+
+Index terms come from ``agentcore.search.analysis`` and are matched as quoted strings, so every
+character of them is data, never FTS5 syntax. A key ending in ``*`` is a prefix query.
+"""
 
 from __future__ import annotations
 
-from agentcore.search.text import query_terms
-
-MAX_TERMS = 32  # a pasted essay should not become a 2,000-term query
+from collections.abc import Sequence
 
 
 def quote(term: str) -> str:
@@ -12,21 +14,27 @@ def quote(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-def match_any(text: str) -> str | None:
-    """``"a" OR "b" OR ...`` for the query's terms, or None if it has no searchable words."""
-    terms = query_terms(text)[:MAX_TERMS]
-    if not terms:
-        return None
-    return " OR ".join(quote(t) for t in terms)
+def key_expression(key: str) -> str:
+    """``"paint"`` for a term, ``"paint" *`` for a prefix key (``"paint*"``)."""
+    if key.endswith("*") and len(key) > 1:
+        return quote(key[:-1]) + " *"
+    return quote(key)
 
 
-def scoped_match(owner_column: str, owner_id: int, text_columns: str, text: str) -> str | None:
-    """Match ``text`` in ``text_columns`` among rows whose ``owner_column`` token is ``owner_id``.
+def owner_token(owner_id: int) -> str:
+    """How an owner id is indexed: ``_42``. Text terms never contain ``_``, so the owner's
+    doclist holds exactly the owner's rows (see migration 0002)."""
+    return f"_{owner_id}"
+
+
+def scoped(owner_column: str, owner_id: int, text_column: str, keys: Sequence[str]) -> str:
+    """Match any of ``keys`` in ``text_column`` among rows whose ``owner_column`` is ``owner_id``.
 
     The owner is part of what the index matches, so FTS5 intersects two doclists instead of
     ranking every user's rows and filtering afterwards.
     """
-    terms = match_any(text)
-    if terms is None:
-        return None
-    return f"{owner_column} : {quote(str(owner_id))} AND {{{text_columns}}} : ({terms})"
+    if not keys:
+        raise ValueError("a full-text match needs at least one key")
+    alternatives = " OR ".join(key_expression(k) for k in keys)
+    owner = quote(owner_token(owner_id))
+    return f"{owner_column} : {owner} AND {text_column} : ({alternatives})"

@@ -1,4 +1,7 @@
-"""Tokenisation shared by every search path (FTS5 queries and the in-memory backend)."""
+"""The English stopword list, and a plain lower-case word splitter.
+
+Search itself analyses text with ``analysis.py``; ``query.py`` uses the stopwords here.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Protocol
 
 from agentcore.messages import Role, ToolCall
+from agentcore.search.analysis import index_terms
 from agentcore.types import AgentKey, InboundMessage
+
+SEARCHABLE_ROLES = frozenset({Role.USER, Role.ASSISTANT})
 
 
 class StorageError(Exception):
@@ -92,6 +95,19 @@ class NewMessage:
     created_at: datetime
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+
+
+def message_terms(role: Role, content: str | None) -> str | None:
+    """What the search index stores for a message: its index terms, space-separated, or None
+    for rows that are not searchable (tool calls and results, system notes)."""
+    if role not in SEARCHABLE_ROLES or content is None:
+        return None
+    return " ".join(index_terms(content))
+
+
+def passage_terms(content: str, tags: Sequence[str]) -> str:
+    """What the search index stores for an archival passage: its text's terms, then its tags'."""
+    return " ".join(index_terms(content) + index_terms(" ".join(tags)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,30 @@
 """An in-process ``Storage`` backed by dicts: for tests and for running without a file.
 
-It honours the same contract as the SQLite backend (tests/contract/ runs against both); its
-search is a plain term-overlap ranking, not BM25, so only the contract's ordering rules hold.
+It honours the same contract as the SQLite backend (tests/contract/ runs against both). Its search
+runs the same analyser and ranker (``agentcore.search``) over every message of the person, where
+SQLite asks its full-text index for candidates first, so results can differ only in the tail.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from agentcore.clock import to_millis
 from agentcore.messages import Role
-from agentcore.search.text import query_terms, words
+from agentcore.search.fuzzy import corrections
+from agentcore.search.plan import (
+    PASSAGE_WEIGHTS,
+    count_keys,
+    misspelt,
+    rank_query,
+    without_idle_prefixes,
+)
+from agentcore.search.query import SearchQuery, parse_query
+from agentcore.search.rank import Candidate, Stats, Weights, rank
 from agentcore.storage.base import (
     Actor,
     AgentRecord,
@@ -37,6 +47,8 @@ from agentcore.storage.base import (
     StoreStats,
     TurnState,
     UserActivity,
+    message_terms,
+    passage_terms,
 )
 from agentcore.types import AgentKey, InboundMessage
 
@@ -48,6 +60,9 @@ class _AgentData:
     history: dict[str, list[BlockVersion]] = field(default_factory=dict)
     messages: list[StoredMessage] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
+    # The searchable messages, as the ranker sees them, with the message itself.
+    indexed: list[tuple[Candidate, StoredMessage]] = field(default_factory=list)
+    passage_index: list[tuple[Candidate, Passage]] = field(default_factory=list)
 
 
 class MemoryStorage:
@@ -228,6 +243,10 @@ class MemoryStorage:
             )
             data.messages.append(stored)
             ids.append(stored.id)
+            terms = message_terms(m.role, m.content)
+            if terms is not None:
+                seq, at = len(data.indexed), to_millis(m.created_at)
+                data.indexed.append((Candidate(stored.id, seq, at, terms), stored))
         changes: dict[str, object] = {"message_count": data.record.message_count + len(ids)}
         if activity is not None:
             changes |= {
@@ -242,13 +261,9 @@ class MemoryStorage:
         return [m for m in self._by_id[agent_id].messages if m.id >= since_id]
 
     async def recent_matches(self, agent_id: int, query: str, limit: int) -> list[SearchHit]:
-        terms = query_terms(query)
-        if not terms:
-            return []
+        wanted = set(parse_query(query).terms)
         matching = [
-            m
-            for m in reversed(self._by_id[agent_id].messages)
-            if m.role in (Role.USER, Role.ASSISTANT) and _overlap(terms, m.content or "") > 0
+            m for c, m in reversed(self._by_id[agent_id].indexed) if wanted & set(c.terms.split())
         ]
         return [SearchHit(m.id, m.role, m.content or "", m.created_at) for m in matching[:limit]]
 
@@ -264,25 +279,23 @@ class MemoryStorage:
         end: datetime | None = None,
         limit: int = 10,
     ) -> list[SearchHit]:
-        candidates = [
-            m
-            for m in self._by_id[agent_id].messages
-            if m.role in (Role.USER, Role.ASSISTANT)
-            and m.content is not None
-            and (start is None or m.created_at >= start)
-            and (end is None or m.created_at <= end)
+        indexed = self._by_id[agent_id].indexed
+        in_range = [
+            (c, m)
+            for c, m in indexed
+            if (start is None or m.created_at >= start) and (end is None or m.created_at <= end)
         ]
-        terms = query_terms(query)
-        if not terms:
+        parsed = parse_query(query)
+        if parsed.empty:
             if start is None and end is None:
                 return []
-            newest = sorted(candidates, key=lambda m: -m.id)[:limit]
-            return [SearchHit(m.id, m.role, m.content or "", m.created_at) for m in newest]
-        scored = [(_overlap(terms, m.content or ""), m) for m in candidates]
-        ranked = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], -s[1].id))
+            newest = sorted(in_range, key=lambda cm: -cm[0].id)[:limit]
+            return [SearchHit(m.id, m.role, m.content or "", m.created_at) for _, m in newest]
+        found = _ranked(parsed, [c for c, _ in indexed], [c for c, _ in in_range])
+        by_id = {c.id: m for c, m in in_range}
         return [
-            SearchHit(m.id, m.role, m.content or "", m.created_at, score)
-            for score, m in ranked[:limit]
+            SearchHit(c.id, by_id[c.id].role, by_id[c.id].content or "", by_id[c.id].created_at, s)
+            for c, s in found[:limit]
         ]
 
     # ----------------------------------------------------------------- inbox
@@ -347,17 +360,23 @@ class MemoryStorage:
         data = self._by_id[agent_id]
         passage = Passage(next(self._ids), content, tuple(tags), now)
         data.passages.append(passage)
+        terms = passage_terms(content, tags)
+        data.passage_index.append(
+            (Candidate(passage.id, passage.id, to_millis(now), terms), passage)
+        )
         self._update(agent_id, passage_count=data.record.passage_count + 1)
         return passage.id
 
     async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
-        terms = query_terms(query)
-        scored = [
-            (_overlap(terms, p.content + " " + " ".join(p.tags)), p)
-            for p in self._by_id[agent_id].passages
-        ]
-        ranked = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], -s[1].id))
-        return [replace(p, score=score) for score, p in ranked[:limit]]
+        parsed = parse_query(query)
+        if parsed.empty:
+            return []
+        parsed = SearchQuery(parsed.terms, parsed.names, ())  # filing date is not event date
+        index = self._by_id[agent_id].passage_index
+        candidates = [c for c, _ in index]
+        found = _ranked(parsed, candidates, candidates, PASSAGE_WEIGHTS)
+        by_id = {c.id: p for c, p in index}
+        return [replace(by_id[c.id], score=score) for c, score in found[:limit]]
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         return list(self._by_id[agent_id].passages)
@@ -396,12 +415,29 @@ class MemoryStorage:
         )
 
 
-def _overlap(terms: list[str], text: str) -> float:
-    """Matched query terms, each damped by how often it repeats (a crude tf weighting)."""
-    counts: dict[str, int] = {}
-    for word in words(text):
-        counts[word] = counts.get(word, 0) + 1
-    return sum(1.0 + math.log(counts[t]) for t in terms if t in counts)
+def _ranked(
+    query: SearchQuery,
+    history: Sequence[Candidate],
+    candidates: Sequence[Candidate],
+    weights: Weights | None = None,
+) -> list[tuple[Candidate, float]]:
+    """Rank ``candidates`` with statistics (and spelling fixes) from the whole ``history``."""
+    plan = rank_query(query)
+    df = count_keys(plan, (c.terms for c in history))
+    unknown = misspelt(query, df)
+    if unknown:
+        vocabulary = _vocabulary(history)
+        fixes = {t: corrections(t, vocabulary)[:3] for t in unknown}
+        plan = rank_query(query, {t: near for t, near in fixes.items() if near})
+        df = count_keys(plan, (c.terms for c in history))
+    plan = without_idle_prefixes(plan, df)
+    avg_len = sum(c.length for c in history) / max(len(history), 1)
+    stats = Stats(len(history), avg_len, df)
+    return rank(plan, candidates, stats, weights or Weights())
+
+
+def _vocabulary(history: Iterable[Candidate]) -> set[str]:
+    return {t for c in history for t in c.terms.split()}
 
 
 def _conforms(store: MemoryStorage) -> Storage:  # mypy checks the backend against the protocol

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,9 @@ import aiosqlite
 
 from agentcore.clock import from_millis, to_millis
 from agentcore.messages import Role, ToolCall
-from agentcore.search.fts import scoped_match
+from agentcore.search.fts import scoped
+from agentcore.search.query import parse_query
+from agentcore.storage import sqlite_search
 from agentcore.storage.base import (
     Actor,
     AgentRecord,
@@ -46,6 +48,8 @@ from agentcore.storage.base import (
     StoreStats,
     TurnState,
     UserActivity,
+    message_terms,
+    passage_terms,
 )
 from agentcore.storage.migrate import load_migrations
 from agentcore.types import AgentKey, ChatKind, InboundMessage
@@ -58,7 +62,7 @@ _AGENT_COLUMNS = """a.id, a.platform, a.user_id, a.display_name, a.created_at, a
 _MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 _BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 _FAR_PAST, _FAR_FUTURE = -(2**62), 2**62
-_ROWS_PER_INSERT = 1000  # 6 parameters a row, well under SQLite's variable limit
+_ROWS_PER_INSERT = 1000  # 7 parameters a row, well under SQLite's variable limit
 
 
 def _storage_error(exc: sqlite3.Error) -> StorageError:
@@ -390,14 +394,14 @@ class SQLiteStorage:
         return [_message(r) for r in rows]
 
     async def recent_matches(self, agent_id: int, query: str, limit: int) -> list[SearchHit]:
-        match = scoped_match("agent_id", agent_id, "content", query)
-        if match is None:
+        parsed = parse_query(query)
+        if parsed.empty:
             return []
         rows = await self._read(
             "SELECT m.id, m.role, m.content, m.created_at FROM messages_fts "
             "JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? "
-            "ORDER BY m.id DESC LIMIT ?",
-            (match, limit),
+            "ORDER BY messages_fts.rowid DESC LIMIT ?",
+            (scoped("agent_id", agent_id, "terms", parsed.terms), limit),
         )
         return [SearchHit(r[0], Role(r[1]), r[2], from_millis(r[3])) for r in rows]
 
@@ -414,17 +418,22 @@ class SQLiteStorage:
         limit: int = 10,
     ) -> list[SearchHit]:
         lo, hi = _bounds(start, end)
-        match = scoped_match("agent_id", agent_id, "content", query)
-        if match is None:
+        parsed = parse_query(query)
+        if parsed.empty:
             return await self._messages_in_range(agent_id, lo, hi, limit, bool(start or end))
-        rows = await self._read(
-            "SELECT m.id, m.role, m.content, m.created_at, bm25(messages_fts, 0.0, 1.0) AS score "
-            "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-            "WHERE messages_fts MATCH ? AND m.created_at BETWEEN ? AND ? "
-            "ORDER BY score, m.id DESC LIMIT ?",
-            (match, lo, hi, limit),
-        )
-        return [SearchHit(r[0], Role(r[1]), r[2], from_millis(r[3]), -r[4]) for r in rows]
+        try:
+            found = await sqlite_search.search_messages(
+                self._reader_rows, agent_id, parsed, lo, hi, limit
+            )
+        except sqlite3.Error as exc:
+            raise _storage_error(exc) from exc
+        return [
+            SearchHit(f.row[0], Role(f.row[1]), f.row[2], from_millis(f.row[3]), f.score)
+            for f in found
+        ]
+
+    async def _reader_rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def _messages_in_range(
         self, agent_id: int, lo: int, hi: int, limit: int, has_range: bool
@@ -434,8 +443,7 @@ class SQLiteStorage:
             return []
         rows = await self._read(
             "SELECT id, role, content, created_at FROM messages WHERE agent_id = ? "
-            "AND role IN ('user', 'assistant') AND content IS NOT NULL "
-            "AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
+            "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
             (agent_id, lo, hi, limit),
         )
         return [SearchHit(r[0], Role(r[1]), r[2], from_millis(r[3])) for r in rows]
@@ -445,7 +453,7 @@ class SQLiteStorage:
     async def add_pending(self, message: InboundMessage, received_at: datetime) -> int | None:
         stored = await self._write(
             "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
-            " received_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            " received_at, source, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
             (
                 message.key.platform,
@@ -457,6 +465,7 @@ class SQLiteStorage:
                 message.route,
                 to_millis(received_at),
                 message.source or None,
+                message_terms(Role.USER, message.text),  # analysed now, off the turn's path
             ),
         )
         return int(stored[0][0]) if stored else None
@@ -468,14 +477,16 @@ class SQLiteStorage:
         params = (key.platform, key.user_id, up_to_id)
         async with self._transaction() as db:
             rows = await db.execute_fetchall(
-                "INSERT INTO messages (agent_id, role, content, created_at) "
-                f"SELECT ?, 'user', text, sent_at FROM inbox WHERE {mine} ORDER BY id "
+                "INSERT INTO messages (agent_id, role, content, created_at, terms) "
+                f"SELECT ?, 'user', text, sent_at, terms FROM inbox WHERE {mine} ORDER BY id "
                 "RETURNING id, content, created_at",
                 (agent_id, *params),
             )
             if rows:
                 # The text now lives in recall; the row stays a while to recognise redeliveries.
-                await db.execute(f"UPDATE inbox SET claimed = 1, text = '' WHERE {mine}", params)
+                await db.execute(
+                    f"UPDATE inbox SET claimed = 1, text = '', terms = NULL WHERE {mine}", params
+                )
                 await db.execute(*_activity_update(agent_id, activity))
         # RETURNING order is unspecified; rowids follow the ORDER BY.
         return [
@@ -527,23 +538,25 @@ class SQLiteStorage:
         self, agent_id: int, content: str, tags: Sequence[str], now: datetime
     ) -> int:
         [(passage_id,)] = await self._write(
-            "INSERT INTO passages (agent_id, content, tags, created_at) VALUES (?, ?, ?, ?) "
-            "RETURNING id",
-            (agent_id, content, " ".join(tags), to_millis(now)),
+            "INSERT INTO passages (agent_id, content, tags, terms, created_at) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (agent_id, content, " ".join(tags), passage_terms(content, tags), to_millis(now)),
         )
         return int(passage_id)
 
     async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
-        match = scoped_match("agent_id", agent_id, "content tags", query)
-        if match is None:
+        parsed = parse_query(query)
+        if parsed.empty:
             return []
-        rows = await self._read(
-            "SELECT p.id, p.content, p.tags, p.created_at, bm25(passages_fts, 0.0, 1.0, 0.5) AS s "
-            "FROM passages_fts JOIN passages p ON p.id = passages_fts.rowid "
-            "WHERE passages_fts MATCH ? ORDER BY s, p.id DESC LIMIT ?",
-            (match, limit),
-        )
-        return [Passage(r[0], r[1], tuple(r[2].split()), from_millis(r[3]), -r[4]) for r in rows]
+        try:
+            found = await sqlite_search.search_passages(self._reader_rows, agent_id, parsed, limit)
+        except sqlite3.Error as exc:
+            raise _storage_error(exc) from exc
+        return [
+            Passage(r[0], r[1], tuple(r[2].split()), from_millis(r[3]), f.score)
+            for f in found
+            for r in (f.row,)
+        ]
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         rows = await self._read(
@@ -673,6 +686,9 @@ async def _migrate(db: aiosqlite.Connection) -> None:
             log.info("applying database migration %s", migration.name)
             for statement in migration.statements:
                 await db.execute(statement)
+            after = _AFTER_MIGRATION.get(migration.version)
+            if after is not None:
+                await after(db)
             await db.execute(f"PRAGMA user_version = {migration.version}")
         await db.execute("COMMIT")
     except BaseException:
@@ -727,9 +743,15 @@ async def _insert_snapshot(
         chunk = snapshot.messages[start : start + _ROWS_PER_INSERT]
         ids += await _insert_messages(db, agent_id, chunk)
     await db.executemany(
-        "INSERT INTO passages (agent_id, content, tags, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO passages (agent_id, content, tags, terms, created_at) VALUES (?, ?, ?, ?, ?)",
         [
-            (agent_id, p.content, " ".join(p.tags), to_millis(p.created_at))
+            (
+                agent_id,
+                p.content,
+                " ".join(p.tags),
+                passage_terms(p.content, p.tags),
+                to_millis(p.created_at),
+            )
             for p in snapshot.passages
         ],
     )
@@ -758,12 +780,66 @@ async def _set_imported_window(
         )
 
 
+_BACKFILL_BATCH = 5000
+
+
+async def _index_existing_rows(db: aiosqlite.Connection) -> None:
+    """Migration 2: give rows stored before it their search terms and positions, and index them.
+
+    Runs once, inside the migration's transaction, in batches so memory stays flat.
+    """
+    per_agent: dict[int, list[int]] = {}  # agent id → [searchable rows, their terms]
+    last_id = 0
+    while True:
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT id, agent_id, role, content FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                (last_id, _BACKFILL_BATCH),
+            )
+        )
+        if not rows:
+            break
+        updates = []
+        for message_id, agent_id, role, content in rows:
+            terms = message_terms(Role(role), content)
+            if terms is not None:
+                counts = per_agent.setdefault(agent_id, [0, 0])
+                updates.append((terms, counts[0], message_id))
+                counts[0] += 1
+                counts[1] += len(terms.split())
+        await db.executemany("UPDATE messages SET terms = ?, seq = ? WHERE id = ?", updates)
+        last_id = rows[-1][0]
+    await db.executemany(
+        "UPDATE agents SET search_docs = ?, search_terms = ? WHERE id = ?",
+        [(docs, terms, agent_id) for agent_id, (docs, terms) in per_agent.items()],
+    )
+    await db.execute(
+        "INSERT INTO messages_fts (rowid, agent_id, terms) "
+        "SELECT id, '_' || agent_id, terms FROM messages WHERE terms IS NOT NULL"
+    )
+    passages = list(await db.execute_fetchall("SELECT id, content, tags FROM passages"))
+    await db.executemany(
+        "UPDATE passages SET terms = ? WHERE id = ?",
+        [(passage_terms(content, tags.split()), pid) for pid, content, tags in passages],
+    )
+    await db.execute(
+        "INSERT INTO passages_fts (rowid, agent_id, terms) "
+        "SELECT id, '_' || agent_id, terms FROM passages"
+    )
+
+
+# Python steps that complete a SQL migration (keyed by its version), in the same transaction.
+_AFTER_MIGRATION: dict[int, Callable[[aiosqlite.Connection], Awaitable[None]]] = {
+    2: _index_existing_rows,
+}
+
+
 async def _insert_messages(
     db: aiosqlite.Connection, agent_id: int, messages: Sequence[NewMessage]
 ) -> list[int]:
-    """Insert rows in one statement and return their ids in order (triggers keep the agent's
-    message count)."""
-    placeholders = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(messages))
+    """Insert rows in one statement and return their ids in order. Each row carries its search
+    terms; triggers keep the agent's counts and each searchable row's position (``seq``)."""
+    placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(messages))
     params: list[Any] = []
     for m in messages:
         params += [
@@ -773,10 +849,11 @@ async def _insert_messages(
             _dump_calls(m.tool_calls),
             m.tool_call_id,
             to_millis(m.created_at),
+            message_terms(m.role, m.content),
         ]
     rows = await db.execute_fetchall(
-        "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at) "
-        f"VALUES {placeholders} RETURNING id",
+        "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at,"
+        f" terms) VALUES {placeholders} RETURNING id",
         params,
     )
     # RETURNING order is unspecified; rowids are handed out in VALUES order.

@@ -102,7 +102,8 @@ CREATE TABLE inbox (
     route        TEXT    NOT NULL DEFAULT '',
     received_at  INTEGER NOT NULL,
     source       TEXT,
-    claimed      INTEGER NOT NULL DEFAULT 0
+    claimed      INTEGER NOT NULL DEFAULT 0,
+    terms        TEXT     -- the text's search terms (see migration 0002), copied on claim
 );
 CREATE INDEX inbox_by_user ON inbox (platform, user_id, id);
 CREATE UNIQUE INDEX inbox_by_source ON inbox (platform, source) WHERE source IS NOT NULL;

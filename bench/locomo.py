@@ -1,0 +1,302 @@
+"""Recall benchmark: does ``conversation_search`` find the turns a LoCoMo question is about?
+
+For every conversation of the LoCoMo file (Maharana et al., ACL 2024) this creates one agent in
+a real ``SQLiteStorage`` on a temporary file, stores every turn as a message dated with its
+session's date, asks every question through ``search_messages`` (the function behind the
+``conversation_search`` tool, with the question text exactly as written: no rewriting), and
+reports recall@k: the share of a question's evidence turns among the first k distinct turns
+returned.
+
+How the chat log is stored: the agent belongs to ``speaker_a`` (their turns are ``user``
+messages); ``speaker_b`` plays the other side of the chat (``assistant`` messages). Both are
+stored as a chat log shows them, ``"Name: text"``. A session's turns are 30 seconds apart from
+the session's date and time, so their order and their date both survive. Image turns are stored
+with their text only: the bot receives what a person typed, not a model's caption of a photo.
+
+Run from the repository root:
+    python bench/locomo.py [--data PATH] [--conversations N]
+
+The data is licensed for evaluation only: it is read by path and never copied into the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agentcore.messages import Role
+from agentcore.storage.base import NewMessage
+from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.types import AgentKey
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo-dev.json"
+KS = (5, 10, 25, 50)
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+SCORED = (1, 2, 3, 4)  # category 5 has no answer in the conversation: reported apart
+TURN_GAP = timedelta(seconds=30)
+_EVIDENCE_RE = re.compile(r"D:?(\d+):0*(\d+)")
+_SESSION_KEY_RE = re.compile(r"^session_(\d+)$")
+
+
+@dataclass(frozen=True)
+class Turn:
+    dia_id: str
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Session:
+    number: int
+    when: datetime
+    turns: tuple[Turn, ...]
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    category: int
+    evidence: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Conversation:
+    sample_id: str
+    speaker_a: str
+    speaker_b: str
+    sessions: tuple[Session, ...]
+    questions: tuple[Question, ...]
+    dropped_evidence: int  # evidence ids that name no turn of the conversation
+
+
+@dataclass
+class Outcome:
+    """One question's result."""
+
+    category: int
+    recall: dict[int, float]
+    latency_ms: float
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: int = 0  # questions left with no evidence turn at all
+    dropped_evidence: int = 0
+
+    def recall(self, categories: Iterable[int], k: int) -> float | None:
+        wanted = set(categories)
+        values = [o.recall[k] for o in self.outcomes if o.category in wanted]
+        return statistics.fmean(values) if values else None
+
+    def count(self, categories: Iterable[int]) -> int:
+        wanted = set(categories)
+        return sum(1 for o in self.outcomes if o.category in wanted)
+
+    def latency(self, quantile: float) -> float:
+        return percentile([o.latency_ms for o in self.outcomes], quantile)
+
+
+# --------------------------------------------------------------------- loading
+
+
+def parse_session_time(text: str) -> datetime:
+    """LoCoMo's ``"1:56 pm on 8 May, 2023"`` (taken as UTC)."""
+    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
+
+
+def normalise_evidence(raw: str) -> list[str]:
+    """``"D8:6; D9:17"`` → two ids; ``"D:11:26"`` → ``"D11:26"``; ``"D30:05"`` → ``"D30:5"``."""
+    return [f"D{int(s)}:{int(t)}" for s, t in _EVIDENCE_RE.findall(raw)]
+
+
+def load_conversations(path: Path) -> list[Conversation]:
+    items = json.loads(path.read_text(encoding="utf-8"))
+    return [_conversation(item) for item in items]
+
+
+def _conversation(item: dict[str, object]) -> Conversation:
+    conv = item["conversation"]
+    assert isinstance(conv, dict)
+    sessions = _sessions(conv)
+    turn_ids = {t.dia_id for s in sessions for t in s.turns}
+    questions, dropped = [], 0
+    qa = item["qa"]
+    assert isinstance(qa, list)
+    for qa_item in qa:
+        ids = {e for raw in qa_item["evidence"] for e in normalise_evidence(str(raw))}
+        dropped += len(ids - turn_ids)
+        questions.append(
+            Question(str(qa_item["question"]), int(qa_item["category"]), frozenset(ids & turn_ids))
+        )
+    return Conversation(
+        str(item["sample_id"]),
+        str(conv["speaker_a"]),
+        str(conv["speaker_b"]),
+        tuple(sessions),
+        tuple(questions),
+        dropped,
+    )
+
+
+def _sessions(conv: dict[str, object]) -> list[Session]:
+    sessions = []
+    for key, turns in conv.items():
+        match = _SESSION_KEY_RE.match(key)
+        if not match or not isinstance(turns, list) or not turns:
+            continue
+        when = parse_session_time(str(conv[f"{key}_date_time"]))
+        sessions.append(
+            Session(
+                int(match.group(1)),
+                when,
+                tuple(Turn(str(t["dia_id"]), str(t["speaker"]), str(t["text"])) for t in turns),
+            )
+        )
+    sessions.sort(key=lambda s: s.number)
+    return sessions
+
+
+# --------------------------------------------------------------------- running
+
+
+async def store_conversation(
+    storage: SQLiteStorage, conv: Conversation
+) -> tuple[int, dict[int, str]]:
+    """Create the conversation's agent and store its turns; return the agent id and id → dia_id."""
+    first = conv.sessions[0].when
+    agent = await storage.create_agent(
+        AgentKey("locomo", conv.sample_id), conv.speaker_a, first, []
+    )
+    turn_of: dict[int, str] = {}
+    for session in conv.sessions:
+        messages = [
+            NewMessage(
+                Role.USER if turn.speaker == conv.speaker_a else Role.ASSISTANT,
+                f"{turn.speaker}: {turn.text}",
+                session.when + i * TURN_GAP,
+            )
+            for i, turn in enumerate(session.turns)
+        ]
+        ids = await storage.append_messages(agent.id, messages)
+        turn_of.update(zip(ids, (t.dia_id for t in session.turns), strict=True))
+    return agent.id, turn_of
+
+
+def recall_at(ranked: Sequence[str], evidence: frozenset[str], k: int) -> float:
+    """Share of ``evidence`` among the first ``k`` distinct turns of ``ranked``."""
+    distinct = list(dict.fromkeys(ranked))[:k]
+    return len(evidence.intersection(distinct)) / len(evidence)
+
+
+async def ask(
+    storage: SQLiteStorage, agent_id: int, turn_of: dict[int, str], question: Question
+) -> Outcome:
+    started = time.perf_counter()
+    hits = await storage.search_messages(agent_id, question.text, limit=max(KS))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    ranked = [turn_of[h.id] for h in hits]
+    return Outcome(
+        question.category,
+        {k: recall_at(ranked, question.evidence, k) for k in KS},
+        elapsed_ms,
+    )
+
+
+async def run(conversations: Sequence[Conversation], db_path: Path) -> Report:
+    report = Report()
+    storage = await SQLiteStorage.open(db_path)
+    try:
+        stored = [await store_conversation(storage, conv) for conv in conversations]
+        for conv, (agent_id, turn_of) in zip(conversations, stored, strict=True):
+            report.dropped_evidence += conv.dropped_evidence
+            for question in conv.questions:
+                if not question.evidence:
+                    report.skipped += 1
+                    continue
+                report.outcomes.append(await ask(storage, agent_id, turn_of, question))
+    finally:
+        await storage.close()
+    return report
+
+
+async def run_file(data: Path, conversations: int | None = None) -> Report:
+    convs = load_conversations(data)[:conversations]
+    with tempfile.TemporaryDirectory(prefix="locomo-") as tmp:
+        return await run(convs, Path(tmp) / "locomo.db")
+
+
+# --------------------------------------------------------------------- reporting
+
+
+def percentile(values: Sequence[float], quantile: float) -> float:
+    """Nearest-rank percentile (``quantile`` in 0..1)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = min(len(ordered), max(1, math.ceil(quantile * len(ordered))))
+    return ordered[rank - 1]
+
+
+def table(report: Report) -> str:
+    header = f"{'category':<22}{'n':>6}" + "".join(f"{'R@' + str(k):>8}" for k in KS)
+    lines = [header, "-" * len(header)]
+    rows: list[tuple[str, tuple[int, ...]]] = [(f"{c} {CATEGORIES[c]}", (c,)) for c in SCORED]
+    rows += [("overall (1-4)", SCORED), (f"5 {CATEGORIES[5]} (apart)", (5,))]
+    for label, cats in rows:
+        cells = "".join(_cell(report.recall(cats, k)) for k in KS)
+        lines.append(f"{label:<22}{report.count(cats):>6}{cells}")
+    lines.append(
+        f"latency per query: median {report.latency(0.5):.2f} ms, p95 {report.latency(0.95):.2f}"
+        f" ms over {len(report.outcomes)} queries"
+    )
+    if report.skipped or report.dropped_evidence:
+        lines.append(
+            f"left out: {report.skipped} question(s) with no evidence turn; "
+            f"{report.dropped_evidence} evidence id(s) naming no turn"
+        )
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return f"{'-':>8}" if value is None else f"{100 * value:>8.1f}"
+
+
+def summary(report: Report) -> dict[str, float]:
+    figures = {f"r@{k}": round(100 * (report.recall(SCORED, k) or 0.0), 1) for k in KS}
+    return figures | {"p95_ms": round(report.latency(0.95), 2)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="LoCoMo JSON file")
+    parser.add_argument(
+        "--conversations", type=int, default=None, help="use only the first N conversations"
+    )
+    args = parser.parse_args(argv)
+    if not args.data.is_file():
+        print(f"data file not found: {args.data}", file=sys.stderr)
+        return 2
+    report = asyncio.run(run_file(args.data, args.conversations))
+    print(table(report))
+    print(json.dumps(summary(report)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

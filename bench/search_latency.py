@@ -1,0 +1,178 @@
+"""Search latency at scale: ``search_messages`` on one user's history in a database of many users.
+
+Uses the cached synthetic history of ``bench.dataset`` (1,000 agents, N messages of Zipf-
+distributed chat in sessions of 12 turns, every agent's history interleaved with everyone
+else's as in a busy bot); then times ``SQLiteStorage.search_messages`` (the function behind
+``conversation_search``) on one random agent's history at a time, with 1-word and 5-word
+queries made of words that agent wrote: median and p95 (after 20 warm-up searches, with the
+file in the OS page cache). Prints a table and writes JSON to ``bench/results/``.
+
+Run from the repository root:
+    python bench/search_latency.py                       # 100k messages
+    python bench/search_latency.py --messages 1000000    # the full size
+    python bench/search_latency.py --smoke               # a few seconds, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agentcore.storage.sqlite import SQLiteStorage
+from bench.dataset import build_info, history_db
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench" / ".cache"
+RESULTS = ROOT / "bench" / "results"
+GENERATOR_VERSION = 2  # bump when the synthetic data changes, so cached databases are rebuilt
+START_MS = 1_672_531_200_000  # 2023-01-01 UTC
+SESSION_TURNS = 12  # turns per session; sessions of one agent are about a day apart
+WARM_UP = 20  # searches run before timing starts (page cache, statement cache)
+
+
+@dataclass(frozen=True)
+class Figures:
+    query_words: int
+    queries: int
+    median_ms: float
+    p95_ms: float
+    found: float  # share of queries with at least one hit (each is made of words the agent wrote)
+
+
+def database(messages: int, agents: int) -> tuple[Path, float | None]:
+    """The cached database for this size (see ``bench.dataset``), and its build time."""
+    path = history_db(messages, agents)
+    info = build_info(path)
+    return path, json.loads(info.read_text())["build_seconds"] if info.exists() else None
+
+
+# --------------------------------------------------------------------- measuring
+
+
+async def measure(path: Path, agents: int, queries: int, words: int, seed: int) -> Figures:
+    """Time ``queries`` searches of ``words`` words, each for a random agent, built from words
+    that agent really wrote (a search for something said), after a short warm-up."""
+    rng = random.Random(seed)
+    asks = _queries(path, agents, queries + WARM_UP, words, rng)
+    read_through(path)
+    storage = await SQLiteStorage.open(path)
+    timings, found = [], 0
+    try:
+        for i, (agent_id, query) in enumerate(asks):
+            started = time.perf_counter()
+            hits = await storage.search_messages(agent_id, query, limit=10)
+            if i >= WARM_UP:
+                timings.append((time.perf_counter() - started) * 1000)
+                found += bool(hits)
+    finally:
+        await storage.close()
+    timings.sort()
+    p95 = timings[min(len(timings), math.ceil(0.95 * len(timings))) - 1]
+    return Figures(words, len(timings), statistics.median(timings), p95, found / len(timings))
+
+
+def read_through(path: Path) -> None:
+    """Read the database file once, so the OS page cache holds it as it does for a server that
+    has been running; this machine's kernel drops idle file pages within minutes, and a cold
+    read from disk would measure the disk, not the search."""
+    with path.open("rb") as f:
+        while f.read(1 << 20):
+            pass
+
+
+def _queries(
+    path: Path, agents: int, count: int, words: int, rng: random.Random
+) -> list[tuple[int, str]]:
+    db = sqlite3.connect(path)
+    try:
+        asks = []
+        for _ in range(count):
+            agent_id = rng.randint(1, agents)
+            (docs,) = db.execute(
+                "SELECT search_docs FROM agents WHERE id = ?", (agent_id,)
+            ).fetchone()
+            (text,) = db.execute(
+                "SELECT content FROM messages WHERE agent_id = ? AND seq = ?",
+                (agent_id, rng.randrange(docs)),
+            ).fetchone()
+            said = text.rstrip(".!?").split()
+            asks.append((agent_id, " ".join(rng.sample(said, min(words, len(said))))))
+        return asks
+    finally:
+        db.close()
+
+
+def run(messages: int, agents: int, queries: int) -> dict[str, object]:
+    path, build_s = database(messages, agents)
+    figures = [asyncio.run(measure(path, agents, queries, w, seed=100 + w)) for w in (1, 5)]
+    return {
+        "benchmark": "search_latency",
+        "messages": messages,
+        "agents": agents,
+        "database_mb": round(path.stat().st_size / 1e6, 1),
+        "build_s": None if build_s is None else round(build_s, 1),
+        "machine": {
+            "cores": _cores(),
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+        },
+        "results": [asdict(f) for f in figures],
+    }
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+def table(report: dict[str, object]) -> str:
+    results = report["results"]
+    assert isinstance(results, list)
+    lines = [
+        f"search_messages latency, one agent's history: {report['messages']:,} messages, "
+        f"{report['agents']:,} agents, {report['database_mb']} MB"
+        + (f", built in {report['build_s']} s" if report["build_s"] is not None else " (cached)"),
+        f"{'query':<10}{'queries':>9}{'median ms':>11}{'p95 ms':>9}{'found':>8}",
+    ]
+    for r in results:
+        lines.append(
+            f"{str(r['query_words']) + ' word(s)':<10}{r['queries']:>9}"
+            f"{r['median_ms']:>11.2f}{r['p95_ms']:>9.2f}{100 * r['found']:>7.0f}%"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--agents", type=int, default=1_000)
+    parser.add_argument("--queries", type=int, default=300, help="per query length")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run for CI")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.messages, args.agents, args.queries = 5_000, 50, 40
+    report = run(args.messages, args.agents, args.queries)
+    print(table(report))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"search_latency-{args.messages}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
