@@ -24,6 +24,7 @@ from agentcore.settings import AgentSettings
 from agentcore.storage.base import (
     AgentRecord,
     LLMCallRecord,
+    NewAgent,
     NewMessage,
     SharedBlock,
     Storage,
@@ -116,30 +117,47 @@ class AgentLoop:
 
     # ----------------------------------------------------------------- turn setup
 
-    async def _load_or_create(self, message: InboundMessage) -> TurnState:
+    async def _take_up(
+        self, message: InboundMessage, pending_id: int
+    ) -> tuple[TurnState, list[StoredMessage]]:
+        """This person's agent (created on their first message) and the waiting messages this
+        turn answers, taken into recall memory."""
         state = await self._storage.load_turn(message.key)
-        if state is not None:
-            return state
-        now = self._clock.now()
-        specs = default_blocks(self._settings.memory)
-        agent, shared = await asyncio.gather(
-            self._storage.create_agent(message.key, message.display_name, now, specs),
-            self._storage.list_shared_blocks(),
-        )
-        if agent is None:  # created meanwhile by another process: read it properly
-            return await self._load_or_create(message)
-        return TurnState(agent, initial_blocks(specs, now), shared, [])
-
-    async def _begin(self, message: InboundMessage, pending_id: int) -> _Turn | None:
-        state = await self._load_or_create(message)
+        if state is None:
+            started = await self._start_agent(message, pending_id)
+            if started is not None:
+                return started
+            state = await self._storage.load_turn(message.key)  # created meanwhile elsewhere
+            assert state is not None
         agent = state.agent
-        session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
+        session, _ = session_of(agent, message.sent_at, self._settings.memory.session_gap)
         activity = UserActivity(
             message.sent_at, session, message.display_name or agent.display_name
         )
-        claimed = await self._storage.claim_pending(message.key, pending_id, agent.id, activity)
+        return state, await self._storage.claim_pending(message.key, pending_id, agent.id, activity)
+
+    async def _start_agent(
+        self, message: InboundMessage, pending_id: int
+    ) -> tuple[TurnState, list[StoredMessage]] | None:
+        now = self._clock.now()
+        specs = default_blocks(self._settings.memory)
+        new = NewAgent(message.display_name, now, tuple(specs))
+        activity = UserActivity(message.sent_at, 1, message.display_name)
+        started, shared = await asyncio.gather(
+            self._storage.start_agent(message.key, pending_id, new, activity),
+            self._storage.list_shared_blocks(),
+        )
+        if started is None:
+            return None
+        agent, claimed = started
+        return TurnState(agent, initial_blocks(specs, now), shared, []), claimed
+
+    async def _begin(self, message: InboundMessage, pending_id: int) -> _Turn | None:
+        state, claimed = await self._take_up(message, pending_id)
         if not claimed:
             return None
+        agent = state.agent
+        session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
         facts = TurnFacts(
             now=self._clock.now(),
             previous_user_at=agent.last_user_at,

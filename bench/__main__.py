@@ -13,14 +13,19 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
 
 # (module, arguments for a full run); --smoke replaces the arguments.
 SUITE: list[tuple[str, list[str]]] = [
     ("bench.startup", []),
     ("bench.core_turn", ["--sizes", "10000", "100000", "1000000"]),
+    ("bench.search_latency", ["--messages", "10000"]),
+    ("bench.search_latency", ["--messages", "100000"]),
+    ("bench.search_latency", ["--messages", "1000000"]),
     ("bench.memory", []),
     ("bench.concurrency", []),
     ("bench.growth", []),
+    ("bench.locomo", []),
     ("bench.telegram_latency", []),
     ("bench.discord_latency", []),
 ]
@@ -32,7 +37,11 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="module names to run (default: all)")
     args = parser.parse_args()
     failed = []
-    for module, full in SUITE:
+    if not args.only:  # a fresh suite run: figures from earlier runs must not mix in
+        for old in RESULTS.glob("*.json"):
+            old.unlink()
+    suite = SUITE if not args.smoke else list(dict(SUITE).items())  # smoke: each module once
+    for module, full in suite:
         if args.only and module.split(".")[-1] not in args.only:
             continue
         started = time.perf_counter()

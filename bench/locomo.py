@@ -44,6 +44,7 @@ from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo-dev.json"
 KS = (5, 10, 25, 50)
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -288,13 +289,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--conversations", type=int, default=None, help="use only the first N conversations"
     )
+    parser.add_argument("--smoke", action="store_true", help="one conversation (CI)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.conversations = 1
     if not args.data.is_file():
         print(f"data file not found: {args.data}", file=sys.stderr)
         return 2
     report = asyncio.run(run_file(args.data, args.conversations))
     print(table(report))
-    print(json.dumps(summary(report)))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "locomo.json").write_text(
+        json.dumps(summary(report) | {"conversations": args.conversations or "all"}) + "\n"
+    )
+    print(json.dumps(summary(report)))  # the last line, as the issue asks
     return 0
 
 

@@ -49,6 +49,13 @@ class AgentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewAgent:
+    display_name: str
+    created_at: datetime
+    blocks: tuple[BlockSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class BlockSpec:
     """A block to create with a new agent."""
 
@@ -349,6 +356,19 @@ class InboxStore(Protocol):
         """In one transaction, move this person's pending messages with id <= ``up_to_id``
         into the agent's recall memory (as user messages, with their platform timestamps),
         oldest first. Empty if none is left: an earlier turn answered them together."""
+        ...
+
+    async def start_agent(
+        self,
+        key: AgentKey,
+        up_to_id: int,
+        agent: NewAgent,
+        activity: UserActivity,
+    ) -> tuple[AgentRecord, list[StoredMessage]] | None:
+        """A new person's first turn: create their agent and take up their waiting messages
+        (as ``claim_pending`` does) in one transaction. Returns the agent as created (before
+        this turn) and the messages; None, changing nothing, if the person has an agent
+        already (created meanwhile by another process)."""
         ...
 
     async def count_pending(self, key: AgentKey) -> int: ...

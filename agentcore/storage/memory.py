@@ -35,6 +35,7 @@ from agentcore.storage.base import (
     BlockSpec,
     BlockVersion,
     LLMCallRecord,
+    NewAgent,
     NewMessage,
     Passage,
     PendingMessage,
@@ -335,6 +336,18 @@ class MemoryStorage:
             StoredMessage(i, Role.USER, m.content, m.created_at)
             for i, m in zip(ids, messages, strict=True)
         ]
+
+    async def start_agent(
+        self,
+        key: AgentKey,
+        up_to_id: int,
+        agent: NewAgent,
+        activity: UserActivity,
+    ) -> tuple[AgentRecord, list[StoredMessage]] | None:
+        record = await self.create_agent(key, agent.display_name, agent.created_at, agent.blocks)
+        if record is None:
+            return None
+        return record, await self.claim_pending(key, up_to_id, record.id, activity)
 
     async def count_pending(self, key: AgentKey) -> int:
         return sum(1 for p in self._inbox.values() if p.message.key == key)

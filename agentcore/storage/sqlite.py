@@ -36,6 +36,7 @@ from agentcore.storage.base import (
     BlockSpec,
     BlockVersion,
     LLMCallRecord,
+    NewAgent,
     NewMessage,
     Passage,
     PendingMessage,
@@ -62,6 +63,7 @@ _AGENT_COLUMNS = """a.id, a.platform, a.user_id, a.display_name, a.created_at, a
 _MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 _BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 _FAR_PAST, _FAR_FUTURE = -(2**62), 2**62
+Statement = tuple[str, Sequence[Any]]
 _ROWS_PER_INSERT = 1000  # 7 parameters a row, well under SQLite's variable limit
 
 
@@ -136,13 +138,49 @@ class SQLiteStorage:
                     raise _storage_error(exc) from exc
                 raise
 
-    async def _write(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """One statement on its own: SQLite makes it atomic, so no BEGIN/COMMIT round trips."""
+    async def _pipeline(self, statements: Sequence[Statement]) -> list[list[sqlite3.Row]]:
+        """Run ``statements`` as one transaction, queued to the writer thread together.
+
+        Each aiosqlite call is a round trip to its thread; queued together the statements run
+        back to back, so a transaction costs three round trips (BEGIN, the statements, COMMIT)
+        however many statements it has. BEGIN is awaited on its own: if it failed, nothing may
+        run outside a transaction. COMMIT is sent only if every statement succeeded.
+        """
         async with self._write_lock:
             try:
-                return list(await self._writer.execute_fetchall(sql, params))
+                await self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _storage_error(exc) from exc
+            try:
+                results = await asyncio.gather(
+                    *(self._writer.execute_fetchall(sql, params) for sql, params in statements),
+                    return_exceptions=True,
+                )
+                failed = next((r for r in results if isinstance(r, BaseException)), None)
+                if failed is not None:
+                    raise failed
+                await self._writer.execute("COMMIT")
+            except BaseException as exc:
+                await self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise _storage_error(exc) from exc
+                raise
+        return [list(rows) for rows in results if not isinstance(rows, BaseException)]
+
+    async def _write(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """One statement on its own: SQLite makes it atomic, so no BEGIN/COMMIT round trips.
+
+        The write lock is held only until the statement is queued to the writer thread (so it
+        can never land inside another task's transaction); single statements from concurrent
+        tasks then run back to back instead of each waiting for the last one's round trip.
+        """
+        async with self._write_lock:
+            queued = asyncio.ensure_future(self._writer.execute_fetchall(sql, params))
+            await asyncio.sleep(0)  # one loop step: the task hands the statement to the thread
+        try:
+            return list(await queued)
+        except sqlite3.Error as exc:
+            raise _storage_error(exc) from exc
 
     async def _rollback(self) -> None:
         try:
@@ -193,46 +231,8 @@ class SQLiteStorage:
         self, key: AgentKey, display_name: str, now: datetime, blocks: Sequence[BlockSpec]
     ) -> AgentRecord | None:
         ms = to_millis(now)
-        async with self._transaction() as db:
-            created = list(
-                await db.execute_fetchall(
-                    "INSERT INTO agents (platform, user_id, display_name, created_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (platform, user_id) DO NOTHING RETURNING id",
-                    (key.platform, key.user_id, display_name, ms),
-                )
-            )
-            if created:
-                await db.executemany(
-                    "INSERT INTO blocks (agent_id, label, description, value, char_limit,"
-                    " read_only, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            created[0][0],
-                            b.label,
-                            b.description,
-                            b.value,
-                            b.limit,
-                            int(b.read_only),
-                            ms,
-                        )
-                        for b in blocks
-                    ],
-                )
-        if not created:
-            return None
-        return AgentRecord(
-            id=created[0][0],
-            key=key,
-            display_name=display_name,
-            created_at=from_millis(ms),
-            last_user_at=None,
-            session_count=0,
-            message_count=0,
-            passage_count=0,
-            context_start_id=0,
-            summary="",
-            pressure_warned=False,
-        )
+        created, _ = await self._pipeline(_creation(key, display_name, ms, blocks))
+        return _fresh_agent(created[0][0], key, display_name, ms) if created else None
 
     async def set_pressure_warned(self, agent_id: int, warned: bool) -> None:
         await self._write(
@@ -475,24 +475,65 @@ class SQLiteStorage:
     ) -> list[StoredMessage]:
         mine = "platform = ? AND user_id = ? AND id <= ? AND NOT claimed"
         params = (key.platform, key.user_id, up_to_id)
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(
-                "INSERT INTO messages (agent_id, role, content, created_at, terms) "
-                f"SELECT ?, 'user', text, sent_at, terms FROM inbox WHERE {mine} ORDER BY id "
-                "RETURNING id, content, created_at",
-                (agent_id, *params),
-            )
-            if rows:
+        rows, _, _ = await self._pipeline(
+            [
+                (
+                    "INSERT INTO messages (agent_id, role, content, created_at, terms) "
+                    f"SELECT ?, 'user', text, sent_at, terms FROM inbox WHERE {mine} ORDER BY id "
+                    "RETURNING id, content, created_at",
+                    (agent_id, *params),
+                ),
                 # The text now lives in recall; the row stays a while to recognise redeliveries.
-                await db.execute(
-                    f"UPDATE inbox SET claimed = 1, text = '', terms = NULL WHERE {mine}", params
-                )
-                await db.execute(*_activity_update(agent_id, activity))
-        # RETURNING order is unspecified; rowids follow the ORDER BY.
-        return [
-            StoredMessage(r[0], Role.USER, r[1], from_millis(r[2]))
-            for r in sorted(rows, key=lambda r: int(r[0]))
-        ]
+                (f"UPDATE inbox SET claimed = 1, text = '', terms = NULL WHERE {mine}", params),
+                # changes(): only if this claim took up a message (none left means answered).
+                _activity_update(agent_id, activity, only_if_changed=True),
+            ]
+        )
+        return _claimed(rows)
+
+    async def start_agent(
+        self,
+        key: AgentKey,
+        up_to_id: int,
+        agent: NewAgent,
+        activity: UserActivity,
+    ) -> tuple[AgentRecord, list[StoredMessage]] | None:
+        ms = to_millis(agent.created_at)
+        owner = "(SELECT id FROM agents WHERE platform = ? AND user_id = ?)"
+        mine = "platform = ? AND user_id = ? AND id <= ? AND NOT claimed"
+        params = (key.platform, key.user_id, up_to_id)
+        # Each statement after the first runs only if the one before changed something
+        # (changes()), so if the agent existed already, the whole transaction does nothing.
+        created, _, rows, _, _ = await self._pipeline(
+            [
+                *_creation(key, agent.display_name, ms, agent.blocks),
+                (
+                    "INSERT INTO messages (agent_id, role, content, created_at, terms) "
+                    f"SELECT {owner}, 'user', text, sent_at, terms FROM inbox "
+                    f"WHERE {mine} AND changes() > 0 ORDER BY id RETURNING id, content, created_at",
+                    (key.platform, key.user_id, *params),
+                ),
+                (
+                    f"UPDATE inbox SET claimed = 1, text = '', terms = NULL "
+                    f"WHERE {mine} AND changes() > 0",
+                    params,
+                ),
+                (
+                    "UPDATE agents SET last_user_at = ?, session_count = ?, display_name = ? "
+                    f"WHERE id = {owner} AND changes() > 0",
+                    (
+                        to_millis(activity.sent_at),
+                        activity.session_count,
+                        activity.display_name,
+                        key.platform,
+                        key.user_id,
+                    ),
+                ),
+            ]
+        )
+        if not created:
+            return None
+        return _fresh_agent(created[0][0], key, agent.display_name, ms), _claimed(rows)
 
     async def count_pending(self, key: AgentKey) -> int:
         [(count,)] = await self._read(
@@ -860,9 +901,71 @@ async def _insert_messages(
     return sorted(int(r[0]) for r in rows)
 
 
-def _activity_update(agent_id: int, activity: UserActivity) -> tuple[str, tuple[Any, ...]]:
+def _creation(
+    key: AgentKey, display_name: str, ms: int, blocks: Sequence[BlockSpec]
+) -> list[Statement]:
+    """The statements that create an agent and its blocks; the blocks only if the agent was
+    created just now (``changes()`` is 0 when it existed already)."""
+    values = ", ".join(["(?, ?, ?, ?, ?)"] * len(blocks))
+    agent: Statement = (
+        "INSERT INTO agents (platform, user_id, display_name, created_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (platform, user_id) DO NOTHING RETURNING id",
+        (key.platform, key.user_id, display_name, ms),
+    )
+    if not blocks:
+        return [agent, ("SELECT 0", ())]  # a SELECT leaves changes() as the INSERT set it
+    return [
+        agent,
+        (
+            "INSERT INTO blocks (agent_id, label, description, value, char_limit, read_only,"
+            " updated_at) SELECT a.id, v.column1, v.column2, v.column3, v.column4, v.column5, ?"
+            f" FROM agents a, (VALUES {values}) v"
+            " WHERE a.platform = ? AND a.user_id = ? AND changes() > 0",
+            (
+                ms,
+                *(
+                    x
+                    for b in blocks
+                    for x in (b.label, b.description, b.value, b.limit, int(b.read_only))
+                ),
+                key.platform,
+                key.user_id,
+            ),
+        ),
+    ]
+
+
+def _fresh_agent(agent_id: int, key: AgentKey, display_name: str, ms: int) -> AgentRecord:
+    return AgentRecord(
+        id=agent_id,
+        key=key,
+        display_name=display_name,
+        created_at=from_millis(ms),
+        last_user_at=None,
+        session_count=0,
+        message_count=0,
+        passage_count=0,
+        context_start_id=0,
+        summary="",
+        pressure_warned=False,
+    )
+
+
+def _claimed(rows: Sequence[sqlite3.Row]) -> list[StoredMessage]:
+    # RETURNING order is unspecified; rowids follow the ORDER BY.
+    return [
+        StoredMessage(r[0], Role.USER, r[1], from_millis(r[2]))
+        for r in sorted(rows, key=lambda r: int(r[0]))
+    ]
+
+
+def _activity_update(
+    agent_id: int, activity: UserActivity, *, only_if_changed: bool = False
+) -> Statement:
+    condition = " AND changes() > 0" if only_if_changed else ""
     return (
-        "UPDATE agents SET last_user_at = ?, session_count = ?, display_name = ? WHERE id = ?",
+        "UPDATE agents SET last_user_at = ?, session_count = ?, display_name = ? "
+        f"WHERE id = ?{condition}",
         (to_millis(activity.sent_at), activity.session_count, activity.display_name, agent_id),
     )
 

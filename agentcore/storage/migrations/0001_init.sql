@@ -105,7 +105,8 @@ CREATE TABLE inbox (
     claimed      INTEGER NOT NULL DEFAULT 0,
     terms        TEXT     -- the text's search terms (see migration 0002), copied on claim
 );
-CREATE INDEX inbox_by_user ON inbox (platform, user_id, id);
+-- Only waiting rows: claimed ones (kept a day for redeliveries) never slow a claim down.
+CREATE INDEX inbox_waiting ON inbox (platform, user_id, id) WHERE NOT claimed;
 CREATE UNIQUE INDEX inbox_by_source ON inbox (platform, source) WHERE source IS NOT NULL;
 CREATE INDEX inbox_claimed ON inbox (claimed, received_at);
 

@@ -1,0 +1,202 @@
+"""Summarise ``bench/results/*.json`` as one Markdown table (what the README shows), and draw the
+scaling plot: per-turn core overhead and search latency against history size.
+
+    python -m bench.report             # after python -m bench
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, machine
+
+PLOT = Path(__file__).resolve().parents[1] / "docs" / "bench-scaling.png"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def search_sizes() -> list[dict[str, Any]]:
+    found = [json.loads(p.read_text()) for p in RESULTS.glob("search_latency-*.json")]
+    return sorted(found, key=lambda r: int(r["messages"]))
+
+
+def rows() -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    if startup := load("startup"):
+        bot, base = startup["bot_total_ms"], startup["bare_import_ms"]
+        out.append(
+            (
+                "Startup, both adapters, until receiving (median of "
+                f"{startup['runs']}) vs bare import",
+                "≤ 1.0×",
+                f"{bot['median']:.0f} ms vs {base['median']:.0f} ms = {startup['ratio']:.2f}× "
+                f"(bot {bot['min']:.0f}–{bot['max']:.0f} ms)",
+            )
+        )
+        out.append(("RSS at ready", "≤ 90 MB", f"{startup['rss_at_ready_mb']['median']:.1f} MB"))
+    if core := load("core_turn"):
+        first = core["results"][0]
+        out.append(
+            (
+                "Agent creation (new person's first message, core only), median / p99",
+                "≤ 1 ms",
+                f"{first['create']['median_ms']:.2f} / {first['create']['p99_ms']:.2f} ms",
+            )
+        )
+        for r in core["results"]:
+            out.append(
+                (
+                    f"Per-turn core overhead at {r['messages']:,} messages, median / p99",
+                    "≤ 5 / ≤ 20 ms",
+                    f"{r['turn']['median_ms']:.2f} / {r['turn']['p99_ms']:.2f} ms",
+                )
+            )
+    for r in search_sizes():
+        one, five = r["results"][0], r["results"][1]
+        out.append(
+            (
+                f"conversation_search at {r['messages']:,} messages, 1-word / 5-word, median; p95",
+                "p95 ≤ 10 ms",
+                f"{one['median_ms']:.2f} / {five['median_ms']:.2f} ms; "
+                f"{one['p95_ms']:.2f} / {five['p95_ms']:.2f} ms",
+            )
+        )
+    if memory := load("memory"):
+        out.append(
+            (
+                f"RSS: ready / after {memory['users']:,} people / after "
+                f"{memory['messages_sent']:,} messages",
+                "≤ 150 MB after 10k people",
+                f"{memory['ready_mb']:.0f} / {memory['after_users_mb']:.0f} / "
+                f"{memory['after_messages_mb']:.0f} MB",
+            )
+        )
+    if conc := load("concurrency"):
+        out.append(
+            (
+                f"{conc['messages']:,} messages from {conc['users']:,} people at once, "
+                f"{conc['model_latency_s']} s model, cap {conc['cap']}",
+                f"≈ {conc['ideal_s']} s, ≤ +20%",
+                f"{conc['total_s']} s ({conc['over_ideal']:+.1%}), {conc['errors']} errors, "
+                f"{conc['people_out_of_order']} out of order",
+            )
+        )
+    if growth := load("growth"):
+        bulk = growth["bulk_insert_seconds"]
+        out.append(
+            (
+                f"Database growth at {growth['messages']:,} messages",
+                "bulk 1M < ~2 min",
+                f"{growth['bytes_per_message']:.0f} bytes/message; bulk insert "
+                f"{bulk if bulk is not None else '(cached)'} s; "
+                f"{growth['api_messages_per_second']:,} messages/s one by one",
+            )
+        )
+    if locomo := load("locomo"):
+        out.append(
+            (
+                "LoCoMo recall R@5/10/25/50, categories 1–4",
+                "R@10 ≥ 70, R@50 ≥ 88",
+                f"{locomo['r@5']} / {locomo['r@10']} / {locomo['r@25']} / {locomo['r@50']} "
+                f"(p95 {locomo['p95_ms']} ms/query)",
+            )
+        )
+    out += platform_rows()
+    return out
+
+
+def platform_rows() -> list[tuple[str, str, str]]:
+    out = []
+    if tg := load("telegram_latency"):
+        for r in tg["rows"]:
+            out.append(
+                (
+                    f"Telegram update → sendMessage: {r['scenario']}",
+                    "",
+                    f"{r['median_ms']:.1f} / {r['p95_ms']:.1f} ms (median / p95)",
+                )
+            )
+    if dc := load("discord_latency"):
+        for r in dc["figures"]:
+            out.append(
+                (
+                    f"Discord MESSAGE_CREATE → reply POST: {r['scenario']}",
+                    "",
+                    f"{r['median_ms']:.1f} / {r['p95_ms']:.1f} ms (median / p95)",
+                )
+            )
+    return out
+
+
+def plot() -> Path | None:
+    """Per-turn overhead and search latency against history size (log scale)."""
+    core, search = load("core_turn"), search_sizes()
+    if core is None or not search:
+        return None
+    try:
+        import matplotlib  # noqa: PLC0415  (the bench extra; not a runtime dependency)
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        print("(matplotlib not installed: pip install -e '.[bench]' for the plot)")
+        return None
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    sizes = [r["messages"] for r in core["results"]]
+    for stat, style in (("median_ms", "o-"), ("p99_ms", "s--")):
+        left.plot(sizes, [r["turn"][stat] for r in core["results"]], style, label=stat[:-3])
+    left.axhline(5, color="grey", lw=0.8, ls=":", label="target median 5 ms")
+    left.set(
+        xscale="log",
+        title="Per-turn core overhead",
+        xlabel="messages stored",
+        ylabel="ms",
+        ylim=(0, None),
+    )
+    left.legend()
+    sizes = [r["messages"] for r in search]
+    for index, label in ((0, "1 word"), (1, "5 words")):
+        right.plot(
+            sizes, [r["results"][index]["p95_ms"] for r in search], "o-", label=f"{label} p95"
+        )
+    right.axhline(10, color="grey", lw=0.8, ls=":", label="target p95 10 ms")
+    right.set(
+        xscale="log",
+        title="conversation_search latency",
+        xlabel="messages stored",
+        ylabel="ms",
+        ylim=(0, None),
+    )
+    right.legend()
+    info = machine()
+    figure.suptitle(f"{info['cores']} cores, Python {info['python']}")
+    figure.tight_layout()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(PLOT, dpi=110)
+    return PLOT
+
+
+def main() -> int:
+    table = rows()
+    if not table:
+        print("no results yet: run python -m bench", file=sys.stderr)
+        return 1
+    info = machine()
+    print(f"\nResults ({info['cores']} cores, Python {info['python']}, {info['platform']})\n")
+    print("| figure | target | measured |\n|---|---|---|")
+    for figure, target, measured in table:
+        print(f"| {figure} | {target} | {measured} |")
+    drawn = plot()
+    if drawn is not None:
+        print(f"\nplot: {drawn}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
