@@ -2,6 +2,7 @@
 scaling plot: per-turn core overhead and search latency against history size.
 
     python -m bench.report             # after python -m bench
+    python -m bench.report --plot      # also redraw docs/bench-scaling.png
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ def plot() -> Path | None:
 
 
 def main() -> int:
+    draw = "--plot" in sys.argv[1:]
     table = rows()
     if not table:
         print("no results yet: run python -m bench", file=sys.stderr)
@@ -192,7 +194,7 @@ def main() -> int:
     print("| figure | target | measured |\n|---|---|---|")
     for figure, target, measured in table:
         print(f"| {figure} | {target} | {measured} |")
-    drawn = plot()
+    drawn = plot() if draw else None
     if drawn is not None:
         print(f"\nplot: {drawn}")
     return 0
