@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -35,8 +36,8 @@ STORAGE_FAILED = "Something went wrong on my side and I couldn't save that. Plea
 SHUTTING_DOWN = "I'm restarting right now. Please send that again in a minute."
 EMPTY_MESSAGE = "Send me some text and I'll answer."
 SLOW_DOWN = (
-    "You're sending messages faster than I can answer. I've kept them and will reply to them "
-    "together in a moment."
+    "You're sending messages faster than I can keep up with. I've kept them all and will "
+    "answer them together with your next message."
 )
 BUSY = "I'm very busy right now. I've kept your message and will answer it with your next one."
 QUEUE_FULL = "Too many of your messages are waiting already; please wait for my answer."
@@ -94,8 +95,10 @@ class AgentSlots:
         excess = len(self._slots) - self._capacity
         if excess <= 0:
             return
-        idle = [k for k, s in self._slots.items() if s.users == 0][:excess]
-        for key in idle:
+        # The oldest slots come first and are nearly always idle, so this stops after a few
+        # steps instead of walking every cached person on every turn.
+        idle = itertools.islice((k for k, s in self._slots.items() if s.users == 0), excess)
+        for key in list(idle):
             del self._slots[key]
 
 

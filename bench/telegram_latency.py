@@ -114,6 +114,9 @@ async def with_bot(
         "AGENTCORE_DB": str(db),
         "TELEGRAM_TOKEN": fake.token,
         "TELEGRAM_BASE_URL": fake.root,
+        # One person sends hundreds of messages here; the per-person flood limit would hold
+        # them back, and this benchmark measures the message path, not that limit.
+        "AGENTCORE_RUNTIME__RATE_LIMIT_PER_MINUTE": "100000",
     }
     settings = load_settings(env=env, dotenv_file=None)
     storage = await SQLiteStorage.open(settings.database)
@@ -153,8 +156,8 @@ async def run(smoke: bool) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         for name, users, rounds, limited in [
             ("1 user, a message every 0.1 s", 1, solo_rounds, True),
-            ("50 users at once, rate limiter on (as deployed)", 50, crowd_rounds, True),
-            ("50 users at once, no rate limiter", 50, crowd_rounds, False),
+            ("50 users at once, AIORateLimiter on (as deployed)", 50, crowd_rounds, True),
+            ("50 users at once, AIORateLimiter off", 50, crowd_rounds, False),
         ]:
             rows.append(
                 await measure(name, users, rounds, limited, Path(tmp) / f"{users}{limited}.db")

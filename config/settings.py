@@ -331,6 +331,10 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
             shutdown_grace=read.number("runtime", "shutdown_grace_seconds", 0.0),
             admins=read.agent_keys("runtime", "admins"),
             allowed=read.agent_keys("runtime", "allowed") or None,
+            rate_limit_per_minute=read.integer("runtime", "rate_limit_per_minute", 1),
+            max_pending_per_user=read.integer("runtime", "max_pending_per_user", 1),
+            max_in_flight=read.integer("runtime", "max_in_flight", 1),
+            max_stored_chars=read.integer("runtime", "max_stored_chars", 1000),
         ),
         database=Path(path).expanduser() if path else default_database_path(env),
         busy_timeout_ms=read.integer("storage", "busy_timeout_ms", 0),
@@ -370,6 +374,7 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         instructions=read.file_text("agent", "instructions_file"),
         max_steps=read.integer("agent", "max_steps", 1),
         search_limit=read.integer("agent", "search_limit", 1),
+        message_char_cap=read.integer("agent", "message_char_cap", 100),
         memory=memory,
     )
 

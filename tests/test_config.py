@@ -71,6 +71,25 @@ def test_dotenv_fills_in_but_real_environment_wins(tmp_path: Path) -> None:
     assert settings.llm.model == "env-model"
 
 
+def test_flood_limits_are_operator_settings() -> None:
+    settings = load_settings(
+        None,
+        env=BASE
+        | {
+            "AGENTCORE_RUNTIME__RATE_LIMIT_PER_MINUTE": "5",
+            "AGENTCORE_RUNTIME__MAX_PENDING_PER_USER": "7",
+            "AGENTCORE_RUNTIME__MAX_STORED_CHARS": "20000",
+            "AGENTCORE_AGENT__MESSAGE_CHAR_CAP": "2000",
+        },
+        dotenv_file=None,
+    )
+    assert settings.runtime.rate_limit_per_minute == 5
+    assert settings.runtime.max_pending_per_user == 7
+    assert settings.runtime.max_in_flight == 10_000  # the shipped default
+    assert settings.runtime.max_stored_chars == 20_000
+    assert settings.agent.message_char_cap == 2000
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -89,6 +108,7 @@ def test_dotenv_fills_in_but_real_environment_wins(tmp_path: Path) -> None:
         (BASE | {"AGENTCORE_MEMORY__PERSONA_LIMIT": "100"}, "over memory.persona_limit"),
         (BASE | {"AGENTCORE_MEMORY__PERSONA_FILE": "/nonexistent/p.txt"}, "cannot read"),
         (BASE | {"AGENTCORE_LLM__MODEL": " "}, "AGENTCORE_MODEL"),
+        (BASE | {"AGENTCORE_RUNTIME__RATE_LIMIT_PER_MINUTE": "0"}, "runtime.rate_limit_per_minute"),
     ],
 )
 def test_bad_values_fail_with_one_line(env: dict[str, str], expected: str) -> None:
