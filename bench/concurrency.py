@@ -45,7 +45,9 @@ async def run(users: int, latency: float) -> dict[str, Any]:
     settings = replace(settings, runtime=replace(settings.runtime, llm_concurrency=CAP))
     with tempfile.TemporaryDirectory() as folder:
         storage = await SQLiteStorage.open(Path(folder) / "bench.db")
-        runtime = build_runtime(settings, storage, FunctionLLM(slow_model), SystemClock())
+        runtime = build_runtime(
+            settings, storage, FunctionLLM(slow_model, record=False), SystemClock()
+        )
         clock = SystemClock()
         messages = [
             InboundMessage(AgentKey("bench", f"u{u}"), f"u{u}: message {n}", clock.now())

@@ -70,7 +70,9 @@ async def measure(source: Path, size: int, turns: int, creations: int) -> dict[s
         settings = load_settings(None, env={"OPENAI_API_KEY": "unused"}, dotenv_file=None)
         # Random people send bursts here; the flood limit is not what is being measured.
         settings = replace(settings, runtime=replace(settings.runtime, rate_limit_per_minute=10**6))
-        runtime = build_runtime(settings, storage, FunctionLLM(_instant), SystemClock())
+        runtime = build_runtime(
+            settings, storage, FunctionLLM(_instant, record=False), SystemClock()
+        )
         rng = random.Random(size)
         await _timed_turns(runtime, [AgentKey(PLATFORM, "u1")] * 20)  # warm caches
         existing = [AgentKey(PLATFORM, f"u{rng.randint(1, USERS)}") for _ in range(turns)]

@@ -85,7 +85,7 @@ class Harness:
 
 
 def build_runtime(storage: SQLiteStorage) -> AgentRuntime:
-    llm = FunctionLLM(lambda request: reply("Noted, thanks!"))
+    llm = FunctionLLM(lambda request: reply("Noted, thanks!"), record=False)
     clock = SystemClock()
     settings = AgentSettings()
     return AgentRuntime(

@@ -49,7 +49,9 @@ async def child(users: int, messages: int) -> dict[str, Any]:
     clock = SystemClock()
     with tempfile.TemporaryDirectory() as folder:
         storage = await SQLiteStorage.open(Path(folder) / "bench.db")
-        runtime = build_runtime(settings, storage, FunctionLLM(lambda r: reply("ok")), clock)
+        runtime = build_runtime(
+            settings, storage, FunctionLLM(lambda r: reply("ok"), record=False), clock
+        )
         figures = {"ready_mb": rss_mb()}
         sent = 0
         for round_ in range(max(1, messages // users)):

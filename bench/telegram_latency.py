@@ -120,7 +120,7 @@ async def with_bot(
     }
     settings = load_settings(env=env, dotenv_file=None)
     storage = await SQLiteStorage.open(settings.database)
-    llm = FunctionLLM(lambda request: reply("ok: " + last_user_text(request)))
+    llm = FunctionLLM(lambda request: reply("ok: " + last_user_text(request)), record=False)
     clock = SystemClock()
     runtime = build_runtime(settings, storage, llm, clock)
     if rate_limited:

@@ -20,7 +20,7 @@ from agentcore.llm.fake import (
     system_text,
 )
 from agentcore.memory.prompt import PRESSURE_NOTE
-from agentcore.messages import Role
+from agentcore.messages import PromptMessage, Role
 from agentcore.runtime import LLM_FAILED
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ChatKind, ReplyKind
@@ -294,3 +294,13 @@ async def test_multi_week_memory_across_a_restart(db_path: object, clock: Manual
     prompt = system_text(llm.requests[0])
     assert "2 weeks ago" in prompt and "Session: 2. A new session has started" in prompt
     await second.shutdown()
+
+
+async def test_a_fake_model_that_does_not_record_keeps_no_requests() -> None:
+    request = LLMRequest(messages=(PromptMessage(Role.USER, "hi"),))
+    recording = FunctionLLM(lambda r: reply("ok"))
+    silent = FunctionLLM(lambda r: reply("ok"), record=False)
+    for llm in (recording, silent):
+        assert (await llm.complete(request)).content == "ok"
+    assert len(recording.requests) == 1
+    assert silent.requests == []

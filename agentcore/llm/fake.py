@@ -42,13 +42,19 @@ def calls(*items: tuple[str, dict[str, Any] | str]) -> LLMResponse:
 
 
 class FunctionLLM:
-    def __init__(self, responder: Responder) -> None:
+    """Answers with ``responder(request)``. Every request is kept in ``requests`` for tests to
+    inspect, unless ``record=False`` (benchmarks that send 100,000 messages measure the bot's
+    memory, not this list's)."""
+
+    def __init__(self, responder: Responder, *, record: bool = True) -> None:
         self._responder = responder
+        self._record = record
         self.requests: list[LLMRequest] = []
         self.closed = False
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        self.requests.append(request)
+        if self._record:
+            self.requests.append(request)
         result = self._responder(request)
         if inspect.isawaitable(result):
             result = await result
