@@ -150,35 +150,26 @@ def plot() -> Path | None:
     sizes = [r["messages"] for r in core["results"]]
     for stat, style in (("median_ms", "o-"), ("p99_ms", "s--")):
         left.plot(sizes, [r["turn"][stat] for r in core["results"]], style, label=stat[:-3])
-    left.axhline(5, color="grey", lw=0.8, ls=":", label="target median 5 ms")
-    left.set(
-        xscale="log",
-        title="Per-turn core overhead",
-        xlabel="messages stored",
-        ylabel="ms",
-        ylim=(0, None),
-    )
-    left.legend()
+    _finish_axis(left, "Per-turn core overhead", target=5, target_label="target median 5 ms")
     sizes = [r["messages"] for r in search]
     for index, label in ((0, "1 word"), (1, "5 words")):
         right.plot(
             sizes, [r["results"][index]["p95_ms"] for r in search], "o-", label=f"{label} p95"
         )
-    right.axhline(10, color="grey", lw=0.8, ls=":", label="target p95 10 ms")
-    right.set(
-        xscale="log",
-        title="conversation_search latency",
-        xlabel="messages stored",
-        ylabel="ms",
-        ylim=(0, None),
-    )
-    right.legend()
+    _finish_axis(right, "conversation_search latency", target=10, target_label="target p95 10 ms")
     info = machine()
     figure.suptitle(f"{info['cores']} cores, Python {info['python']}")
     figure.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(PLOT, dpi=110)
     return PLOT
+
+
+def _finish_axis(axis: Any, title: str, *, target: float, target_label: str) -> None:
+    """Log-scale history sizes, milliseconds from zero, and the target as a dotted line."""
+    axis.axhline(target, color="grey", lw=0.8, ls=":", label=target_label)
+    axis.set(xscale="log", title=title, xlabel="messages stored", ylabel="ms", ylim=(0, None))
+    axis.legend()
 
 
 def main() -> int:

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
 from tests.fakes.openai_server import Completion, FakeOpenAI, system
-from tests.test_console import bot_env, run_bot
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.process import bot_env, run_bot, spawn_bot
 
 
 async def admin(env: dict[str, str], *words: str) -> tuple[int, str, str]:
     env = {k: v for k, v in env.items() if not k.startswith("OPENAI")}  # no model needed
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bots",
-        "admin",
-        *words,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=REPO,
-    )
+    proc = await spawn_bot("admin", *words, env=env, stdin=False)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -40,18 +27,7 @@ def echo_memory(body: dict[str, Any]) -> Completion:
 async def test_operator_edits_a_running_bots_memory_from_the_shell(tmp_path: Path) -> None:
     async with FakeOpenAI(echo_memory) as server:
         env = bot_env(tmp_path, server.base_url)
-        bot = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bots",
-            "--user",
-            "brad",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=tmp_path,
-        )
+        bot = await spawn_bot("--user", "brad", env=env, cwd=tmp_path)
         assert bot.stdin is not None and bot.stdout is not None
         bot.stdin.write(b"hello\n")
         await bot.stdin.drain()
@@ -97,15 +73,8 @@ async def test_startup_report_lists_the_last_runs(tmp_path: Path) -> None:
     for _ in range(2):
         code, _, err = await run_bot("", env, tmp_path)
         assert code == 0 and "startup: imports=" in err
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bots",
-        "--startup-report",
-        stdout=asyncio.subprocess.PIPE,
-        env={k: v for k, v in env.items() if not k.startswith("OPENAI")},
-        cwd=REPO,
-    )
+    no_model = {k: v for k, v in env.items() if not k.startswith("OPENAI")}
+    proc = await spawn_bot("--startup-report", env=no_model, stdin=False)
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     lines = out.decode().splitlines()
     assert proc.returncode == 0

@@ -2,61 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import sqlite3
-import sys
 from pathlib import Path
-from typing import Any
 
-from tests.fakes.openai_server import Completion, FakeOpenAI, last_user, system
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def remembering_model(body: dict[str, Any]) -> Completion:
-    """Saves "My name is X" to core memory; answers "What is my name?" from the system prompt."""
-    if body["messages"][-1]["role"] == "tool":
-        return Completion(content="Nice to meet you!")
-    text = last_user(body)
-    said = re.search(r"My name is (\w+)", text)
-    if said:
-        return Completion(
-            tool_calls=[("core_memory_append", {"label": "human", "content": f"Name: {said[1]}"})]
-        )
-    known = re.search(r"Name: (\w+)", system(body))
-    if "name" in text.lower():
-        return Completion(content=f"Your name is {known[1]}." if known else "I don't know yet.")
-    return Completion(content=f"echo: {text}")
-
-
-def bot_env(tmp_path: Path, base_url: str, **extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(REPO),
-        "OPENAI_BASE_URL": base_url,
-        "AGENTCORE_DB": str(tmp_path / "bot.db"),
-    }
-    return env | extra
-
-
-async def run_bot(stdin: str, env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bots",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from tests.fakes.openai_server import FakeOpenAI
+from tests.process import bot_env, remembering_model, run_bot
 
 
 async def test_remembered_across_processes_from_any_directory(tmp_path: Path) -> None:

@@ -11,11 +11,9 @@ import asyncio
 import inspect
 import json
 import logging
-import os
 import re
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -48,10 +46,10 @@ from tests.fakes.discord_server import (
     snowflake,
     user_payload,
 )
-from tests.fakes.openai_server import Completion, FakeOpenAI, last_user, system
+from tests.fakes.openai_server import FakeOpenAI
 from tests.hostile import CORPUS
+from tests.process import bot_env, remembering_model, spawn_bot
 
-REPO = Path(__file__).resolve().parents[1]
 ALICE = user_payload(snowflake(), "Alice")
 BOB = user_payload(snowflake(), "Bob")
 FENCE_RE = re.compile(r"^```", re.MULTILINE)
@@ -617,44 +615,18 @@ async def test_stop_lets_an_answer_in_progress_go_out(
 # ---------------------------------------------------------------- the real process
 
 
-def remembering_model(body: dict[str, Any]) -> Completion:
-    """Saves "My name is X" to core memory; answers "What is my name?" from the system prompt."""
-    if body["messages"][-1]["role"] == "tool":
-        return Completion(content="Nice to meet you!")
-    text = last_user(body)
-    said = re.search(r"My name is (\w+)", text)
-    if said:
-        return Completion(
-            tool_calls=[("core_memory_append", {"label": "human", "content": f"Name: {said[1]}"})]
-        )
-    known = re.search(r"Name: (\w+)", system(body))
-    return Completion(content=f"Your name is {known[1]}." if known else "I don't know yet.")
-
-
-def bot_env(tmp_path: Path, fake: FakeDiscord, model_url: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(REPO),
-        "OPENAI_BASE_URL": model_url,
-        "AGENTCORE_DB": str(tmp_path / "bot.db"),
-        "DISCORD_TOKEN": fake.token,
-        "DISCORD_API_BASE": fake.api_base,
-        "DISCORD_GATEWAY_URL": fake.gateway_url,
-    }
+def discord_env(tmp_path: Path, fake: FakeDiscord, model_url: str) -> dict[str, str]:
+    return bot_env(
+        tmp_path,
+        model_url,
+        DISCORD_TOKEN=fake.token,
+        DISCORD_API_BASE=fake.api_base,
+        DISCORD_GATEWAY_URL=fake.gateway_url,
+    )
 
 
 async def start_bot(env: dict[str, str], tmp_path: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bots",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
+    return await spawn_bot(env=env, cwd=tmp_path, stdin=False)
 
 
 async def finish(process: asyncio.subprocess.Process) -> tuple[int, str]:
@@ -677,7 +649,7 @@ async def test_two_users_keep_separate_memories_across_a_restart(
     fake: FakeDiscord, tmp_path: Path
 ) -> None:
     async with FakeOpenAI(remembering_model) as model:
-        env = bot_env(tmp_path, fake, model.base_url)
+        env = discord_env(tmp_path, fake, model.base_url)
         first = await start_bot(env, tmp_path)
         await fake.wait_until(lambda: len(fake.sent_ops(OP_IDENTIFY)) == 1, within=30)
         assert await ask(fake, ALICE, "My name is Alice") == "Nice to meet you!"
@@ -713,7 +685,7 @@ async def test_a_fatal_setup_error_is_one_clear_line_and_a_nonzero_exit(
         fake.reject_token = True
     else:
         fake.close_code_after_identify = 4014
-    process = await start_bot(bot_env(tmp_path, fake, "http://127.0.0.1:9/v1"), tmp_path)
+    process = await start_bot(discord_env(tmp_path, fake, "http://127.0.0.1:9/v1"), tmp_path)
     code, err = await finish(process)
     assert code == 1
     errors = [line for line in err.splitlines() if " ERROR " in line]

@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import stat
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -26,10 +25,8 @@ from agentcore.runtime import STORAGE_FAILED
 from agentcore.storage.sqlite import SQLiteStorage
 from tests.conftest import build_runtime, message
 from tests.fakes.openai_server import Completion, Error, FakeOpenAI, last_user
+from tests.process import bot_env, run_bot, spawn_bot
 from tests.test_admin_cli import admin
-from tests.test_console import bot_env, run_bot
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -61,19 +58,7 @@ class Bot:
 
 @asynccontextmanager
 async def running_bot(env: dict[str, str], cwd: Path, preexec: Any = None) -> AsyncIterator[Bot]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bots",
-        "--user",
-        "brad",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        preexec_fn=preexec,
-    )
+    proc = await spawn_bot("--user", "brad", env=env, cwd=cwd, preexec=preexec)
     try:
         yield Bot(proc)
     finally:

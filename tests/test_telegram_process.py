@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Any
 
 from tests.fakes.openai_server import Completion, FakeOpenAI, last_user, system
 from tests.fakes.telegram_server import FakeTelegram, User
-from tests.test_console import REPO, bot_env
+from tests.process import bot_env, spawn_bot
 
 ALICE = User(1001, "Alice", "alice_w")
 BOB = User(1002, "Bob", "bob_b")
@@ -51,16 +50,7 @@ async def bot_process(
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Start ``python -m bots`` and wait until it polls the fake for updates."""
     polls_before = len(fake.polls)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bots",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=REPO,
-    )
+    proc = await spawn_bot(env=env, stdin=False)
     try:
         await fake.wait_until(lambda: len(fake.polls) > polls_before or proc.returncode is not None)
         yield proc

@@ -47,6 +47,25 @@ class AgentRecord:
     summary: str  # the running (recursive) summary of everything before context_start_id
     pressure_warned: bool  # the one-time memory-pressure note was given
 
+    @classmethod
+    def fresh(
+        cls, agent_id: int, key: AgentKey, display_name: str, created_at: datetime
+    ) -> AgentRecord:
+        """A just-created agent: no messages, sessions, summary or notes yet."""
+        return cls(
+            id=agent_id,
+            key=key,
+            display_name=display_name,
+            created_at=created_at,
+            last_user_at=None,
+            session_count=0,
+            message_count=0,
+            passage_count=0,
+            context_start_id=0,
+            summary="",
+            pressure_warned=False,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class NewAgent:

@@ -102,19 +102,7 @@ class MemoryStorage:
     ) -> AgentRecord | None:
         if key in self._agents:
             return None
-        record = AgentRecord(
-            id=next(self._ids),
-            key=key,
-            display_name=display_name,
-            created_at=now,
-            last_user_at=None,
-            session_count=0,
-            message_count=0,
-            passage_count=0,
-            context_start_id=0,
-            summary="",
-            pressure_warned=False,
-        )
+        record = AgentRecord.fresh(next(self._ids), key, display_name, now)
         data = _AgentData(record)
         for spec in blocks:
             data.blocks[spec.label] = Block(

@@ -232,7 +232,9 @@ class SQLiteStorage:
     ) -> AgentRecord | None:
         ms = to_millis(now)
         created, _ = await self._pipeline(_creation(key, display_name, ms, blocks))
-        return _fresh_agent(created[0][0], key, display_name, ms) if created else None
+        if not created:
+            return None
+        return AgentRecord.fresh(created[0][0], key, display_name, from_millis(ms))
 
     async def set_pressure_warned(self, agent_id: int, warned: bool) -> None:
         await self._write(
@@ -533,7 +535,9 @@ class SQLiteStorage:
         )
         if not created:
             return None
-        return _fresh_agent(created[0][0], key, agent.display_name, ms), _claimed(rows)
+        return AgentRecord.fresh(created[0][0], key, agent.display_name, from_millis(ms)), _claimed(
+            rows
+        )
 
     async def count_pending(self, key: AgentKey) -> int:
         [(count,)] = await self._read(
@@ -933,22 +937,6 @@ def _creation(
             ),
         ),
     ]
-
-
-def _fresh_agent(agent_id: int, key: AgentKey, display_name: str, ms: int) -> AgentRecord:
-    return AgentRecord(
-        id=agent_id,
-        key=key,
-        display_name=display_name,
-        created_at=from_millis(ms),
-        last_user_at=None,
-        session_count=0,
-        message_count=0,
-        passage_count=0,
-        context_start_id=0,
-        summary="",
-        pressure_warned=False,
-    )
 
 
 def _claimed(rows: Sequence[sqlite3.Row]) -> list[StoredMessage]:
