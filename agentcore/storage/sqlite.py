@@ -146,25 +146,14 @@ class SQLiteStorage:
         however many statements it has. BEGIN is awaited on its own: if it failed, nothing may
         run outside a transaction. COMMIT is sent only if every statement succeeded.
         """
-        async with self._write_lock:
-            try:
-                await self._writer.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _storage_error(exc) from exc
-            try:
-                results = await asyncio.gather(
-                    *(self._writer.execute_fetchall(sql, params) for sql, params in statements),
-                    return_exceptions=True,
-                )
-                failed = next((r for r in results if isinstance(r, BaseException)), None)
-                if failed is not None:
-                    raise failed
-                await self._writer.execute("COMMIT")
-            except BaseException as exc:
-                await self._rollback()
-                if isinstance(exc, sqlite3.Error):
-                    raise _storage_error(exc) from exc
-                raise
+        async with self._transaction() as db:
+            results = await asyncio.gather(
+                *(db.execute_fetchall(sql, params) for sql, params in statements),
+                return_exceptions=True,
+            )
+            failed = next((r for r in results if isinstance(r, BaseException)), None)
+            if failed is not None:
+                raise failed
         return [list(rows) for rows in results if not isinstance(rows, BaseException)]
 
     async def _write(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
