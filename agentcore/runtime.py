@@ -37,9 +37,9 @@ SHUTTING_DOWN = "I'm restarting right now. Please send that again in a minute."
 EMPTY_MESSAGE = "Send me some text and I'll answer."
 SLOW_DOWN = (
     "You're sending messages faster than I can keep up with. I've kept them all and will "
-    "answer them together with your next message."
+    "answer them together in a minute."
 )
-BUSY = "I'm very busy right now. I've kept your message and will answer it with your next one."
+BUSY = "I'm very busy right now. I've kept your message and will answer it in a minute."
 QUEUE_FULL = "Too many of your messages are waiting already; please wait for my answer."
 NOT_ALLOWED = "Sorry, this bot is private. Ask its operator if you'd like access."
 _MAX_REFUSALS_TRACKED = 10_000
@@ -126,6 +126,7 @@ class AgentRuntime:
         self._closing = False
         self._refused: OrderedDict[AgentKey, date] = OrderedDict()
         self._limiter = RateLimiter(settings.rate_limit_per_minute)
+        self._held: set[str] = set()  # platforms with messages held back since the last sweep
         self._accepted = 0
 
     @property
@@ -143,8 +144,9 @@ class AgentRuntime:
         """Store the message so it survives a crash; commands and notices are not stored.
 
         A person over the rate limit, or a bot with too much work in flight, gets the message
-        stored but held back (answered with that person's next turn) and one notice per
-        minute; a person with too many held-back messages gets new ones declined.
+        stored but held back (answered by ``held_back_tickets`` or that person's next turn,
+        whichever comes first) and one notice per minute; a person with too many held-back
+        messages gets new ones declined.
         """
         message = replace(
             message,
@@ -182,7 +184,7 @@ class AgentRuntime:
             await self._storage.prune_inbox(self._clock.now() - _REDELIVERY_WINDOW)
 
     async def _hold_back(self, message: InboundMessage, notice: str) -> Ticket:
-        """Store without starting a turn (the person's next turn answers it too)."""
+        """Store without starting a turn (a later turn of this person answers it too)."""
         try:
             if parse_command(message.text) is not None:
                 reason = "command not run"
@@ -193,6 +195,7 @@ class AgentRuntime:
                 reason, notice = "too many waiting, declined", QUEUE_FULL
             else:
                 await self._storage.add_pending(message, self._clock.now())
+                self._held.add(message.key.platform)
                 reason = "stored, answered later"
         except StorageError as exc:
             return self._storage_failed(message, exc)
@@ -212,6 +215,25 @@ class AgentRuntime:
         for pending in await self._storage.list_pending(platform):
             latest[pending.message.key] = Ticket(pending.message, pending.id)
         return list(latest.values())
+
+    async def held_back_tickets(self, platform: str) -> AsyncIterator[Ticket]:
+        """Runs as long as the adapter does: every ``held_answer_seconds``, if messages were held
+        back on ``platform`` (rate limit, busy), a ticket for each person with messages waiting,
+        so they are answered without waiting for that person's next message. A person's other
+        turns take the same lock, so nothing is answered twice or out of order."""
+        while True:
+            await asyncio.sleep(self._settings.held_answer_seconds)
+            if platform not in self._held:
+                continue
+            self._held.discard(platform)
+            try:
+                tickets = await self.recover(platform)
+            except StorageError as exc:
+                log.warning("cannot list held-back messages, trying again later: %s", exc)
+                self._held.add(platform)
+                continue
+            for ticket in tickets:
+                yield ticket
 
     def _may_talk(self, key: AgentKey) -> bool:
         allowed = self._settings.allowed

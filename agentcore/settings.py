@@ -45,5 +45,6 @@ class RuntimeSettings:
     allowed: frozenset[AgentKey] | None = None  # who may talk to the bot; None = everyone
     rate_limit_per_minute: int = 20  # messages per person; more are held back and answered later
     max_pending_per_user: int = 50  # held-back messages kept per person; beyond, declined
+    held_answer_seconds: float = 60.0  # how often held-back messages are answered unprompted
     max_in_flight: int = 10_000  # turns running or waiting, across everyone (a few KB each)
     max_stored_chars: int = 64_000  # the hard limit of one stored message

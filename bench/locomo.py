@@ -187,6 +187,7 @@ async def store_conversation(
     agent = await storage.create_agent(
         AgentKey("locomo", conv.sample_id), conv.speaker_a, first, []
     )
+    assert agent is not None, f"conversation {conv.sample_id} appears twice in the file"
     turn_of: dict[int, str] = {}
     for session in conv.sessions:
         messages = [

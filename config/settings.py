@@ -333,6 +333,7 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
             allowed=read.agent_keys("runtime", "allowed") or None,
             rate_limit_per_minute=read.integer("runtime", "rate_limit_per_minute", 1),
             max_pending_per_user=read.integer("runtime", "max_pending_per_user", 1),
+            held_answer_seconds=read.number("runtime", "held_answer_seconds", 1.0),
             max_in_flight=read.integer("runtime", "max_in_flight", 1),
             max_stored_chars=read.integer("runtime", "max_stored_chars", 1000),
         ),

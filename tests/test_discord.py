@@ -28,7 +28,8 @@ from agentcore.commands import OPERATORS_ONLY, USER_COMMANDS
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, last_user_text, reply, system_text
 from agentcore.memory.prompt import GROUP_NOTE
-from agentcore.runtime import AgentRuntime, Ticket
+from agentcore.runtime import SLOW_DOWN, AgentRuntime, Ticket
+from agentcore.settings import RuntimeSettings
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
 from bots.discord.adapter import PRIVATE_IN_PUBLIC, DiscordAdapter
@@ -120,10 +121,13 @@ async def running_bot(
     *,
     sharded: bool = False,
     admins: frozenset[AgentKey] = frozenset(),
+    runtime_settings: RuntimeSettings | None = None,
     **options: Any,
 ) -> AsyncIterator[Bot]:
     model = Model()
-    runtime = build_runtime(storage, FunctionLLM(model), ManualClock(), admins=admins)
+    runtime = build_runtime(
+        storage, FunctionLLM(model), ManualClock(), admins=admins, runtime_settings=runtime_settings
+    )
     accepted: list[InboundMessage] = []
     accept = runtime.accept
 
@@ -168,6 +172,20 @@ async def test_a_dm_is_answered_and_stored_with_discords_timestamp(bot: Bot, db_
             "FROM messages m JOIN agents a ON a.id = m.agent_id WHERE m.role = 'user'"
         ).fetchall()
     assert stored == [("discord", ALICE["id"], "Alice", "hello there", to_millis(sent))]
+
+
+async def test_messages_over_the_rate_limit_are_answered_a_little_later(
+    fake: FakeDiscord, storage: SQLiteStorage
+) -> None:
+    settings = RuntimeSettings(rate_limit_per_minute=1, held_answer_seconds=0.1)
+    async with running_bot(fake, storage, runtime_settings=settings) as bot:
+        for i in range(3):
+            await bot.dm(ALICE, f"message {i}")
+        replies = await bot.replies(dm_channel(ALICE), count=3)  # Alice sends nothing more
+        assert await storage.list_pending() == []
+    texts = [r.json["content"] for r in replies]
+    assert {texts[0], texts[1]} == {"echo: message 0", SLOW_DOWN}  # the notice needs no turn
+    assert texts[2] == "echo: message 2"
 
 
 async def test_guild_mentions_and_replies_are_answered_and_chatter_is_not(bot: Bot) -> None:

@@ -173,3 +173,23 @@ async def test_five_hundred_flooding_users_stay_bounded(
     kept = sum(a.message_count for a in agents) + len(await storage.list_pending())
     user_rows = kept - sum(1 for a in answers if a.text == "ok")  # minus the assistant replies
     assert user_rows == len(flood)  # every message was stored: none lost
+
+
+async def test_held_back_messages_are_answered_unprompted(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    llm = FunctionLLM(lambda r: reply("answered " + ",".join(user_texts(r)[-2:])))
+    settings = RuntimeSettings(rate_limit_per_minute=1, held_answer_seconds=0.01)
+    runtime = build_runtime(storage, llm, clock, runtime_settings=settings)
+    sweeps = runtime.held_back_tickets("console")
+    nothing_held = asyncio.create_task(anext(sweeps))
+    await asyncio.sleep(0.05)
+    assert not nothing_held.done()  # no sweep reads the database while nothing is held back
+    answers = [(await runtime.handle(message(clock, f"m{i}"))).text for i in range(3)]
+    assert answers == ["answered m0", SLOW_DOWN, ""]
+    ticket = await asyncio.wait_for(nothing_held, 5)
+    assert ticket.message.key == BRAD and ticket.message.text == "m2"  # one per person
+    assert (await runtime.answer(ticket)).text == "answered m1,m2"
+    assert await storage.list_pending() == []
+    assert len(llm.requests) == 2
+    await sweeps.aclose()

@@ -19,7 +19,8 @@ from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, call, last_user_text, reply, system_text
 from agentcore.memory.prompt import GROUP_NOTE
 from agentcore.messages import Role
-from agentcore.runtime import AgentRuntime
+from agentcore.runtime import SLOW_DOWN, AgentRuntime
+from agentcore.settings import RuntimeSettings
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import Attachment, ChatKind, InboundMessage, Reply
 from bots.telegram import TelegramAdapter, build_application
@@ -325,6 +326,23 @@ async def test_flood_control_delays_but_loses_nothing(
     assert fake.texts(ALICE.id) == [f"echo: message {i}" for i in range(3)]
     refused = next(c for c in fake.calls if c.status == 429)
     assert fake.to_chat(ALICE.id)[0].at - refused.at >= 1.0  # it waited as told
+
+
+async def test_messages_over_the_rate_limit_are_answered_a_little_later(
+    fake: FakeTelegram, storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock
+) -> None:
+    settings = RuntimeSettings(rate_limit_per_minute=1, held_answer_seconds=0.1)
+    runtime = build_runtime(storage, llm, clock, runtime_settings=settings)
+    async with running(fake, runtime):
+        for i in range(3):
+            fake.private(ALICE, f"message {i}")
+        await fake.wait_for_messages(ALICE.id, 3)  # nothing more is sent by Alice
+    assert await storage.list_pending() == []
+    await runtime.shutdown()
+    first, notice, later = fake.texts(ALICE.id)
+    assert {first, notice} == {"echo: message 0", SLOW_DOWN}  # the notice needs no turn
+    assert later == "echo: message 2"
+    assert [m.role for m in llm.requests[-1].messages[-2:]] == [Role.USER, Role.USER]
 
 
 async def test_server_errors_are_retried(fake: FakeTelegram, bot: TelegramAdapter) -> None:

@@ -90,6 +90,7 @@ class DiscordAdapter:
         self._runner: asyncio.Task[int] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._sync: asyncio.Task[None] | None = None
+        self._held: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -113,14 +114,23 @@ class DiscordAdapter:
         if self._ready.is_set():
             self._sync = asyncio.create_task(self._sync_commands(), name="discord-sync")
             await self._answer_left_over()
+            self._held = asyncio.create_task(self._answer_held_back(), name="discord-held")
 
     async def _answer_left_over(self) -> None:
         """Messages stored before a crash or restart but never answered are answered now."""
         for ticket in await self._runtime.recover(self.name):
             log.info("discord: answering a message left over from before the restart")
-            done: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
-            done.set_result(ticket)
-            self._intake.put_nowait(done)
+            self._queue_answer(ticket)
+
+    async def _answer_held_back(self) -> None:
+        """Messages held back by the flood limits are answered a minute later, unprompted."""
+        async for ticket in self._runtime.held_back_tickets(self.name):
+            self._queue_answer(ticket)
+
+    def _queue_answer(self, ticket: Ticket) -> None:
+        done: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
+        done.set_result(ticket)
+        self._intake.put_nowait(done)
 
     async def _run(self) -> int:
         try:
@@ -144,6 +154,8 @@ class DiscordAdapter:
         if self._stopping:
             return
         self._stopping = True
+        if self._held is not None:
+            self._held.cancel()
         try:
             await asyncio.wait_for(self._idle(), self._stop_grace)
         except TimeoutError:

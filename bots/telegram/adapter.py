@@ -67,6 +67,7 @@ class TelegramAdapter:
         )
         self._me: BotIdentity | None = None
         self._poll_task: asyncio.Task[int] | None = None
+        self._held_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._stopped = False
@@ -93,12 +94,18 @@ class TelegramAdapter:
         ready.cancel()
         self._spawn(self._register_commands())
         await self._answer_left_over()
+        self._held_task = asyncio.create_task(self._answer_held_back(), name="telegram-held")
 
     async def _answer_left_over(self) -> None:
         """Messages stored before a crash or restart but never answered are answered now.
         (Telegram delivers them again too; the runtime recognises those and skips them.)"""
         for ticket in await self._runtime.recover(self.name):
             log.info("answering a message left over from before the restart")
+            self._spawn(self._answer(ticket))
+
+    async def _answer_held_back(self) -> None:
+        """Messages held back by the flood limits are answered a minute later, unprompted."""
+        async for ticket in self._runtime.held_back_tickets(self.name):
             self._spawn(self._answer(ticket))
 
     def _fail(self, message: str) -> None:
@@ -127,6 +134,8 @@ class TelegramAdapter:
             return
         self._stopped = True
         self._poller.stop()
+        if self._held_task is not None:
+            self._held_task.cancel()
         if self._poll_task is not None:
             await asyncio.wait([self._poll_task])
         await self._drain()

@@ -568,7 +568,7 @@ class FakeDiscord:
     async def _on_gateway_payload(
         self, socket: web.WebSocketResponse, payload: dict[str, Any]
     ) -> None:
-        op, data = payload.get("op"), payload.get("d")
+        op, data = payload.get("op"), payload.get("d") or {}
         if op == OP_HEARTBEAT:
             await socket.send_json({"op": OP_HEARTBEAT_ACK})
         elif op == OP_IDENTIFY:

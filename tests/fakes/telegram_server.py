@@ -473,6 +473,7 @@ def utf16(text: str) -> int:
 
 
 def _visible(text: str, parse_mode: str | None) -> tuple[str, list[str]]:
+    pre: list[str]
     if parse_mode is None:
         plain, pre = text, []
     elif parse_mode == "HTML":
