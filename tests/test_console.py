@@ -6,6 +6,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+from agentcore.runtime import SLOW_DOWN
 from tests.fakes.openai_server import FakeOpenAI
 from tests.process import bot_env, remembering_model, run_bot
 
@@ -43,6 +44,19 @@ async def test_every_piped_line_is_answered_in_order_then_exit_0(tmp_path: Path)
     with sqlite3.connect(tmp_path / "bot.db") as db:
         stored = [r[0] for r in db.execute("SELECT content FROM messages WHERE role = 'user'")]
     assert stored == lines
+
+
+async def test_lines_over_the_rate_limit_are_answered_before_exit(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, "", AGENTCORE_RUNTIME__RATE_LIMIT_PER_MINUTE="2")
+    async with FakeOpenAI(remembering_model) as server:
+        env["OPENAI_BASE_URL"] = server.base_url
+        code, out, err = await run_bot("a\nb\nc\nd\n", env, tmp_path)
+    assert code == 0, err
+    assert out.splitlines() == ["echo: a", "echo: b", SLOW_DOWN, "echo: d"]  # c and d together
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        stored = [r[0] for r in db.execute("SELECT content FROM messages WHERE role = 'user'")]
+        assert stored == ["a", "b", "c", "d"]
+        assert db.execute("SELECT COUNT(*) FROM inbox WHERE NOT claimed").fetchone() == (0,)
 
 
 async def test_missing_model_configuration_is_one_clear_line(tmp_path: Path) -> None:

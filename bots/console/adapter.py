@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import logging
 import re
 import sys
 import threading
@@ -18,9 +19,11 @@ from typing import TextIO
 
 from agentcore.clock import Clock
 from agentcore.runtime import AgentRuntime
+from agentcore.storage.base import StorageError
 from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply
 
 _EOF = None
+log = logging.getLogger(__name__)
 
 
 def console_user(name: str | None) -> AgentKey:
@@ -82,6 +85,7 @@ class ConsoleAdapter:
             self._prompt()
             line = await self._lines.get()
             if line is _EOF:
+                await self._answer_held_back()
                 return 0
             if not line.strip():
                 continue
@@ -98,6 +102,18 @@ class ConsoleAdapter:
             finally:
                 self._busy = False
         return 0
+
+    async def _answer_held_back(self) -> None:
+        """At the end of input, lines held back by the flood limit are answered too, so piped
+        input gets every answer before the bot exits."""
+        try:
+            tickets = await self._runtime.recover(self.name)
+        except StorageError as exc:
+            log.warning("cannot list held-back messages: %s", exc)
+            return
+        for ticket in tickets:
+            if ticket.message.key == self._user:
+                self._show(await self._runtime.answer(ticket))
 
     def _prompt(self) -> None:
         if self._interactive:
