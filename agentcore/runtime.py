@@ -159,12 +159,13 @@ class AgentRuntime:
             return Ticket(message, reply=Reply(EMPTY_MESSAGE, ReplyKind.NOTICE))
         if not self._may_talk(message.key):
             return Ticket(message, reply=self._refusal(message.key))
+        is_command = parse_command(message.text) is not None
         if not self._limiter.allow(message.key, self._clock.now()):
-            return await self._hold_back(message, SLOW_DOWN)
-        if parse_command(message.text) is not None:
+            return await self._hold_back(message, SLOW_DOWN, is_command)
+        if is_command:
             return Ticket(message)
         if self._in_flight >= self._settings.max_in_flight:
-            return await self._hold_back(message, BUSY)
+            return await self._hold_back(message, BUSY, is_command=False)
         try:
             pending_id = await self._storage.add_pending(message, self._clock.now())
         except StorageError as exc:
@@ -183,10 +184,10 @@ class AgentRuntime:
         if self._accepted % _PRUNE_EVERY == 0:
             await self._storage.prune_inbox(self._clock.now() - _REDELIVERY_WINDOW)
 
-    async def _hold_back(self, message: InboundMessage, notice: str) -> Ticket:
+    async def _hold_back(self, message: InboundMessage, notice: str, is_command: bool) -> Ticket:
         """Store without starting a turn (a later turn of this person answers it too)."""
         try:
-            if parse_command(message.text) is not None:
+            if is_command:
                 reason = "command not run"
             elif (
                 await self._storage.count_pending(message.key)

@@ -64,6 +64,10 @@ _MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 _BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 _FAR_PAST, _FAR_FUTURE = -(2**62), 2**62
 Statement = tuple[str, Sequence[Any]]
+# Followed by the agent (``?`` or a subquery): a person's latest message and session.
+_SET_ACTIVITY = (
+    "UPDATE agents SET last_user_at = ?, session_count = ?, display_name = ? WHERE id = "
+)
 _ROWS_PER_INSERT = 1000  # 7 parameters a row, well under SQLite's variable limit
 
 
@@ -410,28 +414,18 @@ class SQLiteStorage:
     ) -> list[SearchHit]:
         lo, hi = _bounds(start, end)
         parsed = parse_query(query)
-        if parsed.empty:
-            return await self._messages_in_range(agent_id, lo, hi, limit, bool(start or end))
-        try:
-            found = await sqlite_search.search_messages(
-                self._reader_rows, agent_id, parsed, lo, hi, limit
-            )
-        except sqlite3.Error as exc:
-            raise _storage_error(exc) from exc
+        if parsed.empty:  # a date range alone lists that period's messages
+            has_range = start is not None or end is not None
+            return await self._messages_in_range(agent_id, lo, hi, limit) if has_range else []
+        found = await sqlite_search.search_messages(self._read, agent_id, parsed, lo, hi, limit)
         return [
             SearchHit(f.row[0], Role(f.row[1]), f.row[2], from_millis(f.row[3]), f.score)
             for f in found
         ]
 
-    async def _reader_rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
-        return list(await self._reader.execute_fetchall(sql, params))
-
     async def _messages_in_range(
-        self, agent_id: int, lo: int, hi: int, limit: int, has_range: bool
+        self, agent_id: int, lo: int, hi: int, limit: int
     ) -> list[SearchHit]:
-        """With no searchable words, a date range alone lists that period's messages."""
-        if not has_range:
-            return []
         rows = await self._read(
             "SELECT id, role, content, created_at FROM messages WHERE agent_id = ? "
             "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
@@ -464,21 +458,8 @@ class SQLiteStorage:
     async def claim_pending(
         self, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
     ) -> list[StoredMessage]:
-        mine = "platform = ? AND user_id = ? AND id <= ? AND NOT claimed"
-        params = (key.platform, key.user_id, up_to_id)
         rows, _, _ = await self._pipeline(
-            [
-                (
-                    "INSERT INTO messages (agent_id, role, content, created_at, terms) "
-                    f"SELECT ?, 'user', text, sent_at, terms FROM inbox WHERE {mine} ORDER BY id "
-                    "RETURNING id, content, created_at",
-                    (agent_id, *params),
-                ),
-                # The text now lives in recall; the row stays a while to recognise redeliveries.
-                (f"UPDATE inbox SET claimed = 1, text = '', terms = NULL WHERE {mine}", params),
-                # changes(): only if this claim took up a message (none left means answered).
-                _activity_update(agent_id, activity, only_if_changed=True),
-            ]
+            _claim(key, up_to_id, ("?", (agent_id,)), activity, after_creation=False)
         )
         return _claimed(rows)
 
@@ -490,43 +471,20 @@ class SQLiteStorage:
         activity: UserActivity,
     ) -> tuple[AgentRecord, list[StoredMessage]] | None:
         ms = to_millis(agent.created_at)
-        owner = "(SELECT id FROM agents WHERE platform = ? AND user_id = ?)"
-        mine = "platform = ? AND user_id = ? AND id <= ? AND NOT claimed"
-        params = (key.platform, key.user_id, up_to_id)
-        # Each statement after the first runs only if the one before changed something
-        # (changes()), so if the agent existed already, the whole transaction does nothing.
+        owner = (
+            "(SELECT id FROM agents WHERE platform = ? AND user_id = ?)",
+            (key.platform, key.user_id),
+        )
         created, _, rows, _, _ = await self._pipeline(
             [
                 *_creation(key, agent.display_name, ms, agent.blocks),
-                (
-                    "INSERT INTO messages (agent_id, role, content, created_at, terms) "
-                    f"SELECT {owner}, 'user', text, sent_at, terms FROM inbox "
-                    f"WHERE {mine} AND changes() > 0 ORDER BY id RETURNING id, content, created_at",
-                    (key.platform, key.user_id, *params),
-                ),
-                (
-                    f"UPDATE inbox SET claimed = 1, text = '', terms = NULL "
-                    f"WHERE {mine} AND changes() > 0",
-                    params,
-                ),
-                (
-                    "UPDATE agents SET last_user_at = ?, session_count = ?, display_name = ? "
-                    f"WHERE id = {owner} AND changes() > 0",
-                    (
-                        to_millis(activity.sent_at),
-                        activity.session_count,
-                        activity.display_name,
-                        key.platform,
-                        key.user_id,
-                    ),
-                ),
+                *_claim(key, up_to_id, owner, activity, after_creation=True),
             ]
         )
         if not created:
             return None
-        return AgentRecord.fresh(created[0][0], key, agent.display_name, from_millis(ms)), _claimed(
-            rows
-        )
+        record = AgentRecord.fresh(created[0][0], key, agent.display_name, from_millis(ms))
+        return record, _claimed(rows)
 
     async def count_pending(self, key: AgentKey) -> int:
         [(count,)] = await self._read(
@@ -582,22 +540,15 @@ class SQLiteStorage:
         parsed = parse_query(query)
         if parsed.empty:
             return []
-        try:
-            found = await sqlite_search.search_passages(self._reader_rows, agent_id, parsed, limit)
-        except sqlite3.Error as exc:
-            raise _storage_error(exc) from exc
-        return [
-            Passage(r[0], r[1], tuple(r[2].split()), from_millis(r[3]), f.score)
-            for f in found
-            for r in (f.row,)
-        ]
+        found = await sqlite_search.search_passages(self._read, agent_id, parsed, limit)
+        return [_passage(f.row, f.score) for f in found]
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         rows = await self._read(
             "SELECT id, content, tags, created_at FROM passages WHERE agent_id = ? ORDER BY id",
             (agent_id,),
         )
-        return [Passage(r[0], r[1], tuple(r[2].split()), from_millis(r[3])) for r in rows]
+        return [_passage(r) for r in rows]
 
     # ----------------------------------------------------------------- operations
 
@@ -936,15 +887,45 @@ def _claimed(rows: Sequence[sqlite3.Row]) -> list[StoredMessage]:
     ]
 
 
-def _activity_update(
-    agent_id: int, activity: UserActivity, *, only_if_changed: bool = False
-) -> Statement:
-    condition = " AND changes() > 0" if only_if_changed else ""
-    return (
-        "UPDATE agents SET last_user_at = ?, session_count = ?, display_name = ? "
-        f"WHERE id = ?{condition}",
-        (to_millis(activity.sent_at), activity.session_count, activity.display_name, agent_id),
-    )
+def _claim(
+    key: AgentKey,
+    up_to_id: int,
+    agent: tuple[str, Sequence[Any]],
+    activity: UserActivity,
+    *,
+    after_creation: bool,
+) -> list[Statement]:
+    """Move this person's waiting messages (up to ``up_to_id``) into the agent's recall and
+    record their activity. ``agent`` is the SQL naming the agent and its parameters. Each
+    statement runs only if the one before changed something (``changes()``): nothing is
+    claimed if the agent was not created just now (``after_creation``), and the activity is
+    recorded only if a message was taken up (none left means it was answered already)."""
+    agent_sql, agent_params = agent
+    mine = "platform = ? AND user_id = ? AND id <= ? AND NOT claimed"
+    params = (key.platform, key.user_id, up_to_id)
+    chained = " AND changes() > 0" if after_creation else ""
+    return [
+        (
+            "INSERT INTO messages (agent_id, role, content, created_at, terms) "
+            f"SELECT {agent_sql}, 'user', text, sent_at, terms FROM inbox "
+            f"WHERE {mine}{chained} ORDER BY id RETURNING id, content, created_at",
+            (*agent_params, *params),
+        ),
+        # The text now lives in recall; the row stays a while to recognise redeliveries.
+        (f"UPDATE inbox SET claimed = 1, text = '', terms = NULL WHERE {mine}{chained}", params),
+        (
+            f"{_SET_ACTIVITY}{agent_sql} AND changes() > 0",
+            (*_activity_params(activity), *agent_params),
+        ),
+    ]
+
+
+def _activity_params(activity: UserActivity) -> tuple[int, int, str]:
+    return (to_millis(activity.sent_at), activity.session_count, activity.display_name)
+
+
+def _activity_update(agent_id: int, activity: UserActivity) -> Statement:
+    return f"{_SET_ACTIVITY}?", (*_activity_params(activity), agent_id)
 
 
 def _bounds(start: datetime | None, end: datetime | None) -> tuple[int, int]:
@@ -972,6 +953,10 @@ def _agent(r: sqlite3.Row) -> AgentRecord:
         summary=r[10],
         pressure_warned=bool(r[11]),
     )
+
+
+def _passage(r: sqlite3.Row, score: float = 0.0) -> Passage:
+    return Passage(r[0], r[1], tuple(r[2].split()), from_millis(r[3]), score)
 
 
 def _block(r: sqlite3.Row) -> Block:
