@@ -25,6 +25,7 @@ from agentcore.storage.base import (
     Actor,
     AgentRecord,
     AuditEntry,
+    Block,
     BlockVersion,
     StartupRun,
     Storage,
@@ -60,6 +61,15 @@ def _split(verb: str, args: str, count: int, *, rest: bool = False) -> list[str]
     if len(parts) != count or (rest and not parts[-1].strip()):
         raise _usage(verb)
     return parts
+
+
+def _key(name: str) -> AgentKey:
+    try:
+        return AgentKey.parse(name)
+    except InvalidAgentKey:
+        raise UsageError(
+            f"{name!r} is not a user; name users as platform:id, e.g. telegram:42"
+        ) from None
 
 
 def _number(verb: str, text: str, default: int) -> int:
@@ -114,22 +124,18 @@ class AdminCommands:
             AuditEntry(request.actor, verb, target, self._clock.now(), detail)
         )
 
-    async def _agent(self, verb: str, name: str) -> AgentRecord:
-        try:
-            key = AgentKey.parse(name)
-        except InvalidAgentKey:
-            raise UsageError(
-                f"{name!r} is not a user; name users as platform:id, e.g. telegram:42"
-            ) from None
+    async def _agent(self, name: str) -> AgentRecord:
+        key = _key(name)
         agent = await self._storage.load_agent(key)
         if agent is None:
             raise UsageError(f"No agent for {key}.")
         return agent
 
-    async def _label(self, agent: AgentRecord, label: str) -> None:
-        labels = [b.label for b in await self._storage.list_blocks(agent.id)]
-        if label not in labels:
-            raise UsageError(f"{agent.key} has no block {label!r}; blocks: {', '.join(labels)}")
+    async def _block(self, agent: AgentRecord, label: str) -> Block:
+        blocks = {b.label: b for b in await self._storage.list_blocks(agent.id)}
+        if label not in blocks:
+            raise UsageError(f"{agent.key} has no block {label!r}; blocks: {', '.join(blocks)}")
+        return blocks[label]
 
     # ----------------------------------------------------------------- verbs
 
@@ -149,12 +155,13 @@ class AdminCommands:
         words = request.args.split()
         if len(words) not in (1, 2):
             raise _usage("memory")
-        agent = await self._agent("memory", words[0])
-        blocks = await self._storage.list_blocks(agent.id)
-        if len(words) == 2:
-            await self._label(agent, words[1])
-            blocks = [b for b in blocks if b.label == words[1]]
-        await self._audit(request, "memory", str(agent.key), words[1] if len(words) == 2 else "")
+        agent = await self._agent(words[0])
+        label = words[1] if len(words) == 2 else ""
+        if label:
+            blocks = [await self._block(agent, label)]
+        else:
+            blocks = await self._storage.list_blocks(agent.id)
+        await self._audit(request, "memory", str(agent.key), label)
         return f"Core memory of {agent.key}:\n\n" + render.blocks(blocks)
 
     async def set(self, request: AdminRequest) -> str:
@@ -170,9 +177,8 @@ class AdminCommands:
     async def _write(
         self, request: AdminRequest, verb: str, name: str, label: str, compute: Callable[[str], str]
     ) -> str:
-        agent = await self._agent(verb, name)
-        await self._label(agent, label)
-        current = {b.label: b for b in await self._storage.list_blocks(agent.id)}[label]
+        agent = await self._agent(name)
+        current = await self._block(agent, label)
         saved = await self._storage.save_block(
             agent.id,
             label,
@@ -191,19 +197,17 @@ class AdminCommands:
         size = f"{len(saved.value)}/{saved.limit} chars"
         return f"Saved {agent.key} {label} as v{saved.version} ({size}).{warning}"
 
-    async def _versions(self, agent: AgentRecord, label: str) -> list[BlockVersion]:
+    async def _versions(self, agent: AgentRecord, current: Block) -> list[BlockVersion]:
         """Every version, v1 (the value at creation) included."""
-        edits = await self._storage.block_history(agent.id, label)
-        current = {b.label: b for b in await self._storage.list_blocks(agent.id)}[label]
+        edits = await self._storage.block_history(agent.id, current.label)
         first_value = edits[0].old_value if edits else current.value
         first = BlockVersion(1, Actor.SYSTEM, "created", None, first_value or "", agent.created_at)
         return [first, *edits]
 
     async def history(self, request: AdminRequest) -> str:
         name, label = _split("history", request.args, 2)
-        agent = await self._agent("history", name)
-        await self._label(agent, label)
-        versions = await self._versions(agent, label)
+        agent = await self._agent(name)
+        versions = await self._versions(agent, await self._block(agent, label))
         await self._audit(request, "history", str(agent.key), label)
         return f"History of {agent.key} {label}:\n\n" + render.history(versions, self._tz)
 
@@ -211,9 +215,9 @@ class AdminCommands:
         name, label, number = _split("revert", request.args, 3)
         if not number.lstrip("v").isdigit():
             raise _usage("revert")
-        agent = await self._agent("revert", name)
-        await self._label(agent, label)
-        versions = {v.version: v for v in await self._versions(agent, label)}
+        agent = await self._agent(name)
+        block = await self._block(agent, label)
+        versions = {v.version: v for v in await self._versions(agent, block)}
         wanted = versions.get(int(number.lstrip("v")))
         if wanted is None:
             raise UsageError(f"{agent.key} {label} has versions 1 to {max(versions)}.")
@@ -227,7 +231,7 @@ class AdminCommands:
 
     async def search(self, request: AdminRequest) -> str:
         name, words = _split("search", request.args, 2, rest=True)
-        agent = await self._agent("search", name)
+        agent = await self._agent(name)
         found = await self._storage.search_messages(agent.id, words, limit=10)
         await self._audit(request, "search", str(agent.key))
         if not found:
@@ -258,14 +262,12 @@ class AdminCommands:
             raise UsageError(
                 "Import reads a file on the server: run `python -m bots admin import` there."
             )
+        key = _key(name)
         try:
-            key = AgentKey.parse(name)
             raw = await asyncio.to_thread(_read_file, path)
             snapshot = parse_agent_file(
                 raw, default_blocks(self._settings.memory), self._clock.now()
             )
-        except InvalidAgentKey:
-            raise UsageError(f"{name!r} is not a user; name users as platform:id") from None
         except OSError as exc:
             raise UsageError(f"Cannot read {path}: {exc.strerror}") from None
         except AgentFileError as exc:

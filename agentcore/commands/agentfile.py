@@ -223,11 +223,9 @@ def _import_message(raw: dict[str, Any], now: datetime) -> NewMessage | None:
     if role not in {"user", "assistant", "tool"}:
         return None  # system prompts are compiled fresh each turn
     created = _time(raw.get("created_at"), now)
-    text = (
-        _unwrap_user_text(_text_of(raw.get("content")))
-        if role == "user"
-        else _text_of(raw.get("content"))
-    )
+    text = _text_of(raw.get("content"))
+    if role == "user":
+        text = _unwrap_user_text(text)
     if role == "tool":
         return NewMessage(Role.TOOL, text, created, tool_call_id=str(raw.get("tool_call_id") or ""))
     calls = [_tool_call(c) for c in _list(raw.get("tool_calls"), "tool_calls")]
@@ -291,7 +289,7 @@ def _time(raw: Any, fallback: datetime) -> datetime:
     if not raw:
         return fallback
     try:
-        parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(raw))  # Python 3.11 reads "Z" too
     except ValueError:
         raise AgentFileError(f"bad timestamp {raw!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -16,6 +16,10 @@ class CommandInfo:
     description: str  # one line, shown in platform command menus (≤ 100 characters)
     usage: str = ""  # the arguments, e.g. "<words>"; empty if it takes none
 
+    def synopsis(self, prefix: str) -> str:
+        """How it is typed, e.g. ``/search <words>`` for prefix ``/``."""
+        return f"{prefix}{self.name}{' ' + self.usage if self.usage else ''}"
+
 
 USER_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("start", "What this bot is and what it remembers"),
@@ -60,4 +64,4 @@ def parse_command(text: str) -> tuple[str, str] | None:
 
 
 def usage_line(prefix: str, info: CommandInfo) -> str:
-    return f"Usage: {prefix}{info.name}{' ' + info.usage if info.usage else ''}"
+    return f"Usage: {info.synopsis(prefix)}"

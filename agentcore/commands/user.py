@@ -21,6 +21,8 @@ _MAX_PENDING_FORGETS = 10_000
 SEARCH_LIMIT = 10
 NOTHING_STORED = "I don't have anything stored about you."
 
+_USAGE = {c.name: c for c in USER_COMMANDS}
+
 UserHandler = Callable[[InboundMessage, str], Awaitable[Reply]]
 
 
@@ -60,9 +62,7 @@ class UserCommands:
         )
 
     async def help(self, message: InboundMessage, args: str) -> Reply:
-        lines = [
-            f"/{c.name}{' ' + c.usage if c.usage else ''} — {c.description}" for c in USER_COMMANDS
-        ]
+        lines = [f"{c.synopsis('/')} — {c.description}" for c in USER_COMMANDS]
         return _reply(
             "Commands:\n" + "\n".join(lines) + "\n\n"
             "What I store: every message we exchange (so I can look things up later), notes I "
@@ -83,7 +83,7 @@ class UserCommands:
 
     async def search(self, message: InboundMessage, args: str) -> Reply:
         if not args:
-            return _reply(usage_line("/", USER_COMMANDS[3]))
+            return _reply(usage_line("/", _USAGE["search"]))
         agent = await self._storage.load_agent(message.key)
         found = await self._storage.recent_matches(agent.id, args, SEARCH_LIMIT) if agent else []
         if not found:

@@ -132,9 +132,10 @@ def shorten(text: str | None, cap: int) -> str | None:
 
 
 def prompt_messages(
-    system: str, rows: Sequence[StoredMessage], notes: Sequence[str] = (), cap: int = 8000
+    system: str, rows: Sequence[StoredMessage], notes: Sequence[str], cap: int
 ) -> tuple[PromptMessage, ...]:
-    """The request's messages: system prompt, in-context rows, then any one-off system notes."""
+    """The request's messages: system prompt, in-context rows (a person's messages cut at
+    ``cap`` characters), then any one-off system notes."""
     history = [
         PromptMessage(
             r.role,

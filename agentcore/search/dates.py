@@ -38,7 +38,7 @@ _PATTERNS = (
     ("my", re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?{_YEAR}\b", re.IGNORECASE)),
     ("y", re.compile(rf"\b{_YEAR}\b")),
 )
-_DAY_MS = 86_400_000
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +55,8 @@ class Period:
     def bounds_ms(self) -> tuple[int, int]:
         """Milliseconds (UTC) from the first day's start to the last day's end."""
         start = datetime.combine(self.first, datetime.min.time(), UTC)
-        return int(start.timestamp() * 1000), int(
-            start.timestamp() * 1000
-        ) + self.days * _DAY_MS - 1
+        start_ms = int(start.timestamp() * 1000)
+        return start_ms, start_ms + self.days * DAY_MS - 1
 
 
 def periods(text: str) -> list[Period]:

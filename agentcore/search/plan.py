@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from agentcore.search.dates import Period
+from agentcore.search.dates import DAY_MS, Period
 from agentcore.search.fuzzy import can_be_misspelt
 from agentcore.search.query import SearchQuery
-from agentcore.search.rank import PREFIX_CHARS, RankQuery, Weights, idf
+from agentcore.search.rank import DEFAULT_WEIGHTS, PREFIX_CHARS, RankQuery, Weights, idf
 
 CANDIDATES = 100  # full-text matches re-ranked per query
 NEIGHBOUR_ANCHORS = 30  # the best this many also bring in the turns around them
@@ -88,7 +88,7 @@ def preselect(
 
 def date_windows(periods: Sequence[Period]) -> list[tuple[int, int]]:
     """Millisecond ranges worth fetching every turn of: the short periods, with some slack."""
-    slack = Weights().date_slack_days * 86_400_000
+    slack = DEFAULT_WEIGHTS.date_slack_days * DAY_MS
     return [
         (lo - slack, hi + slack)
         for p in periods

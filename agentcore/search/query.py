@@ -6,9 +6,22 @@ from dataclasses import dataclass
 
 from agentcore.search.analysis import joined_term, part_terms, surface_words, word_parts
 from agentcore.search.dates import Period, periods
-from agentcore.search.text import STOPWORDS
 
 MAX_TERMS = 32  # a pasted essay should not become a 2,000-term query
+
+# English function words; the lone letters are what apostrophes leave ("don't" → "don", "t").
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for
+    from further had has have having he her here hers herself him himself his how i if in
+    into is it its itself just me more most my myself no nor not now of off on once only or
+    other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your yours
+    yourself yourselves s t don ll ve re d m o y
+    """.split()
+)
 
 # Words that say what kind of answer is wanted, or that a question is about a past conversation,
 # rather than what it is about: "what did she say about her trip" is about "trip".

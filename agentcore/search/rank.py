@@ -26,10 +26,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agentcore.search.dates import Period
+from agentcore.search.dates import DAY_MS, Period
 
 SESSION_GAP_MS = 3 * 3_600_000  # a pause this long starts a new session
-_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +268,7 @@ def date_closeness(at_ms: int, bounds: Sequence[tuple[int, int]], slack_days: in
     for lo, hi in bounds:
         if lo <= at_ms <= hi:
             return 1.0
-        gap_days = (lo - at_ms if at_ms < lo else at_ms - hi) / _DAY_MS
+        gap_days = (lo - at_ms if at_ms < lo else at_ms - hi) / DAY_MS
         best = max(best, 1.0 - gap_days / (slack_days + 1))
     return best
 
