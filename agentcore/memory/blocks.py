@@ -33,7 +33,7 @@ def default_blocks(settings: MemorySettings) -> list[BlockSpec]:
 
 def initial_blocks(specs: list[BlockSpec], now: datetime) -> list[Block]:
     """The blocks a freshly created agent has, without reading them back."""
-    return [Block(s.label, s.value, s.limit, s.description, s.read_only, 1, now) for s in specs]
+    return [s.block(now) for s in specs]
 
 
 def find_block(blocks: dict[str, Block], label: str) -> Block:

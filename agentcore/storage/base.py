@@ -84,6 +84,10 @@ class BlockSpec:
     description: str = ""
     read_only: bool = False
 
+    def block(self, now: datetime) -> Block:
+        """The block as first stored: version 1, written ``now``."""
+        return Block(self.label, self.value, self.limit, self.description, self.read_only, 1, now)
+
 
 @dataclass(frozen=True, slots=True)
 class Block:

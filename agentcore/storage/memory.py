@@ -105,9 +105,7 @@ class MemoryStorage:
         record = AgentRecord.fresh(next(self._ids), key, display_name, now)
         data = _AgentData(record)
         for spec in blocks:
-            data.blocks[spec.label] = Block(
-                spec.label, spec.value, spec.limit, spec.description, spec.read_only, 1, now
-            )
+            data.blocks[spec.label] = spec.block(now)
             data.history[spec.label] = []
         self._agents[key] = data
         self._by_id[record.id] = data

@@ -50,12 +50,13 @@ async def search_messages(
     read: Reader, agent_id: int, query: SearchQuery, lo: int, hi: int, limit: int
 ) -> list[Found]:
     """The agent's searchable messages written between ``lo`` and ``hi`` (ms), best first."""
-    totals, df = await _counts(read, "messages_fts", agent_id, query, "search_docs, search_terms")
+    plan = rank_query(query)
+    totals, df = await _counts(read, "messages_fts", agent_id, plan, "search_docs, search_terms")
     docs, total_terms = totals
     if not docs:
         return []
     plan, df = await _with_corrections(
-        read, "messages_fts", "messages_vocab", agent_id, query, rank_query(query), df
+        read, "messages_fts", "messages_vocab", agent_id, query, plan, df
     )
     plan = without_idle_prefixes(plan, df)
     ids = await _preselected(read, "messages_fts", agent_id, plan, df, docs)
@@ -74,11 +75,12 @@ async def search_passages(
     passages are separate notes, and their filing date is not the date of what they tell)."""
     owner = "(SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?)"
     owner_match = f"agent_id : {quote(owner_token(agent_id))}"
-    (passages,), df = await _counts(read, "passages_fts", agent_id, query, owner, [owner_match])
+    plan = rank_query(query)
+    (passages,), df = await _counts(read, "passages_fts", agent_id, plan, owner, [owner_match])
     if not passages:
         return []
     plan, df = await _with_corrections(
-        read, "passages_fts", "passages_vocab", agent_id, query, rank_query(query), df
+        read, "passages_fts", "passages_vocab", agent_id, query, plan, df
     )
     plan = without_idle_prefixes(RankQuery(plan.terms, plan.prefixes, plan.names), df)
     ids = await _preselected(read, "passages_fts", agent_id, plan, df, passages)
@@ -97,16 +99,15 @@ async def _counts(
     read: Reader,
     fts: str,
     agent_id: int,
-    query: SearchQuery,
+    plan: RankQuery,
     totals: str,
     totals_params: Sequence[Any] = (),
 ) -> tuple[tuple[int, ...], dict[str, int]]:
     """The agent's ``totals`` (columns of its ``agents`` row, or subqueries), and how many of
-    its rows hold each key: one statement."""
-    keys = list(rank_query(query).weighted_keys())
-    count = f"(SELECT count(*) FROM {fts} WHERE {fts} MATCH ?)"
+    its rows hold each key of ``plan``: one statement."""
+    keys = list(plan.weighted_keys())
     rows = await read(
-        f"SELECT {', '.join([totals] + [count] * len(keys))} FROM agents WHERE id = ?",
+        f"SELECT {', '.join([totals] + [_count(fts)] * len(keys))} FROM agents WHERE id = ?",
         [*totals_params, *(scoped("agent_id", agent_id, "terms", [k]) for k in keys), agent_id],
     )
     if not rows:
@@ -134,12 +135,16 @@ async def _with_corrections(
         return plan, df
     plan = rank_query(query, fixes)
     missing = [k for k in plan.weighted_keys() if k not in df]
-    count = f"(SELECT count(*) FROM {fts} WHERE {fts} MATCH ?)"
     rows = await read(
-        "SELECT " + ", ".join([count] * len(missing)),
+        "SELECT " + ", ".join([_count(fts)] * len(missing)),
         [scoped("agent_id", agent_id, "terms", [k]) for k in missing],
     )
     return plan, df | dict(zip(missing, rows[0], strict=True))
+
+
+def _count(fts: str) -> str:
+    """A subquery: how many rows of ``fts`` match its parameter."""
+    return f"(SELECT count(*) FROM {fts} WHERE {fts} MATCH ?)"
 
 
 async def _unknown_everywhere(read: Reader, fts: str, terms: Sequence[str]) -> list[str]:
