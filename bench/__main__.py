@@ -10,10 +10,8 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+from bench.common import REPO, RESULTS
 
 # (module, arguments for a full run); --smoke replaces the arguments.
 SUITE: list[tuple[str, list[str]]] = [

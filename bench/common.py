@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import sqlite3
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
-CACHE = Path(__file__).resolve().parent / ".cache"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+CACHE = REPO / "bench" / ".cache"
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile (pct in 0..100) of a non-empty sample."""
+    """Nearest-rank percentile (pct in 0..100) of a non-empty sample: the smallest value with at
+    least pct% of the sample at or below it."""
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+    rank = min(len(ordered), max(1, math.ceil(pct * len(ordered) / 100)))
+    return ordered[rank - 1]
 
 
 def summary_ms(samples_s: Sequence[float]) -> dict[str, float]:
@@ -38,6 +42,7 @@ def machine() -> dict[str, Any]:
     return {
         "cores": os.cpu_count(),
         "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
         "platform": platform.platform(terse=True),
     }
 

@@ -15,18 +15,16 @@ import asyncio
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from agentcore.clock import SystemClock
 from agentcore.llm.base import LLMRequest, LLMResponse
-from agentcore.llm.fake import FunctionLLM, last_user_text, reply
+from agentcore.llm.fake import last_user_text, reply
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, InboundMessage
+from bench.bot import bench_settings, scripted_runtime
 from bench.common import print_table, write_json
-from bots.__main__ import build_runtime
-from config import load_settings
 
 MESSAGES_PER_USER = 3
 CAP = 32
@@ -41,13 +39,9 @@ async def run(users: int, latency: float) -> dict[str, Any]:
         await asyncio.sleep(latency)  # the model's own latency, as a real endpoint has
         return reply("ok " + text)
 
-    settings = load_settings(None, env={"OPENAI_API_KEY": "unused"}, dotenv_file=None)
-    settings = replace(settings, runtime=replace(settings.runtime, llm_concurrency=CAP))
     with tempfile.TemporaryDirectory() as folder:
         storage = await SQLiteStorage.open(Path(folder) / "bench.db")
-        runtime = build_runtime(
-            settings, storage, FunctionLLM(slow_model, record=False), SystemClock()
-        )
+        runtime = scripted_runtime(storage, slow_model, bench_settings(llm_concurrency=CAP))
         clock = SystemClock()
         messages = [
             InboundMessage(AgentKey("bench", f"u{u}"), f"u{u}: message {n}", clock.now())

@@ -16,7 +16,6 @@ import asyncio
 import random
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,13 @@ import aiosqlite
 
 from agentcore.clock import SystemClock
 from agentcore.llm.base import LLMRequest, LLMResponse
-from agentcore.llm.fake import FunctionLLM, reply
+from agentcore.llm.fake import reply
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, InboundMessage
+from bench.bot import bench_settings, scripted_runtime
 from bench.common import print_table, summary_ms, write_json
 from bench.dataset import PLATFORM, history_db, working_copy
-from bots.__main__ import build_runtime
-from config import load_settings
 
 USERS = 1000
 
@@ -67,12 +65,8 @@ async def measure(source: Path, size: int, turns: int, creations: int) -> dict[s
     with tempfile.TemporaryDirectory() as tmp:
         path = working_copy(source, Path(tmp) / "bench.db")
         storage = await SQLiteStorage.open(path)
-        settings = load_settings(None, env={"OPENAI_API_KEY": "unused"}, dotenv_file=None)
         # Random people send bursts here; the flood limit is not what is being measured.
-        settings = replace(settings, runtime=replace(settings.runtime, rate_limit_per_minute=10**6))
-        runtime = build_runtime(
-            settings, storage, FunctionLLM(_instant, record=False), SystemClock()
-        )
+        runtime = scripted_runtime(storage, _instant, bench_settings(rate_limit_per_minute=10**6))
         rng = random.Random(size)
         await _timed_turns(runtime, [AgentKey(PLATFORM, "u1")] * 20)  # warm caches
         existing = [AgentKey(PLATFORM, f"u{rng.randint(1, USERS)}") for _ in range(turns)]

@@ -82,10 +82,6 @@ class Chatter:
         picked = self.rng.choices(self.words, cum_weights=self.cumulative, k=count)
         return " ".join(picked).capitalize() + self.rng.choice((".", "!", "?", ""))
 
-    def query(self, words: int) -> str:
-        """A query of mid-frequency words (the kind worth searching for)."""
-        return " ".join(self.rng.choice(self.words[50:5000]) for _ in range(words))
-
 
 def session_rows(
     agents: int, messages: int, sessions: range, seed: int
@@ -209,13 +205,18 @@ def history_db(messages: int, users: int) -> Path:
         started = time.perf_counter()
         build(path, users, messages)
         seconds = time.perf_counter() - started
-        build_info(path).write_text(json.dumps({"build_seconds": round(seconds, 1)}))
+        _build_info(path).write_text(json.dumps({"build_seconds": round(seconds, 1)}))
         print(f"built {path.name} ({messages:,} messages) in {seconds:.1f}s")
     return path
 
 
-def build_info(path: Path) -> Path:
-    """Where the time it took to build ``path`` is kept (the build itself is cached)."""
+def build_seconds(path: Path) -> float | None:
+    """How long building ``path`` took, if that was recorded (the build itself is cached)."""
+    info = _build_info(path)
+    return float(json.loads(info.read_text())["build_seconds"]) if info.exists() else None
+
+
+def _build_info(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 

@@ -17,50 +17,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import discord
 
-from agentcore.agent import AgentLoop
-from agentcore.clock import SystemClock
-from agentcore.commands import Commands
-from agentcore.llm.fake import FunctionLLM, reply
-from agentcore.runtime import AgentRuntime
-from agentcore.settings import AgentSettings, RuntimeSettings
+from agentcore.llm.base import LLMRequest, LLMResponse
+from agentcore.llm.fake import reply
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, InboundMessage
-from bots.discord.adapter import DiscordAdapter
-from bots.discord.connect import make_client, point_at
+from bench.bot import bench_settings, scripted_runtime
+from bench.common import print_table, summary_ms, write_json
+from bots.discord import build_discord_adapter
+from config import Settings
 from tests.fakes.discord_server import FakeDiscord, snowflake, user_payload
 
-RESULTS = Path(__file__).resolve().parent / "results" / "discord_latency.json"
-
-
-@dataclass(frozen=True)
-class Figures:
-    scenario: str
-    messages: int
-    median_ms: float
-    p95_ms: float
-    max_ms: float
-
-
-def summarise(scenario: str, seconds: Sequence[float]) -> Figures:
-    ms = sorted(s * 1000 for s in seconds)
-    p95 = statistics.quantiles(ms, n=20, method="inclusive")[18] if len(ms) > 1 else ms[0]
-    return Figures(scenario, len(ms), statistics.median(ms), p95, ms[-1])
+WHAT = "MESSAGE_CREATE dispatched by the fake gateway -> reply POST at the fake REST"
 
 
 class Harness:
@@ -84,29 +62,33 @@ class Harness:
         ]
 
 
-def build_runtime(storage: SQLiteStorage) -> AgentRuntime:
-    llm = FunctionLLM(lambda request: reply("Noted, thanks!"), record=False)
-    clock = SystemClock()
-    settings = AgentSettings()
-    return AgentRuntime(
-        storage=storage,
-        llm=llm,
-        loop=AgentLoop(storage=storage, llm=llm, clock=clock, settings=settings),
-        commands=Commands(storage=storage, clock=clock, settings=settings),
-        clock=clock,
-        # One person sends hundreds of messages here; the per-person flood limit would hold
-        # them back, and this benchmark measures the message path, not that limit.
-        settings=RuntimeSettings(rate_limit_per_minute=100_000),
-    )
+def _noted(request: LLMRequest) -> LLMResponse:
+    return reply("Noted, thanks!")
 
 
-async def measure(single_messages: int, crowd: int, rounds: int) -> list[Figures]:
+def _settings(env: dict[str, str] | None = None) -> Settings:
+    # One person sends hundreds of messages here; the per-person flood limit would hold them
+    # back, and this benchmark measures the message path, not that limit.
+    return bench_settings(env, rate_limit_per_minute=100_000)
+
+
+def summarise(scenario: str, seconds: Sequence[float]) -> dict[str, Any]:
+    return {"scenario": scenario, **summary_ms(seconds)}
+
+
+async def measure(single_messages: int, crowd: int, rounds: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         storage = await SQLiteStorage.open(Path(tmp) / "bench.db")
-        runtime = build_runtime(storage)
         async with FakeDiscord() as fake:
-            point_at(fake.api_base, fake.gateway_url)
-            adapter = DiscordAdapter(runtime, make_client(sharded=False), fake.token)
+            settings = _settings(
+                {
+                    "DISCORD_TOKEN": fake.token,
+                    "DISCORD_API_BASE": fake.api_base,
+                    "DISCORD_GATEWAY_URL": fake.gateway_url,
+                }
+            )
+            runtime = scripted_runtime(storage, _noted, settings)
+            adapter = build_discord_adapter(settings, runtime)
             await adapter.start()
             try:
                 harness = Harness(fake)
@@ -124,12 +106,12 @@ async def measure(single_messages: int, crowd: int, rounds: int) -> list[Figures
     return [summarise("1 user", one), summarise(f"{crowd} users at once", many)]
 
 
-async def measure_core_only(single_messages: int, crowd: int, rounds: int) -> list[Figures]:
+async def measure_core_only(single_messages: int, crowd: int, rounds: int) -> list[dict[str, Any]]:
     """The same messages straight into ``runtime.handle``: what the core alone takes, so the
     difference to the figures above is what Discord (client, adapter, HTTP) adds."""
     with tempfile.TemporaryDirectory() as tmp:
         storage = await SQLiteStorage.open(Path(tmp) / "bench.db")
-        runtime = build_runtime(storage)
+        runtime = scripted_runtime(storage, _noted, _settings())
         keys = [AgentKey("discord", str(i)) for i in range(crowd)]
 
         async def handle(key: AgentKey) -> float:
@@ -146,46 +128,28 @@ async def measure_core_only(single_messages: int, crowd: int, rounds: int) -> li
     return [summarise("1 user, core only", one), summarise(f"{crowd} users, core only", many)]
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "discord.py": discord.__version__,
-    }
-
-
-def print_table(figures: Sequence[Figures]) -> None:
-    print(f"{'scenario':<24} {'messages':>8} {'median':>9} {'p95':>9} {'max':>9}")
-    for f in figures:
-        print(
-            f"{f.scenario:<24} {f.messages:>8} {f.median_ms:>7.2f}ms {f.p95_ms:>7.2f}ms "
-            f"{f.max_ms:>7.2f}ms"
-        )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a tiny run (seconds)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     sizes = (10, 50, 2) if args.smoke else (300, 50, 20)
     started = time.perf_counter()
-    figures = asyncio.run(measure(*sizes))
-    figures += asyncio.run(measure_core_only(*sizes))
-    print_table(figures)
+    rows = asyncio.run(measure(*sizes))
+    rows += asyncio.run(measure_core_only(*sizes))
+    print_table(
+        f"{WHAT}, ms",
+        ["scenario", "messages", "median", "p95", "max"],
+        [[r["scenario"], r["n"], r["median_ms"], r["p95_ms"], r["max_ms"]] for r in rows],
+    )
     result = {
-        "benchmark": "discord_latency",
-        "what": "MESSAGE_CREATE dispatched by the fake gateway -> reply POST at the fake REST",
+        "what": WHAT,
         "smoke": args.smoke,
-        "machine": machine(),
+        "discord.py": discord.__version__,
         "seconds": round(time.perf_counter() - started, 2),
-        "figures": [asdict(f) for f in figures],
+        "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {write_json('discord_latency', result)}")
     return 0
 
 

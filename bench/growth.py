@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import tempfile
 import time
@@ -23,7 +22,7 @@ from agentcore.storage.base import BlockSpec, NewMessage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bench.common import print_table, write_json
-from bench.dataset import build_info, history_db
+from bench.dataset import build_seconds, history_db
 
 USERS = 1000
 
@@ -53,13 +52,12 @@ async def api_inserts(count: int) -> float:
 
 def measure(messages: int, api_count: int) -> dict[str, Any]:
     path = history_db(messages, USERS)
-    info = json.loads(build_info(path).read_text()) if build_info(path).exists() else {}
     size = file_bytes(path)
     return {
         "messages": messages,
         "bytes": size,
         "bytes_per_message": round(size / messages, 1),
-        "bulk_insert_seconds": info.get("build_seconds"),
+        "bulk_insert_seconds": build_seconds(path),
         "api_messages_per_second": round(asyncio.run(api_inserts(api_count))),
     }
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import re
 import sqlite3
 import statistics
@@ -44,10 +43,9 @@ from agentcore.search.query import STOPWORDS
 from agentcore.storage.base import NewMessage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
+from bench.common import REPO, percentile, write_json
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo-dev.json"
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "locomo-dev.json"
 KS = (5, 10, 25, 50)
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 SCORED = (1, 2, 3, 4)  # category 5 has no answer in the conversation: reported apart
@@ -112,8 +110,9 @@ class Report:
         wanted = set(categories)
         return sum(1 for o in self.outcomes if o.category in wanted)
 
-    def latency(self, quantile: float) -> float:
-        return percentile([o.latency_ms for o in self.outcomes], quantile)
+    def latency(self, pct: float) -> float:
+        """Nearest-rank percentile (``pct`` in 0..100) of the query times; 0 with no query."""
+        return percentile([o.latency_ms for o in self.outcomes], pct) if self.outcomes else 0.0
 
 
 # --------------------------------------------------------------------- loading
@@ -293,15 +292,6 @@ def _plain_ask(db: sqlite3.Connection, conv: str, question: Question) -> Outcome
 # --------------------------------------------------------------------- reporting
 
 
-def percentile(values: Sequence[float], quantile: float) -> float:
-    """Nearest-rank percentile (``quantile`` in 0..1)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = min(len(ordered), max(1, math.ceil(quantile * len(ordered))))
-    return ordered[rank - 1]
-
-
 def table(report: Report, baseline: Report | None = None) -> str:
     header = f"{'category':<22}{'n':>6}" + "".join(f"{'R@' + str(k):>8}" for k in KS)
     lines = [header, "-" * len(header)]
@@ -314,7 +304,7 @@ def table(report: Report, baseline: Report | None = None) -> str:
         cells = "".join(_cell(baseline.recall(SCORED, k)) for k in KS)
         lines.append(f"{'plain FTS5 (1-4)':<22}{baseline.count(SCORED):>6}{cells}")
     lines.append(
-        f"latency per query: median {report.latency(0.5):.2f} ms, p95 {report.latency(0.95):.2f}"
+        f"latency per query: median {report.latency(50):.2f} ms, p95 {report.latency(95):.2f}"
         f" ms over {len(report.outcomes)} queries"
     )
     if report.skipped or report.dropped_evidence:
@@ -331,7 +321,7 @@ def _cell(value: float | None) -> str:
 
 def summary(report: Report) -> dict[str, float]:
     figures = {f"r@{k}": round(100 * (report.recall(SCORED, k) or 0.0), 1) for k in KS}
-    return figures | {"p95_ms": round(report.latency(0.95), 2)}
+    return figures | {"p95_ms": round(report.latency(95), 2)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -350,12 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = asyncio.run(run_file(args.data, args.conversations))
     baseline = plain_fts_baseline(load_conversations(args.data)[: args.conversations])
     print(table(report, baseline))
-    RESULTS.mkdir(parents=True, exist_ok=True)
     saved = summary(report) | {
         "baseline_plain_fts5": summary(baseline),
         "conversations": args.conversations or "all",
     }
-    (RESULTS / "locomo.json").write_text(json.dumps(saved) + "\n")
+    write_json("locomo", saved)
     print(json.dumps(summary(report)))  # the last line, as the issue asks
     return 0
 

@@ -22,9 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import print_table, write_json
-
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import REPO, print_table, write_json
 
 
 def rss_mb() -> float:
@@ -39,19 +37,15 @@ async def child(users: int, messages: int) -> dict[str, Any]:
     import telegram.ext  # noqa: F401, PLC0415
 
     from agentcore.clock import SystemClock  # noqa: PLC0415
-    from agentcore.llm.fake import FunctionLLM, reply  # noqa: PLC0415
+    from agentcore.llm.fake import reply  # noqa: PLC0415
     from agentcore.storage.sqlite import SQLiteStorage  # noqa: PLC0415
     from agentcore.types import AgentKey, InboundMessage  # noqa: PLC0415
-    from bots.__main__ import build_runtime  # noqa: PLC0415
-    from config import load_settings  # noqa: PLC0415
+    from bench.bot import scripted_runtime  # noqa: PLC0415
 
-    settings = load_settings(None, env={"OPENAI_API_KEY": "unused"}, dotenv_file=None)
     clock = SystemClock()
     with tempfile.TemporaryDirectory() as folder:
         storage = await SQLiteStorage.open(Path(folder) / "bench.db")
-        runtime = build_runtime(
-            settings, storage, FunctionLLM(lambda r: reply("ok"), record=False), clock
-        )
+        runtime = scripted_runtime(storage, lambda r: reply("ok"))
         figures = {"ready_mb": rss_mb()}
         sent = 0
         for round_ in range(max(1, messages // users)):

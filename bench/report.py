@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, machine
+from bench.common import REPO, RESULTS, machine
 
-PLOT = Path(__file__).resolve().parents[1] / "docs" / "bench-scaling.png"
+PLOT = REPO / "docs" / "bench-scaling.png"
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -110,22 +110,21 @@ def _recalls(figures: dict[str, Any]) -> str:
     return " / ".join(str(figures.get(f"r@{k}", "–")) for k in (5, 10, 25, 50))
 
 
+# (result name, what it times); each result holds {"rows": [{"scenario", "median_ms", "p95_ms"}]}.
+PLATFORMS = (
+    ("telegram_latency", "Telegram update → sendMessage"),
+    ("discord_latency", "Discord MESSAGE_CREATE → reply POST"),
+)
+
+
 def platform_rows() -> list[tuple[str, str, str]]:
     out = []
-    if tg := load("telegram_latency"):
-        for r in tg["rows"]:
+    for name, what in PLATFORMS:
+        result = load(name) or {"rows": []}
+        for r in result["rows"]:
             out.append(
                 (
-                    f"Telegram update → sendMessage: {r['scenario']}",
-                    "",
-                    f"{r['median_ms']:.1f} / {r['p95_ms']:.1f} ms (median / p95)",
-                )
-            )
-    if dc := load("discord_latency"):
-        for r in dc["figures"]:
-            out.append(
-                (
-                    f"Discord MESSAGE_CREATE → reply POST: {r['scenario']}",
+                    f"{what}: {r['scenario']}",
                     "",
                     f"{r['median_ms']:.1f} / {r['p95_ms']:.1f} ms (median / p95)",
                 )

@@ -17,10 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import math
-import os
-import platform
 import random
 import sqlite3
 import statistics
@@ -29,19 +25,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agentcore.storage.sqlite import SQLiteStorage
-from bench.dataset import build_info, history_db
+from bench.common import percentile, print_table, write_json
+from bench.dataset import build_seconds, history_db
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "bench" / ".cache"
-RESULTS = ROOT / "bench" / "results"
-GENERATOR_VERSION = 2  # bump when the synthetic data changes, so cached databases are rebuilt
-START_MS = 1_672_531_200_000  # 2023-01-01 UTC
-SESSION_TURNS = 12  # turns per session; sessions of one agent are about a day apart
 WARM_UP = 20  # searches run before timing starts (page cache, statement cache)
 
 
@@ -52,13 +44,6 @@ class Figures:
     median_ms: float
     p95_ms: float
     found: float  # share of queries with at least one hit (each is made of words the agent wrote)
-
-
-def database(messages: int, agents: int) -> tuple[Path, float | None]:
-    """The cached database for this size (see ``bench.dataset``), and its build time."""
-    path = history_db(messages, agents)
-    info = build_info(path)
-    return path, json.loads(info.read_text())["build_seconds"] if info.exists() else None
 
 
 # --------------------------------------------------------------------- measuring
@@ -81,9 +66,13 @@ async def measure(path: Path, agents: int, queries: int, words: int, seed: int) 
                 found += bool(hits)
     finally:
         await storage.close()
-    timings.sort()
-    p95 = timings[min(len(timings), math.ceil(0.95 * len(timings))) - 1]
-    return Figures(words, len(timings), statistics.median(timings), p95, found / len(timings))
+    return Figures(
+        words,
+        len(timings),
+        statistics.median(timings),
+        percentile(timings, 95),
+        found / len(timings),
+    )
 
 
 def read_through(path: Path) -> None:
@@ -117,43 +106,16 @@ def _queries(
         db.close()
 
 
-def run(messages: int, agents: int, queries: int) -> dict[str, object]:
-    path, build_s = database(messages, agents)
+def run(messages: int, agents: int, queries: int) -> dict[str, Any]:
+    path = history_db(messages, agents)
     figures = [asyncio.run(measure(path, agents, queries, w, seed=100 + w)) for w in (1, 5)]
     return {
-        "benchmark": "search_latency",
         "messages": messages,
         "agents": agents,
         "database_mb": round(path.stat().st_size / 1e6, 1),
-        "build_s": None if build_s is None else round(build_s, 1),
-        "machine": {
-            "cores": _cores(),
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-        },
+        "build_s": build_seconds(path),
         "results": [asdict(f) for f in figures],
     }
-
-
-def _cores() -> int:
-    return os.cpu_count() or 1
-
-
-def table(report: dict[str, object]) -> str:
-    results = report["results"]
-    assert isinstance(results, list)
-    lines = [
-        f"search_messages latency, one agent's history: {report['messages']:,} messages, "
-        f"{report['agents']:,} agents, {report['database_mb']} MB"
-        + (f", built in {report['build_s']} s" if report["build_s"] is not None else " (cached)"),
-        f"{'query':<10}{'queries':>9}{'median ms':>11}{'p95 ms':>9}{'found':>8}",
-    ]
-    for r in results:
-        lines.append(
-            f"{str(r['query_words']) + ' word(s)':<10}{r['queries']:>9}"
-            f"{r['median_ms']:>11.2f}{r['p95_ms']:>9.2f}{100 * r['found']:>7.0f}%"
-        )
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,12 +127,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.messages, args.agents, args.queries = 5_000, 50, 40
-    report = run(args.messages, args.agents, args.queries)
-    print(table(report))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"search_latency-{args.messages}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    r = run(args.messages, args.agents, args.queries)
+    built = f"built in {r['build_s']} s" if r["build_s"] is not None else "cached"
+    print_table(
+        f"search_messages latency, one agent's history: {r['messages']:,} messages, "
+        f"{r['agents']:,} agents, {r['database_mb']} MB ({built})",
+        ["query", "queries", "median ms", "p95 ms", "found"],
+        [
+            [
+                f"{f['query_words']} word(s)",
+                f["queries"],
+                f["median_ms"],
+                f["p95_ms"],
+                f"{f['found']:.0%}",
+            ]
+            for f in r["results"]
+        ],
+    )
+    print(f"wrote {write_json(f'search_latency-{args.messages}', r)}")
     return 0
 
 

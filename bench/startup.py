@@ -27,12 +27,11 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.common import print_table, write_json
+from bench.common import REPO, print_table, write_json
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import Completion, FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
 
-REPO = Path(__file__).resolve().parents[1]
 BARE_IMPORT = "import discord, telegram.ext, openai, aiosqlite, psutil"
 _LINE = re.compile(r"startup: (?P<phases>.*) total=(?P<total>\d+)ms rss=(?P<rss>[\d.]+)MB")
 

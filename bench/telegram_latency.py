@@ -20,48 +20,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import telegram
 
 from agentcore.clock import SystemClock
-from agentcore.llm.fake import FunctionLLM, last_user_text, reply
+from agentcore.llm.fake import last_user_text, reply
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import Reply
-from bots.__main__ import adapter_factories, build_runtime
+from bench.bot import bench_settings, scripted_runtime
+from bench.common import print_table, summary_ms, write_json
+from bots.__main__ import adapter_factories
 from bots.adapter import Adapter
 from bots.telegram import TelegramAdapter, build_application
-from config import load_settings
 from tests.fakes.telegram_server import FakeTelegram, User
 
-RESULTS = Path(__file__).resolve().parent / "results" / "telegram_latency.json"
 
-
-@dataclass
-class Row:
-    scenario: str
-    samples: int
-    median_ms: float
-    p95_ms: float
-    max_ms: float
-    turn_median_ms: float  # of which: runtime.answer (the core's turn, model time ~0)
-
-
-def summarize(scenario: str, latencies: Sequence[float], turns: Sequence[float]) -> Row:
-    ms = sorted(x * 1000 for x in latencies)
-    p95 = statistics.quantiles(ms, n=20, method="inclusive")[-1] if len(ms) > 1 else ms[0]
-    turn = statistics.median(turns) * 1000
-    return Row(scenario, len(ms), statistics.median(ms), p95, ms[-1], turn)
+def summarize(scenario: str, latencies: Sequence[float], turns: Sequence[float]) -> dict[str, Any]:
+    """The latencies' figures, and the median time inside ``runtime.answer`` (the core's turn,
+    model time ~0; part of the total)."""
+    turn_median_ms = summary_ms(turns)["median_ms"]
+    return {"scenario": scenario, **summary_ms(latencies), "turn_median_ms": turn_median_ms}
 
 
 def time_turns(runtime: AgentRuntime) -> list[float]:
@@ -109,22 +94,19 @@ async def with_bot(
     fake: FakeTelegram, db: Path, rate_limited: bool
 ) -> tuple[AgentRuntime, Adapter]:
     """The bot as ``python -m bots`` builds it, with a zero-latency model."""
-    env = {
-        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # never called: the model is scripted
-        "AGENTCORE_DB": str(db),
-        "TELEGRAM_TOKEN": fake.token,
-        "TELEGRAM_BASE_URL": fake.root,
+    settings = bench_settings(
+        {"TELEGRAM_TOKEN": fake.token, "TELEGRAM_BASE_URL": fake.root},
         # One person sends hundreds of messages here; the per-person flood limit would hold
         # them back, and this benchmark measures the message path, not that limit.
-        "AGENTCORE_RUNTIME__RATE_LIMIT_PER_MINUTE": "100000",
-    }
-    settings = load_settings(env=env, dotenv_file=None)
-    storage = await SQLiteStorage.open(settings.database)
-    llm = FunctionLLM(lambda request: reply("ok: " + last_user_text(request)), record=False)
-    clock = SystemClock()
-    runtime = build_runtime(settings, storage, llm, clock)
+        rate_limit_per_minute=100_000,
+    )
+    storage = await SQLiteStorage.open(db)
+    runtime = scripted_runtime(
+        storage, lambda request: reply("ok: " + last_user_text(request)), settings
+    )
     if rate_limited:
-        [(_, make)] = adapter_factories(settings, argparse.Namespace(user=None), runtime, clock)
+        namespace = argparse.Namespace(user=None)
+        [(_, make)] = adapter_factories(settings, namespace, runtime, SystemClock())
         adapter = make()
     else:
         adapter = TelegramAdapter(
@@ -134,7 +116,9 @@ async def with_bot(
     return runtime, adapter
 
 
-async def measure(name: str, users: int, rounds: int, rate_limited: bool, db: Path) -> Row:
+async def measure(
+    name: str, users: int, rounds: int, rate_limited: bool, db: Path
+) -> dict[str, Any]:
     async with FakeTelegram() as fake:
         runtime, adapter = await with_bot(fake, db, rate_limited)
         people = [User(10_000 + i, f"User{i}") for i in range(users)]
@@ -150,7 +134,7 @@ async def measure(name: str, users: int, rounds: int, rate_limited: bool, db: Pa
     return summarize(name, latencies, turns)
 
 
-async def run(smoke: bool) -> list[Row]:
+async def run(smoke: bool) -> list[dict[str, Any]]:
     solo_rounds, crowd_rounds = (20, 1) if smoke else (200, 10)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,44 +149,28 @@ async def run(smoke: bool) -> list[Row]:
     return rows
 
 
-def print_table(rows: Sequence[Row]) -> None:
-    print("update in getUpdates -> its reply's sendMessage at the server (zero-latency model)")
-    print(f"{'scenario':<50} {'n':>5} {'median':>9} {'p95':>9} {'max':>9} {'turn*':>9}")
-    for row in rows:
-        print(
-            f"{row.scenario:<50} {row.samples:>5} {row.median_ms:>7.1f}ms "
-            f"{row.p95_ms:>7.1f}ms {row.max_ms:>7.1f}ms {row.turn_median_ms:>7.1f}ms"
-        )
-    print("* median time inside runtime.answer (the core's turn); part of the total")
-
-
-def machine() -> dict[str, object]:
-    return {
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "python_telegram_bot": telegram.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a tiny, fast run (for CI)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     rows = asyncio.run(run(args.smoke))
-    print_table(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print_table(
+        "update in getUpdates -> its reply's sendMessage at the server (zero-latency model), ms",
+        ["scenario", "n", "median", "p95", "max", "turn*"],
+        [
+            [r["scenario"], r["n"], r["median_ms"], r["p95_ms"], r["max_ms"], r["turn_median_ms"]]
+            for r in rows
+        ],
+    )
+    print("* median time inside runtime.answer (the core's turn); part of the total")
     result = {
-        "benchmark": "telegram_latency",
         "smoke": args.smoke,
-        "machine": machine(),
-        "rows": [asdict(row) for row in rows],
+        "python_telegram_bot": telegram.__version__,
+        "rows": rows,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {write_json('telegram_latency', result)}")
     return 0
 
 
