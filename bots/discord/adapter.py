@@ -16,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 
 import discord
 from discord import app_commands
 
-from agentcore.commands import USER_COMMANDS, CommandInfo
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.types import Reply, ReplyKind
 from bots.answers import SOMETHING_WENT_WRONG, Answers
@@ -65,7 +63,6 @@ class DiscordAdapter:
         token: str,
         *,
         sync_guild: int | None = None,
-        commands: Sequence[CommandInfo] = USER_COMMANDS,
         command_budget: float = COMMAND_BUDGET_SECONDS,
         stop_grace: float = 20.0,
     ) -> None:
@@ -76,7 +73,7 @@ class DiscordAdapter:
         self._command_budget = command_budget
         self._stop_grace = stop_grace
         self._tree = app_commands.CommandTree(client)
-        for command in build_app_commands(self._on_command, commands):
+        for command in build_app_commands(self._on_command):
             self._tree.add_command(command)
         self._tree.error(self._on_command_error)
         client.event(self.on_connect)
