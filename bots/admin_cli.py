@@ -76,20 +76,22 @@ def format_startup_table(runs: Sequence[StartupRun]) -> str:
     """Newest first; one column per phase (in the order phases ran), then total and RSS."""
     phases = list(dict.fromkeys(name for run in runs for name, _ in run.phases))
     header = ["started (UTC)", *phases, "total", "rss"]
-    rows = [
-        [
-            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            *(f"{dict(run.phases)[p]:.0f}ms" if p in dict(run.phases) else "-" for p in phases),
-            f"{run.total_ms:.0f}ms",
-            f"{run.rss_mb:.1f}MB",
-        ]
-        for run in runs
-    ]
+    rows = [_startup_row(run, phases) for run in runs]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]
     ]
     return "\n".join(lines)
+
+
+def _startup_row(run: StartupRun, phases: Sequence[str]) -> list[str]:
+    took = dict(run.phases)
+    return [
+        run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+        *(f"{took[p]:.0f}ms" if p in took else "-" for p in phases),
+        f"{run.total_ms:.0f}ms",
+        f"{run.rss_mb:.1f}MB",
+    ]
 
 
 async def _run(settings: Settings, text: str, out: TextIO) -> int:

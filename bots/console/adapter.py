@@ -44,17 +44,14 @@ class ConsoleAdapter:
         runtime: AgentRuntime,
         clock: Clock,
         user: AgentKey,
-        stdin: TextIO | None = None,
-        stdout: TextIO | None = None,
-        download_dir: Path | None = None,
     ) -> None:
         self._runtime = runtime
         self._clock = clock
         self._user = user
-        self._stdin = stdin or sys.stdin
-        self._stdout = stdout or sys.stdout
+        self._stdin: TextIO = sys.stdin
+        self._stdout: TextIO = sys.stdout
         self._interactive = self._stdin.isatty()
-        self._download_dir = download_dir or Path.cwd()
+        self._download_dir = Path.cwd()  # where exported files are saved
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._task: asyncio.Task[int] | None = None
         self._busy = False  # a message is being answered

@@ -16,15 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
 
-from agentcore.commands import USER_COMMANDS, CommandInfo
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.types import Reply, ReplyKind
+from bots.answers import SOMETHING_WENT_WRONG, Answers
 from bots.discord.connect import fatal_reason, make_client, point_at
 from bots.discord.send import SEND_ERRORS, respond_to_interaction, send_reply
 from bots.discord.slash import build_app_commands
@@ -33,10 +31,8 @@ from config import Settings
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 COMMAND_BUDGET_SECONDS = 2.0  # answer a slash command directly if it is ready by then
 TYPING_REFRESH_SECONDS = 8.0  # Discord shows "typing…" for 10 s after each request
-SOMETHING_WENT_WRONG = "Something went wrong on my side. Please try again."
 UNKNOWN_COMMAND = "That command did not work. Type / to see the current commands."
 PRIVATE_IN_PUBLIC = (
     "That answer shows what I keep about you, so I won't post it in this channel. "
@@ -67,7 +63,6 @@ class DiscordAdapter:
         token: str,
         *,
         sync_guild: int | None = None,
-        commands: Sequence[CommandInfo] = USER_COMMANDS,
         command_budget: float = COMMAND_BUDGET_SECONDS,
         stop_grace: float = 20.0,
     ) -> None:
@@ -78,7 +73,7 @@ class DiscordAdapter:
         self._command_budget = command_budget
         self._stop_grace = stop_grace
         self._tree = app_commands.CommandTree(client)
-        for command in build_app_commands(self._on_command, commands):
+        for command in build_app_commands(self._on_command):
             self._tree.add_command(command)
         self._tree.error(self._on_command_error)
         client.event(self.on_connect)
@@ -86,11 +81,10 @@ class DiscordAdapter:
         self._ready = asyncio.Event()
         self._connected_shards = 0
         self._intake: asyncio.Queue[asyncio.Future[Ticket]] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._answers = Answers(runtime, self.name)
         self._runner: asyncio.Task[int] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._sync: asyncio.Task[None] | None = None
-        self._held: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -113,21 +107,10 @@ class DiscordAdapter:
         ready.cancel()
         if self._ready.is_set():
             self._sync = asyncio.create_task(self._sync_commands(), name="discord-sync")
-            await self._answer_left_over()
-            self._held = asyncio.create_task(self._answer_held_back(), name="discord-held")
-
-    async def _answer_left_over(self) -> None:
-        """Messages stored before a crash or restart but never answered are answered now."""
-        for ticket in await self._runtime.recover(self.name):
-            log.info("discord: answering a message left over from before the restart")
-            self._queue_answer(ticket)
-
-    async def _answer_held_back(self) -> None:
-        """Messages held back by the flood limits are answered a minute later, unprompted."""
-        async for ticket in self._runtime.held_back_tickets(self.name):
-            self._queue_answer(ticket)
+            await self._answers.answer_waiting(self._queue_answer)
 
     def _queue_answer(self, ticket: Ticket) -> None:
+        """Answer ``ticket`` in turn, after the messages that arrived before it."""
         done: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
         done.set_result(ticket)
         self._intake.put_nowait(done)
@@ -154,12 +137,7 @@ class DiscordAdapter:
         if self._stopping:
             return
         self._stopping = True
-        if self._held is not None:
-            self._held.cancel()
-        try:
-            await asyncio.wait_for(self._idle(), self._stop_grace)
-        except TimeoutError:
-            log.warning("discord: %d answer(s) still running at stop; closing", len(self._tasks))
+        await self._answers.drain(self._stop_grace, self._intake.join())
         for task in (self._sync, self._pump):
             if task is not None:
                 task.cancel()
@@ -167,17 +145,6 @@ class DiscordAdapter:
         if self._runner is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-
-    async def _idle(self) -> None:
-        await self._intake.join()
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
-
-    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # ------------------------------------------------------------------ gateway events
 
@@ -197,20 +164,17 @@ class DiscordAdapter:
         if inbound is None:
             return
         notice = content_notice(message, inbound)
-        accepted: asyncio.Future[Ticket]
         if notice is None:
-            accepted = asyncio.ensure_future(self._runtime.accept(inbound))
+            self._intake.put_nowait(asyncio.ensure_future(self._runtime.accept(inbound)))
         else:
-            accepted = asyncio.get_running_loop().create_future()
-            accepted.set_result(Ticket(inbound, reply=Reply(notice, ReplyKind.NOTICE)))
-        self._intake.put_nowait(accepted)
+            self._queue_answer(Ticket(inbound, reply=Reply(notice, ReplyKind.NOTICE)))
 
     async def _spawn_answers_in_order(self) -> None:
         """Start each answer once its message is stored, in the order messages arrived."""
         while True:
             accepted = await self._intake.get()
             try:
-                self._spawn(self._answer(await accepted))
+                self._answers.spawn(self._answer(await accepted))
             except Exception:
                 log.exception("discord: could not take a message")
             finally:
@@ -218,15 +182,7 @@ class DiscordAdapter:
 
     async def _answer(self, ticket: Ticket) -> None:
         route = DiscordRoute.parse(ticket.message.route)
-        typing = None if ticket.reply else self._spawn(self._keep_typing(route.channel_id))
-        try:
-            reply = await self._runtime.answer(ticket)
-        except Exception:
-            log.exception("discord: answering %s failed", ticket.message.key)
-            reply = Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR)
-        finally:
-            if typing is not None:
-                typing.cancel()
+        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route.channel_id))
         if reply.private and route.guild_id is not None:
             reply = Reply(PRIVATE_IN_PUBLIC, ReplyKind.NOTICE)
         if not reply.is_empty:
@@ -263,10 +219,10 @@ class DiscordAdapter:
             log.info("discord: %d slash commands registered %s", len(synced), where)
 
     async def _on_command(self, interaction: discord.Interaction, name: str, args: str) -> None:
-        await self._spawn(self._answer_command(interaction, name, args))
+        await self._answers.spawn(self._answer_command(interaction, name, args))
 
     async def _answer_command(self, interaction: discord.Interaction, name: str, args: str) -> None:
-        answering = self._spawn(self._command_reply(interaction, name, args))
+        answering = self._answers.spawn(self._command_reply(interaction, name, args))
         done, _ = await asyncio.wait({answering}, timeout=self._command_budget)
         try:
             if not done:  # slow (e.g. queued behind this person's turn): keep the deadline

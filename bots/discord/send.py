@@ -39,7 +39,7 @@ class Outgoing:
 
 def plan_messages(reply: Reply, limit: int = MESSAGE_LIMIT) -> list[Outgoing]:
     """The messages that carry ``reply``, in order; files ride on the last text part."""
-    parts: list[str | None] = list(split_message(reply.text, limit)) if reply.text.strip() else []
+    parts: list[str | None] = list(split_message(reply.text, limit))
     batches = [
         reply.attachments[i : i + FILES_PER_MESSAGE]
         for i in range(0, len(reply.attachments), FILES_PER_MESSAGE)

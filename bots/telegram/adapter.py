@@ -29,7 +29,8 @@ from telegram.ext import Application
 
 from agentcore.commands import USER_COMMANDS
 from agentcore.runtime import AgentRuntime, Ticket
-from agentcore.types import InboundMessage, Reply, ReplyKind
+from agentcore.types import InboundMessage
+from bots.answers import Answers
 from bots.telegram.poller import TOKEN_HELP, UpdatePoller
 from bots.telegram.send import Destination, ReplySender
 from bots.telegram.translate import BotIdentity, Route, Unreadable, translate
@@ -37,7 +38,6 @@ from bots.telegram.translate import BotIdentity, Route, Unreadable, translate
 log = logging.getLogger("bots.telegram")
 
 TEXT_ONLY = "I can only read text for now. Please write it as a message (or add a caption)."
-SOMETHING_WENT_WRONG = "Sorry, something went wrong on my side. Please try again."
 _COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")  # what Telegram accepts in a menu
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
@@ -67,8 +67,7 @@ class TelegramAdapter:
         )
         self._me: BotIdentity | None = None
         self._poll_task: asyncio.Task[int] | None = None
-        self._held_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._answers = Answers(runtime, self.name)
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._stopped = False
 
@@ -92,21 +91,9 @@ class TelegramAdapter:
         ready = asyncio.ensure_future(self._poller.ready.wait())
         await asyncio.wait([ready, self._poll_task], return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
-        self._spawn(self._register_commands())
-        await self._answer_left_over()
-        self._held_task = asyncio.create_task(self._answer_held_back(), name="telegram-held")
-
-    async def _answer_left_over(self) -> None:
-        """Messages stored before a crash or restart but never answered are answered now.
-        (Telegram delivers them again too; the runtime recognises those and skips them.)"""
-        for ticket in await self._runtime.recover(self.name):
-            log.info("answering a message left over from before the restart")
-            self._spawn(self._answer(ticket))
-
-    async def _answer_held_back(self) -> None:
-        """Messages held back by the flood limits are answered a minute later, unprompted."""
-        async for ticket in self._runtime.held_back_tickets(self.name):
-            self._spawn(self._answer(ticket))
+        self._answers.spawn(self._register_commands())
+        # Telegram delivers left-over updates again too; the runtime recognises and skips them.
+        await self._answers.answer_waiting(lambda ticket: self._answers.spawn(self._answer(ticket)))
 
     def _fail(self, message: str) -> None:
         log.error(message)
@@ -134,28 +121,12 @@ class TelegramAdapter:
             return
         self._stopped = True
         self._poller.stop()
-        if self._held_task is not None:
-            self._held_task.cancel()
         if self._poll_task is not None:
             await asyncio.wait([self._poll_task])
-        await self._drain()
+        await self._answers.drain(self._grace)
         if self._app.running:
             await self._app.stop()
         await self._app.shutdown()
-
-    async def _drain(self) -> None:
-        if not self._tasks:
-            return
-        _, late = await asyncio.wait(set(self._tasks), timeout=self._grace)
-        if late:
-            log.warning(
-                "%d answer(s) still running after %.0fs; dropping them",
-                len(late),
-                self._grace,
-            )
-            for task in late:
-                task.cancel()
-            await asyncio.wait(late)
 
     async def _register_commands(self) -> None:
         """The command menu, from the core's list, so new commands appear by themselves."""
@@ -183,7 +154,7 @@ class TelegramAdapter:
                 log.exception("could not handle update %d; skipping it", update.update_id)
                 continue
             if answer is not None:
-                self._spawn(answer)
+                self._answers.spawn(answer)
 
     async def _store(self, update: Update) -> Coroutine[Any, Any, None] | None:
         """Translate and store one update; return the work that answers it, if any."""
@@ -199,33 +170,13 @@ class TelegramAdapter:
     async def _answer(self, ticket: Ticket) -> None:
         message = ticket.message
         route = Route.from_json(message.route)
-        typing = None
-        if ticket.reply is None:  # a turn or a command runs: show that we are on it
-            typing = asyncio.create_task(self._keep_typing(route))
-        try:
-            reply = await self._runtime.answer(ticket)
-        except Exception:
-            log.exception("answering %s failed", message.key)
-            reply = Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR)
-        finally:
-            if typing is not None:
-                typing.cancel()
+        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route))
         await self._sender.send(reply, _destination(message, route))
 
     async def _keep_typing(self, route: Route) -> None:
         while True:
             await self._sender.typing(route)
             await asyncio.sleep(self._typing_interval)
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s failed", task.get_name(), exc_info=task.exception())
 
 
 def _destination(message: InboundMessage, route: Route) -> Destination:

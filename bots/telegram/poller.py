@@ -44,6 +44,8 @@ CONFLICT_HELP = (
 # PTB puts the token itself into InvalidToken's message, so that message is never logged.
 TOKEN_HELP = "the Bot API server rejected the bot token; check TELEGRAM_TOKEN"
 
+ALLOWED_UPDATES = ("message",)  # new messages only: no edits, channel posts or callbacks
+
 # Stores a batch of updates (or deliberately drops some); must not raise.
 Handler = Callable[[Sequence[Update]], Awaitable[None]]
 
@@ -55,13 +57,11 @@ class UpdatePoller:
         handle: Handler,
         *,
         timeout: float = 10.0,  # seconds one long poll may wait for updates
-        allowed_updates: Sequence[str] = ("message",),
         backoff: tuple[float, float] = (1.0, 30.0),  # first and longest wait after a failure
     ) -> None:
         self._bot = bot
         self._handle = handle
         self._timeout = timedelta(seconds=timeout)
-        self._allowed = list(allowed_updates)
         self._backoff = backoff
         self._offset: int | None = None  # the next update id we want (confirms all before it)
         self._confirmed: int | None = None  # the offset Telegram last saw
@@ -102,7 +102,7 @@ class UpdatePoller:
         offset = self._offset
         poll = asyncio.ensure_future(
             self._bot.get_updates(
-                offset=offset, timeout=self._timeout, allowed_updates=self._allowed
+                offset=offset, timeout=self._timeout, allowed_updates=ALLOWED_UPDATES
             )
         )
         self.ready.set()

@@ -133,7 +133,7 @@ class ReplySender:
         reply_to = None
         if route is not None and in_group:
             reply_to = ReplyParameters(route.message_id, allow_sending_without_reply=True)
-        for part in telegram_parts(reply.text) if reply.text.strip() else []:
+        for part in telegram_parts(reply.text):
             await self._send_part(chat_id, part, thread, reply_to)
             reply_to = None
         for attachment in reply.attachments:
