@@ -16,7 +16,7 @@ from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM
 from agentcore.runtime import AgentRuntime
 from agentcore.settings import AgentSettings, MemorySettings, RuntimeSettings
-from agentcore.storage.base import Storage
+from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ChatKind, InboundMessage
 
