@@ -15,12 +15,13 @@ from agentcore.records import (
     BlockSpec,
     TurnState,
 )
+from agentcore.storage import rows
 from agentcore.storage.protocols import StorageError
-from agentcore.storage.sqlite import rows
 from agentcore.storage.sqlite.blocks import insert_blocks, shared_blocks
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.messages import insert_messages
 from agentcore.storage.sqlite.passages import insert_passages
+from agentcore.storage.sqlite.sql import all_rows, one_row
 from agentcore.types import AgentKey
 
 _BY_KEY = "platform = ? AND user_id = ?"
@@ -74,7 +75,7 @@ class AgentRows(Part):
 
 
 def load_agent(conn: sqlite3.Connection, key: AgentKey) -> AgentRecord | None:
-    row = rows.one_row(
+    row = one_row(
         conn,
         f"SELECT {rows.AGENT_COLUMNS} FROM {rows.AGENT_FROM} WHERE a.{_BY_KEY}",
         (key.platform, key.user_id),
@@ -86,10 +87,10 @@ def _load_turn(conn: sqlite3.Connection, key: AgentKey) -> TurnState | None:
     agent = load_agent(conn, key)
     if agent is None:
         return None
-    blocks = rows.all_rows(
+    blocks = all_rows(
         conn, f"SELECT {rows.BLOCK_COLUMNS} FROM blocks WHERE agent_id = ? ORDER BY id", (agent.id,)
     )
-    context = rows.all_rows(
+    context = all_rows(
         conn,
         f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE agent_id = ? AND id >= ? ORDER BY id",
         (agent.id, agent.context_start_id),
@@ -111,7 +112,7 @@ def create_agent(
 ) -> AgentRecord | None:
     """The agent with its blocks, or None (and nothing written) if it exists already."""
     ms = to_millis(now)
-    created = rows.one_row(
+    created = one_row(
         conn,
         "INSERT INTO agents (platform, user_id, display_name, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (platform, user_id) DO NOTHING RETURNING id",
@@ -128,7 +129,7 @@ def _set_summary(
 ) -> None:
     """A new running summary of everything before ``context_start_id``, where the window now
     starts (the memory-pressure note may be given again)."""
-    created = rows.one_row(
+    created = one_row(
         conn,
         "INSERT INTO summaries (agent_id, content, through_message_id, created_at) "
         "VALUES (?, ?, ?, ?) RETURNING id",
@@ -142,7 +143,7 @@ def _set_summary(
 
 
 def _list_agents(conn: sqlite3.Connection, limit: int) -> list[AgentSummary]:
-    found = rows.all_rows(
+    found = all_rows(
         conn,
         "SELECT a.platform, a.user_id, a.display_name, a.last_user_at, a.message_count, "
         "(SELECT COALESCE(SUM(LENGTH(value)), 0) FROM blocks b WHERE b.agent_id = a.id) "
@@ -150,16 +151,7 @@ def _list_agents(conn: sqlite3.Connection, limit: int) -> list[AgentSummary]:
         "FROM agents a ORDER BY a.last_user_at IS NULL, a.last_user_at DESC, a.id DESC LIMIT ?",
         (limit,),
     )
-    return [
-        AgentSummary(
-            key=AgentKey(r["platform"], r["user_id"]),
-            display_name=r["display_name"],
-            last_user_at=rows.maybe_time(r["last_user_at"]),
-            message_count=r["message_count"],
-            core_memory_chars=r["core_memory_chars"],
-        )
-        for r in found
-    ]
+    return [rows.agent_summary(r) for r in found]
 
 
 def _erase(conn: sqlite3.Connection, agent_id: int) -> None:
@@ -201,9 +193,7 @@ def _delete_agent_rows(
 def _replace(
     conn: sqlite3.Connection, key: AgentKey, snapshot: AgentSnapshot, ms: int
 ) -> AgentRecord:
-    existing = rows.one_row(
-        conn, f"SELECT id FROM agents WHERE {_BY_KEY}", (key.platform, key.user_id)
-    )
+    existing = one_row(conn, f"SELECT id FROM agents WHERE {_BY_KEY}", (key.platform, key.user_id))
     if existing is not None:
         _delete_agent_rows(conn, existing["id"], redact_audit=False)
     _insert_snapshot(conn, key, snapshot, ms)
@@ -216,7 +206,7 @@ def _replace(
 def _insert_snapshot(
     conn: sqlite3.Connection, key: AgentKey, snapshot: AgentSnapshot, ms: int
 ) -> None:
-    created = rows.one_row(
+    created = one_row(
         conn,
         "INSERT INTO agents (platform, user_id, display_name, created_at) VALUES (?, ?, ?, ?) "
         "RETURNING id",

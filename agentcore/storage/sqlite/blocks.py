@@ -6,16 +6,17 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from agentcore.clock import from_millis, to_millis
+from agentcore.clock import to_millis
 from agentcore.records import Actor, Block, BlockSpec, BlockVersion, SharedBlock
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
+from agentcore.storage.sqlite.sql import all_rows, one_row
 
 
 class BlockRows(Part):
     async def list_blocks(self, agent_id: int) -> list[Block]:
         found = await self._db.read(
-            lambda conn: rows.all_rows(
+            lambda conn: all_rows(
                 conn,
                 f"SELECT {rows.BLOCK_COLUMNS} FROM blocks WHERE agent_id = ? ORDER BY id",
                 (agent_id,),
@@ -33,25 +34,15 @@ class BlockRows(Part):
 
     async def block_history(self, agent_id: int, label: str) -> list[BlockVersion]:
         found = await self._db.read(
-            lambda conn: rows.all_rows(
+            lambda conn: all_rows(
                 conn,
-                "SELECT h.version, h.actor, h.actor_name, h.old_value, h.new_value, h.created_at "
-                "FROM block_history h JOIN blocks b ON b.id = h.block_id "
-                "WHERE b.agent_id = ? AND b.label = ? ORDER BY h.version",
+                f"SELECT {rows.HISTORY_COLUMNS} FROM block_history h "
+                "JOIN blocks b ON b.id = h.block_id WHERE b.agent_id = ? AND b.label = ? "
+                "ORDER BY h.version",
                 (agent_id, label),
             )
         )
-        return [
-            BlockVersion(
-                version=r["version"],
-                actor=Actor(r["actor"]),
-                actor_name=r["actor_name"],
-                old_value=r["old_value"],
-                new_value=r["new_value"],
-                created_at=from_millis(r["created_at"]),
-            )
-            for r in found
-        ]
+        return [rows.block_version(r) for r in found]
 
     async def list_shared_blocks(self) -> list[SharedBlock]:
         return await self._db.read(shared_blocks)
@@ -68,7 +59,7 @@ class BlockRows(Part):
 
     async def delete_shared_block(self, label: str) -> bool:
         deleted = await self._db.write(
-            lambda conn: rows.one_row(
+            lambda conn: one_row(
                 conn, "DELETE FROM shared_blocks WHERE label = ? RETURNING label", (label,)
             )
         )
@@ -76,7 +67,7 @@ class BlockRows(Part):
 
 
 def shared_blocks(conn: sqlite3.Connection) -> list[SharedBlock]:
-    found = rows.all_rows(conn, f"SELECT {rows.SHARED_COLUMNS} FROM shared_blocks ORDER BY label")
+    found = all_rows(conn, f"SELECT {rows.SHARED_COLUMNS} FROM shared_blocks ORDER BY label")
     return [rows.shared_block(r) for r in found]
 
 
@@ -103,7 +94,7 @@ def _save_block(
     ms: int,
 ) -> Block:
     """Replace the value and record the change in the history; KeyError if no such block."""
-    current = rows.one_row(
+    current = one_row(
         conn,
         "SELECT id, value, version FROM blocks WHERE agent_id = ? AND label = ?",
         (agent_id, label),
@@ -111,7 +102,7 @@ def _save_block(
     if current is None:
         raise KeyError(label)
     version = current["version"] + 1
-    updated = rows.one_row(
+    updated = one_row(
         conn,
         "UPDATE blocks SET value = ?, version = ?, updated_at = ? WHERE id = ? "
         f"RETURNING {rows.BLOCK_COLUMNS}",

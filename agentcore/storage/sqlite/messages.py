@@ -13,9 +13,10 @@ from agentcore.search import engine
 from agentcore.search.fts import scoped
 from agentcore.search.query import parse_query
 from agentcore.search.terms import message_terms
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.search import MessageIndex
+from agentcore.storage.sqlite.sql import all_rows
 
 _FAR_PAST, _FAR_FUTURE = -(2**62), 2**62
 _ROWS_PER_INSERT = 1000  # 7 parameters a row, well under SQLite's variable limit
@@ -32,7 +33,7 @@ class MessageRows(Part):
 
     async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
         found = await self._db.read(
-            lambda conn: rows.all_rows(
+            lambda conn: all_rows(
                 conn,
                 f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE agent_id = ? AND id >= ? "
                 "ORDER BY id",
@@ -49,7 +50,7 @@ class MessageRows(Part):
         if parsed.empty:
             return []
         found = await self._db.read(
-            lambda conn: rows.all_rows(
+            lambda conn: all_rows(
                 conn,
                 "SELECT m.id, m.role, m.content, m.created_at FROM messages_fts "
                 "JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? "
@@ -78,7 +79,7 @@ class MessageRows(Part):
             return []
         # A date range alone lists that period's messages, newest first.
         found = await self._db.read(
-            lambda conn: rows.all_rows(
+            lambda conn: all_rows(
                 conn,
                 f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = ? "
                 "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
@@ -128,7 +129,7 @@ def insert_messages(
                 to_millis(m.created_at),
                 message_terms(m.role, m.content),
             ]
-        inserted = rows.all_rows(
+        inserted = all_rows(
             conn,
             "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at,"
             f" terms) VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?)'] * len(chunk))} RETURNING id",

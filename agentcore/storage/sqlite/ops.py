@@ -9,10 +9,11 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from agentcore.clock import from_millis, to_millis
+from agentcore.clock import to_millis
 from agentcore.records import AuditEntry, LLMCallRecord, StartupRun, StoreStats
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
+from agentcore.storage.sqlite.sql import all_rows, one_row
 
 
 class OpsRows(Part):
@@ -28,23 +29,14 @@ class OpsRows(Part):
 
     async def recent_startups(self, limit: int) -> list[StartupRun]:
         found = await self._db.read(
-            lambda conn: rows.all_rows(
+            lambda conn: all_rows(
                 conn,
                 "SELECT id, started_at, total_ms, rss_mb, phases FROM startup_runs "
                 "ORDER BY id DESC LIMIT ?",
                 (limit,),
             )
         )
-        return [
-            StartupRun(
-                started_at=from_millis(r["started_at"]),
-                total_ms=r["total_ms"],
-                rss_mb=r["rss_mb"],
-                phases=tuple((name, float(ms)) for name, ms in json.loads(r["phases"])),
-                id=r["id"],
-            )
-            for r in found
-        ]
+        return [rows.startup_run(r) for r in found]
 
     async def record_llm_call(self, call: LLMCallRecord) -> None:
         params = (
@@ -75,24 +67,14 @@ class OpsRows(Part):
 
     async def recent_audit(self, limit: int) -> list[AuditEntry]:
         found = await self._db.read(
-            lambda conn: rows.all_rows(
+            lambda conn: all_rows(
                 conn,
                 "SELECT id, actor, verb, target, detail, created_at FROM audit_log "
                 "ORDER BY id DESC LIMIT ?",
                 (limit,),
             )
         )
-        return [
-            AuditEntry(
-                actor=r["actor"],
-                verb=r["verb"],
-                target=r["target"],
-                created_at=from_millis(r["created_at"]),
-                detail=r["detail"],
-                id=r["id"],
-            )
-            for r in found
-        ]
+        return [rows.audit_entry(r) for r in found]
 
     async def stats(self, since: datetime) -> StoreStats:
         counts, calls = await self._db.read(lambda conn: _stats(conn, to_millis(since)))
@@ -111,13 +93,13 @@ class OpsRows(Part):
 
 
 def _stats(conn: sqlite3.Connection, since_ms: int) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
-    counts = rows.one_row(
+    counts = one_row(
         conn,
         "SELECT COUNT(*) AS agents, COALESCE(SUM(message_count), 0) AS messages, "
         "COALESCE(SUM(passage_count), 0) AS passages FROM agents",
     )
     assert counts is not None
-    calls = rows.all_rows(
+    calls = all_rows(
         conn,
         "SELECT latency_ms, prompt_tokens + completion_tokens AS tokens FROM llm_calls "
         "WHERE created_at >= ?",

@@ -11,9 +11,10 @@ from agentcore.records import NewPassage, Passage
 from agentcore.search import engine
 from agentcore.search.query import parse_query
 from agentcore.search.terms import passage_terms
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.search import PassageIndex
+from agentcore.storage.sqlite.sql import all_rows, one_row
 
 _INSERT = "INSERT INTO passages (agent_id, content, tags, terms, created_at) VALUES (?, ?, ?, ?, ?)"
 
@@ -23,9 +24,7 @@ class PassageRows(Part):
         self, agent_id: int, content: str, tags: Sequence[str], now: datetime
     ) -> int:
         params = _params(agent_id, NewPassage(content, tuple(tags), now))
-        added = await self._db.write(
-            lambda conn: rows.one_row(conn, f"{_INSERT} RETURNING id", params)
-        )
+        added = await self._db.write(lambda conn: one_row(conn, f"{_INSERT} RETURNING id", params))
         assert added is not None
         return int(added["id"])
 
@@ -37,7 +36,7 @@ class PassageRows(Part):
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         found = await self._db.read(
-            lambda conn: rows.all_rows(
+            lambda conn: all_rows(
                 conn,
                 f"SELECT {rows.PASSAGE_COLUMNS} FROM passages WHERE agent_id = ? ORDER BY id",
                 (agent_id,),

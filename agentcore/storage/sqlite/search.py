@@ -16,8 +16,9 @@ from agentcore.records import Passage, SearchHit
 from agentcore.search.engine import Indexed, Totals
 from agentcore.search.fts import quote, scoped
 from agentcore.search.rank import DEFAULT_WEIGHTS, Candidate
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Database
+from agentcore.storage.sqlite.sql import all_rows
 
 # A message row as the search reads it.
 _ROW = "m.id, m.role, m.content, m.created_at, m.seq, m.terms"
@@ -41,7 +42,7 @@ class _Index:
         return f"(SELECT count(*) FROM {self._fts} WHERE {self._fts} MATCH ?)"
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
-        return await self._db.read(lambda conn: rows.all_rows(conn, sql, params))
+        return await self._db.read(lambda conn: all_rows(conn, sql, params))
 
     async def counts(self, keys: Sequence[str]) -> tuple[Totals, dict[str, int]]:
         counted = ", ".join(f"{self._count()} AS key{i}" for i in range(len(keys)))

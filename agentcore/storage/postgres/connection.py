@@ -1,0 +1,179 @@
+"""The PostgreSQL database and its connection pool (asyncpg): every unit of work is one function.
+
+A unit of work is an async function of an ``Conn``: ``await db.write(work)`` runs
+it in one transaction on a connection of its own (committed if it returns, rolled back if it
+raises) and returns what it returns, so a transaction is one await with named results, as on
+SQLite. ``await db.read(work)`` runs a read; ``db.pinned(conn)`` is the same interface over one
+connection held by the caller (a person's turn in multi-process mode; see ``Storage.person``).
+
+Every connection is set up for this workload when it opens: ``plan_cache_mode =
+force_custom_plan`` (asyncpg prepares every statement; a generic plan for a search does not
+know which person or word it is for and picks a slow scan of the whole full-text index), and
+no JIT (compiling a plan costs more than any query here takes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from agentcore.storage.protocols import StorageError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+if TYPE_CHECKING:
+    Conn = PoolConnectionProxy[asyncpg.Record]  # a connection of the pool
+else:
+    Conn = PoolConnectionProxy  # not subscriptable at run time
+Work = Callable[[Conn], Awaitable[T]]
+
+SERVER_SETTINGS = {
+    "plan_cache_mode": "force_custom_plan",
+    "jit": "off",
+    "application_name": "agentcore",
+}
+CONNECT_TIMEOUT = 10.0  # seconds to reach the server at start before saying it cannot be reached
+# What a dropped or unusable connection raises, besides PostgreSQL's own errors.
+_CONNECTION_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+class Database:
+    """A pool of connections to one PostgreSQL database. Build it with ``open``."""
+
+    def __init__(self, pool: asyncpg.Pool, shown: str) -> None:
+        self._pool = pool
+        self.shown = shown  # the URL without its password, for messages
+
+    @classmethod
+    async def open(
+        cls, url: str, *, pool_size: int, prepare: Callable[[Conn], Awaitable[None]]
+    ) -> Database:
+        """Connect, run ``prepare`` (the migrations) on one connection, and keep the pool."""
+        shown = redacted(url)
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT,
+                server_settings=SERVER_SETTINGS,
+                init=_without_nul,
+            )
+        except (ValueError, *_CONNECTION_ERRORS) as exc:
+            raise StorageError(f"cannot use the database at {shown}: {_reason(exc)}") from exc
+        try:
+            async with pool.acquire() as conn:
+                await prepare(conn)
+        except BaseException as exc:
+            pool.terminate()
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise StorageError(f"database {shown}: {_reason(exc)}") from exc
+            raise
+        return cls(pool, shown)
+
+    async def write(self, work: Work[T]) -> T:
+        """Run ``work`` as one transaction: all of its statements or none."""
+        async with self._connection() as conn, conn.transaction():
+            return await work(conn)
+
+    async def read(self, work: Work[T]) -> T:
+        """Run ``work``'s reads (each statement sees what was committed when it started)."""
+        async with self._connection() as conn:
+            return await work(conn)
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[Pinned]:
+        """One connection for the caller's span, as a ``Pinned`` database."""
+        async with self._connection() as conn:
+            yield Pinned(conn)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except _CONNECTION_ERRORS as exc:
+            raise StorageError(f"database error: {_reason(exc)}") from exc
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._pool.close(), CONNECT_TIMEOUT)
+        except (TimeoutError, *_CONNECTION_ERRORS) as exc:
+            log.warning("closing the database pool failed (%s); dropping it", _reason(exc))
+            self._pool.terminate()
+
+
+async def _without_nul(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite can): drop it from text written, rather than
+    failing the write (a model may send one; the core already strips it from messages). This
+    covers text parameters; arrays of text go through ``texts``."""
+    await conn.set_type_codec(
+        "text",
+        schema="pg_catalog",
+        encoder=lambda text: text.replace("\x00", ""),
+        decoder=str,
+        format="text",
+    )
+
+
+def texts(values: Sequence[str | None]) -> list[str | None]:
+    """An array parameter of text, without NUL (asyncpg encodes arrays without the codec)."""
+    return [None if v is None else v.replace("\x00", "") for v in values]
+
+
+class Pinned:
+    """The ``Database`` interface over one connection that the caller holds."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def write(self, work: Work[T]) -> T:
+        try:
+            async with self._conn.transaction():
+                return await work(self._conn)
+        except _CONNECTION_ERRORS as exc:
+            raise StorageError(f"database error: {_reason(exc)}") from exc
+
+    async def read(self, work: Work[T]) -> T:
+        try:
+            return await work(self._conn)
+        except _CONNECTION_ERRORS as exc:
+            raise StorageError(f"database error: {_reason(exc)}") from exc
+
+
+class Part:
+    """One protocol's share of ``PostgresStorage``: its methods, over a ``Database`` (or a
+    ``Pinned`` connection: the same methods for one person's turn)."""
+
+    def __init__(self, db: Database | Pinned) -> None:
+        self._db = db
+
+
+def redacted(url: str) -> str:
+    """The URL with any password replaced by ``***`` (it appears in messages and logs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a malformed database URL)"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what went wrong, without a traceback."""
+    if isinstance(exc, TimeoutError):
+        return "no answer from the server (timed out)"
+    if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):
+        return "connection refused: is PostgreSQL running there?"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text

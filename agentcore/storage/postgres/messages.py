@@ -1,0 +1,159 @@
+"""``MessageStore`` on PostgreSQL: recall memory, every message with the platform's timestamp."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from agentcore.clock import to_millis
+from agentcore.records import NewMessage, SearchHit, StoredMessage, UserActivity
+from agentcore.search import engine
+from agentcore.search.query import parse_query
+from agentcore.search.terms import message_terms
+from agentcore.storage import rows
+from agentcore.storage.postgres.connection import Conn, Part, texts
+from agentcore.storage.postgres.search import MessageIndex, any_of
+
+_FAR_PAST, _FAR_FUTURE = -(2**62), 2**62
+
+
+class MessageRows(Part):
+    async def append_messages(
+        self,
+        agent_id: int,
+        messages: Sequence[NewMessage],
+        activity: UserActivity | None = None,
+    ) -> list[int]:
+        return await self._db.write(lambda conn: _append(conn, agent_id, messages, activity))
+
+    async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
+        found = await self._db.read(
+            lambda conn: conn.fetch(
+                f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE agent_id = $1 AND id >= $2 "
+                "ORDER BY id",
+                agent_id,
+                since_id,
+            )
+        )
+        return [rows.message(r) for r in found]
+
+    async def all_messages(self, agent_id: int) -> list[StoredMessage]:
+        return await self.context_messages(agent_id, 0)
+
+    async def recent_matches(self, agent_id: int, query: str, limit: int) -> list[SearchHit]:
+        parsed = parse_query(query)
+        if parsed.empty:
+            return []
+        found = await self._db.read(
+            lambda conn: conn.fetch(
+                f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = $1 "
+                "AND terms IS NOT NULL AND tsv @@ $2::tsquery ORDER BY id DESC LIMIT $3",
+                agent_id,
+                any_of(parsed.terms),
+                limit,
+            )
+        )
+        return [rows.hit(r) for r in found]
+
+    async def search_messages(
+        self,
+        agent_id: int,
+        query: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 10,
+    ) -> list[SearchHit]:
+        lo = to_millis(start) if start else _FAR_PAST
+        hi = to_millis(end) if end else _FAR_FUTURE
+        parsed = parse_query(query)
+        if not parsed.empty:
+            index = MessageIndex(self._db, agent_id)
+            return await engine.search_messages(index, parsed, lo, hi, limit)
+        if start is None and end is None:
+            return []
+        # A date range alone lists that period's messages, newest first.
+        found = await self._db.read(
+            lambda conn: conn.fetch(
+                f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = $1 "
+                "AND terms IS NOT NULL AND created_at BETWEEN $2 AND $3 ORDER BY id DESC LIMIT $4",
+                agent_id,
+                lo,
+                hi,
+                limit,
+            )
+        )
+        return [rows.hit(r) for r in found]
+
+
+async def _append(
+    conn: Conn, agent_id: int, messages: Sequence[NewMessage], activity: UserActivity | None
+) -> list[int]:
+    ids = await insert_messages(conn, agent_id, messages)
+    if activity is not None:
+        await record_activity(conn, agent_id, activity)
+    return ids
+
+
+async def record_activity(conn: Conn, agent_id: int, activity: UserActivity) -> None:
+    """Record a person's latest message and session on their agent."""
+    await conn.execute(
+        "UPDATE agents SET last_user_at = $1, session_count = $2, display_name = $3 WHERE id = $4",
+        to_millis(activity.sent_at),
+        activity.session_count,
+        activity.display_name,
+        agent_id,
+    )
+
+
+async def insert_messages(conn: Conn, agent_id: int, messages: Sequence[NewMessage]) -> list[int]:
+    """Insert the rows in one statement and return their ids in order. Each row carries its
+    search terms; triggers keep the agent's counts and each searchable row's position."""
+    return await insert_rows(
+        conn,
+        agent_id,
+        roles=[m.role.value for m in messages],
+        contents=[m.content for m in messages],
+        created=[to_millis(m.created_at) for m in messages],
+        terms=[message_terms(m.role, m.content) for m in messages],
+        calls=[rows.dump_calls(m.tool_calls) for m in messages],
+        call_ids=[m.tool_call_id for m in messages],
+    )
+
+
+async def insert_rows(
+    conn: Conn,
+    agent_id: int,
+    *,
+    roles: list[str],
+    contents: list[str | None],
+    created: list[int],
+    terms: list[str | None],
+    calls: list[str | None] | None = None,
+    call_ids: list[str | None] | None = None,
+) -> list[int]:
+    """Insert message rows given column by column; their ids, in order.
+
+    The agent's row is locked before the first id is drawn, so the rows of one transaction get
+    consecutive ids among the agent's messages (another transaction writing for the same agent
+    waits), and a tool call is never separated from its result in the agent's history.
+    """
+    if not roles:
+        return []
+    found = await conn.fetch(
+        "WITH owner AS (SELECT id FROM agents WHERE id = $1 FOR UPDATE) "
+        "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at,"
+        " terms) SELECT owner.id, m.role, m.content, m.tool_calls, m.tool_call_id, m.created_at,"
+        " m.terms FROM owner, unnest($2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::bigint[], $7::text[]) WITH ORDINALITY AS m(role, content, tool_calls,"
+        " tool_call_id, created_at, terms, n) ORDER BY m.n RETURNING id",
+        agent_id,
+        roles,
+        texts(contents),
+        texts(calls or [None] * len(roles)),
+        texts(call_ids or [None] * len(roles)),
+        created,
+        terms,
+    )
+    # Identity values are drawn in the order rows are inserted, which is the ORDER BY's.
+    return sorted(r["id"] for r in found)
