@@ -13,7 +13,29 @@ from agentcore.llm.base import ClosableLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.protocols import Storage
+from agentcore.storage.sqlite import SQLiteStorage
 from config import Settings
+
+
+async def open_storage(settings: Settings) -> Storage:
+    """The configured database: PostgreSQL if ``AGENTCORE_DB`` is its URL, else SQLite.
+    ``StorageError`` (one line, no password) if it cannot be used."""
+    if settings.database_url:
+        from agentcore.storage.postgres import PostgresStorage  # noqa: PLC0415 (asyncpg)
+
+        return await PostgresStorage.open(
+            settings.database_url.reveal(), pool_size=settings.pool_size
+        )
+    return await SQLiteStorage.open(settings.database, busy_timeout_ms=settings.busy_timeout_ms)
+
+
+def database_shown(settings: Settings) -> str:
+    """Where the database is, for messages: the SQLite path, or the URL without password."""
+    if settings.database_url:
+        from agentcore.storage.postgres.connection import redacted  # noqa: PLC0415
+
+        return redacted(settings.database_url.reveal())
+    return str(settings.database)
 
 
 def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Commands:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -64,17 +65,23 @@ def throwaway_cluster() -> Iterator[str]:
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_postgres:
         shutil.chown(folder, "postgres", "postgres")
-    data, port = folder / "data", free_port()
+    data, port, password = folder / "data", free_port(), secrets.token_hex(8)
+    pwfile = folder / "password"
+    pwfile.write_text(password)
+    if as_postgres:
+        shutil.chown(pwfile, "postgres", "postgres")
     try:
+        # Passwords over TCP, as a real server asks (so a wrong one can be tried).
         _run([*as_postgres, str(BIN / "initdb"), "-D", str(data), "-U", "postgres",
-              "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])  # fmt: skip
+              "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+              "-E", "UTF8", "--locale=C.UTF-8"])  # fmt: skip
         options = f"-c listen_addresses=127.0.0.1 -c port={port} " + (
             f"-c unix_socket_directories={folder} {FAST}"
         )
         _run([*as_postgres, str(BIN / "pg_ctl"), "-D", str(data), "-o", options,
               "-l", str(folder / "server.log"), "-w", "start"])  # fmt: skip
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
         finally:
             _run([*as_postgres, str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
     finally:

@@ -15,6 +15,7 @@ no JIT (compiling a plan costs more than any query here takes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -42,22 +43,40 @@ SERVER_SETTINGS = {
 }
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server at start before saying it cannot be reached
 # What a dropped or unusable connection raises, besides PostgreSQL's own errors.
-_CONNECTION_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+# The connection is gone (a restart, a failover, a terminated backend): it must not be reused.
+_LOST = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    ConnectionError,
+)
+
+
+class _Gone(Exception):
+    """The connection was found gone where the work may run again on another one: before its
+    transaction began, or in a read."""
 
 
 class Database:
     """A pool of connections to one PostgreSQL database. Build it with ``open``."""
 
-    def __init__(self, pool: asyncpg.Pool, shown: str) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self.shown = shown  # the URL without its password, for messages
 
     @classmethod
     async def open(
         cls, url: str, *, pool_size: int, prepare: Callable[[Conn], Awaitable[None]]
     ) -> Database:
         """Connect, run ``prepare`` (the migrations) on one connection, and keep the pool."""
-        shown = redacted(url)
         try:
             pool = await asyncpg.create_pool(
                 url,
@@ -67,46 +86,60 @@ class Database:
                 server_settings=SERVER_SETTINGS,
                 init=_without_nul,
             )
-        except (ValueError, *_CONNECTION_ERRORS) as exc:
-            raise StorageError(f"cannot use the database at {shown}: {_reason(exc)}") from exc
+        except (ValueError, *_ERRORS) as exc:
+            raise StorageError(_reason(exc)) from exc
         try:
             async with pool.acquire() as conn:
                 await prepare(conn)
         except BaseException as exc:
             pool.terminate()
-            if isinstance(exc, _CONNECTION_ERRORS):
-                raise StorageError(f"database {shown}: {_reason(exc)}") from exc
+            if isinstance(exc, _ERRORS):
+                raise StorageError(_reason(exc)) from exc
             raise
-        return cls(pool, shown)
+        return cls(pool)
 
     async def write(self, work: Work[T]) -> T:
-        """Run ``work`` as one transaction: all of its statements or none."""
-        async with self._connection() as conn, conn.transaction():
-            return await work(conn)
+        """Run ``work`` as one transaction: all of its statements or none. If the pooled
+        connection turns out to be gone before the transaction began (the server restarted
+        meanwhile), it runs once more on a new one."""
+        return await self._run(lambda conn: _transaction(conn, work))
 
     async def read(self, work: Work[T]) -> T:
-        """Run ``work``'s reads (each statement sees what was committed when it started)."""
-        async with self._connection() as conn:
-            return await work(conn)
+        """Run ``work``'s reads (each statement sees what was committed when it started), once
+        more on a new connection if the first is gone."""
+        return await self._run(lambda conn: _reading(conn, work))
+
+    async def _run(self, work: Work[T]) -> T:
+        try:
+            return await self._attempt(work)
+        except _Gone as gone:
+            log.info("database connection lost (%s); trying a new one", _reason(gone.__cause__))
+        return await self._attempt(work)
+
+    async def _attempt(self, work: Work[T]) -> T:
+        try:
+            async with self._pool.acquire() as conn:
+                try:
+                    return await work(conn)
+                except (_Gone, *_LOST):
+                    conn.terminate()  # the pool opens a new one in its place
+                    raise
+        except _ERRORS as exc:
+            raise StorageError(f"database error: {_reason(exc)}") from exc
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[Pinned]:
         """One connection for the caller's span, as a ``Pinned`` database."""
-        async with self._connection() as conn:
-            yield Pinned(conn)
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Conn]:
         try:
             async with self._pool.acquire() as conn:
-                yield conn
-        except _CONNECTION_ERRORS as exc:
+                yield Pinned(conn)
+        except _ERRORS as exc:
             raise StorageError(f"database error: {_reason(exc)}") from exc
 
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self._pool.close(), CONNECT_TIMEOUT)
-        except (TimeoutError, *_CONNECTION_ERRORS) as exc:
+        except _ERRORS as exc:
             log.warning("closing the database pool failed (%s); dropping it", _reason(exc))
             self._pool.terminate()
 
@@ -130,23 +163,48 @@ def texts(values: Sequence[str | None]) -> list[str | None]:
 
 
 class Pinned:
-    """The ``Database`` interface over one connection that the caller holds."""
+    """The ``Database`` interface over one connection that the caller holds (a lost one is an
+    error: what the caller holds on it, such as a lock, is gone with it)."""
 
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
 
     async def write(self, work: Work[T]) -> T:
-        try:
-            async with self._conn.transaction():
-                return await work(self._conn)
-        except _CONNECTION_ERRORS as exc:
-            raise StorageError(f"database error: {_reason(exc)}") from exc
+        return await self._run(lambda conn: _transaction(conn, work))
 
     async def read(self, work: Work[T]) -> T:
+        return await self._run(lambda conn: _reading(conn, work))
+
+    async def _run(self, work: Work[T]) -> T:
         try:
             return await work(self._conn)
-        except _CONNECTION_ERRORS as exc:
+        except _Gone as gone:
+            raise StorageError(f"database error: {_reason(gone.__cause__)}") from gone
+        except _ERRORS as exc:
             raise StorageError(f"database error: {_reason(exc)}") from exc
+
+
+async def _transaction(conn: Conn, work: Work[T]) -> T:
+    transaction = conn.transaction()
+    try:
+        await transaction.start()
+    except _LOST as exc:
+        raise _Gone from exc
+    try:
+        result = await work(conn)
+    except BaseException:
+        with contextlib.suppress(*_ERRORS):  # a lost connection rolled back by itself
+            await transaction.rollback()
+        raise
+    await transaction.commit()
+    return result
+
+
+async def _reading(conn: Conn, work: Work[T]) -> T:
+    try:
+        return await work(conn)
+    except _LOST as exc:  # nothing was written: it may be read again
+        raise _Gone from exc
 
 
 class Part:
@@ -169,8 +227,10 @@ def redacted(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException | None) -> str:
     """One line saying what went wrong, without a traceback."""
+    if exc is None:
+        return "unknown error"
     if isinstance(exc, TimeoutError):
         return "no answer from the server (timed out)"
     if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):

@@ -40,11 +40,6 @@ class PostgresStorage(_Stores):
         and bring its schema up to date."""
         return cls(await Database.open(url, pool_size=pool_size, prepare=migrate))
 
-    @property
-    def shown(self) -> str:
-        """Where the database is, without its password."""
-        return self._pool.shown
-
     def person(self, key: AgentKey) -> AbstractAsyncContextManager[PersonStorage]:
         return self._held()
 
