@@ -62,30 +62,37 @@ def _check_reachable(url: str) -> None:
 def throwaway_cluster() -> Iterator[str]:
     """Start a fresh cluster in a temporary folder; stop and remove it afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="agentcore-pg-"))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(folder, "postgres", "postgres")
-    data, port, password = folder / "data", free_port(), secrets.token_hex(8)
-    pwfile = folder / "password"
-    pwfile.write_text(password)
-    if as_postgres:
-        shutil.chown(pwfile, "postgres", "postgres")
     try:
-        # Passwords over TCP, as a real server asks (so a wrong one can be tried).
+        with cluster(folder, FAST) as url:
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cluster(folder: Path, options: str = "") -> Iterator[str]:
+    """Run the cluster kept in ``folder`` (created there the first time) with server
+    ``options``, on 127.0.0.1 and a free port, until the end of the block. It asks for a
+    password over TCP, as a real server does (so a wrong one can be tried)."""
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data, pwfile = folder / "data", folder / "password"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not data.exists():
+        pwfile.write_text(secrets.token_hex(8))
+        if as_postgres:
+            shutil.chown(folder, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
         _run([*as_postgres, str(BIN / "initdb"), "-D", str(data), "-U", "postgres",
               "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
               "-E", "UTF8", "--locale=C.UTF-8"])  # fmt: skip
-        options = f"-c listen_addresses=127.0.0.1 -c port={port} " + (
-            f"-c unix_socket_directories={folder} {FAST}"
-        )
-        _run([*as_postgres, str(BIN / "pg_ctl"), "-D", str(data), "-o", options,
-              "-l", str(folder / "server.log"), "-w", "start"])  # fmt: skip
-        try:
-            yield f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
-        finally:
-            _run([*as_postgres, str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+    port = free_port()
+    server = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder}"
+    _run([*as_postgres, str(BIN / "pg_ctl"), "-D", str(data), "-o", f"{server} {options}",
+          "-l", str(folder / "server.log"), "-w", "start"])  # fmt: skip
+    try:
+        yield f"postgresql://postgres:{pwfile.read_text()}@127.0.0.1:{port}/postgres"
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        _run([*as_postgres, str(BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"])
 
 
 def free_port() -> int:

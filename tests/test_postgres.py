@@ -120,21 +120,31 @@ async def test_processes_starting_together_migrate_once(postgres_server: str) ->
 
 
 async def terminate_connections(url: str, *, waiting_on_a_lock: bool = False) -> int:
-    """Drop the other connections to the database (as a failover or a restart would); with
-    ``waiting_on_a_lock``, only those in the middle of a statement, once there is one."""
+    """Drop the other connections to the database (as a failover or a restart would), and
+    return once they are gone; with ``waiting_on_a_lock``, only those in the middle of a
+    statement, once there is one."""
+    others = "datname = current_database() AND pid <> pg_backend_pid()"
+    waiting = " AND wait_event_type = 'Lock'" if waiting_on_a_lock else ""
     conn = await asyncpg.connect(url)
     try:
-        waiting = "AND wait_event_type = 'Lock'" if waiting_on_a_lock else ""
-        while True:
-            dropped = await conn.fetch(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-                f"current_database() AND pid <> pg_backend_pid() {waiting}"
-            )
-            if dropped or not waiting_on_a_lock:
-                return len(dropped)
-            await asyncio.sleep(0.01)  # polling the server for a condition, not timing
+        pids: list[int] = []
+        while not pids:
+            pids = [
+                r["pid"]
+                for r in await conn.fetch(
+                    "SELECT pid, pg_terminate_backend(pid) AS ended FROM pg_stat_activity "
+                    f"WHERE {others}{waiting}"
+                )
+                if r["ended"]
+            ]
+            if not waiting_on_a_lock:
+                break
+        gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])"
+        while await conn.fetchval(gone, pids):
+            pass  # they end at once; their sockets are closed by the time this returns 0
     finally:
         await conn.close()
+    return len(pids)
 
 
 async def talk(store: PostgresStorage, clock: ManualClock, llm: FunctionLLM) -> list[str]:

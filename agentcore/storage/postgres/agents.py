@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -9,7 +10,7 @@ from agentcore.clock import from_millis, to_millis
 from agentcore.messages import Role
 from agentcore.records import AgentRecord, AgentSnapshot, AgentSummary, BlockSpec, TurnState
 from agentcore.storage import rows
-from agentcore.storage.postgres.blocks import insert_blocks, shared_blocks
+from agentcore.storage.postgres.blocks import insert_blocks
 from agentcore.storage.postgres.connection import Conn, Part
 from agentcore.storage.postgres.messages import insert_messages
 from agentcore.storage.postgres.passages import insert_passages
@@ -30,7 +31,7 @@ class AgentRows(Part):
         return await self._db.write(lambda conn: create_agent(conn, key, display_name, now, blocks))
 
     async def set_pressure_warned(self, agent_id: int, warned: bool) -> None:
-        await self._db.write(
+        await self._db.statement(
             lambda conn: conn.execute(
                 "UPDATE agents SET pressure_warned = $1 WHERE id = $2", warned, agent_id
             )
@@ -39,13 +40,13 @@ class AgentRows(Part):
     async def fold_context(
         self, agent_id: int, summary: str, context_start_id: int, now: datetime
     ) -> None:
-        await self._db.write(
+        await self._db.statement(
             lambda conn: _set_summary(conn, agent_id, summary, context_start_id, to_millis(now))
         )
 
     async def reset_context(self, agent_id: int, now: datetime) -> None:
         # Every message stored from now on, by any process, has a higher id than this.
-        await self._db.write(
+        await self._db.statement(
             lambda conn: conn.execute(
                 "UPDATE agents SET summary_id = NULL, pressure_warned = false, context_start_id = "
                 "nextval(pg_get_serial_sequence('messages', 'id')) WHERE id = $1",
@@ -84,24 +85,28 @@ async def load_agent(conn: Conn, key: AgentKey) -> AgentRecord | None:
     return rows.agent(row) if row else None
 
 
+# Everything a turn starts from in one statement (one round trip, one snapshot): the agent, and
+# its blocks, in-context messages and the shared blocks as JSON arrays of rows.
+_TURN = f"""SELECT {rows.AGENT_COLUMNS},
+    (SELECT COALESCE(json_agg(b ORDER BY b.id), '[]') FROM
+        (SELECT id, {rows.BLOCK_COLUMNS} FROM blocks WHERE agent_id = a.id) b) AS blocks,
+    (SELECT COALESCE(json_agg(m ORDER BY m.id), '[]') FROM
+        (SELECT {rows.MESSAGE_COLUMNS} FROM messages
+         WHERE agent_id = a.id AND id >= a.context_start_id) m) AS context,
+    (SELECT COALESCE(json_agg(x ORDER BY x.label), '[]') FROM
+        (SELECT {rows.SHARED_COLUMNS} FROM shared_blocks) x) AS shared
+FROM {rows.AGENT_FROM} WHERE a.platform = $1 AND a.user_id = $2"""
+
+
 async def _load_turn(conn: Conn, key: AgentKey) -> TurnState | None:
-    # One snapshot: the agent's window start and the messages after it must agree.
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        agent = await load_agent(conn, key)
-        if agent is None:
-            return None
-        blocks = await conn.fetch(
-            f"SELECT {rows.BLOCK_COLUMNS} FROM blocks WHERE agent_id = $1 ORDER BY id", agent.id
-        )
-        context = await conn.fetch(
-            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE agent_id = $1 AND id >= $2 "
-            "ORDER BY id",
-            agent.id,
-            agent.context_start_id,
-        )
-        shared = await shared_blocks(conn)
+    row = await conn.fetchrow(_TURN, key.platform, key.user_id)
+    if row is None:
+        return None
     return TurnState(
-        agent, [rows.block(r) for r in blocks], shared, [rows.message(r) for r in context]
+        rows.agent(row),
+        [rows.block(b) for b in json.loads(row["blocks"])],
+        [rows.shared_block(s) for s in json.loads(row["shared"])],
+        [rows.message(m) for m in json.loads(row["context"])],
     )
 
 

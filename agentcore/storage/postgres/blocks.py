@@ -45,7 +45,7 @@ class BlockRows(Part):
         return await self._db.read(shared_blocks)
 
     async def set_shared_block(self, label: str, value: str, by: str, now: datetime) -> None:
-        await self._db.write(
+        await self._db.statement(
             lambda conn: conn.execute(
                 "INSERT INTO shared_blocks (label, value, updated_at, updated_by) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT (label) DO UPDATE SET value = excluded.value,"
@@ -58,7 +58,7 @@ class BlockRows(Part):
         )
 
     async def delete_shared_block(self, label: str) -> bool:
-        deleted = await self._db.write(
+        deleted = await self._db.statement(
             lambda conn: conn.fetchval(
                 "DELETE FROM shared_blocks WHERE label = $1 RETURNING label", label
             )

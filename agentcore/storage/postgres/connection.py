@@ -109,6 +109,11 @@ class Database:
         more on a new connection if the first is gone."""
         return await self._run(lambda conn: _reading(conn, work))
 
+    async def statement(self, work: Work[T]) -> T:
+        """Run ``work``'s one statement, atomic by itself: no BEGIN and COMMIT round trips.
+        Not run again if the connection is lost (it may have been carried out)."""
+        return await self._attempt(work)
+
     async def _run(self, work: Work[T]) -> T:
         try:
             return await self._attempt(work)
@@ -174,6 +179,9 @@ class Pinned:
 
     async def read(self, work: Work[T]) -> T:
         return await self._run(lambda conn: _reading(conn, work))
+
+    async def statement(self, work: Work[T]) -> T:
+        return await self._run(work)
 
     async def _run(self, work: Work[T]) -> T:
         try:

@@ -19,7 +19,7 @@ _WAITING = "platform = $1 AND user_id = $2 AND NOT claimed"
 
 class InboxRows(Part):
     async def add_pending(self, message: InboundMessage, received_at: datetime) -> int | None:
-        stored: int | None = await self._db.write(
+        stored: int | None = await self._db.statement(
             lambda conn: conn.fetchval(
                 "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
                 " received_at, source, terms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
@@ -39,7 +39,7 @@ class InboxRows(Part):
         return stored
 
     async def prune_inbox(self, before: datetime) -> int:
-        pruned = await self._db.write(
+        pruned = await self._db.statement(
             lambda conn: conn.fetch(
                 "DELETE FROM inbox WHERE claimed AND received_at < $1 RETURNING id",
                 to_millis(before),

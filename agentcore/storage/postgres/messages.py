@@ -24,6 +24,8 @@ class MessageRows(Part):
         messages: Sequence[NewMessage],
         activity: UserActivity | None = None,
     ) -> list[int]:
+        if activity is None:  # one INSERT: atomic by itself
+            return await self._db.statement(lambda conn: insert_messages(conn, agent_id, messages))
         return await self._db.write(lambda conn: _append(conn, agent_id, messages, activity))
 
     async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
@@ -87,11 +89,10 @@ class MessageRows(Part):
 
 
 async def _append(
-    conn: Conn, agent_id: int, messages: Sequence[NewMessage], activity: UserActivity | None
+    conn: Conn, agent_id: int, messages: Sequence[NewMessage], activity: UserActivity
 ) -> list[int]:
     ids = await insert_messages(conn, agent_id, messages)
-    if activity is not None:
-        await record_activity(conn, agent_id, activity)
+    await record_activity(conn, agent_id, activity)
     return ids
 
 

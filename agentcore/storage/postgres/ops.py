@@ -15,7 +15,7 @@ from agentcore.storage.protocols import StorageError
 
 class OpsRows(Part):
     async def record_startup(self, run: StartupRun) -> None:
-        await self._db.write(
+        await self._db.statement(
             lambda conn: conn.execute(
                 "INSERT INTO startup_runs (started_at, total_ms, rss_mb, phases) "
                 "VALUES ($1, $2, $3, $4)",
@@ -37,7 +37,7 @@ class OpsRows(Part):
         return [rows.startup_run(r) for r in found]
 
     async def record_llm_call(self, call: LLMCallRecord) -> None:
-        await self._db.write(
+        await self._db.statement(
             lambda conn: conn.execute(
                 "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
                 " completion_tokens) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -51,7 +51,7 @@ class OpsRows(Part):
         )
 
     async def add_audit(self, entry: AuditEntry) -> None:
-        await self._db.write(
+        await self._db.statement(
             lambda conn: conn.execute(
                 "INSERT INTO audit_log (actor, verb, target, detail, created_at) "
                 "VALUES ($1, $2, $3, $4, $5)",

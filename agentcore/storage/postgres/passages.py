@@ -20,7 +20,7 @@ class PassageRows(Part):
         self, agent_id: int, content: str, tags: Sequence[str], now: datetime
     ) -> int:
         passage = NewPassage(content, tuple(tags), now)
-        [added] = await self._db.write(lambda conn: insert_passages(conn, agent_id, [passage]))
+        [added] = await self._db.statement(lambda conn: insert_passages(conn, agent_id, [passage]))
         return added
 
     async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
