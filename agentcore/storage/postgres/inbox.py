@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agentcore.clock import from_millis, to_millis
+from agentcore.clock import to_millis
 from agentcore.messages import Role
 from agentcore.records import AgentRecord, NewAgent, PendingMessage, StoredMessage, UserActivity
 from agentcore.search.terms import message_terms
 from agentcore.storage import rows
 from agentcore.storage.postgres.agents import create_agent
 from agentcore.storage.postgres.connection import Conn, Part
-from agentcore.storage.postgres.messages import insert_rows, record_activity
+from agentcore.storage.postgres.messages import record_activity
 from agentcore.types import AgentKey, InboundMessage
 
 _WAITING = "platform = $1 AND user_id = $2 AND NOT claimed"
@@ -80,40 +80,33 @@ class InboxRows(Part):
         return [rows.pending(r) for r in found]
 
 
+# Take this person's waiting messages (up to $3) into agent $4's recall, in one statement: the
+# agent's row is locked before the first id is drawn (see ``messages.insert_messages``), and the
+# waiting rows are locked (``FOR UPDATE``) so that a turn of the same person in another process
+# that got there first has claimed them by the time this one reads them. The text then lives
+# in recall; the inbox row stays a while to recognise redeliveries.
+_CLAIM = f"""WITH owner AS (SELECT id FROM agents WHERE id = $4 FOR UPDATE),
+taken AS (
+    UPDATE inbox i SET claimed = true, text = '', terms = NULL
+    FROM (SELECT id, text, sent_at, terms FROM inbox WHERE {_WAITING} AND id <= $3
+          ORDER BY id FOR UPDATE) w
+    WHERE i.id = w.id RETURNING w.id, w.text, w.sent_at, w.terms)
+INSERT INTO messages (agent_id, role, content, created_at, terms)
+SELECT owner.id, 'user', t.text, t.sent_at, t.terms FROM owner, taken t ORDER BY t.id
+RETURNING id, content, created_at"""
+
+
 async def _claim(
     conn: Conn, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
 ) -> list[StoredMessage]:
     """Move this person's waiting messages (up to ``up_to_id``) into the agent's recall, oldest
-    first, and record their activity; nothing if none is left (answered already).
-
-    The waiting rows are locked first (``FOR UPDATE``): a turn of the same person in another
-    process that got there first has claimed them by the time this one reads them.
-    """
-    taken = await conn.fetch(
-        f"UPDATE inbox i SET claimed = true, text = '', terms = NULL FROM (SELECT id, text, "
-        f"sent_at, terms FROM inbox WHERE {_WAITING} AND id <= $3 ORDER BY id FOR UPDATE) w "
-        "WHERE i.id = w.id RETURNING w.id, w.text, w.sent_at, w.terms",
-        key.platform,
-        key.user_id,
-        up_to_id,
-    )
-    if not taken:
+    first, and record their activity; nothing if none is left (answered already)."""
+    claimed = await conn.fetch(_CLAIM, key.platform, key.user_id, up_to_id, agent_id)
+    if not claimed:
         return []
-    taken = sorted(taken, key=lambda r: int(r["id"]))
-    # The text now lives in recall; the inbox row stays a while to recognise redeliveries.
-    ids = await insert_rows(
-        conn,
-        agent_id,
-        roles=[Role.USER.value] * len(taken),
-        contents=[r["text"] for r in taken],
-        created=[r["sent_at"] for r in taken],
-        terms=[r["terms"] for r in taken],
-    )
     await record_activity(conn, agent_id, activity)
-    return [
-        StoredMessage(i, Role.USER, r["text"], from_millis(r["sent_at"]))
-        for i, r in zip(ids, taken, strict=True)
-    ]
+    # Ids are drawn in the ORDER BY's order, oldest message first.
+    return [rows.claimed(r) for r in sorted(claimed, key=lambda r: int(r["id"]))]
 
 
 async def _start(

@@ -109,37 +109,13 @@ async def record_activity(conn: Conn, agent_id: int, activity: UserActivity) -> 
 
 async def insert_messages(conn: Conn, agent_id: int, messages: Sequence[NewMessage]) -> list[int]:
     """Insert the rows in one statement and return their ids in order. Each row carries its
-    search terms; triggers keep the agent's counts and each searchable row's position."""
-    return await insert_rows(
-        conn,
-        agent_id,
-        roles=[m.role.value for m in messages],
-        contents=[m.content for m in messages],
-        created=[to_millis(m.created_at) for m in messages],
-        terms=[message_terms(m.role, m.content) for m in messages],
-        calls=[rows.dump_calls(m.tool_calls) for m in messages],
-        call_ids=[m.tool_call_id for m in messages],
-    )
-
-
-async def insert_rows(
-    conn: Conn,
-    agent_id: int,
-    *,
-    roles: list[str],
-    contents: list[str | None],
-    created: list[int],
-    terms: list[str | None],
-    calls: list[str | None] | None = None,
-    call_ids: list[str | None] | None = None,
-) -> list[int]:
-    """Insert message rows given column by column; their ids, in order.
+    search terms; triggers keep the agent's counts and each searchable row's position.
 
     The agent's row is locked before the first id is drawn, so the rows of one transaction get
     consecutive ids among the agent's messages (another transaction writing for the same agent
     waits), and a tool call is never separated from its result in the agent's history.
     """
-    if not roles:
+    if not messages:
         return []
     found = await conn.fetch(
         "WITH owner AS (SELECT id FROM agents WHERE id = $1 FOR UPDATE) "
@@ -149,12 +125,12 @@ async def insert_rows(
         " $6::bigint[], $7::text[]) WITH ORDINALITY AS m(role, content, tool_calls,"
         " tool_call_id, created_at, terms, n) ORDER BY m.n RETURNING id",
         agent_id,
-        roles,
-        texts(contents),
-        texts(calls or [None] * len(roles)),
-        texts(call_ids or [None] * len(roles)),
-        created,
-        terms,
+        [m.role.value for m in messages],
+        texts([m.content for m in messages]),
+        texts([rows.dump_calls(m.tool_calls) for m in messages]),
+        texts([m.tool_call_id for m in messages]),
+        [to_millis(m.created_at) for m in messages],
+        [message_terms(m.role, m.content) for m in messages],
     )
     # Identity values are drawn in the order rows are inserted, which is the ORDER BY's.
     return sorted(r["id"] for r in found)
