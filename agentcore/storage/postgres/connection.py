@@ -6,10 +6,13 @@ raises) and returns what it returns, so a transaction is one await with named re
 SQLite. ``await db.read(work)`` runs a read; ``db.pinned(conn)`` is the same interface over one
 connection held by the caller (a person's turn in multi-process mode; see ``Storage.person``).
 
-Every connection is set up for this workload when it opens: ``plan_cache_mode =
-force_custom_plan`` (asyncpg prepares every statement; a generic plan for a search does not
-know which person or word it is for and picks a slow scan of the whole full-text index), and
-no JIT (compiling a plan costs more than any query here takes).
+Every connection is set up for this workload when it opens: no JIT (compiling a plan costs more
+than any query here takes). asyncpg prepares every statement, and PostgreSQL plans a prepared
+statement once for any values ("generic") after a few runs; that suits every statement but the
+full-text ones: a generic plan for ``tsv @@ $2`` does not know which person or word it is for
+and picks a slow scan of the whole index. Those run through ``search``, on connections of their
+own with ``plan_cache_mode = force_custom_plan`` (planned for their values every time); the
+rest keep their cached plans (planning a write costs as much as running it).
 """
 
 from __future__ import annotations
@@ -36,11 +39,8 @@ else:
     Conn = PoolConnectionProxy  # not subscriptable at run time
 Work = Callable[[Conn], Awaitable[T]]
 
-SERVER_SETTINGS = {
-    "plan_cache_mode": "force_custom_plan",
-    "jit": "off",
-    "application_name": "agentcore",
-}
+SERVER_SETTINGS = {"jit": "off", "application_name": "agentcore"}
+SEARCH_SETTINGS = SERVER_SETTINGS | {"plan_cache_mode": "force_custom_plan"}
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server at start before saying it cannot be reached
 # What a dropped or unusable connection raises, besides PostgreSQL's own errors.
 _ERRORS = (
@@ -69,34 +69,37 @@ class _Gone(Exception):
 class Database:
     """A pool of connections to one PostgreSQL database. Build it with ``open``."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, search_pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._search_pool = search_pool
 
     @classmethod
     async def open(
         cls, url: str, *, pool_size: int, prepare: Callable[[Conn], Awaitable[None]]
     ) -> Database:
-        """Connect, run ``prepare`` (the migrations) on one connection, and keep the pool."""
+        """Connect, run ``prepare`` (the migrations) on one connection, and keep the pools."""
+        pools: list[asyncpg.Pool] = []
         try:
-            pool = await asyncpg.create_pool(
-                url,
-                min_size=1,
-                max_size=pool_size,
-                timeout=CONNECT_TIMEOUT,
-                server_settings=SERVER_SETTINGS,
-                init=_without_nul,
-            )
-        except (ValueError, *_ERRORS) as exc:
-            raise StorageError(_reason(exc)) from exc
-        try:
-            async with pool.acquire() as conn:
+            for settings, least in ((SERVER_SETTINGS, 1), (SEARCH_SETTINGS, 0)):
+                pools.append(
+                    await asyncpg.create_pool(
+                        url,
+                        min_size=least,
+                        max_size=pool_size,
+                        timeout=CONNECT_TIMEOUT,
+                        server_settings=settings,
+                        init=_without_nul,
+                    )
+                )
+            async with pools[0].acquire() as conn:
                 await prepare(conn)
         except BaseException as exc:
-            pool.terminate()
-            if isinstance(exc, _ERRORS):
+            for pool in pools:
+                pool.terminate()
+            if isinstance(exc, (ValueError, *_ERRORS)):
                 raise StorageError(_reason(exc)) from exc
             raise
-        return cls(pool)
+        return cls(pools[0], pools[1])
 
     async def write(self, work: Work[T]) -> T:
         """Run ``work`` as one transaction: all of its statements or none. If the pooled
@@ -112,18 +115,22 @@ class Database:
     async def statement(self, work: Work[T]) -> T:
         """Run ``work``'s one statement, atomic by itself: no BEGIN and COMMIT round trips.
         Not run again if the connection is lost (it may have been carried out)."""
-        return await self._attempt(work)
+        return await self._attempt(self._pool, work)
 
-    async def _run(self, work: Work[T]) -> T:
+    async def search(self, work: Work[T]) -> T:
+        """Run ``work``'s full-text reads, each planned for its values (see above)."""
+        return await self._run(lambda conn: _reading(conn, work), self._search_pool)
+
+    async def _run(self, work: Work[T], pool: asyncpg.Pool | None = None) -> T:
         try:
-            return await self._attempt(work)
+            return await self._attempt(pool or self._pool, work)
         except _Gone as gone:
             log.info("database connection lost (%s); trying a new one", _reason(gone.__cause__))
-        return await self._attempt(work)
+        return await self._attempt(pool or self._pool, work)
 
-    async def _attempt(self, work: Work[T]) -> T:
+    async def _attempt(self, pool: asyncpg.Pool, work: Work[T]) -> T:
         try:
-            async with self._pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 try:
                     return await work(conn)
                 except (_Gone, *_LOST):
@@ -137,16 +144,17 @@ class Database:
         """One connection for the caller's span, as a ``Pinned`` database."""
         try:
             async with self._pool.acquire() as conn:
-                yield Pinned(conn)
+                yield Pinned(conn, self)
         except _ERRORS as exc:
             raise StorageError(f"database error: {_reason(exc)}") from exc
 
     async def close(self) -> None:
-        try:
-            await asyncio.wait_for(self._pool.close(), CONNECT_TIMEOUT)
-        except _ERRORS as exc:
-            log.warning("closing the database pool failed (%s); dropping it", _reason(exc))
-            self._pool.terminate()
+        for pool in (self._search_pool, self._pool):
+            try:
+                await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
+            except _ERRORS as exc:
+                log.warning("closing the database pool failed (%s); dropping it", _reason(exc))
+                pool.terminate()
 
 
 async def _without_nul(conn: asyncpg.Connection[asyncpg.Record]) -> None:
@@ -171,8 +179,9 @@ class Pinned:
     """The ``Database`` interface over one connection that the caller holds (a lost one is an
     error: what the caller holds on it, such as a lock, is gone with it)."""
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, shared: Database) -> None:
         self._conn = conn
+        self._shared = shared
 
     async def write(self, work: Work[T]) -> T:
         return await self._run(lambda conn: _transaction(conn, work))
@@ -182,6 +191,10 @@ class Pinned:
 
     async def statement(self, work: Work[T]) -> T:
         return await self._run(work)
+
+    async def search(self, work: Work[T]) -> T:
+        # Reads of what was committed: they need not hold what the caller holds.
+        return await self._shared.search(work)
 
     async def _run(self, work: Work[T]) -> T:
         try:

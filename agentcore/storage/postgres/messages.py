@@ -46,7 +46,7 @@ class MessageRows(Part):
         parsed = parse_query(query)
         if parsed.empty:
             return []
-        found = await self._db.read(
+        found = await self._db.search(
             lambda conn: conn.fetch(
                 f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = $1 "
                 "AND terms IS NOT NULL AND tsv @@ $2::tsquery ORDER BY id DESC LIMIT $3",

@@ -61,7 +61,7 @@ class _Index:
             f", (SELECT count(*) FROM {self._table} WHERE {self._holding(i + 2)}) AS key{i}"
             for i in range(len(keys))
         )
-        row = await self._db.read(
+        row = await self._db.search(
             lambda conn: conn.fetchrow(
                 f"SELECT {self._totals}{counted} FROM agents WHERE id = $1",
                 self._agent_id,
@@ -99,7 +99,7 @@ class _Index:
             f"SELECT {i} AS key, id FROM {self._table} WHERE {self._holding(i + 2)}"
             for i in range(len(keys))
         ]
-        found = await self._db.read(
+        found = await self._db.search(
             lambda conn: conn.fetch(
                 " UNION ALL ".join(each), self._agent_id, *(key_query(k) for k in keys)
             )
@@ -107,7 +107,7 @@ class _Index:
         return [(keys[r["key"]], r["id"]) for r in found]
 
     async def newest(self, key: str, limit: int) -> list[int]:
-        found = await self._db.read(
+        found = await self._db.search(
             lambda conn: conn.fetch(
                 f"SELECT id FROM {self._table} WHERE {self._holding(2)} ORDER BY id DESC LIMIT $3",
                 self._agent_id,
