@@ -33,6 +33,8 @@ def bench_server() -> Iterator[str]:
     if url:
         yield url
         return
+    if not (postgres.BIN / "initdb").exists():
+        raise postgres.Unavailable(f"no PostgreSQL 15 at {postgres.BIN}")
     with postgres.cluster(CACHE / "postgres") as started:
         yield started
 

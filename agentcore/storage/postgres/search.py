@@ -40,6 +40,11 @@ def any_of(terms: Sequence[str]) -> str:
     return " | ".join(lexeme(t) for t in terms)
 
 
+def any_key(keys: Sequence[str]) -> str:
+    """A tsquery matching rows that hold any of ``keys`` (terms or prefixes)."""
+    return " | ".join(key_query(k) for k in keys)
+
+
 class _Index:
     """One agent's rows in one table (``table``, with its vocabulary table)."""
 
@@ -53,19 +58,30 @@ class _Index:
         self._totals = totals  # columns of the agent's row, named docs and terms
 
     def _holding(self, param: int) -> str:
-        """Rows of this agent holding the key in parameter ``param`` (agent id is $1)."""
+        """Rows of this agent holding the tsquery in parameter ``param`` (agent id is $1)."""
         return f"agent_id = $1 AND {self._searchable} AND tsv @@ ${param}::tsquery"
 
+    @staticmethod
+    def _each(keys: Sequence[str], test: str) -> str:
+        """``test`` for each key, its tsquery in parameter $3, $4, ... ($2 is any of them)."""
+        return ", ".join(test.format(q=f"${i + 3}::tsquery", i=i) for i in range(len(keys)))
+
     async def counts(self, keys: Sequence[str]) -> tuple[Totals, dict[str, int]]:
-        counted = "".join(
-            f", (SELECT count(*) FROM {self._table} WHERE {self._holding(i + 2)}) AS key{i}"
-            for i in range(len(keys))
-        )
+        # One pass over the rows holding any key (the index finds them), counting each key.
+        counted = self._each(keys, "count(*) FILTER (WHERE tsv @@ {q}) AS key{i}")
         row = await self._db.search(
-            lambda conn: conn.fetchrow(
-                f"SELECT {self._totals}{counted} FROM agents WHERE id = $1",
-                self._agent_id,
-                *(key_query(k) for k in keys),
+            lambda conn: (
+                conn.fetchrow(
+                    f"SELECT {self._totals}, c.* FROM agents, LATERAL (SELECT {counted} "
+                    f"FROM {self._table} WHERE {self._holding(2)}) c WHERE id = $1",
+                    self._agent_id,
+                    any_key(keys),
+                    *(key_query(k) for k in keys),
+                )
+                if keys
+                else conn.fetchrow(
+                    f"SELECT {self._totals} FROM agents WHERE id = $1", self._agent_id
+                )
             )
         )
         if row is None:
@@ -95,16 +111,17 @@ class _Index:
         return [r["term"] for r in found]
 
     async def matches(self, keys: Sequence[str]) -> list[tuple[str, int]]:
-        each = [
-            f"SELECT {i} AS key, id FROM {self._table} WHERE {self._holding(i + 2)}"
-            for i in range(len(keys))
-        ]
+        # One pass over the rows holding any key, saying which keys each holds.
         found = await self._db.search(
             lambda conn: conn.fetch(
-                " UNION ALL ".join(each), self._agent_id, *(key_query(k) for k in keys)
+                f"SELECT id, {self._each(keys, 'tsv @@ {q} AS key{i}')} FROM {self._table} "
+                f"WHERE {self._holding(2)}",
+                self._agent_id,
+                any_key(keys),
+                *(key_query(k) for k in keys),
             )
         )
-        return [(keys[r["key"]], r["id"]) for r in found]
+        return [(k, r["id"]) for r in found for i, k in enumerate(keys) if r[f"key{i}"]]
 
     async def newest(self, key: str, limit: int) -> list[int]:
         found = await self._db.search(
