@@ -94,9 +94,11 @@ class Database:
             opened.append(await _Owned.connect(path, busy_timeout_ms, "writer"))
             await opened[0].run(prepare)
             opened.append(await _Owned.connect(path, busy_timeout_ms, "reader"))
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, StorageError) as exc:
             for conn in opened:
                 await conn.close()
+            if isinstance(exc, StorageError):
+                raise
             raise StorageError(_describe(exc, path)) from exc
         return cls(path, opened[0], opened[1])
 

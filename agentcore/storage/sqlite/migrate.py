@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from agentcore.messages import Role
 from agentcore.search.terms import message_terms, passage_terms
+from agentcore.storage.protocols import StorageError
 from agentcore.storage.schema import migration_files
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,13 @@ def load_migrations() -> list[Migration]:
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply the migrations this file has not seen yet, all in one transaction."""
     migrations = load_migrations()
-    if _version(conn) >= len(migrations):
+    version = _version(conn)
+    if version > len(migrations):
+        raise StorageError(
+            f"the database's schema is version {version}, newer than this program's "
+            f"({len(migrations)}): run the newer version of the bot, or another database"
+        )
+    if version == len(migrations):
         return  # the common case: nothing to do, one cheap read
     conn.execute("BEGIN IMMEDIATE")
     try:
