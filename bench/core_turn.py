@@ -170,6 +170,8 @@ def main() -> None:
     )
     print(f"baseline database round trip: {results[0]['baseline_roundtrip']['median_ms']} ms")
     name = "core_turn" if args.backend == "sqlite" else f"core_turn-{args.backend}"
+    if args.backend == "postgres" and args.synchronous_commit == "off":
+        name += "_sync_off"
     print(f"wrote {write_json(name, {'backend': args.backend, 'results': results})}")
 
 
