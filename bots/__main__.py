@@ -167,7 +167,10 @@ async def _serve(
 ) -> int:
     try:
         with timer.phase("db"):
-            storage = await open_storage(settings)
+            storage = await open_storage(settings, bot=True)
+    except AdapterError as exc:
+        log.error("%s", exc)
+        return 1
     except StorageError as exc:
         hint = (
             "check AGENTCORE_DB and that the server accepts this user"

@@ -23,6 +23,8 @@ from tests import postgres
 from tests.conftest import make_settings, message
 from tests.fakes.openai_server import Completion, FakeOpenAI, last_user
 from tests.process import bot_env, run_bot
+from tests.test_admin_cli import admin
+from tests.test_reliability import running_bot
 
 
 def with_password(url: str, password: str) -> str:
@@ -51,6 +53,27 @@ async def test_the_bot_runs_on_postgresql(tmp_path: Path, postgres_url: str) -> 
         assert [run.total_ms > 0 for run in await store.recent_startups(5)] == [True]
     finally:
         await store.close()
+
+
+async def test_a_second_bot_on_the_same_database_refuses_to_start(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Until turns take a per-person lock, one bot process per PostgreSQL database, as with
+    SQLite; the lock dies with its process, and the operator CLI may run beside the bot."""
+    async with FakeOpenAI(lambda body: Completion(content="hi")) as model:
+        env = bot_env(tmp_path, model.base_url, AGENTCORE_DB=postgres_url)
+        async with running_bot(env, tmp_path) as first:
+            await first.say("hello")
+            assert await first.line() == "hi\n"
+            code, out, err = await run_bot("hello\n", env, tmp_path)
+            assert (code, out) == (1, ""), err
+            assert "another bot process is already running on postgresql://" in err
+            assert password_of(postgres_url) not in err and "Traceback" not in err
+            assert (await admin(env, "users"))[0] == 0
+            first.proc.kill()
+            await first.proc.wait()
+        code, out, err = await run_bot("hello\n", env, tmp_path)
+        assert (code, out) == (0, "hi\n"), err
 
 
 async def newer_schema(server: str) -> str:

@@ -72,6 +72,7 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, search_pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._search_pool = search_pool
+        self._locked: Conn | None = None  # holds the lock of ``lock_for_life``
 
     @classmethod
     async def open(
@@ -148,7 +149,24 @@ class Database:
         except _ERRORS as exc:
             raise StorageError(f"database error: {_reason(exc)}") from exc
 
+    async def lock_for_life(self, key: int) -> bool:
+        """Take the session advisory lock ``key`` on a connection kept until ``close`` (or
+        until this process dies: the server then frees it); False if another session has it."""
+        try:
+            conn = await self._pool.acquire()
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                self._locked = conn
+                return True
+            await self._pool.release(conn)
+        except _ERRORS as exc:
+            raise StorageError(f"database error: {_reason(exc)}") from exc
+        return False
+
     async def close(self) -> None:
+        if self._locked is not None:  # the pool unlocks it as it takes the connection back
+            with contextlib.suppress(*_ERRORS):
+                await self._pool.release(self._locked)
+            self._locked = None
         for pool in (self._search_pool, self._pool):
             try:
                 await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)

@@ -1,4 +1,4 @@
-"""``PostgresStorage``: several bot processes on one PostgreSQL database (asyncpg).
+"""``PostgresStorage``: the database of PostgreSQL (asyncpg).
 
 Each protocol is implemented in its own module over one ``Database`` (a connection pool;
 ``connection``); this class puts them together, as ``SQLiteStorage`` does for SQLite. To add a
@@ -22,6 +22,9 @@ from agentcore.storage.postgres.passages import PassageRows
 from agentcore.storage.protocols import PersonStorage, Storage
 from agentcore.types import AgentKey
 
+# pg_try_advisory_lock key: the first 8 bytes of sha256("agentcore bot process"), as a bigint.
+_ONE_BOT = 0x2581_A6BC_FA93_8A8E
+
 
 class _Stores(AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, OpsRows):
     """Every protocol over one database, or over one held connection."""
@@ -40,12 +43,19 @@ class PostgresStorage(_Stores):
         and bring its schema up to date."""
         return cls(await Database.open(url, pool_size=pool_size, prepare=migrate))
 
+    async def claim(self) -> bool:
+        """Mark this database as used by this bot process, for as long as it runs; False if
+        another bot process has it. (Until turns take a per-person lock, one bot process per
+        database keeps each person's turns in order; the operator CLI does not claim it.)"""
+        return await self._pool.lock_for_life(_ONE_BOT)
+
     def person(self, key: AgentKey) -> AbstractAsyncContextManager[PersonStorage]:
         return self._held()
 
     @asynccontextmanager
     async def _held(self) -> AsyncIterator[PersonStorage]:
-        # One connection for the whole span; Part C takes the person's advisory lock on it.
+        # One connection for the whole span: where a per-person lock is to be held, so that
+        # every write of the turn goes through the lock's connection.
         async with self._pool.hold() as pinned:
             yield _Stores(pinned)
 
