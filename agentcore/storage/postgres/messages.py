@@ -14,8 +14,6 @@ from agentcore.storage import rows
 from agentcore.storage.postgres.connection import Conn, Part, texts
 from agentcore.storage.postgres.search import MessageIndex, any_of
 
-_FAR_PAST, _FAR_FUTURE = -(2**62), 2**62
-
 
 class MessageRows(Part):
     async def append_messages(
@@ -66,26 +64,9 @@ class MessageRows(Part):
         end: datetime | None = None,
         limit: int = 10,
     ) -> list[SearchHit]:
-        lo = to_millis(start) if start else _FAR_PAST
-        hi = to_millis(end) if end else _FAR_FUTURE
-        parsed = parse_query(query)
-        if not parsed.empty:
-            index = MessageIndex(self._db, agent_id)
-            return await engine.search_messages(index, parsed, lo, hi, limit)
-        if start is None and end is None:
-            return []
-        # A date range alone lists that period's messages, newest first.
-        found = await self._db.read(
-            lambda conn: conn.fetch(
-                f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = $1 "
-                "AND terms IS NOT NULL AND created_at BETWEEN $2 AND $3 ORDER BY id DESC LIMIT $4",
-                agent_id,
-                lo,
-                hi,
-                limit,
-            )
+        return await engine.find_messages(
+            MessageIndex(self._db, agent_id), query, start, end, limit
         )
-        return [rows.hit(r) for r in found]
 
 
 async def _append(

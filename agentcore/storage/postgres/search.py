@@ -177,6 +177,19 @@ class MessageIndex(_Index):
         )
         return [_message(r) for r in found]
 
+    async def latest_between(self, lo: int, hi: int, limit: int) -> list[SearchHit]:
+        found = await self._db.read(
+            lambda conn: conn.fetch(
+                f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = $1 "
+                "AND terms IS NOT NULL AND created_at BETWEEN $2 AND $3 ORDER BY id DESC LIMIT $4",
+                self._agent_id,
+                lo,
+                hi,
+                limit,
+            )
+        )
+        return [rows.hit(r) for r in found]
+
 
 class PassageIndex(_Index):
     def __init__(self, db: Database | Pinned, agent_id: int) -> None:

@@ -120,6 +120,14 @@ class MessageIndex(_Index):
         )
         return [_message(r) for r in found]
 
+    async def latest_between(self, lo: int, hi: int, limit: int) -> list[SearchHit]:
+        found = await self._read(
+            f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = ? "
+            "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
+            (self._agent_id, lo, hi, limit),
+        )
+        return [rows.hit(r) for r in found]
+
 
 class PassageIndex(_Index):
     def __init__(self, db: Database, agent_id: int) -> None:
