@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from agentcore.clock import from_millis, to_millis
-from agentcore.messages import Role
 from agentcore.records import AgentRecord, AgentSnapshot, AgentSummary, BlockSpec, TurnState
 from agentcore.storage import rows
 from agentcore.storage.postgres.blocks import insert_blocks
@@ -201,15 +200,13 @@ async def _set_imported_window(
     conn: Conn, agent_id: int, snapshot: AgentSnapshot, ids: list[int], ms: int
 ) -> None:
     """Start the context window at the snapshot's in-context messages, under its summary."""
-    in_context = ids[len(ids) - snapshot.in_context :] if snapshot.in_context else []
-    start = in_context[0] if in_context else (ids[-1] + 1 if ids else 0)
-    last_user = [m.created_at for m in snapshot.messages if m.role is Role.USER]
+    start, last_user = snapshot.window_start(ids), snapshot.last_user_at
     await conn.execute(
         "UPDATE agents SET context_start_id = $1, last_user_at = $2, session_count = $3 "
         "WHERE id = $4",
         start,
-        to_millis(last_user[-1]) if last_user else None,
-        1 if last_user else 0,
+        rows.maybe_millis(last_user),
+        int(last_user is not None),
         agent_id,
     )
     if snapshot.summary:
