@@ -1,10 +1,13 @@
 """The PostgreSQL database and its connection pool (asyncpg): every unit of work is one function.
 
-A unit of work is an async function of an ``Conn``: ``await db.write(work)`` runs
-it in one transaction on a connection of its own (committed if it returns, rolled back if it
-raises) and returns what it returns, so a transaction is one await with named results, as on
-SQLite. ``await db.read(work)`` runs a read; ``db.pinned(conn)`` is the same interface over one
-connection held by the caller (a person's turn in multi-process mode; see ``Storage.person``).
+A unit of work is an async function of a pooled connection (``Conn``). ``await db.write(work)``
+runs it in one transaction on a connection of its own (committed if it returns, rolled back if
+it raises) and returns what it returns, so a transaction is one await with named results, as on
+SQLite. ``await db.read(work)`` runs reads, and ``await db.statement(work)`` one statement that
+is atomic by itself, without the two round trips of BEGIN and COMMIT (every statement is a
+round trip to the server, so the hot paths are written as few statements as they can be).
+``Pinned`` is the same interface over one connection the caller holds for a while (a person's
+turn; see ``Storage.person``).
 
 Every connection is set up for this workload when it opens: no JIT (compiling a plan costs more
 than any query here takes). asyncpg prepares every statement, and PostgreSQL plans a prepared
@@ -274,5 +277,5 @@ def _reason(exc: BaseException | None) -> str:
         return "no answer from the server (timed out)"
     if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):
         return "connection refused: is PostgreSQL running there?"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
