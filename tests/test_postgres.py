@@ -15,6 +15,7 @@ from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, reply
 from agentcore.messages import Role
+from agentcore.records import NewMessage
 from agentcore.runtime import STORAGE_FAILED
 from agentcore.storage.postgres import PostgresStorage
 from agentcore.types import AgentKey
@@ -230,3 +231,37 @@ async def test_a_connection_dropped_mid_statement_gets_the_short_message_and_los
     assert await talk(store, clock, FunctionLLM(cut_the_next_write)) == [STORAGE_FAILED, "noted"]
     assert dropped == [1]
     assert await said_by_the_person(postgres_url) == ["my cat is called Miso", "are you there?"]
+
+
+async def vocabulary(url: str) -> set[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        found = await conn.fetch(
+            "SELECT term FROM messages_vocab UNION ALL SELECT term FROM passages_vocab"
+        )
+    finally:
+        await conn.close()
+    return {r["term"] for r in found}
+
+
+async def test_forgetting_a_person_takes_their_words_out_of_the_vocabulary(
+    postgres_url: str, clock: ManualClock
+) -> None:
+    """The spelling-correction vocabulary is everyone's words: an erasure removes the words
+    only the erased person wrote (in messages and in archival notes), and keeps shared ones."""
+    store = await PostgresStorage.open(postgres_url)
+    try:
+        alice = await store.create_agent(AgentKey("telegram", "alice"), "Alice", clock.now(), [])
+        bob = await store.create_agent(AgentKey("telegram", "bob"), "Bob", clock.now(), [])
+        assert alice is not None and bob is not None
+        said = [NewMessage(Role.USER, "my quokka named Zorblat likes tea", clock.now())]
+        await store.append_messages(alice.id, said)
+        await store.add_passage(alice.id, "Zorblat the quokka", ["marsupial"], clock.now())
+        await store.append_messages(bob.id, [NewMessage(Role.USER, "I like tea", clock.now())])
+        assert {"quokka", "zorblat", "marsupi", "tea"} <= await vocabulary(postgres_url)
+        await store.delete_agent(alice.id)
+    finally:
+        await store.close()
+    left = await vocabulary(postgres_url)
+    assert {"tea", "like"} <= left  # Bob's words stay
+    assert not {"quokka", "zorblat", "marsupi"} & left
