@@ -4,13 +4,15 @@ The server is the one named by ``AGENTCORE_TEST_POSTGRES_URL`` (CI's), or else a
 in ``bench/.cache/postgres`` (PostgreSQL 15's defaults: fsync on), started for the run and
 stopped after it. A history is the cached SQLite file of ``bench.dataset`` copied row for row
 (same ids, terms, positions and counts), so both backends are measured on the same data; the
-copy is kept on the server between runs under a name that includes the SQLite file's.
+copy is kept on the server between runs under a name made of the SQLite file's and of the
+PostgreSQL migrations' (a schema change makes a new copy).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import sqlite3
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 import asyncpg
 
 from agentcore.storage.postgres import PostgresStorage
+from agentcore.storage.schema import migration_files
 from bench.common import CACHE
 from tests import postgres
 
@@ -41,7 +44,10 @@ def bench_server() -> Iterator[str]:
 
 def history_database(server: str, sqlite_path: Path) -> str:
     """The URL of the PostgreSQL copy of the history in ``sqlite_path``, made if needed."""
-    name = "bench_" + sqlite_path.stem.replace("-", "_")
+    schema = hashlib.sha256(
+        "".join(m.script for m in migration_files("agentcore.storage.postgres")).encode()
+    ).hexdigest()[:8]
+    name = f"bench_{sqlite_path.stem.replace('-', '_')}_{schema}"
     url = postgres.database_url(server, name)
     if not asyncio.run(_exists(server, name)):
         started = time.perf_counter()
@@ -132,9 +138,9 @@ async def _copy(server: str, name: str, sqlite_path: Path) -> None:
                 f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
             )
         await conn.execute(
-            "INSERT INTO messages_vocab (term) SELECT DISTINCT t FROM messages, "
-            "unnest(string_to_array(terms, ' ')) AS t WHERE terms IS NOT NULL "
-            "ON CONFLICT DO NOTHING"
+            "INSERT INTO messages_vocab (term, owners) SELECT t, count(DISTINCT agent_id) "
+            "FROM messages, unnest(string_to_array(terms, ' ')) AS t WHERE terms IS NOT NULL "
+            "GROUP BY t"
         )
         await conn.execute("VACUUM ANALYZE")
     finally:

@@ -12,7 +12,7 @@ from agentcore.search.query import parse_query
 from agentcore.search.terms import message_terms
 from agentcore.storage import rows
 from agentcore.storage.postgres.connection import Conn, Part, texts
-from agentcore.storage.postgres.search import MessageIndex, any_of
+from agentcore.storage.postgres.search import MessageIndex, any_key
 
 
 class MessageRows(Part):
@@ -46,10 +46,9 @@ class MessageRows(Part):
             return []
         found = await self._db.search(
             lambda conn: conn.fetch(
-                f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = $1 "
-                "AND terms IS NOT NULL AND tsv @@ $2::tsquery ORDER BY id DESC LIMIT $3",
-                agent_id,
-                any_of(parsed.terms),
+                f"SELECT {rows.HIT_COLUMNS} FROM messages "
+                "WHERE terms IS NOT NULL AND tsv @@ $1::tsquery ORDER BY id DESC LIMIT $2",
+                any_key(agent_id, parsed.terms),  # this agent's rows only (see search)
                 limit,
             )
         )

@@ -23,26 +23,22 @@ from agentcore.storage.postgres.connection import Database, Pinned
 _ROW = "m.id, m.role, m.content, m.created_at, m.seq, m.terms"
 
 
-def lexeme(term: str) -> str:
-    """A tsquery literal matching exactly ``term``: every character is data, never syntax."""
-    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+def lexeme(owner: int, term: str) -> str:
+    """A tsquery literal matching exactly ``owner``'s ``term``: every character is data."""
+    owned = f"{owner}_{term}"
+    return "'" + owned.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def key_query(key: str) -> str:
-    """The tsquery text of a key: ``'paint'`` for a term, ``'paint':*`` for ``paint*``."""
+def key_query(owner: int, key: str) -> str:
+    """The tsquery text of a key: ``'42_paint'`` for a term, ``'42_paint':*`` for ``paint*``."""
     if key.endswith("*") and len(key) > 1:
-        return lexeme(key[:-1]) + ":*"
-    return lexeme(key)
+        return lexeme(owner, key[:-1]) + ":*"
+    return lexeme(owner, key)
 
 
-def any_of(terms: Sequence[str]) -> str:
-    """A tsquery matching rows that hold any of ``terms``."""
-    return " | ".join(lexeme(t) for t in terms)
-
-
-def any_key(keys: Sequence[str]) -> str:
-    """A tsquery matching rows that hold any of ``keys`` (terms or prefixes)."""
-    return " | ".join(key_query(k) for k in keys)
+def any_key(owner: int, keys: Sequence[str]) -> str:
+    """A tsquery matching ``owner``'s rows that hold any of ``keys`` (terms or prefixes)."""
+    return " | ".join(key_query(owner, k) for k in keys)
 
 
 class _Index:
@@ -57,31 +53,28 @@ class _Index:
         self._searchable = searchable  # the partial index's condition, to use it
         self._totals = totals  # columns of the agent's row, named docs and terms
 
-    def _holding(self, param: int) -> str:
-        """Rows of this agent holding the tsquery in parameter ``param`` (agent id is $1)."""
-        return f"agent_id = $1 AND {self._searchable} AND tsv @@ ${param}::tsquery"
-
-    @staticmethod
-    def _each(keys: Sequence[str], test: str) -> str:
-        """``test`` for each key, its tsquery in parameter $3, $4, ... ($2 is any of them)."""
-        return ", ".join(test.format(q=f"${i + 3}::tsquery", i=i) for i in range(len(keys)))
+    def _keyed(self, keys: Sequence[str]) -> tuple[str, str, list[str]]:
+        """For a pass over this agent's rows holding any of ``keys``: the test of each key
+        (``{}`` stands for key's index), the condition, and the parameters ($1: any key; $2, $3,
+        ...: each key; the owner is in every tsquery, so only this agent's rows can match)."""
+        test = "tsv @@ ${n}::tsquery"
+        owner = self._agent_id
+        params = [any_key(owner, keys), *(key_query(owner, k) for k in keys)]
+        return test, f"{self._searchable} AND tsv @@ $1::tsquery", params
 
     async def counts(self, keys: Sequence[str]) -> tuple[Totals, dict[str, int]]:
         # One pass over the rows holding any key (the index finds them), counting each key.
-        counted = self._each(keys, "count(*) FILTER (WHERE tsv @@ {q}) AS key{i}")
+        test, holding, params = self._keyed(keys)
+        counted = "".join(
+            f", count(*) FILTER (WHERE {test.format(n=i + 2)}) AS key{i}" for i in range(len(keys))
+        )
+        mine = f"${len(params) + 1}"
         row = await self._db.search(
-            lambda conn: (
-                conn.fetchrow(
-                    f"SELECT {self._totals}, c.* FROM agents, LATERAL (SELECT {counted} "
-                    f"FROM {self._table} WHERE {self._holding(2)}) c WHERE id = $1",
-                    self._agent_id,
-                    any_key(keys),
-                    *(key_query(k) for k in keys),
-                )
-                if keys
-                else conn.fetchrow(
-                    f"SELECT {self._totals} FROM agents WHERE id = $1", self._agent_id
-                )
+            lambda conn: conn.fetchrow(
+                f"SELECT {self._totals}{counted} FROM agents a LEFT JOIN {self._table} "
+                f"ON {holding} WHERE a.id = {mine} GROUP BY a.id",
+                *params,
+                self._agent_id,
             )
         )
         if row is None:
@@ -112,13 +105,11 @@ class _Index:
 
     async def matches(self, keys: Sequence[str]) -> list[tuple[str, int]]:
         # One pass over the rows holding any key, saying which keys each holds.
+        test, holding, params = self._keyed(keys)
+        tested = ", ".join(f"{test.format(n=i + 2)} AS key{i}" for i in range(len(keys)))
         found = await self._db.search(
             lambda conn: conn.fetch(
-                f"SELECT id, {self._each(keys, 'tsv @@ {q} AS key{i}')} FROM {self._table} "
-                f"WHERE {self._holding(2)}",
-                self._agent_id,
-                any_key(keys),
-                *(key_query(k) for k in keys),
+                f"SELECT id, {tested} FROM {self._table} WHERE {holding}", *params
             )
         )
         return [(k, r["id"]) for r in found for i, k in enumerate(keys) if r[f"key{i}"]]
@@ -126,9 +117,9 @@ class _Index:
     async def newest(self, key: str, limit: int) -> list[int]:
         found = await self._db.search(
             lambda conn: conn.fetch(
-                f"SELECT id FROM {self._table} WHERE {self._holding(2)} ORDER BY id DESC LIMIT $3",
-                self._agent_id,
-                key_query(key),
+                f"SELECT id FROM {self._table} WHERE {self._searchable} AND tsv @@ $1::tsquery "
+                "ORDER BY id DESC LIMIT $2",
+                key_query(self._agent_id, key),
                 limit,
             )
         )
@@ -137,7 +128,7 @@ class _Index:
 
 class MessageIndex(_Index):
     def __init__(self, db: Database | Pinned, agent_id: int) -> None:
-        totals = "search_docs AS docs, search_terms AS terms"
+        totals = "a.search_docs AS docs, a.search_terms AS terms"
         super().__init__(db, agent_id, "messages", "terms IS NOT NULL", totals)
 
     async def around(
@@ -193,7 +184,7 @@ class MessageIndex(_Index):
 
 class PassageIndex(_Index):
     def __init__(self, db: Database | Pinned, agent_id: int) -> None:
-        totals = "passage_count AS docs, NULL::bigint AS terms"
+        totals = "a.passage_count AS docs, NULL::bigint AS terms"
         super().__init__(db, agent_id, "passages", "true", totals)
 
     async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]:

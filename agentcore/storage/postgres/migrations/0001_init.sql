@@ -2,8 +2,24 @@
 -- Timestamps are integer milliseconds since the epoch, UTC, as on SQLite.
 -- Migrations are forward-only: never edit a shipped file, add the next number instead.
 
--- A GIN index over (agent, terms) needs the btree operator classes for the agent id.
-CREATE EXTENSION IF NOT EXISTS btree_gin;
+-- Search. The application analyses each searchable message and passage (agentcore/search:
+-- stems, folded accents, character pairs for Chinese, Japanese and Korean) and stores its terms
+-- beside the text, space-separated, as on SQLite. The full-text index holds them as they are
+-- (no parsing, no stemming here), each prefixed with its owner: "42_paint" is the term "paint"
+-- in agent 42's rows. A search for one person's word is then one small entry of the index, as
+-- "this agent AND this word" is in SQLite's FTS5 index; terms never contain "_", so an owner's
+-- prefix cannot be confused with another's ("42_" is not "420_").
+CREATE FUNCTION owned_terms(owner bigint, terms text) RETURNS tsvector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT array_to_tsvector(ARRAY(
+        SELECT owner || '_' || t FROM unnest(string_to_array(terms, ' ')) AS t))
+$$;
+
+-- A tsquery matching the owner's rows that hold the term (every character of it is data).
+CREATE FUNCTION owned_query(owner bigint, term text) RETURNS tsquery
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT ('''' || owner || '_' || replace(replace(term, '\', '\\'), '''', '''''') || '''')::tsquery
+$$;
 
 CREATE TABLE agents (
     id               bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -56,8 +72,7 @@ CREATE TABLE shared_blocks (
 );
 
 -- Recall memory. `terms` are the analysed search terms (agentcore/search/terms.py), NULL for
--- rows that are not searchable; `tsv` indexes them as they are (no parsing, no stemming here:
--- the application analysed them), so both backends match the same terms.
+-- rows that are not searchable; `tsv` holds them for the index, owned (see above).
 CREATE TABLE messages (
     id           bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     agent_id     bigint  NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
@@ -68,12 +83,12 @@ CREATE TABLE messages (
     created_at   bigint  NOT NULL,
     terms        text,
     seq          integer,  -- position among the agent's searchable messages
-    tsv          tsvector GENERATED ALWAYS AS (array_to_tsvector(string_to_array(terms, ' '))) STORED
+    tsv          tsvector GENERATED ALWAYS AS (owned_terms(agent_id, terms)) STORED
 );
 CREATE INDEX messages_by_agent ON messages (agent_id, id);
 CREATE INDEX messages_by_seq ON messages (agent_id, seq) WHERE seq IS NOT NULL;
 CREATE INDEX messages_by_time ON messages (agent_id, created_at) WHERE terms IS NOT NULL;
-CREATE INDEX messages_search ON messages USING gin (agent_id, tsv) WHERE terms IS NOT NULL;
+CREATE INDEX messages_search ON messages USING gin (tsv) WHERE terms IS NOT NULL;
 
 CREATE TABLE summaries (
     id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -110,15 +125,22 @@ CREATE TABLE passages (
     tags       text   NOT NULL DEFAULT '',
     terms      text   NOT NULL DEFAULT '',
     created_at bigint NOT NULL,
-    tsv        tsvector GENERATED ALWAYS AS (array_to_tsvector(string_to_array(terms, ' '))) STORED
+    tsv        tsvector GENERATED ALWAYS AS (owned_terms(agent_id, terms)) STORED
 );
 CREATE INDEX passages_by_agent ON passages (agent_id, id);
-CREATE INDEX passages_search ON passages USING gin (agent_id, tsv);
+CREATE INDEX passages_search ON passages USING gin (tsv);
 
--- Every term anyone's rows hold, once (for matching misspelt query words against real ones).
--- Kept by the triggers below on insert; an erasure removes the terms no remaining row holds.
-CREATE TABLE messages_vocab (term text COLLATE "C" PRIMARY KEY);
-CREATE TABLE passages_vocab (term text COLLATE "C" PRIMARY KEY);
+-- Every term anyone's rows hold, once, with how many people's rows hold it (for matching
+-- misspelt query words against real ones). Kept by the triggers below; a term leaves when the
+-- last person who wrote it is erased.
+CREATE TABLE messages_vocab (
+    term   text    COLLATE "C" PRIMARY KEY,
+    owners integer NOT NULL
+);
+CREATE TABLE passages_vocab (
+    term   text    COLLATE "C" PRIMARY KEY,
+    owners integer NOT NULL
+);
 
 CREATE TABLE startup_runs (
     id         bigint           GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -182,14 +204,21 @@ END $$;
 CREATE TRIGGER messages_uncounted AFTER DELETE ON messages
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION messages_uncounted();
 
--- New terms join the vocabulary in sorted order, so two transactions adding the same new words
--- wait for each other instead of deadlocking.
+-- A person's first row holding a term adds them to its owners. Terms are added in sorted order,
+-- so two transactions adding the same words wait for each other instead of deadlocking.
 CREATE FUNCTION messages_vocab_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO messages_vocab (term)
-    SELECT DISTINCT t FROM new_rows, unnest(string_to_array(new_rows.terms, ' ')) AS t
-    WHERE new_rows.terms IS NOT NULL ORDER BY 1
-    ON CONFLICT DO NOTHING;
+    INSERT INTO messages_vocab AS v (term, owners)
+    SELECT n.term, count(*) FROM (
+        SELECT DISTINCT r.agent_id, t AS term
+        FROM new_rows r, unnest(string_to_array(r.terms, ' ')) AS t
+        WHERE r.terms IS NOT NULL) n
+    WHERE NOT EXISTS (
+        SELECT 1 FROM messages m
+        WHERE m.terms IS NOT NULL AND m.tsv @@ owned_query(n.agent_id, n.term)
+          AND m.id NOT IN (SELECT id FROM new_rows))
+    GROUP BY n.term ORDER BY n.term
+    ON CONFLICT (term) DO UPDATE SET owners = v.owners + excluded.owners;
     RETURN NULL;
 END $$;
 CREATE TRIGGER messages_vocab_added AFTER INSERT ON messages
@@ -200,10 +229,15 @@ BEGIN
     UPDATE agents a SET passage_count = a.passage_count + added.n
     FROM (SELECT agent_id, count(*) AS n FROM new_rows GROUP BY agent_id) added
     WHERE a.id = added.agent_id;
-    INSERT INTO passages_vocab (term)
-    SELECT DISTINCT t FROM new_rows, unnest(string_to_array(new_rows.terms, ' ')) AS t
-    ORDER BY 1
-    ON CONFLICT DO NOTHING;
+    INSERT INTO passages_vocab AS v (term, owners)
+    SELECT n.term, count(*) FROM (
+        SELECT DISTINCT r.agent_id, t AS term
+        FROM new_rows r, unnest(string_to_array(r.terms, ' ')) AS t) n
+    WHERE NOT EXISTS (
+        SELECT 1 FROM passages p
+        WHERE p.tsv @@ owned_query(n.agent_id, n.term) AND p.id NOT IN (SELECT id FROM new_rows))
+    GROUP BY n.term ORDER BY n.term
+    ON CONFLICT (term) DO UPDATE SET owners = v.owners + excluded.owners;
     RETURN NULL;
 END $$;
 CREATE TRIGGER passages_counted AFTER INSERT ON passages
@@ -219,28 +253,47 @@ END $$;
 CREATE TRIGGER passages_uncounted AFTER DELETE ON passages
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION passages_uncounted();
 
--- An erasure takes its words out of the vocabulary unless someone else's rows still hold them.
-CREATE FUNCTION term_query(term text) RETURNS tsquery LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT ('''' || replace(replace(term, '\', '\\'), '''', '''''') || '''')::tsquery
-$$;
-
+-- An erasure takes the person off the owners of each term none of their rows holds any more; a
+-- term nobody's rows hold leaves the vocabulary.
 CREATE FUNCTION messages_vocab_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    unowned text[];
 BEGIN
-    DELETE FROM messages_vocab v
-    WHERE v.term IN (SELECT DISTINCT t FROM old_rows, unnest(string_to_array(old_rows.terms, ' ')) AS t
-                     WHERE old_rows.terms IS NOT NULL)
-      AND NOT EXISTS (SELECT 1 FROM messages m
-                      WHERE m.terms IS NOT NULL AND m.tsv @@ term_query(v.term));
+    WITH gone AS (
+        SELECT g.term, count(*) AS n FROM (
+            SELECT DISTINCT r.agent_id, t AS term
+            FROM old_rows r, unnest(string_to_array(r.terms, ' ')) AS t
+            WHERE r.terms IS NOT NULL) g
+        WHERE NOT EXISTS (
+            SELECT 1 FROM messages m
+            WHERE m.terms IS NOT NULL AND m.tsv @@ owned_query(g.agent_id, g.term))
+        GROUP BY g.term),
+    fewer AS (
+        UPDATE messages_vocab v SET owners = v.owners - gone.n FROM gone
+        WHERE v.term = gone.term RETURNING v.term, v.owners)
+    SELECT array_agg(term) INTO unowned FROM fewer WHERE owners <= 0;
+    DELETE FROM messages_vocab WHERE term = ANY(unowned);
     RETURN NULL;
 END $$;
 CREATE TRIGGER messages_vocab_removed AFTER DELETE ON messages
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION messages_vocab_removed();
 
 CREATE FUNCTION passages_vocab_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    unowned text[];
 BEGIN
-    DELETE FROM passages_vocab v
-    WHERE v.term IN (SELECT DISTINCT t FROM old_rows, unnest(string_to_array(old_rows.terms, ' ')) AS t)
-      AND NOT EXISTS (SELECT 1 FROM passages p WHERE p.tsv @@ term_query(v.term));
+    WITH gone AS (
+        SELECT g.term, count(*) AS n FROM (
+            SELECT DISTINCT r.agent_id, t AS term
+            FROM old_rows r, unnest(string_to_array(r.terms, ' ')) AS t) g
+        WHERE NOT EXISTS (
+            SELECT 1 FROM passages p WHERE p.tsv @@ owned_query(g.agent_id, g.term))
+        GROUP BY g.term),
+    fewer AS (
+        UPDATE passages_vocab v SET owners = v.owners - gone.n FROM gone
+        WHERE v.term = gone.term RETURNING v.term, v.owners)
+    SELECT array_agg(term) INTO unowned FROM fewer WHERE owners <= 0;
+    DELETE FROM passages_vocab WHERE term = ANY(unowned);
     RETURN NULL;
 END $$;
 CREATE TRIGGER passages_vocab_removed AFTER DELETE ON passages
