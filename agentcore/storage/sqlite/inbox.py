@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
+import aiosqlite
+
 from agentcore.clock import from_millis, to_millis
 from agentcore.messages import Role
 from agentcore.records import AgentRecord, NewAgent, PendingMessage, StoredMessage, UserActivity
@@ -68,36 +70,29 @@ class InboxRows(Part):
         return await self._db.write(lambda conn: _start(conn, key, up_to_id, agent, activity))
 
     async def count_pending(self, key: AgentKey) -> int:
-        found = await self._db.read(
-            lambda conn: rows.one_row(
-                conn,
-                f"SELECT COUNT(*) AS waiting FROM inbox WHERE {_WAITING}",
-                (key.platform, key.user_id),
-            )
+        [found] = await self._db.fetch(
+            f"SELECT COUNT(*) AS waiting FROM inbox WHERE {_WAITING}", (key.platform, key.user_id)
         )
-        return 0 if found is None else int(found["waiting"])
+        return int(found["waiting"])
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
-        found = await self._db.read(
-            lambda conn: rows.all_rows(
-                conn,
-                "SELECT id, platform, user_id, display_name, chat, text, sent_at, route,"
-                " received_at, COALESCE(source, '') AS source FROM inbox WHERE NOT claimed"
-                " AND (? IS NULL OR platform = ?) ORDER BY id",
-                (platform, platform),
-            )
+        found = await self._db.fetch(
+            "SELECT id, platform, user_id, display_name, chat, text, sent_at, route,"
+            " received_at, COALESCE(source, '') AS source FROM inbox WHERE NOT claimed"
+            " AND (? IS NULL OR platform = ?) ORDER BY id",
+            (platform, platform),
         )
         return [_pending(r) for r in found]
 
 
-def _claim(
-    conn: sqlite3.Connection, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
+async def _claim(
+    conn: aiosqlite.Connection, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
 ) -> list[StoredMessage]:
     """Move this person's waiting messages (up to ``up_to_id``) into the agent's recall, oldest
     first, and record their activity; nothing if none is left (answered already)."""
     mine = f"{_WAITING} AND id <= ?"
     params = (key.platform, key.user_id, up_to_id)
-    claimed = rows.all_rows(
+    claimed = await rows.all_rows(
         conn,
         "INSERT INTO messages (agent_id, role, content, created_at, terms) "
         f"SELECT ?, 'user', text, sent_at, terms FROM inbox WHERE {mine} ORDER BY id "
@@ -107,8 +102,10 @@ def _claim(
     if not claimed:
         return []
     # The text now lives in recall; the row stays a while to recognise redeliveries.
-    conn.execute(f"UPDATE inbox SET claimed = 1, text = '', terms = NULL WHERE {mine}", params)
-    record_activity(conn, agent_id, activity)
+    await conn.execute(
+        f"UPDATE inbox SET claimed = 1, text = '', terms = NULL WHERE {mine}", params
+    )
+    await record_activity(conn, agent_id, activity)
     # RETURNING order is unspecified; rowids follow the ORDER BY.
     return [
         StoredMessage(r["id"], Role.USER, r["content"], from_millis(r["created_at"]))
@@ -116,18 +113,18 @@ def _claim(
     ]
 
 
-def _start(
-    conn: sqlite3.Connection,
+async def _start(
+    conn: aiosqlite.Connection,
     key: AgentKey,
     up_to_id: int,
     agent: NewAgent,
     activity: UserActivity,
 ) -> tuple[AgentRecord, list[StoredMessage]] | None:
     """A new person's agent and their first claim; None, writing nothing, if it exists."""
-    created = create_agent(conn, key, agent.display_name, agent.created_at, agent.blocks)
+    created = await create_agent(conn, key, agent.display_name, agent.created_at, agent.blocks)
     if created is None:
         return None
-    return created, _claim(conn, key, up_to_id, created.id, activity)
+    return created, await _claim(conn, key, up_to_id, created.id, activity)
 
 
 def _pending(r: sqlite3.Row) -> PendingMessage:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+import aiosqlite
 
 from agentcore.clock import to_millis
 from agentcore.records import NewMessage, SearchHit, StoredMessage, UserActivity
@@ -31,13 +32,10 @@ class MessageRows(Part):
         return await self._db.write(lambda conn: _append(conn, agent_id, messages, activity))
 
     async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
-        found = await self._db.read(
-            lambda conn: rows.all_rows(
-                conn,
-                f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE agent_id = ? AND id >= ? "
-                "ORDER BY id",
-                (agent_id, since_id),
-            )
+        found = await self._db.fetch(
+            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE agent_id = ? AND id >= ? "
+            "ORDER BY id",
+            (agent_id, since_id),
         )
         return [rows.message(r) for r in found]
 
@@ -48,14 +46,11 @@ class MessageRows(Part):
         parsed = parse_query(query)
         if parsed.empty:
             return []
-        found = await self._db.read(
-            lambda conn: rows.all_rows(
-                conn,
-                "SELECT m.id, m.role, m.content, m.created_at FROM messages_fts "
-                "JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? "
-                "ORDER BY messages_fts.rowid DESC LIMIT ?",
-                (scoped("agent_id", agent_id, "terms", parsed.terms), limit),
-            )
+        found = await self._db.fetch(
+            "SELECT m.id, m.role, m.content, m.created_at FROM messages_fts "
+            "JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? "
+            "ORDER BY messages_fts.rowid DESC LIMIT ?",
+            (scoped("agent_id", agent_id, "terms", parsed.terms), limit),
         )
         return [rows.hit(r) for r in found]
 
@@ -77,39 +72,38 @@ class MessageRows(Part):
         if start is None and end is None:
             return []
         # A date range alone lists that period's messages, newest first.
-        found = await self._db.read(
-            lambda conn: rows.all_rows(
-                conn,
-                f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = ? "
-                "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
-                (agent_id, lo, hi, limit),
-            )
+        found = await self._db.fetch(
+            f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = ? "
+            "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
+            (agent_id, lo, hi, limit),
         )
         return [rows.hit(r) for r in found]
 
 
-def _append(
-    conn: sqlite3.Connection,
+async def _append(
+    conn: aiosqlite.Connection,
     agent_id: int,
     messages: Sequence[NewMessage],
     activity: UserActivity | None,
 ) -> list[int]:
-    ids = insert_messages(conn, agent_id, messages)
+    ids = await insert_messages(conn, agent_id, messages)
     if activity is not None:
-        record_activity(conn, agent_id, activity)
+        await record_activity(conn, agent_id, activity)
     return ids
 
 
-def record_activity(conn: sqlite3.Connection, agent_id: int, activity: UserActivity) -> None:
+async def record_activity(
+    conn: aiosqlite.Connection, agent_id: int, activity: UserActivity
+) -> None:
     """Record a person's latest message and session on their agent."""
-    conn.execute(
+    await conn.execute(
         "UPDATE agents SET last_user_at = ?, session_count = ?, display_name = ? WHERE id = ?",
         (to_millis(activity.sent_at), activity.session_count, activity.display_name, agent_id),
     )
 
 
-def insert_messages(
-    conn: sqlite3.Connection, agent_id: int, messages: Sequence[NewMessage]
+async def insert_messages(
+    conn: aiosqlite.Connection, agent_id: int, messages: Sequence[NewMessage]
 ) -> list[int]:
     """Insert the rows, a thousand to a statement, and return their ids in order. Each row
     carries its search terms; triggers keep the agent's counts and each searchable row's
@@ -128,7 +122,7 @@ def insert_messages(
                 to_millis(m.created_at),
                 message_terms(m.role, m.content),
             ]
-        inserted = rows.all_rows(
+        inserted = await rows.all_rows(
             conn,
             "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at,"
             f" terms) VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?)'] * len(chunk))} RETURNING id",

@@ -9,6 +9,8 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+import aiosqlite
+
 from agentcore.clock import from_millis, to_millis
 from agentcore.records import AuditEntry, LLMCallRecord, StartupRun, StoreStats
 from agentcore.storage.sqlite import rows
@@ -27,13 +29,10 @@ class OpsRows(Part):
         )
 
     async def recent_startups(self, limit: int) -> list[StartupRun]:
-        found = await self._db.read(
-            lambda conn: rows.all_rows(
-                conn,
-                "SELECT id, started_at, total_ms, rss_mb, phases FROM startup_runs "
-                "ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
+        found = await self._db.fetch(
+            "SELECT id, started_at, total_ms, rss_mb, phases FROM startup_runs "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
         )
         return [
             StartupRun(
@@ -74,13 +73,10 @@ class OpsRows(Part):
         )
 
     async def recent_audit(self, limit: int) -> list[AuditEntry]:
-        found = await self._db.read(
-            lambda conn: rows.all_rows(
-                conn,
-                "SELECT id, actor, verb, target, detail, created_at FROM audit_log "
-                "ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
+        found = await self._db.fetch(
+            "SELECT id, actor, verb, target, detail, created_at FROM audit_log "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
         )
         return [
             AuditEntry(
@@ -110,14 +106,16 @@ class OpsRows(Part):
         await self._db.backup(destination)
 
 
-def _stats(conn: sqlite3.Connection, since_ms: int) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
-    counts = rows.one_row(
+async def _stats(
+    conn: aiosqlite.Connection, since_ms: int
+) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
+    counts = await rows.one_row(
         conn,
         "SELECT COUNT(*) AS agents, COALESCE(SUM(message_count), 0) AS messages, "
         "COALESCE(SUM(passage_count), 0) AS passages FROM agents",
     )
     assert counts is not None
-    calls = rows.all_rows(
+    calls = await rows.all_rows(
         conn,
         "SELECT latency_ms, prompt_tokens + completion_tokens AS tokens FROM llm_calls "
         "WHERE created_at >= ?",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+
+import aiosqlite
 
 from agentcore.clock import to_millis
 from agentcore.records import NewPassage, Passage
@@ -36,20 +37,17 @@ class PassageRows(Part):
         return await engine.search_passages(PassageIndex(self._db, agent_id), parsed, limit)
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
-        found = await self._db.read(
-            lambda conn: rows.all_rows(
-                conn,
-                f"SELECT {rows.PASSAGE_COLUMNS} FROM passages WHERE agent_id = ? ORDER BY id",
-                (agent_id,),
-            )
+        found = await self._db.fetch(
+            f"SELECT {rows.PASSAGE_COLUMNS} FROM passages WHERE agent_id = ? ORDER BY id",
+            (agent_id,),
         )
         return [rows.passage(r) for r in found]
 
 
-def insert_passages(
-    conn: sqlite3.Connection, agent_id: int, passages: Sequence[NewPassage]
+async def insert_passages(
+    conn: aiosqlite.Connection, agent_id: int, passages: Sequence[NewPassage]
 ) -> None:
-    conn.executemany(_INSERT, [_params(agent_id, p) for p in passages])
+    await conn.executemany(_INSERT, [_params(agent_id, p) for p in passages])
 
 
 def _params(agent_id: int, p: NewPassage) -> tuple[int, str, str, str, int]:
