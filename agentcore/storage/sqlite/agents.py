@@ -42,10 +42,8 @@ class AgentRows(Part):
         return await self._db.write(lambda conn: create_agent(conn, key, display_name, now, blocks))
 
     async def set_pressure_warned(self, agent_id: int, warned: bool) -> None:
-        await self._db.write(
-            lambda conn: conn.execute(
-                "UPDATE agents SET pressure_warned = ? WHERE id = ?", (int(warned), agent_id)
-            )
+        await self._db.execute(
+            "UPDATE agents SET pressure_warned = ? WHERE id = ?", (int(warned), agent_id)
         )
 
     async def fold_context(
@@ -56,12 +54,10 @@ class AgentRows(Part):
         )
 
     async def reset_context(self, agent_id: int, now: datetime) -> None:
-        await self._db.write(
-            lambda conn: conn.execute(
-                "UPDATE agents SET summary_id = NULL, pressure_warned = 0, context_start_id = "
-                "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages) WHERE id = ?",
-                (agent_id,),
-            )
+        await self._db.execute(
+            "UPDATE agents SET summary_id = NULL, pressure_warned = 0, context_start_id = "
+            "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages) WHERE id = ?",
+            (agent_id,),
         )
 
     async def list_agents(self, limit: int) -> list[AgentSummary]:

@@ -54,22 +54,18 @@ class BlockRows(Part):
         return [rows.shared_block(r) for r in found]
 
     async def set_shared_block(self, label: str, value: str, by: str, now: datetime) -> None:
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO shared_blocks (label, value, updated_at, updated_by) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (label) DO UPDATE SET value = excluded.value, "
-                "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                (label, value, to_millis(now), by),
-            )
+        await self._db.execute(
+            "INSERT INTO shared_blocks (label, value, updated_at, updated_by) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (label) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            (label, value, to_millis(now), by),
         )
 
     async def delete_shared_block(self, label: str) -> bool:
-        deleted = await self._db.write(
-            lambda conn: rows.one_row(
-                conn, "DELETE FROM shared_blocks WHERE label = ? RETURNING label", (label,)
-            )
+        deleted = await self._db.execute(
+            "DELETE FROM shared_blocks WHERE label = ? RETURNING label", (label,)
         )
-        return deleted is not None
+        return bool(deleted)
 
 
 async def shared_blocks(conn: aiosqlite.Connection) -> list[SharedBlock]:

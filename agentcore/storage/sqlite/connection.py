@@ -5,9 +5,11 @@ statements one after another. ``await db.write(work)`` runs it on the writer bet
 IMMEDIATE`` and ``COMMIT`` (or ``ROLLBACK`` if it raises or is cancelled) and returns what it
 returns: its control flow is plain Python ("insert the blocks only if the agent was created") and
 its results come back named, as the function builds them. ``await db.read(work)`` runs a read
-the same way on the reader, in one read transaction, so several statements see one snapshot;
-``await db.fetch(sql, params)`` runs a read of one statement, which needs no transaction. WAL
-lets the reader run beside the writer (and beside other processes such as the operator CLI).
+the same way on the reader, in one read transaction, so several statements see one snapshot.
+One statement needs no transaction (SQLite makes each atomic, with one snapshot, by itself):
+``db.execute(sql, params)`` writes with one, ``db.fetch(sql, params)`` reads with one, each a
+single round trip. WAL lets the reader run beside the writer (and beside other processes such
+as the operator CLI).
 
 Each connection is used by one task at a time (its lock): a transaction awaits its statements
 one by one, and a statement another task sent meanwhile would run inside it (a write undone by
@@ -61,6 +63,11 @@ class _Guarded:
             with _as_storage_error():
                 yield self._conn
 
+    async def rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        """The rows of one statement, run on its own."""
+        async with self.use() as conn:
+            return list(await conn.execute_fetchall(sql, params))
+
     async def close(self) -> None:
         """Close the connection once the task using it is done; closing twice does nothing."""
         async with self._lock:
@@ -110,10 +117,14 @@ class Database:
         async with self._reader.use() as conn:
             return await in_transaction(conn, "BEGIN", work)
 
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """One write statement, and the rows it returns. SQLite makes each statement atomic by
+        itself, so one needs no BEGIN and COMMIT (two round trips to the writer's thread)."""
+        return await self._writer.rows(sql, params)
+
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """The rows of one read statement (SQLite gives a statement one snapshot by itself)."""
-        async with self._reader.use() as conn:
-            return list(await conn.execute_fetchall(sql, params))
+        return await self._reader.rows(sql, params)
 
     async def backup(self, destination: Path) -> None:
         """A consistent copy of the live database (SQLite's online backup API), mode 0600."""
@@ -126,7 +137,7 @@ class Database:
 
     async def close(self) -> None:
         """Close both connections once the transactions under way are done."""
-        for conn in (self._reader, self._writer):
+        for conn in (self._writer, self._reader):
             await conn.close()
 
 

@@ -34,24 +34,17 @@ class InboxRows(Part):
             message.source or None,
             message_terms(Role.USER, message.text),  # analysed now, off the turn's path
         )
-        stored = await self._db.write(
-            lambda conn: rows.one_row(
-                conn,
-                "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
-                " received_at, source, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
-                params,
-            )
+        stored = await self._db.execute(
+            "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
+            " received_at, source, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
+            params,
         )
-        return None if stored is None else int(stored["id"])
+        return int(stored[0]["id"]) if stored else None
 
     async def prune_inbox(self, before: datetime) -> int:
-        pruned = await self._db.write(
-            lambda conn: rows.all_rows(
-                conn,
-                "DELETE FROM inbox WHERE claimed AND received_at < ? RETURNING id",
-                (to_millis(before),),
-            )
+        pruned = await self._db.execute(
+            "DELETE FROM inbox WHERE claimed AND received_at < ? RETURNING id", (to_millis(before),)
         )
         return len(pruned)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,10 @@ class MessageRows(Part):
         messages: Sequence[NewMessage],
         activity: UserActivity | None = None,
     ) -> list[int]:
+        if activity is None and 0 < len(messages) <= _ROWS_PER_INSERT:
+            # The common case (a turn's step) is one statement: no transaction round trips.
+            sql, params = _insert(agent_id, messages)
+            return _ids(await self._db.execute(sql, params))
         return await self._db.write(lambda conn: _append(conn, agent_id, messages, activity))
 
     async def context_messages(self, agent_id: int, since_id: int) -> list[StoredMessage]:
@@ -110,24 +115,31 @@ async def insert_messages(
     position (``seq``)."""
     ids: list[int] = []
     for start in range(0, len(messages), _ROWS_PER_INSERT):
-        chunk = messages[start : start + _ROWS_PER_INSERT]
-        params: list[Any] = []
-        for m in chunk:
-            params += [
-                agent_id,
-                m.role.value,
-                m.content,
-                rows.dump_calls(m.tool_calls),
-                m.tool_call_id,
-                to_millis(m.created_at),
-                message_terms(m.role, m.content),
-            ]
-        inserted = await rows.all_rows(
-            conn,
-            "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at,"
-            f" terms) VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?)'] * len(chunk))} RETURNING id",
-            params,
-        )
-        # RETURNING order is unspecified; rowids are handed out in VALUES order.
-        ids += sorted(r["id"] for r in inserted)
+        sql, params = _insert(agent_id, messages[start : start + _ROWS_PER_INSERT])
+        ids += _ids(await rows.all_rows(conn, sql, params))
     return ids
+
+
+def _insert(agent_id: int, messages: Sequence[NewMessage]) -> tuple[str, list[Any]]:
+    """One statement inserting ``messages`` (at most ``_ROWS_PER_INSERT``), and its parameters."""
+    params: list[Any] = []
+    for m in messages:
+        params += [
+            agent_id,
+            m.role.value,
+            m.content,
+            rows.dump_calls(m.tool_calls),
+            m.tool_call_id,
+            to_millis(m.created_at),
+            message_terms(m.role, m.content),
+        ]
+    sql = (
+        "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at,"
+        f" terms) VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?)'] * len(messages))} RETURNING id"
+    )
+    return sql, params
+
+
+def _ids(inserted: list[sqlite3.Row]) -> list[int]:
+    # RETURNING order is unspecified; rowids are handed out in VALUES order.
+    return sorted(r["id"] for r in inserted)

@@ -20,12 +20,9 @@ from agentcore.storage.sqlite.connection import Part
 class OpsRows(Part):
     async def record_startup(self, run: StartupRun) -> None:
         params = (to_millis(run.started_at), run.total_ms, run.rss_mb, json.dumps(run.phases))
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO startup_runs (started_at, total_ms, rss_mb, phases) "
-                "VALUES (?, ?, ?, ?)",
-                params,
-            )
+        await self._db.execute(
+            "INSERT INTO startup_runs (started_at, total_ms, rss_mb, phases) VALUES (?, ?, ?, ?)",
+            params,
         )
 
     async def recent_startups(self, limit: int) -> list[StartupRun]:
@@ -54,22 +51,18 @@ class OpsRows(Part):
             call.prompt_tokens,
             call.completion_tokens,
         )
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
-                " completion_tokens) VALUES (?, ?, ?, ?, ?, ?)",
-                params,
-            )
+        await self._db.execute(
+            "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
+            " completion_tokens) VALUES (?, ?, ?, ?, ?, ?)",
+            params,
         )
 
     async def add_audit(self, entry: AuditEntry) -> None:
         params = (entry.actor, entry.verb, entry.target, entry.detail, to_millis(entry.created_at))
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO audit_log (actor, verb, target, detail, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                params,
-            )
+        await self._db.execute(
+            "INSERT INTO audit_log (actor, verb, target, detail, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            params,
         )
 
     async def recent_audit(self, limit: int) -> list[AuditEntry]:

@@ -24,10 +24,7 @@ class PassageRows(Part):
         self, agent_id: int, content: str, tags: Sequence[str], now: datetime
     ) -> int:
         params = _params(agent_id, NewPassage(content, tuple(tags), now))
-        added = await self._db.write(
-            lambda conn: rows.one_row(conn, f"{_INSERT} RETURNING id", params)
-        )
-        assert added is not None
+        [added] = await self._db.execute(f"{_INSERT} RETURNING id", params)
         return int(added["id"])
 
     async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
