@@ -184,7 +184,7 @@ def _as_storage_error() -> Iterator[None]:
 
 
 async def _connect(path: str, busy_timeout_ms: int) -> aiosqlite.Connection:
-    # Autocommit mode: transactions are begun and ended explicitly (see _in_transaction).
+    # Autocommit mode: transactions are begun and ended explicitly (see in_transaction).
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
         conn.row_factory = aiosqlite.Row

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 
@@ -84,24 +83,13 @@ class OpsRows(Part):
         ]
 
     async def stats(self, since: datetime) -> StoreStats:
-        counts, calls = await self._db.read(lambda conn: _stats(conn, to_millis(since)))
-        return StoreStats(
-            agents=counts["agents"],
-            messages=counts["messages"],
-            passages=counts["passages"],
-            size_bytes=_file_size(self._db.path),
-            llm_calls_today=len(calls),
-            tokens_today=sum(r["tokens"] for r in calls),
-            llm_latencies_ms=tuple(r["latency_ms"] for r in calls),
-        )
+        return await self._db.read(lambda conn: _stats(conn, to_millis(since), self._db.path))
 
     async def backup(self, destination: Path) -> None:
         await self._db.backup(destination)
 
 
-async def _stats(
-    conn: aiosqlite.Connection, since_ms: int
-) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
+async def _stats(conn: aiosqlite.Connection, since_ms: int, path: str) -> StoreStats:
     counts = await rows.one_row(
         conn,
         "SELECT COUNT(*) AS agents, COALESCE(SUM(message_count), 0) AS messages, "
@@ -114,7 +102,15 @@ async def _stats(
         "WHERE created_at >= ?",
         (since_ms,),
     )
-    return counts, calls
+    return StoreStats(
+        agents=counts["agents"],
+        messages=counts["messages"],
+        passages=counts["passages"],
+        size_bytes=_file_size(path),
+        llm_calls_today=len(calls),
+        tokens_today=sum(r["tokens"] for r in calls),
+        llm_latencies_ms=tuple(r["latency_ms"] for r in calls),
+    )
 
 
 def _file_size(path: str) -> int:
