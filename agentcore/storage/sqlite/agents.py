@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+
+import aiosqlite
 
 from agentcore.clock import from_millis, to_millis
 from agentcore.records import (
@@ -24,11 +25,13 @@ from agentcore.storage.sqlite.sql import all_rows, one_row
 from agentcore.types import AgentKey
 
 _BY_KEY = "platform = ? AND user_id = ?"
+_AGENT_BY_KEY = f"SELECT {rows.AGENT_COLUMNS} FROM {rows.AGENT_FROM} WHERE a.{_BY_KEY}"
 
 
 class AgentRows(Part):
     async def load_agent(self, key: AgentKey) -> AgentRecord | None:
-        return await self._db.read(lambda conn: load_agent(conn, key))
+        found = await self._db.fetch(_AGENT_BY_KEY, (key.platform, key.user_id))
+        return rows.agent(found[0]) if found else None
 
     async def load_turn(self, key: AgentKey) -> TurnState | None:
         return await self._db.read(lambda conn: _load_turn(conn, key))
@@ -39,10 +42,8 @@ class AgentRows(Part):
         return await self._db.write(lambda conn: create_agent(conn, key, display_name, now, blocks))
 
     async def set_pressure_warned(self, agent_id: int, warned: bool) -> None:
-        await self._db.write(
-            lambda conn: conn.execute(
-                "UPDATE agents SET pressure_warned = ? WHERE id = ?", (int(warned), agent_id)
-            )
+        await self._db.execute(
+            "UPDATE agents SET pressure_warned = ? WHERE id = ?", (int(warned), agent_id)
         )
 
     async def fold_context(
@@ -53,16 +54,21 @@ class AgentRows(Part):
         )
 
     async def reset_context(self, agent_id: int, now: datetime) -> None:
-        await self._db.write(
-            lambda conn: conn.execute(
-                "UPDATE agents SET summary_id = NULL, pressure_warned = 0, context_start_id = "
-                "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages) WHERE id = ?",
-                (agent_id,),
-            )
+        await self._db.execute(
+            "UPDATE agents SET summary_id = NULL, pressure_warned = 0, context_start_id = "
+            "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages) WHERE id = ?",
+            (agent_id,),
         )
 
     async def list_agents(self, limit: int) -> list[AgentSummary]:
-        return await self._db.read(lambda conn: _list_agents(conn, limit))
+        found = await self._db.fetch(
+            "SELECT a.platform, a.user_id, a.display_name, a.last_user_at, a.message_count, "
+            "(SELECT COALESCE(SUM(LENGTH(value)), 0) FROM blocks b WHERE b.agent_id = a.id) "
+            "AS core_memory_chars "
+            "FROM agents a ORDER BY a.last_user_at IS NULL, a.last_user_at DESC, a.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [rows.agent_summary(r) for r in found]
 
     async def delete_agent(self, agent_id: int) -> None:
         await self._db.write(lambda conn: _erase(conn, agent_id))
@@ -73,23 +79,19 @@ class AgentRows(Part):
         return await self._db.write(lambda conn: _replace(conn, key, snapshot, to_millis(now)))
 
 
-def load_agent(conn: sqlite3.Connection, key: AgentKey) -> AgentRecord | None:
-    row = one_row(
-        conn,
-        f"SELECT {rows.AGENT_COLUMNS} FROM {rows.AGENT_FROM} WHERE a.{_BY_KEY}",
-        (key.platform, key.user_id),
-    )
+async def load_agent(conn: aiosqlite.Connection, key: AgentKey) -> AgentRecord | None:
+    row = await one_row(conn, _AGENT_BY_KEY, (key.platform, key.user_id))
     return rows.agent(row) if row else None
 
 
-def _load_turn(conn: sqlite3.Connection, key: AgentKey) -> TurnState | None:
-    agent = load_agent(conn, key)
+async def _load_turn(conn: aiosqlite.Connection, key: AgentKey) -> TurnState | None:
+    agent = await load_agent(conn, key)
     if agent is None:
         return None
-    blocks = all_rows(
+    blocks = await all_rows(
         conn, f"SELECT {rows.BLOCK_COLUMNS} FROM blocks WHERE agent_id = ? ORDER BY id", (agent.id,)
     )
-    context = all_rows(
+    context = await all_rows(
         conn,
         f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE agent_id = ? AND id >= ? ORDER BY id",
         (agent.id, agent.context_start_id),
@@ -97,13 +99,13 @@ def _load_turn(conn: sqlite3.Connection, key: AgentKey) -> TurnState | None:
     return TurnState(
         agent,
         [rows.block(r) for r in blocks],
-        shared_blocks(conn),
+        await shared_blocks(conn),
         [rows.message(r) for r in context],
     )
 
 
-def create_agent(
-    conn: sqlite3.Connection,
+async def create_agent(
+    conn: aiosqlite.Connection,
     key: AgentKey,
     display_name: str,
     now: datetime,
@@ -111,7 +113,7 @@ def create_agent(
 ) -> AgentRecord | None:
     """The agent with its blocks, or None (and nothing written) if it exists already."""
     ms = to_millis(now)
-    created = one_row(
+    created = await one_row(
         conn,
         "INSERT INTO agents (platform, user_id, display_name, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (platform, user_id) DO NOTHING RETURNING id",
@@ -119,51 +121,39 @@ def create_agent(
     )
     if created is None:
         return None
-    insert_blocks(conn, created["id"], blocks, ms)
+    await insert_blocks(conn, created["id"], blocks, ms)
     return AgentRecord.fresh(created["id"], key, display_name, from_millis(ms))
 
 
-def _set_summary(
-    conn: sqlite3.Connection, agent_id: int, summary: str, context_start_id: int, ms: int
+async def _set_summary(
+    conn: aiosqlite.Connection, agent_id: int, summary: str, context_start_id: int, ms: int
 ) -> None:
     """A new running summary of everything before ``context_start_id``, where the window now
     starts (the memory-pressure note may be given again)."""
-    created = one_row(
+    created = await one_row(
         conn,
         "INSERT INTO summaries (agent_id, content, through_message_id, created_at) "
         "VALUES (?, ?, ?, ?) RETURNING id",
         (agent_id, summary, context_start_id - 1, ms),
     )
     assert created is not None
-    conn.execute(
+    await conn.execute(
         "UPDATE agents SET summary_id = ?, context_start_id = ?, pressure_warned = 0 WHERE id = ?",
         (created["id"], context_start_id, agent_id),
     )
 
 
-def _list_agents(conn: sqlite3.Connection, limit: int) -> list[AgentSummary]:
-    found = all_rows(
-        conn,
-        "SELECT a.platform, a.user_id, a.display_name, a.last_user_at, a.message_count, "
-        "(SELECT COALESCE(SUM(LENGTH(value)), 0) FROM blocks b WHERE b.agent_id = a.id) "
-        "AS core_memory_chars "
-        "FROM agents a ORDER BY a.last_user_at IS NULL, a.last_user_at DESC, a.id DESC LIMIT ?",
-        (limit,),
-    )
-    return [rows.agent_summary(r) for r in found]
-
-
-def _erase(conn: sqlite3.Connection, agent_id: int) -> None:
+async def _erase(conn: aiosqlite.Connection, agent_id: int) -> None:
     # Overwrite freed pages with zeros, so erased text does not linger in the file.
-    conn.execute("PRAGMA secure_delete = ON")
+    await conn.execute("PRAGMA secure_delete = ON")
     try:
-        _delete_agent_rows(conn, agent_id)
+        await _delete_agent_rows(conn, agent_id)
     finally:
-        conn.execute("PRAGMA secure_delete = OFF")
+        await conn.execute("PRAGMA secure_delete = OFF")
 
 
-def _delete_agent_rows(
-    conn: sqlite3.Connection, agent_id: int, *, redact_audit: bool = True
+async def _delete_agent_rows(
+    conn: aiosqlite.Connection, agent_id: int, *, redact_audit: bool = True
 ) -> None:
     """Every row of one agent, children first so the FTS triggers see each row go. Audit
     entries that name the person are redacted to the platform alone."""
@@ -178,34 +168,36 @@ def _delete_agent_rows(
         "DELETE FROM inbox WHERE (platform, user_id) = "
         "(SELECT platform, user_id FROM agents WHERE id = ?)",
     ):
-        conn.execute(sql, (agent_id,))
+        await conn.execute(sql, (agent_id,))
     if redact_audit:
-        conn.execute(
+        await conn.execute(
             "UPDATE audit_log SET target = (SELECT platform FROM agents WHERE id = ?) || "
             "':(erased)' WHERE target = (SELECT platform || ':' || user_id FROM agents "
             "WHERE id = ?)",
             (agent_id, agent_id),
         )
-    conn.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+    await conn.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
 
 
-def _replace(
-    conn: sqlite3.Connection, key: AgentKey, snapshot: AgentSnapshot, ms: int
+async def _replace(
+    conn: aiosqlite.Connection, key: AgentKey, snapshot: AgentSnapshot, ms: int
 ) -> AgentRecord:
-    existing = one_row(conn, f"SELECT id FROM agents WHERE {_BY_KEY}", (key.platform, key.user_id))
+    existing = await one_row(
+        conn, f"SELECT id FROM agents WHERE {_BY_KEY}", (key.platform, key.user_id)
+    )
     if existing is not None:
-        _delete_agent_rows(conn, existing["id"], redact_audit=False)
-    _insert_snapshot(conn, key, snapshot, ms)
-    agent = load_agent(conn, key)
+        await _delete_agent_rows(conn, existing["id"], redact_audit=False)
+    await _insert_snapshot(conn, key, snapshot, ms)
+    agent = await load_agent(conn, key)
     if agent is None:
         raise StorageError(f"agent {key} vanished right after import")
     return agent
 
 
-def _insert_snapshot(
-    conn: sqlite3.Connection, key: AgentKey, snapshot: AgentSnapshot, ms: int
+async def _insert_snapshot(
+    conn: aiosqlite.Connection, key: AgentKey, snapshot: AgentSnapshot, ms: int
 ) -> None:
-    created = one_row(
+    created = await one_row(
         conn,
         "INSERT INTO agents (platform, user_id, display_name, created_at) VALUES (?, ?, ?, ?) "
         "RETURNING id",
@@ -213,20 +205,20 @@ def _insert_snapshot(
     )
     assert created is not None
     agent_id: int = created["id"]
-    insert_blocks(conn, agent_id, snapshot.blocks, ms)
-    ids = insert_messages(conn, agent_id, snapshot.messages)
-    insert_passages(conn, agent_id, snapshot.passages)
-    _set_imported_window(conn, agent_id, snapshot, ids, ms)
+    await insert_blocks(conn, agent_id, snapshot.blocks, ms)
+    ids = await insert_messages(conn, agent_id, snapshot.messages)
+    await insert_passages(conn, agent_id, snapshot.passages)
+    await _set_imported_window(conn, agent_id, snapshot, ids, ms)
 
 
-def _set_imported_window(
-    conn: sqlite3.Connection, agent_id: int, snapshot: AgentSnapshot, ids: list[int], ms: int
+async def _set_imported_window(
+    conn: aiosqlite.Connection, agent_id: int, snapshot: AgentSnapshot, ids: list[int], ms: int
 ) -> None:
     """Start the context window at the snapshot's in-context messages, under its summary."""
     start, last_user = snapshot.window_start(ids), snapshot.last_user_at
-    conn.execute(
+    await conn.execute(
         "UPDATE agents SET context_start_id = ?, last_user_at = ?, session_count = ? WHERE id = ?",
         (start, rows.maybe_millis(last_user), int(last_user is not None), agent_id),
     )
     if snapshot.summary:
-        _set_summary(conn, agent_id, snapshot.summary, start, ms)
+        await _set_summary(conn, agent_id, snapshot.summary, start, ms)

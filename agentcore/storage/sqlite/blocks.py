@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+
+import aiosqlite
 
 from agentcore.clock import to_millis
 from agentcore.records import Actor, Block, BlockSpec, BlockVersion, SharedBlock
@@ -12,15 +13,13 @@ from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.sql import all_rows, one_row
 
+_SHARED = f"SELECT {rows.SHARED_COLUMNS} FROM shared_blocks ORDER BY label"
+
 
 class BlockRows(Part):
     async def list_blocks(self, agent_id: int) -> list[Block]:
-        found = await self._db.read(
-            lambda conn: all_rows(
-                conn,
-                f"SELECT {rows.BLOCK_COLUMNS} FROM blocks WHERE agent_id = ? ORDER BY id",
-                (agent_id,),
-            )
+        found = await self._db.fetch(
+            f"SELECT {rows.BLOCK_COLUMNS} FROM blocks WHERE agent_id = ? ORDER BY id", (agent_id,)
         )
         return [rows.block(r) for r in found]
 
@@ -33,48 +32,42 @@ class BlockRows(Part):
         )
 
     async def block_history(self, agent_id: int, label: str) -> list[BlockVersion]:
-        found = await self._db.read(
-            lambda conn: all_rows(
-                conn,
-                f"SELECT {rows.HISTORY_COLUMNS} FROM block_history h "
-                "JOIN blocks b ON b.id = h.block_id WHERE b.agent_id = ? AND b.label = ? "
-                "ORDER BY h.version",
-                (agent_id, label),
-            )
+        found = await self._db.fetch(
+            f"SELECT {rows.HISTORY_COLUMNS} FROM block_history h "
+            "JOIN blocks b ON b.id = h.block_id "
+            "WHERE b.agent_id = ? AND b.label = ? ORDER BY h.version",
+            (agent_id, label),
         )
         return [rows.block_version(r) for r in found]
 
     async def list_shared_blocks(self) -> list[SharedBlock]:
-        return await self._db.read(shared_blocks)
+        found = await self._db.fetch(_SHARED)
+        return [rows.shared_block(r) for r in found]
 
     async def set_shared_block(self, label: str, value: str, by: str, now: datetime) -> None:
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO shared_blocks (label, value, updated_at, updated_by) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (label) DO UPDATE SET value = excluded.value, "
-                "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                (label, value, to_millis(now), by),
-            )
+        await self._db.execute(
+            "INSERT INTO shared_blocks (label, value, updated_at, updated_by) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (label) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            (label, value, to_millis(now), by),
         )
 
     async def delete_shared_block(self, label: str) -> bool:
-        deleted = await self._db.write(
-            lambda conn: one_row(
-                conn, "DELETE FROM shared_blocks WHERE label = ? RETURNING label", (label,)
-            )
+        deleted = await self._db.execute(
+            "DELETE FROM shared_blocks WHERE label = ? RETURNING label", (label,)
         )
-        return deleted is not None
+        return bool(deleted)
 
 
-def shared_blocks(conn: sqlite3.Connection) -> list[SharedBlock]:
-    found = all_rows(conn, f"SELECT {rows.SHARED_COLUMNS} FROM shared_blocks ORDER BY label")
+async def shared_blocks(conn: aiosqlite.Connection) -> list[SharedBlock]:
+    found = await all_rows(conn, _SHARED)
     return [rows.shared_block(r) for r in found]
 
 
-def insert_blocks(
-    conn: sqlite3.Connection, agent_id: int, blocks: Sequence[BlockSpec], ms: int
+async def insert_blocks(
+    conn: aiosqlite.Connection, agent_id: int, blocks: Sequence[BlockSpec], ms: int
 ) -> None:
-    conn.executemany(
+    await conn.executemany(
         "INSERT INTO blocks (agent_id, label, description, value, char_limit, read_only,"
         " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
@@ -84,8 +77,8 @@ def insert_blocks(
     )
 
 
-def _save_block(
-    conn: sqlite3.Connection,
+async def _save_block(
+    conn: aiosqlite.Connection,
     agent_id: int,
     label: str,
     value: str,
@@ -94,7 +87,7 @@ def _save_block(
     ms: int,
 ) -> Block:
     """Replace the value and record the change in the history; KeyError if no such block."""
-    current = one_row(
+    current = await one_row(
         conn,
         "SELECT id, value, version FROM blocks WHERE agent_id = ? AND label = ?",
         (agent_id, label),
@@ -102,14 +95,14 @@ def _save_block(
     if current is None:
         raise KeyError(label)
     version = current["version"] + 1
-    updated = one_row(
+    updated = await one_row(
         conn,
         "UPDATE blocks SET value = ?, version = ?, updated_at = ? WHERE id = ? "
         f"RETURNING {rows.BLOCK_COLUMNS}",
         (value, version, ms, current["id"]),
     )
     assert updated is not None
-    conn.execute(
+    await conn.execute(
         "INSERT INTO block_history (block_id, version, actor, actor_name, old_value, new_value,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (current["id"], version, actor.value, actor_name, current["value"], value, ms),

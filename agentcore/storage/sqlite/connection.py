@@ -1,17 +1,21 @@
-"""The SQLite file and its two connections: every transaction is one function run on its thread.
+"""The SQLite file and its two aiosqlite connections: a transaction is one async function.
 
-A unit of work is a plain function of a ``sqlite3.Connection``: ``await db.write(work)`` runs
-it on the writer's own thread between ``BEGIN IMMEDIATE`` and ``COMMIT`` (or rolls it back if
-it raises), and returns what it returns. So a transaction is one await, its statements run back
-to back with nothing from another task between them, its control flow is plain Python ("insert
-the blocks only if the agent was created"), and its results come back named, as the function
-builds them. ``await db.read(work)`` runs a read the same way on the reader's thread, in one
-read transaction, so several statements see one snapshot; WAL lets it run beside the writer
-(and beside other processes such as the operator CLI).
+A unit of work is an ``async def work(conn: aiosqlite.Connection) -> T`` that awaits its
+statements one after another. ``await db.write(work)`` runs it on the writer between ``BEGIN
+IMMEDIATE`` and ``COMMIT`` (or ``ROLLBACK`` if it raises or is cancelled) and returns what it
+returns: its control flow is plain Python ("insert the blocks only if the agent was created") and
+its results come back named, as the function builds them. ``await db.read(work)`` runs a read
+the same way on the reader, in one read transaction, so several statements see one snapshot.
+One statement needs no transaction (SQLite makes each atomic, with one snapshot, by itself):
+``db.execute(sql, params)`` writes with one, ``db.fetch(sql, params)`` reads with one, each a
+single round trip. WAL lets the reader run beside the writer (and beside other processes such
+as the operator CLI).
 
-Each connection is used from exactly one thread (a single-worker executor), which is how
-``sqlite3`` connections are meant to be shared with asyncio: the event loop never blocks on the
-file, and a busy wait for another process's lock blocks only that thread.
+Each connection is used by one task at a time (its lock): a transaction awaits its statements
+one by one, and a statement another task sent meanwhile would run inside it (a write undone by
+its rollback, a read seeing its old snapshot). aiosqlite runs each connection on its own
+thread, so the event loop never blocks on the file, and a busy wait for another process's lock
+blocks only that thread.
 """
 
 from __future__ import annotations
@@ -23,144 +27,167 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import aiosqlite
 
 from agentcore.storage.protocols import StorageError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Work = Callable[[sqlite3.Connection], T]
+Work = Callable[[aiosqlite.Connection], Awaitable[T]]
 
 _PRIVATE = 0o600
 _COMPANIONS = ("", "-wal", "-shm")  # the database file and the files SQLite keeps beside it
 
 
-class _Owned:
-    """One ``sqlite3`` connection and the one thread that uses it."""
+class _Guarded:
+    """One aiosqlite connection, lent to one task at a time."""
 
-    def __init__(self, conn: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
-        self._thread = thread
+        self._lock = asyncio.Lock()
         self._closed = False
 
-    @classmethod
-    async def connect(cls, path: str, busy_timeout_ms: int, name: str) -> _Owned:
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}")
-        try:
-            conn = await asyncio.get_running_loop().run_in_executor(
-                thread, _connect, path, busy_timeout_ms
-            )
-        except BaseException:
-            thread.shutdown(wait=False)
-            raise
-        return cls(conn, thread)
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, once no other task is using it; sqlite3's errors come out of it as
+        ``StorageError``."""
+        async with self._lock:
+            if self._closed:
+                raise StorageError("the database is closed")
+            with _as_storage_error():
+                yield self._conn
 
-    async def run(self, work: Work[T]) -> T:
-        if self._closed:
-            raise StorageError("the database is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work, self._conn)
+    async def rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        """The rows of one statement, run on its own."""
+        async with self.use() as conn:
+            return list(await conn.execute_fetchall(sql, params))
 
     async def close(self) -> None:
-        """Close the connection after the work already queued; closing twice does nothing."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
-        finally:
-            self._thread.shutdown(wait=False)
+        """Close the connection once the task using it is done; closing twice does nothing."""
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                await self._conn.close()
+            except (sqlite3.Error, ValueError) as exc:  # the disk vanished, or closed already
+                log.warning("closing database connection failed: %s", exc)
 
 
 class Database:
     """One SQLite file: a writer connection and a reader connection. Build it with ``open``."""
 
-    def __init__(self, path: str, writer: _Owned, reader: _Owned) -> None:
+    def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
         self.path = path
-        self._writer = writer
-        self._reader = reader
+        self._writer = _Guarded(writer)
+        self._reader = _Guarded(reader)
 
     @classmethod
     async def open(cls, path: str, busy_timeout_ms: int, prepare: Work[None]) -> Database:
         """Open the file at ``path`` (created 0600; an existing one tightened to 0600), run
         ``prepare`` (the migrations) on the writer, then open the reader."""
-        opened: list[_Owned] = []
+        opened: list[aiosqlite.Connection] = []
         try:
             if path != ":memory:":
                 await asyncio.to_thread(_private_file, Path(path))
-            opened.append(await _Owned.connect(path, busy_timeout_ms, "writer"))
-            await opened[0].run(prepare)
-            opened.append(await _Owned.connect(path, busy_timeout_ms, "reader"))
-        except (sqlite3.Error, OSError, StorageError) as exc:
-            for conn in opened:
+            opened.append(await _connect(path, busy_timeout_ms))
+            await prepare(opened[0])
+            opened.append(await _connect(path, busy_timeout_ms))
+        except BaseException as exc:
+            for conn in opened:  # a connection's thread left running would keep the process up
                 await conn.close()
-            if isinstance(exc, StorageError):
-                raise
-            raise StorageError(_describe(exc, path)) from exc
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StorageError(_describe(exc, path)) from exc
+            raise
         return cls(path, opened[0], opened[1])
 
     async def write(self, work: Work[T]) -> T:
         """Run ``work`` as one transaction on the writer: all of its statements or none."""
-        return await self._writer.run(lambda conn: _in_transaction(conn, "BEGIN IMMEDIATE", work))
+        async with self._writer.use() as conn:
+            return await in_transaction(conn, "BEGIN IMMEDIATE", work)
 
     async def read(self, work: Work[T]) -> T:
         """Run ``work`` on the reader, its statements in one read transaction (one snapshot)."""
-        return await self._reader.run(lambda conn: _in_transaction(conn, "BEGIN", work))
+        async with self._reader.use() as conn:
+            return await in_transaction(conn, "BEGIN", work)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """One write statement, and the rows it returns. SQLite makes each statement atomic by
+        itself, so one needs no BEGIN and COMMIT (two round trips to the writer's thread)."""
+        return await self._writer.rows(sql, params)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """The rows of one read statement (SQLite gives a statement one snapshot by itself)."""
+        return await self._reader.rows(sql, params)
 
     async def backup(self, destination: Path) -> None:
         """A consistent copy of the live database (SQLite's online backup API), mode 0600."""
         try:
             await asyncio.to_thread(_private_file, destination)
-            await self._reader.run(lambda conn: _backup(conn, destination))
-        except (sqlite3.Error, OSError) as exc:
+            async with aiosqlite.connect(destination) as target, self._reader.use() as conn:
+                await conn.backup(target)
+        except (sqlite3.Error, OSError, StorageError) as exc:
             raise StorageError(f"backup to {destination} failed: {exc}") from exc
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            try:
-                await conn.close()
-            except (sqlite3.Error, ValueError) as exc:  # the disk vanished, or closed already
-                log.warning("closing database connection failed: %s", exc)
+        """Close both connections once the transactions under way are done."""
+        for conn in (self._writer, self._reader):
+            await conn.close()
 
 
-def _in_transaction(conn: sqlite3.Connection, begin: str, work: Work[T]) -> T:
+async def in_transaction(conn: aiosqlite.Connection, begin: str, work: Work[T]) -> T:
+    """``work`` between ``begin`` and ``COMMIT``; rolled back if it raises or is cancelled."""
     try:
-        conn.execute(begin)
-    except sqlite3.Error as exc:
-        raise _storage_error(exc) from exc
-    try:
-        result = work(conn)
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        _rollback(conn)
-        if isinstance(exc, sqlite3.Error):
-            raise _storage_error(exc) from exc
+        await conn.execute(begin)
+        result = await work(conn)
+        await conn.execute("COMMIT")
+    except BaseException:
+        await _roll_back(conn)
         raise
     return result
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
+async def _roll_back(conn: aiosqlite.Connection) -> None:
+    """ROLLBACK, waited for even if this task is cancelled meanwhile: the connection must not
+    pass to the next task with the transaction still open. A cancellation is passed on after."""
+    rollback = asyncio.ensure_future(_rollback_quietly(conn))
+    cancelled = False
+    while not rollback.done():
+        try:
+            await asyncio.shield(rollback)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+async def _rollback_quietly(conn: aiosqlite.Connection) -> None:
     try:
-        conn.execute("ROLLBACK")
-    except sqlite3.Error as exc:  # SQLite may already have rolled back (e.g. disk full)
+        await conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:  # never begun, or SQLite rolled back already (e.g. disk full)
         log.debug("rollback: %s", exc)
 
 
-def _storage_error(exc: sqlite3.Error) -> StorageError:
+@contextlib.contextmanager
+def _as_storage_error() -> Iterator[None]:
     """Translate sqlite3's errors into the core's one error type, keeping the cause."""
-    err = StorageError(f"database error: {exc}")
-    err.__cause__ = exc
-    return err
-
-
-def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
-    # Autocommit mode: transactions are begun and ended explicitly (see _in_transaction).
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        conn.row_factory = sqlite3.Row
+        yield
+    except sqlite3.Error as exc:
+        raise StorageError(f"database error: {exc}") from exc
+
+
+async def _connect(path: str, busy_timeout_ms: int) -> aiosqlite.Connection:
+    # Autocommit mode: transactions are begun and ended explicitly (see in_transaction).
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        conn.row_factory = aiosqlite.Row
         for pragma in (
             f"PRAGMA busy_timeout = {int(busy_timeout_ms)}",
             "PRAGMA journal_mode = WAL",
@@ -168,19 +195,11 @@ def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
             "PRAGMA foreign_keys = ON",
             "PRAGMA temp_store = MEMORY",
         ):
-            conn.execute(pragma)
+            await conn.execute(pragma)
     except BaseException:
-        conn.close()
+        await conn.close()
         raise
     return conn
-
-
-def _backup(conn: sqlite3.Connection, destination: Path) -> None:
-    target = sqlite3.connect(destination)
-    try:
-        conn.backup(target)
-    finally:
-        target.close()
 
 
 def _private_file(path: Path) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
+
+import aiosqlite
 
 from agentcore.clock import to_millis
 from agentcore.messages import Role
@@ -13,7 +14,7 @@ from agentcore.storage import rows
 from agentcore.storage.sqlite.agents import create_agent
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.messages import record_activity
-from agentcore.storage.sqlite.sql import all_rows, one_row
+from agentcore.storage.sqlite.sql import all_rows
 from agentcore.types import AgentKey, InboundMessage
 
 _WAITING = "platform = ? AND user_id = ? AND NOT claimed"
@@ -33,24 +34,17 @@ class InboxRows(Part):
             message.source or None,
             message_terms(Role.USER, message.text),  # analysed now, off the turn's path
         )
-        stored = await self._db.write(
-            lambda conn: one_row(
-                conn,
-                "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
-                " received_at, source, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
-                params,
-            )
+        stored = await self._db.execute(
+            "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
+            " received_at, source, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
+            params,
         )
-        return None if stored is None else int(stored["id"])
+        return int(stored[0]["id"]) if stored else None
 
     async def prune_inbox(self, before: datetime) -> int:
-        pruned = await self._db.write(
-            lambda conn: all_rows(
-                conn,
-                "DELETE FROM inbox WHERE claimed AND received_at < ? RETURNING id",
-                (to_millis(before),),
-            )
+        pruned = await self._db.execute(
+            "DELETE FROM inbox WHERE claimed AND received_at < ? RETURNING id", (to_millis(before),)
         )
         return len(pruned)
 
@@ -69,35 +63,28 @@ class InboxRows(Part):
         return await self._db.write(lambda conn: _start(conn, key, up_to_id, agent, activity))
 
     async def count_pending(self, key: AgentKey) -> int:
-        found = await self._db.read(
-            lambda conn: one_row(
-                conn,
-                f"SELECT COUNT(*) AS waiting FROM inbox WHERE {_WAITING}",
-                (key.platform, key.user_id),
-            )
+        [found] = await self._db.fetch(
+            f"SELECT COUNT(*) AS waiting FROM inbox WHERE {_WAITING}", (key.platform, key.user_id)
         )
-        return 0 if found is None else int(found["waiting"])
+        return int(found["waiting"])
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
-        found = await self._db.read(
-            lambda conn: all_rows(
-                conn,
-                f"SELECT {rows.PENDING_COLUMNS} FROM inbox WHERE NOT claimed"
-                " AND (? IS NULL OR platform = ?) ORDER BY id",
-                (platform, platform),
-            )
+        found = await self._db.fetch(
+            f"SELECT {rows.PENDING_COLUMNS} FROM inbox WHERE NOT claimed"
+            " AND (? IS NULL OR platform = ?) ORDER BY id",
+            (platform, platform),
         )
         return [rows.pending(r) for r in found]
 
 
-def _claim(
-    conn: sqlite3.Connection, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
+async def _claim(
+    conn: aiosqlite.Connection, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
 ) -> list[StoredMessage]:
     """Move this person's waiting messages (up to ``up_to_id``) into the agent's recall, oldest
     first, and record their activity; nothing if none is left (answered already)."""
     mine = f"{_WAITING} AND id <= ?"
     params = (key.platform, key.user_id, up_to_id)
-    claimed = all_rows(
+    claimed = await all_rows(
         conn,
         "INSERT INTO messages (agent_id, role, content, created_at, terms) "
         f"SELECT ?, 'user', text, sent_at, terms FROM inbox WHERE {mine} ORDER BY id "
@@ -107,21 +94,23 @@ def _claim(
     if not claimed:
         return []
     # The text now lives in recall; the row stays a while to recognise redeliveries.
-    conn.execute(f"UPDATE inbox SET claimed = 1, text = '', terms = NULL WHERE {mine}", params)
-    record_activity(conn, agent_id, activity)
+    await conn.execute(
+        f"UPDATE inbox SET claimed = 1, text = '', terms = NULL WHERE {mine}", params
+    )
+    await record_activity(conn, agent_id, activity)
     # RETURNING order is unspecified; rowids follow the ORDER BY.
     return [rows.claimed(r) for r in sorted(claimed, key=lambda r: int(r["id"]))]
 
 
-def _start(
-    conn: sqlite3.Connection,
+async def _start(
+    conn: aiosqlite.Connection,
     key: AgentKey,
     up_to_id: int,
     agent: NewAgent,
     activity: UserActivity,
 ) -> tuple[AgentRecord, list[StoredMessage]] | None:
     """A new person's agent and their first claim; None, writing nothing, if it exists."""
-    created = create_agent(conn, key, agent.display_name, agent.created_at, agent.blocks)
+    created = await create_agent(conn, key, agent.display_name, agent.created_at, agent.blocks)
     if created is None:
         return None
-    return created, _claim(conn, key, up_to_id, created.id, activity)
+    return created, await _claim(conn, key, up_to_id, created.id, activity)

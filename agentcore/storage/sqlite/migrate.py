@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+import aiosqlite
 
 from agentcore.messages import Role
 from agentcore.search.terms import message_terms, passage_terms
 from agentcore.storage.protocols import StorageError
 from agentcore.storage.schema import migration_files
+from agentcore.storage.sqlite.connection import in_transaction
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,10 @@ def load_migrations() -> list[Migration]:
     ]
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+async def migrate(conn: aiosqlite.Connection) -> None:
     """Apply the migrations this file has not seen yet, all in one transaction."""
     migrations = load_migrations()
-    version = _version(conn)
+    version = await _version(conn)
     if version > len(migrations):
         raise StorageError(
             f"the database's schema is version {version}, newer than this program's "
@@ -61,31 +64,30 @@ def migrate(conn: sqlite3.Connection) -> None:
         )
     if version == len(migrations):
         return  # the common case: nothing to do, one cheap read
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+
+    async def apply_pending(conn: aiosqlite.Connection) -> None:
         # Re-read under the write lock: another process may have migrated meanwhile.
-        for migration in migrations[_version(conn) :]:
+        for migration in migrations[await _version(conn) :]:
             log.info("applying database migration %s", migration.name)
             for statement in migration.statements:
-                conn.execute(statement)
+                await conn.execute(statement)
             after = _AFTER_MIGRATION.get(migration.version)
             if after is not None:
-                after(conn)
-            conn.execute(f"PRAGMA user_version = {migration.version}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+                await after(conn)
+            await conn.execute(f"PRAGMA user_version = {migration.version}")
+
+    await in_transaction(conn, "BEGIN IMMEDIATE", apply_pending)
 
 
-def _version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+async def _version(conn: aiosqlite.Connection) -> int:
+    [row] = await conn.execute_fetchall("PRAGMA user_version")
+    return int(row["user_version"])
 
 
 _BACKFILL_BATCH = 5000
 
 
-def _index_existing_rows(conn: sqlite3.Connection) -> None:
+async def _index_existing_rows(conn: aiosqlite.Connection) -> None:
     """Migration 2: give rows stored before it their search terms and positions, and index them.
 
     Runs once, inside the migration's transaction, in batches so memory stays flat.
@@ -93,10 +95,12 @@ def _index_existing_rows(conn: sqlite3.Connection) -> None:
     per_agent: dict[int, list[int]] = {}  # agent id → [searchable rows, their terms]
     last_id = 0
     while True:
-        rows = conn.execute(
-            "SELECT id, agent_id, role, content FROM messages WHERE id > ? ORDER BY id LIMIT ?",
-            (last_id, _BACKFILL_BATCH),
-        ).fetchall()
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT id, agent_id, role, content FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                (last_id, _BACKFILL_BATCH),
+            )
+        )
         if not rows:
             break
         updates = []
@@ -107,28 +111,28 @@ def _index_existing_rows(conn: sqlite3.Connection) -> None:
                 updates.append((terms, counts[0], row["id"]))
                 counts[0] += 1
                 counts[1] += len(terms.split())
-        conn.executemany("UPDATE messages SET terms = ?, seq = ? WHERE id = ?", updates)
+        await conn.executemany("UPDATE messages SET terms = ?, seq = ? WHERE id = ?", updates)
         last_id = rows[-1]["id"]
-    conn.executemany(
+    await conn.executemany(
         "UPDATE agents SET search_docs = ?, search_terms = ? WHERE id = ?",
         [(docs, terms, agent_id) for agent_id, (docs, terms) in per_agent.items()],
     )
-    conn.execute(
+    await conn.execute(
         "INSERT INTO messages_fts (rowid, agent_id, terms) "
         "SELECT id, '_' || agent_id, terms FROM messages WHERE terms IS NOT NULL"
     )
-    passages = conn.execute("SELECT id, content, tags FROM passages").fetchall()
-    conn.executemany(
+    passages = await conn.execute_fetchall("SELECT id, content, tags FROM passages")
+    await conn.executemany(
         "UPDATE passages SET terms = ? WHERE id = ?",
         [(passage_terms(p["content"], p["tags"].split()), p["id"]) for p in passages],
     )
-    conn.execute(
+    await conn.execute(
         "INSERT INTO passages_fts (rowid, agent_id, terms) "
         "SELECT id, '_' || agent_id, terms FROM passages"
     )
 
 
 # Python steps that complete a SQL migration (keyed by its version), in the same transaction.
-_AFTER_MIGRATION: dict[int, Callable[[sqlite3.Connection], None]] = {
+_AFTER_MIGRATION: dict[int, Callable[[aiosqlite.Connection], Awaitable[None]]] = {
     2: _index_existing_rows,
 }

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 from datetime import datetime
 from pathlib import Path
+
+import aiosqlite
 
 from agentcore.clock import to_millis
 from agentcore.records import AuditEntry, LLMCallRecord, StartupRun, StoreStats
@@ -19,22 +20,16 @@ from agentcore.storage.sqlite.sql import all_rows, one_row
 class OpsRows(Part):
     async def record_startup(self, run: StartupRun) -> None:
         params = (to_millis(run.started_at), run.total_ms, run.rss_mb, json.dumps(run.phases))
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO startup_runs (started_at, total_ms, rss_mb, phases) "
-                "VALUES (?, ?, ?, ?)",
-                params,
-            )
+        await self._db.execute(
+            "INSERT INTO startup_runs (started_at, total_ms, rss_mb, phases) VALUES (?, ?, ?, ?)",
+            params,
         )
 
     async def recent_startups(self, limit: int) -> list[StartupRun]:
-        found = await self._db.read(
-            lambda conn: all_rows(
-                conn,
-                "SELECT id, started_at, total_ms, rss_mb, phases FROM startup_runs "
-                "ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
+        found = await self._db.fetch(
+            "SELECT id, started_at, total_ms, rss_mb, phases FROM startup_runs "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
         )
         return [rows.startup_run(r) for r in found]
 
@@ -47,65 +42,57 @@ class OpsRows(Part):
             call.prompt_tokens,
             call.completion_tokens,
         )
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
-                " completion_tokens) VALUES (?, ?, ?, ?, ?, ?)",
-                params,
-            )
+        await self._db.execute(
+            "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
+            " completion_tokens) VALUES (?, ?, ?, ?, ?, ?)",
+            params,
         )
 
     async def add_audit(self, entry: AuditEntry) -> None:
         params = (entry.actor, entry.verb, entry.target, entry.detail, to_millis(entry.created_at))
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO audit_log (actor, verb, target, detail, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                params,
-            )
+        await self._db.execute(
+            "INSERT INTO audit_log (actor, verb, target, detail, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            params,
         )
 
     async def recent_audit(self, limit: int) -> list[AuditEntry]:
-        found = await self._db.read(
-            lambda conn: all_rows(
-                conn,
-                "SELECT id, actor, verb, target, detail, created_at FROM audit_log "
-                "ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
+        found = await self._db.fetch(
+            "SELECT id, actor, verb, target, detail, created_at FROM audit_log "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
         )
         return [rows.audit_entry(r) for r in found]
 
     async def stats(self, since: datetime) -> StoreStats:
-        counts, calls = await self._db.read(lambda conn: _stats(conn, to_millis(since)))
-        return StoreStats(
-            agents=counts["agents"],
-            messages=counts["messages"],
-            passages=counts["passages"],
-            size_bytes=_file_size(self._db.path),
-            llm_calls_today=len(calls),
-            tokens_today=sum(r["tokens"] for r in calls),
-            llm_latencies_ms=tuple(r["latency_ms"] for r in calls),
-        )
+        return await self._db.read(lambda conn: _stats(conn, to_millis(since), self._db.path))
 
     async def backup(self, destination: Path) -> None:
         await self._db.backup(destination)
 
 
-def _stats(conn: sqlite3.Connection, since_ms: int) -> tuple[sqlite3.Row, list[sqlite3.Row]]:
-    counts = one_row(
+async def _stats(conn: aiosqlite.Connection, since_ms: int, path: str) -> StoreStats:
+    counts = await one_row(
         conn,
         "SELECT COUNT(*) AS agents, COALESCE(SUM(message_count), 0) AS messages, "
         "COALESCE(SUM(passage_count), 0) AS passages FROM agents",
     )
     assert counts is not None
-    calls = all_rows(
+    calls = await all_rows(
         conn,
         "SELECT latency_ms, prompt_tokens + completion_tokens AS tokens FROM llm_calls "
         "WHERE created_at >= ?",
         (since_ms,),
     )
-    return counts, calls
+    return StoreStats(
+        agents=counts["agents"],
+        messages=counts["messages"],
+        passages=counts["passages"],
+        size_bytes=_file_size(path),
+        llm_calls_today=len(calls),
+        tokens_today=sum(r["tokens"] for r in calls),
+        llm_latencies_ms=tuple(r["latency_ms"] for r in calls),
+    )
 
 
 def _file_size(path: str) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+
+import aiosqlite
 
 from agentcore.clock import to_millis
 from agentcore.records import NewPassage, Passage
@@ -13,7 +14,6 @@ from agentcore.search.terms import passage_terms
 from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.search import PassageIndex
-from agentcore.storage.sqlite.sql import all_rows, one_row
 
 _INSERT = "INSERT INTO passages (agent_id, content, tags, terms, created_at) VALUES (?, ?, ?, ?, ?)"
 
@@ -23,28 +23,24 @@ class PassageRows(Part):
         self, agent_id: int, content: str, tags: Sequence[str], now: datetime
     ) -> int:
         params = _params(agent_id, NewPassage(content, tuple(tags), now))
-        added = await self._db.write(lambda conn: one_row(conn, f"{_INSERT} RETURNING id", params))
-        assert added is not None
+        [added] = await self._db.execute(f"{_INSERT} RETURNING id", params)
         return int(added["id"])
 
     async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
         return await engine.find_passages(PassageIndex(self._db, agent_id), query, limit)
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
-        found = await self._db.read(
-            lambda conn: all_rows(
-                conn,
-                f"SELECT {rows.PASSAGE_COLUMNS} FROM passages WHERE agent_id = ? ORDER BY id",
-                (agent_id,),
-            )
+        found = await self._db.fetch(
+            f"SELECT {rows.PASSAGE_COLUMNS} FROM passages WHERE agent_id = ? ORDER BY id",
+            (agent_id,),
         )
         return [rows.passage(r) for r in found]
 
 
-def insert_passages(
-    conn: sqlite3.Connection, agent_id: int, passages: Sequence[NewPassage]
+async def insert_passages(
+    conn: aiosqlite.Connection, agent_id: int, passages: Sequence[NewPassage]
 ) -> None:
-    conn.executemany(_INSERT, [_params(agent_id, p) for p in passages])
+    await conn.executemany(_INSERT, [_params(agent_id, p) for p in passages])
 
 
 def _params(agent_id: int, p: NewPassage) -> tuple[int, str, str, str, int]:

@@ -3,7 +3,7 @@
 Every statement is scoped to one agent, inside the index match (``fts.scoped``) or by an index
 whose first column is the agent, so a search costs about the same in a database of a thousand
 users as in a database of one. ``agentcore.search.engine`` runs the steps; each step here is one
-statement, one round trip to the reader.
+statement, one round trip to the reader (``Database.fetch``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from agentcore.search.fts import quote, scoped
 from agentcore.search.rank import DEFAULT_WEIGHTS, Candidate
 from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Database
-from agentcore.storage.sqlite.sql import all_rows
 
 # A message row as the search reads it.
 _ROW = "m.id, m.role, m.content, m.created_at, m.seq, m.terms"
@@ -41,12 +40,9 @@ class _Index:
         """A subquery: how many rows of the index match its parameter."""
         return f"(SELECT count(*) FROM {self._fts} WHERE {self._fts} MATCH ?)"
 
-    async def _read(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
-        return await self._db.read(lambda conn: all_rows(conn, sql, params))
-
     async def counts(self, keys: Sequence[str]) -> tuple[Totals, dict[str, int]]:
         counted = ", ".join(f"{self._count()} AS key{i}" for i in range(len(keys)))
-        found = await self._read(
+        found = await self._db.fetch(
             f"SELECT {', '.join(filter(None, [self._totals, counted]))} FROM agents WHERE id = ?",
             [*(self._match([k]) for k in keys), self._agent_id],
         )
@@ -61,11 +57,11 @@ class _Index:
     async def unknown(self, terms: Sequence[str]) -> list[str]:
         probe = f"EXISTS (SELECT 1 FROM {self._fts} WHERE {self._fts} MATCH ?)"
         probes = ", ".join(f"{probe} AS known{i}" for i in range(len(terms)))
-        [row] = await self._read(f"SELECT {probes}", [f"terms : {quote(t)}" for t in terms])
+        [row] = await self._db.fetch(f"SELECT {probes}", [f"terms : {quote(t)}" for t in terms])
         return [t for i, t in enumerate(terms) if not row[f"known{i}"]]
 
     async def near(self, head: str, shortest: int, longest: int) -> list[str]:
-        found = await self._read(
+        found = await self._db.fetch(
             f"SELECT term FROM {self._vocab} WHERE term >= ? AND term < ? "
             "AND length(term) BETWEEN ? AND ?",
             (head, head + "\U0010ffff", shortest, longest),
@@ -77,11 +73,11 @@ class _Index:
         params: list[Any] = []
         for key in keys:
             params += [key, self._match([key])]
-        found = await self._read(" UNION ALL ".join([each] * len(keys)), params)
+        found = await self._db.fetch(" UNION ALL ".join([each] * len(keys)), params)
         return [(r["key"], r["rowid"]) for r in found]
 
     async def newest(self, key: str, limit: int) -> list[int]:
-        found = await self._read(
+        found = await self._db.fetch(
             f"SELECT rowid FROM {self._fts} WHERE {self._fts} MATCH ? ORDER BY rowid DESC LIMIT ?",
             (self._match([key]), limit),
         )
@@ -102,7 +98,7 @@ class MessageIndex(_Index):
         offsets = ", ".join(f"({d})" for d in range(-reach, reach + 1) if d)
         id_marks = ", ".join("?" * len(ids))
         anchor_marks = ", ".join("?" * len(anchors))
-        found = await self._read(
+        found = await self._db.fetch(
             f"SELECT {_ROW} FROM messages m WHERE m.id IN ({id_marks}) "
             "AND m.created_at BETWEEN ? AND ? "
             f"UNION SELECT {_ROW} FROM messages m WHERE m.agent_id = ? AND m.seq IN "
@@ -113,7 +109,7 @@ class MessageIndex(_Index):
         return [_message(r) for r in found]
 
     async def written_between(self, lo: int, hi: int, limit: int) -> list[Indexed[SearchHit]]:
-        found = await self._read(
+        found = await self._db.fetch(
             f"SELECT {_ROW} FROM messages m WHERE m.agent_id = ? AND m.terms IS NOT NULL "
             "AND m.created_at BETWEEN ? AND ? ORDER BY m.created_at LIMIT ?",
             (self._agent_id, lo, hi, limit),
@@ -121,7 +117,7 @@ class MessageIndex(_Index):
         return [_message(r) for r in found]
 
     async def latest_between(self, lo: int, hi: int, limit: int) -> list[SearchHit]:
-        found = await self._read(
+        found = await self._db.fetch(
             f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = ? "
             "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
             (self._agent_id, lo, hi, limit),
@@ -136,7 +132,7 @@ class PassageIndex(_Index):
 
     async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]:
         marks = ", ".join("?" * len(ids))
-        found = await self._read(
+        found = await self._db.fetch(
             f"SELECT {rows.PASSAGE_COLUMNS}, terms FROM passages WHERE id IN ({marks})", ids
         )
         return [

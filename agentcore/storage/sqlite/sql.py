@@ -6,15 +6,17 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import aiosqlite
+
 Params = Sequence[Any]
 
 
-def all_rows(conn: sqlite3.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+async def all_rows(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
     """Every row of ``sql``, the statement run to its end (so its changes are made)."""
-    return conn.execute(sql, params).fetchall()
+    return list(await conn.execute_fetchall(sql, params))
 
 
-def one_row(conn: sqlite3.Connection, sql: str, params: Params = ()) -> sqlite3.Row | None:
+async def one_row(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> sqlite3.Row | None:
     """The first row of ``sql`` (run to its end), or None."""
-    rows = all_rows(conn, sql, params)
+    rows = await all_rows(conn, sql, params)
     return rows[0] if rows else None
