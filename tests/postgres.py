@@ -1,11 +1,11 @@
 """A PostgreSQL server for the tests and benchmarks: CI's, or a throwaway one started here.
 
 ``.ci/run`` starts a server and exports its URL as ``AGENTCORE_TEST_POSTGRES_URL``; then the
-tests use it and fail (never skip) if it cannot be reached, as they do in CI without it. Without
-the variable, a throwaway
-cluster is started in a temporary folder (``initdb`` and ``pg_ctl`` of PostgreSQL 15, as the
-``postgres`` user when running as root), on 127.0.0.1 and a free port, and stopped at the end.
-Without PostgreSQL installed, the PostgreSQL variants of the tests are skipped, saying why.
+tests use it and fail (never skip) if it cannot be reached, as they do in CI without it.
+Without the variable, a throwaway cluster is started in a temporary folder (``initdb`` and
+``pg_ctl`` of PostgreSQL 15, as the ``postgres`` user when running as root), on 127.0.0.1 and a
+free port, and stopped at the end. Without PostgreSQL installed, the PostgreSQL variants of the
+tests are skipped, saying why.
 """
 
 from __future__ import annotations
