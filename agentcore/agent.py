@@ -8,6 +8,7 @@ the final text (plain content or ``send_message``) is stored and returned.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from agentcore.records import (
     UserActivity,
 )
 from agentcore.settings import AgentSettings
-from agentcore.storage.protocols import Storage
+from agentcore.storage.protocols import PersonStorage
 from agentcore.tools import SEND_MESSAGE, ToolContext, ToolError, ToolRegistry
 from agentcore.types import InboundMessage
 
@@ -72,7 +73,7 @@ class AgentLoop:
     def __init__(
         self,
         *,
-        storage: Storage,
+        storage: PersonStorage,
         llm: LLMClient,
         clock: Clock,
         settings: AgentSettings,
@@ -85,6 +86,13 @@ class AgentLoop:
         self._settings = settings
         self._tools = tools or ToolRegistry()
         self._estimator = estimator or TokenEstimator()
+
+    def using(self, storage: PersonStorage) -> AgentLoop:
+        """This loop over ``storage``: one person's store for the span of their turn (see
+        ``Storage.person``), so that everything the turn writes goes through it."""
+        scoped = copy.copy(self)
+        scoped._storage = storage
+        return scoped
 
     async def run_turn(self, message: InboundMessage, pending_id: int) -> str | None:
         """Answer a received message (``pending_id`` in the inbox), together with any of this
@@ -103,6 +111,16 @@ class AgentLoop:
             reply += "\n\n" + LONG_MESSAGE_NOTE.format(cap=cap)
         return reply
 
+    async def resume_turn(self, message: InboundMessage) -> str | None:
+        """Finish a turn that stopped before storing its reply (its process died, or lost its
+        database connection): its messages are in recall already, the last of them
+        ``message``; the model goes on from the history as stored. None if the person has no
+        agent any more."""
+        state = await self._storage.load_turn(message.key)
+        if state is None:
+            return None
+        return await self._steps(self._turn(message, state, []))
+
     async def _steps(self, turn: _Turn) -> str:
         steps = self._settings.max_steps
         for step in range(steps):
@@ -112,7 +130,8 @@ class AgentLoop:
             if reply is not None:
                 return reply
         log.warning("agent %s hit the step limit (%d model calls)", turn.agent.key, steps)
-        await self._store(turn, [NewMessage(Role.ASSISTANT, STEP_LIMIT_REPLY, self._clock.now())])
+        last = NewMessage(Role.ASSISTANT, STEP_LIMIT_REPLY, self._clock.now())
+        await self._store(turn, [last], final=True)
         return STEP_LIMIT_REPLY
 
     # ----------------------------------------------------------------- turn setup
@@ -156,6 +175,12 @@ class AgentLoop:
         state, claimed = await self._take_up(message, pending_id)
         if not claimed:
             return None
+        return self._turn(message, state, claimed)
+
+    def _turn(
+        self, message: InboundMessage, state: TurnState, claimed: list[StoredMessage]
+    ) -> _Turn:
+        """The turn answering ``message`` from ``state``, with ``claimed`` just taken up."""
         agent = state.agent
         session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
         facts = TurnFacts(
@@ -283,7 +308,7 @@ class AgentLoop:
         now = self._clock.now()
         if not response.tool_calls:
             text = (response.content or "").strip() or EMPTY_REPLY
-            await self._store(turn, [NewMessage(Role.ASSISTANT, text, now)])
+            await self._store(turn, [NewMessage(Role.ASSISTANT, text, now)], final=True)
             return text
         replies: list[str] = []
         executed: list[ToolCall] = []
@@ -302,9 +327,8 @@ class AgentLoop:
         reply = "\n\n".join(replies) or None
         # send_message is stored as the assistant's content so history reads like a chat.
         content = reply if reply is not None else response.content
-        await self._store(
-            turn, [NewMessage(Role.ASSISTANT, content, now, tuple(executed)), *results]
-        )
+        step = [NewMessage(Role.ASSISTANT, content, now, tuple(executed)), *results]
+        await self._store(turn, step, final=reply is not None)
         return reply
 
     def _message_of(self, call: ToolCall) -> str:
@@ -313,12 +337,18 @@ class AgentLoop:
             raise ToolError("message is empty; write the reply to send")
         return message
 
-    async def _store(self, turn: _Turn, messages: list[NewMessage]) -> None:
+    async def _store(self, turn: _Turn, messages: list[NewMessage], final: bool = False) -> None:
         """Store an assistant step and its tool results in one transaction, so no other row can
-        land between a tool call and its result."""
+        land between a tool call and its result; the ``final`` step, which holds the reply,
+        also marks the person's messages answered by it."""
         calls, turn.unsaved_calls = turn.unsaved_calls, []
+        write = (
+            self._storage.store_reply(turn.agent.key, turn.agent.id, messages)
+            if final
+            else self._storage.append_messages(turn.agent.id, messages)
+        )
         ids, _ = await asyncio.gather(
-            self._storage.append_messages(turn.agent.id, messages),
+            write,
             asyncio.gather(*(self._storage.record_llm_call(call) for call in calls)),
         )
         turn.rows.extend(

@@ -167,10 +167,7 @@ async def _serve(
 ) -> int:
     try:
         with timer.phase("db"):
-            storage = await open_storage(settings, bot=True)
-    except AdapterError as exc:
-        log.error("%s", exc)
-        return 1
+            storage = await open_storage(settings)
     except StorageError as exc:
         hint = (
             "check AGENTCORE_DB and that the server accepts this user"

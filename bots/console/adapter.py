@@ -95,7 +95,7 @@ class ConsoleAdapter:
             )
             self._busy = True
             try:
-                self._show(await self._runtime.handle(message))
+                self._show(await self._runtime.handle(message, self._deliver))
             finally:
                 self._busy = False
         return 0
@@ -110,12 +110,15 @@ class ConsoleAdapter:
             return
         for ticket in tickets:
             if ticket.message.key == self._user:
-                self._show(await self._runtime.answer(ticket))
+                self._show(await self._runtime.answer(ticket, self._deliver))
 
     def _prompt(self) -> None:
         if self._interactive:
             self._stdout.write("you> ")
             self._stdout.flush()
+
+    async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
+        self._show(reply)
 
     def _show(self, reply: Reply) -> None:
         if reply.text.strip():

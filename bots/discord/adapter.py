@@ -21,7 +21,7 @@ import discord
 from discord import app_commands
 
 from agentcore.runtime import AgentRuntime, Ticket
-from agentcore.types import Reply, ReplyKind
+from agentcore.types import InboundMessage, Reply, ReplyKind
 from bots.answers import SOMETHING_WENT_WRONG, Answers
 from bots.discord.connect import fatal_reason, make_client, point_at
 from bots.discord.send import SEND_ERRORS, respond_to_interaction, send_reply
@@ -181,12 +181,15 @@ class DiscordAdapter:
                 self._intake.task_done()
 
     async def _answer(self, ticket: Ticket) -> None:
-        route = DiscordRoute.parse(ticket.message.route)
-        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route.channel_id))
+        channel = DiscordRoute.parse(ticket.message.route).channel_id
+        await self._answers.answer(ticket, lambda: self._keep_typing(channel), self._deliver)
+
+    async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
+        route = DiscordRoute.parse(message.route)
         if reply.private and route.guild_id is not None:
             reply = Reply(PRIVATE_IN_PUBLIC, ReplyKind.NOTICE)
         if not reply.is_empty:
-            await send_reply(self._client, route, int(ticket.message.key.user_id), reply)
+            await send_reply(self._client, route, int(message.key.user_id), reply)
 
     async def _keep_typing(self, channel_id: int) -> None:
         channel = self._client.get_partial_messageable(channel_id)

@@ -29,7 +29,7 @@ from telegram.ext import Application
 
 from agentcore.commands import USER_COMMANDS
 from agentcore.runtime import AgentRuntime, Ticket
-from agentcore.types import InboundMessage
+from agentcore.types import InboundMessage, Reply
 from bots.answers import Answers
 from bots.telegram.poller import TOKEN_HELP, UpdatePoller
 from bots.telegram.send import Destination, ReplySender
@@ -168,10 +168,11 @@ class TelegramAdapter:
         return self._answer(await self._runtime.accept(item))
 
     async def _answer(self, ticket: Ticket) -> None:
-        message = ticket.message
-        route = Route.from_json(message.route)
-        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route))
-        await self._sender.send(reply, _destination(message, route))
+        route = Route.from_json(ticket.message.route)
+        await self._answers.answer(ticket, lambda: self._keep_typing(route), self._deliver)
+
+    async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
+        await self._sender.send(reply, _destination(message, Route.from_json(message.route)))
 
     async def _keep_typing(self, route: Route) -> None:
         while True:

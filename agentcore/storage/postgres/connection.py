@@ -6,8 +6,16 @@ it raises) and returns what it returns, so a transaction is one await with named
 SQLite. ``await db.read(work)`` runs reads, and ``await db.statement(work)`` one statement that
 is atomic by itself, without the two round trips of BEGIN and COMMIT (every statement is a
 round trip to the server, so the hot paths are written as few statements as they can be).
-``Pinned`` is the same interface over one connection the caller holds for a while (a person's
-turn; see ``Storage.person``).
+``Pinned`` is the same interface over one connection the caller holds for a while, with a
+person's lock taken on it (a turn; see ``Storage.person``): those connections come from a pool of
+their own, so turns waiting on the model never keep an arriving message from being stored.
+
+Several bot processes share one database, and a lock must not outlive a process that stopped
+running (killed, paused, hung). A killed process's connections close, and the server frees its
+locks at once. A process that is merely stopped keeps its sockets open, so connections that hold
+locks are set up to be ended by the server after ``stall`` seconds without a statement
+(``idle_session_timeout``, PostgreSQL 14), and while they hold a lock a keep-alive sends one every
+``stall / 3`` seconds: only a process that stopped running goes silent that long.
 
 Every connection is set up for this workload when it opens: no JIT (compiling a plan costs more
 than any query here takes). asyncpg prepares every statement, and PostgreSQL plans a prepared
@@ -22,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -31,7 +41,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from agentcore.storage.protocols import StorageError
+from agentcore.storage.protocols import LockLost, PersonBusy, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +52,13 @@ else:
     Conn = PoolConnectionProxy  # not subscriptable at run time
 Work = Callable[[Conn], Awaitable[T]]
 
-SERVER_SETTINGS = {"jit": "off", "application_name": "agentcore"}
-SEARCH_SETTINGS = SERVER_SETTINGS | {"plan_cache_mode": "force_custom_plan"}
+SERVER_SETTINGS = {"jit": "off"}
+SEARCH_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server at start before saying it cannot be reached
+STALL_SECONDS = 60.0  # default silence after which a stopped process loses its locks
+OLDEST_SERVER = 14  # idle_session_timeout, which ends the sessions of a stalled process
+# The two-key advisory lock spaces (the migrations' one-key lock is apart from both).
+PERSON_LOCKS, ROLE_LOCKS = 0x61_67_01, 0x61_67_02
 # What a dropped or unusable connection raises, besides PostgreSQL's own errors.
 _ERRORS = (
     asyncpg.PostgresError,
@@ -72,19 +86,27 @@ class _Gone(Exception):
 class Database:
     """A pool of connections to one PostgreSQL database. Build it with ``open``."""
 
-    def __init__(self, pool: asyncpg.Pool, search_pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._search_pool = search_pool
-        self._locked: Conn | None = None  # holds the lock of ``lock_for_life``
+    def __init__(
+        self, url: str, pools: tuple[asyncpg.Pool, asyncpg.Pool, asyncpg.Pool], stall: float
+    ) -> None:
+        self._url = url
+        self._pool, self._search_pool, self._turn_pool = pools
+        self._stall = stall
 
     @classmethod
     async def open(
-        cls, url: str, *, pool_size: int, prepare: Callable[[Conn], Awaitable[None]]
+        cls,
+        url: str,
+        *,
+        pool_size: int,
+        prepare: Callable[[Conn], Awaitable[None]],
+        stall: float = STALL_SECONDS,
     ) -> Database:
-        """Connect, run ``prepare`` (the migrations) on one connection, and keep the pools."""
+        """Connect, run ``prepare`` (the migrations) on one connection, and keep the pools:
+        statements, full-text reads, and turns (``pool_size`` each at most, opened as needed)."""
         pools: list[asyncpg.Pool] = []
         try:
-            for settings, least in ((SERVER_SETTINGS, 1), (SEARCH_SETTINGS, 0)):
+            for settings, least, idle in _pool_kinds(stall):
                 pools.append(
                     await asyncpg.create_pool(
                         url,
@@ -93,8 +115,11 @@ class Database:
                         timeout=CONNECT_TIMEOUT,
                         server_settings=settings,
                         init=_without_nul,
+                        max_inactive_connection_lifetime=idle,
                     )
                 )
+                if len(pools) == 1:
+                    await _check_version(pools[0])
             async with pools[0].acquire() as conn:
                 await prepare(conn)
         except BaseException as exc:
@@ -103,7 +128,7 @@ class Database:
             if isinstance(exc, (ValueError, *_ERRORS)):
                 raise StorageError(_reason(exc)) from exc
             raise
-        return cls(pools[0], pools[1])
+        return cls(url, (pools[0], pools[1], pools[2]), stall)
 
     async def write(self, work: Work[T]) -> T:
         """Run ``work`` as one transaction: all of its statements or none. If the pooled
@@ -144,38 +169,170 @@ class Database:
             raise StorageError(f"database error: {_reason(exc)}") from exc
 
     @asynccontextmanager
-    async def hold(self) -> AsyncIterator[Pinned]:
-        """One connection for the caller's span, as a ``Pinned`` database."""
+    async def locked(self, key: int | None, *, wait: bool) -> AsyncIterator[Pinned]:
+        """A connection of the turn pool for the caller's span, holding the person lock ``key``
+        (waiting for it, or without ``wait`` raising ``PersonBusy``), as a ``Pinned`` database.
+        ``key`` None takes no lock (only for showing what the lock prevents)."""
+        conn = await self._lock_on(key, wait)
+        pinned = Pinned(conn, self)
+        keep_alive = KeepAlive(pinned.ping, self._stall / 3)
         try:
-            async with self._pool.acquire() as conn:
-                yield Pinned(conn, self)
-        except _ERRORS as exc:
-            raise StorageError(f"database error: {_reason(exc)}") from exc
+            yield pinned
+        finally:
+            keep_alive.stop()
+            # The pool resets the connection as it takes it back: that releases the lock.
+            with contextlib.suppress(*_ERRORS):
+                await self._turn_pool.release(conn)
 
-    async def lock_for_life(self, key: int) -> bool:
-        """Take the session advisory lock ``key`` on a connection kept until ``close`` (or
-        until this process dies: the server then frees it); False if another session has it."""
+    async def _lock_on(self, key: int | None, wait: bool) -> Conn:
         try:
-            conn = await self._pool.acquire()
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                self._locked = conn
-                return True
-            await self._pool.release(conn)
+            conn: Conn = await self._turn_pool.acquire()
         except _ERRORS as exc:
             raise StorageError(f"database error: {_reason(exc)}") from exc
-        return False
+        try:
+            if key is not None and not await conn.fetchval(_LOCK[wait], PERSON_LOCKS, key):
+                raise PersonBusy("another process is answering this person")
+        except BaseException as exc:
+            with contextlib.suppress(*_ERRORS):
+                await self._turn_pool.release(conn)
+            if isinstance(exc, _ERRORS):
+                raise _storage_error(conn, exc) from exc
+            raise
+        return conn
+
+    async def take_role(self, name: str, *, wait: bool) -> HeldRole | None:
+        """Hold the role ``name`` on a connection of its own (see ``Storage.take_role``)."""
+        try:
+            conn = await asyncpg.connect(
+                self._url, timeout=CONNECT_TIMEOUT, server_settings=_held_settings(self._stall)
+            )
+        except _ERRORS as exc:
+            raise StorageError(f"database error: {_reason(exc)}") from exc
+        try:
+            held = await conn.fetchval(_LOCK[wait], ROLE_LOCKS, lock_key(name))
+        except BaseException as exc:
+            conn.terminate()
+            if isinstance(exc, _ERRORS):
+                raise StorageError(f"database error: {_reason(exc)}") from exc
+            raise
+        if not held:
+            await conn.close()
+            return None
+        return HeldRole(conn, self._stall)
 
     async def close(self) -> None:
-        if self._locked is not None:  # the pool unlocks it as it takes the connection back
-            with contextlib.suppress(*_ERRORS):
-                await self._pool.release(self._locked)
-            self._locked = None
-        for pool in (self._search_pool, self._pool):
+        for pool in (self._turn_pool, self._search_pool, self._pool):
             try:
                 await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
             except _ERRORS as exc:
                 log.warning("closing the database pool failed (%s); dropping it", _reason(exc))
                 pool.terminate()
+
+
+def _pool_kinds(stall: float) -> list[tuple[dict[str, str], int, float]]:
+    """Each pool's server settings, connections kept open, and idle lifetime: statements,
+    full-text reads, and turns (whose connections hold locks: ended by the server after
+    ``stall`` idle seconds, so the pool retires idle ones before that)."""
+    return [
+        (_settings(), 1, 300.0),
+        (_settings() | SEARCH_SETTINGS, 0, 300.0),
+        (_held_settings(stall), 0, stall / 2),
+    ]
+
+
+def _settings() -> dict[str, str]:
+    # The process id in pg_stat_activity tells an operator which bot process a session is.
+    return SERVER_SETTINGS | {"application_name": f"agentcore {os.getpid()}"}
+
+
+def _held_settings(stall: float) -> dict[str, str]:
+    """Settings of a connection that holds locks: the server ends it after ``stall`` seconds
+    without a statement (in a transaction or not), so a stopped process loses its locks."""
+    timeout = str(max(1, round(stall * 1000)))
+    return _settings() | {
+        "idle_session_timeout": timeout,
+        "idle_in_transaction_session_timeout": timeout,
+    }
+
+
+async def _check_version(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        version = conn.get_server_version()
+    if version.major < OLDEST_SERVER:
+        raise StorageError(
+            f"PostgreSQL {OLDEST_SERVER} or later is needed; this server runs "
+            f"{version.major}.{version.minor}"
+        )
+
+
+def lock_key(name: str) -> int:
+    """A lock's second key: the first 4 bytes of sha256(name), as PostgreSQL's int4. Two names
+    sharing a key only share a lock (their holders take turns)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+
+
+_LOCK = {  # whether to wait → the statement taking an advisory lock (True once held)
+    True: "SELECT pg_advisory_lock($1, $2) IS NOT NULL",
+    False: "SELECT pg_try_advisory_lock($1, $2)",
+}
+
+
+class KeepAlive:
+    """While a lock is held: ``ping`` every ``every`` seconds (a third of the server's idle
+    limit), so only a process that stopped running goes silent long enough to lose it. ``lost``
+    is set once a ping fails: the connection, and the lock with it, are gone."""
+
+    def __init__(self, ping: Callable[[], Awaitable[object]], every: float) -> None:
+        self.lost = asyncio.Event()
+        self._task = asyncio.create_task(self._beat(ping, every), name="keep-alive")
+
+    async def _beat(self, ping: Callable[[], Awaitable[object]], every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await ping()
+            except StorageError:
+                self.lost.set()
+                return
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+class HeldRole:
+    """A role (``Storage.take_role``): a lock held on a connection kept for it alone."""
+
+    def __init__(self, conn: asyncpg.Connection[asyncpg.Record], stall: float) -> None:
+        self._conn = conn
+        self._mutex = asyncio.Lock()
+        self._keep_alive = KeepAlive(self._ping, stall / 3)
+
+    async def _ping(self) -> None:
+        async with self._mutex:
+            try:
+                await self._conn.execute("SELECT 1")
+            except _ERRORS as exc:
+                raise StorageError(_reason(exc)) from exc
+
+    async def alive(self) -> bool:
+        if self._keep_alive.lost.is_set():
+            return False
+        try:
+            await self._ping()
+        except StorageError:
+            self._keep_alive.lost.set()
+            return False
+        return True
+
+    async def lost(self) -> None:
+        await self._keep_alive.lost.wait()
+
+    async def release(self) -> None:
+        self._keep_alive.stop()
+        try:  # closing the session frees its lock
+            await asyncio.wait_for(self._conn.close(), CONNECT_TIMEOUT)
+        except (*_ERRORS, asyncio.CancelledError):
+            self._conn.terminate()
 
 
 async def _without_nul(conn: asyncpg.Connection[asyncpg.Record]) -> None:
@@ -197,12 +354,14 @@ def texts(values: Sequence[str | None]) -> list[str | None]:
 
 
 class Pinned:
-    """The ``Database`` interface over one connection that the caller holds (a lost one is an
-    error: what the caller holds on it, such as a lock, is gone with it)."""
+    """The ``Database`` interface over one connection that the caller holds, with a lock on it
+    (a lost connection is ``LockLost``: the lock went with it). Its statements run one at a
+    time, as a connection runs them, in the order they were asked for."""
 
     def __init__(self, conn: Conn, shared: Database) -> None:
         self._conn = conn
         self._shared = shared
+        self._mutex = asyncio.Lock()
 
     async def write(self, work: Work[T]) -> T:
         return await self._run(lambda conn: _transaction(conn, work))
@@ -217,13 +376,31 @@ class Pinned:
         # Reads of what was committed: they need not hold what the caller holds.
         return await self._shared.search(work)
 
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1"))
+
     async def _run(self, work: Work[T]) -> T:
-        try:
-            return await work(self._conn)
-        except _Gone as gone:
-            raise StorageError(f"database error: {_reason(gone.__cause__)}") from gone
-        except _ERRORS as exc:
-            raise StorageError(f"database error: {_reason(exc)}") from exc
+        async with self._mutex:
+            try:
+                return await work(self._conn)
+            except _Gone as gone:
+                raise _storage_error(self._conn, gone.__cause__) from gone
+            except _ERRORS as exc:
+                raise _storage_error(self._conn, exc) from exc
+
+
+def _storage_error(conn: Conn, exc: BaseException | None) -> StorageError:
+    """``LockLost`` if the connection holding a lock is gone, else a ``StorageError``."""
+    if isinstance(exc, _LOST) or _gone(conn):
+        return LockLost(f"database connection lost: {_reason(exc)}")
+    return StorageError(f"database error: {_reason(exc)}")
+
+
+def _gone(conn: Conn) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back as it closed
+        return True
 
 
 async def _transaction(conn: Conn, work: Work[T]) -> T:

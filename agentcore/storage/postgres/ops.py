@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from agentcore.clock import to_millis
 from agentcore.records import AuditEntry, LLMCallRecord, StartupRun, StoreStats
 from agentcore.storage import rows
-from agentcore.storage.postgres.connection import Conn, Part
+from agentcore.storage.postgres.connection import ROLE_LOCKS, Conn, Database, Part, lock_key
 from agentcore.storage.protocols import StorageError
 
 
@@ -104,3 +105,29 @@ async def _stats(conn: Conn, since_ms: int) -> StoreStats:
         tokens_today=sum(r["tokens"] for r in calls),
         llm_latencies_ms=tuple(r["latency_ms"] for r in calls),
     )
+
+
+async def pace(db: Database, name: str, interval: float) -> None:
+    """``Storage.pace``: one process at a time (a transaction-level lock), waiting out what is
+    left of ``interval`` since the last time, by the server's clock (processes may run on
+    machines whose clocks differ)."""
+
+    async def work(conn: Conn) -> None:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)", ROLE_LOCKS, lock_key("pace " + name)
+        )
+        waited = await conn.fetchval(
+            "SELECT last_at + $2 - extract(epoch FROM clock_timestamp()) FROM pacing "
+            "WHERE name = $1",
+            name,
+            interval,
+        )
+        if waited is not None and waited > 0:
+            await asyncio.sleep(waited)  # others wait for the lock meanwhile
+        await conn.execute(
+            "INSERT INTO pacing (name, last_at) VALUES ($1, extract(epoch FROM clock_timestamp()))"
+            " ON CONFLICT (name) DO UPDATE SET last_at = excluded.last_at",
+            name,
+        )
+
+    await db.write(work)
