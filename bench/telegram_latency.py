@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for r in rows
         ],
     )
-    print("* median time inside runtime.answer (the core's turn, sending the reply not counted); part of the total")
+    print("* median time inside runtime.answer (the core's turn, not sending); part of the total")
     result = {
         "smoke": args.smoke,
         "python_telegram_bot": telegram.__version__,

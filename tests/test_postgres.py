@@ -5,6 +5,7 @@ the middle of a turn. (Every storage method is covered on PostgreSQL by tests/co
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ async def test_bots_sharing_a_database_take_one_persons_turns_one_at_a_time(
     answered = [t for line in (out_a + out_b).splitlines() for t in line.split(" | ")]
     assert sorted(answered) == sorted(said["a"] + said["b"])  # each line once
     calls.sort()
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(calls, calls[1:])), calls
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(calls)), calls
     assert password_of(postgres_url) not in err_a + err_b
 
 
