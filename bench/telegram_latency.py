@@ -116,7 +116,7 @@ async def with_bot(
     )
     if rate_limited:
         namespace = argparse.Namespace(user=None)
-        [(_, make)] = adapter_factories(settings, namespace, runtime, SystemClock())
+        [(_, make)] = adapter_factories(settings, namespace, runtime, SystemClock(), storage)
         adapter = make()
     else:
         adapter = TelegramAdapter(

@@ -263,7 +263,21 @@ class Role(Protocol):
     async def release(self) -> None: ...
 
 
-class Storage(PersonStorage, Protocol):
+class Coordination(Protocol):
+    """What bot processes sharing a database coordinate through."""
+
+    async def take_role(self, name: str, *, wait: bool) -> Role | None:
+        """Hold the role ``name`` until it is released or lost; if another process holds it,
+        wait until it is free (``wait``) or return None."""
+        ...
+
+    async def pace(self, name: str, interval: float) -> None:
+        """Return once at least ``interval`` seconds have passed since the last ``pace(name)``
+        returned in any process on this database (e.g. Discord's one IDENTIFY per 5 s)."""
+        ...
+
+
+class Storage(PersonStorage, Coordination, Protocol):
     """Everything a backend provides."""
 
     @property
@@ -283,16 +297,6 @@ class Storage(PersonStorage, Protocol):
         without ``wait``, raising ``PersonBusy``) and writes through the lock's own connection,
         so a process that lost the lock cannot write: ``LockLost``.
         """
-        ...
-
-    async def take_role(self, name: str, *, wait: bool) -> Role | None:
-        """Hold the role ``name`` until it is released or lost; if another process holds it,
-        wait until it is free (``wait``) or return None."""
-        ...
-
-    async def pace(self, name: str, interval: float) -> None:
-        """Return once at least ``interval`` seconds have passed since the last ``pace(name)``
-        returned in any process on this database (e.g. Discord's one IDENTIFY per 5 s)."""
         ...
 
     async def close(self) -> None: ...

@@ -9,6 +9,11 @@ answer is sent directly, a slow one is deferred (ephemerally) and followed up.
 The client runs as ``async with client: await client.start(token)`` in a task; discord.py
 reconnects and resumes by itself. Errors that reconnecting cannot fix (bad token, missing
 intent) end the task with one log line that names the fix, and exit code 1.
+
+Several processes on one database (PostgreSQL) split the bot's shards: each holds the role of
+every shard it runs, so a second process for a shard refuses to start, and every IDENTIFY waits
+its turn across processes (``Storage.pace``). Any process can send any reply (REST needs no
+gateway connection), so whichever holds a person's lock answers them.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ import discord
 from discord import app_commands
 
 from agentcore.runtime import AgentRuntime, Ticket
+from agentcore.storage.protocols import Coordination, Role
+from agentcore.storage.single import LocalRoles
 from agentcore.types import InboundMessage, Reply, ReplyKind
+from bots.adapter import AdapterError
 from bots.answers import SOMETHING_WENT_WRONG, Answers
-from bots.discord.connect import fatal_reason, make_client, point_at
+from bots.discord.connect import fatal_reason, make_client, point_at, shard_roles
 from bots.discord.send import SEND_ERRORS, respond_to_interaction, send_reply
 from bots.discord.slash import build_app_commands
 from bots.discord.translate import DiscordRoute, command_to_inbound, content_notice, to_inbound
@@ -40,14 +48,33 @@ PRIVATE_IN_PUBLIC = (
 )
 
 
-def build_discord_adapter(settings: Settings, runtime: AgentRuntime) -> DiscordAdapter:
+IDENTIFY = "discord identify"  # paced across processes: one per identify_interval seconds
+SHARD_TAKEN = (
+    "discord: {role} is already run by another process on this database: give each process "
+    "its own AGENTCORE_DISCORD__SHARD_IDS (and all of them the same SHARD_COUNT)"
+)
+
+
+def build_discord_adapter(
+    settings: Settings, runtime: AgentRuntime, roles: Coordination
+) -> DiscordAdapter:
     """The adapter as configured (called by the composition root only if a token is set)."""
     config = settings.discord
     point_at(config.api_base, config.gateway_url)
+    client = make_client(
+        sharded=config.sharded,
+        shard_count=config.shard_count,
+        shard_ids=config.shard_ids,
+        pace=lambda: roles.pace(IDENTIFY, config.identify_interval),
+    )
     return DiscordAdapter(
         runtime,
-        make_client(sharded=config.sharded),
+        client,
         config.token.reveal(),
+        roles=roles,
+        shards=shard_roles(
+            sharded=config.sharded, shard_count=config.shard_count, shard_ids=config.shard_ids
+        ),
         sync_guild=config.sync_guild or None,
         stop_grace=settings.runtime.shutdown_grace,
     )
@@ -62,6 +89,8 @@ class DiscordAdapter:
         client: discord.Client,
         token: str,
         *,
+        roles: Coordination | None = None,  # the storage, owning shards; None: alone
+        shards: list[str] | None = None,  # the roles of the shards this client runs
         sync_guild: int | None = None,
         command_budget: float = COMMAND_BUDGET_SECONDS,
         stop_grace: float = 20.0,
@@ -69,6 +98,11 @@ class DiscordAdapter:
         self._runtime = runtime
         self._client = client
         self._token = token  # never logged
+        self._roles = roles or LocalRoles()
+        self._shard_names = shards or []
+        self._shards: dict[str, Role] = {}
+        self._keeper: asyncio.Task[None] | None = None
+        self._shard_lost = False
         self._sync_guild = sync_guild
         self._command_budget = command_budget
         self._stop_grace = stop_grace
@@ -99,7 +133,10 @@ class DiscordAdapter:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Log in and connect; return once the gateway said READY (or the client gave up)."""
+        """Log in and connect; return once the gateway said READY (or the client gave up).
+        ``AdapterError`` if another process runs one of this process's shards."""
+        await self._take_shards()
+        self._keeper = asyncio.create_task(self._keep_shards(), name="discord-shards")
         self._pump = asyncio.create_task(self._spawn_answers_in_order(), name="discord-intake")
         self._runner = asyncio.create_task(self._run(), name="discord-client")
         ready = asyncio.create_task(self._ready.wait())
@@ -115,6 +152,36 @@ class DiscordAdapter:
         done.set_result(ticket)
         self._intake.put_nowait(done)
 
+    async def _take_shards(self) -> None:
+        for name in self._shard_names:
+            role = await self._roles.take_role(name, wait=False)
+            if role is None:
+                await self._release_shards()
+                raise AdapterError(SHARD_TAKEN.format(role=name))
+            self._shards[name] = role
+
+    async def _keep_shards(self) -> None:
+        """Take a shard's role again if it is lost (the database connection went); if another
+        process has it now (this one stalled and was replaced), stop: exit code 1."""
+        while self._shards:
+            waiters = {asyncio.ensure_future(r.lost()): n for n, r in self._shards.items()}
+            done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
+            for name in (waiters[w] for w in done):
+                role = await self._roles.take_role(name, wait=False)
+                if role is None:
+                    log.error("discord: another process took over %s; stopping", name)
+                    self._shard_lost = True
+                    await self._client.close()
+                    return
+                self._shards[name] = role
+
+    async def _release_shards(self) -> None:
+        for role in self._shards.values():
+            await role.release()
+        self._shards.clear()
+
     async def _run(self) -> int:
         try:
             async with self._client:
@@ -126,7 +193,7 @@ class DiscordAdapter:
             else:
                 log.error("%s", reason)
             return 1
-        return 0
+        return 1 if self._shard_lost else 0
 
     async def finished(self) -> int:
         assert self._runner is not None, "start() first"
@@ -138,13 +205,14 @@ class DiscordAdapter:
             return
         self._stopping = True
         await self._answers.drain(self._stop_grace, self._intake.join())
-        for task in (self._sync, self._pump):
+        for task in (self._sync, self._pump, self._keeper):
             if task is not None:
                 task.cancel()
         await self._client.close()
         if self._runner is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        await self._release_shards()
 
     # ------------------------------------------------------------------ gateway events
 
