@@ -176,15 +176,17 @@ async def end_lock_holders(url: str, space: int, pid: int | None = None) -> list
     return ended
 
 
-async def lock_holders(url: str, space: int) -> list[str]:
-    """The application names (``agentcore <pid>``) of the sessions holding locks of ``space``."""
+async def lock_holders(url: str, space: int, key: int | None = None) -> list[str]:
+    """The application names (``agentcore <pid>``) of the sessions holding locks of ``space``
+    (only lock ``key``, if given)."""
     conn = await asyncpg.connect(url)
     try:
         found = await conn.fetch(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::oid "
-            "AND l.objsubid = 2",
+            "AND l.objsubid = 2 AND ($2::bigint IS NULL OR l.objid = $2::bigint::oid)",
             space,
+            None if key is None else key & 0xFFFFFFFF,  # the oid holds the int4 unsigned
         )
     finally:
         await conn.close()

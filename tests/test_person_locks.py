@@ -62,16 +62,24 @@ async def held_for(store: PostgresStorage, key: AgentKey) -> bool:
         return True
 
 
-async def test_a_holder_whose_connection_went_can_no_longer_write(postgres_url: str) -> None:
+async def test_a_holder_whose_connection_went_stops_at_once_and_writes_nothing(
+    postgres_url: str,
+) -> None:
+    """The server ends the lock's connection (an operator, a failover): the holder's work is
+    cancelled right away, whatever it awaits (a model call), and nothing more is written."""
     async with two_processes(postgres_url) as (mine, theirs):
         agent = await mine.create_agent(ALICE, "Alice", NOW, [])
         assert agent is not None
-        async with mine.person(ALICE) as held:
-            await held.append_messages(agent.id, [NewMessage(Role.USER, "kept", NOW)])
-            assert len(await postgres.end_lock_holders(postgres_url, PERSON_LOCKS)) == 1
-            with pytest.raises(LockLost):
+        with pytest.raises(LockLost):
+            async with mine.person(ALICE) as held:
+                await held.append_messages(agent.id, [NewMessage(Role.USER, "kept", NOW)])
+                ending = asyncio.ensure_future(
+                    postgres.end_lock_holders(postgres_url, PERSON_LOCKS)
+                )
+                await asyncio.sleep(30)  # a slow model call: cut short
                 await held.append_messages(agent.id, [NewMessage(Role.USER, "lost", NOW)])
-            assert await asyncio.wait_for(held_for(theirs, ALICE), 10)  # free at once
+        assert len(await asyncio.wait_for(ending, 10)) == 1
+        assert await asyncio.wait_for(held_for(theirs, ALICE), 10)  # free at once
         said = [m.content for m in await theirs.all_messages(agent.id)]
         assert said == ["kept"]
 

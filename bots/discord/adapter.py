@@ -219,7 +219,8 @@ class DiscordAdapter:
     async def on_connect(self) -> None:
         """READY arrived (once per shard): the bot can receive from here on."""
         self._connected_shards += 1
-        if self._connected_shards >= (self._client.shard_count or 1) and not self._ready.is_set():
+        shards = len(getattr(self._client, "shard_ids", None) or []) or self._client.shard_count
+        if self._connected_shards >= (shards or 1) and not self._ready.is_set():
             user = self._client.user
             log.info("discord: connected as %s (id %s)", user, user.id if user else "?")
             self._ready.set()

@@ -147,8 +147,10 @@ class TelegramAdapter:
                 )
                 return await self._polling(self._poller)
             except RoleLost:
-                log.warning("another process polls now (this one stalled, or lost its database "
-                            "connection); standing by")  # fmt: skip
+                log.warning(
+                    "another process polls now (this one stalled, or lost its database "
+                    "connection); standing by"
+                )
             finally:
                 self._poller = None
                 await role.release()

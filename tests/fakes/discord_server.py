@@ -99,6 +99,7 @@ class FakeDiscord:
         token: str = "fake-bot-token-0123456789",
         shards: int = 1,
         heartbeat_ms: int = 41_250,
+        guild_shard: int = 0,  # the shard the guild's events go to
     ) -> None:
         self.token = token
         self.shards = shards
@@ -106,7 +107,7 @@ class FakeDiscord:
         self.bot = user_payload(snowflake(), "MemoryBot", bot=True)
         self.bot_id = int(self.bot["id"])
         self.application_id = snowflake()
-        self.guild_id = snowflake()
+        self.guild_id = snowflake_on_shard(guild_shard, shards)
         self.channel_id = snowflake()  # the guild's text channel
         self.role_id = snowflake()
         # Failure injection.
@@ -120,6 +121,7 @@ class FakeDiscord:
         self.replayed: list[dict[str, Any]] = []  # events sent again after a RESUME
         self.dispatched_at: dict[int, float] = {}  # message id -> when MESSAGE_CREATE was sent
         self.connections = 0
+        self.identified: list[tuple[int, float]] = []  # (shard, when) of each IDENTIFY
         self._sessions: dict[int, _Session] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -524,10 +526,17 @@ class FakeDiscord:
             await session.socket.send_str(json.dumps(frame))
 
     async def send_message(self, **kwargs: Any) -> dict[str, Any]:
-        """Build a MESSAGE_CREATE payload (see ``message_payload``) and dispatch it."""
+        """Build a MESSAGE_CREATE payload (see ``message_payload``) and dispatch it, on the
+        guild's shard (direct messages go to shard 0, as Discord sends them)."""
         payload = self.message_payload(**kwargs)
-        await self.dispatch("MESSAGE_CREATE", payload)
+        shard = _guild_shard(self.guild_id, self.shards) if kwargs.get("guild") else 0
+        await self.dispatch("MESSAGE_CREATE", payload, shard)
         return payload
+
+    def connected(self, shard: int) -> bool:
+        """Whether a client runs ``shard`` now (identified or resumed, its socket open)."""
+        session = self._sessions.get(shard)
+        return session is not None and session.socket is not None and not session.socket.closed
 
     async def send_command(self, name: str, user: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         payload = self.interaction_payload(name, user, **kwargs)
@@ -584,6 +593,7 @@ class FakeDiscord:
             await socket.close(code=self.close_code_after_identify, message=b"Disallowed intents")
             return
         shard = (data.get("shard") or [0, 1])[0]
+        self.identified.append((shard, time.perf_counter()))
         session = self._sessions[shard] = _Session(f"session-{snowflake()}", shard, socket=socket)
         ready = {
             "v": 10,
@@ -621,6 +631,12 @@ class FakeDiscord:
 
 def _guild_shard(guild_id: int, shards: int) -> int:
     return (guild_id >> 22) % shards
+
+
+def snowflake_on_shard(shard: int, shards: int) -> int:
+    """A guild id whose events Discord sends on ``shard`` (of ``shards``)."""
+    ms = snowflake() >> 22
+    return ((ms - ms % shards + shard) << 22) | (next(_increment) & 0x3FFFFF)
 
 
 def _member(user: dict[str, Any] | None) -> dict[str, Any]:

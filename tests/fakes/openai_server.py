@@ -85,7 +85,12 @@ def completion_json(action: Completion, model: str) -> dict[str, Any]:
 
 
 class FakeOpenAI:
-    def __init__(self, responder: Responder | Iterable[Action]) -> None:
+    def __init__(
+        self, responder: Responder | Iterable[Action], *, cancel_on_disconnect: bool = False
+    ) -> None:
+        """``cancel_on_disconnect``: a request whose client goes away (killed, or it gave the
+        call up) is cancelled in the responder, as a provider stops generating."""
+        self._cancel_on_disconnect = cancel_on_disconnect
         if callable(responder):
             self._responder: Responder = responder
         else:
@@ -100,7 +105,9 @@ class FakeOpenAI:
     async def __aenter__(self) -> FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, handler_cancellation=self._cancel_on_disconnect
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -172,16 +172,28 @@ class Database:
     async def locked(self, key: int | None, *, wait: bool) -> AsyncIterator[Pinned]:
         """A connection of the turn pool for the caller's span, holding the person lock ``key``
         (waiting for it, or without ``wait`` raising ``PersonBusy``), as a ``Pinned`` database.
-        ``key`` None takes no lock (only for showing what the lock prevents)."""
+        ``key`` None takes no lock (only for showing what the lock prevents).
+
+        If the connection goes (the server ended it, or it dropped), the lock went with it and
+        another process may take the person's turn at once: the caller's task is cancelled
+        right away (its model call too), and the span ends in ``LockLost``."""
         conn = await self._lock_on(key, wait)
         pinned = Pinned(conn, self)
-        keep_alive = KeepAlive(pinned.ping, self._stall / 3)
+        fence = _Fence()
+        conn.add_termination_listener(fence.trip)
+        keep_alive = KeepAlive(pinned.ping, self._stall / 3, fence.trip)
         try:
             yield pinned
+        except asyncio.CancelledError:
+            if fence.tripped and fence.uncancel() == 0:
+                raise LockLost("database connection lost while holding the lock") from None
+            raise
         finally:
+            fence.disarm()
             keep_alive.stop()
-            # The pool resets the connection as it takes it back: that releases the lock.
-            with contextlib.suppress(*_ERRORS):
+            with contextlib.suppress(*_ERRORS):  # the pool took a closed one back already
+                conn.remove_termination_listener(fence.trip)
+                # The pool resets the connection as it takes it back: that releases the lock.
                 await self._turn_pool.release(conn)
 
     async def _lock_on(self, key: int | None, wait: bool) -> Conn:
@@ -277,22 +289,47 @@ _LOCK = {  # whether to wait → the statement taking an advisory lock (True onc
 }
 
 
+class _Fence:
+    """Cancels the task that holds a lock as soon as the lock is lost (``trip``), the way
+    ``asyncio.timeout`` cancels on its deadline."""
+
+    def __init__(self) -> None:
+        self._task = asyncio.current_task()
+        self._armed = True
+        self.tripped = False
+
+    def trip(self, *_: object) -> None:
+        if self._armed and not self.tripped and self._task is not None:
+            self.tripped = True
+            self._task.cancel()
+
+    def uncancel(self) -> int:
+        """Take back this fence's cancellation; how many others are still pending."""
+        return self._task.uncancel() if self._task is not None else 0
+
+    def disarm(self) -> None:
+        self._armed = False
+
+
 class KeepAlive:
     """While a lock is held: ``ping`` every ``every`` seconds (a third of the server's idle
-    limit), so only a process that stopped running goes silent long enough to lose it. ``lost``
-    is set once a ping fails: the connection, and the lock with it, are gone."""
+    limit), so only a process that stopped running goes silent long enough to lose it.
+    ``on_lost`` is called once a ping fails: the connection, and the lock with it, are gone."""
 
-    def __init__(self, ping: Callable[[], Awaitable[object]], every: float) -> None:
-        self.lost = asyncio.Event()
-        self._task = asyncio.create_task(self._beat(ping, every), name="keep-alive")
+    def __init__(
+        self, ping: Callable[[], Awaitable[object]], every: float, on_lost: Callable[[], None]
+    ) -> None:
+        self._task = asyncio.create_task(self._beat(ping, every, on_lost), name="keep-alive")
 
-    async def _beat(self, ping: Callable[[], Awaitable[object]], every: float) -> None:
+    async def _beat(
+        self, ping: Callable[[], Awaitable[object]], every: float, on_lost: Callable[[], None]
+    ) -> None:
         while True:
             await asyncio.sleep(every)
             try:
                 await ping()
             except StorageError:
-                self.lost.set()
+                on_lost()
                 return
 
     def stop(self) -> None:
@@ -305,7 +342,9 @@ class HeldRole:
     def __init__(self, conn: asyncpg.Connection[asyncpg.Record], stall: float) -> None:
         self._conn = conn
         self._mutex = asyncio.Lock()
-        self._keep_alive = KeepAlive(self._ping, stall / 3)
+        self._lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: self._lost.set())
+        self._keep_alive = KeepAlive(self._ping, stall / 3, self._lost.set)
 
     async def _ping(self) -> None:
         async with self._mutex:
@@ -315,17 +354,17 @@ class HeldRole:
                 raise StorageError(_reason(exc)) from exc
 
     async def alive(self) -> bool:
-        if self._keep_alive.lost.is_set():
+        if self._lost.is_set():
             return False
         try:
             await self._ping()
         except StorageError:
-            self._keep_alive.lost.set()
+            self._lost.set()
             return False
         return True
 
     async def lost(self) -> None:
-        await self._keep_alive.lost.wait()
+        await self._lost.wait()
 
     async def release(self) -> None:
         self._keep_alive.stop()
