@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import random
 import re
 import signal
@@ -39,6 +40,7 @@ from aiohttp import web
 
 from agentcore.storage.postgres.connection import PERSON_LOCKS, ROLE_LOCKS, lock_key
 from bots.telegram.adapter import POLLER
+from bots.telegram.webhook import SECRET_HEADER, webhook_secret
 from tests import postgres
 from tests.fakes.discord_server import FakeDiscord, snowflake, user_payload
 from tests.fakes.openai_server import Completion, FakeOpenAI
@@ -457,15 +459,17 @@ async def balancer(ports: list[int]) -> AsyncIterator[str]:
             await runner.cleanup()
 
 
-async def post_without_secret(url: str) -> int:
-    """What a request that is not from Telegram gets (every worker: the balancer rotates)."""
+async def post_to(url: str, body: Any, headers: dict[str, str] | None = None) -> int:
+    """What a request (``body``: JSON, or bytes as they are) gets from every process (the
+    balancer rotates): its one status."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
     async with aiohttp.ClientSession() as session:
-        statuses = []
+        statuses = set()
         for _ in range(3):
-            async with session.post(url, json={"update_id": 1}) as answer:
-                statuses.append(answer.status)
-    assert len(set(statuses)) == 1, statuses
-    return statuses[0]
+            async with session.post(url, data=content, headers=headers) as answer:
+                statuses.add(answer.status)
+    [status] = statuses
+    return status
 
 
 async def settled(url: str) -> None:
@@ -563,6 +567,11 @@ async def test_three_processes_answer_everyone_once_and_in_order_through_faults(
     # A kill between sending a reply and noting it sent can send it twice: at most once a fault.
     assert verdict.failures(duplicates_allowed=len(faults)) == [], verdict
     assert codes == [0] * len(codes), "".join(line for b in bots.values() for line in b.log)
+    # Every IDENTIFY waited its turn: p1's two shards and p2's, starting together, and p2's again
+    # after its restart (p1 resumed its sessions after the pause; the refused process had none).
+    identified = sorted(at for _, at in discord.identified)
+    assert len(identified) == 4
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(identified)), identified
 
 
 async def test_without_the_per_person_lock_the_same_checks_fail(
@@ -620,7 +629,10 @@ async def test_telegram_by_webhook_behind_a_load_balancer(
             await asyncio.gather(*(w.ready() for w in workers))
             assert telegram.webhook is not None and telegram.webhook[0] == url
             assert telegram.polls == []
-            assert await post_without_secret(url) == 401
+            assert await post_to(url, {"update_id": 1}) == 401  # not from Telegram
+            secret = {SECRET_HEADER: webhook_secret(telegram.token)}
+            assert await post_to(url, b"{not json", secret) == 400
+            assert await post_to(url, b'"an update?"', secret) == 400
             on_telegram = TelegramPeople(telegram, 4)
             for seq in (1, 2, 3):
                 on_telegram.send(seq)

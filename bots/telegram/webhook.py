@@ -69,8 +69,12 @@ class WebhookServer:
             log.warning("refused a webhook request without the right secret token")
             return web.Response(status=401)
         try:
-            update = Update.de_json(await request.json(), self._bot)
-        except ValueError:  # not JSON, or not an update
+            data = await request.json()
+            update = Update.de_json(data, self._bot) if isinstance(data, dict) else None
+        except (ValueError, KeyError, TypeError):  # not JSON
+            update = None
+        if update is None:  # not an update: Telegram never sends one, so never sent again
+            log.warning("refused a webhook request that is not a Telegram update")
             return web.Response(status=400)
         await self._handle([update])  # stored (or deliberately dropped) before the 200
         return web.Response()
