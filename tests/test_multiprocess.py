@@ -71,8 +71,10 @@ class EchoModel:
     """Answers a turn with the tokens and sequence numbers of the messages it answers (the
     person's messages since the last answer), after a random latency; records each call."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: tuple[float, float] = LATENCY) -> None:
         self.calls: list[ModelCall] = []
+        self.started: Counter[str] = Counter()  # person -> calls begun
+        self._latency = latency
         self._random = random.Random(17)
         self._running: Counter[str] = Counter()  # process -> calls in flight
         self._changed = asyncio.Event()
@@ -83,9 +85,10 @@ class EchoModel:
         seqs = [n for text in said for n in re.findall(r"seq=(\d+)", text)]
         process, start, abandoned = body["model"], time.perf_counter(), True
         self._running[process] += 1
+        self.started.update(tokens)
         self._touch()
         try:
-            await asyncio.sleep(self._random.uniform(*LATENCY))  # the model thinking
+            await asyncio.sleep(self._random.uniform(*self._latency))  # the model thinking
             abandoned = False
         finally:
             self._running[process] -= 1
@@ -100,8 +103,15 @@ class EchoModel:
 
     async def in_flight(self, process: str) -> None:
         """Return while a call from ``process`` is in flight."""
+        await self._until(lambda: self._running[process] > 0)
+
+    async def began(self, person: str, calls: int) -> None:
+        """Return once more than ``calls`` calls for ``person`` began."""
+        await self._until(lambda: self.started[person] > calls)
+
+    async def _until(self, condition: Callable[[], bool]) -> None:
         async with asyncio.timeout(60):
-            while not self._running[process]:
+            while not condition():
                 await self._changed.wait()
 
 
@@ -232,10 +242,12 @@ class Person:
 
 class DiscordPeople:
     """People on Discord who write alternately in a DM (shard 0) and in the server (shard 2),
-    each message once the one before it was stored (a person types one at a time)."""
+    each message once the one before it is stored and being answered (the model was called:
+    so it arrives while a turn of theirs runs, in the other process)."""
 
-    def __init__(self, fake: FakeDiscord, url: str, count: int) -> None:
+    def __init__(self, fake: FakeDiscord, model: EchoModel, url: str, count: int) -> None:
         self.fake = fake
+        self._model = model
         self._url = url
         self.users = [user_payload(snowflake(), f"d{n}") for n in range(count)]
         self.people = {
@@ -252,6 +264,7 @@ class DiscordPeople:
         person = self.people[user["username"]]
         for seq in seqs:
             text = f"tok={person.token} seq={seq}"
+            calls = self._model.started[person.token]
             if seq % 2:
                 await self._when_connected(0)
                 await self.fake.send_message(
@@ -266,6 +279,7 @@ class DiscordPeople:
                 )  # fmt: skip
             person.sent.append(seq)
             await stored(self._url, "discord", user["id"], seq)
+            await self._model.began(person.token, calls)
 
     async def _when_connected(self, shard: int) -> None:
         await self.fake.wait_until(lambda: self.fake.connected(shard), within=60)
@@ -511,7 +525,7 @@ async def test_three_processes_answer_everyone_once_and_in_order_through_faults(
             assert await poller(postgres_url, bots) == "p3"
             await a_second_process_for_a_shard_refuses(p1.env)
 
-            on_discord = DiscordPeople(discord, postgres_url, 3)
+            on_discord = DiscordPeople(discord, model, postgres_url, 3)
             on_telegram = TelegramPeople(telegram, 3)
 
             async def phase(first_seq: int, fault: Callable[[], Awaitable[None]]) -> None:
@@ -577,8 +591,9 @@ async def test_three_processes_answer_everyone_once_and_in_order_through_faults(
 async def test_without_the_per_person_lock_the_same_checks_fail(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    """The negative control: the same people and checks, two processes, the lock off."""
-    model = EchoModel()
+    """The negative control: the same people and checks, two processes, the lock off (and a
+    slower model, so a turn still runs when the next message reaches the other process)."""
+    model = EchoModel(latency=(0.5, 0.7))
     async with (
         FakeOpenAI(model, cancel_on_disconnect=True) as llm,
         FakeDiscord(shards=3, guild_shard=2) as discord,
@@ -591,7 +606,7 @@ async def test_without_the_per_person_lock_the_same_checks_fail(
         async with processes(p1, p2):
             await asyncio.gather(p1.start(), p2.start())
             await asyncio.gather(p1.ready(), p2.ready())
-            on_discord = DiscordPeople(discord, postgres_url, 3)
+            on_discord = DiscordPeople(discord, model, postgres_url, 3)
             await on_discord.talk_from(range(1, 5))
             await everyone_answered(on_discord)
             await settled(postgres_url)
