@@ -217,12 +217,13 @@ async def talk(store: PostgresStorage, clock: ManualClock, llm: FunctionLLM) -> 
     return [first.text, second.text]
 
 
-async def said_by_the_person(url: str) -> list[str | None]:
+async def said_by_the_person(url: str, role: Role = Role.USER) -> list[str | None]:
+    """What the person (or, with ``role``, their agent) said, as stored."""
     store = await PostgresStorage.open(url)
     try:
         agent = await store.load_agent(AgentKey("telegram", "7"))
         assert agent is not None
-        return [m.content for m in await store.all_messages(agent.id) if m.role is Role.USER]
+        return [m.content for m in await store.all_messages(agent.id) if m.role is role]
     finally:
         await store.close()
 
@@ -283,17 +284,8 @@ async def test_a_connection_dropped_mid_turn_loses_nothing(
     assert await talk(store, clock, FunctionLLM(cut_the_next_write)) == answers
     assert dropped == [1] * cuts
     assert await said_by_the_person(postgres_url) == ["my cat is called Miso", "are you there?"]
-    assert "this answer is never stored" not in await answers_stored(postgres_url)
-
-
-async def answers_stored(url: str) -> list[str | None]:
-    store = await PostgresStorage.open(url)
-    try:
-        agent = await store.load_agent(AgentKey("telegram", "7"))
-        assert agent is not None
-        return [m.content for m in await store.all_messages(agent.id) if m.role is Role.ASSISTANT]
-    finally:
-        await store.close()
+    answers_stored = await said_by_the_person(postgres_url, Role.ASSISTANT)
+    assert "this answer is never stored" not in answers_stored
 
 
 async def vocabulary(url: str) -> set[str]:

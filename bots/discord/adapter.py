@@ -165,9 +165,11 @@ class DiscordAdapter:
         process has it now (this one stalled and was replaced), stop: exit code 1."""
         while self._shards:
             waiters = {asyncio.ensure_future(r.lost()): n for n, r in self._shards.items()}
-            done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in pending:
-                waiter.cancel()
+            try:
+                done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
             for name in (waiters[w] for w in done):
                 role = await self._roles.take_role(name, wait=False)
                 if role is None:
