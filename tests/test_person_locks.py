@@ -87,14 +87,26 @@ async def test_a_holder_whose_connection_went_stops_at_once_and_writes_nothing(
 STOPPABLE = """
 import asyncio, sys
 from agentcore.storage.postgres import PostgresStorage
+from agentcore.storage.protocols import LockLost
 from agentcore.types import AgentKey
+
+async def hold(store, user):
+    async with store.person(AgentKey("telegram", user)):
+        await asyncio.sleep(0)
 
 async def main() -> None:
     store = await PostgresStorage.open(sys.argv[1], stall=float(sys.argv[2]))
-    async with store.person(AgentKey("telegram", "alice")):
-        assert await store.take_role("telegram poller", wait=False) is not None
-        print("holding", flush=True)
-        await asyncio.Event().wait()
+    await asyncio.gather(*(hold(store, str(n)) for n in range(3)))  # idle turn connections
+    try:
+        async with store.person(AgentKey("telegram", "alice")):
+            assert await store.take_role("telegram poller", wait=False) is not None
+            print("holding", flush=True)
+            await asyncio.Event().wait()
+    except LockLost:
+        print("lost", flush=True)
+    async with store.person(AgentKey("telegram", "alice")):  # on new connections
+        print("holding again", flush=True)
+    await store.close()
 
 asyncio.run(main())
 """
@@ -102,7 +114,8 @@ asyncio.run(main())
 
 async def test_a_stopped_process_loses_its_locks_after_stall_seconds(postgres_url: str) -> None:
     """A process that stops running (SIGSTOP: paused, hung) keeps its sockets open, yet loses
-    its person locks and roles once ``stall`` seconds pass without a statement."""
+    its person locks and roles once ``stall`` seconds pass without a statement. Woken, it finds
+    the lock gone (its pooled connections too) and takes it again on new ones."""
     stall = 1.5
     holder = await asyncio.create_subprocess_exec(
         sys.executable, "-c", STOPPABLE, postgres_url, str(stall),
@@ -124,7 +137,12 @@ async def test_a_stopped_process_loses_its_locks_after_stall_seconds(postgres_ur
             await role.release()
         assert waited >= stall / 2, waited  # held while its keep-alive could have run
         assert await postgres.lock_holders(postgres_url, ROLE_LOCKS) == []
+        holder.send_signal(signal.SIGCONT)  # it wakes, finds its lock gone, and goes on
+        lines = [await asyncio.wait_for(holder.stdout.readline(), 30) for _ in range(2)]
+        assert lines == [b"lost\n", b"holding again\n"]
+        assert await asyncio.wait_for(holder.wait(), 30) == 0
     finally:
-        holder.send_signal(signal.SIGCONT)
-        holder.kill()
-        await holder.wait()
+        if holder.returncode is None:
+            holder.send_signal(signal.SIGCONT)
+            holder.kill()
+            await holder.wait()

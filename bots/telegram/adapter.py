@@ -176,8 +176,11 @@ class TelegramAdapter:
             stopping = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait([taking, stopping], return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
-            if not taking.done():
+            if not taking.done():  # stopped while standing by
                 taking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    if (late := await taking) is not None:
+                        await late.release()
                 return None
             if (role := taking.result()) is not None:
                 return role

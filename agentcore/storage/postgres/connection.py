@@ -57,6 +57,7 @@ SEARCH_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server at start before saying it cannot be reached
 STALL_SECONDS = 60.0  # default silence after which a stopped process loses its locks
 OLDEST_SERVER = 14  # idle_session_timeout, which ends the sessions of a stalled process
+_FRESH_TRIES = 3  # pooled connections tried for a lock before the database counts as down
 # The two-key advisory lock spaces (the migrations' one-key lock is apart from both).
 PERSON_LOCKS, ROLE_LOCKS = 0x61_67_01, 0x61_67_02
 # What a dropped or unusable connection raises, besides PostgreSQL's own errors.
@@ -197,20 +198,29 @@ class Database:
                 await self._turn_pool.release(conn)
 
     async def _lock_on(self, key: int | None, wait: bool) -> Conn:
-        try:
-            conn: Conn = await self._turn_pool.acquire()
-        except _ERRORS as exc:
-            raise StorageError(f"database error: {_reason(exc)}") from exc
-        try:
-            if key is not None and not await conn.fetchval(_LOCK[wait], PERSON_LOCKS, key):
-                raise PersonBusy("another process is answering this person")
-        except BaseException as exc:
-            with contextlib.suppress(*_ERRORS):
-                await self._turn_pool.release(conn)
-            if isinstance(exc, _ERRORS):
-                raise _storage_error(conn, exc) from exc
-            raise
-        return conn
+        """A turn connection holding the lock ``key``. A pooled connection found gone (the
+        server ended it while idle, e.g. while this process was stopped) held no lock: the next
+        one is tried."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                conn: Conn = await self._turn_pool.acquire()
+            except _ERRORS as exc:
+                raise StorageError(f"database error: {_reason(exc)}") from exc
+            try:
+                if key is not None and not await conn.fetchval(_LOCK[wait], PERSON_LOCKS, key):
+                    raise PersonBusy("another process is answering this person")
+                return conn
+            except BaseException as exc:
+                failed = isinstance(exc, _ERRORS)
+                gone = failed and (isinstance(exc, _LOST) or _gone(conn))
+                with contextlib.suppress(*_ERRORS):
+                    await self._turn_pool.release(conn)
+                if not failed:
+                    raise
+                if not gone or tries == _FRESH_TRIES:
+                    raise StorageError(f"database error: {_reason(exc)}") from exc
 
     async def take_role(self, name: str, *, wait: bool) -> HeldRole | None:
         """Hold the role ``name`` on a connection of its own (see ``Storage.take_role``)."""
