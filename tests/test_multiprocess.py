@@ -438,8 +438,21 @@ async def poller(url: str, bots: dict[str, BotProcess]) -> str:
 
 async def locks_gone(url: str, session: str) -> None:
     """Wait until the process named ``session`` in the database holds no lock."""
-    for space in (PERSON_LOCKS, ROLE_LOCKS):
-        await until(partial(postgres.lock_holders, url, space), lambda h: session not in h)
+    try:
+        for space in (PERSON_LOCKS, ROLE_LOCKS):
+            await until(partial(postgres.lock_holders, url, space), lambda h: session not in h)
+    except TimeoutError:
+        conn = await asyncpg.connect(url)
+        try:
+            held = await conn.fetch(
+                "SELECT l.classid, l.objid, l.objsubid, a.state, a.wait_event, a.query "
+                "FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE l.locktype = 'advisory' AND a.application_name = $1",
+                session,
+            )
+        finally:
+            await conn.close()
+        raise AssertionError(f"{session} still holds {[dict(r) for r in held]}") from None
 
 
 async def a_second_process_for_a_shard_refuses(env: dict[str, str]) -> None:

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from asyncpg.types import ServerVersion
 
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse
@@ -22,7 +21,6 @@ from agentcore.messages import Role
 from agentcore.records import NewMessage
 from agentcore.runtime import STORAGE_FAILED
 from agentcore.storage.postgres import PostgresStorage
-from agentcore.storage.protocols import StorageError
 from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from tests import postgres
@@ -148,18 +146,6 @@ async def test_a_bad_database_stops_the_start_with_one_line(
     assert expected in line, line
     assert secret not in err and "Traceback" not in err
     assert model.requests == []
-
-
-async def test_a_server_older_than_postgresql_14_is_refused_in_one_line(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Processes sharing a database need idle_session_timeout (PostgreSQL 14) to take a paused
-    process's people over."""
-    older = ServerVersion(13, 4, 0, "final", 0)
-    monkeypatch.setattr(asyncpg.Connection, "get_server_version", lambda self: older)
-    with pytest.raises(StorageError) as refused:
-        await PostgresStorage.open(postgres_url)
-    assert str(refused.value) == "PostgreSQL 14 or later is needed; this server runs 13.4"
 
 
 async def test_processes_starting_together_migrate_once(postgres_server: str) -> None:

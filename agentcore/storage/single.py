@@ -32,8 +32,7 @@ class LocalRoles:
     def __init__(self) -> None:
         self._held: set[str] = set()
         self._freed = asyncio.Condition()
-        self._last: dict[str, float] = {}
-        self._pacing: dict[str, asyncio.Lock] = {}
+        self._last: dict[str, float] = {}  # pace: the last moment booked, by name
 
     async def take_role(self, name: str, *, wait: bool) -> LocalRole | None:
         async with self._freed:
@@ -50,8 +49,9 @@ class LocalRoles:
             self._freed.notify_all()
 
     async def pace(self, name: str, interval: float) -> None:
-        async with self._pacing.setdefault(name, asyncio.Lock()):
-            wait = self._last.get(name, -math.inf) + interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._last[name] = time.monotonic()
+        """Book the next free moment (``interval`` after the last one booked, or now), then
+        wait for it."""
+        now = time.monotonic()
+        booked = self._last[name] = max(self._last.get(name, -math.inf) + interval, now)
+        if booked > now:
+            await asyncio.sleep(booked - now)

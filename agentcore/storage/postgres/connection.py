@@ -12,10 +12,13 @@ their own, so turns waiting on the model never keep an arriving message from bei
 
 Several bot processes share one database, and a lock must not outlive a process that stopped
 running (killed, paused, hung). A killed process's connections close, and the server frees its
-locks at once. A process that is merely stopped keeps its sockets open, so connections that hold
-locks are set up to be ended by the server after ``stall`` seconds without a statement
-(``idle_session_timeout``, PostgreSQL 14), and while they hold a lock a keep-alive sends one every
-``stall / 3`` seconds: only a process that stopped running goes silent that long.
+locks at once. A process that is merely stopped keeps its sockets open, and the server keeps
+waiting for it, perhaps in the middle of a transaction whose row locks hold up every process
+(no server timeout covers a client stopped half-way through a message). So a connection holding
+a lock sends a statement every ``stall / 3`` seconds (``KeepAlive``), and every process ends,
+every ``stall / 3`` seconds, the sessions of bot processes that waited on their client for more
+than ``stall`` seconds while holding a lock or a transaction (``Database.fence_stalled``): only
+a process that stopped running goes silent that long.
 
 Every connection is set up for this workload when it opens: no JIT (compiling a plan costs more
 than any query here takes). asyncpg prepares every statement, and PostgreSQL plans a prepared
@@ -56,7 +59,6 @@ SERVER_SETTINGS = {"jit": "off"}
 SEARCH_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server at start before saying it cannot be reached
 STALL_SECONDS = 60.0  # default silence after which a stopped process loses its locks
-OLDEST_SERVER = 14  # idle_session_timeout, which ends the sessions of a stalled process
 _FRESH_TRIES = 3  # pooled connections tried for a lock before the database counts as down
 # The two-key advisory lock spaces (the migrations' one-key lock is apart from both).
 PERSON_LOCKS, ROLE_LOCKS = 0x61_67_01, 0x61_67_02
@@ -93,6 +95,7 @@ class Database:
         self._url = url
         self._pool, self._search_pool, self._turn_pool = pools
         self._stall = stall
+        self._watchdog = asyncio.create_task(self._watch(), name="fence-stalled")
 
     @classmethod
     async def open(
@@ -107,7 +110,9 @@ class Database:
         statements, full-text reads, and turns (``pool_size`` each at most, opened as needed)."""
         pools: list[asyncpg.Pool] = []
         try:
-            for settings, least, idle in _pool_kinds(stall):
+            # Statements (one connection kept open), full-text reads, and turns.
+            kinds = [(_settings(), 1), (_settings() | SEARCH_SETTINGS, 0), (_settings(), 0)]
+            for settings, least in kinds:
                 pools.append(
                     await asyncpg.create_pool(
                         url,
@@ -116,11 +121,8 @@ class Database:
                         timeout=CONNECT_TIMEOUT,
                         server_settings=settings,
                         init=_without_nul,
-                        max_inactive_connection_lifetime=idle,
                     )
                 )
-                if len(pools) == 1:
-                    await _check_version(pools[0])
             async with pools[0].acquire() as conn:
                 await prepare(conn)
         except BaseException as exc:
@@ -226,7 +228,7 @@ class Database:
         """Hold the role ``name`` on a connection of its own (see ``Storage.take_role``)."""
         try:
             conn = await asyncpg.connect(
-                self._url, timeout=CONNECT_TIMEOUT, server_settings=_held_settings(self._stall)
+                self._url, timeout=CONNECT_TIMEOUT, server_settings=_settings()
             )
         except _ERRORS as exc:
             raise StorageError(f"database error: {_reason(exc)}") from exc
@@ -242,7 +244,29 @@ class Database:
             return None
         return HeldRole(conn, self._stall)
 
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._stall / 3)
+            with contextlib.suppress(StorageError):  # the database is away: nobody to fence
+                await self.fence_stalled()
+
+    async def fence_stalled(self) -> None:
+        """End the sessions of bot processes that stopped running while holding a lock or a
+        transaction (their client silent for ``stall`` seconds): they free what they hold, and
+        the process, if it runs again, finds its connection gone (``LockLost``)."""
+        ended = await self.statement(
+            lambda conn: conn.fetchval(_FENCE, self._stall, PERSON_LOCKS, ROLE_LOCKS)
+        )
+        if ended:
+            log.warning(
+                "ended %d database session(s) of a bot process silent for more than %.0fs "
+                "(stopped or hung): its people and roles go to the running processes",
+                ended,
+                self._stall,
+            )
+
     async def close(self) -> None:
+        self._watchdog.cancel()
         for pool in (self._turn_pool, self._search_pool, self._pool):
             try:
                 await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
@@ -251,40 +275,9 @@ class Database:
                 pool.terminate()
 
 
-def _pool_kinds(stall: float) -> list[tuple[dict[str, str], int, float]]:
-    """Each pool's server settings, connections kept open, and idle lifetime: statements,
-    full-text reads, and turns (whose connections hold locks: ended by the server after
-    ``stall`` idle seconds, so the pool retires idle ones before that)."""
-    return [
-        (_settings(), 1, 300.0),
-        (_settings() | SEARCH_SETTINGS, 0, 300.0),
-        (_held_settings(stall), 0, stall / 2),
-    ]
-
-
 def _settings() -> dict[str, str]:
     # The process id in pg_stat_activity tells an operator which bot process a session is.
     return SERVER_SETTINGS | {"application_name": f"agentcore {os.getpid()}"}
-
-
-def _held_settings(stall: float) -> dict[str, str]:
-    """Settings of a connection that holds locks: the server ends it after ``stall`` seconds
-    without a statement (in a transaction or not), so a stopped process loses its locks."""
-    timeout = str(max(1, round(stall * 1000)))
-    return _settings() | {
-        "idle_session_timeout": timeout,
-        "idle_in_transaction_session_timeout": timeout,
-    }
-
-
-async def _check_version(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        version = conn.get_server_version()
-    if version.major < OLDEST_SERVER:
-        raise StorageError(
-            f"PostgreSQL {OLDEST_SERVER} or later is needed; this server runs "
-            f"{version.major}.{version.minor}"
-        )
 
 
 def lock_key(name: str) -> int:
@@ -292,6 +285,16 @@ def lock_key(name: str) -> int:
     sharing a key only share a lock (their holders take turns)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
 
+
+# Sessions of bot processes (named "agentcore <pid>") waiting on their client for more than $1
+# seconds while in a transaction or holding a person's lock or a role.
+_FENCE = """SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a
+WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+  AND a.application_name LIKE 'agentcore %' AND a.wait_event = 'ClientRead'
+  AND a.state_change < clock_timestamp() - make_interval(secs => $1)
+  AND (a.xact_start IS NOT NULL OR EXISTS (
+    SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
+    AND l.classid IN ($2::oid, $3::oid)))"""
 
 _LOCK = {  # whether to wait → the statement taking an advisory lock (True once held)
     True: "SELECT pg_advisory_lock($1, $2) IS NOT NULL",

@@ -10,7 +10,7 @@ from pathlib import Path
 from agentcore.clock import to_millis
 from agentcore.records import AuditEntry, LLMCallRecord, StartupRun, StoreStats
 from agentcore.storage import rows
-from agentcore.storage.postgres.connection import ROLE_LOCKS, Conn, Database, Part, lock_key
+from agentcore.storage.postgres.connection import Conn, Database, Part
 from agentcore.storage.protocols import StorageError
 
 
@@ -108,26 +108,19 @@ async def _stats(conn: Conn, since_ms: int) -> StoreStats:
 
 
 async def pace(db: Database, name: str, interval: float) -> None:
-    """``Storage.pace``: one process at a time (a transaction-level lock), waiting out what is
-    left of ``interval`` since the last time, by the server's clock (processes may run on
-    machines whose clocks differ)."""
-
-    async def work(conn: Conn) -> None:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, $2)", ROLE_LOCKS, lock_key("pace " + name)
-        )
-        waited = await conn.fetchval(
-            "SELECT last_at + $2 - extract(epoch FROM clock_timestamp()) FROM pacing "
-            "WHERE name = $1",
+    """``Storage.pace``: each caller books the next free moment (``interval`` after the last one
+    booked, or now) in one statement, by the server's clock (processes may run on machines
+    whose clocks differ), then waits for it; nothing is held while waiting, so a process that
+    stops meanwhile holds nobody up beyond its own moment."""
+    waited = await db.statement(
+        lambda conn: conn.fetchval(
+            "WITH now AS (SELECT extract(epoch FROM clock_timestamp()) AS at) "
+            "INSERT INTO pacing AS p (name, last_at) SELECT $1, at FROM now "
+            "ON CONFLICT (name) DO UPDATE SET last_at = greatest(p.last_at + $2, "
+            "(SELECT at FROM now)) RETURNING last_at - (SELECT at FROM now)",
             name,
             interval,
         )
-        if waited is not None and waited > 0:
-            await asyncio.sleep(waited)  # others wait for the lock meanwhile
-        await conn.execute(
-            "INSERT INTO pacing (name, last_at) VALUES ($1, extract(epoch FROM clock_timestamp()))"
-            " ON CONFLICT (name) DO UPDATE SET last_at = excluded.last_at",
-            name,
-        )
-
-    await db.write(work)
+    )
+    if waited > 0:
+        await asyncio.sleep(waited)
