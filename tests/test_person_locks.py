@@ -1,6 +1,7 @@
 """PostgreSQL's per-person locks and roles between processes: a person's turn keeps the others
-out, a holder whose connection went cannot write, and a process that stops running loses its
-locks after ``stall`` seconds. (SQLite has one process per file; ``person`` is trivial there.)"""
+out, a holder whose connection went stops at once and writes nothing, and a process that stops
+running loses its locks after ``stall`` seconds. (SQLite has one process per file; ``person`` is
+trivial there.)"""
 
 from __future__ import annotations
 
@@ -114,8 +115,8 @@ asyncio.run(main())
 
 async def test_a_stopped_process_loses_its_locks_after_stall_seconds(postgres_url: str) -> None:
     """A process that stops running (SIGSTOP: paused, hung) keeps its sockets open, yet loses
-    its person locks and roles once ``stall`` seconds pass without a statement. Woken, it finds
-    the lock gone (its pooled connections too) and takes it again on new ones."""
+    its person locks and roles once it was silent for ``stall`` seconds: a running process ends
+    its sessions. Woken, it finds the lock gone and takes it again."""
     stall = 1.5
     holder = await asyncio.create_subprocess_exec(
         sys.executable, "-c", STOPPABLE, postgres_url, str(stall),
