@@ -189,6 +189,16 @@ class BotProcess:
         return code
 
 
+def troubles(*bots: BotProcess) -> str:
+    """The warnings and errors the processes logged (for a failed assertion's message)."""
+    return "".join(
+        f"{bot.name}: {line}"
+        for bot in bots
+        for line in bot.log
+        if "WARNING" in line or "ERROR" in line
+    )
+
+
 @contextlib.asynccontextmanager
 async def processes(*bots: BotProcess) -> AsyncIterator[None]:
     try:
@@ -611,8 +621,9 @@ async def test_three_processes_answer_everyone_once_and_in_order_through_faults(
             verdict = await judge(people, replies, model, postgres_url)
             codes = [await bot.finish() for bot in bots.values()]
     # A kill between sending a reply and noting it sent can send it twice: at most once a fault.
-    assert verdict.failures(duplicates_allowed=len(faults)) == [], verdict
-    assert codes == [0] * len(codes), "".join(line for b in bots.values() for line in b.log)
+    logs = troubles(p1, p2, p3)
+    assert verdict.failures(duplicates_allowed=len(faults)) == [], f"{verdict}\n{logs}"
+    assert codes == [0] * len(codes), logs
     # Every IDENTIFY waited its turn: p1's two shards and p2's, starting together, and p2's again
     # after each restart (p1 resumed its sessions after the pause; the refused process had none).
     identified = sorted(at for _, at in discord.identified)
@@ -692,6 +703,6 @@ async def test_telegram_by_webhook_behind_a_load_balancer(
             await settled(postgres_url)
             verdict = await judge(on_telegram.people, on_telegram.replies(), model, postgres_url)
             codes = [await w.finish() for w in (workers[0], workers[2])]
-    assert verdict.failures(duplicates_allowed=1) == [], verdict
-    assert codes == [0, 0]
+    assert verdict.failures(duplicates_allowed=1) == [], f"{verdict}\n{troubles(*workers)}"
+    assert codes == [0, 0], troubles(*workers)
     assert any(post.status == 502 for post in telegram.posts)  # it did send some again
