@@ -24,7 +24,7 @@ from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
 from agentcore.commands import Commands, parse_command
 from agentcore.limits import RateLimiter
-from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
+from agentcore.llm.base import ClosableLLM, LLMConfigError, LLMError
 from agentcore.settings import RuntimeSettings
 from agentcore.storage.base import Storage, StorageError
 from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, clean_text
@@ -32,6 +32,7 @@ from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, clean_te
 log = logging.getLogger(__name__)
 
 LLM_FAILED = "I couldn't reach my language model, please try again in a moment."
+NOT_SET_UP = "I'm not set up correctly yet; my operator has been told."
 STORAGE_FAILED = "Something went wrong on my side and I couldn't save that. Please try again later."
 SHUTTING_DOWN = "I'm restarting right now. Please send that again in a minute."
 EMPTY_MESSAGE = "Send me some text and I'll answer."
@@ -271,9 +272,11 @@ class AgentRuntime:
                 return await self._commands.run(message, *command)
             text = await self._loop.run_turn(message, ticket.pending_id)
             return Reply(text if text is not None else "")
+        except LLMConfigError as exc:  # waiting will not help: the operator must fix it
+            log.error("model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
+            return Reply(NOT_SET_UP, ReplyKind.ERROR)
         except LLMError as exc:
-            level = logging.ERROR if isinstance(exc, LLMAuthError) else logging.WARNING
-            log.log(level, "model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
+            log.warning("model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
             return Reply(LLM_FAILED, ReplyKind.ERROR)
         except StorageError as exc:
             log.error("storage failed for %s: %s", message.key, exc)

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentcore.timing import StartupTimer
 
@@ -27,6 +28,8 @@ from agentcore.agent import AgentLoop  # noqa: E402
 from agentcore.clock import Clock, SystemClock  # noqa: E402
 from agentcore.commands import Commands  # noqa: E402
 from agentcore.llm.base import ClosableLLM  # noqa: E402
+from agentcore.llm.check import check_endpoint  # noqa: E402
+from agentcore.llm.tooling import ToolCallingLLM  # noqa: E402
 from agentcore.llm.wrappers import ConcurrencyCappedLLM, LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
 from agentcore.storage.base import Storage, StorageError  # noqa: E402
@@ -36,6 +39,9 @@ from bots.adapter import Adapter, AdapterError  # noqa: E402
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from agentcore.llm.openai_compat import OpenAICompatibleLLM
 
 log = logging.getLogger("bots")
 
@@ -85,12 +91,12 @@ def _secrets(settings: Settings) -> list[str]:
     ]
 
 
-async def build_llm(settings: Settings) -> ClosableLLM:
+async def build_llm(settings: Settings) -> OpenAICompatibleLLM:
     """Import the SDK and build the client (runs in the background via ``LazyLLM``)."""
     started = time.perf_counter()
     # Importing openai takes most of a second; do it in a thread so the loop stays responsive.
     module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.openai_compat")
-    llm: ClosableLLM = module.OpenAICompatibleLLM(
+    llm: OpenAICompatibleLLM = module.OpenAICompatibleLLM(
         model=settings.llm.model,
         base_url=settings.llm.base_url or None,
         api_key=settings.llm.api_key.reveal() or None,
@@ -102,11 +108,18 @@ async def build_llm(settings: Settings) -> ClosableLLM:
     return llm
 
 
+def tool_calling(settings: Settings, llm: ClosableLLM) -> ToolCallingLLM:
+    """The model client as the agent loop uses it: capped, and speaking tools in whatever way
+    the endpoint takes them (``[llm] tools``)."""
+    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    return ToolCallingLLM(capped, settings.llm.tools)
+
+
 def build_runtime(
     settings: Settings, storage: Storage, llm: ClosableLLM, clock: Clock
 ) -> AgentRuntime:
-    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
-    loop = AgentLoop(storage=storage, llm=capped, clock=clock, settings=settings.agent)
+    """The runtime over ``llm`` (already wrapped by ``tool_calling``)."""
+    loop = AgentLoop(storage=storage, llm=llm, clock=clock, settings=settings.agent)
     commands = Commands(
         storage=storage,
         clock=clock,
@@ -116,7 +129,7 @@ def build_runtime(
     )
     return AgentRuntime(
         storage=storage,
-        llm=capped,
+        llm=llm,
         loop=loop,
         commands=commands,
         clock=clock,
@@ -194,8 +207,10 @@ async def _serve(
         return 1
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
-    runtime = build_runtime(settings, storage, llm, clock)
+        model = tool_calling(settings, llm)
+    runtime = build_runtime(settings, storage, model, clock)
     started: list[Adapter] = []
+    checking: asyncio.Task[object] | None = None
     try:
         for name, make in adapter_factories(settings, args, runtime, clock):
             with timer.phase(name):
@@ -205,15 +220,26 @@ async def _serve(
         run = timer.finish(clock.now())
         log.info(format_startup(run))
         llm.start()  # load the model client now that every adapter is receiving
+        checking = asyncio.ensure_future(_check_model(llm, model))
         await storage.record_startup(run)
         return await _until_stopped(started)
     except AdapterError as exc:
         log.error("%s", exc)
         return 1
     finally:
+        if checking is not None:
+            checking.cancel()
         for adapter in reversed(started):
             await adapter.stop()
         await runtime.shutdown()
+
+
+async def _check_model(llm: LazyLLM[OpenAICompatibleLLM], model: ToolCallingLLM) -> None:
+    """The endpoint check, off the critical path: it never delays readiness or a turn."""
+    try:
+        await check_endpoint(await llm.ready(), model)
+    except Exception:  # a background check must never take the bot down
+        log.exception("the model endpoint check failed")
 
 
 async def _until_stopped(adapters: Sequence[Adapter]) -> int:

@@ -6,6 +6,7 @@ that names the setting, where it came from, and how to fix it.
 
 from __future__ import annotations
 
+import enum
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agentcore.llm.tooling import ToolMode
 from agentcore.settings import AgentSettings, MemorySettings, RuntimeSettings
 from agentcore.types import AgentKey, InvalidAgentKey
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
+E = TypeVar("E", bound=enum.Enum)
 
 # The environment variable names documented in DESIGN.md, and the setting each one sets.
 ENV_NAMES: dict[str, tuple[str, str]] = {
@@ -75,6 +78,7 @@ class LLMConfig:
     api_key: Secret
     timeout: float
     max_retries: int
+    tools: ToolMode = ToolMode.AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +199,11 @@ class _Reader:
             section, key, lambda v: _at_least(float(v), minimum), f"a number of at least {minimum}"
         )
 
+    def choice(self, section: str, key: str, choices: type[E]) -> E:
+        names = [f'"{c.value}"' for c in choices]
+        expected = ", ".join(names[:-1]) + f" or {names[-1]}"
+        return self._convert(section, key, lambda v: _as_choice(v, choices), expected)
+
     def flag(self, section: str, key: str) -> bool:
         return self._convert(section, key, _as_bool, "true or false")
 
@@ -248,6 +257,13 @@ def _as_bool(value: Any) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError("")
+
+
+def _as_choice(value: Any, choices: type[E]) -> E:
+    try:
+        return choices(str(value).strip().lower())
+    except ValueError:
+        raise ValueError("") from None
 
 
 def _as_zone(value: Any) -> ZoneInfo:
@@ -316,6 +332,7 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         api_key=Secret(read.text("llm", "api_key")),
         timeout=read.number("llm", "timeout_seconds", 1.0),
         max_retries=read.integer("llm", "max_retries", 0),
+        tools=read.choice("llm", "tools", ToolMode),
     )
     if require_model and not llm.api_key and not llm.base_url:
         raise ConfigError(NO_MODEL_HINT)

@@ -14,6 +14,7 @@ from agentcore.agent import AgentLoop
 from agentcore.clock import ManualClock
 from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM
+from agentcore.llm.tooling import ToolCallingLLM, ToolMode
 from agentcore.runtime import AgentRuntime
 from agentcore.settings import AgentSettings, MemorySettings, RuntimeSettings
 from agentcore.storage.base import Storage
@@ -52,12 +53,14 @@ def build_runtime(
     settings: AgentSettings | None = None,
     runtime_settings: RuntimeSettings | None = None,
     admins: frozenset[AgentKey] = frozenset(),
+    tools: ToolMode = ToolMode.AUTO,
 ) -> AgentRuntime:
     settings = settings or AgentSettings()
+    model = ToolCallingLLM(llm, tools)
     return AgentRuntime(
         storage=storage,
-        llm=llm,
-        loop=AgentLoop(storage=storage, llm=llm, clock=clock, settings=settings),
+        llm=model,
+        loop=AgentLoop(storage=storage, llm=model, clock=clock, settings=settings),
         commands=Commands(storage=storage, clock=clock, settings=settings, admins=admins),
         clock=clock,
         # Tests send many messages without moving the clock; flood control has its own tests.
