@@ -17,6 +17,7 @@ from agentcore.clock import Clock
 from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse
 from agentcore.memory.blocks import default_blocks, initial_blocks
 from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
+from agentcore.memory.recall import recall
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import PromptMessage, Role, ToolCall
@@ -54,6 +55,7 @@ class _Turn:
     claimed: list[StoredMessage]  # the person's messages this turn answers
     summary: str
     pressure_warned: bool
+    recalled: str = ""  # automatic recall for this turn's messages (see memory/recall.py)
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
     unsaved_calls: list[LLMCallRecord] = field(default_factory=list)  # stored with the next step
     estimate: int = 0
@@ -178,7 +180,7 @@ class AgentLoop:
             search_limit=self._settings.search_limit,
             person=message.display_name or "user",
         )
-        return _Turn(
+        turn = _Turn(
             agent=agent,
             facts=facts,
             tools=tools,
@@ -188,6 +190,25 @@ class AgentLoop:
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
         )
+        turn.recalled = await self._recall(
+            turn, all_in_view=agent.message_count <= len(state.context)
+        )
+        return turn
+
+    async def _recall(self, turn: _Turn, all_in_view: bool) -> str:
+        """Automatic recall, once per turn: older messages and notes about what was just said."""
+        found = await recall(
+            self._storage,
+            turn.agent.id,
+            "\n".join(m.content or "" for m in turn.claimed),
+            in_view={r.id for r in turn.rows},
+            search_messages=not all_in_view,
+            search_passages=turn.agent.passage_count > 0,
+            budget=self._settings.memory.recall_tokens,
+            tz=self._settings.memory.timezone,
+            person=turn.tools.person,
+        )
+        return found.text
 
     # ----------------------------------------------------------------- context budget
 
@@ -202,7 +223,7 @@ class AgentLoop:
         )
         return LLMRequest(
             messages=prompt_messages(
-                system, turn.rows, turn.notes, self._settings.message_char_cap
+                system, turn.rows, turn.notes, self._settings.message_char_cap, turn.recalled
             ),
             tools=self._tools.specs,
             allow_tools=allow_tools,

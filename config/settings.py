@@ -379,6 +379,7 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         human_limit=read.integer("memory", "human_limit", 100),
         context_window=window,
         session_gap=timedelta(minutes=read.number("memory", "session_gap_minutes", 1.0)),
+        recall_tokens=read.integer("memory", "recall_tokens", 0),
         timezone=read.timezone("memory", "timezone"),
     )
     if len(memory.persona) > memory.persona_limit:

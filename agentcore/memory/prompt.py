@@ -132,10 +132,19 @@ def shorten(text: str | None, cap: int) -> str | None:
 
 
 def prompt_messages(
-    system: str, rows: Sequence[StoredMessage], notes: Sequence[str], cap: int
+    system: str,
+    rows: Sequence[StoredMessage],
+    notes: Sequence[str],
+    cap: int,
+    recalled: str = "",
 ) -> tuple[PromptMessage, ...]:
     """The request's messages: system prompt, in-context rows (a person's messages cut at
-    ``cap`` characters), then any one-off system notes."""
+    ``cap`` characters), then any one-off system notes.
+
+    ``recalled`` (automatic recall, which changes every turn) is a system message right after
+    the person's latest message, not in the first system message: everything before it stays
+    the same from one request to the next, so providers' prompt caches can reuse it.
+    """
     history = [
         PromptMessage(
             r.role,
@@ -145,6 +154,9 @@ def prompt_messages(
         )
         for r in well_formed(rows)
     ]
+    if recalled:
+        latest = max((i for i, m in enumerate(history) if m.role is Role.USER), default=-1)
+        history.insert(latest + 1, PromptMessage(Role.SYSTEM, recalled))
     return (
         PromptMessage(Role.SYSTEM, system),
         *history,
