@@ -14,7 +14,7 @@ from agentcore.clock import SystemClock
 from agentcore.llm.fake import FunctionLLM, Responder
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.base import Storage
-from bots.__main__ import build_runtime, tool_calling
+from bots.compose import build_runtime
 from config import Settings, load_settings
 
 
@@ -30,6 +30,5 @@ def scripted_runtime(
 ) -> AgentRuntime:
     """The runtime whose model answers with ``answer(request)``, recording nothing (benchmarks
     that send 100,000 messages measure the bot's memory, not a list of requests)."""
-    settings = settings or bench_settings()
-    llm = tool_calling(settings, FunctionLLM(answer, record=False))
-    return build_runtime(settings, storage, llm, SystemClock())
+    llm = FunctionLLM(answer, record=False)
+    return build_runtime(settings or bench_settings(), storage, llm, SystemClock())

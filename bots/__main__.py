@@ -24,18 +24,16 @@ from agentcore.timing import StartupTimer
 
 _TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
 
-from agentcore.agent import AgentLoop  # noqa: E402
 from agentcore.clock import Clock, SystemClock  # noqa: E402
-from agentcore.commands import Commands  # noqa: E402
-from agentcore.llm.base import ClosableLLM  # noqa: E402
 from agentcore.llm.check import check_endpoint  # noqa: E402
 from agentcore.llm.tooling import ToolCallingLLM  # noqa: E402
-from agentcore.llm.wrappers import ConcurrencyCappedLLM, LazyLLM  # noqa: E402
+from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
-from agentcore.storage.base import Storage, StorageError  # noqa: E402
+from agentcore.storage.base import StorageError  # noqa: E402
 from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
+from bots.compose import build_model, runtime_over  # noqa: E402
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
@@ -108,35 +106,6 @@ async def build_llm(settings: Settings) -> OpenAICompatibleLLM:
     return llm
 
 
-def tool_calling(settings: Settings, llm: ClosableLLM) -> ToolCallingLLM:
-    """The model client as the agent loop uses it: capped, and speaking tools in whatever way
-    the endpoint takes them (``[llm] tools``)."""
-    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
-    return ToolCallingLLM(capped, settings.llm.tools)
-
-
-def build_runtime(
-    settings: Settings, storage: Storage, llm: ClosableLLM, clock: Clock
-) -> AgentRuntime:
-    """The runtime over ``llm`` (already wrapped by ``tool_calling``)."""
-    loop = AgentLoop(storage=storage, llm=llm, clock=clock, settings=settings.agent)
-    commands = Commands(
-        storage=storage,
-        clock=clock,
-        settings=settings.agent,
-        admins=settings.runtime.admins,
-        model=settings.llm.model,
-    )
-    return AgentRuntime(
-        storage=storage,
-        llm=llm,
-        loop=loop,
-        commands=commands,
-        clock=clock,
-        settings=settings.runtime,
-    )
-
-
 AdapterFactory = Callable[[], Adapter]
 
 
@@ -207,8 +176,8 @@ async def _serve(
         return 1
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
-        model = tool_calling(settings, llm)
-    runtime = build_runtime(settings, storage, model, clock)
+        model = build_model(settings, llm)
+    runtime = runtime_over(settings, storage, model, clock)
     started: list[Adapter] = []
     checking: asyncio.Task[object] | None = None
     try:

@@ -4,7 +4,6 @@ tool call, and shows them after the person's message within a token budget."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,11 +12,11 @@ from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, last_user_text, reply
 from agentcore.memory.recall import RECALL_HEADING, select, snippet, tokens
 from agentcore.messages import PromptMessage, Role
-from agentcore.settings import AgentSettings
 from agentcore.storage.base import Passage, SearchHit
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
-from tests.conftest import build_runtime, make_settings, message
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 
 UTC = ZoneInfo("UTC")
 
@@ -42,7 +41,7 @@ async def test_a_fact_comes_back_after_reset_and_weeks_without_tools(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(from_memory)
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     told_at = clock.now()
     await runtime.handle(message(clock, "My sister Ana lives in Lisbon."))
     await runtime.handle(message(clock, "/reset"))
@@ -63,7 +62,7 @@ async def test_messages_in_view_are_not_repeated(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(from_memory)
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     await runtime.handle(message(clock, "My sister Ana lives in Lisbon."))
     await runtime.handle(message(clock, "Where does my sister live?"))
     assert recalled_messages(llm.requests[-1]) == []  # everything is in the window already
@@ -78,7 +77,7 @@ async def test_messages_in_view_are_not_repeated(
 
 async def test_archival_notes_are_recalled(storage: SQLiteStorage, clock: ManualClock) -> None:
     llm = FunctionLLM(from_memory)
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     await runtime.handle(message(clock, "hello"))
     agent = await storage.load_agent(AgentKey("console", "brad"))
     assert agent is not None
@@ -91,8 +90,7 @@ async def test_archival_notes_are_recalled(storage: SQLiteStorage, clock: Manual
 
 async def test_budget_zero_turns_it_off(storage: SQLiteStorage, clock: ManualClock) -> None:
     llm = FunctionLLM(from_memory)
-    settings = replace(AgentSettings(), memory=replace(make_settings().memory, recall_tokens=0))
-    runtime = build_runtime(storage, llm, clock, settings)
+    runtime = build_runtime(make_settings(memory={"recall_tokens": 0}), storage, llm, clock)
     await runtime.handle(message(clock, "My sister Ana lives in Lisbon."))
     await runtime.handle(message(clock, "/reset"))
     answer = await runtime.handle(message(clock, "Where does my sister live?"))
@@ -103,7 +101,7 @@ async def test_another_persons_history_is_never_recalled(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(from_memory)
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     await runtime.handle(message(clock, "My sister Ana lives in Lisbon.", "console:alice"))
     answer = await runtime.handle(message(clock, "Where does my sister live?", "console:brad"))
     assert answer.text == "I don't know." and recalled_messages(llm.requests[-1]) == []

@@ -24,7 +24,7 @@ from agentcore.clock import ManualClock
 from agentcore.llm.check import check_endpoint
 from agentcore.llm.openai_compat import OpenAICompatibleLLM
 from agentcore.storage.sqlite import SQLiteStorage
-from bots.__main__ import build_runtime, tool_calling
+from bots.compose import build_model, runtime_over
 from bots.telegram import TelegramAdapter, build_application
 from config import load_settings
 from tests.fakes.openai_server import (
@@ -129,11 +129,11 @@ async def test_telegram(telegram: FakeTelegram, tmp_path: Path, name: str) -> No
         client = OpenAICompatibleLLM(
             model=settings.llm.model, base_url=server.base_url, api_key=None, deadline=5
         )
-        model = tool_calling(settings, client)
+        model = build_model(settings, client)
         report = await check_endpoint(client, model)
         assert report.problem is None and model.prompted == bool(server_refusal(name))
         storage = await SQLiteStorage.open(tmp_path / "bot.db")
-        runtime = build_runtime(settings, storage, model, clock)
+        runtime = runtime_over(settings, storage, model, clock)
         adapter = TelegramAdapter(build_application(telegram.token, telegram.root), runtime)
         await adapter.start()
         try:

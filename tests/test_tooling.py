@@ -26,7 +26,8 @@ from agentcore.messages import PromptMessage, Role, ToolCall
 from agentcore.runtime import NOT_SET_UP
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ReplyKind
-from tests.conftest import build_runtime, message
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 from tests.fakes.openai_server import Completion, Error, FakeOpenAI
 
 TOOL = ToolSpec(
@@ -108,7 +109,8 @@ async def test_auto_falls_back_to_prompted_once_with_one_warning(
 async def test_native_mode_reports_the_refusal_as_a_configuration_problem(
     storage: SQLiteStorage, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    runtime = build_runtime(storage, FunctionLLM(refusing), clock, tools=ToolMode.NATIVE)
+    settings = make_settings(llm={"tools": ToolMode.NATIVE})
+    runtime = build_runtime(settings, storage, FunctionLLM(refusing), clock)
     with caplog.at_level(logging.ERROR):
         answer = await runtime.handle(message(clock, "hello"))
     assert answer.text == NOT_SET_UP and answer.kind is ReplyKind.ERROR
@@ -148,7 +150,7 @@ async def test_a_broken_text_call_goes_back_to_the_model_not_to_the_person(
 ) -> None:
     broken = '<tool_call>\n{"name": "core_memory_append", "arguments": {"label": "human"\n'
     llm = ScriptedLLM([reply(broken), reply("Sorry, saved now.")])
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     answer = await runtime.handle(message(clock, "My name is Brad"))
     assert answer.text == "Sorry, saved now."
     result = llm.requests[1].messages[-1]
@@ -160,7 +162,7 @@ async def test_an_answer_that_is_only_reasoning_is_the_usual_empty_reply(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = ScriptedLLM([reply("<think>\nThey said hi. I could answer with")])
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     assert (await runtime.handle(message(clock, "hi"))).text == EMPTY_REPLY
     agent = await storage.load_agent(AgentKey("console", "brad"))
     assert agent is not None
