@@ -17,7 +17,7 @@ from agentcore.clock import Clock
 from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse
 from agentcore.memory.blocks import default_blocks, initial_blocks
 from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
-from agentcore.memory.recall import recall
+from agentcore.memory.recall import NOT_FOUND, Found, search, shown
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import PromptMessage, Role, ToolCall
@@ -121,14 +121,15 @@ class AgentLoop:
 
     async def _take_up(
         self, message: InboundMessage, pending_id: int
-    ) -> tuple[TurnState, list[StoredMessage]]:
-        """This person's agent (created on their first message) and the waiting messages this
-        turn answers, taken into recall memory."""
+    ) -> tuple[TurnState, list[StoredMessage], Found]:
+        """This person's agent (created on their first message), the waiting messages this turn
+        answers, taken into recall memory, and what automatic recall found for the message
+        (searched while the messages are taken up)."""
         state = await self._storage.load_turn(message.key)
         if state is None:
             started = await self._start_agent(message, pending_id)
             if started is not None:
-                return started
+                return *started, NOT_FOUND
             state = await self._storage.load_turn(message.key)  # created meanwhile elsewhere
             assert state is not None
         agent = state.agent
@@ -136,7 +137,25 @@ class AgentLoop:
         activity = UserActivity(
             message.sent_at, session, message.display_name or agent.display_name
         )
-        return state, await self._storage.claim_pending(message.key, pending_id, agent.id, activity)
+        claimed, found = await asyncio.gather(
+            self._storage.claim_pending(message.key, pending_id, agent.id, activity),
+            self._search_memory(state, message.text),
+        )
+        return state, claimed, found
+
+    async def _search_memory(self, state: TurnState, text: str) -> Found:
+        """Automatic recall's searches, once per turn, for what the person just said."""
+        if self._settings.memory.recall_tokens <= 0:
+            return NOT_FOUND
+        agent = state.agent
+        return await search(
+            self._storage,
+            agent.id,
+            text,
+            in_view=len(state.context) + 1,  # the message being answered is found too
+            search_messages=agent.message_count > len(state.context),
+            search_passages=agent.passage_count > 0,
+        )
 
     async def _start_agent(
         self, message: InboundMessage, pending_id: int
@@ -155,7 +174,7 @@ class AgentLoop:
         return TurnState(agent, initial_blocks(specs, now), shared, []), claimed
 
     async def _begin(self, message: InboundMessage, pending_id: int) -> _Turn | None:
-        state, claimed = await self._take_up(message, pending_id)
+        state, claimed, found = await self._take_up(message, pending_id)
         if not claimed:
             return None
         agent = state.agent
@@ -190,25 +209,12 @@ class AgentLoop:
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
         )
-        turn.recalled = await self._recall(
-            turn, all_in_view=agent.message_count <= len(state.context)
-        )
+        memory = self._settings.memory
+        in_view = {r.id for r in turn.rows}
+        turn.recalled = shown(
+            found, in_view, memory.recall_tokens, memory.timezone, tools.person
+        ).text
         return turn
-
-    async def _recall(self, turn: _Turn, all_in_view: bool) -> str:
-        """Automatic recall, once per turn: older messages and notes about what was just said."""
-        found = await recall(
-            self._storage,
-            turn.agent.id,
-            "\n".join(m.content or "" for m in turn.claimed),
-            in_view={r.id for r in turn.rows},
-            search_messages=not all_in_view,
-            search_passages=turn.agent.passage_count > 0,
-            budget=self._settings.memory.recall_tokens,
-            tz=self._settings.memory.timezone,
-            person=turn.tools.person,
-        )
-        return found.text
 
     # ----------------------------------------------------------------- context budget
 

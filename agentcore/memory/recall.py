@@ -47,6 +47,50 @@ class RecallStore(MessageStore, PassageStore, Protocol):
     """The slice of storage automatic recall reads."""
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What the searches returned, best first, before what is in view is dropped."""
+
+    hits: list[SearchHit]
+    passages: list[Passage]
+
+
+NOT_FOUND = Found([], [])
+
+
+async def search(
+    store: RecallStore,
+    agent_id: int,
+    query: str,
+    *,
+    in_view: int,
+    search_messages: bool,
+    search_passages: bool,
+) -> Found:
+    """The searches for ``query``. ``in_view``: how many messages may be in the context window
+    (as many more hits are fetched); ``search_messages`` / ``search_passages``: False when
+    nothing could be found there (every message is in view, or there are no notes)."""
+    query = query.strip()[:QUERY_CHARS]
+    if not query or not (search_messages or search_passages):
+        return NOT_FOUND
+    limit = min(CANDIDATES + in_view, 100)
+    hits, passages = await asyncio.gather(
+        store.search_messages(agent_id, query, limit=limit) if search_messages else _no_hits(),
+        store.search_passages(agent_id, query, CANDIDATES) if search_passages else _no_notes(),
+    )
+    return Found(hits, passages)
+
+
+def shown(
+    found: Found, in_view: Collection[int], budget: int, tz: ZoneInfo, person: str
+) -> Recalled:
+    """What to show of ``found``: the best messages not in view, and notes, within ``budget``."""
+    if budget <= 0:
+        return NOTHING
+    out_of_view = [h for h in found.hits if h.id not in in_view][:CANDIDATES]
+    return select(out_of_view, found.passages, budget, tz, person)
+
+
 async def recall(
     store: RecallStore,
     agent_id: int,
@@ -59,19 +103,18 @@ async def recall(
     tz: ZoneInfo,
     person: str,
 ) -> Recalled:
-    """What to show for ``query``. ``in_view``: ids of the messages in the context window;
-    ``search_messages`` / ``search_passages``: False when nothing could be found there (every
-    message is in view, or there are no notes), which skips the search."""
-    query = query.strip()[:QUERY_CHARS]
-    if budget <= 0 or not query or not (search_messages or search_passages):
+    """Search and select in one go (``in_view``: ids of the messages in the context window)."""
+    if budget <= 0:
         return NOTHING
-    limit = min(CANDIDATES + len(in_view), 100)
-    hits, passages = await asyncio.gather(
-        store.search_messages(agent_id, query, limit=limit) if search_messages else _no_hits(),
-        store.search_passages(agent_id, query, CANDIDATES) if search_passages else _no_notes(),
+    found = await search(
+        store,
+        agent_id,
+        query,
+        in_view=len(in_view),
+        search_messages=search_messages,
+        search_passages=search_passages,
     )
-    out_of_view = [h for h in hits if h.id not in in_view][:CANDIDATES]
-    return select(out_of_view, passages, budget, tz, person)
+    return shown(found, in_view, budget, tz, person)
 
 
 async def _no_hits() -> list[SearchHit]:
