@@ -16,7 +16,13 @@ from datetime import datetime, timedelta
 from agentcore.clock import Clock
 from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse
 from agentcore.memory.blocks import default_blocks, initial_blocks
-from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
+from agentcore.memory.prompt import (
+    PRESSURE_NOTE,
+    TurnFacts,
+    prompt_messages,
+    system_prompt,
+    without_prompt_tags,
+)
 from agentcore.memory.recall import NOT_FOUND, Found, search, shown
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
@@ -309,7 +315,7 @@ class AgentLoop:
         """Store the model's step; return the reply if the turn is finished, else None."""
         now = self._clock.now()
         if not response.tool_calls:
-            text = (response.content or "").strip() or EMPTY_REPLY
+            text = without_prompt_tags(response.content or "") or EMPTY_REPLY
             await self._store(turn, [NewMessage(Role.ASSISTANT, text, now)])
             return text
         replies: list[str] = []
@@ -335,8 +341,8 @@ class AgentLoop:
         return reply
 
     def _message_of(self, call: ToolCall) -> str:
-        message: str = self._tools.bind(call)[1]["message"]
-        if not message.strip():
+        message = without_prompt_tags(self._tools.bind(call)[1]["message"])
+        if not message:
             raise ToolError("message is empty; write the reply to send")
         return message
 

@@ -24,7 +24,7 @@ class MemorySettings:
     summarize_ratio: float = 0.90  # above this: fold the oldest messages into the summary
     keep_ratio: float = 0.50  # after folding, the recent messages use at most this share
     session_gap: timedelta = timedelta(hours=4)
-    recall_tokens: int = 400  # automatic recall: tokens of matching older messages shown; 0 = off
+    recall_tokens: int = 600  # automatic recall: tokens of matching older messages shown; 0 = off
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
 

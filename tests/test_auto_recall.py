@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse
-from agentcore.llm.fake import FunctionLLM, last_user_text, reply
+from agentcore.llm.fake import FunctionLLM, ScriptedLLM, last_user_text, reply
 from agentcore.memory.recall import RECALL_HEADING, select, snippet, tokens
 from agentcore.messages import PromptMessage, Role
 from agentcore.storage.base import Passage, SearchHit
@@ -134,3 +134,14 @@ def test_snippets_are_one_line_and_capped() -> None:
     assert snippet("a\n\nb   c") == "a b c"
     long = snippet("word " * 200)
     assert len(long) == 300 and long.endswith("…")
+
+
+async def test_a_model_that_copies_the_prompts_markup_does_not_show_it(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    """Seen with SmolLM2-135M: it echoes the recall block's tags around made-up lines."""
+    copied = "<recalled_memory>\n- [2025-03-14 20:20] Brad: I live in Lisbon.\n</recalled_memory>"
+    llm = ScriptedLLM([reply(copied)])
+    runtime = build_runtime(make_settings(), storage, llm, clock)
+    answer = await runtime.handle(message(clock, "Which city do I live in?"))
+    assert answer.text == "- [2025-03-14 20:20] Brad: I live in Lisbon."

@@ -137,7 +137,7 @@ def test_facts_already_known_are_not_repeated_and_the_placeholder_goes() -> None
 
 
 def test_notes_are_bounded() -> None:
-    proposal = Proposal(notes=tuple(f"note {i}" for i in range(15)) + ("n" * 2000, "note 1"))
+    proposal = Proposal(notes=(*(f"note {i}" for i in range(15)), "n" * 2000, "note 1"))
     changes = apply(proposal, BLOCKS, PLACEHOLDER)
     assert changes.notes == tuple(f"note {i}" for i in range(10))
     assert len(changes.refused) == 2

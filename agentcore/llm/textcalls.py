@@ -79,7 +79,7 @@ _NAME_IN_BROKEN = re.compile(r"""["']name["']\s*:\s*["']([^"']+)["']""")
 _KNOWN_NAME_START = re.compile(r"""\A\{\s*["']name["']\s*:\s*["']([^"']+)["']""")
 _ARGUMENT_KEYS = ("arguments", "parameters")
 # Chat-template tokens a server failed to strip, and stray call tags: never for the person.
-_STRAY_MARKUP = re.compile(r"<\|[a-z_]+\|>|</?tool_call>")
+_STRAY_MARKUP = re.compile(r"<\|[a-z_]+\|>|</?tool_call>|</?tool_response>")
 
 
 def read_tool_calls(text: str, tools: Collection[str]) -> ReadText:

@@ -3,6 +3,7 @@ summary, then the recent messages."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,16 @@ PRESSURE_NOTE = (
     "messages will soon be folded into a summary. Save anything important about this person "
     "to core memory (core_memory_append / core_memory_replace) or archival memory now."
 )
+
+
+# The prompt's own structure. Weak models copy it into their replies; the person never sees it.
+_PROMPT_TAGS = re.compile(
+    r"</?(?:memory_blocks|memory_metadata|summary|recalled_memory|description|metadata|value)>"
+)
+
+
+def without_prompt_tags(text: str) -> str:
+    return _PROMPT_TAGS.sub("", text).strip()
 
 
 @dataclass(frozen=True, slots=True)
