@@ -205,22 +205,22 @@ class AgentLoop:
             search_limit=self._settings.search_limit,
             person=message.display_name or "user",
         )
-        turn = _Turn(
+        memory = self._settings.memory
+        rows = [*state.context, *claimed]
+        recalled = shown(
+            found, {r.id for r in rows}, memory.recall_tokens, memory.timezone, tools.person
+        )
+        return _Turn(
             agent=agent,
             facts=facts,
             tools=tools,
             shared=state.shared,
-            rows=[*state.context, *claimed],
+            rows=rows,
             claimed=claimed,
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
+            recalled=recalled.text,
         )
-        memory = self._settings.memory
-        in_view = {r.id for r in turn.rows}
-        turn.recalled = shown(
-            found, in_view, memory.recall_tokens, memory.timezone, tools.person
-        ).text
-        return turn
 
     # ----------------------------------------------------------------- context budget
 

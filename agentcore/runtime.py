@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
 from agentcore.commands import Commands, parse_command
+from agentcore.consolidator import Consolidator
 from agentcore.limits import RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMConfigError, LLMError
 from agentcore.settings import RuntimeSettings
@@ -91,6 +92,16 @@ class AgentSlots:
             slot.users -= 1
             self._evict_idle()
 
+    @contextlib.asynccontextmanager
+    async def hold_when_idle(self, key: AgentKey) -> AsyncIterator[None]:
+        """Hold the person's lock once no turn of theirs runs or waits (background work such
+        as consolidation): a turn that arrives meanwhile waits only for what is done under it."""
+        while (slot := self._slots.get(key)) is not None and slot.users > 0:
+            async with slot.lock:  # let the turns ahead finish
+                pass
+        async with self.hold(key):
+            yield
+
     def _evict_idle(self) -> None:
         """Drop least-recently-used idle slots until the cache is within its bound."""
         excess = len(self._slots) - self._capacity
@@ -113,6 +124,8 @@ class AgentRuntime:
         commands: Commands,
         clock: Clock,
         settings: RuntimeSettings,
+        slots: AgentSlots | None = None,
+        consolidator: Consolidator | None = None,
     ) -> None:
         self._storage = storage
         self._llm = llm
@@ -120,7 +133,8 @@ class AgentRuntime:
         self._commands = commands
         self._clock = clock
         self._settings = settings
-        self._slots = AgentSlots(settings.max_cached_agents)
+        self._slots = slots or AgentSlots(settings.max_cached_agents)
+        self._consolidator = consolidator
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -293,8 +307,19 @@ class AgentRuntime:
             if self._in_flight == 0:
                 self._idle.set()
 
+    async def background(self) -> None:
+        """Work that runs for as long as the bot does: consolidation of ended sessions."""
+        if self._consolidator is not None:
+            await self._consolidator.run()
+
+    async def consolidate_ended(self) -> int:
+        """One consolidation sweep now (``background`` runs them periodically): the sessions
+        whose gap has passed; how many were consolidated."""
+        return await self._consolidator.sweep() if self._consolidator is not None else 0
+
     async def shutdown(self) -> None:
-        """Stop accepting, let in-flight turns finish (bounded), then close storage and model."""
+        """Stop accepting, let in-flight turns finish (bounded), consolidate the sessions still
+        open (bounded), then close storage and model."""
         self._closing = True
         try:
             await asyncio.wait_for(self._idle.wait(), self._settings.shutdown_grace)
@@ -304,5 +329,7 @@ class AgentRuntime:
                 self._in_flight,
                 self._settings.shutdown_grace,
             )
+        if self._consolidator is not None:
+            await self._consolidator.at_shutdown()
         await self._llm.close()
         await self._storage.close()

@@ -29,6 +29,17 @@ class MemorySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsolidationSettings:
+    """Sleep-time consolidation: after a session ends, one background call updates core memory."""
+
+    enabled: bool = True
+    model: str = ""  # another model for it, on the same endpoint; "" = the chat model
+    daily_tokens: int = 500_000  # across everyone, per day (UTC); 0 = no limit
+    sweep_seconds: float = 300.0  # how often ended sessions are looked for
+    shutdown_seconds: float = 10.0  # at shutdown, open sessions get this long
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSettings:
     instructions: str = "You are a helpful assistant with long-term memory."
     max_steps: int = 8  # model calls per turn

@@ -216,6 +216,7 @@ async def converse(url: str, workdir: Path, context: int, tools: str) -> dict[st
         {
             "OPENAI_BASE_URL": url,
             "AGENTCORE_LLM__TOOLS": tools,
+            "AGENTCORE_CONSOLIDATION__ENABLED": "true",
             "AGENTCORE_MODEL": MODEL_NAME,
             "AGENTCORE_LLM__TIMEOUT_SECONDS": "120",
             "AGENTCORE_MEMORY__CONTEXT_WINDOW": str(context),
@@ -232,14 +233,25 @@ async def converse(url: str, workdir: Path, context: int, tools: str) -> dict[st
     storage = await SQLiteStorage.open(workdir / "bot.db")
     runtime = runtime_over(settings, storage, model, clock)
     turns: list[dict[str, Any]] = []
-    blocks: list[dict[str, str]] = []
+    consolidations: list[dict[str, Any]] = []
     try:
         for session, (gap, steps) in enumerate(SCRIPT, 1):
             clock.advance(gap)
             for step in steps:
                 turns.append(await _turn(runtime, recorder, clock, step, session))
                 clock.advance(timedelta(minutes=2))
-            blocks.append(await _blocks(storage))
+            # The session ends: once its gap has passed, the sweep consolidates it.
+            clock.advance(settings.agent.memory.session_gap)
+            before = len(recorder.calls)
+            done = await runtime.consolidate_ended()
+            consolidations.append(
+                {
+                    "after_session": session,
+                    "done": done,
+                    "answers": [c.content for c in recorder.calls[before:]],
+                    "blocks": await _blocks(storage),
+                }
+            )
     finally:
         await runtime.shutdown()
     return {
@@ -249,7 +261,7 @@ async def converse(url: str, workdir: Path, context: int, tools: str) -> dict[st
             "tools": "prompted" if model.prompted else "native",
         },
         "turns": turns,
-        "blocks_after_each_session": blocks,
+        "consolidations": consolidations,
     }
 
 
@@ -337,8 +349,11 @@ def print_report(result: dict[str, Any], summary: dict[str, Any]) -> None:
             print(f"   automatic recall showed: {shown}"[:300])
         mark = {True: "  [has the fact]", False: "  [MISSING the fact]", None: ""}
         print(f"   bot replied: {turn['reply']!r}"[:300] + mark[turn["answer_holds_fact"]])
-    for i, blocks in enumerate(result["blocks_after_each_session"], 1):
-        print(f"\ncore memory after session {i}: {json.dumps(blocks)[:400]}")
+    for run in result["consolidations"]:
+        print(f"\nconsolidation after session {run['after_session']}: done={run['done']}")
+        for raw in run["answers"]:
+            print(f"   model wrote: {raw!r}"[:400])
+        print(f"   core memory then: {json.dumps(run['blocks'])[:400]}")
     print("\n" + json.dumps(summary, indent=2))
 
 

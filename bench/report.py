@@ -116,6 +116,18 @@ def rows() -> list[tuple[str, str, str]]:
                 f"{auto['tokens_median']:.0f} / {auto['tokens_p95']:.0f} tokens",
             )
         )
+    if consolidation := load("consolidation"):
+        spent, text = consolidation["tokens_per_session"], consolidation["session_text_tokens"]
+        out.append(
+            (
+                f"Consolidation of a scripted {consolidation['messages_per_session']}-message "
+                "session: tokens per session (request + answer, local estimate), median / p95; "
+                "the session's own text",
+                "",
+                f"{spent['median']:.0f} / {spent['p95']:.0f} tokens; session text "
+                f"{text['median']:.0f} tokens",
+            )
+        )
     out += platform_rows()
     return out
 

@@ -89,13 +89,14 @@ def _secrets(settings: Settings) -> list[str]:
     ]
 
 
-async def build_llm(settings: Settings) -> OpenAICompatibleLLM:
-    """Import the SDK and build the client (runs in the background via ``LazyLLM``)."""
+async def build_llm(settings: Settings, model: str = "") -> OpenAICompatibleLLM:
+    """Import the SDK and build the client for ``model`` (default: the chat model); runs in the
+    background via ``LazyLLM``."""
     started = time.perf_counter()
     # Importing openai takes most of a second; do it in a thread so the loop stays responsive.
     module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.openai_compat")
     llm: OpenAICompatibleLLM = module.OpenAICompatibleLLM(
-        model=settings.llm.model,
+        model=model or settings.llm.model,
         base_url=settings.llm.base_url or None,
         api_key=settings.llm.api_key.reveal() or None,
         deadline=settings.llm.timeout,
@@ -177,9 +178,14 @@ async def _serve(
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
         model = build_model(settings, llm)
-    runtime = runtime_over(settings, storage, model, clock)
+        other = settings.consolidation.model
+        consolidating = LazyLLM(lambda: build_llm(settings, other)) if other else None
+    runtime = runtime_over(
+        settings, storage, model, clock, consolidating and build_model(settings, consolidating)
+    )
     started: list[Adapter] = []
     checking: asyncio.Task[object] | None = None
+    background: asyncio.Task[object] | None = None
     try:
         for name, make in adapter_factories(settings, args, runtime, clock):
             with timer.phase(name):
@@ -190,17 +196,21 @@ async def _serve(
         log.info(format_startup(run))
         llm.start()  # load the model client now that every adapter is receiving
         checking = asyncio.ensure_future(_check_model(llm, model))
+        background = asyncio.ensure_future(runtime.background())
         await storage.record_startup(run)
         return await _until_stopped(started)
     except AdapterError as exc:
         log.error("%s", exc)
         return 1
     finally:
-        if checking is not None:
-            checking.cancel()
+        for task in (checking, background):
+            if task is not None:
+                task.cancel()
         for adapter in reversed(started):
             await adapter.stop()
         await runtime.shutdown()
+        if consolidating is not None:
+            await consolidating.close()
 
 
 async def _check_model(llm: LazyLLM[OpenAICompatibleLLM], model: ToolCallingLLM) -> None:

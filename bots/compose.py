@@ -9,10 +9,11 @@ from __future__ import annotations
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
 from agentcore.commands import Commands
-from agentcore.llm.base import ClosableLLM
+from agentcore.consolidator import Consolidator
+from agentcore.llm.base import ClosableLLM, LLMClient
 from agentcore.llm.tooling import ToolCallingLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
-from agentcore.runtime import AgentRuntime
+from agentcore.runtime import AgentRuntime, AgentSlots
 from agentcore.storage.base import Storage
 from config import Settings
 
@@ -43,10 +44,24 @@ def build_runtime(
 
 
 def runtime_over(
-    settings: Settings, storage: Storage, model: ToolCallingLLM, clock: Clock
+    settings: Settings,
+    storage: Storage,
+    model: ToolCallingLLM,
+    clock: Clock,
+    consolidation_model: LLMClient | None = None,
 ) -> AgentRuntime:
     """The runtime over a model ``build_model`` made (the composition root keeps a hold of it
-    for the endpoint check)."""
+    for the endpoint check); consolidation uses ``consolidation_model`` if given."""
+    slots = AgentSlots(settings.runtime.max_cached_agents)
+    consolidator = Consolidator(
+        storage=storage,
+        llm=consolidation_model or model,
+        clock=clock,
+        locks=slots,
+        memory=settings.agent.memory,
+        settings=settings.consolidation,
+        model=settings.consolidation.model or settings.llm.model,
+    )
     return AgentRuntime(
         storage=storage,
         llm=model,
@@ -54,4 +69,6 @@ def runtime_over(
         commands=build_commands(settings, storage, clock),
         clock=clock,
         settings=settings.runtime,
+        slots=slots,
+        consolidator=consolidator,
     )

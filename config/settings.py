@@ -18,7 +18,12 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agentcore.llm.tooling import ToolMode
-from agentcore.settings import AgentSettings, MemorySettings, RuntimeSettings
+from agentcore.settings import (
+    AgentSettings,
+    ConsolidationSettings,
+    MemorySettings,
+    RuntimeSettings,
+)
 from agentcore.types import AgentKey, InvalidAgentKey
 
 T = TypeVar("T")
@@ -101,6 +106,7 @@ class Settings:
     llm: LLMConfig
     agent: AgentSettings
     runtime: RuntimeSettings
+    consolidation: ConsolidationSettings
     database: Path
     busy_timeout_ms: int
     telegram: TelegramConfig
@@ -342,6 +348,13 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
     return Settings(
         llm=llm,
         agent=_agent_settings(read),
+        consolidation=ConsolidationSettings(
+            enabled=read.flag("consolidation", "enabled"),
+            model=read.text("consolidation", "model"),
+            daily_tokens=read.integer("consolidation", "daily_tokens", 0),
+            sweep_seconds=read.number("consolidation", "sweep_seconds", 1.0),
+            shutdown_seconds=read.number("consolidation", "shutdown_seconds", 0.0),
+        ),
         runtime=RuntimeSettings(
             llm_concurrency=read.integer("llm", "concurrency", 1),
             max_cached_agents=read.integer("runtime", "max_cached_agents", 1),

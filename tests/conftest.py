@@ -46,16 +46,22 @@ def make_settings(
     memory: Mapping[str, Any] | None = None,
     runtime: Mapping[str, Any] | None = None,
     llm: Mapping[str, Any] | None = None,
+    consolidation: Mapping[str, Any] | None = None,
 ) -> Settings:
     """The shipped defaults with some fields of a section replaced, e.g.
     ``make_settings(memory={"context_window": 3000})``. Tests send many messages without moving
-    the clock, so the flood limit is off unless ``runtime`` sets it (it has its own tests)."""
+    the clock, so the flood limit is off unless ``runtime`` sets it, and consolidation (a model
+    call after a session) is off unless ``consolidation`` turns it on: both have their own
+    tests."""
     base = _shipped()
     memory_settings = replace(base.agent.memory, **(memory or {}))
     return replace(
         base,
         agent=replace(base.agent, memory=memory_settings, **(agent or {})),
         llm=replace(base.llm, **(llm or {})),
+        consolidation=replace(
+            base.consolidation, **({"enabled": False} | dict(consolidation or {}))
+        ),
         runtime=replace(base.runtime, **({"rate_limit_per_minute": 100_000} | dict(runtime or {}))),
     )
 

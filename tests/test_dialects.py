@@ -23,6 +23,7 @@ import pytest
 from agentcore.clock import ManualClock
 from agentcore.llm.check import check_endpoint
 from agentcore.llm.openai_compat import OpenAICompatibleLLM
+from agentcore.memory.consolidation import INSTRUCTIONS as CONSOLIDATION
 from agentcore.storage.sqlite import SQLiteStorage
 from bots.compose import build_model, runtime_over
 from bots.telegram import TelegramAdapter, build_application
@@ -32,7 +33,9 @@ from tests.fakes.openai_server import (
     FakeOpenAI,
     Intent,
     dialect,
+    last_user,
     server_refusal,
+    system,
 )
 from tests.fakes.telegram_server import FakeTelegram, User
 from tests.process import bot_env, run_bot
@@ -47,7 +50,12 @@ ALICE = User(3001, "Alice", "alice")
 
 
 def memory_brain(body: dict[str, Any]) -> Intent:
-    """Saves where a sister lives to core memory; answers from anything in its prompt."""
+    """Saves where a sister lives to core memory; answers from anything in its prompt; asked to
+    consolidate a session, answers with the JSON the bot asks for."""
+    if system(body) == CONSOLIDATION:
+        told = re.findall(r"My sister (\w+) lives in (\w+)", last_user(body))
+        facts = [f"Sister {name} lives in {city}" for name, city in told]
+        return Intent(say=json.dumps({"blocks": {"human": {"add": facts}}}))
     said = [m for m in body["messages"] if m["role"] != "system"]
     last = said[-1]
     content = str(last.get("content") or "")
@@ -75,19 +83,22 @@ def assert_clean(received: list[str]) -> None:
 
 
 def assert_stored_well(db: Path, name: str) -> None:
-    """No reasoning or call markup in stored rows; the fact reached core memory through a tool
-    (except for the model that never calls one); calls are stored canonical."""
+    """No reasoning or call markup in stored rows; calls stored canonical; the fact reached core
+    memory: through the agent's tool call, or, for the model that never calls one, through the
+    consolidation that ran when the session ended (here: at shutdown)."""
     with sqlite3.connect(db) as conn:
         contents = [str(r[0]) for r in conn.execute("SELECT content FROM messages") if r[0]]
         calls = [json.loads(r[0]) for r in conn.execute("SELECT tool_calls FROM messages") if r[0]]
         human = conn.execute("SELECT value FROM blocks WHERE label = 'human'").fetchone()[0]
+        authors = [r[0] for r in conn.execute("SELECT actor FROM block_history ORDER BY id")]
     for text in contents:
         assert THOUGHT not in text and "<think>" not in text and "<tool_call>" not in text
         assert "[TOOL_CALLS]" not in text and "python_tag" not in text
-    if name == "no_tools":
-        assert "Lisbon" not in human and calls == []
-        return
     assert "Sister Ana lives in Lisbon" in human
+    if name == "no_tools":
+        assert calls == [] and authors == ["consolidation"]
+        return
+    assert authors == ["agent"]  # consolidation found the fact saved already
     [[saved]] = [c for c in calls if c[0]["name"] == "core_memory_append"]
     arguments = json.loads(saved["arguments"])
     assert arguments["label"] == "human" and arguments["content"] == "Sister Ana lives in Lisbon"

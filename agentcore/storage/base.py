@@ -31,6 +31,7 @@ class Actor(enum.Enum):
     OPERATOR = "operator"
     USER = "user"
     SYSTEM = "system"
+    CONSOLIDATION = "consolidation"  # sleep-time consolidation after a session
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +267,38 @@ class StoreStats:
     llm_latencies_ms: tuple[float, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class Unconsolidated:
+    """A person with messages no consolidation has read yet."""
+
+    agent_id: int
+    key: AgentKey
+    after_id: int  # messages with a larger id are not consolidated
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEdit:
+    label: str
+    value: str
+    version: int  # the block's version the edit was made against
+
+
+@dataclass(frozen=True, slots=True)
+class ConsolidationRun:
+    """One consolidation: which messages it read, what it changed, what it cost."""
+
+    agent_id: int
+    after_id: int  # it read the messages after this id...
+    through_id: int  # ...up to this one
+    created_at: datetime
+    outcome: str  # "changed", "nothing" (nothing worth keeping) or "invalid" (unusable answer)
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    edits: tuple[BlockEdit, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
 class AgentStore(Protocol):
     async def load_agent(self, key: AgentKey) -> AgentRecord | None: ...
 
@@ -432,7 +465,34 @@ class OpsStore(Protocol):
         ...
 
 
-class Storage(AgentStore, BlockStore, MessageStore, InboxStore, PassageStore, OpsStore, Protocol):
+class ConsolidationStore(Protocol):
+    async def unconsolidated(self, last_before: datetime, limit: int) -> list[Unconsolidated]:
+        """People whose latest message was written before ``last_before`` and who have
+        messages no consolidation has read, longest waiting first."""
+        ...
+
+    async def record_consolidation(self, run: ConsolidationRun) -> bool:
+        """In one transaction, if no other consolidation read these messages and every edited
+        block is still at the edit's version: store the edits as block versions by
+        ``Actor.CONSOLIDATION``, the notes as archival passages and the run, and mark the
+        messages up to ``through_id`` read. False, changing nothing, otherwise."""
+        ...
+
+    async def consolidation_tokens_since(self, since: datetime) -> int:
+        """Tokens (prompt and completion) consolidation used since ``since``, across everyone."""
+        ...
+
+
+class Storage(
+    AgentStore,
+    BlockStore,
+    MessageStore,
+    InboxStore,
+    PassageStore,
+    OpsStore,
+    ConsolidationStore,
+    Protocol,
+):
     """Everything a backend provides."""
 
     async def close(self) -> None: ...

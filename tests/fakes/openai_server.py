@@ -285,15 +285,18 @@ def server_refusal(name: str) -> str | None:
 def dialect(name: str, brain: Brain) -> Responder:
     """A responder that writes ``brain``'s intents the way dialect ``name`` does.
 
-    The refusing servers' models have no tool support: given tools in the prompt (the bot's
-    prompted mode) they write Hermes-style ``<tool_call>`` blocks, as they are asked to.
+    Without tool definitions in the request (a summary, a consolidation) every model answers
+    in text. The refusing servers' models have no tool support: given tools in the prompt (the
+    bot's prompted mode) they write Hermes-style ``<tool_call>`` blocks, as they are asked to.
     """
 
     def respond(body: dict[str, Any]) -> Action:
         intent = brain(body)
-        if server_refusal(name) is not None and not body.get("tools"):
-            return _hermes(intent) if "<tool_call>" in system(body) else _text(intent)
-        return _WRITERS[name](intent)
+        if body.get("tools"):
+            return _WRITERS[name](intent)
+        if "<tool_call>" in system(body):  # the bot's prompted tools
+            return _hermes(intent)
+        return _think(intent) if name == "think" else _text(intent)  # a summary, say
 
     return respond
 

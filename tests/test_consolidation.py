@@ -1,0 +1,277 @@
+"""Sleep-time consolidation through the runtime, on real SQLite storage and an injected clock:
+when it runs, what it changes (as revertable block versions by "consolidation"), and what it
+never does (run twice, hold up a turn, lose a block, overspend)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from agentcore.clock import ManualClock
+from agentcore.llm.base import LLMRequest, LLMResponse, LLMUnavailable
+from agentcore.llm.fake import FunctionLLM, reply
+from agentcore.memory.consolidation import INSTRUCTIONS
+from agentcore.messages import Role
+from agentcore.runtime import AgentRuntime
+from agentcore.storage.base import Actor, NewMessage
+from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.types import AgentKey
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
+
+BRAD = AgentKey("console", "brad")
+GAP = timedelta(hours=4, minutes=1)  # just over the default session gap
+FACTS = {"blocks": {"human": {"add": ["Has a beagle called Miso"]}}, "notes": ["Miso: beagle"]}
+
+
+class Model:
+    """Chat turns: "Okay."; consolidations: ``answer`` (JSON of FACTS unless a test changes
+    it). Every consolidation request is kept."""
+
+    def __init__(self) -> None:
+        self.answer = json.dumps(FACTS)
+        self.consolidations: list[LLMRequest] = []
+        self.release: asyncio.Event | None = None  # set: consolidations wait for it
+        self.asked = asyncio.Event()  # a consolidation request arrived
+
+    async def __call__(self, request: LLMRequest) -> LLMResponse:
+        if request.messages[0].content != INSTRUCTIONS:
+            return reply("Okay.")
+        self.consolidations.append(request)
+        self.asked.set()
+        if self.release is not None:
+            await self.release.wait()
+        return reply(self.answer)
+
+
+def runtime_with(
+    storage: SQLiteStorage, clock: ManualClock, model: Model, **consolidation: object
+) -> AgentRuntime:
+    settings = make_settings(consolidation={"enabled": True, **consolidation})
+    return build_runtime(settings, storage, FunctionLLM(model), clock)
+
+
+async def human_block(storage: SQLiteStorage) -> str:
+    agent = await storage.load_agent(BRAD)
+    assert agent is not None
+    return {b.label: b.value for b in await storage.list_blocks(agent.id)}["human"]
+
+
+async def test_an_ended_session_is_consolidated_once(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    model = Model()
+    runtime = runtime_with(storage, clock, model)
+    await runtime.handle(message(clock, "I have a dog called Miso. He is a beagle."))
+    assert await runtime.consolidate_ended() == 0  # the session has not ended yet
+    clock.advance(GAP)
+    assert await runtime.consolidate_ended() == 1
+    assert await human_block(storage) == "Has a beagle called Miso"  # the placeholder went
+    assert await runtime.consolidate_ended() == 0  # never twice
+    assert len(model.consolidations) == 1
+    body = model.consolidations[0].messages[-1].content or ""
+    assert "I have a dog called Miso" in body and "Okay." in body and "<human>" in body
+    agent = await storage.load_agent(BRAD)
+    assert agent is not None
+    [version] = await storage.block_history(agent.id, "human")
+    assert version.actor is Actor.CONSOLIDATION and version.actor_name == "gpt-4o-mini"
+    assert [p.content for p in await storage.all_passages(agent.id)] == ["Miso: beagle"]
+    # The next session's messages are the next consolidation's, and only they.
+    await runtime.handle(message(clock, "Miso turned three today!"))
+    clock.advance(GAP)
+    assert await runtime.consolidate_ended() == 1
+    second = model.consolidations[1].messages[-1].content or ""
+    assert "Miso turned three" in second and "called Miso. He is a beagle" not in second
+
+
+async def test_the_change_is_revertable_by_an_operator(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    runtime = runtime_with(storage, clock, Model())
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    await runtime.consolidate_ended()
+    history = await runtime.handle(message(clock, "/admin history console:brad human"))
+    assert "consolidation" in history.text
+    await runtime.handle(message(clock, "/admin revert console:brad human 1"))
+    assert await human_block(storage) == "Nothing is known about this person yet."
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["Sure! Brad has a dog.", '{"blocks": {"human": {"add": "Miso"}}}', "", "<think>hm</think>"],
+)
+async def test_an_unusable_answer_changes_nothing_and_is_logged(
+    storage: SQLiteStorage, clock: ManualClock, caplog: pytest.LogCaptureFixture, answer: str
+) -> None:
+    model = Model()
+    model.answer = answer
+    runtime = runtime_with(storage, clock, model)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    with caplog.at_level(logging.WARNING):
+        assert await runtime.consolidate_ended() == 1  # read once; not tried again
+    assert await human_block(storage) == "Nothing is known about this person yet."
+    assert any("answer was not usable" in r.message for r in caplog.records)
+    assert "Miso" not in caplog.text  # the log says why, not what the person said
+    assert await runtime.consolidate_ended() == 0
+
+
+async def test_line_answers_work_for_models_without_json(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    model = Model()
+    model.answer = "ADD human: Has a beagle called Miso\nNOTE: Miso is a beagle"
+    runtime = runtime_with(storage, clock, model)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    await runtime.consolidate_ended()
+    assert await human_block(storage) == "Has a beagle called Miso"
+
+
+async def test_an_edit_over_the_limit_is_refused(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    model = Model()
+    model.answer = json.dumps({"blocks": {"human": {"add": ["x" * 6000]}}})
+    runtime = runtime_with(storage, clock, model)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    await runtime.consolidate_ended()
+    assert await human_block(storage) == "Nothing is known about this person yet."
+
+
+async def test_a_failing_model_is_tried_again_later(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    model = Model()
+    failing = True
+
+    async def flaky(request: LLMRequest) -> LLMResponse:
+        if failing and request.messages[0].content == INSTRUCTIONS:
+            raise LLMUnavailable("connection refused")
+        return await model(request)
+
+    runtime = build_runtime(
+        make_settings(consolidation={"enabled": True}), storage, FunctionLLM(flaky), clock
+    )
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    assert await runtime.consolidate_ended() == 0
+    failing = False
+    assert await runtime.consolidate_ended() == 1
+    assert await human_block(storage) == "Has a beagle called Miso"
+
+
+async def test_it_never_holds_up_a_turn(storage: SQLiteStorage, clock: ManualClock) -> None:
+    model = Model()
+    model.release = asyncio.Event()
+    runtime = runtime_with(storage, clock, model)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    sweep = asyncio.ensure_future(runtime.consolidate_ended())
+    await asyncio.wait_for(model.asked.wait(), 5)  # its model call is under way
+    answer = await asyncio.wait_for(runtime.handle(message(clock, "Hello again!")), 5)
+    assert answer.text == "Okay." and not sweep.done()
+    model.release.set()
+    assert await sweep == 1
+    assert await human_block(storage) == "Has a beagle called Miso"
+
+
+async def test_edits_apply_to_the_blocks_as_they_are_then(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    """A turn that edits the block while the consolidation's model call runs is kept."""
+    model = Model()
+    model.release = asyncio.Event()
+    runtime = runtime_with(storage, clock, model)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    sweep = asyncio.ensure_future(runtime.consolidate_ended())
+    await asyncio.wait_for(model.asked.wait(), 5)
+    await runtime.handle(message(clock, "/admin set console:brad human Name: Brad"))
+    model.release.set()
+    await sweep
+    assert await human_block(storage) == "Name: Brad\nHas a beagle called Miso"
+
+
+async def test_the_daily_budget_holds_sessions_until_tomorrow(
+    storage: SQLiteStorage, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = Model()
+    runtime = runtime_with(storage, clock, model, daily_tokens=100)  # less than one request
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    with caplog.at_level(logging.WARNING):
+        assert await runtime.consolidate_ended() == 0
+        assert await runtime.consolidate_ended() == 0
+    assert model.consolidations == []
+    assert sum("budget" in r.message for r in caplog.records) == 1  # told once a day
+
+
+async def test_open_sessions_are_consolidated_at_shutdown(
+    storage: SQLiteStorage, clock: ManualClock, db_path: Path
+) -> None:
+    model = Model()
+    runtime = runtime_with(storage, clock, model)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    agent = await storage.load_agent(BRAD)
+    assert agent is not None
+    await runtime.shutdown()
+    reopened = await SQLiteStorage.open(db_path)
+    try:
+        blocks = {b.label: b.value for b in await reopened.list_blocks(agent.id)}
+    finally:
+        await reopened.close()
+    assert blocks["human"] == "Has a beagle called Miso"
+
+
+async def test_sessions_that_ended_while_the_bot_was_down_are_found(
+    storage: SQLiteStorage, clock: ManualClock, db_path: Path
+) -> None:
+    model = Model()
+    first = runtime_with(storage, clock, model, shutdown_seconds=0)
+    await first.handle(message(clock, "I have a dog called Miso."))
+    await first.shutdown()  # no time to consolidate at shutdown
+    assert model.consolidations == []
+    clock.advance(timedelta(days=2))
+    reopened = await SQLiteStorage.open(db_path)
+    second = runtime_with(reopened, clock, model)
+    try:
+        assert await second.consolidate_ended() == 1
+    finally:
+        await second.shutdown()
+    assert len(model.consolidations) == 1
+
+
+async def test_a_session_with_nothing_from_the_person_costs_nothing(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    model = Model()
+    runtime = runtime_with(storage, clock, model)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    await runtime.consolidate_ended()
+    agent = await storage.load_agent(BRAD)
+    assert agent is not None
+    await storage.append_messages(
+        agent.id, [NewMessage(Role.ASSISTANT, "A reminder!", clock.now())]
+    )
+    clock.advance(GAP)
+    assert await runtime.consolidate_ended() == 1
+    assert len(model.consolidations) == 1  # no model call for it
+
+
+async def test_off_means_off(storage: SQLiteStorage, clock: ManualClock) -> None:
+    model = Model()
+    runtime = runtime_with(storage, clock, model, enabled=False)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    assert await runtime.consolidate_ended() == 0
+    await runtime.shutdown()
+    assert model.consolidations == []
