@@ -34,18 +34,20 @@ from agentcore.memory.consolidation import (
 )
 from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import Role
-from agentcore.settings import ConsolidationSettings, MemorySettings
-from agentcore.storage.base import (
+from agentcore.records import (
     BlockEdit,
-    BlockStore,
     ConsolidationRun,
-    ConsolidationStore,
     LLMCallRecord,
+    StoredMessage,
+    Unconsolidated,
+)
+from agentcore.settings import ConsolidationSettings, MemorySettings
+from agentcore.storage.protocols import (
+    BlockStore,
+    ConsolidationStore,
     MessageStore,
     OpsStore,
     StorageError,
-    StoredMessage,
-    Unconsolidated,
 )
 from agentcore.types import AgentKey
 

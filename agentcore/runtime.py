@@ -27,7 +27,7 @@ from agentcore.consolidator import Consolidator
 from agentcore.limits import RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMConfigError, LLMError
 from agentcore.settings import RuntimeSettings
-from agentcore.storage.base import Storage, StorageError
+from agentcore.storage.protocols import Storage, StorageError
 from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, clean_text
 
 log = logging.getLogger(__name__)

@@ -49,9 +49,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from agentcore.memory.recall import CANDIDATES, Recalled, recall, select
 from agentcore.messages import Role
+from agentcore.records import NewMessage
 from agentcore.search.query import STOPWORDS
 from agentcore.settings import MemorySettings
-from agentcore.storage.base import NewMessage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bench.common import REPO, percentile, write_json

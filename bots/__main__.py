@@ -29,7 +29,7 @@ from agentcore.llm.check import check_endpoint  # noqa: E402
 from agentcore.llm.tooling import ToolCallingLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
-from agentcore.storage.base import StorageError  # noqa: E402
+from agentcore.storage.protocols import StorageError  # noqa: E402
 from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402

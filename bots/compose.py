@@ -14,7 +14,7 @@ from agentcore.llm.base import ClosableLLM, LLMClient
 from agentcore.llm.tooling import ToolCallingLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.runtime import AgentRuntime, AgentSlots
-from agentcore.storage.base import Storage
+from agentcore.storage.protocols import Storage
 from config import Settings
 
 

@@ -12,7 +12,7 @@ from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, ScriptedLLM, last_user_text, reply
 from agentcore.memory.recall import RECALL_HEADING, select, snippet, tokens
 from agentcore.messages import PromptMessage, Role
-from agentcore.storage.base import Passage, SearchHit
+from agentcore.records import Passage, SearchHit
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bots.compose import build_runtime

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import timedelta
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,10 @@ from agentcore.llm.base import LLMRequest, LLMResponse, LLMUnavailable
 from agentcore.llm.fake import FunctionLLM, reply
 from agentcore.memory.consolidation import INSTRUCTIONS
 from agentcore.messages import Role
+from agentcore.records import Actor, NewMessage
 from agentcore.runtime import AgentRuntime
-from agentcore.storage.base import Actor, NewMessage
 from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.storage.sqlite.migrate import load_migrations
 from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
@@ -275,3 +277,41 @@ async def test_off_means_off(storage: SQLiteStorage, clock: ManualClock) -> None
     assert await runtime.consolidate_ended() == 0
     await runtime.shutdown()
     assert model.consolidations == []
+
+
+async def test_upgrading_keeps_block_history_and_reads_no_old_history(tmp_path: Path) -> None:
+    """A database at schema version 2 keeps its block versions through the rebuilt history
+    table, and what it stored before is not sent to consolidation."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in load_migrations()[:2]:
+        for statement in migration.statements:
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 2")
+    db.execute(
+        "INSERT INTO agents (id, platform, user_id, created_at, last_user_at) "
+        "VALUES (1, 'console', 'brad', 0, 1000)"
+    )
+    db.execute(
+        "INSERT INTO blocks (id, agent_id, label, value, char_limit, version, updated_at) "
+        "VALUES (1, 1, 'human', 'Name: Brad', 100, 2, 0)"
+    )
+    db.execute(
+        "INSERT INTO block_history (block_id, version, actor, actor_name, old_value, new_value,"
+        " created_at) VALUES (1, 2, 'agent', 'agent', '', 'Name: Brad', 0)"
+    )
+    db.execute(
+        "INSERT INTO messages (agent_id, role, content, created_at) "
+        "VALUES (1, 'user', 'My name is Brad', 1000)"
+    )
+    db.close()
+    store = await SQLiteStorage.open(path)
+    try:
+        [version] = await store.block_history(1, "human")
+        assert (version.version, version.actor, version.new_value) == (2, Actor.AGENT, "Name: Brad")
+        far = datetime(2030, 1, 1, tzinfo=UTC)
+        assert await store.unconsolidated(far, 10) == []
+        saved = await store.save_block(1, "human", "x", Actor.CONSOLIDATION, "m", far)
+        assert saved.version == 3
+    finally:
+        await store.close()

@@ -16,7 +16,7 @@ from agentcore.memory.consolidation import (
     apply,
     read_answer,
 )
-from agentcore.storage.base import Block
+from agentcore.records import Block
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 PLACEHOLDER = "Nothing is known about this person yet."

@@ -20,17 +20,9 @@ from agentcore.commands.agentfile import AgentFileError, parse_agent_file
 from agentcore.commands.spec import ADMIN_VERBS, usage_line
 from agentcore.memory.blocks import default_blocks
 from agentcore.memory.prompt import humanize
+from agentcore.records import Actor, AgentRecord, AuditEntry, Block, BlockVersion, StartupRun
 from agentcore.settings import AgentSettings
-from agentcore.storage.base import (
-    Actor,
-    AgentRecord,
-    AuditEntry,
-    Block,
-    BlockVersion,
-    StartupRun,
-    Storage,
-    StorageError,
-)
+from agentcore.storage.protocols import Storage, StorageError
 from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind, clean_text
 
 MAX_LIST = 200

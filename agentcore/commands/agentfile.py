@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentcore.messages import Role, ToolCall
-from agentcore.storage.base import (
+from agentcore.records import (
     AgentRecord,
     AgentSnapshot,
     Block,

@@ -29,7 +29,7 @@ from agentcore.llm.textcalls import strip_reasoning
 from agentcore.memory.prompt import render_blocks
 from agentcore.memory.summarizer import transcript
 from agentcore.messages import PromptMessage, Role
-from agentcore.storage.base import Block, StoredMessage
+from agentcore.records import Block, StoredMessage
 from agentcore.types import clean_text
 
 MAX_NOTES = 10  # archival notes one session may add

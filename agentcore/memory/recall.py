@@ -19,7 +19,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from agentcore.messages import Role
-from agentcore.storage.base import MessageStore, Passage, PassageStore, SearchHit
+from agentcore.records import Passage, SearchHit
+from agentcore.storage.protocols import MessageStore, PassageStore
 
 RECALL_HEADING = (
     "Automatic recall: older messages and archival notes that matched the person's latest "

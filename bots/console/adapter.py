@@ -19,7 +19,7 @@ from typing import TextIO
 
 from agentcore.clock import Clock
 from agentcore.runtime import AgentRuntime
-from agentcore.storage.base import StorageError
+from agentcore.storage.protocols import StorageError
 from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply
 
 _EOF = None

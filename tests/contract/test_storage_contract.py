@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 
 from agentcore.messages import Role, ToolCall
-from agentcore.storage.base import (
+from agentcore.records import (
     Actor,
     AuditEntry,
+    BlockEdit,
     BlockSpec,
+    ConsolidationRun,
     LLMCallRecord,
     NewMessage,
     StartupRun,
-    Storage,
     UserActivity,
 )
-from agentcore.storage.memory import MemoryStorage
+from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 
@@ -51,13 +52,9 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    backend: Storage
-    if request.param == "sqlite":
-        backend = await SQLiteStorage.open(tmp_path / "contract.db")
-    else:
-        backend = MemoryStorage()
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Storage]:
+    backend = await SQLiteStorage.open(tmp_path / "contract.db")
     yield backend
     await backend.close()
 
@@ -322,7 +319,7 @@ async def test_recent_matches_are_newest_first(store: Storage) -> None:
 
 
 async def test_replace_agent_swaps_everything_atomically(store: Storage) -> None:
-    from agentcore.storage.base import AgentSnapshot, NewPassage  # noqa: PLC0415
+    from agentcore.records import AgentSnapshot, NewPassage  # noqa: PLC0415
 
     old = await new_agent(store)
     await store.append_messages(old, [user("old message")])
@@ -374,3 +371,111 @@ async def test_a_redelivered_message_is_stored_once(store: Storage) -> None:
     assert await store.add_pending(unsourced, T0) is not None
     assert await store.prune_inbox(T0 + timedelta(days=2)) == 1  # only the claimed one goes
     assert await store.add_pending(first, T0) is not None  # forgotten after the window
+
+
+async def test_a_persons_scope_is_the_same_store(store: Storage) -> None:
+    """What a turn writes through its person's scope is there for everyone afterwards."""
+    key = AgentKey("telegram", "alice")
+    async with store.person(key) as mine:
+        agent = await mine.create_agent(key, "Alice", T0, BLOCKS)
+        assert agent is not None
+        await mine.append_messages(agent.id, [user("hello")])
+        await mine.save_block(agent.id, "human", "Name: Alice", Actor.AGENT, "agent", T0)
+    assert [m.content for m in await store.all_messages(agent.id)] == ["hello"]
+    assert [b.value for b in await store.list_blocks(agent.id)] == ["I am helpful.", "Name: Alice"]
+
+
+async def consolidation_ready(store: Storage, name: str = "alice") -> int:
+    """An agent with a session: two messages, the person's last one at T0 + 1 minute."""
+    agent = await new_agent(store, name)
+    activity = UserActivity(T0 + timedelta(minutes=1), 1, name)
+    await store.append_messages(agent, [user("I have a dog", 0), user("called Miso", 1)], activity)
+    return agent
+
+
+def run(agent: int, after: int, through: int, **fields: object) -> ConsolidationRun:
+    return ConsolidationRun(
+        agent_id=agent,
+        after_id=after,
+        through_id=through,
+        created_at=T0 + timedelta(hours=5),
+        outcome="changed",
+        model="small-model",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def test_unconsolidated_sessions_are_found_once_ended(store: Storage) -> None:
+    agent = await consolidation_ready(store)
+    await new_agent(store, "bob")  # no messages: nothing to read
+    assert await store.unconsolidated(T0 + timedelta(minutes=1), 10) == []  # not ended yet
+    [waiting] = await store.unconsolidated(T0 + timedelta(hours=5), 10)
+    assert waiting.agent_id == agent and waiting.key == AgentKey("telegram", "alice")
+    assert waiting.after_id == 0
+
+
+async def test_a_consolidation_is_recorded_once_with_its_edits(store: Storage) -> None:
+    agent = await consolidation_ready(store)
+    [waiting] = await store.unconsolidated(T0 + timedelta(hours=5), 10)
+    through = max(m.id for m in await store.all_messages(agent))
+    [human] = [b for b in await store.list_blocks(agent) if b.label == "human"]
+    done = run(
+        agent,
+        waiting.after_id,
+        through,
+        edits=(BlockEdit("human", "Has a dog called Miso", human.version),),
+        notes=("Miso is a dog",),
+        prompt_tokens=900,
+        completion_tokens=40,
+    )
+    assert await store.record_consolidation(done)
+    assert not await store.record_consolidation(done)  # the messages were read already
+    assert await store.unconsolidated(T0 + timedelta(hours=5), 10) == []
+    [version] = await store.block_history(agent, "human")
+    assert (version.actor, version.actor_name, version.new_value) == (
+        Actor.CONSOLIDATION,
+        "small-model",
+        "Has a dog called Miso",
+    )
+    [note] = await store.search_passages(agent, "Miso")
+    assert note.content == "Miso is a dog" and note.tags == ("consolidation",)
+    assert await store.consolidation_tokens_since(T0) == 940
+    assert await store.consolidation_tokens_since(T0 + timedelta(days=1)) == 0
+    # A later session is the next consolidation's.
+    later = UserActivity(T0 + timedelta(days=1), 2, "alice")
+    await store.append_messages(agent, [user("Miso is three", 60 * 24)], later)
+    [again] = await store.unconsolidated(T0 + timedelta(days=2), 10)
+    assert again.after_id == through
+
+
+async def test_a_consolidation_against_an_old_block_version_changes_nothing(
+    store: Storage,
+) -> None:
+    agent = await consolidation_ready(store)
+    through = max(m.id for m in await store.all_messages(agent))
+    [human] = [b for b in await store.list_blocks(agent) if b.label == "human"]
+    await store.save_block(agent, "human", "Name: Alice", Actor.AGENT, "agent", T0)
+    stale = run(agent, 0, through, edits=(BlockEdit("human", "Has a dog", human.version),))
+    assert not await store.record_consolidation(stale)
+    assert [b.value for b in await store.list_blocks(agent) if b.label == "human"] == [
+        "Name: Alice"
+    ]
+    assert len(await store.unconsolidated(T0 + timedelta(hours=5), 10)) == 1
+    assert await store.consolidation_tokens_since(T0) == 0
+
+
+async def test_erasure_and_import_cover_consolidation(store: Storage) -> None:
+    from agentcore.records import AgentSnapshot  # noqa: PLC0415
+
+    agent = await consolidation_ready(store)
+    through = max(m.id for m in await store.all_messages(agent))
+    done = run(agent, 0, through, notes=("a note",), prompt_tokens=10)
+    assert await store.record_consolidation(done)
+    assert await store.consolidation_tokens_since(T0) == 10
+    await store.delete_agent(agent)
+    assert await store.consolidation_tokens_since(T0) == 0  # its runs went with it
+    snapshot = AgentSnapshot("Imported", tuple(BLOCKS), (user("old history"),))
+    imported = await store.replace_agent(AgentKey("telegram", "carol"), snapshot, T0)
+    assert imported.message_count == 1
+    # An imported history is not a session to consolidate.
+    assert await store.unconsolidated(T0 + timedelta(days=30), 10) == []
