@@ -106,7 +106,7 @@ async def test_the_change_is_revertable_by_an_operator(
 
 @pytest.mark.parametrize(
     "answer",
-    ["Sure! Brad has a dog.", '{"blocks": {"human": {"add": "Miso"}}}', "", "<think>hm</think>"],
+    ["Sure! Miso is a dog.", '{"blocks": {"human": {"add": "Miso"}}}', "", "<think>hm</think>"],
 )
 async def test_an_unusable_answer_changes_nothing_and_is_logged(
     storage: SQLiteStorage, clock: ManualClock, caplog: pytest.LogCaptureFixture, answer: str

@@ -184,7 +184,7 @@ def _from_lines(text: str) -> Proposal:
     adds: dict[str, list[str]] = {}
     replaces: dict[str, list[Replacement]] = {}
     notes: list[str] = []
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if added := _ADD.match(line):
             adds.setdefault(added[1], []).append(added[2])
         elif replaced := _REPLACE.match(line):
@@ -192,7 +192,8 @@ def _from_lines(text: str) -> Proposal:
         elif noted := _NOTE.match(line):
             notes.append(noted[1])
         else:
-            raise InvalidAnswer(f"line not in the format: {line[:80]!r}")
+            # Which line, not what it says: the log is no place for what the person told.
+            raise InvalidAnswer(f"line {number} of {len(lines)} is not in the format")
     labels = dict.fromkeys([*adds, *replaces])
     blocks = {
         label: BlockEdits(tuple(adds.get(label, ())), tuple(replaces.get(label, ())))
