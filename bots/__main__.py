@@ -179,11 +179,10 @@ async def _serve(
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
         model = build_model(settings, llm)
-        other = settings.consolidation.model
+        other = settings.consolidation.model  # consolidation's own model, if it has one
         consolidating = LazyLLM(lambda: build_llm(settings, other)) if other else None
-    runtime = runtime_over(
-        settings, storage, model, clock, consolidating and build_model(settings, consolidating)
-    )
+        consolidation_model = build_model(settings, consolidating) if consolidating else None
+    runtime = runtime_over(settings, storage, model, clock, consolidation_model)
     started: list[Adapter] = []
     checking: asyncio.Task[object] | None = None
     background: asyncio.Task[object] | None = None

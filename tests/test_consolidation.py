@@ -10,6 +10,7 @@ import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +26,12 @@ from agentcore.storage.sqlite.migrate import load_migrations
 from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
+from tests.fakes.openai_server import Completion, FakeOpenAI
+from tests.process import bot_env, run_bot
 
 BRAD = AgentKey("console", "brad")
 GAP = timedelta(hours=4, minutes=1)  # just over the default session gap
+PLACEHOLDER = "Nothing is known about this person yet."
 FACTS = {"blocks": {"human": {"add": ["Has a beagle called Miso"]}}, "notes": ["Miso: beagle"]}
 
 
@@ -56,6 +60,13 @@ def runtime_with(
 ) -> AgentRuntime:
     settings = make_settings(consolidation={"enabled": True, **consolidation})
     return build_runtime(settings, storage, FunctionLLM(model), clock)
+
+
+async def told_and_ended(runtime: AgentRuntime, clock: ManualClock) -> int:
+    """The person tells a fact, the session gap passes, one sweep: how many it consolidated."""
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    return await runtime.consolidate_ended()
 
 
 async def human_block(storage: SQLiteStorage) -> str:
@@ -95,13 +106,11 @@ async def test_the_change_is_revertable_by_an_operator(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     runtime = runtime_with(storage, clock, Model())
-    await runtime.handle(message(clock, "I have a dog called Miso."))
-    clock.advance(GAP)
-    await runtime.consolidate_ended()
+    await told_and_ended(runtime, clock)
     history = await runtime.handle(message(clock, "/admin history console:brad human"))
     assert "consolidation" in history.text
     await runtime.handle(message(clock, "/admin revert console:brad human 1"))
-    assert await human_block(storage) == "Nothing is known about this person yet."
+    assert await human_block(storage) == PLACEHOLDER
 
 
 @pytest.mark.parametrize(
@@ -114,38 +123,30 @@ async def test_an_unusable_answer_changes_nothing_and_is_logged(
     model = Model()
     model.answer = answer
     runtime = runtime_with(storage, clock, model)
-    await runtime.handle(message(clock, "I have a dog called Miso."))
-    clock.advance(GAP)
     with caplog.at_level(logging.WARNING):
-        assert await runtime.consolidate_ended() == 1  # read once; not tried again
-    assert await human_block(storage) == "Nothing is known about this person yet."
+        assert await told_and_ended(runtime, clock) == 1  # read once; not tried again
+    assert await human_block(storage) == PLACEHOLDER
     assert any("answer was not usable" in r.message for r in caplog.records)
     assert "Miso" not in caplog.text  # the log says why, not what the person said
     assert await runtime.consolidate_ended() == 0
 
 
-async def test_line_answers_work_for_models_without_json(
-    storage: SQLiteStorage, clock: ManualClock
+@pytest.mark.parametrize(
+    ("answer", "human"),
+    [
+        # A model that cannot keep to JSON writes one change per line.
+        ("ADD human: Has a beagle called Miso\nNOTE: Miso is a beagle", "Has a beagle called Miso"),
+        # An edit that would take the block over its limit is refused.
+        (json.dumps({"blocks": {"human": {"add": ["x" * 6000]}}}), PLACEHOLDER),
+    ],
+)
+async def test_what_an_answer_does_to_the_block(
+    storage: SQLiteStorage, clock: ManualClock, answer: str, human: str
 ) -> None:
     model = Model()
-    model.answer = "ADD human: Has a beagle called Miso\nNOTE: Miso is a beagle"
-    runtime = runtime_with(storage, clock, model)
-    await runtime.handle(message(clock, "I have a dog called Miso."))
-    clock.advance(GAP)
-    await runtime.consolidate_ended()
-    assert await human_block(storage) == "Has a beagle called Miso"
-
-
-async def test_an_edit_over_the_limit_is_refused(
-    storage: SQLiteStorage, clock: ManualClock
-) -> None:
-    model = Model()
-    model.answer = json.dumps({"blocks": {"human": {"add": ["x" * 6000]}}})
-    runtime = runtime_with(storage, clock, model)
-    await runtime.handle(message(clock, "I have a dog called Miso."))
-    clock.advance(GAP)
-    await runtime.consolidate_ended()
-    assert await human_block(storage) == "Nothing is known about this person yet."
+    model.answer = answer
+    assert await told_and_ended(runtime_with(storage, clock, model), clock) == 1
+    assert await human_block(storage) == human
 
 
 async def test_a_failing_model_is_tried_again_later(
@@ -162,9 +163,7 @@ async def test_a_failing_model_is_tried_again_later(
     runtime = build_runtime(
         make_settings(consolidation={"enabled": True}), storage, FunctionLLM(flaky), clock
     )
-    await runtime.handle(message(clock, "I have a dog called Miso."))
-    clock.advance(GAP)
-    assert await runtime.consolidate_ended() == 0
+    assert await told_and_ended(runtime, clock) == 0
     failing = False
     assert await runtime.consolidate_ended() == 1
     assert await human_block(storage) == "Has a beagle called Miso"
@@ -207,10 +206,8 @@ async def test_the_daily_budget_holds_sessions_until_tomorrow(
 ) -> None:
     model = Model()
     runtime = runtime_with(storage, clock, model, daily_tokens=100)  # less than one request
-    await runtime.handle(message(clock, "I have a dog called Miso."))
-    clock.advance(GAP)
     with caplog.at_level(logging.WARNING):
-        assert await runtime.consolidate_ended() == 0
+        assert await told_and_ended(runtime, clock) == 0
         assert await runtime.consolidate_ended() == 0
     assert model.consolidations == []
     assert sum("budget" in r.message for r in caplog.records) == 1  # told once a day
@@ -256,9 +253,7 @@ async def test_a_session_with_nothing_from_the_person_costs_nothing(
 ) -> None:
     model = Model()
     runtime = runtime_with(storage, clock, model)
-    await runtime.handle(message(clock, "I have a dog called Miso."))
-    clock.advance(GAP)
-    await runtime.consolidate_ended()
+    await told_and_ended(runtime, clock)
     agent = await storage.load_agent(BRAD)
     assert agent is not None
     await storage.append_messages(
@@ -272,9 +267,7 @@ async def test_a_session_with_nothing_from_the_person_costs_nothing(
 async def test_off_means_off(storage: SQLiteStorage, clock: ManualClock) -> None:
     model = Model()
     runtime = runtime_with(storage, clock, model, enabled=False)
-    await runtime.handle(message(clock, "I have a dog called Miso."))
-    clock.advance(GAP)
-    assert await runtime.consolidate_ended() == 0
+    assert await told_and_ended(runtime, clock) == 0
     await runtime.shutdown()
     assert model.consolidations == []
 
@@ -315,3 +308,23 @@ async def test_upgrading_keeps_block_history_and_reads_no_old_history(tmp_path: 
         assert saved.version == 3
     finally:
         await store.close()
+
+
+async def test_the_terminal_chat_consolidates_with_its_own_model_at_exit(tmp_path: Path) -> None:
+    """``python -m bots`` with ``[consolidation] model`` set: chat goes to the chat model, the
+    session is consolidated by the other one when the piped input ends."""
+
+    def endpoint(body: dict[str, Any]) -> Completion:
+        if body["messages"][0]["content"] == INSTRUCTIONS:
+            return Completion(content=json.dumps(FACTS))
+        return Completion(content="Okay.")
+
+    async with FakeOpenAI(endpoint, models=["gpt-4o-mini", "small-model"]) as server:
+        env = bot_env(tmp_path, server.base_url, AGENTCORE_CONSOLIDATION__MODEL="small-model")
+        code, out, err = await run_bot("I have a dog called Miso.\n", env, tmp_path)
+    assert code == 0 and out == "Okay.\n", err
+    models = [(b["messages"][0]["content"] == INSTRUCTIONS, b["model"]) for b in server.requests]
+    assert models == [(False, "gpt-4o-mini"), (True, "small-model")]
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        history = db.execute("SELECT actor, actor_name, new_value FROM block_history").fetchall()
+    assert history == [("consolidation", "small-model", "Has a beagle called Miso")]

@@ -193,7 +193,8 @@ def _refuses_tools(exc: openai.OpenAIError) -> bool:
     if not isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
         return False
     body = exc.body if isinstance(exc.body, dict) else {}
-    param = body.get("param") or (body.get("error") or {}).get("param")
+    error = body.get("error")
+    param = body.get("param") or (error.get("param") if isinstance(error, dict) else None)
     return param in ("tools", "tool_choice") or bool(_TOOLS_REFUSED.search(exc.message))
 
 
