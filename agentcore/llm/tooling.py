@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import secrets
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -119,7 +119,7 @@ class ToolCallingLLM:
 
 
 def new_call_id() -> str:
-    return f"call_{secrets.token_hex(8)}"
+    return f"call_{os.urandom(8).hex()}"
 
 
 # --------------------------------------------------------------------- prompted tools
