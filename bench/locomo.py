@@ -9,9 +9,10 @@ reports recall@k: the share of a question's evidence turns among the first k dis
 returned.
 
 Automatic recall (``agentcore.memory.recall``) runs for every question too, as it runs for a
-person's message: the question is the query, nothing of the conversation is in the context
-window (as after ``/reset``, or weeks later), and the snippets must fit the default token budget
-(``[memory] recall_tokens``) and, for the sweep, other budgets. Its figure is the share of a
+person's message: the question is the query (searched as a turn searches it, without typo
+corrections), nothing of the conversation is in the context window (as after ``/reset``, or
+weeks later), and the snippets must fit the default token budget (``[memory] recall_tokens``)
+and, for the sweep, other budgets. Its figure is the share of a
 question's evidence turns among the injected snippets, next to ``conversation_search`` at its
 default of 10 results (R@10); and the tokens it adds per turn (median, p95).
 
@@ -47,7 +48,7 @@ from zoneinfo import ZoneInfo
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agentcore.memory.recall import CANDIDATES, Recalled, recall, select
+from agentcore.memory.recall import Recalled, search, shown
 from agentcore.messages import Role
 from agentcore.records import NewMessage
 from agentcore.search.query import STOPWORDS
@@ -256,23 +257,13 @@ async def ask(
         {k: recall_at(ranked, question.evidence, k) for k in KS},
         elapsed_ms,
     )
-    shown = await recall(
-        storage,
-        agent_id,
-        question.text,
-        in_view=(),
-        search_messages=True,
-        search_passages=False,
-        budget=DEFAULT_BUDGET,
-        tz=UTC_ZONE,
-        person=person,
+    # Automatic recall's own search (as a turn runs it: no typo corrections), then what it would
+    # show at each budget.
+    found = await search(
+        storage, agent_id, question.text, in_view=0, search_messages=True, search_passages=False
     )
-    for budget in sorted({*BUDGETS, DEFAULT_BUDGET}):  # the same candidates, other budgets
-        trimmed = (
-            shown
-            if budget == DEFAULT_BUDGET
-            else select(hits[:CANDIDATES], [], budget, UTC_ZONE, person)
-        )
+    for budget in sorted({*BUDGETS, DEFAULT_BUDGET}):
+        trimmed = shown(found, (), budget, UTC_ZONE, person)
         outcome.injected[budget] = _shown_share(trimmed, turn_of, question.evidence)
         outcome.tokens[budget] = trimmed.tokens
     return outcome

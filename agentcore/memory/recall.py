@@ -75,9 +75,11 @@ async def search(
     if not query or not (search_messages or search_passages):
         return NOT_FOUND
     limit = min(CANDIDATES + in_view, 100)
+    # Every turn pays for it, so no typo corrections (the costliest step): a misspelt word's
+    # other words and prefixes still match, and conversation_search still corrects.
     hits, passages = await asyncio.gather(
-        store.search_messages(agent_id, query, limit=limit) if search_messages else _no_hits(),
-        store.search_passages(agent_id, query, CANDIDATES) if search_passages else _no_notes(),
+        _hits(store, agent_id, query, limit if search_messages else 0),
+        _notes(store, agent_id, query, CANDIDATES if search_passages else 0),
     )
     return Found(hits, passages)
 
@@ -118,12 +120,16 @@ async def recall(
     return shown(found, in_view, budget, tz, person)
 
 
-async def _no_hits() -> list[SearchHit]:
-    return []
+async def _hits(store: RecallStore, agent_id: int, query: str, limit: int) -> list[SearchHit]:
+    if not limit:
+        return []
+    return await store.search_messages(agent_id, query, limit=limit, fuzzy=False)
 
 
-async def _no_notes() -> list[Passage]:
-    return []
+async def _notes(store: RecallStore, agent_id: int, query: str, limit: int) -> list[Passage]:
+    if not limit:
+        return []
+    return await store.search_passages(agent_id, query, limit, fuzzy=False)
 
 
 def select(

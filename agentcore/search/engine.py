@@ -95,14 +95,16 @@ class PassageIndex(TermIndex, Protocol):
 
 
 async def search_messages(
-    index: MessageIndex, query: SearchQuery, lo: int, hi: int, limit: int
+    index: MessageIndex, query: SearchQuery, lo: int, hi: int, limit: int, fuzzy: bool = True
 ) -> list[SearchHit]:
-    """The person's messages written between ``lo`` and ``hi`` (ms), best first."""
+    """The person's messages written between ``lo`` and ``hi`` (ms), best first. ``fuzzy``:
+    also look for real words standing in for query words nobody ever wrote (typing slips)."""
     plan = rank_query(query)
     totals, df = await index.counts(list(plan.weighted_keys()))
     if not totals.docs:
         return []
-    plan, df = await _with_corrections(index, query, plan, df)
+    if fuzzy:
+        plan, df = await _with_corrections(index, query, plan, df)
     plan = without_idle_prefixes(plan, df)
     ids = await _preselected(index, plan, df, totals.docs)
     found = {r.candidate.id: r for r in await index.around(ids, ids[:NEIGHBOUR_ANCHORS], lo, hi)}
@@ -114,14 +116,17 @@ async def search_messages(
     return [replace(found[c.id].record, score=score) for c, score in ranked]
 
 
-async def search_passages(index: PassageIndex, query: SearchQuery, limit: int) -> list[Passage]:
+async def search_passages(
+    index: PassageIndex, query: SearchQuery, limit: int, fuzzy: bool = True
+) -> list[Passage]:
     """The person's archival passages, best first (words and names; no neighbours or sessions:
     passages are separate notes, and their filing date is not the date of what they tell)."""
     plan = rank_query(query)
     totals, df = await index.counts(list(plan.weighted_keys()))
     if not totals.docs:
         return []
-    plan, df = await _with_corrections(index, query, plan, df)
+    if fuzzy:
+        plan, df = await _with_corrections(index, query, plan, df)
     plan = without_idle_prefixes(RankQuery(plan.terms, plan.prefixes, plan.names), df)
     found = await index.rows(await _preselected(index, plan, df, totals.docs))
     by_id = {r.candidate.id: r.record for r in found}

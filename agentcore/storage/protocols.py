@@ -126,10 +126,13 @@ class MessageStore(Protocol):
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 10,
+        fuzzy: bool = True,
     ) -> list[SearchHit]:
         """Full-text search over this agent's user and assistant messages, best first.
 
-        ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe.
+        ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe. ``fuzzy``:
+        query words nobody ever wrote are also looked for as the real words they may be
+        misspellings of (``search.engine``).
         """
         ...
 
@@ -185,7 +188,7 @@ class PassageStore(Protocol):
     ) -> int: ...
 
     async def search_passages(
-        self, agent_id: int, query: str, limit: int = 10
+        self, agent_id: int, query: str, limit: int = 10, *, fuzzy: bool = True
     ) -> list[Passage]: ...
 
     async def all_passages(self, agent_id: int) -> list[Passage]: ...

@@ -479,3 +479,16 @@ async def test_erasure_and_import_cover_consolidation(store: Storage) -> None:
     assert imported.message_count == 1
     # An imported history is not a session to consolidate.
     assert await store.unconsolidated(T0 + timedelta(days=30), 10) == []
+
+
+async def test_searches_without_corrections_find_only_what_was_written(store: Storage) -> None:
+    agent = await new_agent(store)
+    await store.append_messages(agent, [user("We adopted a kitten called Pumpkin")])
+    await store.add_passage(agent, "The kitten is called Pumpkin", [], T0)
+    assert [h.content for h in await store.search_messages(agent, "kiten")] == [
+        "We adopted a kitten called Pumpkin"
+    ]
+    assert await store.search_messages(agent, "kiten", fuzzy=False) == []
+    assert len(await store.search_passages(agent, "kiten")) == 1
+    assert await store.search_passages(agent, "kiten", fuzzy=False) == []
+    assert len(await store.search_messages(agent, "kitten", fuzzy=False)) == 1

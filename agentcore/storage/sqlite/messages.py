@@ -67,13 +67,14 @@ class MessageRows(Part):
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 10,
+        fuzzy: bool = True,
     ) -> list[SearchHit]:
         lo = to_millis(start) if start else _FAR_PAST
         hi = to_millis(end) if end else _FAR_FUTURE
         parsed = parse_query(query)
         if not parsed.empty:
             index = MessageIndex(self._db, agent_id)
-            return await engine.search_messages(index, parsed, lo, hi, limit)
+            return await engine.search_messages(index, parsed, lo, hi, limit, fuzzy)
         if start is None and end is None:
             return []
         # A date range alone lists that period's messages, newest first.

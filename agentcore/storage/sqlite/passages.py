@@ -27,11 +27,14 @@ class PassageRows(Part):
         [added] = await self._db.execute(f"{_INSERT} RETURNING id", params)
         return int(added["id"])
 
-    async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
+    async def search_passages(
+        self, agent_id: int, query: str, limit: int = 10, *, fuzzy: bool = True
+    ) -> list[Passage]:
         parsed = parse_query(query)
         if parsed.empty:
             return []
-        return await engine.search_passages(PassageIndex(self._db, agent_id), parsed, limit)
+        index = PassageIndex(self._db, agent_id)
+        return await engine.search_passages(index, parsed, limit, fuzzy)
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         found = await self._db.fetch(
