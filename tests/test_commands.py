@@ -103,7 +103,7 @@ async def test_export_is_a_letta_agent_file(runtime: AgentRuntime, clock: Manual
     exported = await say(runtime, clock, "/export")
     assert exported.private and len(exported.attachments) == 1
     attachment = exported.attachments[0]
-    assert attachment.filename == "memory-telegram-1.af"
+    assert attachment.filename == "memory-telegram-2025-01-06.af"  # no user id in it
     document = json.loads(attachment.data)
     [agent] = document["agents"]
     texts = [part["text"] for m in agent["messages"] for part in m["content"]]

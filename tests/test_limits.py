@@ -6,11 +6,12 @@ import asyncio
 from datetime import timedelta
 
 from agentcore.clock import ManualClock
+from agentcore.commands.user import NOTHING_STORED
 from agentcore.limits import RateLimiter
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, reply
 from agentcore.messages import Role
-from agentcore.runtime import BUSY, QUEUE_FULL, SLOW_DOWN
+from agentcore.runtime import BUSY, COMMAND_LATER, QUEUE_FULL, SLOW_DOWN
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bots.compose import build_runtime
@@ -81,14 +82,34 @@ async def test_a_full_queue_declines_with_one_notice(
     assert [p.message.text for p in await storage.list_pending()] == ["n1", "n2"]
 
 
-async def test_commands_count_against_the_rate_limit(
+async def test_over_the_limit_a_costly_command_is_refused_and_says_so(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     settings = make_settings(runtime={"rate_limit_per_minute": 2})
     runtime = build_runtime(settings, storage, FunctionLLM(lambda r: reply("ok")), clock)
-    answers = [(await runtime.handle(message(clock, "/help"))).text for _ in range(4)]
-    assert answers[0].startswith("Commands:") and answers[2] == SLOW_DOWN and answers[3] == ""
+    answers = [(await runtime.handle(message(clock, "/export"))).text for _ in range(4)]
+    refused = COMMAND_LATER.format(name="export")
+    assert answers[:2] == [NOTHING_STORED, NOTHING_STORED]  # commands count against the limit
+    assert answers[2:] == [refused, refused]  # every refusal is answered, none is "kept"
+    assert "/search" in (await runtime.handle(message(clock, "/search tea"))).text
+    assert (await runtime.handle(message(clock, "/help"))).text.startswith("Commands:")
     assert await storage.list_pending() == []  # a command is not a message to keep
+
+
+async def test_forget_works_for_someone_flooding(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    settings = make_settings(runtime={"rate_limit_per_minute": 3})
+    runtime = build_runtime(settings, storage, FunctionLLM(lambda r: reply("ok")), clock)
+    answers = [(await runtime.handle(message(clock, f"m{i}"))).text for i in range(20)]
+    assert answers[3] == SLOW_DOWN and len(await storage.list_pending()) == 17
+    asked = await runtime.handle(message(clock, "/forget"))
+    assert "send /forget confirm within 2 minutes" in asked.text
+    done = await runtime.handle(message(clock, "/forget confirm"))
+    assert done.text.startswith("Done: I've erased everything")
+    assert await storage.load_agent(BRAD) is None
+    assert await storage.list_pending() == []  # the held-back messages are erased too
+    assert await runtime.recover("console") == []
 
 
 async def test_long_message_is_shortened_for_the_model_with_a_note(
