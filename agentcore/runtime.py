@@ -82,10 +82,10 @@ class AgentSlots:
     def __len__(self) -> int:
         return len(self._slots)
 
-    def queued(self, key: AgentKey) -> int:
-        """How many of this person's turns and commands are running or waiting."""
+    def busy(self, key: AgentKey) -> bool:
+        """Whether another task holds this person's turn lock (so ``hold`` would wait)."""
         slot = self._slots.get(key)
-        return slot.users if slot else 0
+        return slot is not None and slot.lock.locked() and slot.owner is not asyncio.current_task()
 
     @contextlib.asynccontextmanager
     async def hold(self, key: AgentKey) -> AsyncIterator[None]:
@@ -142,7 +142,7 @@ class AgentRuntime:
         self._commands = commands
         self._clock = clock
         self._settings = settings
-        self._slots = slots or AgentSlots(settings.max_cached_agents)
+        self._slots = slots if slots is not None else AgentSlots(settings.max_cached_agents)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -155,10 +155,6 @@ class AgentRuntime:
     @property
     def cached_agents(self) -> int:
         return len(self._slots)
-
-    def queued(self, key: AgentKey) -> int:
-        """How many of this person's turns and commands are running or waiting."""
-        return self._slots.queued(key)
 
     def is_operator(self, key: AgentKey) -> bool:
         return self._commands.is_operator(key)

@@ -106,7 +106,9 @@ def _operator_cli(settings: Settings, args: argparse.Namespace) -> int:
     from bots.admin_cli import run_admin, startup_report  # noqa: PLC0415
 
     try:
-        return startup_report(settings) if args.startup_report else run_admin(settings, args.words)
+        code = startup_report(settings) if args.startup_report else run_admin(settings, args.words)
+        sys.stdout.flush()  # here, where a closed pipe can be handled, not at exit
+        return code
     except BrokenPipeError:
         # The reader went away (`admin audit | head`): what it wanted is printed. Point stdout
         # at /dev/null so the interpreter's final flush does not fail again.

@@ -51,10 +51,11 @@ async def spawn_bot(
     stdin: bool = True,
     preexec: Any = None,
     stdio: int | None = None,
+    stdout: int | None = None,
 ) -> asyncio.subprocess.Process:
     """``python -m bots *args`` with stdout and stderr piped (stdin too, unless ``stdin`` is
     False: then it reads nothing, as a service does), or all three on the file descriptor
-    ``stdio`` (a terminal)."""
+    ``stdio`` (a terminal), or stdout on the file descriptor ``stdout``."""
     piped = asyncio.subprocess.PIPE
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -62,7 +63,7 @@ async def spawn_bot(
         "bots",
         *args,
         stdin=stdio if stdio is not None else piped if stdin else asyncio.subprocess.DEVNULL,
-        stdout=stdio if stdio is not None else piped,
+        stdout=stdio if stdio is not None else stdout if stdout is not None else piped,
         stderr=stdio if stdio is not None else piped,
         env=env,
         cwd=cwd,

@@ -246,6 +246,11 @@ async def test_operator_commands_only_in_private(runtime: AgentRuntime, clock: M
         (f"/admin revert {ALICE} human 9", "has versions 1 to"),
         ("/admin users many", "Usage: /admin users [N]"),
         (f"/admin import {ALICE} /etc/passwd", "run `python -m bots admin import` there"),
+        ("/admin shared server --delete extra", "Send `/admin shared server --delete` with"),
+        ("/admin shared server --force text", "block text cannot start with --"),
+        ("/admin shared rules! Be nice", "A block label is one word of letters, digits"),
+        (f"/admin set {ALICE} hu<man> text", "A block label is one word"),
+        (f"/admin memory {ALICE} {'x' * 60}", "A block label is one word"),
     ],
 )
 async def test_operator_usage_errors_are_one_line(

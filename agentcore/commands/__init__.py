@@ -51,7 +51,10 @@ class Commands:
         self._admins = admins
         self._user = UserCommands(storage=storage, clock=clock, settings=settings, model=model)
         self._admin = AdminCommands(
-            storage=storage, clock=clock, settings=settings, turns=turns or NoTurns()
+            storage=storage,
+            clock=clock,
+            settings=settings,
+            turns=turns if turns is not None else NoTurns(),
         )
 
     def is_operator(self, key: AgentKey) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import statistics
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -36,6 +37,8 @@ from agentcore.storage.base import (
 )
 from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind, clean_text
 
+log = logging.getLogger(__name__)
+
 MAX_LIST = 200
 _IMPORT_LIMITS = ImportLimits()
 
@@ -43,12 +46,17 @@ _IMPORT_LIMITS = ImportLimits()
 class TurnLocks(Protocol):
     """Each person's turn lock (the runtime's), so an import waits for a running turn."""
 
+    def busy(self, key: AgentKey) -> bool: ...
+
     def hold(self, key: AgentKey) -> AbstractAsyncContextManager[None]: ...
 
 
 class NoTurns:
     """Where no turns run in this process (the operator CLI, which keeps imports away from a
     running bot by taking the bot's instance lock instead)."""
+
+    def busy(self, key: AgentKey) -> bool:
+        return False
 
     @contextlib.asynccontextmanager
     async def hold(self, key: AgentKey) -> AsyncIterator[None]:
@@ -304,6 +312,8 @@ class AdminCommands:
             raise UsageError(f"{path} is not an Agent File we can import: {exc}") from None
         snapshot = parsed.snapshot
         # Replacing a whole agent must not interleave with that person's turn: wait for it.
+        if self._turns.busy(key):
+            log.info("import of %s waits for their running turn to finish", key)
         async with self._turns.hold(key):
             agent = await self._storage.replace_agent(key, snapshot, self._clock.now())
         await self._audit(request, "import", str(key), f"{len(snapshot.messages)} messages")

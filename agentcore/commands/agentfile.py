@@ -202,7 +202,7 @@ def parse_agent_file(
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AgentFileError(f"not JSON: {exc}") from None
     except RecursionError:
-        raise AgentFileError("it is nested too deeply to be an Agent File") from None
+        raise AgentFileError("its JSON is nested too deeply") from None
 
 
 def _parse(
