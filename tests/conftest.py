@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agentcore.clock import ManualClock
+from agentcore.clock import Clock, ManualClock
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ChatKind, InboundMessage
 from config import Settings, load_settings
@@ -59,7 +59,7 @@ def make_settings(
 
 
 def message(
-    clock: ManualClock,
+    clock: Clock,
     text: str,
     user: str = "console:brad",
     chat: ChatKind = ChatKind.PRIVATE,

@@ -7,6 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from agentcore.clock import SystemClock
+from agentcore.llm.fake import FunctionLLM, reply
+from agentcore.storage.sqlite import SQLiteStorage
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 from tests.fakes.openai_server import Completion, FakeOpenAI, system
 from tests.process import bot_env, run_bot, spawn_bot
 
@@ -17,6 +22,14 @@ async def admin(env: dict[str, str], *words: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def brad_said_hi(database: Path) -> None:
+    """A bot database where console:brad has said hi (built in-process: quicker than a bot)."""
+    storage, clock = await SQLiteStorage.open(database), SystemClock()
+    runtime = build_runtime(make_settings(), storage, FunctionLLM(lambda r: reply("hi")), clock)
+    await runtime.handle(message(clock, "hi"))
+    await runtime.shutdown()
 
 
 def echo_memory(body: dict[str, Any]) -> Completion:
@@ -95,7 +108,7 @@ async def test_startup_report_lists_the_last_runs(tmp_path: Path) -> None:
 
 async def test_admin_reads_the_config_file_named_after_it(tmp_path: Path) -> None:
     env = bot_env(tmp_path, "http://127.0.0.1:9/v1")
-    await run_bot("hi\n", env, tmp_path, "--user", "brad")  # creates the database
+    await brad_said_hi(tmp_path / "bot.db")
     config = tmp_path / "bot.toml"
     config.write_text(f'[storage]\npath = "{tmp_path / "bot.db"}"\n[memmory]\nhuman = "x"\n')
     without_db = {k: v for k, v in env.items() if k != "AGENTCORE_DB"}
@@ -107,7 +120,7 @@ async def test_admin_reads_the_config_file_named_after_it(tmp_path: Path) -> Non
 
 async def test_arguments_that_would_be_cut_or_shifted_are_refused(tmp_path: Path) -> None:
     env = bot_env(tmp_path, "http://127.0.0.1:9/v1")
-    await run_bot("hi\n", env, tmp_path, "--user", "brad")
+    await brad_said_hi(tmp_path / "bot.db")
     for words in (("shared", "server rules", "Be nice"), ("set", "", "human", "text")):
         code, out, err = await admin(env, *words)
         assert code == 2 and out == ""
@@ -121,7 +134,7 @@ async def test_arguments_that_would_be_cut_or_shifted_are_refused(tmp_path: Path
 
 async def test_output_to_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
     env = bot_env(tmp_path, "http://127.0.0.1:9/v1")
-    await run_bot("hi\n", env, tmp_path, "--user", "brad")
+    await brad_said_hi(tmp_path / "bot.db")
     reader, writer = os.pipe()
     os.close(reader)  # like `| head` that has already exited
     env = {k: v for k, v in env.items() if not k.startswith("OPENAI")}

@@ -49,10 +49,22 @@ class InteractiveTerminal:
         # Stored text may hold escape sequences: they are shown, never sent to the terminal.
         shown = visible(text)
         style = _STYLES.get(kind)
-        self._console.print(Text(shown, style=style) if style else Markdown(shown))
+        self._console.print(Text(shown, style=style) if style else Markdown(_line_breaks(shown)))
 
     def note(self, text: str) -> None:
         self._console.print(Text(visible(text), style="dim"))
 
     def close(self) -> None:
         self._patched.close()
+
+
+def _line_breaks(text: str) -> str:
+    """Markdown joins consecutive lines into one paragraph; a chat reply means its line breaks
+    (as Telegram and Discord show them), so each one becomes a hard break (two trailing spaces)
+    outside code blocks."""
+    lines, in_code = [], False
+    for line in text.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_code = not in_code
+        lines.append(line if in_code or not line.strip() else line + "  ")
+    return "\n".join(lines)
