@@ -38,15 +38,22 @@ def echo_memory(body: dict[str, Any]) -> Completion:
     return Completion(content=human.split("<value>")[1].split("</value>")[0].strip())
 
 
+async def brad_chatting(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """A terminal chat of console:brad that has answered its first message."""
+    bot = await spawn_bot("--user", "brad", env=env, cwd=cwd)
+    assert bot.stdin is not None and bot.stdout is not None
+    bot.stdin.write(b"hello\n")
+    await bot.stdin.drain()
+    first = await asyncio.wait_for(bot.stdout.readline(), 30)
+    assert b"Nothing is known" in first
+    return bot
+
+
 async def test_operator_edits_a_running_bots_memory_from_the_shell(tmp_path: Path) -> None:
     async with FakeOpenAI(echo_memory) as server:
         env = bot_env(tmp_path, server.base_url)
-        bot = await spawn_bot("--user", "brad", env=env, cwd=tmp_path)
+        bot = await brad_chatting(env, tmp_path)
         assert bot.stdin is not None and bot.stdout is not None
-        bot.stdin.write(b"hello\n")
-        await bot.stdin.drain()
-        first = await asyncio.wait_for(bot.stdout.readline(), 30)
-        assert b"Nothing is known" in first
 
         code, out, err = await admin(env, "set", "console:brad", "human", "Name: Brad. Surfs.")
         assert code == 0, err
@@ -150,11 +157,8 @@ async def test_import_from_the_shell_is_refused_while_the_bot_runs(tmp_path: Pat
     agent_file.write_text('{"agents": [{"messages": [{"role": "user", "content": "hi"}]}]}')
     async with FakeOpenAI(echo_memory) as server:
         env = bot_env(tmp_path, server.base_url)
-        bot = await spawn_bot("--user", "brad", env=env, cwd=tmp_path)
-        assert bot.stdin is not None and bot.stdout is not None
-        bot.stdin.write(b"hello\n")
-        await bot.stdin.drain()
-        await asyncio.wait_for(bot.stdout.readline(), 30)  # running and answering
+        bot = await brad_chatting(env, tmp_path)
+        assert bot.stdin is not None
         code, out, err = await admin(env, "import", "console:brad", str(agent_file))
         assert code == 1 and out == ""
         assert err.strip().splitlines() == [

@@ -155,14 +155,19 @@ async def test_log_lines_are_printed_above_the_prompt(tmp_path: Path) -> None:
         assert await term.exit_code() == 0
 
 
+async def ctrl_c_while_answering(term: Terminal, model: SlowModel, text: str) -> None:
+    """Say ``text``, then press Ctrl-C while the model is still answering it."""
+    await term.shows("you> ")
+    term.type(text.encode() + b"\r")
+    await model.asked.wait()
+    term.type(CTRL_C)
+    await term.shows("Stopping after this answer; press Ctrl-C again to stop now.")
+
+
 async def test_first_ctrl_c_finishes_the_answer_then_quits(tmp_path: Path) -> None:
     model = SlowModel("Here you go")
     async with terminal_chat(model, tmp_path) as term:
-        await term.shows("you> ")
-        term.type(b"tell me a long story\r")
-        await model.asked.wait()
-        term.type(CTRL_C)
-        await term.shows("Stopping after this answer; press Ctrl-C again to stop now.")
+        await ctrl_c_while_answering(term, model, "tell me a long story")
         model.release.set()
         await term.shows("Here you go (tell me a long story)")
         assert await term.exit_code() == 0
@@ -175,11 +180,7 @@ async def test_first_ctrl_c_finishes_the_answer_then_quits(tmp_path: Path) -> No
 async def test_second_ctrl_c_stops_now_and_keeps_the_message(tmp_path: Path) -> None:
     model = SlowModel("never sent")
     async with terminal_chat(model, tmp_path) as term:
-        await term.shows("you> ")
-        term.type(b"are you there?\r")
-        await model.asked.wait()
-        term.type(CTRL_C)
-        await term.shows("Stopping after this answer")
+        await ctrl_c_while_answering(term, model, "are you there?")
         term.type(CTRL_C)
         await term.shows("Stopped. Your message is saved")
         assert await term.exit_code() == 0
