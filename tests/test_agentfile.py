@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentcore.clock import ManualClock
 from agentcore.commands.agentfile import AgentFileError, ImportLimits, parse_agent_file
@@ -268,3 +270,45 @@ def test_imported_timestamps_keep_their_zone() -> None:
     [stored] = parse_agent_file(raw, DEFAULTS, NOW).snapshot.messages
     assert stored.created_at == datetime(2025, 1, 2, 1, 4, 5, tzinfo=UTC)
     assert stored.created_at - NOW < timedelta(0)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_MESSAGE = st.dictionaries(
+    st.sampled_from(["id", "role", "content", "tool_calls", "tool_call_id", "created_at"]),
+    st.sampled_from(["user", "assistant", "tool", "system", "bot"]) | _JSON,
+)
+_AGENT = st.dictionaries(
+    st.sampled_from(["name", "messages", "block_ids", "in_context_message_ids"]),
+    st.lists(_MESSAGE, max_size=4) | _JSON,
+)
+_FILE = st.fixed_dictionaries(
+    {"agents": st.lists(_AGENT, min_size=1, max_size=2)},
+    optional={
+        "blocks": st.lists(_JSON | _MESSAGE, max_size=3),
+        "passages": _JSON,
+        "agentcore": _JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FILE)
+def test_any_shape_of_file_is_imported_or_refused_in_one_line(document: dict[str, Any]) -> None:
+    try:
+        parsed = parse_agent_file(json.dumps(document), DEFAULTS, NOW)
+    except AgentFileError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert_tool_calls_paired(
+        [
+            PromptMessage(m.role, m.content, m.tool_calls, m.tool_call_id)
+            for m in parsed.snapshot.messages
+        ]
+    )
+    assert all(len(b.value) <= b.limit <= 5000 for b in parsed.snapshot.blocks)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -175,16 +175,6 @@ class ParsedAgentFile:
     notes: tuple[str, ...]  # what was cut, repaired or skipped to make the file fit, one per line
 
 
-@dataclass
-class _Notes:
-    """Counts of what the import had to change, reported to the operator in one place."""
-
-    lines: list[str] = field(default_factory=list)
-
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-
-
 def parse_agent_file(
     raw: bytes | str,
     defaults: Sequence[BlockSpec],
@@ -210,11 +200,11 @@ def _parse(
 ) -> ParsedAgentFile:
     if not isinstance(data, dict) or not isinstance(data.get("agents"), list) or not data["agents"]:
         raise AgentFileError("no agents in the file (expected Letta's .af layout)")
-    notes = _Notes()
+    notes: list[str] = []  # what was cut, repaired or skipped, for the operator
     agent = _mapping(data["agents"][0], "agents[0]")
     blocks = _import_blocks(data, agent, defaults, limits, notes)
     imported = _import_messages(agent, now, limits, notes)
-    in_context = set(_list(agent.get("in_context_message_ids"), "in_context_message_ids"))
+    in_context = _ids(agent.get("in_context_message_ids"), "in_context_message_ids")
     first_in_context = next((i for i, (sid, _) in enumerate(imported) if sid in in_context), None)
     extra: dict[str, Any] = data["agentcore"] if isinstance(data.get("agentcore"), dict) else {}
     name = clean_text(str(extra.get("display_name") or agent.get("name") or ""))
@@ -226,13 +216,13 @@ def _parse(
         in_context=len(imported) - first_in_context if first_in_context is not None else 0,
         summary=_cut("the summary", _text(extra.get("summary")), limits.max_summary_chars, notes),
     )
-    return ParsedAgentFile(snapshot, tuple(notes.lines))
+    return ParsedAgentFile(snapshot, tuple(notes))
 
 
-def _cut(what: str, text: str, cap: int, notes: _Notes) -> str:
+def _cut(what: str, text: str, cap: int, notes: list[str]) -> str:
     if len(text) <= cap:
         return text
-    notes.add(f"{what} was cut from {len(text):,} to {cap:,} characters")
+    notes.append(f"{what} was cut from {len(text):,} to {cap:,} characters")
     return text[:cap]
 
 
@@ -245,15 +235,15 @@ def _import_blocks(
     agent: dict[str, Any],
     defaults: Sequence[BlockSpec],
     limits: ImportLimits,
-    notes: _Notes,
+    notes: list[str],
 ) -> list[BlockSpec]:
-    wanted = set(_list(agent.get("block_ids"), "block_ids"))
+    wanted = _ids(agent.get("block_ids"), "block_ids")
     caps = {d.label: d.limit for d in defaults}
     other_cap = max(caps.values(), default=_DEFAULT_LIMIT)
     specs: dict[str, BlockSpec] = {}
     for item in _list(data.get("blocks"), "blocks"):
         block = _mapping(item, "block")
-        if wanted and block.get("id") not in wanted:
+        if wanted and str(block.get("id")) not in wanted:
             continue
         label = _text(block.get("label"))
         if not valid_label(label):
@@ -268,7 +258,7 @@ def _import_blocks(
             bool(block.get("read_only")),
         )
     if len(specs) > limits.max_blocks:
-        notes.add(f"only the first {limits.max_blocks} of {len(specs)} blocks were imported")
+        notes.append(f"only the first {limits.max_blocks} of {len(specs)} blocks were imported")
         specs = dict(list(specs.items())[: limits.max_blocks])
     for default in defaults:  # an agent without persona/human would have nowhere to remember
         specs.setdefault(default.label, default)
@@ -288,7 +278,7 @@ _Imported = list[tuple[str, NewMessage]]  # (the file's message id, the message)
 
 
 def _import_messages(
-    agent: dict[str, Any], now: datetime, limits: ImportLimits, notes: _Notes
+    agent: dict[str, Any], now: datetime, limits: ImportLimits, notes: list[str]
 ) -> _Imported:
     items = _list(agent.get("messages"), "messages")
     imported: _Imported = []
@@ -312,15 +302,17 @@ def _import_messages(
                 f"none of its {len(items):,} messages has a role we know (user, assistant, "
                 f"tool, system); found {roles}"
             )
-        notes.add(f"{unknown.total():,} messages with unknown roles were skipped ({roles})")
+        notes.append(f"{unknown.total():,} messages with unknown roles were skipped ({roles})")
     if len(imported) > limits.max_messages:
-        notes.add(
+        notes.append(
             f"only the newest {limits.max_messages:,} of {len(imported):,} messages were imported"
         )
         imported = imported[-limits.max_messages :]
     cut = sum(1 for _, m in imported if len(m.content or "") > limits.max_message_chars)
     if cut:
-        notes.add(f"{cut:,} messages over {limits.max_message_chars:,} characters were shortened")
+        notes.append(
+            f"{cut:,} messages over {limits.max_message_chars:,} characters were shortened"
+        )
         imported = [(sid, _shortened(m, limits.max_message_chars)) for sid, m in imported]
     return _pair_tool_calls(imported, notes)
 
@@ -331,7 +323,7 @@ def _shortened(message: NewMessage, cap: int) -> NewMessage:
     return replace(message, content=message.content[:cap])
 
 
-def _pair_tool_calls(items: _Imported, notes: _Notes) -> _Imported:
+def _pair_tool_calls(items: _Imported, notes: list[str]) -> _Imported:
     """Keep only tool calls answered by the tool results right after them, and those results.
 
     A model API rejects a request whose history holds a tool call without its result (or a
@@ -357,7 +349,7 @@ def _pair_tool_calls(items: _Imported, notes: _Notes) -> _Imported:
             kept.append((source_id, replace(message, tool_calls=calls)))
             kept.extend(answered[c.id] for c in calls)
     if dropped_calls or dropped_results:
-        notes.add(
+        notes.append(
             f"{dropped_calls:,} tool calls without a result and {dropped_results:,} tool results "
             "without a call were dropped"
         )
@@ -421,7 +413,7 @@ def _send_message_text(call: ToolCall) -> str | None:
 
 
 def _import_passages(
-    raw: Any, now: datetime, limits: ImportLimits, notes: _Notes
+    raw: Any, now: datetime, limits: ImportLimits, notes: list[str]
 ) -> list[NewPassage]:
     passages = []
     for item in _list(raw, "passages"):
@@ -431,13 +423,15 @@ def _import_passages(
             tags = tuple(_text(t)[:_MAX_TAG] for t in _list(passage.get("tags"), "tags"))
             passages.append(NewPassage(content, tags, _time(passage.get("created_at"), now)))
     if len(passages) > limits.max_passages:
-        notes.add(
+        notes.append(
             f"only the newest {limits.max_passages:,} of {len(passages):,} passages were imported"
         )
         passages = passages[-limits.max_passages :]
     cut = sum(1 for p in passages if len(p.content) > limits.max_message_chars)
     if cut:
-        notes.add(f"{cut:,} passages over {limits.max_message_chars:,} characters were shortened")
+        notes.append(
+            f"{cut:,} passages over {limits.max_message_chars:,} characters were shortened"
+        )
         passages = [replace(p, content=p.content[: limits.max_message_chars]) for p in passages]
     return passages
 
@@ -450,6 +444,10 @@ def _time(raw: Any, fallback: datetime) -> datetime:
     except ValueError:
         raise AgentFileError(f"bad timestamp {str(raw)[:40]!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _ids(value: Any, what: str) -> set[str]:
+    return {str(item) for item in _list(value, what)}
 
 
 def _mapping(value: Any, what: str) -> dict[str, Any]:
