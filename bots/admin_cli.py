@@ -50,10 +50,14 @@ def run_admin(settings: Settings, words: Sequence[str], out: TextIO = sys.stdout
         return 2
     if not _database_exists(settings):
         return 1
-    if words[0] != "import":
-        return asyncio.run(_run(settings, " ".join(words), out))
-    # An import replaces a person's whole memory; a running bot may be in the middle of their
-    # turn, so it is done only while no bot holds the database (and none can start meanwhile).
+    if words[0] == "import":
+        return _import_while_no_bot_runs(settings, " ".join(words), out)
+    return asyncio.run(_run(settings, " ".join(words), out))
+
+
+def _import_while_no_bot_runs(settings: Settings, text: str, out: TextIO) -> int:
+    """An import replaces a person's whole memory; a running bot may be in the middle of their
+    turn, so it is done only while no bot holds the database (and none can start meanwhile)."""
     lock = InstanceLock(settings.database)
     try:
         lock.acquire()
@@ -68,7 +72,7 @@ def run_admin(settings: Settings, words: Sequence[str], out: TextIO = sys.stdout
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_run(settings, " ".join(words), out))
+        return asyncio.run(_run(settings, text, out))
     finally:
         lock.release()
 
