@@ -20,18 +20,18 @@ from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, s
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import PromptMessage, Role, ToolCall
-from agentcore.settings import AgentSettings
-from agentcore.storage.base import (
+from agentcore.records import (
     AgentRecord,
     LLMCallRecord,
     NewAgent,
     NewMessage,
     SharedBlock,
-    Storage,
     StoredMessage,
     TurnState,
     UserActivity,
 )
+from agentcore.settings import AgentSettings
+from agentcore.storage.protocols import Storage
 from agentcore.tools import SEND_MESSAGE, ToolContext, ToolError, ToolRegistry
 from agentcore.types import InboundMessage
 

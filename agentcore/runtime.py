@@ -27,7 +27,7 @@ from agentcore.commands import Commands, is_costly, parse_command
 from agentcore.limits import RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
 from agentcore.settings import RuntimeSettings
-from agentcore.storage.base import Storage, StorageError
+from agentcore.storage.protocols import Storage, StorageError
 from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, clean_text
 
 log = logging.getLogger(__name__)

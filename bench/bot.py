@@ -13,7 +13,7 @@ from typing import Any
 from agentcore.clock import SystemClock
 from agentcore.llm.fake import FunctionLLM, Responder
 from agentcore.runtime import AgentRuntime
-from agentcore.storage.base import Storage
+from agentcore.storage.protocols import Storage
 from bots.compose import build_runtime
 from config import Settings, load_settings
 

@@ -39,8 +39,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agentcore.messages import Role
+from agentcore.records import NewMessage
 from agentcore.search.query import STOPWORDS
-from agentcore.storage.base import NewMessage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bench.common import REPO, percentile, write_json

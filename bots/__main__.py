@@ -28,7 +28,7 @@ from agentcore.clock import Clock, SystemClock  # noqa: E402
 from agentcore.llm.base import ClosableLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
-from agentcore.storage.base import StorageError  # noqa: E402
+from agentcore.storage.protocols import StorageError  # noqa: E402
 from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402

@@ -15,7 +15,8 @@ from typing import TextIO
 
 from agentcore.clock import SystemClock
 from agentcore.commands import ADMIN_VERBS
-from agentcore.storage.base import StartupRun, StorageError
+from agentcore.records import StartupRun
+from agentcore.storage.protocols import StorageError
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import ReplyKind
 from bots.adapter import AdapterError

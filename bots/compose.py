@@ -12,7 +12,7 @@ from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.runtime import AgentRuntime, AgentSlots
-from agentcore.storage.base import Storage
+from agentcore.storage.protocols import Storage
 from config import Settings
 
 

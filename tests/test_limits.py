@@ -13,8 +13,8 @@ from agentcore.limits import RateLimiter
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, reply
 from agentcore.messages import Role
+from agentcore.records import PendingMessage
 from agentcore.runtime import BUSY, COMMAND_LATER, QUEUE_FULL, SLOW_DOWN
-from agentcore.storage.base import PendingMessage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bots.compose import build_runtime

@@ -19,7 +19,7 @@ from agentcore.commands.spec import (
 )
 from agentcore.commands.user import UserCommands
 from agentcore.settings import AgentSettings
-from agentcore.storage.base import Storage
+from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply, ReplyKind
 
 PRIVATE_ONLY = "Operator commands only work in a private chat with me."

@@ -24,17 +24,9 @@ from agentcore.commands.agentfile import AgentFileError, ImportLimits, parse_age
 from agentcore.commands.spec import ADMIN_VERBS, usage_line
 from agentcore.memory.blocks import LABEL_RULE, default_blocks, valid_label
 from agentcore.memory.prompt import humanize
+from agentcore.records import Actor, AgentRecord, AuditEntry, Block, BlockVersion, StartupRun
 from agentcore.settings import AgentSettings
-from agentcore.storage.base import (
-    Actor,
-    AgentRecord,
-    AuditEntry,
-    Block,
-    BlockVersion,
-    StartupRun,
-    Storage,
-    StorageError,
-)
+from agentcore.storage.protocols import Storage, StorageError
 from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind, clean_text
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Any
 
 from agentcore.memory.blocks import LABEL_RULE, valid_label
 from agentcore.messages import Role, ToolCall
-from agentcore.storage.base import (
+from agentcore.records import (
     AgentRecord,
     AgentSnapshot,
     Block,

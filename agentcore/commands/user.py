@@ -12,8 +12,9 @@ from agentcore.clock import Clock
 from agentcore.commands import render
 from agentcore.commands.agentfile import ExportData, export_agent_file
 from agentcore.commands.spec import USER_COMMANDS, usage_line
+from agentcore.records import AgentRecord, AuditEntry
 from agentcore.settings import AgentSettings
-from agentcore.storage.base import AgentRecord, AuditEntry, Storage
+from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
 
 FORGET_WINDOW = timedelta(minutes=2)

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 from agentcore.clock import Clock
 from agentcore.llm.base import ToolSpec
-from agentcore.storage.base import Block, BlockStore, MessageStore, PassageStore
+from agentcore.records import Block
+from agentcore.storage.protocols import BlockStore, MessageStore, PassageStore
 from agentcore.types import clean_text
 
 

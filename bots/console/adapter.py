@@ -22,7 +22,7 @@ from pathlib import Path
 
 from agentcore.clock import Clock
 from agentcore.runtime import AgentRuntime
-from agentcore.storage.base import StorageError
+from agentcore.storage.protocols import StorageError
 from agentcore.types import AgentKey, Attachment, ChatKind, InboundMessage, Reply, ReplyKind
 from bots.console.terminal import Interrupted, PipedTerminal, Terminal
 

@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 
 from agentcore.messages import Role, ToolCall
-from agentcore.storage.base import (
+from agentcore.records import (
     Actor,
     AuditEntry,
     BlockSpec,
     LLMCallRecord,
     NewMessage,
     StartupRun,
-    Storage,
     UserActivity,
 )
-from agentcore.storage.memory import MemoryStorage
+from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 
@@ -54,13 +53,9 @@ HOSTILE = [
 HOSTILE_HITS = {"NEAR(", "AND", "-x", "col:x", "猫"}
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    backend: Storage
-    if request.param == "sqlite":
-        backend = await SQLiteStorage.open(tmp_path / "contract.db")
-    else:
-        backend = MemoryStorage()
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Storage]:
+    backend = await SQLiteStorage.open(tmp_path / "contract.db")
     yield backend
     await backend.close()
 
@@ -333,7 +328,7 @@ async def test_recent_matches_are_newest_first(store: Storage) -> None:
 
 
 async def test_replace_agent_swaps_everything_atomically(store: Storage) -> None:
-    from agentcore.storage.base import AgentSnapshot, NewPassage  # noqa: PLC0415
+    from agentcore.records import AgentSnapshot, NewPassage  # noqa: PLC0415
 
     old = await new_agent(store)
     await store.append_messages(old, [user("old message")])
@@ -385,3 +380,15 @@ async def test_a_redelivered_message_is_stored_once(store: Storage) -> None:
     assert await store.add_pending(unsourced, T0) is not None
     assert await store.prune_inbox(T0 + timedelta(days=2)) == 1  # only the claimed one goes
     assert await store.add_pending(first, T0) is not None  # forgotten after the window
+
+
+async def test_a_persons_scope_is_the_same_store(store: Storage) -> None:
+    """What a turn writes through its person's scope is there for everyone afterwards."""
+    key = AgentKey("telegram", "alice")
+    async with store.person(key) as mine:
+        agent = await mine.create_agent(key, "Alice", T0, BLOCKS)
+        assert agent is not None
+        await mine.append_messages(agent.id, [user("hello")])
+        await mine.save_block(agent.id, "human", "Name: Alice", Actor.AGENT, "agent", T0)
+    assert [m.content for m in await store.all_messages(agent.id)] == ["hello"]
+    assert [b.value for b in await store.list_blocks(agent.id)] == ["I am helpful.", "Name: Alice"]
