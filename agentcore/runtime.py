@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -248,7 +248,7 @@ class AgentRuntime:
             latest[pending.message.key] = Ticket(pending.message, pending.id)
         return list(latest.values())
 
-    async def held_back_tickets(self, platform: str) -> AsyncIterator[Ticket]:
+    async def held_back_tickets(self, platform: str) -> AsyncGenerator[Ticket, None]:
         """Runs as long as the adapter does: every ``held_answer_seconds``, if messages were held
         back on ``platform`` (rate limit, busy), a ticket for each person with messages waiting,
         so they are answered without waiting for that person's next message. A person's other

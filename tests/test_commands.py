@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -276,12 +277,13 @@ async def test_agent_file_round_trip(
     alice = await storage.load_agent(AgentKey.parse(ALICE))
     clone = await storage.load_agent(AgentKey.parse("telegram:3"))
     assert alice is not None and clone is not None
-    blocks = lambda a: [(b.label, b.value, b.limit) for b in a]  # noqa: E731
-    assert blocks(await storage.list_blocks(clone.id)) == blocks(
-        await storage.list_blocks(alice.id)
-    )
-    rows = lambda ms: [(m.role, m.content, m.created_at, m.tool_calls) for m in ms]  # noqa: E731
-    assert rows(await storage.all_messages(clone.id)) == rows(await storage.all_messages(alice.id))
+
+    async def contents(agent_id: int) -> tuple[list[Any], list[Any]]:
+        blocks = [(b.label, b.value, b.limit) for b in await storage.list_blocks(agent_id)]
+        messages = await storage.all_messages(agent_id)
+        return blocks, [(m.role, m.content, m.created_at, m.tool_calls) for m in messages]
+
+    assert await contents(clone.id) == await contents(alice.id)
     assert [p.content for p in await storage.all_passages(clone.id)] == ["kiln is on Tuesdays"]
     assert clone.message_count == alice.message_count
 

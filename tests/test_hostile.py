@@ -94,6 +94,7 @@ async def test_tools_and_storage_search(
         )
         for who in ("eve", "bob")
     ]
+    assert eve is not None and bob is not None
     for agent in (eve, bob):  # both said it; each finds only their own
         await storage.append_messages(agent.id, [NewMessage(Role.USER, text, clock.now())])
     blocks = {b.label: b for b in await storage.list_blocks(eve.id)}

@@ -216,7 +216,7 @@ async def test_held_back_messages_are_answered_unprompted(
     settings = make_settings(runtime={"rate_limit_per_minute": 1, "held_answer_seconds": 0})
     runtime = build_runtime(settings, storage, llm, clock)
     idle = runtime.held_back_tickets("console")
-    waiting = asyncio.create_task(anext(idle))
+    waiting = asyncio.ensure_future(anext(idle))
     for _ in range(20):
         await asyncio.sleep(0)  # one pass of the loop: one more sweep
     assert reads == [] and not waiting.done()  # nothing held back: the database is not read

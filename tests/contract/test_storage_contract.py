@@ -312,6 +312,7 @@ async def test_claim_takes_earlier_waiting_messages_together(store: Storage) -> 
     ]
     assert await store.count_pending(key) == 3
     agent = await new_agent(store)
+    assert ids[2] is not None
     claimed = await store.claim_pending(key, ids[2], agent, UserActivity(T0, 1, "Alice"))
     assert [m.content for m in claimed] == ["alice 0", "alice 2"]
     assert [m.id for m in claimed] == sorted(m.id for m in claimed)
