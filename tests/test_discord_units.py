@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 import pytest
-from discord.types.message import Message as MessagePayload
 
 from agentcore.commands import ADMIN_VERBS, USER_COMMANDS, CommandInfo
 from agentcore.types import AgentKey, Attachment, ChatKind, Reply
@@ -37,6 +36,9 @@ from bots.discord.translate import (
     to_inbound,
 )
 from tests.fakes.discord_server import FakeDiscord, snowflake, user_payload
+
+if TYPE_CHECKING:  # a runtime import would be circular inside discord.py
+    from discord.types.message import Message as MessagePayload
 
 FAKE = FakeDiscord()  # only its payload builders are used here
 BOT_ID = FAKE.bot_id
