@@ -17,15 +17,20 @@ from agentcore.clock import SystemClock
 from agentcore.commands import ADMIN_VERBS
 from agentcore.records import StartupRun
 from agentcore.storage.protocols import StorageError
-from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import ReplyKind
 from bots.adapter import AdapterError
-from bots.compose import build_commands
+from bots.compose import build_commands, database_shown, open_storage
 from bots.instance import InstanceBusy, InstanceLock
 from config import Settings
 
 USAGE = "usage: python -m bots admin <verb> [args...]\nverbs:\n" + "\n".join(
     f"  {v.name} {v.usage}".rstrip() + f"  — {v.description}" for v in ADMIN_VERBS
+)
+
+
+BOT_RUNNING = (
+    "error: the bot is running on this database{pid}; stop it, import, then start it again, "
+    "so the import cannot land in the middle of a turn"
 )
 
 
@@ -58,16 +63,16 @@ def run_admin(settings: Settings, words: Sequence[str], out: TextIO = sys.stdout
 
 def _import_while_no_bot_runs(settings: Settings, text: str, out: TextIO) -> int:
     """An import replaces a person's whole memory; a running bot may be in the middle of their
-    turn, so it is done only while no bot holds the database (and none can start meanwhile)."""
+    turn, so it is done only while no bot holds the database (and none can start meanwhile):
+    the import takes the bot's own claim, the instance lock of a SQLite file or the claim on a
+    PostgreSQL database."""
+    if settings.database_url:
+        return asyncio.run(_run(settings, text, out, as_the_bot=True))
     lock = InstanceLock(settings.database)
     try:
         lock.acquire()
     except InstanceBusy as exc:
-        print(
-            f"error: the bot is running on this database (pid {exc.holder}); stop it, import, "
-            "then start it again, so the import cannot land in the middle of a turn",
-            file=sys.stderr,
-        )
+        print(BOT_RUNNING.format(pid=f" (pid {exc.holder})"), file=sys.stderr)
         return 1
     except AdapterError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -97,7 +102,7 @@ def startup_report(settings: Settings, out: TextIO = sys.stdout, runs: int = 10)
 
 
 def _database_exists(settings: Settings) -> bool:
-    if settings.database.exists():
+    if settings.database_url or settings.database.exists():
         return True
     print(
         f"error: no database at {settings.database} (set AGENTCORE_DB to the bot's database)",
@@ -107,7 +112,11 @@ def _database_exists(settings: Settings) -> bool:
 
 
 async def _report(settings: Settings, out: TextIO, runs: int) -> int:
-    storage = await SQLiteStorage.open(settings.database, busy_timeout_ms=settings.busy_timeout_ms)
+    try:
+        storage = await open_storage(settings)
+    except StorageError as exc:
+        print(f"error: cannot open {database_shown(settings)}: {exc}", file=sys.stderr)
+        return 1
     try:
         recent = await storage.recent_startups(runs)
     finally:
@@ -141,13 +150,14 @@ def _startup_row(run: StartupRun, phases: Sequence[str]) -> list[str]:
     ]
 
 
-async def _run(settings: Settings, text: str, out: TextIO) -> int:
+async def _run(settings: Settings, text: str, out: TextIO, *, as_the_bot: bool = False) -> int:
     try:
-        storage = await SQLiteStorage.open(
-            settings.database, busy_timeout_ms=settings.busy_timeout_ms
-        )
+        storage = await open_storage(settings, bot=as_the_bot)
+    except AdapterError:  # the claim on the database is taken: a bot runs on it
+        print(BOT_RUNNING.format(pid=""), file=sys.stderr)
+        return 1
     except StorageError as exc:
-        print(f"error: cannot open {settings.database}: {exc}", file=sys.stderr)
+        print(f"error: cannot open {database_shown(settings)}: {exc}", file=sys.stderr)
         return 1
     try:
         commands = build_commands(settings, storage, SystemClock())

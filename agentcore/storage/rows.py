@@ -1,26 +1,30 @@
-"""Rows as records: the columns each record is read from, and the mapping, by column name."""
+"""Rows as records, by column name: shared by every backend (a ``sqlite3.Row``, an
+``asyncpg.Record`` and a dict all read ``row["name"]``), with the column lists they select."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
-
-import aiosqlite
+from typing import Any, Protocol
 
 from agentcore.clock import from_millis, to_millis
 from agentcore.messages import Role, ToolCall
 from agentcore.records import (
+    Actor,
     AgentRecord,
+    AgentSummary,
+    AuditEntry,
     Block,
+    BlockVersion,
     Passage,
+    PendingMessage,
     SearchHit,
     SharedBlock,
+    StartupRun,
     StoredMessage,
 )
-from agentcore.types import AgentKey
+from agentcore.types import AgentKey, ChatKind, InboundMessage
 
 # An agent row with its current summary: FROM agents a LEFT JOIN summaries s.
 AGENT_COLUMNS = """a.id, a.platform, a.user_id, a.display_name, a.created_at, a.last_user_at,
@@ -31,20 +35,14 @@ MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 SHARED_COLUMNS = "label, value, updated_at, updated_by"
 PASSAGE_COLUMNS = "id, content, tags, created_at"
+PENDING_COLUMNS = """id, platform, user_id, display_name, chat, text, sent_at, route, received_at,
+    COALESCE(source, '') AS source"""
+HISTORY_COLUMNS = "h.version, h.actor, h.actor_name, h.old_value, h.new_value, h.created_at"
 HIT_COLUMNS = "id, role, content, created_at"
 
-Params = Sequence[Any]
 
-
-async def all_rows(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-    """Every row of ``sql``, the statement run to its end (so its changes are made)."""
-    return list(await conn.execute_fetchall(sql, params))
-
-
-async def one_row(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> sqlite3.Row | None:
-    """The first row of ``sql`` (run to its end), or None."""
-    rows = await all_rows(conn, sql, params)
-    return rows[0] if rows else None
+class Row(Protocol):
+    def __getitem__(self, column: str) -> Any: ...
 
 
 def maybe_time(ms: int | None) -> datetime | None:
@@ -55,7 +53,7 @@ def maybe_millis(at: datetime | None) -> int | None:
     return None if at is None else to_millis(at)
 
 
-def agent(r: sqlite3.Row) -> AgentRecord:
+def agent(r: Row) -> AgentRecord:
     return AgentRecord(
         id=r["id"],
         key=AgentKey(r["platform"], r["user_id"]),
@@ -71,7 +69,7 @@ def agent(r: sqlite3.Row) -> AgentRecord:
     )
 
 
-def block(r: sqlite3.Row) -> Block:
+def block(r: Row) -> Block:
     return Block(
         label=r["label"],
         value=r["value"],
@@ -83,11 +81,11 @@ def block(r: sqlite3.Row) -> Block:
     )
 
 
-def shared_block(r: sqlite3.Row) -> SharedBlock:
+def shared_block(r: Row) -> SharedBlock:
     return SharedBlock(r["label"], r["value"], from_millis(r["updated_at"]), r["updated_by"])
 
 
-def message(r: sqlite3.Row) -> StoredMessage:
+def message(r: Row) -> StoredMessage:
     return StoredMessage(
         id=r["id"],
         role=Role(r["role"]),
@@ -98,11 +96,11 @@ def message(r: sqlite3.Row) -> StoredMessage:
     )
 
 
-def hit(r: sqlite3.Row, score: float = 0.0) -> SearchHit:
+def hit(r: Row, score: float = 0.0) -> SearchHit:
     return SearchHit(r["id"], Role(r["role"]), r["content"], from_millis(r["created_at"]), score)
 
 
-def passage(r: sqlite3.Row, score: float = 0.0) -> Passage:
+def passage(r: Row, score: float = 0.0) -> Passage:
     return Passage(
         r["id"], r["content"], tuple(r["tags"].split()), from_millis(r["created_at"]), score
     )
@@ -117,3 +115,64 @@ def load_calls(text: str | None) -> tuple[ToolCall, ...]:
     if not text:
         return ()
     return tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in json.loads(text))
+
+
+def claimed(r: Row) -> StoredMessage:
+    """A person's message as a turn took it up from the inbox."""
+    return StoredMessage(r["id"], Role.USER, r["content"], from_millis(r["created_at"]))
+
+
+def pending(r: Row) -> PendingMessage:
+    message = InboundMessage(
+        key=AgentKey(r["platform"], r["user_id"]),
+        text=r["text"],
+        sent_at=from_millis(r["sent_at"]),
+        display_name=r["display_name"],
+        chat=ChatKind(r["chat"]),
+        route=r["route"],
+        source=r["source"],
+    )
+    return PendingMessage(r["id"], message, from_millis(r["received_at"]))
+
+
+def block_version(r: Row) -> BlockVersion:
+    return BlockVersion(
+        version=r["version"],
+        actor=Actor(r["actor"]),
+        actor_name=r["actor_name"],
+        old_value=r["old_value"],
+        new_value=r["new_value"],
+        created_at=from_millis(r["created_at"]),
+    )
+
+
+def agent_summary(r: Row) -> AgentSummary:
+    """A row of ``list_agents``: an agent row with its core memory's size."""
+    return AgentSummary(
+        key=AgentKey(r["platform"], r["user_id"]),
+        display_name=r["display_name"],
+        last_user_at=maybe_time(r["last_user_at"]),
+        message_count=r["message_count"],
+        core_memory_chars=r["core_memory_chars"],
+    )
+
+
+def startup_run(r: Row) -> StartupRun:
+    return StartupRun(
+        started_at=from_millis(r["started_at"]),
+        total_ms=r["total_ms"],
+        rss_mb=r["rss_mb"],
+        phases=tuple((name, float(ms)) for name, ms in json.loads(r["phases"])),
+        id=r["id"],
+    )
+
+
+def audit_entry(r: Row) -> AuditEntry:
+    return AuditEntry(
+        actor=r["actor"],
+        verb=r["verb"],
+        target=r["target"],
+        created_at=from_millis(r["created_at"]),
+        detail=r["detail"],
+        id=r["id"],
+    )
