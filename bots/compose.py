@@ -11,7 +11,7 @@ from agentcore.clock import Clock
 from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
-from agentcore.runtime import AgentRuntime
+from agentcore.runtime import AgentRuntime, AgentSlots
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from bots.adapter import AdapterError
@@ -48,14 +48,18 @@ def database_shown(settings: Settings) -> str:
     return str(settings.database)
 
 
-def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Commands:
-    """The chat and operator commands (the operator CLI needs only these)."""
+def build_commands(
+    settings: Settings, storage: Storage, clock: Clock, turns: AgentSlots | None = None
+) -> Commands:
+    """The chat and operator commands (the operator CLI needs only these); ``turns`` are the
+    runtime's per-person turn locks, which an import waits for."""
     return Commands(
         storage=storage,
         clock=clock,
         settings=settings.agent,
         admins=settings.runtime.admins,
         model=settings.llm.model,
+        turns=turns,
     )
 
 
@@ -64,11 +68,13 @@ def build_runtime(
 ) -> AgentRuntime:
     """The runtime adapters talk to, with the model behind the configured concurrency cap."""
     capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    turns = AgentSlots(settings.runtime.max_cached_agents)
     return AgentRuntime(
         storage=storage,
         llm=capped,
         loop=AgentLoop(storage=storage, llm=capped, clock=clock, settings=settings.agent),
-        commands=build_commands(settings, storage, clock),
+        commands=build_commands(settings, storage, clock, turns),
         clock=clock,
         settings=settings.runtime,
+        slots=turns,
     )
