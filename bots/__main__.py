@@ -31,7 +31,7 @@ from agentcore.storage.protocols import StorageError  # noqa: E402
 from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
-from bots.compose import build_runtime  # noqa: E402
+from bots.compose import build_runtime, build_transcriber  # noqa: E402
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
@@ -79,7 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _secrets(settings: Settings) -> list[str]:
     return [
         s.reveal()
-        for s in (settings.llm.api_key, settings.telegram.token, settings.discord.token)
+        for s in (
+            settings.llm.api_key,
+            settings.transcription.api_key,
+            settings.telegram.token,
+            settings.discord.token,
+        )
         if s
     ]
 
@@ -171,7 +176,7 @@ async def _serve(
         return 1
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
-    runtime = build_runtime(settings, storage, llm, clock)
+    runtime = build_runtime(settings, storage, llm, clock, build_transcriber(settings))
     started: list[Adapter] = []
     try:
         for name, make in adapter_factories(settings, args, runtime, clock):

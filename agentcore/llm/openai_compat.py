@@ -8,6 +8,7 @@ sure the whole call, retries included, gives up within ``deadline`` seconds.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from typing import Any
 
@@ -25,7 +26,7 @@ from agentcore.llm.base import (
     ToolSpec,
     Usage,
 )
-from agentcore.messages import PromptMessage, Role, ToolCall
+from agentcore.messages import ImagePart, PromptMessage, Role, ToolCall
 from agentcore.types import clean_text
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class OpenAICompatibleLLM:
         except TimeoutError as exc:
             raise LLMTimeout(f"no answer within {self._deadline:.0f}s") from exc
         except openai.OpenAIError as exc:
-            raise _translate(exc) from exc
+            raise translate_error(exc) from exc
         except ValueError as exc:  # a body that claims to be JSON and is not
             raise LLMBadResponse(f"unparseable answer from the model endpoint: {exc}") from exc
         return _parse(completion)
@@ -85,7 +86,7 @@ class OpenAICompatibleLLM:
         return kwargs
 
 
-def _translate(exc: openai.OpenAIError) -> LLMError:
+def translate_error(exc: openai.OpenAIError) -> LLMError:
     """Map the SDK's exceptions onto the core's, keeping the detail for the operator's log."""
     if isinstance(exc, openai.APITimeoutError):
         return LLMTimeout(str(exc))
@@ -131,6 +132,11 @@ def _parse(completion: Any) -> LLMResponse:
 
 def _wire_message(message: PromptMessage) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role.value, "content": message.content}
+    if message.images:
+        wire["content"] = [
+            {"type": "text", "text": message.content or ""},
+            *(_wire_image(image) for image in message.images),
+        ]
     if message.role is Role.ASSISTANT and message.tool_calls:
         wire["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -139,6 +145,11 @@ def _wire_message(message: PromptMessage) -> dict[str, Any]:
     if message.role is Role.TOOL:
         wire["tool_call_id"] = message.tool_call_id
     return wire
+
+
+def _wire_image(image: ImagePart) -> dict[str, Any]:
+    encoded = base64.b64encode(image.data).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:{image.mime_type};base64,{encoded}"}}
 
 
 def _wire_tool(tool: ToolSpec) -> dict[str, Any]:

@@ -114,9 +114,12 @@ async def search_messages(
     return [replace(found[c.id].record, score=score) for c, score in ranked]
 
 
-async def search_passages(index: PassageIndex, query: SearchQuery, limit: int) -> list[Passage]:
+async def search_passages(
+    index: PassageIndex, query: SearchQuery, limit: int, offset: int = 0
+) -> list[Passage]:
     """The person's archival passages, best first (words and names; no neighbours or sessions:
-    passages are separate notes, and their filing date is not the date of what they tell)."""
+    passages are separate notes, and their filing date is not the date of what they tell),
+    ``limit`` of them after the first ``offset`` (the pages of a long answer)."""
     plan = rank_query(query)
     totals, df = await index.counts(list(plan.weighted_keys()))
     if not totals.docs:
@@ -127,8 +130,8 @@ async def search_passages(index: PassageIndex, query: SearchQuery, limit: int) -
     by_id = {r.candidate.id: r.record for r in found}
     candidates = [r.candidate for r in found]
     avg_len = sum(c.length for c in candidates) / max(len(candidates), 1)
-    ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)[:limit]
-    return [replace(by_id[c.id], score=score) for c, score in ranked]
+    ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)
+    return [replace(by_id[c.id], score=score) for c, score in ranked[offset : offset + limit]]
 
 
 async def _with_corrections(

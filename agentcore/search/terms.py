@@ -25,3 +25,9 @@ def message_terms(role: Role, content: str | None) -> str | None:
 def passage_terms(content: str, tags: Sequence[str]) -> str:
     """An archival passage's index terms: its text's terms, then its tags'."""
     return " ".join(index_terms(content) + index_terms(" ".join(tags)))
+
+
+def document_passage_terms(content: str, source: str, page: int) -> str:
+    """A passage read from a document: its text's terms, then its file name's and its page
+    ("page 200"), so "page 200 of the report" finds it."""
+    return passage_terms(content, (source, f"page {page}"))

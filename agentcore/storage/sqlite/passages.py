@@ -11,12 +11,15 @@ from agentcore.clock import to_millis
 from agentcore.records import NewPassage, Passage
 from agentcore.search import engine
 from agentcore.search.query import parse_query
-from agentcore.search.terms import passage_terms
+from agentcore.search.terms import document_passage_terms, passage_terms
 from agentcore.storage.sqlite import rows
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.search import PassageIndex
 
-_INSERT = "INSERT INTO passages (agent_id, content, tags, terms, created_at) VALUES (?, ?, ?, ?, ?)"
+_INSERT = (
+    "INSERT INTO passages (agent_id, content, tags, terms, created_at, source, page, file_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class PassageRows(Part):
@@ -27,11 +30,14 @@ class PassageRows(Part):
         [added] = await self._db.execute(f"{_INSERT} RETURNING id", params)
         return int(added["id"])
 
-    async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
+    async def search_passages(
+        self, agent_id: int, query: str, limit: int = 10, offset: int = 0
+    ) -> list[Passage]:
         parsed = parse_query(query)
         if parsed.empty:
             return []
-        return await engine.search_passages(PassageIndex(self._db, agent_id), parsed, limit)
+        index = PassageIndex(self._db, agent_id)
+        return await engine.search_passages(index, parsed, limit, offset)
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         found = await self._db.fetch(
@@ -42,17 +48,33 @@ class PassageRows(Part):
 
 
 async def insert_passages(
-    conn: aiosqlite.Connection, agent_id: int, passages: Sequence[NewPassage]
+    conn: aiosqlite.Connection,
+    agent_id: int,
+    passages: Sequence[NewPassage],
+    *,
+    file_id: int | None = None,
 ) -> None:
-    await conn.executemany(_INSERT, [_params(agent_id, p) for p in passages])
+    """Passages of an agent; ``file_id``: the document they were read from."""
+    await conn.executemany(_INSERT, [_params(agent_id, p, file_id) for p in passages])
 
 
-def _params(agent_id: int, p: NewPassage) -> tuple[int, str, str, str, int]:
-    """A passage's row; its terms are its text's and its tags' (``passage_terms``)."""
+def _params(
+    agent_id: int, p: NewPassage, file_id: int | None = None
+) -> tuple[int, str, str, str, int, str, int | None, int | None]:
+    """A passage's row; its terms are its text's and its tags' (``passage_terms``), and a
+    document's name and page (``document_passage_terms``)."""
+    terms = (
+        passage_terms(p.content, p.tags)
+        if p.page is None
+        else document_passage_terms(p.content, p.source, p.page)
+    )
     return (
         agent_id,
         p.content,
         " ".join(p.tags),
-        passage_terms(p.content, p.tags),
+        terms,
         to_millis(p.created_at),
+        p.source,
+        p.page,
+        file_id,
     )

@@ -30,7 +30,7 @@ AGENT_FROM = "agents a LEFT JOIN summaries s ON s.id = a.summary_id"
 MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 SHARED_COLUMNS = "label, value, updated_at, updated_by"
-PASSAGE_COLUMNS = "id, content, tags, created_at"
+PASSAGE_COLUMNS = "id, content, tags, created_at, source, page"
 HIT_COLUMNS = "id, role, content, created_at"
 
 Params = Sequence[Any]
@@ -104,7 +104,13 @@ def hit(r: sqlite3.Row, score: float = 0.0) -> SearchHit:
 
 def passage(r: sqlite3.Row, score: float = 0.0) -> Passage:
     return Passage(
-        r["id"], r["content"], tuple(r["tags"].split()), from_millis(r["created_at"]), score
+        r["id"],
+        r["content"],
+        tuple(r["tags"].split()),
+        from_millis(r["created_at"]),
+        score,
+        r["source"],
+        r["page"],
     )
 
 
