@@ -214,13 +214,14 @@ def _units(paragraph: str, max_chars: int) -> Sequence[str]:
         return [paragraph] if paragraph else []
     units: list[str] = []
     for sentence in _SENTENCE_END.split(paragraph):
-        while len(sentence) > max_chars:
-            cut = sentence.rfind(" ", 0, max_chars)
+        rest = sentence
+        while len(rest) > max_chars:
+            cut = rest.rfind(" ", 0, max_chars)
             cut = cut if cut > max_chars // 2 else max_chars
-            units.append(sentence[:cut].strip())
-            sentence = sentence[cut:].strip()
-        if sentence:
-            units.append(sentence)
+            units.append(rest[:cut].strip())
+            rest = rest[cut:].strip()
+        if rest:
+            units.append(rest)
     return _joined(units, max_chars)
 
 
