@@ -27,6 +27,7 @@ USER_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("memory", "Show what I keep in mind about you (your core memory)"),
     CommandInfo("search", "Search our past messages, newest first", "<words>"),
     CommandInfo("reset", "Start a fresh conversation window (memories stay)"),
+    CommandInfo("documents", "List the documents you sent me, or delete one", "[delete <number>]"),
     CommandInfo("export", "Download everything I store about you (Agent File)"),
     CommandInfo("forget", "Erase everything I store about you", "[confirm]"),
 )
