@@ -128,7 +128,12 @@ def _telegram(settings: Settings, runtime: AgentRuntime) -> Adapter:
     from bots.telegram import TelegramAdapter, build_application  # noqa: PLC0415
 
     application = build_application(settings.telegram.token.reveal(), settings.telegram.base_url)
-    return TelegramAdapter(application, runtime, grace=settings.runtime.shutdown_grace)
+    return TelegramAdapter(
+        application,
+        runtime,
+        grace=settings.runtime.shutdown_grace,
+        max_file_bytes=settings.agent.media.max_file_bytes,
+    )
 
 
 def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:

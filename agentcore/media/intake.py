@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agentcore.clock import Clock
 from agentcore.llm.base import LLMBadResponse, LLMClient, LLMError, LLMRequest
@@ -39,6 +39,7 @@ NO_VISION = (
 )
 NOT_DESCRIBED = "I couldn't look at that photo just now, but I've kept it."
 TOO_LARGE = "{name} is {size}; I can take files of up to {limit}."
+NOT_FETCHED = "I couldn't download {name}; please send it again."
 UNSUPPORTED = (
     "I can't read {name}: I read photos, voice notes, audio, PDFs, Word documents and text files."
 )
@@ -121,10 +122,8 @@ class MediaIntake:
         return Prepared(len(by_message), answerable, documents)
 
     async def _prepare(self, file: StoredFile, caption: str) -> _Outcome:
-        if not file.data:
-            limit = self._settings.max_file_bytes
-            notice = TOO_LARGE.format(name=file.filename, size=_size(file.size), limit=_size(limit))
-            return _refused(file, f"[file {file.filename}: too large, not read]", notice)
+        if not file.data or len(file.data) > self._settings.max_file_bytes:
+            return self._not_fetched(file)
         if file.kind is FileKind.IMAGE:
             return await self._image(file, caption)
         if file.kind in {FileKind.VOICE, FileKind.AUDIO}:
@@ -133,6 +132,16 @@ class MediaIntake:
             return await self._document(file)
         notice = UNSUPPORTED.format(name=file.filename)
         return _refused(file, f"[file {file.filename}: a kind of file I can't read]", notice)
+
+    def _not_fetched(self, file: StoredFile) -> _Outcome:
+        limit = self._settings.max_file_bytes
+        if file.size <= limit:  # the adapter could not download it
+            notice = NOT_FETCHED.format(name=file.filename)
+            return _refused(file, f"[file {file.filename}: could not be fetched]", notice)
+        notice = TOO_LARGE.format(name=file.filename, size=_size(file.size), limit=_size(limit))
+        outcome = _refused(file, f"[file {file.filename}: too large, not read]", notice)
+        outcome.update = replace(outcome.update, data=b"")
+        return outcome
 
     async def _image(self, file: StoredFile, caption: str) -> _Outcome:
         settings = self._settings

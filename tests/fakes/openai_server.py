@@ -1,7 +1,10 @@
 """A fake OpenAI-compatible chat-completions server on 127.0.0.1.
 
 Each request is answered by a responder function (or a script of actions), so tests drive the
-real ``openai`` SDK through tool calls, errors, retries, hangs and garbage.
+real ``openai`` SDK through tool calls, errors, retries, hangs and garbage. Messages may carry
+image parts (``images_in`` reads them back). ``/v1/audio/transcriptions`` answers with
+``transcribe(audio bytes, model)`` (text, or an ``Error``); without one it is a 404, like a
+server that has no transcription.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Raw:
 
 Action = Completion | Error | Hang | Raw
 Responder = Callable[[dict[str, Any]], Action | Awaitable[Action]]
+Transcribe = Callable[[bytes, str], "str | Error"]
 _ids = itertools.count(1)
 
 
@@ -85,7 +89,11 @@ def completion_json(action: Completion, model: str) -> dict[str, Any]:
 
 
 class FakeOpenAI:
-    def __init__(self, responder: Responder | Iterable[Action]) -> None:
+    def __init__(
+        self, responder: Responder | Iterable[Action], *, transcribe: Transcribe | None = None
+    ) -> None:
+        self._transcribe = transcribe
+        self.transcriptions: list[dict[str, Any]] = []  # form fields (the file as bytes)
         if callable(responder):
             self._responder: Responder = responder
         else:
@@ -100,6 +108,7 @@ class FakeOpenAI:
     async def __aenter__(self) -> FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -122,6 +131,19 @@ class FakeOpenAI:
             action = await action
         return await self._render(action, body.get("model", "fake"))
 
+    async def _transcription(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        fields: dict[str, Any] = {}
+        for key, value in form.items():
+            fields[key] = value.file.read() if isinstance(value, web.FileField) else value
+        self.transcriptions.append(fields)
+        if self._transcribe is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        result = self._transcribe(fields.get("file", b""), str(fields.get("model", "")))
+        if isinstance(result, Error):
+            return await self._render(result, "")
+        return web.json_response({"text": result})
+
     async def _render(self, action: Action, model: str) -> web.StreamResponse:
         if isinstance(action, Completion):
             return web.json_response(completion_json(action, model))
@@ -140,9 +162,28 @@ class FakeOpenAI:
 def last_user(body: dict[str, Any]) -> str:
     for message in reversed(body["messages"]):
         if message["role"] == "user":
-            return str(message.get("content") or "")
+            return text_of(message)
     return ""
+
+
+def text_of(message: dict[str, Any]) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    return str(content)
 
 
 def system(body: dict[str, Any]) -> str:
     return str(body["messages"][0].get("content") or "")
+
+
+def images_in(body: dict[str, Any]) -> list[str]:
+    """The image URLs (data: URLs) of every message in a request, in order."""
+    return [
+        part["image_url"]["url"]
+        for message in body["messages"]
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    ]
