@@ -397,7 +397,9 @@ class FakeTelegram:
         return {"file_id": self.upload(data), "file_unique_id": "v", "duration": duration,
                 "mime_type": "audio/ogg", "file_size": len(data)}  # fmt: skip
 
-    def document(self, data: bytes, name: str, mime: str, size: int | None = None) -> dict[str, Any]:
+    def document(
+        self, data: bytes, name: str, mime: str, size: int | None = None
+    ) -> dict[str, Any]:
         """A ``document`` field; ``size`` overrides the declared size (a file too large to
         upload for real)."""
         return {"file_id": self.upload(data), "file_unique_id": "d", "file_name": name,
