@@ -35,7 +35,9 @@ from bots.compose import build_runtime
 from bots.discord.adapter import PRIVATE_IN_PUBLIC, DiscordAdapter
 from bots.discord.connect import make_client, point_at
 from bots.discord.send import send_reply
-from bots.discord.translate import ATTACHMENT_NOTICE, DiscordRoute
+from agentcore.media.intake import UNSUPPORTED
+from bots.discord.translate import DiscordRoute
+from tests.test_media import jpeg
 from tests.conftest import make_settings
 from tests.fakes.discord_server import (
     FLAG_EPHEMERAL,
@@ -299,14 +301,22 @@ async def test_typing_shows_while_a_turn_runs(bot: Bot) -> None:
     assert answer.json["content"] == "done thinking"
 
 
-async def test_attachments_alone_get_a_notice_and_with_text_count_as_text(bot: Bot) -> None:
-    photo = bot.fake.attachment_payload("cat.png", 2048)
-    await bot.dm(ALICE, "", attachments=[photo])
+async def test_an_image_attachment_with_text_is_downloaded_and_shown(bot: Bot) -> None:
+    data = jpeg(640, 480)
+    photo = bot.fake.attachment_payload("cat.jpg", len(data), data=data, content_type="image/jpeg")
     await bot.dm(ALICE, "look at my cat", attachments=[photo])
-    notice, answer = await bot.replies(dm_channel(ALICE), 2)
-    assert notice.json["content"] == ATTACHMENT_NOTICE
-    assert answer.json["content"] == "echo: look at my cat"
-    assert bot.model.user_texts() == ["look at my cat"]
+    [answer] = await bot.replies(dm_channel(ALICE))
+    assert bot.fake.downloads == [photo["id"]]
+    description = "echo: look at my cat"  # the scripted model echoes the caption it was shown
+    assert answer.json["content"] == f"echo: [photo: {description}]\nlook at my cat"
+    assert bot.model.user_texts()[-1] == f"[photo: {description}]\nlook at my cat"
+
+
+async def test_a_file_it_cannot_read_gets_one_sentence(bot: Bot) -> None:
+    archive = bot.fake.attachment_payload("a.zip", 4, data=b"PK\x03\x04")
+    await bot.dm(ALICE, "", attachments=[archive])
+    [notice] = await bot.replies(dm_channel(ALICE))
+    assert notice.json["content"] == UNSUPPORTED.format(name="a.zip")
 
 
 async def test_a_rate_limited_send_is_retried(bot: Bot) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
-from agentcore.types import Attachment, Reply
+from agentcore.types import Attachment, InboundFile, Reply, ReplyKind
 from bots.discord.translate import DiscordRoute
 from bots.text import split_message
 
@@ -126,3 +126,30 @@ async def respond_to_interaction(
             ephemeral=ephemeral,
             allowed_mentions=allowed_mentions_for(outgoing.content, author_id),
         )
+
+
+class ChannelSink:
+    """A turn's notices, sent where its answer goes."""
+
+    def __init__(self, client: discord.Client, route: DiscordRoute, author_id: int) -> None:
+        self._client = client
+        self._route = route
+        self._author_id = author_id
+
+    async def notice(self, text: str) -> None:
+        await send_reply(self._client, self._route, self._author_id, Reply(text, ReplyKind.NOTICE))
+
+
+async def download(attachment: discord.Attachment, limit: int) -> InboundFile:
+    """An attachment's bytes from Discord's CDN: none if it is over ``limit`` or could not be
+    fetched (the core tells the person which)."""
+    mime = (attachment.content_type or "application/octet-stream").split(";")[0]
+    voice = attachment.is_voice_message()
+    if attachment.size > limit:
+        return InboundFile(attachment.filename, mime, b"", attachment.size, voice)
+    try:
+        data = await attachment.read()
+    except SEND_ERRORS as exc:
+        log.warning("could not download an attachment (%s): %s", mime, exc)
+        return InboundFile(attachment.filename, mime, b"", attachment.size, voice)
+    return InboundFile(attachment.filename, mime, data, voice=voice)

@@ -119,6 +119,8 @@ class FakeDiscord:
         self.gateway_received: list[dict[str, Any]] = []  # every payload a client sent
         self.replayed: list[dict[str, Any]] = []  # events sent again after a RESUME
         self.dispatched_at: dict[int, float] = {}  # message id -> when MESSAGE_CREATE was sent
+        self._files: dict[str, bytes] = {}  # attachment id -> bytes served by the "CDN"
+        self.downloads: list[str] = []  # attachment ids fetched
         self.connections = 0
         self._sessions: dict[int, _Session] = {}
         self._changed = asyncio.Condition()
@@ -139,6 +141,7 @@ class FakeDiscord:
     async def __aenter__(self) -> FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/", self._gateway)
+        app.router.add_get("/attachments/{id}/{name}", self._cdn)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -341,17 +344,39 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ payload builders
 
-    def attachment_payload(self, filename: str, size: int) -> dict[str, Any]:
+    def attachment_payload(
+        self,
+        filename: str,
+        size: int,
+        *,
+        data: bytes | None = None,
+        content_type: str = "application/octet-stream",
+        voice: bool = False,
+    ) -> dict[str, Any]:
+        """An attachment; with ``data``, its URL serves those bytes (a CDN on 127.0.0.1)."""
         attachment_id = snowflake()
         url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
-        return {
+        if data is not None:
+            self._files[str(attachment_id)] = data
+        payload: dict[str, Any] = {
             "id": str(attachment_id),
             "filename": filename,
             "size": size,
             "url": url,
             "proxy_url": url,
-            "content_type": "application/octet-stream",
+            "content_type": content_type,
         }
+        if voice:
+            payload |= {"flags": 0, "duration_secs": 3.0, "waveform": "AAAA"}
+        return payload
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        data = self._files.get(request.match_info["id"])
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        self.downloads.append(request.match_info["id"])
+        await self._notify()
+        return web.Response(body=data, content_type="application/octet-stream")
 
     def message_payload(
         self,
