@@ -120,7 +120,7 @@ def adapter_factories(
     if settings.discord.token:
         factories.append(("discord", lambda: _discord(settings, runtime)))
     if not factories:
-        factories.append(("console", lambda: _console(runtime, clock, args.user)))
+        factories.append(("console", lambda: _console(settings, runtime, clock, args.user)))
     return factories
 
 
@@ -142,10 +142,12 @@ def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
     return build_discord_adapter(settings, runtime)
 
 
-def _console(runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
+def _console(settings: Settings, runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
     from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 
-    return ConsoleAdapter(runtime, clock, console_user(user))
+    return ConsoleAdapter(
+        runtime, clock, console_user(user), max_file_bytes=settings.agent.media.max_file_bytes
+    )
 
 
 async def serve(

@@ -27,6 +27,7 @@ from agentcore.clock import ManualClock, to_millis
 from agentcore.commands import OPERATORS_ONLY, USER_COMMANDS
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, last_user_text, reply, system_text
+from agentcore.media.intake import UNSUPPORTED
 from agentcore.memory.prompt import GROUP_NOTE
 from agentcore.runtime import SLOW_DOWN, AgentRuntime, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
@@ -35,9 +36,7 @@ from bots.compose import build_runtime
 from bots.discord.adapter import PRIVATE_IN_PUBLIC, DiscordAdapter
 from bots.discord.connect import make_client, point_at
 from bots.discord.send import send_reply
-from agentcore.media.intake import UNSUPPORTED
 from bots.discord.translate import DiscordRoute
-from tests.test_media import jpeg
 from tests.conftest import make_settings
 from tests.fakes.discord_server import (
     FLAG_EPHEMERAL,
@@ -52,6 +51,7 @@ from tests.fakes.discord_server import (
 from tests.fakes.openai_server import FakeOpenAI
 from tests.hostile import CORPUS
 from tests.process import bot_env, remembering_model, spawn_bot
+from tests.test_media import jpeg
 
 ALICE = user_payload(snowflake(), "Alice")
 BOB = user_payload(snowflake(), "Bob")

@@ -165,7 +165,7 @@ def test_a_sticker_is_unreadable() -> None:
                     "mime_type": "application/pdf",
                     "file_size": 5,
                 }
-            },  # fmt: skip
+            },
             FileRef("d1", "a.pdf", "application/pdf", 5),
         ),
     ],

@@ -55,6 +55,7 @@ HEARD = "I heard: “{text}”"
 _HEARD_CHARS = 300
 _DESCRIPTION_CHARS = 500
 _MAX_CHECKED = 100_000
+CLOSE_GRACE = 5.0  # seconds documents being read get to finish at shutdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +273,7 @@ class MediaIntake:
             self.reader.read(agent_id, file, sink)
 
     async def close(self) -> None:
-        await self.reader.close()
+        await self.reader.close(CLOSE_GRACE)
         if self._transcriber is not None:
             await self._transcriber.close()
 

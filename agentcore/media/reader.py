@@ -70,9 +70,12 @@ class DocumentReader:
         while self._running:
             await asyncio.wait(list(self._running.values()))
 
-    async def close(self) -> None:
-        """Stop reading; what was read stays, the rest is read after the next start."""
+    async def close(self, grace: float = 0.0) -> None:
+        """Let readings finish for up to ``grace`` seconds, then stop them; what was read
+        stays, the rest is read after the next start."""
         tasks = list(self._running.values())
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -2,7 +2,8 @@
 
 Lines are answered one at a time, in order; at end of input the adapter finishes with exit code
 0. Replies go to stdout, logs to stderr, so ``printf 'hi\n' | python -m bots`` prints only the
-answer.
+answer. ``/attach PATH [caption]`` sends a file (a photo, voice note, audio or document) the way
+the chat platforms do.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import mimetypes
 import re
+import shlex
 import sys
 import threading
 from pathlib import Path
@@ -20,10 +23,32 @@ from typing import TextIO
 from agentcore.clock import Clock
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.protocols import StorageError
-from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply
+from agentcore.types import AgentKey, ChatKind, InboundFile, InboundMessage, Reply
 
 _EOF = None
+ATTACH = "/attach"
 log = logging.getLogger(__name__)
+
+
+def read_file(path: Path, limit: int) -> InboundFile:
+    """A local file as the chat platforms deliver one (not read past ``limit`` bytes: the
+    core tells the person the limit)."""
+    size = path.stat().st_size
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if size > limit:
+        return InboundFile(path.name, mime, b"", size)
+    return InboundFile(path.name, mime, path.read_bytes())
+
+
+def _attach_arguments(line: str) -> tuple[Path, str]:
+    """``/attach PATH [caption]`` → the path (quoted if it has spaces) and the caption."""
+    words = shlex.split(line)
+    if len(words) < 2:
+        raise ValueError(f"usage: {ATTACH} PATH [caption]")
+    path = Path(words[1]).expanduser()
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return path, " ".join(words[2:])
 
 
 def console_user(name: str | None) -> AgentKey:
@@ -44,8 +69,10 @@ class ConsoleAdapter:
         runtime: AgentRuntime,
         clock: Clock,
         user: AgentKey,
+        max_file_bytes: int = 20 * 2**20,
     ) -> None:
         self._runtime = runtime
+        self._max_file_bytes = max_file_bytes
         self._clock = clock
         self._user = user
         self._stdin: TextIO = sys.stdin
@@ -86,19 +113,40 @@ class ConsoleAdapter:
                 return 0
             if not line.strip():
                 continue
-            message = InboundMessage(
-                self._user,
-                line,
-                self._clock.now(),
-                display_name=self._user.user_id,
-                chat=ChatKind.PRIVATE,
-            )
+            message = self._message(line)
+            if message is None:
+                continue
             self._busy = True
             try:
-                self._show(await self._runtime.handle(message))
+                self._show(await self._runtime.handle(message, self))
             finally:
                 self._busy = False
         return 0
+
+    def _message(self, line: str) -> InboundMessage | None:
+        """The line as a message; ``/attach PATH [caption]`` with the file (None, after a
+        line saying why, if it cannot be read)."""
+        files: tuple[InboundFile, ...] = ()
+        text = line
+        if line.split(maxsplit=1)[0] == ATTACH:
+            try:
+                path, text = _attach_arguments(line)
+                files = (read_file(path, self._max_file_bytes),)
+            except (ValueError, OSError) as exc:
+                self._write(f"Cannot attach: {exc}")
+                return None
+        return InboundMessage(
+            self._user,
+            text,
+            self._clock.now(),
+            display_name=self._user.user_id,
+            chat=ChatKind.PRIVATE,
+            files=files,
+        )
+
+    async def notice(self, text: str) -> None:
+        """A turn's notices (``ReplySink``), printed as they come."""
+        self._write(text)
 
     async def _answer_held_back(self) -> None:
         """At the end of input, lines held back by the flood limit are answered too, so piped

@@ -204,9 +204,7 @@ class DiscordAdapter:
     async def _answer(self, ticket: Ticket) -> None:
         route = DiscordRoute.parse(ticket.message.route)
         sink = ChannelSink(self._client, route, int(ticket.message.key.user_id))
-        reply = await self._answers.reply(
-            ticket, lambda: self._keep_typing(route.channel_id), sink
-        )
+        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route.channel_id), sink)
         if reply.private and route.guild_id is not None:
             reply = Reply(PRIVATE_IN_PUBLIC, ReplyKind.NOTICE)
         if not reply.is_empty:
