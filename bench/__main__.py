@@ -24,6 +24,7 @@ SUITE: list[tuple[str, list[str]]] = [
     ("bench.concurrency", []),
     ("bench.growth", []),
     ("bench.locomo", []),
+    ("bench.documents", []),
     ("bench.telegram_latency", []),
     ("bench.discord_latency", []),
 ]
