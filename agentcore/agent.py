@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentcore.clock import Clock
-from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse
+from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse, TextSink
 from agentcore.media.intake import MediaIntake, Prepared
 from agentcore.memory.blocks import default_blocks, initial_blocks
 from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
@@ -59,6 +59,7 @@ class _Turn:
     unsaved_calls: list[LLMCallRecord] = field(default_factory=list)  # stored with the next step
     estimate: int = 0
     images: dict[int, tuple[ImagePart, ...]] = field(default_factory=dict)  # by message id
+    stream: TextSink | None = None  # where the answer is shown as it is written
 
 
 def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[int, bool]:
@@ -111,6 +112,8 @@ class AgentLoop:
         turn = await self._begin(message, pending_id)
         if turn is None:
             return None
+        if kept is None and self._settings.stream:
+            turn.stream = sink.grow
         reply = await self._answer(turn, prepared, sink)
         if kept is not None and kept.notices:
             reply = "\n\n".join([*kept.notices, reply]).strip()
@@ -236,6 +239,7 @@ class AgentLoop:
             ),
             tools=self._tools.specs,
             allow_tools=allow_tools,
+            stream=turn.stream,
         )
 
     async def _prepare(self, turn: _Turn, allow_tools: bool) -> LLMRequest:

@@ -56,6 +56,7 @@ class AgentSettings:
     message_char_cap: int = 8000  # longer messages are shortened for the model (stored whole)
     memory: MemorySettings = field(default_factory=MemorySettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    stream: bool = True  # answers are streamed to adapters that show them as they grow
 
 
 @dataclass(frozen=True, slots=True)

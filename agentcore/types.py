@@ -183,6 +183,11 @@ class ReplySink(Protocol):
         """Send ``text`` (Markdown) to the person now. Never raises for platform errors."""
         ...
 
+    async def grow(self, text: str) -> None:
+        """The answer being written, so far (streaming): show it in place of what was shown
+        before. The turn's ``Reply`` then has the final text. Never raises."""
+        ...
+
 
 class NoticeList:
     """A ``ReplySink`` for callers that only take one reply (the answer starts with the
@@ -193,3 +198,6 @@ class NoticeList:
 
     async def notice(self, text: str) -> None:
         self.notices.append(text)
+
+    async def grow(self, text: str) -> None:
+        pass  # only the final answer is kept

@@ -133,6 +133,7 @@ def _telegram(settings: Settings, runtime: AgentRuntime) -> Adapter:
         runtime,
         grace=settings.runtime.shutdown_grace,
         max_file_bytes=settings.agent.media.max_file_bytes,
+        edit_seconds=settings.streaming.edit_seconds,
     )
 
 

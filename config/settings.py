@@ -89,6 +89,12 @@ class TranscriptionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamingConfig:
+    enabled: bool
+    edit_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class TelegramConfig:
     token: Secret
     base_url: str
@@ -107,6 +113,7 @@ class DiscordConfig:
 class Settings:
     llm: LLMConfig
     transcription: TranscriptionConfig
+    streaming: StreamingConfig
     agent: AgentSettings
     runtime: RuntimeSettings
     database: Path
@@ -345,6 +352,9 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
             base_url=read.url("media", "transcription_base_url") or llm.base_url,
             api_key=Secret(read.text("media", "transcription_api_key")) or llm.api_key,
         ),
+        streaming=StreamingConfig(
+            read.flag("streaming", "enabled"), read.number("streaming", "edit_seconds", 0.2)
+        ),
         agent=_agent_settings(read),
         runtime=RuntimeSettings(
             llm_concurrency=read.integer("llm", "concurrency", 1),
@@ -399,6 +409,7 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         message_char_cap=read.integer("agent", "message_char_cap", 100),
         memory=memory,
         media=_media_settings(read),
+        stream=read.flag("streaming", "enabled"),
     )
 
 

@@ -82,6 +82,7 @@ class ConsoleAdapter:
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._task: asyncio.Task[int] | None = None
         self._busy = False  # a message is being answered
+        self._streamed = ""  # the answer printed so far while it streams
         self._stopping = False
 
     async def start(self) -> None:
@@ -146,7 +147,21 @@ class ConsoleAdapter:
 
     async def notice(self, text: str) -> None:
         """A turn's notices (``ReplySink``), printed as they come."""
+        self._end_stream()
         self._write(text)
+
+    async def grow(self, text: str) -> None:
+        """The answer as it is written (``ReplySink``): what is new is printed at once."""
+        if not text.startswith(self._streamed):  # a new step restarted the text
+            self._end_stream()
+        self._stdout.write(text[len(self._streamed) :])
+        self._stdout.flush()
+        self._streamed = text
+
+    def _end_stream(self) -> None:
+        if self._streamed:
+            self._stdout.write("\n")
+            self._streamed = ""
 
     async def _answer_held_back(self) -> None:
         """At the end of input, lines held back by the flood limit are answered too, so piped
@@ -166,7 +181,12 @@ class ConsoleAdapter:
             self._stdout.flush()
 
     def _show(self, reply: Reply) -> None:
-        if reply.text.strip():
+        streamed, self._streamed = self._streamed, ""
+        if streamed and reply.text.startswith(streamed):
+            self._write(reply.text[len(streamed) :])  # the rest, if the final text has more
+        elif reply.text.strip():
+            if streamed:
+                self._stdout.write("\n")
             self._write(reply.text)
         for attachment in reply.attachments:
             path = self._download_dir / attachment.filename

@@ -26,18 +26,23 @@ from agentcore.types import InboundMessage, Reply, ReplyKind
 from bots.answers import SOMETHING_WENT_WRONG, Answers
 from bots.discord.connect import fatal_reason, make_client, point_at
 from bots.discord.send import (
+    MESSAGE_LIMIT,
     SEND_ERRORS,
     ChannelSink,
+    StreamEditor,
     download,
     respond_to_interaction,
     send_reply,
 )
 from bots.discord.slash import build_app_commands
 from bots.discord.translate import DiscordRoute, command_to_inbound, content_notice, to_inbound
+from bots.streaming import GrowingReply, Pacing
+from bots.text import split_message
 from config import Settings
 
 log = logging.getLogger(__name__)
 
+EDITS_PER_SECOND = 25.0  # streamed edits across all channels (Discord allows 50 requests/s)
 COMMAND_BUDGET_SECONDS = 2.0  # answer a slash command directly if it is ready by then
 TYPING_REFRESH_SECONDS = 8.0  # Discord shows "typing…" for 10 s after each request
 UNKNOWN_COMMAND = "That command did not work. Type / to see the current commands."
@@ -58,6 +63,7 @@ def build_discord_adapter(settings: Settings, runtime: AgentRuntime) -> DiscordA
         sync_guild=config.sync_guild or None,
         stop_grace=settings.runtime.shutdown_grace,
         max_file_bytes=settings.agent.media.max_file_bytes,
+        edit_seconds=settings.streaming.edit_seconds,
     )
 
 
@@ -74,9 +80,11 @@ class DiscordAdapter:
         command_budget: float = COMMAND_BUDGET_SECONDS,
         stop_grace: float = 20.0,
         max_file_bytes: int = 20 * 2**20,
+        edit_seconds: float = 1.0,
     ) -> None:
         self._runtime = runtime
         self._max_file_bytes = max_file_bytes
+        self._pacing = Pacing(edit_seconds, EDITS_PER_SECOND)
         self._client = client
         self._token = token  # never logged
         self._sync_guild = sync_guild
@@ -203,8 +211,14 @@ class DiscordAdapter:
 
     async def _answer(self, ticket: Ticket) -> None:
         route = DiscordRoute.parse(ticket.message.route)
-        sink = ChannelSink(self._client, route, int(ticket.message.key.user_id))
+        author = int(ticket.message.key.user_id)
+        stream = GrowingReply(
+            StreamEditor(self._client, route, author), _parts, self._pacing, route.channel_id
+        )
+        sink = ChannelSink(self._client, route, author, stream)
         reply = await self._answers.reply(ticket, lambda: self._keep_typing(route.channel_id), sink)
+        if await stream.finish(reply.text):
+            return
         if reply.private and route.guild_id is not None:
             reply = Reply(PRIVATE_IN_PUBLIC, ReplyKind.NOTICE)
         if not reply.is_empty:
@@ -269,3 +283,7 @@ class DiscordAdapter:
         if not interaction.response.is_done():
             with contextlib.suppress(discord.HTTPException):
                 await interaction.response.send_message(UNKNOWN_COMMAND, ephemeral=True)
+
+
+def _parts(text: str) -> list[str]:
+    return split_message(text, MESSAGE_LIMIT)

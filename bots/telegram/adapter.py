@@ -32,8 +32,10 @@ from agentcore.commands import USER_COMMANDS
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.types import InboundFile, InboundMessage
 from bots.answers import Answers
+from bots.streaming import GrowingReply, Pacing
 from bots.telegram.poller import TOKEN_HELP, UpdatePoller
-from bots.telegram.send import Destination, ReplySender
+from bots.telegram.render import telegram_parts
+from bots.telegram.send import Destination, ReplySender, StreamEditor
 from bots.telegram.translate import (
     BotIdentity,
     FileRef,
@@ -52,6 +54,7 @@ TEXT_ONLY = (
 _COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")  # what Telegram accepts in a menu
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+EDITS_PER_SECOND = 20.0  # streamed edits across all chats (Telegram allows ~30 messages/s)
 
 
 class TelegramAdapter:
@@ -66,6 +69,7 @@ class TelegramAdapter:
         poll_timeout: float = 10.0,
         grace: float = 20.0,  # how long stop() waits for answers in progress
         max_file_bytes: int = 20 * 2**20,  # larger files are not downloaded
+        edit_seconds: float = 1.0,  # a streamed answer is edited at most this often per chat
         retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
         backoff: tuple[float, float] = (1.0, 30.0),
     ) -> None:
@@ -74,6 +78,7 @@ class TelegramAdapter:
         self._typing_interval = typing_interval
         self._grace = grace
         self._max_file_bytes = max_file_bytes
+        self._pacing = Pacing(edit_seconds, EDITS_PER_SECOND)
         self._sender = ReplySender(application.bot, retry_delays=retry_delays)
         self._poller = UpdatePoller(
             application.bot, self._take, timeout=poll_timeout, backoff=backoff
@@ -203,9 +208,13 @@ class TelegramAdapter:
         message = ticket.message
         route = Route.from_json(message.route)
         to = _destination(message, route)
-        sink = ChatSink(self._sender, to)
+        stream = GrowingReply(
+            StreamEditor(self._app.bot, to), telegram_parts, self._pacing, route.chat_id
+        )
+        sink = ChatSink(self._sender, to, stream)
         reply = await self._answers.reply(ticket, lambda: self._keep_typing(route), sink)
-        await self._sender.send(reply, to)
+        if not await stream.finish(reply.text):
+            await self._sender.send(reply, to)
 
     async def _keep_typing(self, route: Route) -> None:
         while True:
@@ -214,14 +223,18 @@ class TelegramAdapter:
 
 
 class ChatSink:
-    """A turn's notices, sent to the chat its answer goes to."""
+    """A turn's notices, sent to the chat its answer goes to, and its answer as it grows."""
 
-    def __init__(self, sender: ReplySender, to: Destination) -> None:
+    def __init__(self, sender: ReplySender, to: Destination, stream: GrowingReply) -> None:
         self._sender = sender
         self._to = to
+        self._stream = stream
 
     async def notice(self, text: str) -> None:
         await self._sender.notice(text, self._to)
+
+    async def grow(self, text: str) -> None:
+        await self._stream.grow(text)
 
 
 def _destination(message: InboundMessage, route: Route) -> Destination:

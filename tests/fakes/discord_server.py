@@ -184,6 +184,10 @@ class FakeDiscord:
             return list(self._posted.get(channel_id, []))
         return sorted((r for rs in self._posted.values() for r in rs), key=lambda r: r.at)
 
+    def edits(self, channel_id: int) -> list[Recorded]:
+        """The bot's edits of its messages in a channel, in order."""
+        return self.calls("PATCH", f"/channels/{channel_id}/messages/")
+
     def typing(self, channel_id: int) -> list[Recorded]:
         return self.calls("POST", f"/channels/{channel_id}/typing")
 
@@ -268,6 +272,11 @@ class FakeDiscord:
             return web.Response(status=204)
         if method == "POST" and parts[0] == "channels" and parts[-1] == "messages":
             return _json(self._created_message(int(parts[1]), body, recorded.files))
+        if method == "PATCH" and parts[0] == "channels" and parts[2] == "messages":
+            edited = self._created_message(int(parts[1]), body, recorded.files)
+            return _json(edited | {"id": parts[3], "edited_timestamp": iso(datetime.now(UTC))})
+        if method == "DELETE" and parts[0] == "channels" and parts[2] == "messages":
+            return web.Response(status=204)
         if method == "PUT" and parts[0] == "applications" and parts[-1] == "commands":
             guild = int(parts[3]) if len(parts) == 5 else None
             return _json([self._synced_command(c, guild) for c in recorded.json])

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,9 @@ class Completion:
     tool_calls: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
     prompt_tokens: int = 100
     completion_tokens: int = 10
+    # Streamed (a request with "stream": true): tokens (words with their spaces) per second;
+    # 0 sends them all at once.
+    token_rate: float = 0.0
 
 
 @dataclass
@@ -101,6 +106,7 @@ class FakeOpenAI:
             self._responder = lambda _request: script.pop(0)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.first_token_at: list[float] = []  # perf_counter when each stream's first token went
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()  # releases hanging handlers at shutdown
         self.base_url = ""
@@ -129,7 +135,51 @@ class FakeOpenAI:
         action = self._responder(body)
         if asyncio.iscoroutine(action) or isinstance(action, Awaitable):
             action = await action
+        if body.get("stream") and isinstance(action, Completion):
+            return await self._stream(request, action, body.get("model", "fake"))
         return await self._render(action, body.get("model", "fake"))
+
+    async def _stream(
+        self, request: web.Request, action: Completion, model: str
+    ) -> web.StreamResponse:
+        """The completion as server-sent events, as OpenAI streams it: a role chunk, content
+        a token at a time (at ``token_rate``), tool calls, the finish reason, then usage."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        done = completion_json(action, model)
+        message = done["choices"][0]["message"]
+
+        async def event(delta: dict[str, Any], finish: str | None = None) -> None:
+            chunk = {
+                "id": done["id"],
+                "object": "chat.completion.chunk",
+                "created": done["created"],
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        await event({"role": "assistant", "content": ""})
+        for i, token in enumerate(re.findall(r"\s*\S+\s*", action.content or "")):
+            if i == 0:
+                self.first_token_at.append(time.perf_counter())
+            elif action.token_rate:
+                await asyncio.sleep(1 / action.token_rate)
+            await event({"content": token})
+        for index, call in enumerate(message.get("tool_calls", [])):
+            await event({"tool_calls": [call | {"index": index}]})
+        await event({}, done["choices"][0]["finish_reason"])
+        usage_chunk = {
+            "id": done["id"],
+            "object": "chat.completion.chunk",
+            "created": done["created"],
+            "model": model,
+            "choices": [],
+            "usage": done["usage"],
+        }
+        await response.write(f"data: {json.dumps(usage_chunk)}\n\ndata: [DONE]\n\n".encode())
+        await response.write_eof()
+        return response
 
     async def _transcription(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
