@@ -129,13 +129,13 @@ class GrowingReply:
                 await self._request
         try:
             for _ in range(FINAL_TRIES):
-                await self._pacing.turn(self._chat)
                 try:
                     await self._show(text)
                     break
                 except RateLimited as exc:
                     self._pacing.hold(self._chat, exc.seconds)
             for extra in self._ids[len(self._split(text)) :]:
+                await self._pacing.turn(self._chat)
                 await self._editor.delete(extra)
         finally:
             self._pacing.leave(self._chat)
@@ -144,7 +144,6 @@ class GrowingReply:
     async def _show_as_it_grows(self) -> None:
         while True:
             await self._changed.wait()
-            await self._pacing.turn(self._chat)
             self._changed.clear()
             self._request = asyncio.ensure_future(self._show(self._latest))
             try:
@@ -155,14 +154,17 @@ class GrowingReply:
                 self._changed.set()
 
     async def _show(self, text: str) -> None:
-        """Make the messages show ``text``: edit those that differ, send the parts past them."""
+        """Make the messages show ``text``: edit those that differ, send the parts past them,
+        each request in its own paced slot."""
         for i, part in enumerate(self._split(text)):
             if i < len(self._ids):
                 if self._shown[i] != part:
+                    await self._pacing.turn(self._chat)
                     self.edits += 1
                     if await self._editor.edit(self._ids[i], part):
                         self._shown[i] = part
                 continue
+            await self._pacing.turn(self._chat)
             self.edits += 1
             sent = await self._editor.send(part)
             if sent is None:

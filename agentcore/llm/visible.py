@@ -48,7 +48,7 @@ class VisibleText:
         if cut != -1:
             self._stopped = True
             return text[:cut].strip()
-        return _without_partial_marker(text).lstrip()
+        return _without_partial_marker(text).strip()
 
     @staticmethod
     def _without_reasoning(text: str) -> str | None:

@@ -4,7 +4,7 @@ Point PTB at it with ``ApplicationBuilder().base_url(root + "/bot")`` (or ``TELE
 It serves getMe, getUpdates (long polling, confirmation by ``offset``), sendMessage (HTML is
 parsed as strictly as Telegram does: unknown tags, unbalanced tags or stray ``<``/``&`` give 400
 "can't parse entities"; more than 4096 UTF-16 units of visible text gives 400), sendChatAction,
-editMessageText, sendDocument, setMyCommands/getMyCommands, deleteWebhook, and getFile with the
+editMessageText (a message reads as last edited), deleteMessage, sendDocument, setMyCommands/getMyCommands, deleteWebhook, and getFile with the
 file download route (``/file/bot<token>/<path>``, refusing files over 20 MB as Telegram does).
 Tests store files with ``upload`` and send them in ``photo``/``voice``/``document`` payloads; push
 updates (``private``, ``group``, ``push``), inject errors (``inject``), and read what the bot did
@@ -83,7 +83,8 @@ class Chat:
 
 @dataclass
 class Sent:
-    """A message the bot sent (or a document, or an edit)."""
+    """A message the bot sent (or a document, or an edit). A sent message reads as its last
+    edit made it, as a person would see it; each edit is also recorded on its own."""
 
     method: str
     chat_id: int
@@ -262,7 +263,31 @@ class FakeTelegram:
         chat = self._chat_for_sending(params["chat_id"])
         text = str(params.get("text", ""))
         plain, pre = _visible(text, params.get("parse_mode"))
+        original = next(
+            (
+                s
+                for s in self._sent_by_chat.get((chat["id"], "sendMessage"), [])
+                if s.message_id == params.get("message_id")
+            ),
+            None,
+        )
+        if original is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        if original.plain == plain and original.parse_mode == params.get("parse_mode"):
+            raise _ApiError(400, "Bad Request: message is not modified")
+        # The message now reads as edited (what a person sees); the edit is recorded too.
+        original.text, original.plain, original.pre = text, plain, pre
+        original.parse_mode = params.get("parse_mode")
         return self._record("editMessageText", chat, text, params, plain, pre, None)
+
+    async def _api_deleteMessage(self, params: dict[str, Any]) -> bool:
+        chat = self._chat_for_sending(params["chat_id"])
+        sent = self._sent_by_chat.get((chat["id"], "sendMessage"), [])
+        kept = [s for s in sent if s.message_id != params.get("message_id")]
+        if len(kept) == len(sent):
+            raise _ApiError(400, "Bad Request: message to delete not found")
+        self._sent_by_chat[(chat["id"], "sendMessage")] = kept
+        return True
 
     async def _api_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = str(params.get("file_id", ""))
