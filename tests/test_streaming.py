@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -99,9 +100,11 @@ class Editor:
     def __init__(self) -> None:
         self.log: list[tuple[str, str]] = []
         self.limited = 0
+        self.sent = asyncio.Event()
 
     async def send(self, text: str) -> str | None:
         self.log.append(("send", text))
+        self.sent.set()
         return str(len(self.log))
 
     async def edit(self, message_id: str, text: str) -> bool:
@@ -124,8 +127,7 @@ async def test_the_newest_text_is_shown_at_most_once_per_interval_and_429_waits(
     started = loop.time()
     for word in ["one", "one two", "one two three"]:
         await reply.grow(word)
-    while not editor.log:  # the first send goes out at once, with the newest text
-        await asyncio.sleep(0)
+    await editor.sent.wait()  # the first send goes out at once, with the newest text
     await reply.grow("one two three four")
     assert await reply.finish("one two three four five")
     elapsed = loop.time() - started
@@ -201,7 +203,7 @@ async def test_a_long_streamed_answer_continues_in_a_second_telegram_message(
     assert len(sends) == 2 and len(long_answer()) > MAX_MESSAGE
     assert edits, "the answer grew by edits"
     moments = sorted(s.at for s in [*sends, *edits])
-    gaps = [b - a for a, b in zip(moments, moments[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(moments)]
     assert min(gaps) >= 0.9, gaps  # paced: at most one edit a second in the chat
     assert sends[0].at - server.first_token_at[0] < 1.0  # the first words show at once
     assert all(s.parse_mode == "HTML" for s in [*sends, *edits])

@@ -4,8 +4,9 @@ Point PTB at it with ``ApplicationBuilder().base_url(root + "/bot")`` (or ``TELE
 It serves getMe, getUpdates (long polling, confirmation by ``offset``), sendMessage (HTML is
 parsed as strictly as Telegram does: unknown tags, unbalanced tags or stray ``<``/``&`` give 400
 "can't parse entities"; more than 4096 UTF-16 units of visible text gives 400), sendChatAction,
-editMessageText (a message reads as last edited), deleteMessage, sendDocument, setMyCommands/getMyCommands, deleteWebhook, and getFile with the
-file download route (``/file/bot<token>/<path>``, refusing files over 20 MB as Telegram does).
+editMessageText (a message reads as last edited), deleteMessage, sendDocument,
+setMyCommands/getMyCommands, deleteWebhook, and getFile with the file download route
+(``/file/bot<token>/<path>``, refusing files over 20 MB as Telegram does).
 Tests store files with ``upload`` and send them in ``photo``/``voice``/``document`` payloads; push
 updates (``private``, ``group``, ``push``), inject errors (``inject``), and read what the bot did
 (``sent``, ``actions``, ``calls``, ``polls``), waiting on conditions with ``wait_until``.
