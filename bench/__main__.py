@@ -25,6 +25,7 @@ SUITE: list[tuple[str, list[str]]] = [
     ("bench.growth", []),
     ("bench.locomo", []),
     ("bench.documents", []),
+    ("bench.streaming", []),
     ("bench.telegram_latency", []),
     ("bench.discord_latency", []),
 ]

@@ -123,6 +123,21 @@ def rows() -> list[tuple[str, str, str]]:
                 f"peak {ingest['rss_peak_mb']} MB while reading",
             )
         )
+    if stream := load("streaming"):
+        streamed, whole = stream["streamed"], stream["baseline_not_streamed"]
+        counts = streamed["requests_per_answer"]
+        out.append(
+            (
+                f"Streaming on Telegram: {stream['words']}-word answers at "
+                f"{stream['tokens_per_second']:g} tokens/s, model's first token → first visible "
+                "text (median / p95); requests per answer",
+                "",
+                f"{streamed['first_text']['median_ms']:.0f} / "
+                f"{streamed['first_text']['p95_ms']:.0f} ms (not streamed, in the same run: "
+                f"{whole['first_text']['median_ms']:.0f} / {whole['first_text']['p95_ms']:.0f} "
+                f"ms); {sum(counts) / len(counts):.1f} sends and edits per answer",
+            )
+        )
     out += platform_rows()
     return out
 

@@ -23,10 +23,13 @@ from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from bots.console import ConsoleAdapter
+from bots.discord import DiscordAdapter
+from bots.discord.connect import make_client, point_at
 from bots.streaming import GrowingReply, Pacing, RateLimited
 from bots.telegram import TelegramAdapter, build_application
 from bots.telegram.render import MAX_MESSAGE
 from tests.conftest import make_settings
+from tests.fakes.discord_server import FakeDiscord, snowflake, user_payload
 from tests.fakes.openai_server import Completion, FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram, User
 
@@ -251,3 +254,33 @@ def _shown(fake: FakeTelegram) -> list[str]:
 
 def _words(text: str) -> list[str]:
     return text.split()
+
+
+# ---------------------------------------------------------------------- Discord
+
+
+async def test_discord_edits_its_reply_as_the_answer_grows(
+    streaming: tuple[FakeOpenAI, AgentRuntime], storage: SQLiteStorage
+) -> None:
+    _, runtime = streaming
+    async with FakeDiscord() as fake:
+        point_at(fake.api_base, fake.gateway_url)
+        adapter = DiscordAdapter(runtime, make_client(sharded=False), fake.token)
+        await adapter.start()
+        channel = snowflake()
+        user = user_payload(snowflake(), "Alice")
+        try:
+            await fake.send_message(author=user, content="the lighthouse?", channel_id=channel)
+            stored = await _stored_reply(storage, AgentKey("discord", user["id"]))
+            await fake.wait_until(lambda: _discord_shown(fake, channel) == _words(stored), 30)
+        finally:
+            await adapter.stop()
+        posts, edits = fake.posted(channel), fake.edits(channel)
+    assert len(posts) == 3  # 2,000 characters a message
+    assert edits
+    moments = sorted(r.at for r in [*posts, *edits])
+    assert min(b - a for a, b in itertools.pairwise(moments)) >= 0.9
+
+
+def _discord_shown(fake: FakeDiscord, channel: int) -> list[str]:
+    return _words("\n".join(fake.reading(channel)))

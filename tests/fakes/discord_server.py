@@ -120,6 +120,7 @@ class FakeDiscord:
         self.replayed: list[dict[str, Any]] = []  # events sent again after a RESUME
         self.dispatched_at: dict[int, float] = {}  # message id -> when MESSAGE_CREATE was sent
         self._files: dict[str, bytes] = {}  # attachment id -> bytes served by the "CDN"
+        self._reading: dict[int, dict[str, str]] = {}  # channel -> message id -> content now
         self.downloads: list[str] = []  # attachment ids fetched
         self.connections = 0
         self._sessions: dict[int, _Session] = {}
@@ -183,6 +184,10 @@ class FakeDiscord:
         if channel_id is not None:
             return list(self._posted.get(channel_id, []))
         return sorted((r for rs in self._posted.values() for r in rs), key=lambda r: r.at)
+
+    def reading(self, channel_id: int) -> list[str]:
+        """The bot's messages in a channel as they read now (after their edits), in order."""
+        return list(self._reading.get(channel_id, {}).values())
 
     def edits(self, channel_id: int) -> list[Recorded]:
         """The bot's edits of its messages in a channel, in order."""
@@ -271,9 +276,12 @@ class FakeDiscord:
         if method == "POST" and parts[0] == "channels" and parts[-1] == "typing":
             return web.Response(status=204)
         if method == "POST" and parts[0] == "channels" and parts[-1] == "messages":
-            return _json(self._created_message(int(parts[1]), body, recorded.files))
+            created = self._created_message(int(parts[1]), body, recorded.files)
+            self._reading.setdefault(int(parts[1]), {})[created["id"]] = created["content"]
+            return _json(created)
         if method == "PATCH" and parts[0] == "channels" and parts[2] == "messages":
             edited = self._created_message(int(parts[1]), body, recorded.files)
+            self._reading.setdefault(int(parts[1]), {})[parts[3]] = edited["content"]
             return _json(edited | {"id": parts[3], "edited_timestamp": iso(datetime.now(UTC))})
         if method == "DELETE" and parts[0] == "channels" and parts[2] == "messages":
             return web.Response(status=204)

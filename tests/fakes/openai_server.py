@@ -135,8 +135,13 @@ class FakeOpenAI:
         action = self._responder(body)
         if asyncio.iscoroutine(action) or isinstance(action, Awaitable):
             action = await action
-        if body.get("stream") and isinstance(action, Completion):
+        if isinstance(action, Completion) and body.get("stream"):
             return await self._stream(request, action, body.get("model", "fake"))
+        if isinstance(action, Completion) and action.token_rate:
+            # Not streamed: the whole answer once the model has written it all.
+            self.first_token_at.append(time.perf_counter())
+            tokens = len((action.content or "").split())
+            await asyncio.sleep(max(0, tokens - 1) / action.token_rate)
         return await self._render(action, body.get("model", "fake"))
 
     async def _stream(
