@@ -91,17 +91,13 @@ async def paging(
     """R@1 / R@5 of the passage search for each fact's question, and its latency."""
     for fact in asked[:10]:  # warm-up: statement cache, page cache
         await storage.search_passages(agent_id, fact.question, 5)
-    first = five = 0
-    timings = []
+    timings, found = [], []
     for fact in asked:
         started = time.perf_counter()
-        found = await storage.search_passages(agent_id, fact.question, 5)
+        passages = await storage.search_passages(agent_id, fact.question, 5)
         timings.append(time.perf_counter() - started)
-        pages = [p.page for p in found]
-        first += pages[:1] == [fact.page]
-        five += fact.page in pages
-    n = len(asked)
-    return Recall(n, round(100 * first / n, 1), round(100 * five / n, 1)), summary_ms(timings)
+        found.append([p.page for p in passages])
+    return _recall(asked, found), summary_ms(timings)
 
 
 def plain_fts(path: Path, agent_id: int, asked: list[Fact]) -> tuple[Recall, dict[str, float]]:
@@ -112,8 +108,7 @@ def plain_fts(path: Path, agent_id: int, asked: list[Fact]) -> tuple[Recall, dic
         "INSERT INTO plain (content, page) SELECT content, page FROM passages WHERE agent_id = ?",
         (agent_id,),
     )
-    first = five = 0
-    timings = []
+    timings, found = [], []
     for fact in asked:
         words = re.findall(r"\w+", fact.question)
         query = " OR ".join(f'"{w}"' for w in words)
@@ -122,12 +117,17 @@ def plain_fts(path: Path, agent_id: int, asked: list[Fact]) -> tuple[Recall, dic
             "SELECT page FROM plain WHERE plain MATCH ? ORDER BY bm25(plain) LIMIT 5", (query,)
         ).fetchall()
         timings.append(time.perf_counter() - started)
-        pages = [r[0] for r in rows]
-        first += pages[:1] == [fact.page]
-        five += fact.page in pages
+        found.append([r[0] for r in rows])
     db.close()
+    return _recall(asked, found), summary_ms(timings)
+
+
+def _recall(asked: list[Fact], found: list[list[int | None]]) -> Recall:
+    """How often each fact's page came first, and among the first five found for it."""
+    first = sum(pages[:1] == [fact.page] for fact, pages in zip(asked, found, strict=True))
+    five = sum(fact.page in pages for fact, pages in zip(asked, found, strict=True))
     n = len(asked)
-    return Recall(n, round(100 * first / n, 1), round(100 * five / n, 1)), summary_ms(timings)
+    return Recall(n, round(100 * first / n, 1), round(100 * five / n, 1))
 
 
 async def run(pages: int, questions: int, seed: int) -> dict[str, Any]:

@@ -37,6 +37,18 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_KEY = "not-needed"
 
 
+def sdk_client(
+    base_url: str | None, api_key: str | None, deadline: float, max_retries: int
+) -> openai.AsyncOpenAI:
+    """The SDK's client for an endpoint: its own timeout and retries (with retry-after)."""
+    return openai.AsyncOpenAI(
+        api_key=api_key or PLACEHOLDER_KEY,
+        base_url=base_url or None,
+        timeout=deadline,
+        max_retries=max_retries,
+    )
+
+
 class OpenAICompatibleLLM:
     def __init__(
         self,
@@ -51,12 +63,7 @@ class OpenAICompatibleLLM:
         self._model = model
         self._deadline = deadline
         self._temperature = temperature
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or PLACEHOLDER_KEY,
-            base_url=base_url or None,
-            timeout=deadline,
-            max_retries=max_retries,
-        )
+        self._client = sdk_client(base_url, api_key, deadline, max_retries)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         kwargs = self._request_kwargs(request)

@@ -9,7 +9,7 @@ import asyncio
 import openai
 
 from agentcore.llm.base import LLMTimeout
-from agentcore.llm.openai_compat import PLACEHOLDER_KEY, translate_error
+from agentcore.llm.openai_compat import sdk_client, translate_error
 from agentcore.media.voice import TranscriptionUnavailable
 
 # What an endpoint without transcription answers: no such route, no such model, or a request
@@ -29,12 +29,7 @@ class OpenAITranscriber:
     ) -> None:
         self._model = model
         self._deadline = deadline
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or PLACEHOLDER_KEY,
-            base_url=base_url or None,
-            timeout=deadline,
-            max_retries=max_retries,
-        )
+        self._client = sdk_client(base_url, api_key, deadline, max_retries)
 
     async def transcribe(self, audio: bytes, filename: str, mime_type: str) -> str:
         try:
