@@ -103,21 +103,26 @@ class AgentLoop:
         propagates) never loses them. None if there is nothing left to answer: an earlier
         turn took this message up, or /forget erased it while it waited.
         """
-        kept = NoticeList() if sink is None else None
-        sink = sink or kept
-        assert sink is not None
+        if sink is None:  # a caller that takes one reply: the notices open it
+            kept = NoticeList()
+            reply = await self._turn(message, pending_id, kept, streaming=False)
+            if reply is None or not kept.notices:
+                return reply
+            return "\n\n".join([*kept.notices, reply]).strip()
+        return await self._turn(message, pending_id, sink, streaming=self._settings.stream)
+
+    async def _turn(
+        self, message: InboundMessage, pending_id: int, sink: ReplySink, *, streaming: bool
+    ) -> str | None:
         prepared = Prepared()
         if self._media is not None:
             prepared = await self._media.prepare(message.key, pending_id, sink)
         turn = await self._begin(message, pending_id)
         if turn is None:
             return None
-        if kept is None and self._settings.stream:
+        if streaming:
             turn.stream = sink.grow
-        reply = await self._answer(turn, prepared, sink)
-        if kept is not None and kept.notices:
-            reply = "\n\n".join([*kept.notices, reply]).strip()
-        return reply
+        return await self._answer(turn, prepared, sink)
 
     async def _answer(self, turn: _Turn, prepared: Prepared, sink: ReplySink) -> str:
         if self._media is not None:

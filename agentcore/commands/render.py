@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from agentcore.media.documents import unit_of
 from agentcore.messages import Role
 from agentcore.records import Block, BlockVersion, DocState, SearchHit, StoredFile
 
@@ -63,8 +64,7 @@ def history(versions: Sequence[BlockVersion], tz: ZoneInfo) -> str:
 
 def document(number: int, file: StoredFile, tz: ZoneInfo) -> str:
     """One line of /documents: its number, name, how far it is read, and when it came."""
-    unit = "page" if file.filename.lower().endswith(".pdf") else "part"
-    count = f"{file.pages} {unit}{'s' if file.pages != 1 else ''}"
+    count = f"{file.pages} {unit_of(file.filename)}{'s' if file.pages != 1 else ''}"
     status = {
         DocState.READY: f"{count}, read",
         DocState.READING: f"reading: {file.pages_read} of {count}",

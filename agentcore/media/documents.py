@@ -1,7 +1,9 @@
 """Documents as pages of text: PDF (pypdf), DOCX (its XML, read with zip-bomb limits), text
 and Markdown; and pages as archival passages.
 
-``open_document`` is quick (it checks the file and counts its pages) and runs before the turn,
+pypdf and defusedxml are imported on the first document (pypdf alone takes longer to import than
+the bot takes to start). ``open_document`` is quick (it checks the file and counts its pages)
+and runs before the turn,
 so a broken, encrypted or text-less file gets its one sentence at once; ``Document.pages``
 extracts the text of a range of pages, for the background reading. Both block: run them in a
 thread. Formats without pages (DOCX, text) are cut into parts of about ``PART_CHARS``
@@ -16,12 +18,10 @@ import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import pypdf
-from defusedxml import ElementTree
-from defusedxml.common import DefusedXmlException
-from pypdf.errors import DependencyError, PyPdfError
+if TYPE_CHECKING:
+    import pypdf
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ def open_document(data: bytes, filename: str, mime_type: str, max_pages: int) ->
     return document
 
 
+def unit_of(filename: str) -> str:
+    """What a document's numbered parts are called, from its name: pages of a PDF, else
+    parts (see ``_PartsDocument``)."""
+    return "page" if filename.lower().endswith(".pdf") else "part"
+
+
 def _format(filename: str, mime_type: str) -> str:
     name = filename.lower()
     if mime_type == "application/pdf" or name.endswith(".pdf"):
@@ -87,6 +93,9 @@ class _PdfDocument:
 
     @classmethod
     def open(cls, data: bytes, filename: str) -> _PdfDocument:
+        import pypdf  # noqa: PLC0415  (heavy: only once a PDF arrives)
+        from pypdf.errors import PyPdfError  # noqa: PLC0415
+
         try:
             reader = pypdf.PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not _unlocked(reader):
@@ -111,6 +120,8 @@ class _PdfDocument:
         return document
 
     def pages(self, start: int, end: int) -> list[str]:
+        from pypdf.errors import PyPdfError  # noqa: PLC0415
+
         texts = []
         for number in range(start, end):
             try:
@@ -124,6 +135,9 @@ class _PdfDocument:
 
 def _unlocked(reader: pypdf.PdfReader) -> bool:
     """Many PDFs are encrypted with an empty password only to restrict printing or copying."""
+    import pypdf  # noqa: PLC0415
+    from pypdf.errors import DependencyError, PyPdfError  # noqa: PLC0415
+
     try:
         return reader.decrypt("") != pypdf.PasswordType.NOT_DECRYPTED
     except (DependencyError, PyPdfError, NotImplementedError):
@@ -157,6 +171,9 @@ def _decode(data: bytes) -> str:
 def _docx_text(data: bytes, filename: str) -> str:
     """The paragraphs of a DOCX's main part. Its declared and its actual unpacked size are
     both capped, and the XML is parsed without entities (no billion laughs)."""
+    from defusedxml import ElementTree  # noqa: PLC0415
+    from defusedxml.common import DefusedXmlException  # noqa: PLC0415
+
     broken = DocumentRefused(f"{filename} doesn't look like a Word document I can read.")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

@@ -2,7 +2,8 @@
 
 Re-encoding also drops the photo's metadata (EXIF, which may hold where it was taken). An image
 whose header claims more pixels than ``max_pixels`` is refused before its pixels are decoded,
-so a small file that would unpack to gigabytes (a decompression bomb) costs nothing.
+so a small file that would unpack to gigabytes (a decompression bomb) costs nothing. Pillow is
+imported with the first image, not at start.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+if TYPE_CHECKING:
+    from PIL import Image
 
 JPEG_QUALITY = 85
 
@@ -31,6 +34,8 @@ class FittedImage:
 def fit_image(data: bytes, max_side: int, max_pixels: int) -> FittedImage:
     """The image scaled to at most ``max_side`` pixels on its longer side, as JPEG (PNG if it
     has transparency). Blocking (call it in a thread); raises ``ImageRefused``."""
+    from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: PLC0415
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

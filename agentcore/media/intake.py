@@ -94,10 +94,6 @@ class MediaIntake:
         self._checked: set[int] = set()  # agents whose unfinished readings were looked for
         self.reader = DocumentReader(storage, clock, settings)
 
-    @property
-    def sees(self) -> bool:
-        return self._sees
-
     # ------------------------------------------------------------------ before the turn
 
     async def prepare(self, key: AgentKey, up_to_id: int, sink: ReplySink) -> Prepared:
@@ -117,8 +113,8 @@ class MediaIntake:
             await self._storage.prepare_pending(pending_id, text, [o.update for o in outcomes])
             answerable |= bool(caption.strip()) or any(o.usable for o in outcomes)
             documents |= any(o.update.state is DocState.READING for o in outcomes)
-            notices += [n for o in outcomes for n in o.notices if n not in notices]
-        for notice in notices:
+            notices += [n for o in outcomes for n in o.notices]
+        for notice in dict.fromkeys(notices):  # each said once
             await sink.notice(notice)
         return Prepared(len(by_message), answerable, documents)
 

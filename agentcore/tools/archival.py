@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agentcore.media.documents import unit_of
 from agentcore.tools.base import Tool, ToolContext, ToolError, schema
 from agentcore.tools.recall import clamp_limit
 
@@ -55,8 +56,7 @@ def passage_place(source: str, page: int | None) -> str:
     pages)."""
     if page is None:
         return source
-    unit = "page" if source.lower().endswith(".pdf") else "part"
-    return f"{source}, {unit} {page}"
+    return f"{source}, {unit_of(source)} {page}"
 
 
 TOOLS = (
