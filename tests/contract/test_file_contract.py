@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from agentcore.records import DocState, DocumentPassage, FileUpdate, UserActivity
 from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, FileKind, InboundFile, InboundMessage
-from tests.contract.test_storage_contract import T0, new_agent, store
+from tests.contract.test_storage_contract import T0, new_agent
 
-__all__ = ["store"]  # the backend fixture, shared with the main contract suite
+
+@pytest.fixture
+def store(any_storage: Storage) -> Storage:
+    """Each backend in turn (``any_storage``, tests/conftest.py)."""
+    return any_storage
+
 
 ANN = AgentKey("telegram", "ann")
 PHOTO = InboundFile("cat.jpg", "image/jpeg", b"\xff\xd8jpeg bytes")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +18,6 @@ from agentcore.records import (
     UserActivity,
 )
 from agentcore.storage.protocols import Storage
-from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -51,10 +48,8 @@ HOSTILE = [
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Storage]:
-    backend = await SQLiteStorage.open(tmp_path / "contract.db")
-    yield backend
-    await backend.close()
+def store(any_storage: Storage) -> Storage:
+    return any_storage
 
 
 async def new_agent(store: Storage, name: str = "alice", platform: str = "telegram") -> int:
@@ -381,3 +376,19 @@ async def test_a_persons_scope_is_the_same_store(store: Storage) -> None:
         await mine.save_block(agent.id, "human", "Name: Alice", Actor.AGENT, "agent", T0)
     assert [m.content for m in await store.all_messages(agent.id)] == ["hello"]
     assert [b.value for b in await store.list_blocks(agent.id)] == ["I am helpful.", "Name: Alice"]
+
+
+async def test_any_text_can_be_stored(store: Storage) -> None:
+    """What a model or an import writes is stored whatever it holds (PostgreSQL cannot hold
+    NUL, so a backend may drop it; nothing else is changed)."""
+    agent = await new_agent(store)
+    odd = "nul\x00 emoji 😀 rtl \u202e quote ' back\\slash 猫"
+    [stored_id] = await store.append_messages(agent, [NewMessage(Role.ASSISTANT, odd, T0)])
+    await store.save_block(agent, "human", odd, Actor.AGENT, "agent", T0)
+    await store.add_passage(agent, odd, [odd], T0)
+    [message] = await store.context_messages(agent, stored_id)
+    [_, block] = await store.list_blocks(agent)
+    [passage] = await store.all_passages(agent)
+    for text in (message.content, block.value, passage.content):
+        assert text is not None and text.replace("\x00", "") == odd.replace("\x00", "")
+    assert [h.id for h in await store.search_messages(agent, "emoji 猫")] == [stored_id]

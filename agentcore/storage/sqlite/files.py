@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
 import aiosqlite
 
-from agentcore.clock import from_millis, to_millis
+from agentcore.clock import to_millis
 from agentcore.messages import Role
 from agentcore.records import (
     DocState,
@@ -19,21 +18,18 @@ from agentcore.records import (
     StoredFile,
 )
 from agentcore.search.terms import message_terms
-from agentcore.storage.sqlite import rows
+from agentcore.storage.rows import FILE_COLUMNS, stored_file
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.passages import insert_passages
+from agentcore.storage.sqlite.sql import one_row
 from agentcore.types import AgentKey, FileKind, InboundMessage
-
-# A file row without its bytes (``data`` is selected only where it is needed).
-_COLUMNS = (
-    "id, kind, filename, mime_type, size, created_at, note, state, pages, pages_read, message_id"
-)
 
 
 class FileRows(Part):
     async def pending_files(self, key: AgentKey, up_to_id: int) -> list[PendingFile]:
         found = await self._db.fetch(
-            f"SELECT f.{_COLUMNS.replace(', ', ', f.')}, f.data, f.inbox_id, i.text FROM files f "
+            f"SELECT f.{FILE_COLUMNS.replace(', ', ', f.')}, f.data, f.inbox_id, i.text "
+            "FROM files f "
             "JOIN inbox i ON i.id = f.inbox_id WHERE i.platform = ? AND i.user_id = ? "
             "AND NOT i.claimed AND i.id <= ? AND NOT f.prepared ORDER BY f.id",
             (key.platform, key.user_id, up_to_id),
@@ -54,7 +50,7 @@ class FileRows(Part):
             return []
         marks = ", ".join("?" * len(message_ids))
         found = await self._db.fetch(
-            f"SELECT {_COLUMNS}, data FROM files WHERE agent_id = ? AND kind = ? "
+            f"SELECT {FILE_COLUMNS}, data FROM files WHERE agent_id = ? AND kind = ? "
             f"AND message_id IN ({marks}) ORDER BY id",
             (agent_id, kind.value, *message_ids),
         )
@@ -62,7 +58,7 @@ class FileRows(Part):
 
     async def list_files(self, agent_id: int, state: DocState | None = None) -> list[StoredFile]:
         found = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM files WHERE agent_id = ? AND (? IS NULL OR state = ?) "
+            f"SELECT {FILE_COLUMNS} FROM files WHERE agent_id = ? AND (? IS NULL OR state = ?) "
             "ORDER BY id",
             (agent_id, *(2 * [None if state is None else state.value])),
         )
@@ -91,23 +87,6 @@ class FileRows(Part):
             "UPDATE files SET state = ?, note = ? WHERE agent_id = ? AND id = ?",
             (state.value, note, agent_id, file_id),
         )
-
-
-def stored_file(r: sqlite3.Row, *, with_data: bool = False) -> StoredFile:
-    return StoredFile(
-        id=r["id"],
-        kind=FileKind(r["kind"]),
-        filename=r["filename"],
-        mime_type=r["mime_type"],
-        size=r["size"],
-        created_at=from_millis(r["created_at"]),
-        note=r["note"],
-        state=DocState(r["state"]),
-        pages=r["pages"],
-        pages_read=r["pages_read"],
-        message_id=r["message_id"],
-        data=bytes(r["data"]) if with_data else b"",
-    )
 
 
 async def insert_files(
@@ -176,7 +155,7 @@ async def _prepare(
 
 
 async def _delete_file(conn: aiosqlite.Connection, agent_id: int, file_id: int) -> bool:
-    found = await rows.one_row(
+    found = await one_row(
         conn, "SELECT id FROM files WHERE agent_id = ? AND id = ?", (agent_id, file_id)
     )
     if found is None:
@@ -197,7 +176,7 @@ async def _add_pages(
     passages: Sequence[DocumentPassage],
     pages_read: int,
 ) -> bool:
-    found = await rows.one_row(
+    found = await one_row(
         conn, "SELECT filename FROM files WHERE agent_id = ? AND id = ?", (agent_id, file_id)
     )
     if found is None:

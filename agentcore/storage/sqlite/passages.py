@@ -10,9 +10,8 @@ import aiosqlite
 from agentcore.clock import to_millis
 from agentcore.records import NewPassage, Passage
 from agentcore.search import engine
-from agentcore.search.query import parse_query
 from agentcore.search.terms import document_passage_terms, passage_terms
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.search import PassageIndex
 
@@ -33,11 +32,8 @@ class PassageRows(Part):
     async def search_passages(
         self, agent_id: int, query: str, limit: int = 10, offset: int = 0
     ) -> list[Passage]:
-        parsed = parse_query(query)
-        if parsed.empty:
-            return []
         index = PassageIndex(self._db, agent_id)
-        return await engine.search_passages(index, parsed, limit, offset)
+        return await engine.find_passages(index, query, limit, offset)
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         found = await self._db.fetch(
