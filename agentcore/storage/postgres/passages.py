@@ -8,7 +8,7 @@ from datetime import datetime
 from agentcore.clock import to_millis
 from agentcore.records import NewPassage, Passage
 from agentcore.search import engine
-from agentcore.search.terms import document_passage_terms, passage_terms
+from agentcore.search.terms import stored_passage_terms
 from agentcore.storage import rows
 from agentcore.storage.postgres.connection import Conn, Part, texts
 from agentcore.storage.postgres.search import PassageIndex
@@ -47,7 +47,7 @@ async def insert_passages(
 ) -> list[int]:
     """Insert the passages in one statement; their ids, in order. A passage's terms are its
     text's and its tags' (``passage_terms``), and a document's name and page
-    (``document_passage_terms``); ``file_id``: the document they were read from."""
+    (``stored_passage_terms``); ``file_id``: the document they were read from."""
     if not passages:
         return []
     found = await conn.fetch(
@@ -59,17 +59,10 @@ async def insert_passages(
         agent_id,
         texts([p.content for p in passages]),
         texts([" ".join(p.tags) for p in passages]),
-        [terms_of(p) for p in passages],
+        [stored_passage_terms(p.content, p.tags, p.source, p.page) for p in passages],
         [to_millis(p.created_at) for p in passages],
         texts([p.source for p in passages]),
         [p.page for p in passages],
         file_id,
     )
     return sorted(r["id"] for r in found)
-
-
-def terms_of(passage: NewPassage) -> str:
-    """A passage's index terms, on every backend."""
-    if passage.page is None:
-        return passage_terms(passage.content, passage.tags)
-    return document_passage_terms(passage.content, passage.source, passage.page)

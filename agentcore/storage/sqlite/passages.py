@@ -10,7 +10,7 @@ import aiosqlite
 from agentcore.clock import to_millis
 from agentcore.records import NewPassage, Passage
 from agentcore.search import engine
-from agentcore.search.terms import document_passage_terms, passage_terms
+from agentcore.search.terms import stored_passage_terms
 from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.search import PassageIndex
@@ -58,12 +58,8 @@ def _params(
     agent_id: int, p: NewPassage, file_id: int | None = None
 ) -> tuple[int, str, str, str, int, str, int | None, int | None]:
     """A passage's row; its terms are its text's and its tags' (``passage_terms``), and a
-    document's name and page (``document_passage_terms``)."""
-    terms = (
-        passage_terms(p.content, p.tags)
-        if p.page is None
-        else document_passage_terms(p.content, p.source, p.page)
-    )
+    document's name and page (``stored_passage_terms``)."""
+    terms = stored_passage_terms(p.content, p.tags, p.source, p.page)
     return (
         agent_id,
         p.content,
