@@ -18,6 +18,7 @@ from agentcore.messages import Role
 from agentcore.records import NewMessage
 from agentcore.runtime import STORAGE_FAILED
 from agentcore.storage.postgres import PostgresStorage
+from agentcore.storage.schema import migration_files
 from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from tests import postgres
@@ -138,7 +139,8 @@ async def test_processes_starting_together_migrate_once(postgres_server: str) ->
             applied = await conn.fetch("SELECT version FROM schema_migrations")
         finally:
             await conn.close()
-        assert [r["version"] for r in applied] == [1]
+        shipped = migration_files("agentcore.storage.postgres")
+        assert [r["version"] for r in applied] == [m.version for m in shipped]
     finally:
         await postgres.drop_database(postgres_server, url)
 
