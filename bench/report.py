@@ -22,8 +22,10 @@ def load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def search_sizes() -> list[dict[str, Any]]:
-    found = [json.loads(p.read_text()) for p in RESULTS.glob("search_latency-*.json")]
+def search_sizes(backend: str = "") -> list[dict[str, Any]]:
+    """The search latency results of a backend ("" for SQLite, or "postgres"), by size."""
+    name = f"search_latency_{backend}" if backend else "search_latency"
+    found = [json.loads(p.read_text()) for p in RESULTS.glob(f"{name}-*.json")]
     return sorted(found, key=lambda r: int(r["messages"]))
 
 
@@ -41,29 +43,9 @@ def rows() -> list[tuple[str, str, str]]:
             )
         )
         out.append(("RSS at ready", "≤ 90 MB", f"{startup['rss_at_ready_mb']['median']:.1f} MB"))
-    if core := load("core_turn"):
-        for r in core["results"]:
-            out.append(
-                (
-                    f"Core overhead at {r['messages']:,} messages (1,000 people): agent creation "
-                    "(a new person's first message); a turn with automatic recall (without it, "
-                    "in the same run). Median / p99",
-                    "creation ≤ 1 ms; turn ≤ 5 / ≤ 20 ms",
-                    f"creation {r['create']['median_ms']:.2f} / {r['create']['p99_ms']:.2f} ms; "
-                    f"turn {r['turn']['median_ms']:.2f} / {r['turn']['p99_ms']:.2f} ms"
-                    + _without_recall(r),
-                )
-            )
-    for r in search_sizes():
-        one, five = r["results"][0], r["results"][1]
-        out.append(
-            (
-                f"conversation_search at {r['messages']:,} messages, 1-word / 5-word, median; p95",
-                "p95 ≤ 10 ms",
-                f"{one['median_ms']:.2f} / {five['median_ms']:.2f} ms; "
-                f"{one['p95_ms']:.2f} / {five['p95_ms']:.2f} ms",
-            )
-        )
+    for backend, on in (("", ""), ("postgres", " on PostgreSQL")):
+        out += core_rows(backend, on) + search_rows(backend, on)
+    out += core_rows("postgres_sync_off", " on PostgreSQL, synchronous_commit off")
     if memory := load("memory"):
         out.append(
             (
@@ -104,6 +86,14 @@ def rows() -> list[tuple[str, str, str]]:
                 f"same run: {_recalls(locomo.get('baseline_plain_fts5', {}))}",
             )
         )
+        if on_postgres := locomo.get("postgres"):
+            out.append(
+                (
+                    "LoCoMo recall on PostgreSQL, same run, R@5/10/25/50",
+                    "as SQLite",
+                    f"{_recalls(on_postgres)} (p95 {on_postgres['p95_ms']} ms/query)",
+                )
+            )
     if locomo and (auto := locomo.get("auto_recall")):
         out.append(
             (
@@ -128,13 +118,83 @@ def rows() -> list[tuple[str, str, str]]:
                 f"{text['median']:.0f} tokens",
             )
         )
+    if docs := load("documents"):
+        recall, latency, base = docs["recall"], docs["latency"], docs["baseline_plain_fts5"]
+        out.append(
+            (
+                f"Document paging: {docs['pdf_pages']}-page PDF, {recall['questions']} questions "
+                "about random pages, archival_memory_search R@1 / R@5; p95",
+                "R@5 ≥ 95 %, p95 ≤ 10 ms",
+                f"{recall['r_at_1']} / {recall['r_at_5']} %; {latency['p95_ms']:.2f} ms "
+                f"(plain FTS5 in the same run: {base['recall']['r_at_1']} / "
+                f"{base['recall']['r_at_5']} %; {base['latency']['p95_ms']:.2f} ms)",
+            )
+        )
+        ingest = docs["ingest"]
+        out.append(
+            (
+                f"Document ingest: {ingest['pages']}-page PDF into archival memory",
+                "",
+                f"{ingest['pages_per_second']} pages/s; RSS {ingest['rss_before_mb']} MB before, "
+                f"peak {ingest['rss_peak_mb']} MB while reading",
+            )
+        )
+    if stream := load("streaming"):
+        streamed, whole = stream["streamed"], stream["baseline_not_streamed"]
+        counts = streamed["requests_per_answer"]
+        out.append(
+            (
+                f"Streaming on Telegram: {stream['words']}-word answers at "
+                f"{stream['tokens_per_second']:g} tokens/s, model's first token → first visible "
+                "text (median / p95); requests per answer",
+                "",
+                f"{streamed['first_text']['median_ms']:.0f} / "
+                f"{streamed['first_text']['p95_ms']:.0f} ms (not streamed, in the same run: "
+                f"{whole['first_text']['median_ms']:.0f} / {whole['first_text']['p95_ms']:.0f} "
+                f"ms); {sum(counts) / len(counts):.1f} sends and edits per answer",
+            )
+        )
     out += platform_rows()
     return out
+
+
+def core_rows(backend: str, on: str) -> list[tuple[str, str, str]]:
+    core = load(f"core_turn-{backend}" if backend else "core_turn")
+    if core is None:
+        return []
+    return [
+        (
+            f"Core overhead{on} at {r['messages']:,} messages (1,000 people): agent creation "
+            "(a new person's first message); a turn with automatic recall (without it, in the "
+            "same run). Median / p99",
+            "creation ≤ 1 ms; turn ≤ 5 / ≤ 20 ms",
+            f"creation {r['create']['median_ms']:.2f} / {r['create']['p99_ms']:.2f} ms; "
+            f"turn {r['turn']['median_ms']:.2f} / {r['turn']['p99_ms']:.2f} ms"
+            + _without_recall(r),
+        )
+        for r in core["results"]
+    ]
 
 
 def _without_recall(result: dict[str, Any]) -> str:
     off = result.get("turn_without_recall")
     return f" (without {off['median_ms']:.2f} / {off['p99_ms']:.2f} ms)" if off else ""
+
+
+def search_rows(backend: str, on: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for r in search_sizes(backend):
+        one, five = r["results"][0], r["results"][1]
+        rows.append(
+            (
+                f"conversation_search{on} at {r['messages']:,} messages, 1-word / 5-word, "
+                "median; p95",
+                "p95 ≤ 10 ms",
+                f"{one['median_ms']:.2f} / {five['median_ms']:.2f} ms; "
+                f"{one['p95_ms']:.2f} / {five['p95_ms']:.2f} ms",
+            )
+        )
+    return rows
 
 
 def _recalls(figures: dict[str, Any]) -> str:

@@ -6,23 +6,27 @@ that names the setting, where it came from, and how to fix it.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agentcore.llm.tooling import ToolMode
 from agentcore.settings import (
     AgentSettings,
     ConsolidationSettings,
+    MediaSettings,
     MemorySettings,
     RuntimeSettings,
+    Vision,
 )
 from agentcore.types import AgentKey, InvalidAgentKey
 
@@ -88,6 +92,21 @@ class LLMConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptionConfig:
+    """The /v1/audio/transcriptions endpoint (by default the chat endpoint and its key)."""
+
+    model: str
+    base_url: str
+    api_key: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class StreamingConfig:
+    enabled: bool
+    edit_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class TelegramConfig:
     token: Secret
     base_url: str
@@ -105,14 +124,19 @@ class DiscordConfig:
 @dataclass(frozen=True, slots=True)
 class Settings:
     llm: LLMConfig
+    transcription: TranscriptionConfig
+    streaming: StreamingConfig
     agent: AgentSettings
     runtime: RuntimeSettings
     consolidation: ConsolidationSettings
-    database: Path
+    database: Path  # the SQLite file, unless database_url names a PostgreSQL database
+    database_url: Secret  # postgresql://user:password@host:port/db, or empty for SQLite
     busy_timeout_ms: int
+    pool_size: int  # PostgreSQL connections per process
     telegram: TelegramConfig
     discord: DiscordConfig
     log_level: str
+    warnings: tuple[str, ...] = ()  # settings given but ignored (misspelt), for the log
 
 
 # --------------------------------------------------------------------- raw layers
@@ -126,29 +150,72 @@ class _Value:
 
 
 class _Layers:
-    """Merged raw values, each remembering its source."""
+    """Merged raw values, each remembering its source. The shipped defaults, added first, name
+    every setting there is; a setting given later that is not among them is ignored with a
+    warning naming the closest real one (so a typo does not go unnoticed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, defaults: Mapping[str, Any], base_dir: Path) -> None:
         self._values: dict[tuple[str, str], _Value] = {}
+        self.warnings: list[str] = []
+        self._add(defaults, "defaults", base_dir)
+        self._known = set(self._values)
 
     def add_table(self, table: Mapping[str, Any], source: str, base_dir: Path) -> None:
+        known = {}
+        for section, entries in table.items():
+            kept = self._known_part(section, entries, source)
+            if kept is not None:
+                known[section] = kept
+        self._add(known, source, base_dir)
+
+    def _add(self, table: Mapping[str, Any], source: str, base_dir: Path) -> None:
         for section, entries in table.items():
             if not isinstance(entries, dict):
                 raise ConfigError(f"{source}: [{section}] must be a table of settings")
             for key, value in entries.items():
                 self._values[(section, key)] = _Value(value, source, base_dir)
 
+    def _known_part(self, section: str, entries: Any, source: str) -> Any:
+        """The known settings of a section (None if the section is unknown), warning about the
+        rest."""
+        sections = sorted({s for s, _ in self._known})
+        if section not in sections:
+            self._warn(f"[{section}] in {source}", "section", f"[{_closest(section, sections)}]")
+            return None
+        if not isinstance(entries, dict):
+            return entries  # _add reports it
+        keys = sorted(k for s, k in self._known if s == section)
+        for key in entries:
+            if key not in keys:
+                closest = f"{section}.{_closest(key, keys)}"
+                self._warn(f"{section}.{key} in {source}", "setting", closest)
+        return {k: v for k, v in entries.items() if k in keys}
+
     def add_env(self, env: Mapping[str, str]) -> None:
         for name, value in env.items():
             target = ENV_NAMES.get(name) or _generic_env_target(name)
-            if target is not None:
+            if target in self._known:
                 self._values[target] = _Value(value, f"environment variable {name}", Path.cwd())
+            elif name.startswith(GENERIC_PREFIX):
+                closest = _closest(name, self._env_names())
+                self._warn(f"environment variable {name}", "setting", closest)
+
+    def _env_names(self) -> list[str]:
+        generic = [f"{GENERIC_PREFIX}{s.upper()}__{k.upper()}" for s, k in self._known]
+        return sorted({*ENV_NAMES, *generic})
+
+    def _warn(self, what: str, kind: str, closest: str) -> None:
+        self.warnings.append(f"ignoring {what}: no such {kind}; did you mean {closest}?")
 
     def get(self, section: str, key: str) -> _Value:
         try:
             return self._values[(section, key)]
         except KeyError:
             raise ConfigError(f"setting {section}.{key} is missing from the defaults") from None
+
+
+def _closest(name: str, candidates: list[str]) -> str:
+    return difflib.get_close_matches(name, candidates, n=1, cutoff=0.0)[0]
 
 
 def _generic_env_target(name: str) -> tuple[str, str] | None:
@@ -164,6 +231,10 @@ def _read_toml(path: Path, source: str) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist (check --config)") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {path} cannot be read ({exc.strerror}); check --config"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
 
@@ -206,11 +277,6 @@ class _Reader:
             section, key, lambda v: _at_least(float(v), minimum), f"a number of at least {minimum}"
         )
 
-    def choice(self, section: str, key: str, choices: type[E]) -> E:
-        names = [f'"{c.value}"' for c in choices]
-        expected = ", ".join(names[:-1]) + f" or {names[-1]}"
-        return self._convert(section, key, lambda v: _as_choice(v, choices), expected)
-
     def flag(self, section: str, key: str) -> bool:
         return self._convert(section, key, _as_bool, "true or false")
 
@@ -233,8 +299,27 @@ class _Reader:
             section, key, _as_agent_keys, "a comma-separated list like telegram:123,discord:456"
         )
 
+    def choice(self, section: str, key: str, options: type[E]) -> E:
+        names = " or ".join(repr(o.value) for o in options)
+        return self._convert(section, key, lambda v: options(str(v).strip().lower()), names)
+
     def url(self, section: str, key: str) -> str:
         return self._convert(section, key, _as_url, "an http(s):// or ws(s):// URL, or nothing")
+
+    def postgres_url(self, section: str, key: str) -> Secret:
+        """A ``postgresql://`` or ``postgres://`` URL, or empty. It holds a password, so a bad
+        one is described without its text."""
+        raw = self._layers.get(section, key)
+        text = _as_text(raw.value).strip()
+        if not text.startswith(POSTGRES_SCHEMES):
+            return Secret("")
+        problem = _postgres_url_problem(text)
+        if problem:
+            raise ConfigError(
+                f"setting {section}.{key} from {raw.source}: {problem}; expected "
+                "postgresql://user:password@host:port/database"
+            )
+        return Secret(text)
 
 
 def _as_text(value: Any) -> str:
@@ -266,13 +351,6 @@ def _as_bool(value: Any) -> bool:
     raise ValueError("")
 
 
-def _as_choice(value: Any, choices: type[E]) -> E:
-    try:
-        return choices(str(value).strip().lower())
-    except ValueError:
-        raise ValueError("") from None
-
-
 def _as_zone(value: Any) -> ZoneInfo:
     try:
         return ZoneInfo(str(value))
@@ -286,6 +364,27 @@ def _as_agent_keys(value: Any) -> frozenset[AgentKey]:
         return frozenset(AgentKey.parse(str(item)) for item in items if str(item).strip())
     except InvalidAgentKey as exc:
         raise ValueError(str(exc)) from None
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _postgres_url_problem(text: str) -> str:
+    """What is wrong with a PostgreSQL URL, or nothing."""
+    if any(c.isspace() for c in text):
+        return "the PostgreSQL URL contains spaces"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return "the PostgreSQL URL is malformed (is its port a number?)"
+    if not parts.hostname and "host=" not in parts.query:
+        return "the PostgreSQL URL names no host"
+    if port == 0:
+        return "the PostgreSQL URL's port is 0"
+    if not parts.path.strip("/"):
+        return "the PostgreSQL URL names no database"
+    return ""
 
 
 def _as_url(value: Any) -> str:
@@ -314,14 +413,14 @@ def load_settings(
     working directory fills in what the real environment leaves unset. The operator CLI never
     calls the model, so it passes ``require_model=False``."""
     environment = dict(_dotenv(dotenv_file)) | dict(os.environ if env is None else env)
-    layers = _Layers()
     package = _package_dir()
-    layers.add_table(_read_toml(package / "defaults.toml", "shipped defaults"), "defaults", package)
+    layers = _Layers(_read_toml(package / "defaults.toml", "shipped defaults"), package)
     if config_file is not None:
         path = config_file.expanduser().resolve()
         layers.add_table(_read_toml(path, str(path)), str(path), path.parent)
     layers.add_env(environment)
-    return _build(_Reader(layers), environment, require_model)
+    settings = _build(_Reader(layers), environment, require_model)
+    return replace(settings, warnings=tuple(layers.warnings))
 
 
 def _dotenv(path: Path | None) -> dict[str, str]:
@@ -346,9 +445,18 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         raise ConfigError(NO_MODEL_HINT)
     if not llm.model:
         raise ConfigError("setting llm.model is empty: set AGENTCORE_MODEL to your model's name")
-    path = read.text("storage", "path")
+    database_url = read.postgres_url("storage", "path")
+    path = "" if database_url else read.text("storage", "path")
     return Settings(
         llm=llm,
+        transcription=TranscriptionConfig(
+            model=read.text("media", "transcription_model"),
+            base_url=read.url("media", "transcription_base_url") or llm.base_url,
+            api_key=Secret(read.text("media", "transcription_api_key")) or llm.api_key,
+        ),
+        streaming=StreamingConfig(
+            read.flag("streaming", "enabled"), read.number("streaming", "edit_seconds", 0.2)
+        ),
         agent=_agent_settings(read),
         consolidation=ConsolidationSettings(
             enabled=read.flag("consolidation", "enabled"),
@@ -370,7 +478,9 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
             max_stored_chars=read.integer("runtime", "max_stored_chars", 1000),
         ),
         database=Path(path).expanduser() if path else default_database_path(env),
+        database_url=database_url,
         busy_timeout_ms=read.integer("storage", "busy_timeout_ms", 0),
+        pool_size=read.integer("storage", "pool_size", 2),
         telegram=TelegramConfig(
             Secret(read.text("telegram", "token")), read.url("telegram", "base_url")
         ),
@@ -410,6 +520,21 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         search_limit=read.integer("agent", "search_limit", 1),
         message_char_cap=read.integer("agent", "message_char_cap", 100),
         memory=memory,
+        media=_media_settings(read),
+        stream=read.flag("streaming", "enabled"),
+    )
+
+
+def _media_settings(read: _Reader) -> MediaSettings:
+    return MediaSettings(
+        max_file_bytes=int(read.number("media", "max_file_mb", 0.001) * 2**20),
+        vision=read.choice("media", "vision", Vision),
+        image_max_side=read.integer("media", "image_max_side", 64),
+        image_max_pixels=int(read.number("media", "image_max_megapixels", 0.01) * 1_000_000),
+        transcription=read.flag("media", "transcription"),
+        max_document_pages=read.integer("media", "max_document_pages", 1),
+        passage_chars=read.integer("media", "passage_chars", 200),
+        progress_seconds=read.number("media", "progress_seconds", 0.0),
     )
 
 

@@ -17,6 +17,42 @@ def load(env: dict[str, str], config_file: Path | None = None) -> object:
     return load_settings(config_file, env=env, dotenv_file=None)
 
 
+def test_misspelt_settings_are_warned_about_with_the_closest_name(tmp_path: Path) -> None:
+    user_file = tmp_path / "bot.toml"
+    user_file.write_text("[memmory]\ncontext_window = 8000\n[agent]\nmax_step = 4\n")
+    env = BASE | {"AGENTCORE_MEMORY__NOPE": "1", "AGENTCORE_MODLE": "x", "OTHER_VAR": "y"}
+    settings = load_settings(user_file, env=env, dotenv_file=None)
+    assert settings.warnings == (
+        f"ignoring [memmory] in {user_file}: no such section; did you mean [memory]?",
+        f"ignoring agent.max_step in {user_file}: no such setting; did you mean agent.max_steps?",
+        "ignoring environment variable AGENTCORE_MEMORY__NOPE: no such setting; "
+        "did you mean AGENTCORE_MEMORY__HUMAN?",
+        "ignoring environment variable AGENTCORE_MODLE: no such setting; "
+        "did you mean AGENTCORE_MODEL?",
+    )
+    assert settings.agent.memory.context_window == 16000 and settings.agent.max_steps == 8
+    assert load_settings(None, env=BASE, dotenv_file=None).warnings == ()
+
+
+def test_every_shipped_setting_has_an_environment_name_that_is_not_warned_about() -> None:
+    import tomllib  # noqa: PLC0415
+    from importlib import resources  # noqa: PLC0415
+
+    defaults = tomllib.loads((resources.files("config") / "defaults.toml").read_text())
+    env = {
+        f"AGENTCORE_{section.upper()}__{key.upper()}": str(value)
+        for section, entries in defaults.items()
+        for key, value in entries.items()
+        if not isinstance(value, list) and not key.endswith("_file")  # files: relative paths
+    }
+    assert load_settings(None, env=env, dotenv_file=None, require_model=False).warnings == ()
+
+
+def test_a_folder_as_the_config_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file .* cannot be read \(Is a directory\)"):
+        load_settings(tmp_path, env=BASE, dotenv_file=None)
+
+
 def test_defaults_with_just_a_key() -> None:
     settings = load_settings(None, env=BASE | {"HOME": "/home/x"}, dotenv_file=None)
     assert settings.llm.model == "gpt-4o-mini"
@@ -109,6 +145,11 @@ def test_flood_limits_are_operator_settings() -> None:
         (BASE | {"AGENTCORE_MEMORY__PERSONA_FILE": "/nonexistent/p.txt"}, "cannot read"),
         (BASE | {"AGENTCORE_LLM__MODEL": " "}, "AGENTCORE_MODEL"),
         (BASE | {"AGENTCORE_RUNTIME__RATE_LIMIT_PER_MINUTE": "0"}, "runtime.rate_limit_per_minute"),
+        (BASE | {"AGENTCORE_MEDIA__VISION": "maybe"}, "expected 'auto' or 'on' or 'off'"),
+        (BASE | {"AGENTCORE_MEDIA__MAX_FILE_MB": "-1"}, "setting media.max_file_mb"),
+        (BASE | {"AGENTCORE_MEDIA__TRANSCRIPTION_BASE_URL": "whisper:8000"}, "http(s)://"),
+        (BASE | {"AGENTCORE_STREAMING__ENABLED": "sometimes"}, "streaming.enabled"),
+        (BASE | {"AGENTCORE_STREAMING__EDIT_SECONDS": "0"}, "streaming.edit_seconds"),
     ],
 )
 def test_bad_values_fail_with_one_line(env: dict[str, str], expected: str) -> None:
@@ -116,6 +157,38 @@ def test_bad_values_fail_with_one_line(env: dict[str, str], expected: str) -> No
         load(env)
     text = str(info.value)
     assert expected in text and "\n" not in text
+
+
+def test_media_and_streaming_settings() -> None:
+    settings = load_settings(
+        None,
+        env=BASE
+        | {
+            "OPENAI_BASE_URL": "http://localhost:11434/v1",
+            "AGENTCORE_MEDIA__VISION": "OFF",
+            "AGENTCORE_MEDIA__MAX_FILE_MB": "5",
+            "AGENTCORE_STREAMING__ENABLED": "false",
+        },
+        dotenv_file=None,
+    )
+    media = settings.agent.media
+    assert media.vision.value == "off" and media.max_file_bytes == 5 * 2**20
+    assert not settings.agent.stream and settings.streaming.edit_seconds == 1.0
+    # Transcription defaults to the chat endpoint, its key, and whisper-1.
+    assert settings.transcription.base_url == "http://localhost:11434/v1"
+    assert settings.transcription.api_key.reveal() == BASE["OPENAI_API_KEY"]
+    assert settings.transcription.model == "whisper-1"
+    local = load_settings(
+        None,
+        env=BASE
+        | {
+            "AGENTCORE_MEDIA__TRANSCRIPTION_BASE_URL": "http://127.0.0.1:8000/v1",
+            "AGENTCORE_MEDIA__TRANSCRIPTION_API_KEY": "whisper-key",
+        },
+        dotenv_file=None,
+    )
+    assert local.transcription.base_url == "http://127.0.0.1:8000/v1"
+    assert "whisper-key" not in repr(local)
 
 
 def test_bad_user_files(tmp_path: Path) -> None:
@@ -131,3 +204,29 @@ def test_secrets_never_print() -> None:
     settings = load_settings(None, env=BASE | {"TELEGRAM_TOKEN": "123:tok"}, dotenv_file=None)
     assert "sk-secret" not in repr(settings) and "123:tok" not in str(settings)
     assert repr(Secret("x")) == "Secret('***')"
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_postgresql_url_selects_postgresql(scheme: str) -> None:
+    url = f"{scheme}://bot:pw-secret@db.example:5433/agentcore"
+    settings = load_settings(None, env=BASE | {"AGENTCORE_DB": url}, dotenv_file=None)
+    assert settings.database_url.reveal() == url
+    assert "pw-secret" not in repr(settings.database_url)
+    assert not load_settings(None, env=BASE, dotenv_file=None).database_url  # a path: SQLite
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql://bot:pw-secret@db:port/agentcore", "malformed"),
+        ("postgresql://bot:pw-secret@db:5432/", "names no database"),
+        ("postgresql://bot:pw-secret@:5432/agentcore", "names no host"),
+        ("postgresql://bot:pw secret@db/agentcore", "contains spaces"),
+    ],
+)
+def test_a_bad_postgresql_url_is_named_without_its_password(url: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, env=BASE | {"AGENTCORE_DB": url}, dotenv_file=None)
+    message = str(caught.value)
+    assert "storage.path" in message and problem in message
+    assert "secret" not in message and "\n" not in message

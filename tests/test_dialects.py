@@ -53,8 +53,8 @@ def memory_brain(body: dict[str, Any]) -> Intent:
     """Saves where a sister lives to core memory; answers from anything in its prompt; asked to
     consolidate a session, answers with the JSON the bot asks for."""
     if system(body) == CONSOLIDATION:
-        told = re.findall(r"My sister (\w+) lives in (\w+)", last_user(body))
-        facts = [f"Sister {name} lives in {city}" for name, city in told]
+        session = re.findall(r"My sister (\w+) lives in (\w+)", last_user(body))
+        facts = [f"Sister {name} lives in {city}" for name, city in session]
         return Intent(say=json.dumps({"blocks": {"human": {"add": facts}}}))
     said = [m for m in body["messages"] if m["role"] != "system"]
     last = said[-1]

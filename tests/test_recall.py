@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,14 +53,13 @@ HISTORY: Sequence[tuple[datetime, Sequence[tuple[Role, str]]]] = (
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Storage]:
-    backend = await SQLiteStorage.open(tmp_path / "recall.db")
-    yield backend
-    await backend.close()
+def store(any_storage: Storage) -> Storage:
+    return any_storage
 
 
 async def remember(store: Storage, who: str = "sam") -> int:
     agent = await store.create_agent(AgentKey("telegram", who), who, WEEK1, [])
+    assert agent is not None
     for start, turns in HISTORY:
         await store.append_messages(
             agent.id,

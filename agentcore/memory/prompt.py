@@ -4,12 +4,12 @@ summary, then the recent messages."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from agentcore.messages import PromptMessage, Role
+from agentcore.messages import ImagePart, PromptMessage, Role
 from agentcore.records import Block, SharedBlock, StoredMessage
 from agentcore.types import ChatKind
 
@@ -147,21 +147,25 @@ def prompt_messages(
     rows: Sequence[StoredMessage],
     notes: Sequence[str],
     cap: int,
+    images: Mapping[int, tuple[ImagePart, ...]] | None = None,
     recalled: str = "",
 ) -> tuple[PromptMessage, ...]:
     """The request's messages: system prompt, in-context rows (a person's messages cut at
-    ``cap`` characters), then any one-off system notes.
+    ``cap`` characters, with the ``images`` sent with them, by row id), then any one-off
+    system notes.
 
     ``recalled`` (automatic recall, which changes every turn) is a system message right after
     the person's latest message, not in the first system message: everything before it stays
     the same from one request to the next, so providers' prompt caches can reuse it.
     """
+    shown = images or {}
     history = [
         PromptMessage(
             r.role,
             shorten(r.content, cap) if r.role is Role.USER else r.content,
             r.tool_calls,
             r.tool_call_id,
+            shown.get(r.id, ()),
         )
         for r in well_formed(rows)
     ]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from agentcore.clock import to_millis
 from agentcore.records import Passage, SearchHit
 from agentcore.search.fuzzy import corrections, max_edits
 from agentcore.search.plan import (
@@ -27,7 +29,7 @@ from agentcore.search.plan import (
     selecting_keys,
     without_idle_prefixes,
 )
-from agentcore.search.query import SearchQuery
+from agentcore.search.query import SearchQuery, parse_query
 from agentcore.search.rank import Candidate, RankQuery, Stats, rank
 
 VOCAB_HEAD = 3  # a misspelt word is looked for among real words sharing its first letters
@@ -89,9 +91,47 @@ class MessageIndex(TermIndex, Protocol):
         """The person's first ``limit`` searchable turns written between ``lo`` and ``hi``."""
         ...
 
+    async def latest_between(self, lo: int, hi: int, limit: int) -> list[SearchHit]:
+        """The person's last ``limit`` searchable turns written between ``lo`` and ``hi``,
+        newest first."""
+        ...
+
 
 class PassageIndex(TermIndex, Protocol):
     async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]: ...
+
+
+FAR_PAST, FAR_FUTURE = -(2**62), 2**62  # no bound, in ms
+
+
+async def find_messages(
+    index: MessageIndex,
+    text: str,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    fuzzy: bool = True,
+) -> list[SearchHit]:
+    """``MessageStore.search_messages``: the person's messages for the query ``text`` written
+    between ``start`` and ``end`` (inclusive), best first. A date range alone lists that
+    period's messages, newest first; no query and no range finds nothing."""
+    lo = to_millis(start) if start else FAR_PAST
+    hi = to_millis(end) if end else FAR_FUTURE
+    query = parse_query(text)
+    if not query.empty:
+        return await search_messages(index, query, lo, hi, limit, fuzzy)
+    if start is None and end is None:
+        return []
+    return await index.latest_between(lo, hi, limit)
+
+
+async def find_passages(
+    index: PassageIndex, text: str, limit: int, offset: int = 0, fuzzy: bool = True
+) -> list[Passage]:
+    """``PassageStore.search_passages``: the person's passages for the query ``text``, ``limit``
+    of them after the first ``offset``."""
+    query = parse_query(text)
+    return [] if query.empty else await search_passages(index, query, limit, offset, fuzzy)
 
 
 async def search_messages(
@@ -117,10 +157,15 @@ async def search_messages(
 
 
 async def search_passages(
-    index: PassageIndex, query: SearchQuery, limit: int, fuzzy: bool = True
+    index: PassageIndex,
+    query: SearchQuery,
+    limit: int,
+    offset: int = 0,
+    fuzzy: bool = True,
 ) -> list[Passage]:
     """The person's archival passages, best first (words and names; no neighbours or sessions:
-    passages are separate notes, and their filing date is not the date of what they tell)."""
+    passages are separate notes, and their filing date is not the date of what they tell),
+    ``limit`` of them after the first ``offset`` (the pages of a long answer)."""
     plan = rank_query(query)
     totals, df = await index.counts(list(plan.weighted_keys()))
     if not totals.docs:
@@ -132,8 +177,8 @@ async def search_passages(
     by_id = {r.candidate.id: r.record for r in found}
     candidates = [r.candidate for r in found]
     avg_len = sum(c.length for c in candidates) / max(len(candidates), 1)
-    ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)[:limit]
-    return [replace(by_id[c.id], score=score) for c, score in ranked]
+    ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)
+    return [replace(by_id[c.id], score=score) for c, score in ranked[offset : offset + limit]]
 
 
 async def _with_corrections(

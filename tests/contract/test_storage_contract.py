@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +20,6 @@ from agentcore.records import (
     UserActivity,
 )
 from agentcore.storage.protocols import Storage
-from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -50,13 +47,14 @@ HOSTILE = [
     "",
     "   ",
 ]
+# The hostile queries holding a word of 'he said "NEAR(" and AND: (x) 😀 猫 -x ^y' (syntax and
+# single letters are not words; "or" and "not" are not in it).
+HOSTILE_HITS = {"NEAR(", "AND", "-x", "col:x", "猫"}
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Storage]:
-    backend = await SQLiteStorage.open(tmp_path / "contract.db")
-    yield backend
-    await backend.close()
+def store(any_storage: Storage) -> Storage:
+    return any_storage
 
 
 async def new_agent(store: Storage, name: str = "alice", platform: str = "telegram") -> int:
@@ -178,11 +176,19 @@ async def test_search_date_filter_is_inclusive(store: Storage) -> None:
 
 
 @pytest.mark.parametrize("query", HOSTILE)
-async def test_hostile_queries_never_raise(store: Storage, query: str) -> None:
-    agent = await new_agent(store)
-    await store.append_messages(agent, [user('he said "NEAR(" and AND: (x) 😀 猫 -x ^y')])
-    await store.search_messages(agent, query)
-    await store.search_passages(agent, query)
+async def test_hostile_queries_find_the_words_they_hold_and_nothing_else(
+    store: Storage, query: str
+) -> None:
+    said = 'he said "NEAR(" and AND: (x) 😀 猫 -x ^y'
+    agent, other = await new_agent(store), await new_agent(store, "bob")
+    target, _ = await store.append_messages(agent, [user(said), user("nothing to see here", 1)])
+    await store.append_messages(other, [user(said)])
+    await store.add_passage(agent, said, [], T0)
+    await store.add_passage(other, said, [], T0)
+    found = query in HOSTILE_HITS
+    assert [h.id for h in await store.search_messages(agent, query)] == ([target] if found else [])
+    passages = [p.content for p in await store.search_passages(agent, query)]
+    assert passages == ([said] if found else [])
 
 
 async def test_passages_are_searchable_and_isolated(store: Storage) -> None:
@@ -303,6 +309,7 @@ async def test_claim_takes_earlier_waiting_messages_together(store: Storage) -> 
     ]
     assert await store.count_pending(key) == 3
     agent = await new_agent(store)
+    assert ids[2] is not None
     claimed = await store.claim_pending(key, ids[2], agent, UserActivity(T0, 1, "Alice"))
     assert [m.content for m in claimed] == ["alice 0", "alice 2"]
     assert [m.id for m in claimed] == sorted(m.id for m in claimed)
@@ -492,3 +499,19 @@ async def test_searches_without_corrections_find_only_what_was_written(store: St
     assert len(await store.search_passages(agent, "kiten")) == 1
     assert await store.search_passages(agent, "kiten", fuzzy=False) == []
     assert len(await store.search_messages(agent, "kitten", fuzzy=False)) == 1
+
+
+async def test_any_text_can_be_stored(store: Storage) -> None:
+    """What a model or an import writes is stored whatever it holds (PostgreSQL cannot hold
+    NUL, so a backend may drop it; nothing else is changed)."""
+    agent = await new_agent(store)
+    odd = "nul\x00 emoji 😀 rtl \u202e quote ' back\\slash 猫"
+    [stored_id] = await store.append_messages(agent, [NewMessage(Role.ASSISTANT, odd, T0)])
+    await store.save_block(agent, "human", odd, Actor.AGENT, "agent", T0)
+    await store.add_passage(agent, odd, [odd], T0)
+    [message] = await store.context_messages(agent, stored_id)
+    [_, block] = await store.list_blocks(agent)
+    [passage] = await store.all_passages(agent)
+    for text in (message.content, block.value, passage.content):
+        assert text is not None and text.replace("\x00", "") == odd.replace("\x00", "")
+    assert [h.id for h in await store.search_messages(agent, "emoji 猫")] == [stored_id]

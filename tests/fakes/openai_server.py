@@ -1,7 +1,10 @@
 """A fake OpenAI-compatible chat-completions server on 127.0.0.1.
 
 Each request is answered by a responder function (or a script of actions), so tests drive the
-real ``openai`` SDK through tool calls, errors, retries, hangs and garbage.
+real ``openai`` SDK through tool calls, errors, retries, hangs and garbage. Messages may carry
+image parts (``images_in`` reads them back). ``/v1/audio/transcriptions`` answers with
+``transcribe(audio bytes, model)`` (text, or an ``Error``); without one it is a 404, like a
+server that has no transcription.
 
 Like a real server it lists its models (``GET /v1/models``), answers a one-token request (the
 bot's endpoint check) itself, and may refuse tool definitions as servers without tool support
@@ -18,6 +21,8 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +38,9 @@ class Completion:
     completion_tokens: int = 10
     reasoning_content: str | None = None  # as DeepSeek, vLLM and llama.cpp send reasoning
     arguments_as_objects: bool = False  # some servers send the arguments object, not a string
+    # Streamed (a request with "stream": true): tokens (words with their spaces) per second;
+    # 0 sends them all at once.
+    token_rate: float = 0.0
 
 
 @dataclass
@@ -56,6 +64,7 @@ class Raw:
 
 Action = Completion | Error | Hang | Raw
 Responder = Callable[[dict[str, Any]], Action | Awaitable[Action]]
+Transcribe = Callable[[bytes, str], "str | Error"]
 _ids = itertools.count(1)
 
 
@@ -113,6 +122,7 @@ class FakeOpenAI:
         self,
         responder: Responder | Iterable[Action],
         *,
+        transcribe: Transcribe | None = None,
         models: Iterable[str] = ("gpt-4o-mini",),
         refuses: str | None = None,
         key: str | None = None,
@@ -121,6 +131,8 @@ class FakeOpenAI:
         ``refuses``: "tools" (a 400 like Ollama's for a model without tool support),
         "auto tools" (vLLM's 400 without --enable-auto-tool-choice) or "tool_choice" (llama.cpp's
         400 on the parameter), for every request that carries it."""
+        self._transcribe = transcribe
+        self.transcriptions: list[dict[str, Any]] = []  # form fields (the file as bytes)
         if callable(responder):
             self._responder: Responder = responder
         else:
@@ -133,6 +145,7 @@ class FakeOpenAI:
         self.checks: list[dict[str, Any]] = []  # one-token requests (the bot's endpoint check)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.first_token_at: list[float] = []  # perf_counter when each stream's first token went
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()  # releases hanging handlers at shutdown
         self.base_url = ""
@@ -141,6 +154,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -191,6 +205,13 @@ class FakeOpenAI:
         action = self._responder(body)
         if asyncio.iscoroutine(action) or isinstance(action, Awaitable):
             action = await action
+        if isinstance(action, Completion) and body.get("stream"):
+            return await self._stream(request, action, body.get("model", "fake"))
+        if isinstance(action, Completion) and action.token_rate:
+            # Not streamed: the whole answer once the model has written it all.
+            self.first_token_at.append(time.perf_counter())
+            tokens = len((action.content or "").split())
+            await asyncio.sleep(max(0, tokens - 1) / action.token_rate)
         return await self._render(action, body.get("model", "fake"))
 
     def _refusal(self, body: dict[str, Any]) -> Action | None:
@@ -219,6 +240,63 @@ class FakeOpenAI:
             return Raw(json.dumps(llama_cpp), status=400)
         return None
 
+    async def _stream(
+        self, request: web.Request, action: Completion, model: str
+    ) -> web.StreamResponse:
+        """The completion as server-sent events, as OpenAI streams it: a role chunk, content
+        a token at a time (at ``token_rate``), tool calls, the finish reason, then usage."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        done = completion_json(action, model)
+        message = done["choices"][0]["message"]
+
+        async def event(delta: dict[str, Any], finish: str | None = None) -> None:
+            chunk = {
+                "id": done["id"],
+                "object": "chat.completion.chunk",
+                "created": done["created"],
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        await event({"role": "assistant", "content": ""})
+        for token in re.findall(r"\s*\S+\s*", action.reasoning_content or ""):
+            await event({"reasoning_content": token})  # as vLLM and DeepSeek stream it
+        for i, token in enumerate(re.findall(r"\s*\S+\s*", action.content or "")):
+            if i == 0:
+                self.first_token_at.append(time.perf_counter())
+            elif action.token_rate:
+                await asyncio.sleep(1 / action.token_rate)
+            await event({"content": token})
+        for index, call in enumerate(message.get("tool_calls", [])):
+            await event({"tool_calls": [call | {"index": index}]})
+        await event({}, done["choices"][0]["finish_reason"])
+        usage_chunk = {
+            "id": done["id"],
+            "object": "chat.completion.chunk",
+            "created": done["created"],
+            "model": model,
+            "choices": [],
+            "usage": done["usage"],
+        }
+        await response.write(f"data: {json.dumps(usage_chunk)}\n\ndata: [DONE]\n\n".encode())
+        await response.write_eof()
+        return response
+
+    async def _transcription(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        fields: dict[str, Any] = {}
+        for key, value in form.items():
+            fields[key] = value.file.read() if isinstance(value, web.FileField) else value
+        self.transcriptions.append(fields)
+        if self._transcribe is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        result = self._transcribe(fields.get("file", b""), str(fields.get("model", "")))
+        if isinstance(result, Error):
+            return await self._render(result, "")
+        return web.json_response({"text": result})
+
     async def _render(self, action: Action, model: str) -> web.StreamResponse:
         if isinstance(action, Completion):
             return web.json_response(completion_json(action, model))
@@ -237,12 +315,31 @@ class FakeOpenAI:
 def last_user(body: dict[str, Any]) -> str:
     for message in reversed(body["messages"]):
         if message["role"] == "user":
-            return str(message.get("content") or "")
+            return text_of(message)
     return ""
+
+
+def text_of(message: dict[str, Any]) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    return str(content)
 
 
 def system(body: dict[str, Any]) -> str:
     return str(body["messages"][0].get("content") or "")
+
+
+def images_in(body: dict[str, Any]) -> list[str]:
+    """The image URLs (data: URLs) of every message in a request, in order."""
+    return [
+        part["image_url"]["url"]
+        for message in body["messages"]
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    ]
 
 
 # --------------------------------------------------------------------- model dialects

@@ -9,10 +9,10 @@ import aiosqlite
 
 from agentcore.clock import to_millis
 from agentcore.records import Actor, ConsolidationRun, NewPassage, Unconsolidated
-from agentcore.storage.sqlite import rows
 from agentcore.storage.sqlite.blocks import store_block_version
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.passages import insert_passages
+from agentcore.storage.sqlite.sql import one_row
 from agentcore.types import AgentKey
 
 NOTE_TAGS = ("consolidation",)  # how its archival notes can be told from the agent's own
@@ -49,7 +49,7 @@ class ConsolidationRows(Part):
 async def _record(conn: aiosqlite.Connection, run: ConsolidationRun) -> bool:
     if not await _at_versions(conn, run):
         return False
-    claimed = await rows.one_row(
+    claimed = await one_row(
         conn,
         "UPDATE agents SET consolidated_through = ? WHERE id = ? AND consolidated_through = ? "
         "RETURNING id",
@@ -84,7 +84,7 @@ async def _record(conn: aiosqlite.Connection, run: ConsolidationRun) -> bool:
 async def _at_versions(conn: aiosqlite.Connection, run: ConsolidationRun) -> bool:
     """Every edited block is still at the version the edit was made against."""
     for edit in run.edits:
-        current = await rows.one_row(
+        current = await one_row(
             conn,
             "SELECT version FROM blocks WHERE agent_id = ? AND label = ?",
             (run.agent_id, edit.label),

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 import aiosqlite
 
-from agentcore.clock import from_millis, to_millis
+from agentcore.clock import to_millis
 from agentcore.messages import Role
 from agentcore.records import AgentRecord, NewAgent, PendingMessage, StoredMessage, UserActivity
 from agentcore.search.terms import message_terms
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.agents import create_agent
 from agentcore.storage.sqlite.connection import Part
+from agentcore.storage.sqlite.files import claim_files, insert_files
 from agentcore.storage.sqlite.messages import record_activity
-from agentcore.types import AgentKey, ChatKind, InboundMessage
+from agentcore.storage.sqlite.sql import all_rows, one_row
+from agentcore.types import AgentKey, InboundMessage
 
 _WAITING = "platform = ? AND user_id = ? AND NOT claimed"
 
@@ -34,13 +35,23 @@ class InboxRows(Part):
             message.source or None,
             message_terms(Role.USER, message.text),  # analysed now, off the turn's path
         )
-        stored = await self._db.execute(
+        sql = (
             "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
             " received_at, source, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
-            params,
+            "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id"
         )
-        return int(stored[0]["id"]) if stored else None
+        if not message.files:  # the common case: one statement, no transaction round trips
+            stored = await self._db.execute(sql, params)
+            return int(stored[0]["id"]) if stored else None
+
+        async def with_files(conn: aiosqlite.Connection) -> int | None:
+            row = await one_row(conn, sql, params)
+            if row is None:
+                return None
+            await insert_files(conn, row["id"], message, received_at)
+            return int(row["id"])
+
+        return await self._db.write(with_files)
 
     async def prune_inbox(self, before: datetime) -> int:
         pruned = await self._db.execute(
@@ -70,12 +81,11 @@ class InboxRows(Part):
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
         found = await self._db.fetch(
-            "SELECT id, platform, user_id, display_name, chat, text, sent_at, route,"
-            " received_at, COALESCE(source, '') AS source FROM inbox WHERE NOT claimed"
+            f"SELECT {rows.PENDING_COLUMNS} FROM inbox WHERE NOT claimed"
             " AND (? IS NULL OR platform = ?) ORDER BY id",
             (platform, platform),
         )
-        return [_pending(r) for r in found]
+        return [rows.pending(r) for r in found]
 
 
 async def _claim(
@@ -85,7 +95,8 @@ async def _claim(
     first, and record their activity; nothing if none is left (answered already)."""
     mine = f"{_WAITING} AND id <= ?"
     params = (key.platform, key.user_id, up_to_id)
-    claimed = await rows.all_rows(
+    waiting = await all_rows(conn, f"SELECT id FROM inbox WHERE {mine} ORDER BY id", params)
+    claimed = await all_rows(
         conn,
         "INSERT INTO messages (agent_id, role, content, created_at, terms) "
         f"SELECT ?, 'user', text, sent_at, terms FROM inbox WHERE {mine} ORDER BY id "
@@ -100,10 +111,9 @@ async def _claim(
     )
     await record_activity(conn, agent_id, activity)
     # RETURNING order is unspecified; rowids follow the ORDER BY.
-    return [
-        StoredMessage(r["id"], Role.USER, r["content"], from_millis(r["created_at"]))
-        for r in sorted(claimed, key=lambda r: int(r["id"]))
-    ]
+    claimed.sort(key=lambda r: int(r["id"]))
+    await claim_files(conn, agent_id, [w["id"] for w in waiting], [r["id"] for r in claimed])
+    return [rows.claimed(r) for r in claimed]
 
 
 async def _start(
@@ -118,16 +128,3 @@ async def _start(
     if created is None:
         return None
     return created, await _claim(conn, key, up_to_id, created.id, activity)
-
-
-def _pending(r: sqlite3.Row) -> PendingMessage:
-    message = InboundMessage(
-        key=AgentKey(r["platform"], r["user_id"]),
-        text=r["text"],
-        sent_at=from_millis(r["sent_at"]),
-        display_name=r["display_name"],
-        chat=ChatKind(r["chat"]),
-        route=r["route"],
-        source=r["source"],
-    )
-    return PendingMessage(r["id"], message, from_millis(r["received_at"]))

@@ -17,6 +17,7 @@ from agentcore.storage.sqlite.agents import AgentRows
 from agentcore.storage.sqlite.blocks import BlockRows
 from agentcore.storage.sqlite.connection import Database
 from agentcore.storage.sqlite.consolidations import ConsolidationRows
+from agentcore.storage.sqlite.files import FileRows
 from agentcore.storage.sqlite.inbox import InboxRows
 from agentcore.storage.sqlite.messages import MessageRows
 from agentcore.storage.sqlite.migrate import migrate
@@ -26,7 +27,14 @@ from agentcore.types import AgentKey
 
 
 class SQLiteStorage(
-    AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, OpsRows, ConsolidationRows
+    AgentRows,
+    BlockRows,
+    MessageRows,
+    InboxRows,
+    PassageRows,
+    FileRows,
+    OpsRows,
+    ConsolidationRows,
 ):
     """``Storage`` on one SQLite file. Build it with ``await SQLiteStorage.open(path)``."""
 
