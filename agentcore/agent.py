@@ -21,6 +21,7 @@ from agentcore.memory.prompt import (
     PRESSURE_NOTE,
     TurnFacts,
     prompt_messages,
+    streamed_without_prompt_tags,
     system_prompt,
     without_prompt_tags,
 )
@@ -129,7 +130,7 @@ class AgentLoop:
         if turn is None:
             return None
         if streaming:
-            turn.stream = sink.grow
+            turn.stream = lambda shown: sink.grow(streamed_without_prompt_tags(shown))
         return await self._answer(turn, prepared, sink)
 
     async def _answer(self, turn: _Turn, prepared: Prepared, sink: ReplySink) -> str:

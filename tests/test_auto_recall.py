@@ -3,6 +3,7 @@ tool call, and shows them after the person's message within a token budget."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, ScriptedLLM, last_user_text, reply
+from agentcore.memory.prompt import streamed_without_prompt_tags
 from agentcore.memory.recall import RECALL_HEADING, select, snippet, tokens
 from agentcore.messages import PromptMessage, Role
 from agentcore.records import Passage, SearchHit
@@ -145,3 +147,14 @@ async def test_a_model_that_copies_the_prompts_markup_does_not_show_it(
     runtime = build_runtime(make_settings(), storage, llm, clock)
     answer = await runtime.handle(message(clock, "Which city do I live in?"))
     assert answer.text == "- [2025-03-14 20:20] Brad: I live in Lisbon."
+
+
+def test_a_streamed_answer_never_shows_the_prompts_tags_and_only_grows() -> None:
+    answer = (
+        "Sure.\n<recalled_memory>\n- [2025-03-14 20:20] Brad: I live in Lisbon.\n</recalled_memory>"
+    )
+    shown = [streamed_without_prompt_tags(answer[:n]) for n in range(len(answer) + 1)]
+    for before, after in itertools.pairwise(shown):
+        assert after.startswith(before), (before, after)
+    assert all("<" not in text for text in shown)
+    assert shown[-1] == "Sure.\n\n- [2025-03-14 20:20] Brad: I live in Lisbon."

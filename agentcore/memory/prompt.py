@@ -26,13 +26,31 @@ PRESSURE_NOTE = (
 
 
 # The prompt's own structure. Weak models copy it into their replies; the person never sees it.
-_PROMPT_TAGS = re.compile(
-    r"</?(?:memory_blocks|memory_metadata|summary|recalled_memory|description|metadata|value)>"
+_TAG_NAMES = (
+    "memory_blocks",
+    "memory_metadata",
+    "summary",
+    "recalled_memory",
+    "description",
+    "metadata",
+    "value",
 )
+_PROMPT_TAGS = re.compile(rf"</?(?:{'|'.join(_TAG_NAMES)})>")
+_TAG_TEXTS = tuple(f"<{slash}{name}>" for name in _TAG_NAMES for slash in ("", "/"))
 
 
 def without_prompt_tags(text: str) -> str:
     return _PROMPT_TAGS.sub("", text).strip()
+
+
+def streamed_without_prompt_tags(shown: str) -> str:
+    """An answer's text while it is streamed: without the prompt's tags, and without a tail
+    that may be the start of one (``"<recalled_mem"``), so what is shown only ever grows."""
+    text = _PROMPT_TAGS.sub("", shown)
+    start = text.rfind("<")
+    if start != -1 and any(tag.startswith(text[start:]) for tag in _TAG_TEXTS):
+        text = text[:start]
+    return text.strip()
 
 
 @dataclass(frozen=True, slots=True)
