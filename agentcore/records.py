@@ -348,3 +348,7 @@ class ConsolidationRun:
     completion_tokens: int = 0
     edits: tuple[BlockEdit, ...] = ()
     notes: tuple[str, ...] = ()
+
+    def note_passages(self) -> list[NewPassage]:
+        """The notes as archival passages, tagged so they can be told from the agent's own."""
+        return [NewPassage(note, ("consolidation",), self.created_at) for note in self.notes]

@@ -169,16 +169,25 @@ async def test_a_failing_model_is_tried_again_later(
     assert await human_block(storage) == "Has a beagle called Miso"
 
 
-async def test_it_never_holds_up_a_turn(storage: SQLiteStorage, clock: ManualClock) -> None:
-    model = Model()
+async def sweep_under_way(
+    runtime: AgentRuntime, clock: ManualClock, model: Model
+) -> asyncio.Future[int]:
+    """A consolidation whose model call is under way, waiting for ``model.release``."""
     model.release = asyncio.Event()
-    runtime = runtime_with(storage, clock, model)
     await runtime.handle(message(clock, "I have a dog called Miso."))
     clock.advance(GAP)
     sweep = asyncio.ensure_future(runtime.consolidate_ended())
-    await asyncio.wait_for(model.asked.wait(), 5)  # its model call is under way
+    await asyncio.wait_for(model.asked.wait(), 5)
+    return sweep
+
+
+async def test_it_never_holds_up_a_turn(storage: SQLiteStorage, clock: ManualClock) -> None:
+    model = Model()
+    runtime = runtime_with(storage, clock, model)
+    sweep = await sweep_under_way(runtime, clock, model)
     answer = await asyncio.wait_for(runtime.handle(message(clock, "Hello again!")), 5)
     assert answer.text == "Okay." and not sweep.done()
+    assert model.release is not None
     model.release.set()
     assert await sweep == 1
     assert await human_block(storage) == "Has a beagle called Miso"
@@ -189,13 +198,10 @@ async def test_edits_apply_to_the_blocks_as_they_are_then(
 ) -> None:
     """A turn that edits the block while the consolidation's model call runs is kept."""
     model = Model()
-    model.release = asyncio.Event()
     runtime = runtime_with(storage, clock, model)
-    await runtime.handle(message(clock, "I have a dog called Miso."))
-    clock.advance(GAP)
-    sweep = asyncio.ensure_future(runtime.consolidate_ended())
-    await asyncio.wait_for(model.asked.wait(), 5)
+    sweep = await sweep_under_way(runtime, clock, model)
     await runtime.handle(message(clock, "/admin set console:brad human Name: Brad"))
+    assert model.release is not None
     model.release.set()
     await sweep
     assert await human_block(storage) == "Name: Brad\nHas a beagle called Miso"

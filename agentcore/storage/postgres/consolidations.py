@@ -6,13 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from agentcore.clock import to_millis
-from agentcore.records import Actor, ConsolidationRun, NewPassage, Unconsolidated
+from agentcore.records import Actor, ConsolidationRun, Unconsolidated
 from agentcore.storage.postgres.blocks import store_block_version
 from agentcore.storage.postgres.connection import Conn, Part
 from agentcore.storage.postgres.passages import insert_passages
 from agentcore.types import AgentKey
-
-NOTE_TAGS = ("consolidation",)  # how its archival notes can be told from the agent's own
 
 
 class ConsolidationRows(Part):
@@ -65,8 +63,7 @@ async def _record(conn: Conn, run: ConsolidationRun) -> bool:
         await store_block_version(
             conn, run.agent_id, edit.label, edit.value, Actor.CONSOLIDATION, run.model, ms
         )
-    notes = [NewPassage(note, NOTE_TAGS, run.created_at) for note in run.notes]
-    await insert_passages(conn, run.agent_id, notes)
+    await insert_passages(conn, run.agent_id, run.note_passages())
     await conn.execute(
         "INSERT INTO consolidations (agent_id, after_id, through_id, created_at, outcome, model,"
         " prompt_tokens, completion_tokens) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

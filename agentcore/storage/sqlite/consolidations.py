@@ -8,14 +8,12 @@ from datetime import datetime
 import aiosqlite
 
 from agentcore.clock import to_millis
-from agentcore.records import Actor, ConsolidationRun, NewPassage, Unconsolidated
+from agentcore.records import Actor, ConsolidationRun, Unconsolidated
 from agentcore.storage.sqlite.blocks import store_block_version
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.passages import insert_passages
 from agentcore.storage.sqlite.sql import one_row
 from agentcore.types import AgentKey
-
-NOTE_TAGS = ("consolidation",)  # how its archival notes can be told from the agent's own
 
 
 class ConsolidationRows(Part):
@@ -62,8 +60,7 @@ async def _record(conn: aiosqlite.Connection, run: ConsolidationRun) -> bool:
         await store_block_version(
             conn, run.agent_id, edit.label, edit.value, Actor.CONSOLIDATION, run.model, ms
         )
-    notes = [NewPassage(note, NOTE_TAGS, run.created_at) for note in run.notes]
-    await insert_passages(conn, run.agent_id, notes)
+    await insert_passages(conn, run.agent_id, run.note_passages())
     await conn.execute(
         "INSERT INTO consolidations (agent_id, after_id, through_id, created_at, outcome, model,"
         " prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
