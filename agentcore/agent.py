@@ -17,7 +17,15 @@ from agentcore.clock import Clock
 from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse, TextSink
 from agentcore.media.intake import MediaIntake, Prepared
 from agentcore.memory.blocks import default_blocks, initial_blocks
-from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
+from agentcore.memory.prompt import (
+    PRESSURE_NOTE,
+    TurnFacts,
+    prompt_messages,
+    streamed_without_prompt_tags,
+    system_prompt,
+    without_prompt_tags,
+)
+from agentcore.memory.recall import NOT_FOUND, Found, search, shown
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import ImagePart, PromptMessage, Role, ToolCall
@@ -55,6 +63,7 @@ class _Turn:
     claimed: list[StoredMessage]  # the person's messages this turn answers
     summary: str
     pressure_warned: bool
+    recalled: str = ""  # automatic recall for this turn's messages (see memory/recall.py)
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
     unsaved_calls: list[LLMCallRecord] = field(default_factory=list)  # stored with the next step
     estimate: int = 0
@@ -121,7 +130,7 @@ class AgentLoop:
         if turn is None:
             return None
         if streaming:
-            turn.stream = sink.grow
+            turn.stream = lambda shown: sink.grow(streamed_without_prompt_tags(shown))
         return await self._answer(turn, prepared, sink)
 
     async def _answer(self, turn: _Turn, prepared: Prepared, sink: ReplySink) -> str:
@@ -157,14 +166,15 @@ class AgentLoop:
 
     async def _take_up(
         self, message: InboundMessage, pending_id: int
-    ) -> tuple[TurnState, list[StoredMessage]]:
-        """This person's agent (created on their first message) and the waiting messages this
-        turn answers, taken into recall memory."""
+    ) -> tuple[TurnState, list[StoredMessage], Found]:
+        """This person's agent (created on their first message), the waiting messages this turn
+        answers, taken into recall memory, and what automatic recall found for the message
+        (searched while the messages are taken up)."""
         state = await self._storage.load_turn(message.key)
         if state is None:
             started = await self._start_agent(message, pending_id)
             if started is not None:
-                return started
+                return *started, NOT_FOUND
             state = await self._storage.load_turn(message.key)  # created meanwhile elsewhere
             assert state is not None
         agent = state.agent
@@ -172,7 +182,25 @@ class AgentLoop:
         activity = UserActivity(
             message.sent_at, session, message.display_name or agent.display_name
         )
-        return state, await self._storage.claim_pending(message.key, pending_id, agent.id, activity)
+        claimed, found = await asyncio.gather(
+            self._storage.claim_pending(message.key, pending_id, agent.id, activity),
+            self._search_memory(state, message.text),
+        )
+        return state, claimed, found
+
+    async def _search_memory(self, state: TurnState, text: str) -> Found:
+        """Automatic recall's searches, once per turn, for what the person just said."""
+        if self._settings.memory.recall_tokens <= 0:
+            return NOT_FOUND
+        agent = state.agent
+        return await search(
+            self._storage,
+            agent.id,
+            text,
+            in_view=len(state.context) + 1,  # the message being answered is found too
+            search_messages=agent.message_count > len(state.context),
+            search_passages=agent.passage_count > 0,
+        )
 
     async def _start_agent(
         self, message: InboundMessage, pending_id: int
@@ -191,7 +219,7 @@ class AgentLoop:
         return TurnState(agent, initial_blocks(specs, now), shared, []), claimed
 
     async def _begin(self, message: InboundMessage, pending_id: int) -> _Turn | None:
-        state, claimed = await self._take_up(message, pending_id)
+        state, claimed, found = await self._take_up(message, pending_id)
         if not claimed:
             return None
         agent = state.agent
@@ -216,15 +244,21 @@ class AgentLoop:
             search_limit=self._settings.search_limit,
             person=message.display_name or "user",
         )
+        memory = self._settings.memory
+        rows = [*state.context, *claimed]
+        recalled = shown(
+            found, {r.id for r in rows}, memory.recall_tokens, memory.timezone, tools.person
+        )
         return _Turn(
             agent=agent,
             facts=facts,
             tools=tools,
             shared=state.shared,
-            rows=[*state.context, *claimed],
+            rows=rows,
             claimed=claimed,
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
+            recalled=recalled.text,
         )
 
     # ----------------------------------------------------------------- context budget
@@ -240,7 +274,12 @@ class AgentLoop:
         )
         return LLMRequest(
             messages=prompt_messages(
-                system, turn.rows, turn.notes, self._settings.message_char_cap, turn.images
+                system,
+                turn.rows,
+                turn.notes,
+                self._settings.message_char_cap,
+                turn.images,
+                turn.recalled,
             ),
             tools=self._tools.specs,
             allow_tools=allow_tools,
@@ -321,7 +360,7 @@ class AgentLoop:
         """Store the model's step; return the reply if the turn is finished, else None."""
         now = self._clock.now()
         if not response.tool_calls:
-            text = (response.content or "").strip() or EMPTY_REPLY
+            text = without_prompt_tags(response.content or "") or EMPTY_REPLY
             await self._store(turn, [NewMessage(Role.ASSISTANT, text, now)])
             return text
         replies: list[str] = []
@@ -347,8 +386,8 @@ class AgentLoop:
         return reply
 
     def _message_of(self, call: ToolCall) -> str:
-        message: str = self._tools.bind(call)[1]["message"]
-        if not message.strip():
+        message = without_prompt_tags(self._tools.bind(call)[1]["message"])
+        if not message:
             raise ToolError("message is empty; write the reply to send")
         return message
 

@@ -25,6 +25,7 @@ class MemorySettings:
     summarize_ratio: float = 0.90  # above this: fold the oldest messages into the summary
     keep_ratio: float = 0.50  # after folding, the recent messages use at most this share
     session_gap: timedelta = timedelta(hours=4)
+    recall_tokens: int = 600  # automatic recall: tokens of matching older messages shown; 0 = off
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
 
@@ -46,6 +47,17 @@ class MediaSettings:
     max_document_pages: int = 1000  # longer documents are refused
     passage_chars: int = 1500  # a document page longer than this is filed as several passages
     progress_seconds: float = 10.0  # at most one "read N of M pages" message this often
+
+
+@dataclass(frozen=True, slots=True)
+class ConsolidationSettings:
+    """Sleep-time consolidation: after a session ends, one background call updates core memory."""
+
+    enabled: bool = True
+    model: str = ""  # another model for it, on the same endpoint; "" = the chat model
+    daily_tokens: int = 500_000  # across everyone, per day (UTC); 0 = no limit
+    sweep_seconds: float = 300.0  # how often ended sessions are looked for
+    shutdown_seconds: float = 10.0  # at shutdown, open sessions get this long
 
 
 @dataclass(frozen=True, slots=True)

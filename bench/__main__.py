@@ -30,6 +30,7 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.concurrency", [], []),
     ("bench.growth", [], []),
     ("bench.locomo", [], []),
+    ("bench.consolidation", [], []),
     ("bench.documents", [], []),
     ("bench.streaming", [], []),
     ("bench.telegram_latency", [], []),

@@ -94,6 +94,30 @@ def rows() -> list[tuple[str, str, str]]:
                     f"{_recalls(on_postgres)} (p95 {on_postgres['p95_ms']} ms/query)",
                 )
             )
+    if locomo and (auto := locomo.get("auto_recall")):
+        out.append(
+            (
+                f"LoCoMo automatic recall, categories 1–4, {auto['budget']}-token budget: "
+                "evidence shown (any evidence) vs conversation_search's 10 results; tokens "
+                "added per turn median / p95",
+                "as often as conversation_search",
+                f"{auto['evidence_shown']}% ({auto['any_evidence_shown']}%) vs "
+                f"{auto['search_r@10']}% ({auto['search_any@10']}%); "
+                f"{auto['tokens_median']:.0f} / {auto['tokens_p95']:.0f} tokens",
+            )
+        )
+    if consolidation := load("consolidation"):
+        spent, text = consolidation["tokens_per_session"], consolidation["session_text_tokens"]
+        out.append(
+            (
+                f"Consolidation of a scripted {consolidation['messages_per_session']}-message "
+                "session: tokens per session (request + answer, local estimate), median / p95; "
+                "the session's own text",
+                "",
+                f"{spent['median']:.0f} / {spent['p95']:.0f} tokens; session text "
+                f"{text['median']:.0f} tokens",
+            )
+        )
     if docs := load("documents"):
         recall, latency, base = docs["recall"], docs["latency"], docs["baseline_plain_fts5"]
         out.append(
@@ -141,13 +165,20 @@ def core_rows(backend: str, on: str) -> list[tuple[str, str, str]]:
     return [
         (
             f"Core overhead{on} at {r['messages']:,} messages (1,000 people): agent creation "
-            "(a new person's first message); a turn. Median / p99",
+            "(a new person's first message); a turn with automatic recall (without it, in the "
+            "same run). Median / p99",
             "creation ≤ 1 ms; turn ≤ 5 / ≤ 20 ms",
             f"creation {r['create']['median_ms']:.2f} / {r['create']['p99_ms']:.2f} ms; "
-            f"turn {r['turn']['median_ms']:.2f} / {r['turn']['p99_ms']:.2f} ms",
+            f"turn {r['turn']['median_ms']:.2f} / {r['turn']['p99_ms']:.2f} ms"
+            + _without_recall(r),
         )
         for r in core["results"]
     ]
+
+
+def _without_recall(result: dict[str, Any]) -> str:
+    off = result.get("turn_without_recall")
+    return f" (without {off['median_ms']:.2f} / {off['p99_ms']:.2f} ms)" if off else ""
 
 
 def search_rows(backend: str, on: str) -> list[tuple[str, str, str]]:

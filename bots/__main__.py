@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from agentcore.timing import StartupTimer
@@ -26,21 +27,26 @@ from agentcore.timing import StartupTimer
 _TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
 
 from agentcore.clock import Clock, SystemClock  # noqa: E402
-from agentcore.llm.base import ClosableLLM  # noqa: E402
+from agentcore.llm.check import check_endpoint  # noqa: E402
+from agentcore.llm.tooling import ToolCallingLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
 from agentcore.storage.protocols import StorageError  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
 from bots.compose import (  # noqa: E402
-    build_runtime,
+    build_model,
     build_transcriber,
     database_shown,
     open_storage,
+    runtime_over,
 )
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from agentcore.llm.openai_compat import OpenAICompatibleLLM
 
 log = logging.getLogger("bots")
 
@@ -137,17 +143,19 @@ def _secrets(settings: Settings) -> list[str]:
     return [*secrets, password] if password else secrets
 
 
-async def build_llm(settings: Settings) -> ClosableLLM:
-    """Import the SDK and build the client (runs in the background via ``LazyLLM``)."""
+async def build_llm(settings: Settings, model: str = "") -> OpenAICompatibleLLM:
+    """Import the SDK and build the client for ``model`` (default: the chat model); runs in the
+    background via ``LazyLLM``."""
     started = time.perf_counter()
     # Importing openai takes most of a second; do it in a thread so the loop stays responsive.
     module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.openai_compat")
-    llm: ClosableLLM = module.OpenAICompatibleLLM(
-        model=settings.llm.model,
+    llm: OpenAICompatibleLLM = module.OpenAICompatibleLLM(
+        model=model or settings.llm.model,
         base_url=settings.llm.base_url or None,
         api_key=settings.llm.api_key.reveal() or None,
         deadline=settings.llm.timeout,
         max_retries=settings.llm.max_retries,
+        max_tokens=settings.llm.max_tokens,
     )
     elapsed = (time.perf_counter() - started) * 1000
     log.info("model client ready after %.0fms, loaded in the background", elapsed)
@@ -235,9 +243,15 @@ async def _serve(
         return 2
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
-    runtime = build_runtime(settings, storage, llm, clock, build_transcriber(settings))
+        model = build_model(settings, llm)
+        other = settings.consolidation.model  # consolidation's own model, if it has one
+        consolidating = LazyLLM(lambda: build_llm(settings, other)) if other else None
+        consolidation_model = build_model(settings, consolidating) if consolidating else None
+    transcriber = build_transcriber(settings)
+    runtime = runtime_over(settings, storage, model, clock, transcriber, consolidation_model)
     started: list[Adapter] = []
     signals: _Signals | None = None
+    background: list[asyncio.Task[None]] = []
     try:
         for name, make in adapter_factories(settings, args, runtime, clock):
             with timer.phase(name):
@@ -247,6 +261,10 @@ async def _serve(
         run = timer.finish(clock.now())
         log.info(format_startup(run))
         llm.start()  # load the model client now that every adapter is receiving
+        background += [
+            asyncio.ensure_future(_check_model(llm, model)),
+            asyncio.ensure_future(runtime.background()),  # consolidation of ended sessions
+        ]
         await storage.record_startup(run)
         signals = _Signals()
         return await _until_stopped(started, signals.stop)
@@ -254,7 +272,19 @@ async def _serve(
         log.error("%s", exc)
         return 1
     finally:
+        for task in background:
+            task.cancel()
         await _stop(started, runtime, signals.now if signals else None)
+        if consolidating is not None:
+            await consolidating.close()
+
+
+async def _check_model(llm: LazyLLM[OpenAICompatibleLLM], model: ToolCallingLLM) -> None:
+    """The endpoint check, off the critical path: it never delays readiness or a turn."""
+    try:
+        await check_endpoint(await llm.ready(), model)
+    except Exception:  # a background check must never take the bot down
+        log.exception("the model endpoint check failed")
 
 
 class _Signals:

@@ -12,7 +12,9 @@ import importlib
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
 from agentcore.commands import Commands
-from agentcore.llm.base import ClosableLLM
+from agentcore.consolidator import Consolidator
+from agentcore.llm.base import ClosableLLM, LLMClient
+from agentcore.llm.tooling import ToolCallingLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.media.intake import MediaIntake
 from agentcore.media.voice import LazyTranscriber, Transcriber
@@ -68,6 +70,13 @@ def build_commands(
     )
 
 
+def build_model(settings: Settings, llm: ClosableLLM) -> ToolCallingLLM:
+    """The model as the agent loop talks to it: behind the configured concurrency cap, with
+    tools sent the way the endpoint takes them and every answer read into content and calls."""
+    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    return ToolCallingLLM(capped, settings.llm.tools)
+
+
 def build_runtime(
     settings: Settings,
     storage: Storage,
@@ -75,26 +84,48 @@ def build_runtime(
     clock: Clock,
     transcriber: Transcriber | None = None,
 ) -> AgentRuntime:
-    """The runtime adapters talk to, with the model behind the configured concurrency cap.
-    ``transcriber`` turns voice notes into text (None: they are not transcribed)."""
-    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    """The runtime adapters talk to, over the model client ``llm``. ``transcriber`` turns voice
+    notes into text (None: they are not transcribed)."""
+    return runtime_over(settings, storage, build_model(settings, llm), clock, transcriber)
+
+
+def runtime_over(
+    settings: Settings,
+    storage: Storage,
+    model: ToolCallingLLM,
+    clock: Clock,
+    transcriber: Transcriber | None = None,
+    consolidation_model: LLMClient | None = None,
+) -> AgentRuntime:
+    """The runtime over a model ``build_model`` made (the composition root keeps a hold of it
+    for the endpoint check); consolidation uses ``consolidation_model`` if given."""
     media = MediaIntake(
         storage=storage,
-        llm=capped,
+        llm=model,
         transcriber=transcriber,
         clock=clock,
         settings=settings.agent.media,
     )
-    loop = AgentLoop(storage=storage, llm=capped, clock=clock, settings=settings.agent, media=media)
+    loop = AgentLoop(storage=storage, llm=model, clock=clock, settings=settings.agent, media=media)
     turns = AgentSlots(settings.runtime.max_cached_agents)
+    consolidator = Consolidator(
+        storage=storage,
+        llm=consolidation_model or model,
+        clock=clock,
+        locks=turns,
+        memory=settings.agent.memory,
+        settings=settings.consolidation,
+        model=settings.consolidation.model or settings.llm.model,
+    )
     return AgentRuntime(
         storage=storage,
-        llm=capped,
+        llm=model,
         loop=loop,
         commands=build_commands(settings, storage, clock, turns),
         clock=clock,
         settings=settings.runtime,
         slots=turns,
+        consolidator=consolidator,
     )
 
 

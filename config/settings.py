@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agentcore.settings import AgentSettings, MediaSettings, MemorySettings, RuntimeSettings, Vision
+from agentcore.llm.tooling import ToolMode
+from agentcore.settings import (
+    AgentSettings,
+    ConsolidationSettings,
+    MediaSettings,
+    MemorySettings,
+    RuntimeSettings,
+    Vision,
+)
 from agentcore.types import AgentKey, InvalidAgentKey
 
 T = TypeVar("T")
@@ -79,6 +87,8 @@ class LLMConfig:
     api_key: Secret
     timeout: float
     max_retries: int
+    tools: ToolMode = ToolMode.AUTO
+    max_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +128,7 @@ class Settings:
     streaming: StreamingConfig
     agent: AgentSettings
     runtime: RuntimeSettings
+    consolidation: ConsolidationSettings
     database: Path  # the SQLite file, unless database_url names a PostgreSQL database
     database_url: Secret  # postgresql://user:password@host:port/db, or empty for SQLite
     busy_timeout_ms: int
@@ -427,6 +438,8 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         api_key=Secret(read.text("llm", "api_key")),
         timeout=read.number("llm", "timeout_seconds", 1.0),
         max_retries=read.integer("llm", "max_retries", 0),
+        tools=read.choice("llm", "tools", ToolMode),
+        max_tokens=read.integer("llm", "max_tokens", 0),
     )
     if require_model and not llm.api_key and not llm.base_url:
         raise ConfigError(NO_MODEL_HINT)
@@ -445,6 +458,13 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
             read.flag("streaming", "enabled"), read.number("streaming", "edit_seconds", 0.2)
         ),
         agent=_agent_settings(read),
+        consolidation=ConsolidationSettings(
+            enabled=read.flag("consolidation", "enabled"),
+            model=read.text("consolidation", "model"),
+            daily_tokens=read.integer("consolidation", "daily_tokens", 0),
+            sweep_seconds=read.number("consolidation", "sweep_seconds", 1.0),
+            shutdown_seconds=read.number("consolidation", "shutdown_seconds", 0.0),
+        ),
         runtime=RuntimeSettings(
             llm_concurrency=read.integer("llm", "concurrency", 1),
             max_cached_agents=read.integer("runtime", "max_cached_agents", 1),
@@ -484,6 +504,7 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         human_limit=read.integer("memory", "human_limit", 100),
         context_window=window,
         session_gap=timedelta(minutes=read.number("memory", "session_gap_minutes", 1.0)),
+        recall_tokens=read.integer("memory", "recall_tokens", 0),
         timezone=read.timezone("memory", "timezone"),
     )
     if len(memory.persona) > memory.persona_limit:

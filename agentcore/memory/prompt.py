@@ -3,6 +3,7 @@ summary, then the recent messages."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,34 @@ PRESSURE_NOTE = (
     "messages will soon be folded into a summary. Save anything important about this person "
     "to core memory (core_memory_append / core_memory_replace) or archival memory now."
 )
+
+
+# The prompt's own structure. Weak models copy it into their replies; the person never sees it.
+_TAG_NAMES = (
+    "memory_blocks",
+    "memory_metadata",
+    "summary",
+    "recalled_memory",
+    "description",
+    "metadata",
+    "value",
+)
+_PROMPT_TAGS = re.compile(rf"</?(?:{'|'.join(_TAG_NAMES)})>")
+_TAG_TEXTS = tuple(f"<{slash}{name}>" for name in _TAG_NAMES for slash in ("", "/"))
+
+
+def without_prompt_tags(text: str) -> str:
+    return _PROMPT_TAGS.sub("", text).strip()
+
+
+def streamed_without_prompt_tags(shown: str) -> str:
+    """An answer's text while it is streamed: without the prompt's tags, and without a tail
+    that may be the start of one (``"<recalled_mem"``), so what is shown only ever grows."""
+    text = _PROMPT_TAGS.sub("", shown)
+    start = text.rfind("<")
+    if start != -1 and any(tag.startswith(text[start:]) for tag in _TAG_TEXTS):
+        text = text[:start]
+    return text.strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +166,16 @@ def prompt_messages(
     notes: Sequence[str],
     cap: int,
     images: Mapping[int, tuple[ImagePart, ...]] | None = None,
+    recalled: str = "",
 ) -> tuple[PromptMessage, ...]:
     """The request's messages: system prompt, in-context rows (a person's messages cut at
     ``cap`` characters, with the ``images`` sent with them, by row id), then any one-off
-    system notes."""
+    system notes.
+
+    ``recalled`` (automatic recall, which changes every turn) is a system message right after
+    the person's latest message, not in the first system message: everything before it stays
+    the same from one request to the next, so providers' prompt caches can reuse it.
+    """
     shown = images or {}
     history = [
         PromptMessage(
@@ -152,6 +187,9 @@ def prompt_messages(
         )
         for r in well_formed(rows)
     ]
+    if recalled:
+        latest = max((i for i, m in enumerate(history) if m.role is Role.USER), default=-1)
+        history.insert(latest + 1, PromptMessage(Role.SYSTEM, recalled))
     return (
         PromptMessage(Role.SYSTEM, system),
         *history,

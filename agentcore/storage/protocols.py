@@ -22,6 +22,7 @@ from agentcore.records import (
     Block,
     BlockSpec,
     BlockVersion,
+    ConsolidationRun,
     DocState,
     DocumentPassage,
     FileUpdate,
@@ -38,6 +39,7 @@ from agentcore.records import (
     StoredMessage,
     StoreStats,
     TurnState,
+    Unconsolidated,
     UserActivity,
 )
 from agentcore.types import AgentKey, FileKind, InboundMessage
@@ -129,10 +131,13 @@ class MessageStore(Protocol):
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 10,
+        fuzzy: bool = True,
     ) -> list[SearchHit]:
         """Full-text search over this agent's user and assistant messages, best first.
 
-        ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe.
+        ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe. ``fuzzy``:
+        query words nobody ever wrote are also looked for as the real words they may be
+        misspellings of (``search.engine``).
         """
         ...
 
@@ -190,9 +195,10 @@ class PassageStore(Protocol):
     ) -> int: ...
 
     async def search_passages(
-        self, agent_id: int, query: str, limit: int = 10, offset: int = 0
+        self, agent_id: int, query: str, limit: int = 10, offset: int = 0, *, fuzzy: bool = True
     ) -> list[Passage]:
-        """The best ``limit`` passages for ``query`` after the first ``offset`` (paging)."""
+        """The best ``limit`` passages for ``query`` after the first ``offset`` (paging);
+        ``fuzzy`` as for ``search_messages``."""
         ...
 
     async def all_passages(self, agent_id: int) -> list[Passage]: ...
@@ -264,13 +270,32 @@ class OpsStore(Protocol):
         ...
 
 
+class ConsolidationStore(Protocol):
+    async def unconsolidated(self, last_before: datetime, limit: int) -> list[Unconsolidated]:
+        """People whose latest message was written before ``last_before`` and who have
+        messages no consolidation has read, longest waiting first."""
+        ...
+
+    async def record_consolidation(self, run: ConsolidationRun) -> bool:
+        """In one transaction, if no other consolidation read these messages and every edited
+        block is still at the edit's version: store the edits as block versions by
+        ``Actor.CONSOLIDATION`` (named by ``run.model``), the notes as archival passages and
+        the run, and mark the messages up to ``through_id`` read. False, changing nothing,
+        otherwise."""
+        ...
+
+    async def consolidation_tokens_since(self, since: datetime) -> int:
+        """Tokens (prompt and completion) consolidation used since ``since``, across everyone."""
+        ...
+
+
 class PersonStorage(
     AgentStore, BlockStore, MessageStore, InboxStore, PassageStore, FileStore, OpsStore, Protocol
 ):
     """Everything a turn or a command may read and write."""
 
 
-class Storage(PersonStorage, Protocol):
+class Storage(PersonStorage, ConsolidationStore, Protocol):
     """Everything a backend provides."""
 
     def person(self, key: AgentKey) -> AbstractAsyncContextManager[PersonStorage]:

@@ -38,6 +38,10 @@ class ToolRegistry:
 
     def bind(self, call: ToolCall) -> tuple[Tool, dict[str, Any]]:
         """The tool a call names and its checked arguments; ``ToolError`` if either is wrong."""
+        if not call.name:
+            raise ToolError(
+                'the call names no tool; write it as {"name": "<tool>", "arguments": {...}}'
+            )
         tool = self._tools.get(call.name)
         if tool is None:
             known = ", ".join(sorted(self._tools))

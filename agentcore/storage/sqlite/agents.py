@@ -167,6 +167,7 @@ async def _delete_agent_rows(
         "DELETE FROM block_history WHERE block_id IN (SELECT id FROM blocks WHERE agent_id = ?)",
         "DELETE FROM blocks WHERE agent_id = ?",
         "DELETE FROM llm_calls WHERE agent_id = ?",
+        "DELETE FROM consolidations WHERE agent_id = ?",
         "DELETE FROM inbox WHERE (platform, user_id) = "
         "(SELECT platform, user_id FROM agents WHERE id = ?)",
     ):
@@ -218,9 +219,17 @@ async def _set_imported_window(
 ) -> None:
     """Start the context window at the snapshot's in-context messages, under its summary."""
     start, last_user = snapshot.window_start(ids), snapshot.last_user_at
+    # An imported history is not a session that just ended: consolidation starts after it.
     await conn.execute(
-        "UPDATE agents SET context_start_id = ?, last_user_at = ?, session_count = ? WHERE id = ?",
-        (start, rows.maybe_millis(last_user), int(last_user is not None), agent_id),
+        "UPDATE agents SET context_start_id = ?, last_user_at = ?, session_count = ?, "
+        "consolidated_through = ? WHERE id = ?",
+        (
+            start,
+            rows.maybe_millis(last_user),
+            int(last_user is not None),
+            ids[-1] if ids else 0,
+            agent_id,
+        ),
     )
     if snapshot.summary:
         await _set_summary(conn, agent_id, snapshot.summary, start, ms)
