@@ -67,6 +67,7 @@ class DueReminder:
     chat: ChatKind
     route: str
     note: str
+    late: bool  # claimed well after its time: the bot was down
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from agentcore.storage.base import (
     passage_terms,
 )
 from agentcore.storage.migrate import load_migrations
+from agentcore.storage.sqlite_reminders import SQLiteReminders
 from agentcore.types import AgentKey, ChatKind, InboundMessage
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,9 @@ def _storage_error(exc: sqlite3.Error) -> StorageError:
     return err
 
 
-class SQLiteStorage:
-    """``Storage`` on one SQLite file. Build it with ``await SQLiteStorage.open(path)``."""
+class SQLiteStorage(SQLiteReminders):
+    """``Storage`` (and ``ReminderStore``) on one SQLite file. Build it with
+    ``await SQLiteStorage.open(path)``."""
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: str):
         self._writer = writer
