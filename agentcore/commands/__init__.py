@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from agentcore.clock import Clock
 from agentcore.commands.admin import AdminCommands
+from agentcore.commands.schedule import ScheduleCommands
 from agentcore.commands.spec import (
     ADMIN_COMMAND,
     ADMIN_VERBS,
@@ -17,6 +18,7 @@ from agentcore.commands.spec import (
     parse_command,
 )
 from agentcore.commands.user import UserCommands
+from agentcore.schedule.store import ReminderStore
 from agentcore.settings import AgentSettings
 from agentcore.storage.base import Storage
 from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply, ReplyKind
@@ -43,10 +45,18 @@ class Commands:
         settings: AgentSettings,
         admins: frozenset[AgentKey] = frozenset(),
         model: str = "",
+        reminders: ReminderStore | None = None,
     ) -> None:
         self._admins = admins
-        self._user = UserCommands(storage=storage, clock=clock, settings=settings, model=model)
-        self._admin = AdminCommands(storage=storage, clock=clock, settings=settings)
+        self._user = UserCommands(
+            storage=storage, clock=clock, settings=settings, model=model, reminders=reminders
+        )
+        self._user.handlers |= ScheduleCommands(
+            storage=storage, reminders=reminders, clock=clock, settings=settings
+        ).handlers
+        self._admin = AdminCommands(
+            storage=storage, clock=clock, settings=settings, reminders=reminders
+        )
 
     def is_operator(self, key: AgentKey) -> bool:
         """Operators: the configured admins, and whoever sits at the terminal."""

@@ -20,6 +20,7 @@ from agentcore.commands.agentfile import AgentFileError, parse_agent_file
 from agentcore.commands.spec import ADMIN_VERBS, usage_line
 from agentcore.memory.blocks import default_blocks
 from agentcore.memory.prompt import humanize
+from agentcore.schedule.store import ReminderStore
 from agentcore.settings import AgentSettings
 from agentcore.storage.base import (
     Actor,
@@ -81,8 +82,16 @@ def _number(verb: str, text: str, default: int) -> int:
 
 
 class AdminCommands:
-    def __init__(self, *, storage: Storage, clock: Clock, settings: AgentSettings) -> None:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        settings: AgentSettings,
+        reminders: ReminderStore | None = None,
+    ) -> None:
         self._storage = storage
+        self._reminders = reminders
         self._clock = clock
         self._settings = settings
         self._verbs: dict[str, Verb] = {
@@ -316,10 +325,20 @@ class AdminCommands:
             f"database {stats.size_bytes / 1e6:.1f} MB",
             _uptime(runs, now),
             model,
+            *([await self._reminder_line(midnight)] if self._reminders is not None else []),
             "last startups:",
             *(_startup_line(run, self._tz) for run in runs),
         ]
         return "\n".join(lines)
+
+    async def _reminder_line(self, midnight: datetime) -> str:
+        assert self._reminders is not None
+        counts = await self._reminders.reminder_counts(midnight)
+        return (
+            f"reminders: {counts.pending} waiting, {counts.sent_today} sent today, "
+            f"{counts.late} sent late in all, {counts.failed} failed; "
+            f"{counts.people_with_zone} people set a time zone"
+        )
 
     async def audit(self, request: AdminRequest) -> str:
         entries = await self._storage.recent_audit(_number("audit", request.args, 20))

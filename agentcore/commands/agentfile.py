@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from agentcore.messages import Role, ToolCall
+from agentcore.schedule.model import PersonPrefs, Reminder
 from agentcore.storage.base import (
     AgentRecord,
     AgentSnapshot,
@@ -46,6 +47,8 @@ class ExportData:
     system: str
     model: str
     context_window: int
+    reminders: Sequence[Reminder] = ()
+    prefs: PersonPrefs = field(default_factory=PersonPrefs)
 
 
 # --------------------------------------------------------------------- export
@@ -99,7 +102,34 @@ def export_agent_file(data: ExportData, now: datetime) -> dict[str, Any]:
                 label: [_export_version(v) for v in versions]
                 for label, versions in data.history.items()
             },
+            "reminders": [_export_reminder(r) for r in data.reminders],
+            "preferences": _export_prefs(data.prefs),
         },
+    }
+
+
+def _export_reminder(reminder: Reminder) -> dict[str, Any]:
+    return {
+        "id": reminder.number,
+        "message": reminder.message,
+        "due_at": _iso(reminder.due_at),
+        "fire_at": _iso(reminder.fire_at),
+        "created_at": _iso(reminder.created_at),
+        "chat": reminder.chat.value,
+        "status": reminder.status.value,
+        "late": reminder.late,
+        "sent_at": _iso(reminder.sent_at) if reminder.sent_at else None,
+        "note": reminder.note,
+    }
+
+
+def _export_prefs(prefs: PersonPrefs) -> dict[str, Any]:
+    return {
+        "timezone": prefs.timezone.key if prefs.timezone else None,
+        "quiet_hours": (str(prefs.quiet_hours) if prefs.quiet_hours else "off")
+        if prefs.quiet_set
+        else None,
+        "checkins": prefs.checkins,
     }
 
 

@@ -29,6 +29,10 @@ USER_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("reset", "Start a fresh conversation window (memories stay)"),
     CommandInfo("export", "Download everything I store about you (Agent File)"),
     CommandInfo("forget", "Erase everything I store about you", "[confirm]"),
+    CommandInfo("reminders", "Your reminders with their ids; cancel one", "[cancel <id>]"),
+    CommandInfo("timezone", "Show or set your time zone, e.g. Europe/Lisbon", "[zone]"),
+    CommandInfo("quiet", "Hours when reminders wait, e.g. 22:00-07:00", "[hours|off|default]"),
+    CommandInfo("checkins", "Let me write after a long silence, or not", "[on|off]"),
 )
 ADMIN_COMMAND = CommandInfo("admin", "Operator tools: view, edit and audit memory", "<verb> ...")
 ADMIN_VERBS: tuple[CommandInfo, ...] = (

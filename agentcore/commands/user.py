@@ -12,6 +12,8 @@ from agentcore.clock import Clock
 from agentcore.commands import render
 from agentcore.commands.agentfile import ExportData, export_agent_file
 from agentcore.commands.spec import USER_COMMANDS, usage_line
+from agentcore.schedule.model import PersonPrefs
+from agentcore.schedule.store import ReminderStore
 from agentcore.settings import AgentSettings
 from agentcore.storage.base import AgentRecord, AuditEntry, Storage
 from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
@@ -32,9 +34,16 @@ def _reply(text: str, private: bool = False) -> Reply:
 
 class UserCommands:
     def __init__(
-        self, *, storage: Storage, clock: Clock, settings: AgentSettings, model: str = ""
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        settings: AgentSettings,
+        model: str = "",
+        reminders: ReminderStore | None = None,
     ) -> None:
         self._storage = storage
+        self._reminders = reminders
         self._clock = clock
         self._settings = settings
         self._model = model
@@ -66,8 +75,8 @@ class UserCommands:
         return _reply(
             "Commands:\n" + "\n".join(lines) + "\n\n"
             "What I store: every message we exchange (so I can look things up later), notes I "
-            "choose to keep, and a short profile of you that I update as we talk. Only your own "
-            "conversations can reach your memory."
+            "choose to keep, a short profile of you that I update as we talk, and reminders "
+            "you ask me for. Only your own conversations can reach your memory."
         )
 
     async def memory(self, message: InboundMessage, args: str) -> Reply:
@@ -120,6 +129,10 @@ class UserCommands:
 
     async def _export_data(self, agent: AgentRecord) -> ExportData:
         blocks = await self._storage.list_blocks(agent.id)
+        reminders, prefs = [], PersonPrefs()
+        if self._reminders is not None:
+            reminders = await self._reminders.list_reminders(agent.id, pending_only=False)
+            prefs = await self._reminders.load_prefs(agent.key)
         return ExportData(
             agent=agent,
             blocks=blocks,
@@ -129,6 +142,8 @@ class UserCommands:
             system=self._settings.instructions,
             model=self._model,
             context_window=self._settings.memory.context_window,
+            reminders=reminders,
+            prefs=prefs,
         )
 
     async def forget(self, message: InboundMessage, args: str) -> Reply:
@@ -140,9 +155,9 @@ class UserCommands:
             while len(self._forget_requests) > _MAX_PENDING_FORGETS:
                 self._forget_requests.popitem(last=False)
             return _reply(
-                "This permanently erases everything I store about you: our messages, my notes "
-                "and your memory. It cannot be undone. To go ahead, send /forget confirm within "
-                "2 minutes."
+                "This permanently erases everything I store about you: our messages, my notes, "
+                "your reminders and your memory. It cannot be undone. To go ahead, send "
+                "/forget confirm within 2 minutes."
             )
         if self._forget_requests.pop(message.key, None) is None:
             return _reply("To erase your memory, send /forget first, then /forget confirm.")
