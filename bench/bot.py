@@ -14,7 +14,7 @@ from agentcore.clock import SystemClock
 from agentcore.llm.fake import FunctionLLM, Responder
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.base import Storage
-from bots.__main__ import build_runtime
+from bots.compose import build_runtime
 from config import Settings, load_settings
 
 

@@ -23,16 +23,15 @@ from agentcore.timing import StartupTimer
 
 _TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
 
-from agentcore.agent import AgentLoop  # noqa: E402
 from agentcore.clock import Clock, SystemClock  # noqa: E402
-from agentcore.commands import Commands  # noqa: E402
 from agentcore.llm.base import ClosableLLM  # noqa: E402
-from agentcore.llm.wrappers import ConcurrencyCappedLLM, LazyLLM  # noqa: E402
+from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
-from agentcore.storage.base import Storage, StorageError  # noqa: E402
+from agentcore.storage.base import StorageError  # noqa: E402
 from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
+from bots.compose import build_runtime  # noqa: E402
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
@@ -100,28 +99,6 @@ async def build_llm(settings: Settings) -> ClosableLLM:
     elapsed = (time.perf_counter() - started) * 1000
     log.info("model client ready after %.0fms, loaded in the background", elapsed)
     return llm
-
-
-def build_runtime(
-    settings: Settings, storage: Storage, llm: ClosableLLM, clock: Clock
-) -> AgentRuntime:
-    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
-    loop = AgentLoop(storage=storage, llm=capped, clock=clock, settings=settings.agent)
-    commands = Commands(
-        storage=storage,
-        clock=clock,
-        settings=settings.agent,
-        admins=settings.runtime.admins,
-        model=settings.llm.model,
-    )
-    return AgentRuntime(
-        storage=storage,
-        llm=capped,
-        loop=loop,
-        commands=commands,
-        clock=clock,
-        settings=settings.runtime,
-    )
 
 
 AdapterFactory = Callable[[], Adapter]

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from agentcore.clock import SystemClock
-from agentcore.commands import ADMIN_VERBS, Commands
+from agentcore.commands import ADMIN_VERBS
 from agentcore.storage.base import StartupRun, StorageError
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import ReplyKind
+from bots.compose import build_commands
 from config import Settings
 
 USAGE = "usage: python -m bots admin <verb> [args...]\nverbs:\n" + "\n".join(
@@ -103,13 +104,7 @@ async def _run(settings: Settings, text: str, out: TextIO) -> int:
         print(f"error: cannot open {settings.database}: {exc}", file=sys.stderr)
         return 1
     try:
-        commands = Commands(
-            storage=storage,
-            clock=SystemClock(),
-            settings=settings.agent,
-            admins=settings.runtime.admins,
-            model=settings.llm.model,
-        )
+        commands = build_commands(settings, storage, SystemClock())
         reply = await commands.admin(cli_actor(), text, local=True)
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,26 +1,20 @@
-"""Shared fixtures: an injected clock, real SQLite storage in a temp dir, and a runtime factory
-wired exactly like the composition root (with a scripted model instead of the network)."""
+"""Shared fixtures: an injected clock, real SQLite storage in a temp dir, and settings built from
+the shipped defaults for ``bots.compose.build_runtime`` (the composition root's own builder)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import functools
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentcore.agent import AgentLoop
 from agentcore.clock import ManualClock
-from agentcore.commands import Commands
-from agentcore.llm.base import ClosableLLM
-from agentcore.runtime import AgentRuntime
-from agentcore.settings import AgentSettings, MemorySettings, RuntimeSettings
-from agentcore.storage.base import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ChatKind, InboundMessage
-
-RuntimeFactory = Callable[..., AgentRuntime]
+from config import Settings, load_settings
 
 
 @pytest.fixture
@@ -40,28 +34,27 @@ async def storage(db_path: Path) -> AsyncIterator[SQLiteStorage]:
     await store.close()
 
 
-def make_settings(**memory: Any) -> AgentSettings:
-    base = AgentSettings()
-    return replace(base, memory=replace(MemorySettings(), **memory))
+@functools.cache
+def _shipped() -> Settings:
+    """The shipped defaults, as the bot loads them with no environment and no files."""
+    return load_settings(env={}, dotenv_file=None, require_model=False)
 
 
-def build_runtime(
-    storage: Storage,
-    llm: ClosableLLM,
-    clock: ManualClock,
-    settings: AgentSettings | None = None,
-    runtime_settings: RuntimeSettings | None = None,
-    admins: frozenset[AgentKey] = frozenset(),
-) -> AgentRuntime:
-    settings = settings or AgentSettings()
-    return AgentRuntime(
-        storage=storage,
-        llm=llm,
-        loop=AgentLoop(storage=storage, llm=llm, clock=clock, settings=settings),
-        commands=Commands(storage=storage, clock=clock, settings=settings, admins=admins),
-        clock=clock,
-        # Tests send many messages without moving the clock; flood control has its own tests.
-        settings=runtime_settings or RuntimeSettings(rate_limit_per_minute=100_000),
+def make_settings(
+    *,
+    agent: Mapping[str, Any] | None = None,
+    memory: Mapping[str, Any] | None = None,
+    runtime: Mapping[str, Any] | None = None,
+) -> Settings:
+    """The shipped defaults with some fields of a section replaced, e.g.
+    ``make_settings(memory={"context_window": 3000})``. Tests send many messages without moving
+    the clock, so the flood limit is off unless ``runtime`` sets it (it has its own tests)."""
+    base = _shipped()
+    memory_settings = replace(base.agent.memory, **(memory or {}))
+    return replace(
+        base,
+        agent=replace(base.agent, memory=memory_settings, **(agent or {})),
+        runtime=replace(base.runtime, **({"rate_limit_per_minute": 100_000} | dict(runtime or {}))),
     )
 
 

@@ -24,7 +24,8 @@ from agentcore.messages import PromptMessage, Role
 from agentcore.runtime import LLM_FAILED
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ChatKind, ReplyKind
-from tests.conftest import build_runtime, make_settings, message
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 
 BRAD = AgentKey("console", "brad")
 
@@ -37,7 +38,7 @@ async def stored(storage: SQLiteStorage, key: AgentKey = BRAD) -> list[tuple[str
 
 async def test_plain_content_reply(storage: SQLiteStorage, clock: ManualClock) -> None:
     llm = ScriptedLLM([reply("Hello Brad!")])
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     answer = await runtime.handle(message(clock, "hi"))
     assert answer.text == "Hello Brad!" and answer.kind is ReplyKind.AGENT
     assert await stored(storage) == [("user", "hi"), ("assistant", "Hello Brad!")]
@@ -47,7 +48,7 @@ async def test_send_message_reply_is_stored_as_content(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = ScriptedLLM([call("send_message", message="Hi there")])
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     assert (await runtime.handle(message(clock, "hi"))).text == "Hi there"
     assert await stored(storage) == [("user", "hi"), ("assistant", "Hi there")]
 
@@ -61,7 +62,7 @@ async def test_tool_then_reply_in_one_step(storage: SQLiteStorage, clock: Manual
             )
         ]
     )
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     assert (await runtime.handle(message(clock, "I'm Brad"))).text == "Nice to meet you, Brad"
     rows = await stored(storage)
     assert rows[1] == ("assistant", "Nice to meet you, Brad")
@@ -83,7 +84,7 @@ async def test_tool_results_go_back_to_the_model(
             reply("done"),
         ]
     )
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     assert (await runtime.handle(message(clock, "hi"))).text == "done"
     tool_results = [m.content for m in llm.requests[-1].messages if m.role is Role.TOOL]
     assert len(tool_results) == 3
@@ -94,7 +95,7 @@ async def test_tool_results_go_back_to_the_model(
 
 async def test_step_limit_bounds_model_calls(storage: SQLiteStorage, clock: ManualClock) -> None:
     llm = FunctionLLM(lambda request: call("archival_memory_search", query="anything"))
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     answer = await runtime.handle(message(clock, "loop forever"))
     assert answer.text == STEP_LIMIT_REPLY
     assert len(llm.requests) == 8
@@ -105,7 +106,7 @@ async def test_step_limit_bounds_model_calls(storage: SQLiteStorage, clock: Manu
 async def test_empty_model_answer_gets_a_fallback(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
-    runtime = build_runtime(storage, ScriptedLLM([reply("   ")]), clock)
+    runtime = build_runtime(make_settings(), storage, ScriptedLLM([reply("   ")]), clock)
     assert (await runtime.handle(message(clock, "hi"))).text == EMPTY_REPLY
 
 
@@ -117,7 +118,7 @@ async def test_model_failure_keeps_the_message(storage: SQLiteStorage, clock: Ma
             raise LLMUnavailable("connection refused")
         return reply("back again")
 
-    runtime = build_runtime(storage, FunctionLLM(responder), clock)
+    runtime = build_runtime(make_settings(), storage, FunctionLLM(responder), clock)
     answer = await runtime.handle(message(clock, "remember the milk"))
     assert answer.text == LLM_FAILED and answer.kind is ReplyKind.ERROR
     assert await stored(storage) == [("user", "remember the milk")]
@@ -141,7 +142,7 @@ async def test_two_users_are_isolated(storage: SQLiteStorage, clock: ManualClock
         return call("conversation_search", query="password")
 
     llm = FunctionLLM(responder)
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     await runtime.handle(message(clock, "remember my password is hunter2", "telegram:1"))
     answer = await runtime.handle(message(clock, "what is the password?", "telegram:2"))
     assert "hunter2" not in answer.text
@@ -158,7 +159,7 @@ async def test_same_user_messages_run_in_order(storage: SQLiteStorage, clock: Ma
         await asyncio.sleep(rng.random() / 200)
         return reply("re: " + last_user_text(request))
 
-    runtime = build_runtime(storage, FunctionLLM(responder), clock)
+    runtime = build_runtime(make_settings(), storage, FunctionLLM(responder), clock)
     texts = [f"message {i}" for i in range(12)]
     answers = await asyncio.gather(*(runtime.handle(message(clock, t)) for t in texts))
     assert [a.text for a in answers] == [f"re: {t}" for t in texts]
@@ -170,7 +171,7 @@ async def test_same_user_messages_run_in_order(storage: SQLiteStorage, clock: Ma
 
 async def test_group_chat_note(storage: SQLiteStorage, clock: ManualClock) -> None:
     llm = ScriptedLLM([reply("hi all")])
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     await runtime.handle(message(clock, "hi", "telegram:5", chat=ChatKind.GROUP))
     assert "group chat that other people can read" in system_text(llm.requests[0])
 
@@ -193,8 +194,8 @@ async def test_summarisation_folds_old_messages_and_keeps_them_searchable(
 ) -> None:
     summaries: list[str] = []
     llm = _summarising_responder(summaries)
-    settings = make_settings(context_window=2500)
-    runtime = build_runtime(storage, llm, clock, settings)
+    settings = make_settings(memory={"context_window": 2500})
+    runtime = build_runtime(settings, storage, llm, clock)
     for i in range(40):
         await runtime.handle(message(clock, f"number {i} is {'long text ' * 20}"))
     assert summaries, "the window should have overflowed"
@@ -217,7 +218,7 @@ async def test_memory_pressure_note_is_given_once(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(lambda request: reply("ok"))
-    runtime = build_runtime(storage, llm, clock, make_settings(context_window=3000))
+    runtime = build_runtime(make_settings(memory={"context_window": 3000}), storage, llm, clock)
     for i in range(30):
         await runtime.handle(message(clock, f"chunk {i} " + "filler " * 40))
     marker = PRESSURE_NOTE.split("{")[0]
@@ -241,8 +242,8 @@ async def _turns_until_first_fold(
         # This provider's tokenizer counts twice what a chars/4 estimate expects.
         return reply("ok", prompt_tokens=chars // 2 if report_usage else None)
 
-    settings = make_settings(context_window=6000)
-    runtime = build_runtime(storage, FunctionLLM(responder), clock, settings)
+    settings = make_settings(memory={"context_window": 6000})
+    runtime = build_runtime(settings, storage, FunctionLLM(responder), clock)
     while not folds and turn < 100:
         turn += 1
         await runtime.handle(message(clock, f"turn {turn} " + "words " * 50, user))
@@ -281,14 +282,14 @@ async def test_multi_week_memory_across_a_restart(db_path: object, clock: Manual
     from datetime import timedelta  # noqa: PLC0415
 
     first_store = await SQLiteStorage.open(db_path)  # type: ignore[arg-type]
-    first = build_runtime(first_store, FunctionLLM(_week_one), clock)
+    first = build_runtime(make_settings(), first_store, FunctionLLM(_week_one), clock)
     await first.handle(message(clock, "My name is Brad and I love bouldering"))
     await first.shutdown()
 
     clock.advance(timedelta(weeks=2, days=1))
     second_store = await SQLiteStorage.open(db_path)  # type: ignore[arg-type]
     llm = FunctionLLM(_week_three)
-    second = build_runtime(second_store, llm, clock)
+    second = build_runtime(make_settings(), second_store, llm, clock)
     answer = await second.handle(message(clock, "Do you remember me and my hobby?"))
     assert answer.text == "You're Brad, and you told me you love bouldering."
     prompt = system_text(llm.requests[0])

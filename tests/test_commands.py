@@ -14,10 +14,10 @@ from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, call, last_user_text, reply, system_text
 from agentcore.messages import Role
 from agentcore.runtime import NOT_ALLOWED, AgentRuntime
-from agentcore.settings import RuntimeSettings
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ChatKind, Reply, ReplyKind
-from tests.conftest import build_runtime, message
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALICE, BOB, OPERATOR = "telegram:1", "telegram:2", "telegram:99"
@@ -44,9 +44,7 @@ def llm() -> FunctionLLM:
 @pytest.fixture
 def runtime(storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock) -> AgentRuntime:
     admins = frozenset({AgentKey.parse(OPERATOR)})
-    return build_runtime(
-        storage, llm, clock, runtime_settings=RuntimeSettings(admins=admins), admins=admins
-    )
+    return build_runtime(make_settings(runtime={"admins": admins}), storage, llm, clock)
 
 
 async def say(
@@ -324,8 +322,8 @@ async def test_bad_agent_files_are_refused(
 async def test_allowlist_refuses_politely_once_a_day(
     storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock
 ) -> None:
-    settings = RuntimeSettings(allowed=frozenset({AgentKey.parse(ALICE)}))
-    runtime = build_runtime(storage, llm, clock, runtime_settings=settings)
+    settings = make_settings(runtime={"allowed": frozenset({AgentKey.parse(ALICE)})})
+    runtime = build_runtime(settings, storage, llm, clock)
     assert (await say(runtime, clock, "hi", ALICE)).text == "echo: hi"
     assert (await say(runtime, clock, "hi", BOB)).text == NOT_ALLOWED
     assert (await say(runtime, clock, "hi again", BOB)).is_empty

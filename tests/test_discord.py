@@ -14,7 +14,7 @@ import logging
 import re
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,14 +29,14 @@ from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, last_user_text, reply, system_text
 from agentcore.memory.prompt import GROUP_NOTE
 from agentcore.runtime import SLOW_DOWN, AgentRuntime, Ticket
-from agentcore.settings import RuntimeSettings
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
+from bots.compose import build_runtime
 from bots.discord.adapter import PRIVATE_IN_PUBLIC, DiscordAdapter
 from bots.discord.connect import make_client, point_at
 from bots.discord.send import send_reply
 from bots.discord.translate import ATTACHMENT_NOTICE, DiscordRoute
-from tests.conftest import build_runtime
+from tests.conftest import make_settings
 from tests.fakes.discord_server import (
     FLAG_EPHEMERAL,
     OP_HEARTBEAT,
@@ -120,13 +120,12 @@ async def running_bot(
     storage: SQLiteStorage,
     *,
     sharded: bool = False,
-    admins: frozenset[AgentKey] = frozenset(),
-    runtime_settings: RuntimeSettings | None = None,
+    runtime_settings: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> AsyncIterator[Bot]:
     model = Model()
     runtime = build_runtime(
-        storage, FunctionLLM(model), ManualClock(), admins=admins, runtime_settings=runtime_settings
+        make_settings(runtime=runtime_settings), storage, FunctionLLM(model), ManualClock()
     )
     accepted: list[InboundMessage] = []
     accept = runtime.accept
@@ -177,7 +176,7 @@ async def test_a_dm_is_answered_and_stored_with_discords_timestamp(bot: Bot, db_
 async def test_messages_over_the_rate_limit_are_answered_a_little_later(
     fake: FakeDiscord, storage: SQLiteStorage
 ) -> None:
-    settings = RuntimeSettings(rate_limit_per_minute=1, held_answer_seconds=0.1)
+    settings = {"rate_limit_per_minute": 1, "held_answer_seconds": 0.1}
     async with running_bot(fake, storage, runtime_settings=settings) as bot:
         for i in range(3):
             await bot.dm(ALICE, f"message {i}")
@@ -473,7 +472,9 @@ async def test_operator_edits_memory_with_the_admin_group_ephemerally(
     fake: FakeDiscord, storage: SQLiteStorage
 ) -> None:
     operator = AgentKey("discord", ALICE["id"])
-    async with running_bot(fake, storage, admins=frozenset({operator})) as bot:
+    async with running_bot(
+        fake, storage, runtime_settings={"admins": frozenset({operator})}
+    ) as bot:
         await bot.adapter.sync_task  # type: ignore[misc]
         [sync] = fake.calls("PUT", f"/applications/{fake.application_id}/commands")
         [group] = [c for c in sync.json if c["name"] == "admin"]
@@ -545,7 +546,7 @@ async def test_messages_left_unanswered_by_a_crash_are_answered_at_start(
     route = DiscordRoute(dm_channel(BOB), snowflake(), None).to_json()
     key = AgentKey("discord", BOB["id"])
     left = InboundMessage(key, "still there?", datetime.now(UTC), "Bob", route=route)
-    await build_runtime(storage, FunctionLLM(echo), ManualClock()).accept(left)
+    await build_runtime(make_settings(), storage, FunctionLLM(echo), ManualClock()).accept(left)
     async with running_bot(fake, storage) as bot:
         [post] = await bot.replies(dm_channel(BOB))
         assert post.json["content"] == "echo: still there?"

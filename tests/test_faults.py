@@ -23,8 +23,9 @@ from agentcore.messages import Role
 from agentcore.runtime import LLM_FAILED
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
+from bots.compose import build_runtime
 from bots.telegram import TelegramAdapter, build_application
-from tests.conftest import build_runtime
+from tests.conftest import make_settings
 from tests.fakes.openai_server import Action, Completion, Error, FakeOpenAI, Hang, Raw
 from tests.fakes.telegram_server import FakeTelegram, User
 
@@ -81,7 +82,7 @@ async def telegram_bot(
     llm = OpenAICompatibleLLM(
         model="m", base_url=base_url, api_key="sk-test", deadline=DEADLINE, max_retries=1
     )
-    runtime = build_runtime(storage, llm, ManualClock())
+    runtime = build_runtime(make_settings(), storage, llm, ManualClock())
     adapter = TelegramAdapter(build_application(fake.token, fake.root), runtime, **FAST)
     await adapter.start()
     return adapter, runtime

@@ -22,7 +22,8 @@ from agentcore.storage.migrate import load_migrations
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.tools import ToolContext, ToolRegistry
 from agentcore.types import AgentKey, ReplyKind, clean_text
-from tests.conftest import build_runtime, message
+from bots.compose import build_commands, build_runtime
+from tests.conftest import make_settings, message
 from tests.hostile import CORPUS
 
 ATTACKER, VICTIM = "telegram:666", "telegram:42"
@@ -37,7 +38,7 @@ def echo(request: LLMRequest) -> LLMResponse:
 
 @pytest.fixture
 def runtime(storage: SQLiteStorage, clock: ManualClock) -> AgentRuntime:
-    return build_runtime(storage, FunctionLLM(echo), clock, admins=frozenset())
+    return build_runtime(make_settings(), storage, FunctionLLM(echo), clock)
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
@@ -123,7 +124,7 @@ async def test_prompt_injection_cannot_reach_another_users_memory(
         )
 
     llm = FunctionLLM(obedient)
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     await runtime.handle(message(clock, "remember my vault code", VICTIM))
     for attack in (CORPUS["injection"], CORPUS["tool injection"]):
         answer = await runtime.handle(message(clock, attack, ATTACKER))
@@ -146,11 +147,9 @@ async def test_prompt_injection_cannot_reach_another_users_memory(
 async def test_operator_cli(
     storage: SQLiteStorage, clock: ManualClock, runtime: AgentRuntime, name: str
 ) -> None:
-    from agentcore.commands import Commands  # noqa: PLC0415
-    from agentcore.settings import AgentSettings  # noqa: PLC0415
 
     await runtime.handle(message(clock, "hello", "console:eve"))
-    commands = Commands(storage=storage, clock=clock, settings=AgentSettings())
+    commands = build_commands(make_settings(), storage, clock)
     text = CORPUS[name]
     for args in (
         f"search console:eve {text}",

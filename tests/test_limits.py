@@ -11,10 +11,10 @@ from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, reply
 from agentcore.messages import Role
 from agentcore.runtime import BUSY, QUEUE_FULL, SLOW_DOWN
-from agentcore.settings import RuntimeSettings
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
-from tests.conftest import build_runtime, message
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 
 BRAD = AgentKey("console", "brad")
 
@@ -47,8 +47,8 @@ async def test_flood_is_held_back_and_answered_together(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(lambda r: reply(f"answered {len(user_texts(r))}"))
-    settings = RuntimeSettings(rate_limit_per_minute=5)
-    runtime = build_runtime(storage, llm, clock, runtime_settings=settings)
+    settings = make_settings(runtime={"rate_limit_per_minute": 5})
+    runtime = build_runtime(settings, storage, llm, clock)
     answers = [await runtime.handle(message(clock, f"m{i}")) for i in range(9)]
     assert [a.text for a in answers[:5]] == [f"answered {i + 1}" for i in range(5)]
     assert answers[5].text == SLOW_DOWN
@@ -66,8 +66,8 @@ async def test_a_full_queue_declines_with_one_notice(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(lambda r: reply("ok"))
-    settings = RuntimeSettings(rate_limit_per_minute=1, max_pending_per_user=2)
-    runtime = build_runtime(storage, llm, clock, runtime_settings=settings)
+    settings = make_settings(runtime={"rate_limit_per_minute": 1, "max_pending_per_user": 2})
+    runtime = build_runtime(settings, storage, llm, clock)
     answers = [(await runtime.handle(message(clock, f"m{i}"))).text for i in range(6)]
     assert answers[:2] == ["ok", SLOW_DOWN]
     assert answers[2:] == ["", QUEUE_FULL, "", ""]  # m2 held; m3.. declined, told once
@@ -84,12 +84,8 @@ async def test_a_full_queue_declines_with_one_notice(
 async def test_commands_count_against_the_rate_limit(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
-    runtime = build_runtime(
-        storage,
-        FunctionLLM(lambda r: reply("ok")),
-        clock,
-        runtime_settings=RuntimeSettings(rate_limit_per_minute=2),
-    )
+    settings = make_settings(runtime={"rate_limit_per_minute": 2})
+    runtime = build_runtime(settings, storage, FunctionLLM(lambda r: reply("ok")), clock)
     answers = [(await runtime.handle(message(clock, "/help"))).text for _ in range(4)]
     assert answers[0].startswith("Commands:") and answers[2] == SLOW_DOWN and answers[3] == ""
     assert await storage.list_pending() == []  # a command is not a message to keep
@@ -99,7 +95,7 @@ async def test_long_message_is_shortened_for_the_model_with_a_note(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(lambda r: reply("read it"))
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     essay = "word " * 4000  # 20,000 characters
     answer = await runtime.handle(message(clock, essay))
     assert (
@@ -122,9 +118,8 @@ async def test_too_much_in_flight_holds_messages_back(
         await release.wait()
         return reply("done " + ",".join(user_texts(request)))
 
-    runtime = build_runtime(
-        storage, FunctionLLM(slow), clock, runtime_settings=RuntimeSettings(max_in_flight=2)
-    )
+    settings = make_settings(runtime={"max_in_flight": 2})
+    runtime = build_runtime(settings, storage, FunctionLLM(slow), clock)
     running = [
         asyncio.create_task(runtime.handle(message(clock, f"hi {i}", f"telegram:{i}")))
         for i in range(2)
@@ -142,7 +137,7 @@ async def test_recover_answers_what_a_crash_left_waiting(
     db_path: object, clock: ManualClock
 ) -> None:
     first = await SQLiteStorage.open(db_path)  # type: ignore[arg-type]
-    crashed = build_runtime(first, FunctionLLM(lambda r: reply("never")), clock)
+    crashed = build_runtime(make_settings(), first, FunctionLLM(lambda r: reply("never")), clock)
     await crashed.accept(message(clock, "are you there?", "telegram:5"))
     await crashed.accept(message(clock, "hello??", "telegram:5"))
     await crashed.accept(message(clock, "hi", "telegram:6"))
@@ -150,7 +145,7 @@ async def test_recover_answers_what_a_crash_left_waiting(
 
     second = await SQLiteStorage.open(db_path)  # type: ignore[arg-type]
     llm = FunctionLLM(lambda r: reply("back: " + " / ".join(user_texts(r))))
-    runtime = build_runtime(second, llm, clock)
+    runtime = build_runtime(make_settings(), second, llm, clock)
     tickets = await runtime.recover("telegram")
     assert [t.message.text for t in tickets] == ["hello??", "hi"]
     answers = [await runtime.answer(t) for t in tickets]
@@ -163,8 +158,10 @@ async def test_five_hundred_flooding_users_stay_bounded(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(lambda r: reply("ok"))
-    settings = RuntimeSettings(max_cached_agents=64, rate_limit_per_minute=3, max_in_flight=100)
-    runtime = build_runtime(storage, llm, clock, runtime_settings=settings)
+    settings = make_settings(
+        runtime={"max_cached_agents": 64, "rate_limit_per_minute": 3, "max_in_flight": 100}
+    )
+    runtime = build_runtime(settings, storage, llm, clock)
     flood = [message(clock, f"spam {n}", f"telegram:{u}") for n in range(6) for u in range(500)]
     answers = await asyncio.gather(*(runtime.handle(m) for m in flood))
     assert runtime.cached_agents <= 64
@@ -179,8 +176,8 @@ async def test_held_back_messages_are_answered_unprompted(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(lambda r: reply("answered " + ",".join(user_texts(r)[-2:])))
-    settings = RuntimeSettings(rate_limit_per_minute=1, held_answer_seconds=0.01)
-    runtime = build_runtime(storage, llm, clock, runtime_settings=settings)
+    settings = make_settings(runtime={"rate_limit_per_minute": 1, "held_answer_seconds": 0.01})
+    runtime = build_runtime(settings, storage, llm, clock)
     sweeps = runtime.held_back_tickets("console")
     nothing_held = asyncio.create_task(anext(sweeps))
     await asyncio.sleep(0.05)

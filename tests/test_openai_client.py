@@ -21,7 +21,8 @@ from agentcore.llm.openai_compat import OpenAICompatibleLLM
 from agentcore.messages import PromptMessage, Role, ToolCall
 from agentcore.runtime import LLM_FAILED
 from agentcore.storage.sqlite import SQLiteStorage
-from tests.conftest import build_runtime, message
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 from tests.fakes.openai_server import Completion, Error, FakeOpenAI, Hang, Raw, last_user, system
 
 REQUEST = LLMRequest(
@@ -161,7 +162,7 @@ async def test_a_turn_through_the_real_client(storage: SQLiteStorage, clock: Man
 
     async with FakeOpenAI(responder) as server:
         llm = client(server, max_retries=0)
-        runtime = build_runtime(storage, llm, clock)
+        runtime = build_runtime(make_settings(), storage, llm, clock)
         assert (await runtime.handle(message(clock, "I'm Ann"))).text == "Saved your name."
         assert "Ann" in system(server.requests[-1])
         assert (await runtime.handle(message(clock, "fail"))).text == LLM_FAILED

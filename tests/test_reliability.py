@@ -23,7 +23,8 @@ from agentcore.clock import ManualClock
 from agentcore.llm.fake import FunctionLLM, reply
 from agentcore.runtime import STORAGE_FAILED
 from agentcore.storage.sqlite import SQLiteStorage
-from tests.conftest import build_runtime, message
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 from tests.fakes.openai_server import Completion, Error, FakeOpenAI, last_user
 from tests.process import bot_env, run_bot, spawn_bot
 from tests.test_admin_cli import admin
@@ -204,7 +205,7 @@ async def test_a_locked_database_gets_a_short_message_and_recovers(
     db_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     storage = await SQLiteStorage.open(db_path, busy_timeout_ms=100)
-    runtime = build_runtime(storage, FunctionLLM(lambda r: reply("fine")), clock)
+    runtime = build_runtime(make_settings(), storage, FunctionLLM(lambda r: reply("fine")), clock)
     other = sqlite3.connect(db_path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock for too long
     answer = await runtime.handle(message(clock, "hello"))

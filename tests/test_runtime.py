@@ -8,10 +8,10 @@ from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, reply
 from agentcore.runtime import EMPTY_MESSAGE, SHUTTING_DOWN, AgentSlots
-from agentcore.settings import RuntimeSettings
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ReplyKind
-from tests.conftest import build_runtime, message
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 
 
 async def test_slots_are_bounded_and_evict_only_idle() -> None:
@@ -35,12 +35,8 @@ async def test_slots_are_bounded_and_evict_only_idle() -> None:
 
 
 async def test_many_users_do_not_grow_the_cache(storage: SQLiteStorage, clock: ManualClock) -> None:
-    runtime = build_runtime(
-        storage,
-        FunctionLLM(lambda r: reply("ok")),
-        clock,
-        runtime_settings=RuntimeSettings(max_cached_agents=16),
-    )
+    settings = make_settings(runtime={"max_cached_agents": 16})
+    runtime = build_runtime(settings, storage, FunctionLLM(lambda r: reply("ok")), clock)
     await asyncio.gather(
         *(runtime.handle(message(clock, "hi", f"telegram:{i}")) for i in range(200))
     )
@@ -49,7 +45,7 @@ async def test_many_users_do_not_grow_the_cache(storage: SQLiteStorage, clock: M
 
 async def test_commands_do_not_reach_the_model(storage: SQLiteStorage, clock: ManualClock) -> None:
     llm = FunctionLLM(lambda r: reply("model"))
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     assert "I don't remember anything" in (await runtime.handle(message(clock, "/memory"))).text
     await runtime.handle(message(clock, "hello"))
     memory = await runtime.handle(message(clock, "/memory"))
@@ -62,7 +58,7 @@ async def test_commands_do_not_reach_the_model(storage: SQLiteStorage, clock: Ma
 
 async def test_empty_message_gets_a_notice(storage: SQLiteStorage, clock: ManualClock) -> None:
     llm = FunctionLLM(lambda r: reply("model"))
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     assert (await runtime.handle(message(clock, "  \n "))).text == EMPTY_MESSAGE
     assert llm.requests == []
 
@@ -78,7 +74,7 @@ async def test_shutdown_lets_in_flight_turns_finish(
         return reply("finished")
 
     llm = FunctionLLM(slow)
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     turn = asyncio.create_task(runtime.handle(message(clock, "hi")))
     await started.wait()
     closing = asyncio.create_task(runtime.shutdown())
@@ -94,9 +90,8 @@ async def test_shutdown_is_bounded(storage: SQLiteStorage, clock: ManualClock) -
         await asyncio.sleep(3600)
         raise AssertionError
 
-    runtime = build_runtime(
-        storage, FunctionLLM(stuck), clock, runtime_settings=RuntimeSettings(shutdown_grace=0.05)
-    )
+    settings = make_settings(runtime={"shutdown_grace": 0.05})
+    runtime = build_runtime(settings, storage, FunctionLLM(stuck), clock)
     turn = asyncio.create_task(runtime.handle(message(clock, "hi")))
     await asyncio.sleep(0.01)
     await asyncio.wait_for(runtime.shutdown(), 2)
@@ -109,7 +104,7 @@ async def test_accept_stores_before_the_turn_runs(
     from agentcore.llm.fake import ScriptedLLM  # noqa: PLC0415
 
     llm = ScriptedLLM([reply("hi")])
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     ticket = await runtime.accept(message(clock, "hello"))
     assert [p.message.text for p in await storage.list_pending()] == ["hello"]
     assert llm.requests == []

@@ -20,15 +20,15 @@ from agentcore.llm.fake import FunctionLLM, call, last_user_text, reply, system_
 from agentcore.memory.prompt import GROUP_NOTE
 from agentcore.messages import Role
 from agentcore.runtime import SLOW_DOWN, AgentRuntime
-from agentcore.settings import RuntimeSettings
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import Attachment, ChatKind, InboundMessage, Reply
+from bots.compose import build_runtime
 from bots.telegram import TelegramAdapter, build_application
 from bots.telegram.adapter import TEXT_ONLY
 from bots.telegram.poller import TOKEN_HELP
 from bots.telegram.send import ASK_PRIVATELY, SENT_PRIVATELY, Destination, ReplySender
 from bots.telegram.translate import BotIdentity, Route, translate
-from tests.conftest import build_runtime
+from tests.conftest import make_settings
 from tests.fakes.telegram_server import PHOTO, STICKER, VOICE, Call, Chat, FakeTelegram, User
 from tests.hostile import CORPUS
 
@@ -82,7 +82,7 @@ def llm(model: Model) -> FunctionLLM:
 async def runtime(
     storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock
 ) -> AsyncIterator[AgentRuntime]:
-    runtime = build_runtime(storage, llm, clock)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
     yield runtime
     await runtime.shutdown()
 
@@ -331,8 +331,8 @@ async def test_flood_control_delays_but_loses_nothing(
 async def test_messages_over_the_rate_limit_are_answered_a_little_later(
     fake: FakeTelegram, storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock
 ) -> None:
-    settings = RuntimeSettings(rate_limit_per_minute=1, held_answer_seconds=0.1)
-    runtime = build_runtime(storage, llm, clock, runtime_settings=settings)
+    settings = make_settings(runtime={"rate_limit_per_minute": 1, "held_answer_seconds": 0.1})
+    runtime = build_runtime(settings, storage, llm, clock)
     async with running(fake, runtime):
         for i in range(3):
             fake.private(ALICE, f"message {i}")
@@ -408,7 +408,7 @@ async def test_an_update_is_confirmed_only_after_it_is_stored(
     fake: FakeTelegram, storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock
 ) -> None:
     recording = RecordingStorage(storage)
-    runtime = build_runtime(recording, llm, clock)  # type: ignore[arg-type]
+    runtime = build_runtime(make_settings(), recording, llm, clock)  # type: ignore[arg-type]
     confirmations: list[tuple[int, set[int]]] = []  # (offset, updates stored at that moment)
 
     def on_request(call: Call) -> None:
