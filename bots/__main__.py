@@ -23,15 +23,16 @@ from agentcore.timing import StartupTimer
 
 _TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
 
-from agentcore.clock import Clock, SystemClock  # noqa: E402
+from agentcore.clock import SystemClock, Timer  # noqa: E402
 from agentcore.llm.base import ClosableLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
+from agentcore.schedule.doorbell import Doorbell  # noqa: E402
 from agentcore.storage.base import StorageError  # noqa: E402
 from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
-from bots.compose import build_runtime  # noqa: E402
+from bots.compose import build_runtime, build_scheduler  # noqa: E402
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
@@ -105,7 +106,7 @@ AdapterFactory = Callable[[], Adapter]
 
 
 def adapter_factories(
-    settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Clock
+    settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Timer
 ) -> list[tuple[str, AdapterFactory]]:
     """The adapters to run, by startup-phase name. A platform's library is imported only when
     that platform is configured, inside its phase, so the startup line shows its cost."""
@@ -132,14 +133,14 @@ def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
     return build_discord_adapter(settings, runtime)
 
 
-def _console(runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
+def _console(runtime: AgentRuntime, clock: Timer, user: str | None) -> Adapter:
     from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 
     return ConsoleAdapter(runtime, clock, console_user(user))
 
 
 async def serve(
-    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Timer
 ) -> int:
     lock = InstanceLock(settings.database)
     try:
@@ -154,7 +155,7 @@ async def serve(
 
 
 async def _serve(
-    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Timer
 ) -> int:
     try:
         with timer.phase("db"):
@@ -171,7 +172,9 @@ async def _serve(
         return 1
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
-    runtime = build_runtime(settings, storage, llm, clock)
+    doorbell = Doorbell()
+    runtime = build_runtime(settings, storage, llm, clock, doorbell)
+    scheduler = build_scheduler(settings, storage, runtime, clock, doorbell)
     started: list[Adapter] = []
     try:
         for name, make in adapter_factories(settings, args, runtime, clock):
@@ -179,15 +182,18 @@ async def _serve(
                 adapter = make()
                 await adapter.start()
             started.append(adapter)
+            scheduler.attach(adapter)
         run = timer.finish(clock.now())
         log.info(format_startup(run))
         llm.start()  # load the model client now that every adapter is receiving
+        scheduler.start()  # reminders that came due while the bot was down go out now
         await storage.record_startup(run)
         return await _until_stopped(started)
     except AdapterError as exc:
         log.error("%s", exc)
         return 1
     finally:
+        await scheduler.stop(settings.runtime.shutdown_grace)
         for adapter in reversed(started):
             await adapter.stop()
         await runtime.shutdown()

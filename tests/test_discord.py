@@ -44,6 +44,7 @@ from tests.fakes.discord_server import (
     OP_RESUME,
     FakeDiscord,
     Recorded,
+    dm_channel_of,
     snowflake,
     user_payload,
 )
@@ -104,8 +105,8 @@ class Bot:
 
 
 def dm_channel(user: dict[str, Any]) -> int:
-    """A stable DM channel id per user (derived from the user id, unique enough for tests)."""
-    return int(user["id"]) + 1
+    """The user's DM channel, as the fake opens it."""
+    return dm_channel_of(int(user["id"]))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from agentcore.schedule.model import (
     ReminderCounts,
     ReminderStatus,
 )
+from agentcore.storage.base import Storage
 from agentcore.types import AgentKey
 
 
@@ -93,3 +94,7 @@ class ReminderStore(Protocol):
     async def save_prefs(self, agent_id: int, prefs: PersonPrefs) -> None: ...
 
     async def reminder_counts(self, since: datetime) -> ReminderCounts: ...
+
+
+class ReminderStorage(Storage, ReminderStore, Protocol):
+    """A backend that stores reminders too (every backend the bot runs on)."""

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TextIO
 
 from agentcore.clock import Clock
+from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime
+from agentcore.schedule.model import DeliveryScope
 from agentcore.storage.base import StorageError
 from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply
 
@@ -111,6 +113,20 @@ class ConsoleAdapter:
         for ticket in tickets:
             if ticket.message.key == self._user:
                 self._show(await self._runtime.answer(ticket))
+
+    @property
+    def scope(self) -> DeliveryScope:
+        return DeliveryScope(self.name, self._user.user_id)
+
+    async def deliver(self, delivery: Delivery) -> bool:
+        """A reminder, printed while the chat is open (on its own line, then the prompt again
+        if the person is at the prompt)."""
+        if self._interactive and not self._busy:
+            self._stdout.write("\n")
+        self._show(delivery.reply)
+        if not self._busy:
+            self._prompt()
+        return True
 
     def _prompt(self) -> None:
         if self._interactive:
