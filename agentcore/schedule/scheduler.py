@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -33,7 +34,7 @@ from agentcore.schedule.model import (
 from agentcore.schedule.store import ReminderStore
 from agentcore.settings import ReminderSettings
 from agentcore.storage.base import StorageError
-from agentcore.types import Reply, SystemEvent
+from agentcore.types import AgentKey, Reply, SystemEvent
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ LEASE = timedelta(minutes=10)  # a claim older than this was left by a process t
 LATE_AFTER = timedelta(minutes=2)  # claimed this long after its time: the bot was down
 DAY = timedelta(days=1)
 SKIP = "[skip]"  # a check-in the agent decided not to send
+
+
+@dataclass
+class _PersonQueue:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # tasks holding or waiting for the lock
 
 
 class EventRunner(Protocol):
@@ -92,6 +99,8 @@ class Scheduler:
         self._capacity = capacity
         self._outboxes: dict[DeliveryScope, Outbox] = {}
         self._firing: set[asyncio.Task[None]] = set()
+        # One reminder at a time per person, in due order, so the daily cap counts each send.
+        self._people: dict[AgentKey, _PersonQueue] = {}
         self._task: asyncio.Task[None] | None = None
         self.asleep = asyncio.Event()  # set while waiting for the next due time (for tests)
         self.sleeping_until: datetime | None = None  # None: until the doorbell rings
@@ -176,8 +185,11 @@ class Scheduler:
         wake = [await self._store.next_fire_at(scopes, LEASE)]
         after = self._settings.checkin_after
         if after is not None:
-            silence = await self._store.next_silence(self._clock.now() - after, scopes)
-            wake.append(silence + after if silence is not None else None)
+            # Nobody's silence can grow long enough before the earliest known one does, or
+            # before ``after`` from now (someone who writes later is silent for less).
+            now = self._clock.now()
+            silence = await self._store.next_silence(now - after, scopes)
+            wake += [now + after, silence + after if silence is not None else None]
         return min((w for w in wake if w is not None), default=None)
 
     async def _queue_checkins(self, scopes: Sequence[DeliveryScope]) -> None:
@@ -194,8 +206,11 @@ class Scheduler:
     # ----------------------------------------------------------------- sending
 
     async def _fire(self, item: DueReminder) -> None:
+        queue = self._people.setdefault(item.key, _PersonQueue())
+        queue.users += 1
         try:
-            await self._send(item)
+            async with queue.lock:
+                await self._send(item)
         except StorageError as exc:  # the claim runs out and the reminder is tried again
             log.warning("scheduler: reminder %d stalled on storage: %s", item.id, exc)
         except Exception:
@@ -204,6 +219,11 @@ class Scheduler:
                 await self._store.finish_reminder(
                     item.id, ReminderStatus.FAILED, self._clock.now(), "internal error"
                 )
+        finally:
+            queue.users -= 1
+            if not queue.users:
+                del self._people[item.key]
+            self._doorbell.ring()  # its claim is gone: the next wake-up may be later now
 
     async def _send(self, item: DueReminder) -> None:
         outbox = next((o for s, o in self._outboxes.items() if s.covers(item.key)), None)
@@ -218,7 +238,6 @@ class Scheduler:
             until, why = held
             log.info("scheduler: reminder %d postponed to %s (%s)", item.id, until, why)
             await self._store.postpone_reminder(item.id, until, why)
-            self._doorbell.ring()
             return
         text = await self._answer(item, zone, now)
         if text is None or (item.kind is ReminderKind.CHECKIN and _skipped(text)):
