@@ -26,6 +26,7 @@ SUITE: list[tuple[str, list[str]]] = [
     ("bench.locomo", []),
     ("bench.telegram_latency", []),
     ("bench.discord_latency", []),
+    ("bench.reminders", []),
 ]
 
 
