@@ -71,14 +71,20 @@ async def serving(bot: Core, adapter: Adapter) -> AsyncIterator[None]:
         await adapter.stop()
 
 
+@asynccontextmanager
+async def on_telegram(fake: FakeTelegram, bot: Core) -> AsyncIterator[None]:
+    adapter = TelegramAdapter(
+        build_application(fake.token, fake.root), bot.runtime, retry_delays=(0.01,)
+    )
+    async with serving(bot, adapter):
+        yield
+
+
 async def test_telegram_private_and_group_reminders(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     async with FakeTelegram() as fake, core(storage, clock) as bot:
-        adapter = TelegramAdapter(
-            build_application(fake.token, fake.root), bot.runtime, retry_delays=(0.01,)
-        )
-        async with serving(bot, adapter):
+        async with on_telegram(fake, bot):
             fake.private(ALICE, "remind me in 10 minutes to stretch")
             await fake.wait_until(lambda: len(fake.texts(ALICE.id)) == 1)
             assert fake.texts(ALICE.id)[0].startswith("tool: Scheduled #1")
@@ -102,10 +108,7 @@ async def test_telegram_person_who_blocked_the_bot_is_marked_failed(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     async with FakeTelegram() as fake, core(storage, clock) as bot:
-        adapter = TelegramAdapter(
-            build_application(fake.token, fake.root), bot.runtime, retry_delays=(0.01,)
-        )
-        async with serving(bot, adapter):
+        async with on_telegram(fake, bot):
             fake.private(ALICE, "remind me in 1 minute to stretch")
             await fake.wait_until(lambda: len(fake.texts(ALICE.id)) == 1)
             fake.inject("sendMessage", 403, "Forbidden: bot was blocked by the user")
