@@ -4,6 +4,7 @@ the injected clock (weeks pass in milliseconds)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -396,3 +397,37 @@ async def test_bad_times_and_texts_get_short_errors_the_model_can_act_on(
         assert "don't know the time zone" in await bot.say("/timezone Mars/Olympus")
         assert "Usage: /reminders [cancel <id>]" in await bot.say("/reminders delete all")
         assert "Usage: /quiet" in await bot.say("/quiet 25:00-07:00")
+
+
+# ---------------------------------------------------------------------- control
+
+
+async def test_export_includes_them_stats_count_them_and_forget_erases_them(
+    db_path: Path, clock: ManualClock
+) -> None:
+    async with running(db_path, clock) as bot:
+        await bot.say("/timezone Asia/Tokyo")
+        await bot.say("remind me in 10 minutes to stretch")
+        await bot.say("remind me in 20 minutes to drink water")
+        clock.advance(10 * MINUTE)
+        await bot.delivered(1)
+        exported = await bot.runtime.handle(message(clock, "/export"))
+        extra = json.loads(exported.attachments[0].data)["agentcore"]
+        assert [(r["id"], r["message"], r["status"]) for r in extra["reminders"]] == [
+            (1, "stretch", "sent"),
+            (2, "drink water", "pending"),
+        ]
+        assert extra["preferences"] == {
+            "timezone": "Asia/Tokyo",
+            "quiet_hours": None,
+            "checkins": True,
+        }
+        stats = await bot.say("/admin stats")
+        assert "reminders: 1 waiting, 1 sent today, 0 sent late in all, 0 failed" in stats
+        await bot.say("/forget")
+        assert "erased everything" in await bot.say("/forget confirm")
+        clock.advance(timedelta(hours=1))
+        await bot.settled(None)
+        assert len(bot.outbox.sent) == 1  # the waiting one went with everything else
+        assert "reminders: 0 waiting" in await bot.say("/admin stats")
+        assert await bot.say("/reminders") == "You have no reminders."
