@@ -138,6 +138,9 @@ class Scheduler:
             except StorageError as exc:
                 log.warning("scheduler: cannot read reminders, trying again in a minute: %s", exc)
                 wake_at = self._clock.now() + timedelta(minutes=1)
+            except Exception:  # a bug must not stop reminders for good
+                log.exception("scheduler: unexpected error, trying again in a minute")
+                wake_at = self._clock.now() + timedelta(minutes=1)
             await self._sleep(wake_at)
 
     async def _sleep(self, until: datetime | None) -> None:
