@@ -31,6 +31,9 @@ from agentcore.types import AgentKey, ChatKind
 log = logging.getLogger(__name__)
 
 _WAITING = "('pending', 'claimed')"
+# "reminders r CROSS JOIN agents a" makes SQLite walk the reminders first, in due order along
+# their partial index, and stop at the first match; left to itself it may start from the agents
+# and sort every pending reminder on each call.
 _REMINDER_COLUMNS = (
     "number, message, due_at, fire_at, created_at, chat, status, late, sent_at, note"
 )
@@ -102,11 +105,11 @@ class SQLiteReminders:
         scope, params = _scoped(scopes)
         rows = await self._read(
             "SELECT MIN(t) FROM ("
-            "SELECT * FROM (SELECT r.fire_at AS t FROM reminders r JOIN agents a ON"
-            f" a.id = r.agent_id WHERE r.status = 'pending' AND {scope} ORDER BY r.fire_at"
+            "SELECT * FROM (SELECT r.fire_at AS t FROM reminders r CROSS JOIN agents a"
+            f" WHERE a.id = r.agent_id AND r.status = 'pending' AND {scope} ORDER BY r.fire_at"
             " LIMIT 1) UNION ALL "
-            "SELECT * FROM (SELECT r.claimed_at + ? AS t FROM reminders r JOIN agents a ON"
-            f" a.id = r.agent_id WHERE r.status = 'claimed' AND {scope} ORDER BY r.claimed_at"
+            "SELECT * FROM (SELECT r.claimed_at + ? AS t FROM reminders r CROSS JOIN agents a"
+            f" WHERE a.id = r.agent_id AND r.status = 'claimed' AND {scope} ORDER BY r.claimed_at"
             " LIMIT 1))",
             (*params, _ms(lease), *params),
         )
@@ -126,10 +129,10 @@ class SQLiteReminders:
             "UPDATE reminders SET status = 'claimed', claimed_at = ?,"
             " late = late OR ? - fire_at > ? WHERE id IN ("
             "SELECT id FROM ("
-            "SELECT r.id, r.fire_at FROM reminders r JOIN agents a ON a.id = r.agent_id"
-            f" WHERE r.status = 'pending' AND r.fire_at <= ? AND {scope} UNION ALL "
-            "SELECT r.id, r.fire_at FROM reminders r JOIN agents a ON a.id = r.agent_id"
-            f" WHERE r.status = 'claimed' AND r.claimed_at <= ? AND {scope}"
+            "SELECT r.id, r.fire_at FROM reminders r CROSS JOIN agents a WHERE a.id = r.agent_id"
+            f" AND r.status = 'pending' AND r.fire_at <= ? AND {scope} UNION ALL "
+            "SELECT r.id, r.fire_at FROM reminders r CROSS JOIN agents a WHERE a.id = r.agent_id"
+            f" AND r.status = 'claimed' AND r.claimed_at <= ? AND {scope}"
             ") ORDER BY fire_at LIMIT ?) RETURNING id, agent_id, kind, number, message, due_at,"
             " fire_at, created_at, chat, route, note, late,"
             " (SELECT platform FROM agents WHERE agents.id = agent_id),"
