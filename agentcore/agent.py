@@ -23,21 +23,20 @@ from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, s
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import PromptMessage, Role, ToolCall
-from agentcore.schedule.doorbell import Doorbell
-from agentcore.schedule.model import PersonPrefs
-from agentcore.schedule.store import ReminderStore
-from agentcore.settings import AgentSettings
-from agentcore.storage.base import (
+from agentcore.records import (
     AgentRecord,
     LLMCallRecord,
     NewAgent,
     NewMessage,
     SharedBlock,
-    Storage,
     StoredMessage,
     TurnState,
     UserActivity,
 )
+from agentcore.schedule.doorbell import Doorbell
+from agentcore.schedule.model import PersonPrefs
+from agentcore.settings import AgentSettings
+from agentcore.storage.protocols import Storage
 from agentcore.tools import (
     MEMORY_TOOLS,
     SCHEDULE_TOOLS,
@@ -83,14 +82,6 @@ def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[i
 
 
 @dataclass(frozen=True, slots=True)
-class Reminders:
-    """The reminder store and the scheduler's doorbell, for turns that may schedule."""
-
-    store: ReminderStore
-    doorbell: Doorbell
-
-
-@dataclass(frozen=True, slots=True)
 class _Origin:
     """Where a turn's answer is read, for what it may reveal and where reminders go."""
 
@@ -110,15 +101,17 @@ class AgentLoop:
         settings: AgentSettings,
         tools: ToolRegistry | None = None,
         estimator: TokenEstimator | None = None,
-        reminders: Reminders | None = None,
+        doorbell: Doorbell | None = None,
     ) -> None:
+        """``doorbell``: the scheduler's, rung when a reminder is added; without one (or with
+        reminders turned off in ``settings``) turns cannot schedule."""
         self._storage = storage
         self._llm = llm
         self._clock = clock
         self._settings = settings
-        self._reminders = reminders if settings.reminders.enabled else None
+        self._doorbell = doorbell if settings.reminders.enabled else None
         default_tools = ToolRegistry(
-            MEMORY_TOOLS + SCHEDULE_TOOLS if self._reminders else MEMORY_TOOLS
+            MEMORY_TOOLS + SCHEDULE_TOOLS if self._doorbell else MEMORY_TOOLS
         )
         self._tools = tools or default_tools
         self._estimator = estimator or TokenEstimator()
@@ -172,10 +165,10 @@ class AgentLoop:
 
     async def _load(self, key: AgentKey) -> tuple[TurnState | None, PersonPrefs]:
         """The turn's starting state and the person's preferences, read together."""
-        if self._reminders is None:
+        if self._doorbell is None:
             return await self._storage.load_turn(key), PersonPrefs()
         state, prefs = await asyncio.gather(
-            self._storage.load_turn(key), self._reminders.store.load_prefs(key)
+            self._storage.load_turn(key), self._storage.load_prefs(key)
         )
         return state, prefs
 
@@ -258,7 +251,7 @@ class AgentLoop:
             chat=origin.chat,
             platform=origin.key.platform,
             display_name=origin.display_name,
-            zone_known=None if self._reminders is None else prefs.timezone is not None,
+            zone_known=None if self._doorbell is None else prefs.timezone is not None,
         )
         tools = ToolContext(
             storage=self._storage,
@@ -282,12 +275,12 @@ class AgentLoop:
         )
 
     def _scheduling(self, prefs: PersonPrefs, origin: _Origin) -> Scheduling | None:
-        if self._reminders is None:
+        if self._doorbell is None:
             return None
         return Scheduling(
-            store=self._reminders.store,
+            store=self._storage,
             settings=self._settings.reminders,
-            doorbell=self._reminders.doorbell,
+            doorbell=self._doorbell,
             prefs=prefs,
             chat=origin.chat,
             route=origin.route,

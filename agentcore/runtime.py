@@ -26,7 +26,7 @@ from agentcore.commands import Commands, parse_command
 from agentcore.limits import RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
 from agentcore.settings import RuntimeSettings
-from agentcore.storage.base import Storage, StorageError
+from agentcore.storage.protocols import Storage, StorageError
 from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, SystemEvent, clean_text
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from agentcore.storage.base import StartupRun
+from agentcore.records import StartupRun
 
 
 def process_age_seconds() -> float:

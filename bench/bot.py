@@ -13,7 +13,7 @@ from typing import Any
 from agentcore.clock import SystemClock
 from agentcore.llm.fake import FunctionLLM, Responder
 from agentcore.runtime import AgentRuntime
-from agentcore.schedule.store import ReminderStorage
+from agentcore.storage.protocols import Storage
 from bots.compose import build_runtime
 from config import Settings, load_settings
 
@@ -26,7 +26,7 @@ def bench_settings(env: Mapping[str, str] | None = None, **runtime: Any) -> Sett
 
 
 def scripted_runtime(
-    storage: ReminderStorage, answer: Responder, settings: Settings | None = None
+    storage: Storage, answer: Responder, settings: Settings | None = None
 ) -> AgentRuntime:
     """The runtime whose model answers with ``answer(request)``, recording nothing (benchmarks
     that send 100,000 messages measure the bot's memory, not a list of requests)."""

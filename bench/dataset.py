@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from agentcore.messages import Role
-from agentcore.storage.base import message_terms
-from agentcore.storage.migrate import load_migrations
+from agentcore.search.terms import message_terms
 from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.storage.sqlite.migrate import load_migrations
 from bench.common import CACHE
 
 PLATFORM = "bench"

@@ -18,7 +18,7 @@ from typing import Any
 
 from agentcore.clock import SystemClock
 from agentcore.messages import Role
-from agentcore.storage.base import BlockSpec, NewMessage
+from agentcore.records import BlockSpec, NewMessage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bench.common import print_table, write_json

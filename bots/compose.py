@@ -6,7 +6,7 @@ tests all call these functions, so what is tested and measured is what runs.
 
 from __future__ import annotations
 
-from agentcore.agent import AgentLoop, Reminders
+from agentcore.agent import AgentLoop
 from agentcore.clock import Clock, Timer
 from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM
@@ -14,11 +14,43 @@ from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.runtime import AgentRuntime
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.scheduler import Scheduler
-from agentcore.schedule.store import ReminderStorage
+from agentcore.storage.protocols import Storage
+from agentcore.storage.sqlite import SQLiteStorage
+from bots.adapter import AdapterError
 from config import Settings
 
 
-def build_commands(settings: Settings, storage: ReminderStorage, clock: Clock) -> Commands:
+async def open_storage(settings: Settings, *, bot: bool = False) -> Storage:
+    """The configured database: PostgreSQL if ``AGENTCORE_DB`` is its URL, else SQLite.
+    ``StorageError`` (one line, no password) if it cannot be used. For the ``bot`` process, a
+    PostgreSQL database is claimed: ``AdapterError`` if another bot process runs on it (SQLite
+    files are claimed by ``bots.instance.InstanceLock``)."""
+    if not settings.database_url:
+        return await SQLiteStorage.open(settings.database, busy_timeout_ms=settings.busy_timeout_ms)
+    from agentcore.storage.postgres import PostgresStorage  # noqa: PLC0415 (asyncpg)
+
+    storage = await PostgresStorage.open(
+        settings.database_url.reveal(), pool_size=settings.pool_size
+    )
+    if bot and not await storage.claim():
+        await storage.close()
+        raise AdapterError(
+            f"another bot process is already running on {database_shown(settings)}: stop it "
+            "first (one bot process per database)"
+        )
+    return storage
+
+
+def database_shown(settings: Settings) -> str:
+    """Where the database is, for messages: the SQLite path, or the URL without password."""
+    if settings.database_url:
+        from agentcore.storage.postgres.connection import redacted  # noqa: PLC0415
+
+        return redacted(settings.database_url.reveal())
+    return str(settings.database)
+
+
+def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Commands:
     """The chat and operator commands (the operator CLI needs only these)."""
     return Commands(
         storage=storage,
@@ -26,13 +58,12 @@ def build_commands(settings: Settings, storage: ReminderStorage, clock: Clock) -
         settings=settings.agent,
         admins=settings.runtime.admins,
         model=settings.llm.model,
-        reminders=storage,
     )
 
 
 def build_runtime(
     settings: Settings,
-    storage: ReminderStorage,
+    storage: Storage,
     llm: ClosableLLM,
     clock: Clock,
     doorbell: Doorbell | None = None,
@@ -41,12 +72,15 @@ def build_runtime(
     ``doorbell`` is the scheduler's (see ``build_scheduler``): reminders the agent schedules
     ring it."""
     capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
-    reminders = Reminders(storage, doorbell or Doorbell())
     return AgentRuntime(
         storage=storage,
         llm=capped,
         loop=AgentLoop(
-            storage=storage, llm=capped, clock=clock, settings=settings.agent, reminders=reminders
+            storage=storage,
+            llm=capped,
+            clock=clock,
+            settings=settings.agent,
+            doorbell=doorbell or Doorbell(),
         ),
         commands=build_commands(settings, storage, clock),
         clock=clock,
@@ -56,7 +90,7 @@ def build_runtime(
 
 def build_scheduler(
     settings: Settings,
-    storage: ReminderStorage,
+    storage: Storage,
     runtime: AgentRuntime,
     clock: Timer,
     doorbell: Doorbell,

@@ -41,13 +41,13 @@ class InstanceLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            pass
-        try:
-            return os.open(self.path, os.O_RDONLY)  # e.g. a read-only file system
         except OSError as exc:
+            refused = exc  # why it could not be created: what the operator must fix
+        try:
+            return os.open(self.path, os.O_RDONLY)  # an existing lock file may still lock
+        except OSError:
             raise AdapterError(
-                f"cannot use {self.path.parent} for the database ({exc.strerror}): check "
+                f"cannot use {self.path.parent} for the database ({refused.strerror}): check "
                 "AGENTCORE_DB and that the directory exists and is writable"
             ) from None
 

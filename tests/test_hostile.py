@@ -18,8 +18,8 @@ from agentcore.messages import Role, ToolCall
 from agentcore.runtime import EMPTY_MESSAGE, AgentRuntime
 from agentcore.search.fts import scoped
 from agentcore.search.query import parse_query
-from agentcore.storage.migrate import load_migrations
 from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.storage.sqlite.migrate import load_migrations
 from agentcore.tools import ToolContext, ToolRegistry
 from agentcore.types import AgentKey, ReplyKind, clean_text
 from bots.compose import build_commands, build_runtime

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from agentcore.messages import Role
-from agentcore.storage.base import NewMessage, Storage
-from agentcore.storage.memory import MemoryStorage
-from agentcore.storage.migrate import load_migrations
+from agentcore.records import NewMessage
+from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.storage.sqlite.migrate import load_migrations
 from agentcore.types import AgentKey
 
 WEEK1 = datetime(2025, 3, 3, 18, 0, tzinfo=UTC)
@@ -52,15 +52,9 @@ HISTORY: Sequence[tuple[datetime, Sequence[tuple[Role, str]]]] = (
 )
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    backend: Storage
-    if request.param == "sqlite":
-        backend = await SQLiteStorage.open(tmp_path / "recall.db")
-    else:
-        backend = MemoryStorage()
-    yield backend
-    await backend.close()
+@pytest.fixture
+def store(any_storage: Storage) -> Storage:
+    return any_storage
 
 
 async def remember(store: Storage, who: str = "sam") -> int:

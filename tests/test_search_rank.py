@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from agentcore.search.analysis import index_terms
 from agentcore.search.dates import Period
 from agentcore.search.plan import (
-    count_keys,
     preselect,
     rank_query,
     selecting_keys,
@@ -28,6 +27,15 @@ def turns(*texts: str, start: datetime = T0, seq0: int = 0) -> list[Candidate]:
         Candidate(seq0 + i + 1, seq0 + i, ms + i * 60_000, " ".join(index_terms(t)))
         for i, t in enumerate(texts)
     ]
+
+
+def count_keys(query: RankQuery, documents: Iterable[str]) -> dict[str, int]:
+    """How many of ``documents`` (stored terms, space-separated) hold each of the query's keys."""
+    counts = dict.fromkeys(query.weighted_keys(), 0)
+    for terms in documents:
+        for key in query.counts(terms):
+            counts[key] += 1
+    return counts
 
 
 def ranked(query_text: str, history: Sequence[Candidate]) -> list[int]:

@@ -9,8 +9,8 @@ import pytest
 from agentcore.clock import ManualClock
 from agentcore.memory.blocks import default_blocks
 from agentcore.messages import Role, ToolCall
+from agentcore.records import Actor, NewMessage
 from agentcore.settings import MemorySettings
-from agentcore.storage.base import Actor, NewMessage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.tools import ToolContext, ToolRegistry
 from agentcore.types import AgentKey

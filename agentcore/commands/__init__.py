@@ -18,9 +18,8 @@ from agentcore.commands.spec import (
     parse_command,
 )
 from agentcore.commands.user import UserCommands
-from agentcore.schedule.store import ReminderStore
 from agentcore.settings import AgentSettings
-from agentcore.storage.base import Storage
+from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply, ReplyKind
 
 PRIVATE_ONLY = "Operator commands only work in a private chat with me."
@@ -45,18 +44,13 @@ class Commands:
         settings: AgentSettings,
         admins: frozenset[AgentKey] = frozenset(),
         model: str = "",
-        reminders: ReminderStore | None = None,
     ) -> None:
         self._admins = admins
-        self._user = UserCommands(
-            storage=storage, clock=clock, settings=settings, model=model, reminders=reminders
-        )
+        self._user = UserCommands(storage=storage, clock=clock, settings=settings, model=model)
         self._user.handlers |= ScheduleCommands(
-            storage=storage, reminders=reminders, clock=clock, settings=settings
+            storage=storage, clock=clock, settings=settings
         ).handlers
-        self._admin = AdminCommands(
-            storage=storage, clock=clock, settings=settings, reminders=reminders
-        )
+        self._admin = AdminCommands(storage=storage, clock=clock, settings=settings)
 
     def is_operator(self, key: AgentKey) -> bool:
         """Operators: the configured admins, and whoever sits at the terminal."""

@@ -20,18 +20,9 @@ from agentcore.commands.agentfile import AgentFileError, parse_agent_file
 from agentcore.commands.spec import ADMIN_VERBS, usage_line
 from agentcore.memory.blocks import default_blocks
 from agentcore.memory.prompt import humanize
-from agentcore.schedule.store import ReminderStore
+from agentcore.records import Actor, AgentRecord, AuditEntry, Block, BlockVersion, StartupRun
 from agentcore.settings import AgentSettings
-from agentcore.storage.base import (
-    Actor,
-    AgentRecord,
-    AuditEntry,
-    Block,
-    BlockVersion,
-    StartupRun,
-    Storage,
-    StorageError,
-)
+from agentcore.storage.protocols import Storage, StorageError
 from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind, clean_text
 
 MAX_LIST = 200
@@ -88,10 +79,8 @@ class AdminCommands:
         storage: Storage,
         clock: Clock,
         settings: AgentSettings,
-        reminders: ReminderStore | None = None,
     ) -> None:
         self._storage = storage
-        self._reminders = reminders
         self._clock = clock
         self._settings = settings
         self._verbs: dict[str, Verb] = {
@@ -325,15 +314,14 @@ class AdminCommands:
             f"database {stats.size_bytes / 1e6:.1f} MB",
             _uptime(runs, now),
             model,
-            *([await self._reminder_line(midnight)] if self._reminders is not None else []),
+            await self._reminder_line(midnight),
             "last startups:",
             *(_startup_line(run, self._tz) for run in runs),
         ]
         return "\n".join(lines)
 
     async def _reminder_line(self, midnight: datetime) -> str:
-        assert self._reminders is not None
-        counts = await self._reminders.reminder_counts(midnight)
+        counts = await self._storage.reminder_counts(midnight)
         return (
             f"reminders: {counts.pending} waiting, {counts.sent_today} sent today, "
             f"{counts.late} sent late in all, {counts.failed} failed; "

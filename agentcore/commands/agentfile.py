@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentcore.messages import Role, ToolCall
-from agentcore.schedule.model import PersonPrefs, Reminder
-from agentcore.storage.base import (
+from agentcore.records import (
     AgentRecord,
     AgentSnapshot,
     Block,
@@ -28,6 +27,7 @@ from agentcore.storage.base import (
     Passage,
     StoredMessage,
 )
+from agentcore.schedule.model import PersonPrefs, Reminder
 
 FORMAT = "agentcore-af-1"
 _DEFAULT_LIMIT = 5000

@@ -8,7 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from agentcore.messages import Role
-from agentcore.storage.base import Block, BlockVersion, SearchHit
+from agentcore.records import Block, BlockVersion, SearchHit
 
 _SNIPPET = 300
 

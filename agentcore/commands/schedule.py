@@ -8,11 +8,11 @@ from dataclasses import replace
 from agentcore.clock import Clock
 from agentcore.commands.spec import USER_COMMANDS, usage_line
 from agentcore.memory.blocks import default_blocks
+from agentcore.records import AgentRecord
 from agentcore.schedule.model import PersonPrefs, QuietHours
-from agentcore.schedule.store import ReminderStore
 from agentcore.schedule.when import find_zone
 from agentcore.settings import AgentSettings
-from agentcore.storage.base import AgentRecord, Storage
+from agentcore.storage.protocols import Storage
 from agentcore.tools.schedule import describe, when_text
 from agentcore.types import InboundMessage, Reply, ReplyKind
 
@@ -31,12 +31,11 @@ class ScheduleCommands:
         self,
         *,
         storage: Storage,
-        reminders: ReminderStore | None,
         clock: Clock,
         settings: AgentSettings,
     ) -> None:
         self._storage = storage
-        self._reminders = reminders if settings.reminders.enabled else None
+        self._enabled = settings.reminders.enabled
         self._clock = clock
         self._settings = settings
         self.handlers: dict[str, Handler] = {
@@ -57,15 +56,14 @@ class ScheduleCommands:
             assert agent is not None
         return agent
 
-    async def _prefs(self, message: InboundMessage) -> tuple[ReminderStore, int, PersonPrefs]:
-        assert self._reminders is not None
+    async def _prefs(self, message: InboundMessage) -> tuple[int, PersonPrefs]:
         agent = await self._agent(message)
-        return self._reminders, agent.id, await self._reminders.load_prefs(message.key)
+        return agent.id, await self._storage.load_prefs(message.key)
 
     async def timezone(self, message: InboundMessage, args: str) -> Reply:
-        if self._reminders is None:
+        if not self._enabled:
             return _reply(TURNED_OFF)
-        store, agent_id, prefs = await self._prefs(message)
+        agent_id, prefs = await self._prefs(message)
         default = self._settings.memory.timezone.key
         if not args:
             if prefs.timezone is None:
@@ -80,13 +78,13 @@ class ScheduleCommands:
                 f"I don't know the time zone “{args}”. Use a Region/City name such as "
                 "Europe/Lisbon, America/New_York or Asia/Tokyo."
             )
-        await store.save_prefs(agent_id, replace(prefs, timezone=zone))
+        await self._storage.save_prefs(agent_id, replace(prefs, timezone=zone))
         return _reply(
             f"Your time zone is now {zone.key}; it's {when_text(self._clock.now(), zone)} there."
         )
 
     async def reminders(self, message: InboundMessage, args: str) -> Reply:
-        if self._reminders is None:
+        if not self._enabled:
             return _reply(TURNED_OFF)
         words = args.split()
         if words and (len(words) != 2 or words[0].lower() != "cancel" or not words[1].isdigit()):
@@ -96,13 +94,13 @@ class ScheduleCommands:
             return _reply("You have no reminders.")
         if words:
             number = int(words[1])
-            if await self._reminders.cancel_reminder(agent.id, number):
+            if await self._storage.cancel_reminder(agent.id, number):
                 return _reply(f"Cancelled reminder #{number}.")
             return _reply(f"You have no waiting reminder #{number}. Send /reminders to see them.")
-        waiting = await self._reminders.list_reminders(agent.id, pending_only=True)
+        waiting = await self._storage.list_reminders(agent.id, pending_only=True)
         if not waiting:
             return _reply("You have no reminders waiting.")
-        zone = (await self._reminders.load_prefs(message.key)).timezone
+        zone = (await self._storage.load_prefs(message.key)).timezone
         tz = zone or self._settings.memory.timezone
         lines = [describe(r, tz) for r in waiting]
         return _reply(
@@ -111,16 +109,16 @@ class ScheduleCommands:
         )
 
     async def checkins(self, message: InboundMessage, args: str) -> Reply:
-        if self._reminders is None:
+        if not self._enabled:
             return _reply(TURNED_OFF)
         choice = args.strip().lower()
         if choice not in {"", "on", "off"}:
             return _reply(usage_line("/", _USAGE["checkins"]))
-        store, agent_id, prefs = await self._prefs(message)
+        agent_id, prefs = await self._prefs(message)
         offered = self._settings.reminders.checkin_after
         if choice:
             prefs = replace(prefs, checkins=choice == "on")
-            await store.save_prefs(agent_id, prefs)
+            await self._storage.save_prefs(agent_id, prefs)
         if offered is None:
             state = "on" if prefs.checkins else "off"
             return _reply(f"Check-ins are {state} for you, but this bot does not send any.")
@@ -132,9 +130,9 @@ class ScheduleCommands:
         )
 
     async def quiet(self, message: InboundMessage, args: str) -> Reply:
-        if self._reminders is None:
+        if not self._enabled:
             return _reply(TURNED_OFF)
-        store, agent_id, prefs = await self._prefs(message)
+        agent_id, prefs = await self._prefs(message)
         choice = args.strip().lower()
         if choice == "default":
             prefs = replace(prefs, quiet_hours=None, quiet_set=False)
@@ -146,7 +144,7 @@ class ScheduleCommands:
                     usage_line("/", _USAGE["quiet"]) + " (for example /quiet 22:00-07:00)"
                 )
         if choice:
-            await store.save_prefs(agent_id, prefs)
+            await self._storage.save_prefs(agent_id, prefs)
         hours = prefs.quiet_hours if prefs.quiet_set else self._settings.reminders.quiet_hours
         zone = (prefs.timezone or self._settings.memory.timezone).key
         whose = "yours" if prefs.quiet_set else "the bot's default"

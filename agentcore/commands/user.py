@@ -12,10 +12,9 @@ from agentcore.clock import Clock
 from agentcore.commands import render
 from agentcore.commands.agentfile import ExportData, export_agent_file
 from agentcore.commands.spec import USER_COMMANDS, usage_line
-from agentcore.schedule.model import PersonPrefs
-from agentcore.schedule.store import ReminderStore
+from agentcore.records import AgentRecord, AuditEntry
 from agentcore.settings import AgentSettings
-from agentcore.storage.base import AgentRecord, AuditEntry, Storage
+from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
 
 FORGET_WINDOW = timedelta(minutes=2)
@@ -40,10 +39,8 @@ class UserCommands:
         clock: Clock,
         settings: AgentSettings,
         model: str = "",
-        reminders: ReminderStore | None = None,
     ) -> None:
         self._storage = storage
-        self._reminders = reminders
         self._clock = clock
         self._settings = settings
         self._model = model
@@ -129,10 +126,6 @@ class UserCommands:
 
     async def _export_data(self, agent: AgentRecord) -> ExportData:
         blocks = await self._storage.list_blocks(agent.id)
-        reminders, prefs = [], PersonPrefs()
-        if self._reminders is not None:
-            reminders = await self._reminders.list_reminders(agent.id, pending_only=False)
-            prefs = await self._reminders.load_prefs(agent.key)
         return ExportData(
             agent=agent,
             blocks=blocks,
@@ -142,8 +135,8 @@ class UserCommands:
             system=self._settings.instructions,
             model=self._model,
             context_window=self._settings.memory.context_window,
-            reminders=reminders,
-            prefs=prefs,
+            reminders=await self._storage.list_reminders(agent.id, pending_only=False),
+            prefs=await self._storage.load_prefs(agent.key),
         )
 
     async def forget(self, message: InboundMessage, args: str) -> Reply:

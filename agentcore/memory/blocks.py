@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from agentcore.records import Block, BlockSpec
 from agentcore.settings import MemorySettings
-from agentcore.storage.base import Block, BlockSpec
 
 PERSONA_DESCRIPTION = (
     "Who you are: your personality and how you speak. Edit it if the person asks you to change."

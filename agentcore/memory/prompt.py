@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agentcore.messages import PromptMessage, Role
-from agentcore.storage.base import Block, SharedBlock, StoredMessage
+from agentcore.records import Block, SharedBlock, StoredMessage
 from agentcore.types import ChatKind
 
 GROUP_NOTE = (

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from agentcore.llm.base import LLMClient, LLMRequest
 from agentcore.messages import PromptMessage, Role
-from agentcore.storage.base import StoredMessage
+from agentcore.records import StoredMessage
 
 SUMMARY_INSTRUCTIONS = (
     "You maintain the running summary of a long conversation between an assistant and one "

@@ -31,9 +31,8 @@ from agentcore.schedule.model import (
     ReminderKind,
     ReminderStatus,
 )
-from agentcore.schedule.store import ReminderStore
 from agentcore.settings import ReminderSettings
-from agentcore.storage.base import StorageError
+from agentcore.storage.protocols import ReminderStore, StorageError
 from agentcore.types import AgentKey, Reply, SystemEvent
 
 log = logging.getLogger(__name__)

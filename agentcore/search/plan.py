@@ -3,8 +3,8 @@
 1. Read the query (``query.parse_query``) and turn it into weighted keys (``rank_query``):
    its terms, five-letter prefixes of its longer words, and real words standing in for words
    nobody ever wrote (``misspelt``, ``fuzzy.corrections``).
-2. Count how many of the person's messages hold each key (``count_keys`` in memory; the
-   full-text index on SQLite).
+2. Count how many of the person's messages hold each key (the backend's index, through
+   ``engine``).
 3. Select candidates cheaply: the messages holding the distinctive keys (``selecting_keys``),
    best first by the summed rarity of the keys they hold (``preselect``); the turns around the
    best of those (``NEIGHBOUR_ANCHORS``); and the turns written in short periods the query
@@ -100,15 +100,6 @@ def date_windows(periods: Sequence[Period]) -> list[tuple[int, int]]:
 def misspelt(query: SearchQuery, df: Mapping[str, int]) -> list[str]:
     """Query terms that no message holds and that look like words someone mistyped."""
     return [t for t in query.terms if not df.get(t) and can_be_misspelt(t)]
-
-
-def count_keys(query: RankQuery, documents: Iterable[str]) -> dict[str, int]:
-    """How many of ``documents`` (stored terms, space-separated) hold each of the query's keys."""
-    counts = dict.fromkeys(query.weighted_keys(), 0)
-    for terms in documents:
-        for key in query.counts(terms):
-            counts[key] += 1
-    return counts
 
 
 def without_idle_prefixes(query: RankQuery, df: Mapping[str, int]) -> RankQuery:

@@ -8,7 +8,7 @@ from typing import Any
 
 from agentcore.llm.base import ToolSpec
 from agentcore.messages import ToolCall
-from agentcore.storage.base import StorageError
+from agentcore.storage.protocols import StorageError
 from agentcore.tools import archival, core_memory, recall, schedule
 from agentcore.tools.base import Tool, ToolContext, ToolError, parse_arguments, schema
 

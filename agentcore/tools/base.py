@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 from agentcore.clock import Clock
 from agentcore.llm.base import ToolSpec
+from agentcore.records import Block
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.model import PersonPrefs
-from agentcore.schedule.store import ReminderStore
 from agentcore.settings import ReminderSettings
-from agentcore.storage.base import Block, BlockStore, MessageStore, PassageStore
+from agentcore.storage.protocols import BlockStore, MessageStore, PassageStore, ReminderStore
 from agentcore.types import ChatKind, clean_text
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentcore.memory import blocks as rules
-from agentcore.storage.base import Actor
+from agentcore.records import Actor
 from agentcore.tools.base import Tool, ToolContext, ToolError, schema
 
 _LABEL = {"type": "string", "description": "The block to edit, e.g. 'human' or 'persona'."}

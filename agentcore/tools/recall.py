@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 from agentcore.messages import Role
-from agentcore.storage.base import SearchHit
+from agentcore.records import SearchHit
 from agentcore.tools.base import Tool, ToolContext, ToolError, schema
 
 _SNIPPET = 400  # characters of each hit shown to the model

@@ -21,7 +21,7 @@ from agentcore.clock import Clock
 from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime
 from agentcore.schedule.model import DeliveryScope
-from agentcore.storage.base import StorageError
+from agentcore.storage.protocols import StorageError
 from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply
 
 _EOF = None

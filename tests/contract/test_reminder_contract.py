@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from agentcore.messages import Role
+from agentcore.records import BlockSpec, NewMessage, UserActivity
 from agentcore.schedule.model import (
     DeliveryScope,
     NewReminder,
@@ -19,9 +18,9 @@ from agentcore.schedule.model import (
     ReminderKind,
     ReminderStatus,
 )
-from agentcore.storage.base import BlockSpec, NewMessage, UserActivity
-from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, ChatKind
+from tests.conftest import open_backend
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=10)
@@ -30,14 +29,12 @@ TELEGRAM = [DeliveryScope("telegram")]
 BLOCKS = [BlockSpec("human", "", 50)]
 
 
-@pytest.fixture(params=["sqlite"])
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
-    backend = await SQLiteStorage.open(tmp_path / "contract.db")
-    yield backend
-    await backend.close()
+@pytest.fixture
+def store(any_storage: Storage) -> Storage:
+    return any_storage
 
 
-async def agent(store: SQLiteStorage, name: str = "alice", platform: str = "telegram") -> int:
+async def agent(store: Storage, name: str = "alice", platform: str = "telegram") -> int:
     created = await store.create_agent(AgentKey(platform, name), name, T0, BLOCKS)
     assert created is not None
     return created.id
@@ -55,7 +52,7 @@ def new(agent_id: int, minutes: int, text: str = "call the dentist", **kw: objec
     return NewReminder(**(values | kw))  # type: ignore[arg-type]
 
 
-async def test_numbers_count_per_person_and_the_cap_holds(store: SQLiteStorage) -> None:
+async def test_numbers_count_per_person_and_the_cap_holds(store: Storage) -> None:
     alice, bob = await agent(store), await agent(store, "bob")
     assert [await store.add_reminder(new(alice, m), 3) for m in (10, 20, 30)] == [1, 2, 3]
     assert await store.add_reminder(new(alice, 40), 3) is None  # over the cap: nothing stored
@@ -72,13 +69,13 @@ async def test_numbers_count_per_person_and_the_cap_holds(store: SQLiteStorage) 
     assert {r.number: r.status for r in every}[2] is ReminderStatus.CANCELLED
 
 
-async def test_a_burst_of_adds_never_overshoots_the_cap(store: SQLiteStorage) -> None:
+async def test_a_burst_of_adds_never_overshoots_the_cap(store: Storage) -> None:
     alice = await agent(store)
     added = await asyncio.gather(*(store.add_reminder(new(alice, i + 1), 20) for i in range(200)))
     assert sorted(n for n in added if n is not None) == list(range(1, 21))
 
 
-async def test_claiming_is_exactly_once_and_in_time_order(store: SQLiteStorage) -> None:
+async def test_claiming_is_exactly_once_and_in_time_order(store: Storage) -> None:
     alice, bob = await agent(store), await agent(store, "bob")
     await store.add_reminder(new(alice, 10, "second"), 10)
     await store.add_reminder(new(bob, 5, "first"), 10)
@@ -103,7 +100,7 @@ async def test_claiming_is_exactly_once_and_in_time_order(store: SQLiteStorage) 
     assert await store.claim_due(now, TELEGRAM, 10, LEASE, LATE) == []
 
 
-async def test_scopes_limit_what_is_claimed(store: SQLiteStorage) -> None:
+async def test_scopes_limit_what_is_claimed(store: Storage) -> None:
     tg, brad, other = (
         await agent(store),
         await agent(store, "brad", "console"),
@@ -119,7 +116,7 @@ async def test_scopes_limit_what_is_claimed(store: SQLiteStorage) -> None:
 
 
 async def test_a_claim_left_by_a_dead_process_is_taken_again_after_the_lease(
-    store: SQLiteStorage,
+    store: Storage,
 ) -> None:
     alice = await agent(store)
     await store.add_reminder(new(alice, 0), 10)
@@ -129,7 +126,7 @@ async def test_a_claim_left_by_a_dead_process_is_taken_again_after_the_lease(
     assert again.id == claimed.id and again.late
 
 
-async def test_postponing_gives_the_claim_back_with_a_new_time(store: SQLiteStorage) -> None:
+async def test_postponing_gives_the_claim_back_with_a_new_time(store: Storage) -> None:
     alice = await agent(store)
     await store.add_reminder(new(alice, 0), 10)
     [item] = await store.claim_due(T0, TELEGRAM, 10, LEASE, LATE)
@@ -143,7 +140,7 @@ async def test_postponing_gives_the_claim_back_with_a_new_time(store: SQLiteStor
 
 
 async def test_checkins_once_per_silence_and_not_for_those_who_opted_out(
-    store: SQLiteStorage,
+    store: Storage,
 ) -> None:
     alice, bob = await agent(store), await agent(store, "bob")
     for who, minutes in ((alice, 0), (bob, 30)):
@@ -172,7 +169,7 @@ async def test_checkins_once_per_silence_and_not_for_those_who_opted_out(
     assert await store.add_checkins(later, later - 4 * day, later - 2 * day, TELEGRAM) == 1
 
 
-async def test_prefs_round_trip_and_default(store: SQLiteStorage) -> None:
+async def test_prefs_round_trip_and_default(store: Storage) -> None:
     alice = await agent(store)
     key = AgentKey("telegram", "alice")
     assert await store.load_prefs(key) == PersonPrefs()
@@ -185,7 +182,7 @@ async def test_prefs_round_trip_and_default(store: SQLiteStorage) -> None:
     assert (await store.reminder_counts(T0)).people_with_zone == 1
 
 
-async def test_erasing_the_agent_erases_its_reminders_and_prefs(store: SQLiteStorage) -> None:
+async def test_erasing_the_agent_erases_its_reminders_and_prefs(store: Storage) -> None:
     alice, bob = await agent(store), await agent(store, "bob")
     await store.add_reminder(new(alice, 5), 10)
     await store.add_reminder(new(bob, 5), 10)
@@ -197,7 +194,7 @@ async def test_erasing_the_agent_erases_its_reminders_and_prefs(store: SQLiteSto
     assert (counts.pending, counts.people_with_zone) == (1, 0)
 
 
-async def test_counts_for_operators(store: SQLiteStorage) -> None:
+async def test_counts_for_operators(store: Storage) -> None:
     alice = await agent(store)
     for minutes in (0, 1, 2, 300):
         await store.add_reminder(new(alice, minutes), 10)
@@ -209,3 +206,43 @@ async def test_counts_for_operators(store: SQLiteStorage) -> None:
     assert (counts.pending, counts.sent_today, counts.late, counts.failed) == (1, 1, 1, 1)
     [row] = [r for r in await store.list_reminders(alice, pending_only=False) if r.note]
     assert row.status is ReminderStatus.FAILED and row.note == "blocked"
+
+
+async def test_two_processes_claim_each_reminder_once(backend: str) -> None:
+    """Two stores on one database (as two bot processes would be: their own connections),
+    each claiming in a loop: every due reminder is taken exactly once, none is left."""
+    first, second = await open_backend(backend), await open_backend(backend)
+    try:
+        people = [await agent(first, f"p{i}") for i in range(20)]
+        for who in people:
+            for minutes in range(10):
+                assert await first.add_reminder(new(who, minutes), 10) is not None
+        now = T0 + timedelta(minutes=10)
+
+        async def drain(store: Storage) -> list[int]:
+            taken: list[int] = []
+            while batch := await store.claim_due(now, TELEGRAM, 7, LEASE, LATE):
+                taken += [d.id for d in batch]
+            return taken
+
+        claims = await asyncio.gather(*(drain(s) for s in (first, second, first, second)))
+        every = [i for batch in claims for i in batch]
+        assert len(every) == len(set(every)) == 200
+        assert await second.claim_due(now, TELEGRAM, 7, LEASE, LATE) == []
+        assert await second.next_fire_at(TELEGRAM, LEASE) == now + LEASE  # all claimed
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_two_processes_adding_at_once_keep_numbers_and_cap(backend: str) -> None:
+    first, second = await open_backend(backend), await open_backend(backend)
+    try:
+        alice = await agent(first)
+        added = await asyncio.gather(
+            *(s.add_reminder(new(alice, i + 1), 25) for i in range(60) for s in (first, second))
+        )
+        assert sorted(n for n in added if n is not None) == list(range(1, 26))
+    finally:
+        await first.close()
+        await second.close()

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from agentcore.messages import Role, ToolCall
-from agentcore.storage.base import (
+from agentcore.records import (
     Actor,
     AuditEntry,
     BlockSpec,
     LLMCallRecord,
     NewMessage,
     StartupRun,
-    Storage,
     UserActivity,
 )
-from agentcore.storage.memory import MemoryStorage
-from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -51,15 +47,9 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    backend: Storage
-    if request.param == "sqlite":
-        backend = await SQLiteStorage.open(tmp_path / "contract.db")
-    else:
-        backend = MemoryStorage()
-    yield backend
-    await backend.close()
+@pytest.fixture
+def store(any_storage: Storage) -> Storage:
+    return any_storage
 
 
 async def new_agent(store: Storage, name: str = "alice", platform: str = "telegram") -> int:
@@ -322,7 +312,7 @@ async def test_recent_matches_are_newest_first(store: Storage) -> None:
 
 
 async def test_replace_agent_swaps_everything_atomically(store: Storage) -> None:
-    from agentcore.storage.base import AgentSnapshot, NewPassage  # noqa: PLC0415
+    from agentcore.records import AgentSnapshot, NewPassage  # noqa: PLC0415
 
     old = await new_agent(store)
     await store.append_messages(old, [user("old message")])
@@ -374,3 +364,31 @@ async def test_a_redelivered_message_is_stored_once(store: Storage) -> None:
     assert await store.add_pending(unsourced, T0) is not None
     assert await store.prune_inbox(T0 + timedelta(days=2)) == 1  # only the claimed one goes
     assert await store.add_pending(first, T0) is not None  # forgotten after the window
+
+
+async def test_a_persons_scope_is_the_same_store(store: Storage) -> None:
+    """What a turn writes through its person's scope is there for everyone afterwards."""
+    key = AgentKey("telegram", "alice")
+    async with store.person(key) as mine:
+        agent = await mine.create_agent(key, "Alice", T0, BLOCKS)
+        assert agent is not None
+        await mine.append_messages(agent.id, [user("hello")])
+        await mine.save_block(agent.id, "human", "Name: Alice", Actor.AGENT, "agent", T0)
+    assert [m.content for m in await store.all_messages(agent.id)] == ["hello"]
+    assert [b.value for b in await store.list_blocks(agent.id)] == ["I am helpful.", "Name: Alice"]
+
+
+async def test_any_text_can_be_stored(store: Storage) -> None:
+    """What a model or an import writes is stored whatever it holds (PostgreSQL cannot hold
+    NUL, so a backend may drop it; nothing else is changed)."""
+    agent = await new_agent(store)
+    odd = "nul\x00 emoji 😀 rtl \u202e quote ' back\\slash 猫"
+    [stored_id] = await store.append_messages(agent, [NewMessage(Role.ASSISTANT, odd, T0)])
+    await store.save_block(agent, "human", odd, Actor.AGENT, "agent", T0)
+    await store.add_passage(agent, odd, [odd], T0)
+    [message] = await store.context_messages(agent, stored_id)
+    [_, block] = await store.list_blocks(agent)
+    [passage] = await store.all_passages(agent)
+    for text in (message.content, block.value, passage.content):
+        assert text is not None and text.replace("\x00", "") == odd.replace("\x00", "")
+    assert [h.id for h in await store.search_messages(agent, "emoji 猫")] == [stored_id]

@@ -1,269 +1,54 @@
-"""The storage seam: row types and small Protocols, one per concern.
+"""The storage seam: small Protocols, one per concern, and the one error they raise.
 
 ``Storage`` is the union every backend implements; the rest of the core depends on the
-narrowest protocol it needs. Every backend runs the same contract suite (tests/contract/).
+narrowest protocol it needs. The records they pass are in ``agentcore.records``. Every backend
+runs the same contract suite (tests/contract/).
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from agentcore.messages import Role, ToolCall
-from agentcore.search.analysis import index_terms
+from agentcore.records import (
+    Actor,
+    AgentRecord,
+    AgentSnapshot,
+    AgentSummary,
+    AuditEntry,
+    Block,
+    BlockSpec,
+    BlockVersion,
+    LLMCallRecord,
+    NewAgent,
+    NewMessage,
+    Passage,
+    PendingMessage,
+    SearchHit,
+    SharedBlock,
+    StartupRun,
+    StoredMessage,
+    StoreStats,
+    TurnState,
+    UserActivity,
+)
+from agentcore.schedule.model import (
+    DeliveryScope,
+    DueReminder,
+    NewReminder,
+    PersonPrefs,
+    Reminder,
+    ReminderCounts,
+    ReminderStatus,
+)
 from agentcore.types import AgentKey, InboundMessage
-
-SEARCHABLE_ROLES = frozenset({Role.USER, Role.ASSISTANT})
 
 
 class StorageError(Exception):
     """The store could not complete an operation (locked, full, read-only, corrupt)."""
-
-
-class Actor(enum.Enum):
-    """Who changed a memory block; recorded in its history."""
-
-    AGENT = "agent"
-    OPERATOR = "operator"
-    USER = "user"
-    SYSTEM = "system"
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRecord:
-    id: int
-    key: AgentKey
-    display_name: str
-    created_at: datetime
-    last_user_at: datetime | None  # platform time of the person's latest message
-    session_count: int
-    message_count: int
-    passage_count: int
-    context_start_id: int  # messages with id >= this are in the context window
-    summary: str  # the running (recursive) summary of everything before context_start_id
-    pressure_warned: bool  # the one-time memory-pressure note was given
-
-    @classmethod
-    def fresh(
-        cls, agent_id: int, key: AgentKey, display_name: str, created_at: datetime
-    ) -> AgentRecord:
-        """A just-created agent: no messages, sessions, summary or notes yet."""
-        return cls(
-            id=agent_id,
-            key=key,
-            display_name=display_name,
-            created_at=created_at,
-            last_user_at=None,
-            session_count=0,
-            message_count=0,
-            passage_count=0,
-            context_start_id=0,
-            summary="",
-            pressure_warned=False,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class NewAgent:
-    display_name: str
-    created_at: datetime
-    blocks: tuple[BlockSpec, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class BlockSpec:
-    """A block to create with a new agent."""
-
-    label: str
-    value: str
-    limit: int
-    description: str = ""
-    read_only: bool = False
-
-    def block(self, now: datetime) -> Block:
-        """The block as first stored: version 1, written ``now``."""
-        return Block(self.label, self.value, self.limit, self.description, self.read_only, 1, now)
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    label: str
-    value: str
-    limit: int
-    description: str
-    read_only: bool
-    version: int
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class BlockVersion:
-    version: int
-    actor: Actor
-    actor_name: str
-    old_value: str | None
-    new_value: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SharedBlock:
-    label: str
-    value: str
-    updated_at: datetime
-    updated_by: str
-
-
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    role: Role
-    content: str | None
-    created_at: datetime
-    tool_calls: tuple[ToolCall, ...] = ()
-    tool_call_id: str | None = None
-
-
-def message_terms(role: Role, content: str | None) -> str | None:
-    """What the search index stores for a message: its index terms, space-separated, or None
-    for rows that are not searchable (tool calls and results, system notes)."""
-    if role not in SEARCHABLE_ROLES or content is None:
-        return None
-    return " ".join(index_terms(content))
-
-
-def passage_terms(content: str, tags: Sequence[str]) -> str:
-    """What the search index stores for an archival passage: its text's terms, then its tags'."""
-    return " ".join(index_terms(content) + index_terms(" ".join(tags)))
-
-
-@dataclass(frozen=True, slots=True)
-class NewPassage:
-    content: str
-    tags: tuple[str, ...]
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSnapshot:
-    """A whole agent to store at once (an Agent File import)."""
-
-    display_name: str
-    blocks: tuple[BlockSpec, ...]
-    messages: tuple[NewMessage, ...]
-    passages: tuple[NewPassage, ...] = ()
-    in_context: int = 0  # how many of the newest messages start in the context window
-    summary: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: int
-    role: Role
-    content: str | None
-    created_at: datetime
-    tool_calls: tuple[ToolCall, ...] = ()
-    tool_call_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UserActivity:
-    """Bookkeeping that travels with a user's message in the same transaction."""
-
-    sent_at: datetime
-    session_count: int
-    display_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class TurnState:
-    """Everything a turn starts from, read together."""
-
-    agent: AgentRecord
-    blocks: list[Block]
-    shared: list[SharedBlock]
-    context: list[StoredMessage]  # the in-context messages, oldest first
-
-
-@dataclass(frozen=True, slots=True)
-class PendingMessage:
-    """A received message waiting for its turn (see ``InboxStore``)."""
-
-    id: int
-    message: InboundMessage
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    id: int
-    role: Role
-    content: str
-    created_at: datetime
-    score: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Passage:
-    id: int
-    content: str
-    tags: tuple[str, ...]
-    created_at: datetime
-    score: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class StartupRun:
-    started_at: datetime
-    total_ms: float
-    rss_mb: float
-    phases: tuple[tuple[str, float], ...]
-    id: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LLMCallRecord:
-    agent_id: int | None
-    created_at: datetime
-    latency_ms: float
-    ok: bool
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    actor: str
-    verb: str
-    target: str
-    created_at: datetime
-    detail: str = ""
-    id: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSummary:
-    """One row of the operator's user list."""
-
-    key: AgentKey
-    display_name: str
-    last_user_at: datetime | None
-    message_count: int
-    core_memory_chars: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    agents: int
-    messages: int
-    passages: int
-    size_bytes: int
-    llm_calls_today: int = 0
-    tokens_today: int = 0
-    llm_latencies_ms: tuple[float, ...] = field(default=())
 
 
 class AgentStore(Protocol):
@@ -432,7 +217,110 @@ class OpsStore(Protocol):
         ...
 
 
-class Storage(AgentStore, BlockStore, MessageStore, InboxStore, PassageStore, OpsStore, Protocol):
+class ReminderStore(Protocol):
+    """Reminders (and check-ins) the agent sends on its own, and each person's settings for
+    them. Claims are atomic: each due reminder is claimed by one caller, across processes."""
+
+    async def add_reminder(self, new: NewReminder, max_pending: int) -> int | None:
+        """Store a pending reminder and return its number for this person (1, 2, ...); None,
+        storing nothing, if the person has ``max_pending`` pending already (checked in the
+        same statement, so a burst cannot overshoot)."""
+        ...
+
+    async def list_reminders(self, agent_id: int, *, pending_only: bool) -> list[Reminder]:
+        """The person's reminders (not check-ins), by due time; waiting ones only, or all."""
+        ...
+
+    async def cancel_reminder(self, agent_id: int, number: int) -> bool:
+        """Cancel the person's pending reminder ``number``; False if there is none pending."""
+        ...
+
+    async def next_fire_at(
+        self, scopes: Sequence[DeliveryScope], lease: timedelta
+    ) -> datetime | None:
+        """When the earliest pending reminder within ``scopes`` is due, or a claim on one
+        runs out (its process died); None if there is nothing."""
+        ...
+
+    async def claim_due(
+        self,
+        now: datetime,
+        scopes: Sequence[DeliveryScope],
+        limit: int,
+        lease: timedelta,
+        late_after: timedelta,
+    ) -> list[DueReminder]:
+        """Atomically claim up to ``limit`` reminders due by ``now`` within ``scopes`` (and
+        claims older than ``lease``, left by a process that died), earliest first, so no other
+        process can take them. One claimed more than ``late_after`` after its time is marked
+        late."""
+        ...
+
+    async def postpone_reminder(self, reminder_id: int, fire_at: datetime, note: str) -> None:
+        """Give a claimed reminder back, to go out at ``fire_at`` (quiet hours, daily cap)."""
+        ...
+
+    async def finish_reminder(
+        self, reminder_id: int, status: ReminderStatus, now: datetime, note: str = ""
+    ) -> None:
+        """Record how a claimed reminder ended (sent, skipped or failed)."""
+        ...
+
+    async def sent_since(self, agent_id: int, since: datetime) -> list[datetime]:
+        """When unprompted messages (reminders, check-ins) were sent to this person since
+        ``since``, oldest first."""
+        ...
+
+    async def add_checkins(
+        self,
+        now: datetime,
+        silent_from: datetime,
+        silent_to: datetime,
+        scopes: Sequence[DeliveryScope],
+    ) -> int:
+        """A check-in, due now, for each person within ``scopes`` whose last message was
+        between ``silent_from`` and ``silent_to`` and who has not turned check-ins off; at most
+        one per silence (a person who wrote again starts a new one). Returns how many."""
+        ...
+
+    async def next_silence(
+        self, after: datetime, scopes: Sequence[DeliveryScope]
+    ) -> datetime | None:
+        """The earliest last message after ``after`` of a person who has not turned check-ins
+        off (their silence is the next to grow long enough for a check-in)."""
+        ...
+
+    async def load_prefs(self, key: AgentKey) -> PersonPrefs: ...
+
+    async def save_prefs(self, agent_id: int, prefs: PersonPrefs) -> None: ...
+
+    async def reminder_counts(self, since: datetime) -> ReminderCounts: ...
+
+
+class PersonStorage(
+    AgentStore,
+    BlockStore,
+    MessageStore,
+    InboxStore,
+    PassageStore,
+    OpsStore,
+    ReminderStore,
+    Protocol,
+):
+    """Everything a turn or a command may read and write."""
+
+
+class Storage(PersonStorage, Protocol):
     """Everything a backend provides."""
+
+    def person(self, key: AgentKey) -> AbstractAsyncContextManager[PersonStorage]:
+        """The store for one person's turn (or command), held for its span.
+
+        With one process on the database (SQLite, kept single by the instance lock) this is
+        the store itself. With several processes on one database (PostgreSQL) it holds the
+        person's lock for the span and writes through the lock's own connection, so a process
+        that lost the lock cannot write.
+        """
+        ...
 
     async def close(self) -> None: ...

@@ -1,0 +1,256 @@
+"""The records the core passes around: agents, memory blocks, messages, passages, operations.
+
+Plain frozen values, shared by the agent loop, prompt compilation, tools, commands and every
+storage backend (``agentcore.storage``), so none of those needs the storage layer to name them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from agentcore.messages import Role, ToolCall
+from agentcore.types import AgentKey, InboundMessage
+
+
+class Actor(enum.Enum):
+    """Who changed a memory block; recorded in its history."""
+
+    AGENT = "agent"
+    OPERATOR = "operator"
+    USER = "user"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    id: int
+    key: AgentKey
+    display_name: str
+    created_at: datetime
+    last_user_at: datetime | None  # platform time of the person's latest message
+    session_count: int
+    message_count: int
+    passage_count: int
+    context_start_id: int  # messages with id >= this are in the context window
+    summary: str  # the running (recursive) summary of everything before context_start_id
+    pressure_warned: bool  # the one-time memory-pressure note was given
+
+    @classmethod
+    def fresh(
+        cls, agent_id: int, key: AgentKey, display_name: str, created_at: datetime
+    ) -> AgentRecord:
+        """A just-created agent: no messages, sessions, summary or notes yet."""
+        return cls(
+            id=agent_id,
+            key=key,
+            display_name=display_name,
+            created_at=created_at,
+            last_user_at=None,
+            session_count=0,
+            message_count=0,
+            passage_count=0,
+            context_start_id=0,
+            summary="",
+            pressure_warned=False,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewAgent:
+    display_name: str
+    created_at: datetime
+    blocks: tuple[BlockSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSpec:
+    """A block to create with a new agent."""
+
+    label: str
+    value: str
+    limit: int
+    description: str = ""
+    read_only: bool = False
+
+    def block(self, now: datetime) -> Block:
+        """The block as first stored: version 1, written ``now``."""
+        return Block(self.label, self.value, self.limit, self.description, self.read_only, 1, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    label: str
+    value: str
+    limit: int
+    description: str
+    read_only: bool
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BlockVersion:
+    version: int
+    actor: Actor
+    actor_name: str
+    old_value: str | None
+    new_value: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBlock:
+    label: str
+    value: str
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    role: Role
+    content: str | None
+    created_at: datetime
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewPassage:
+    content: str
+    tags: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    """A whole agent to store at once (an Agent File import)."""
+
+    display_name: str
+    blocks: tuple[BlockSpec, ...]
+    messages: tuple[NewMessage, ...]
+    passages: tuple[NewPassage, ...] = ()
+    in_context: int = 0  # how many of the newest messages start in the context window
+    summary: str = ""
+
+    def window_start(self, ids: Sequence[int]) -> int:
+        """Where the context window starts, given the ids its messages were stored under: at
+        its in-context messages, or after the last message."""
+        if self.in_context and ids:
+            return ids[max(len(ids) - self.in_context, 0)]
+        return ids[-1] + 1 if ids else 0
+
+    @property
+    def last_user_at(self) -> datetime | None:
+        """When the person last wrote, in the snapshot."""
+        return next((m.created_at for m in reversed(self.messages) if m.role is Role.USER), None)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    role: Role
+    content: str | None
+    created_at: datetime
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserActivity:
+    """Bookkeeping that travels with a user's message in the same transaction."""
+
+    sent_at: datetime
+    session_count: int
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnState:
+    """Everything a turn starts from, read together."""
+
+    agent: AgentRecord
+    blocks: list[Block]
+    shared: list[SharedBlock]
+    context: list[StoredMessage]  # the in-context messages, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """A received message waiting for its turn (see ``InboxStore``)."""
+
+    id: int
+    message: InboundMessage
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    id: int
+    role: Role
+    content: str
+    created_at: datetime
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    id: int
+    content: str
+    tags: tuple[str, ...]
+    created_at: datetime
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StartupRun:
+    started_at: datetime
+    total_ms: float
+    rss_mb: float
+    phases: tuple[tuple[str, float], ...]
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LLMCallRecord:
+    agent_id: int | None
+    created_at: datetime
+    latency_ms: float
+    ok: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    actor: str
+    verb: str
+    target: str
+    created_at: datetime
+    detail: str = ""
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSummary:
+    """One row of the operator's user list."""
+
+    key: AgentKey
+    display_name: str
+    last_user_at: datetime | None
+    message_count: int
+    core_memory_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    agents: int
+    messages: int
+    passages: int
+    size_bytes: int
+    llm_calls_today: int = 0
+    tokens_today: int = 0
+    llm_latencies_ms: tuple[float, ...] = field(default=())

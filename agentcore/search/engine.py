@@ -1,0 +1,201 @@
+"""A search, run the same way on every storage backend: the steps of ``plan`` over an index.
+
+A backend provides the index of one person's rows (``MessageIndex`` for their messages,
+``PassageIndex`` for their archival passages): counts, matches and rows, each cheap because it
+is scoped to that person inside the backend's own index. Everything else, what to look up and
+how to order what is found, is this module and ``rank``, shared, so the backends find the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from agentcore.clock import to_millis
+from agentcore.records import Passage, SearchHit
+from agentcore.search.fuzzy import corrections, max_edits
+from agentcore.search.plan import (
+    CANDIDATES,
+    DATE_CANDIDATES,
+    NEIGHBOUR_ANCHORS,
+    PASSAGE_WEIGHTS,
+    date_windows,
+    fallback_key,
+    misspelt,
+    preselect,
+    rank_query,
+    selecting_keys,
+    without_idle_prefixes,
+)
+from agentcore.search.query import SearchQuery, parse_query
+from agentcore.search.rank import Candidate, RankQuery, Stats, rank
+
+VOCAB_HEAD = 3  # a misspelt word is looked for among real words sharing its first letters
+MAX_CORRECTIONS = 3  # real words standing in for one misspelt word, at most
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The person's searchable rows, and their terms in all (None where not kept)."""
+
+    docs: int
+    terms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed(Generic[R_co]):
+    """A row as the ranker sees it, and as the caller gets it back."""
+
+    candidate: Candidate
+    record: R_co
+
+
+class TermIndex(Protocol):
+    """One person's rows, found by index term. A key is a term, or a prefix ending in ``*``."""
+
+    async def counts(self, keys: Sequence[str]) -> tuple[Totals, dict[str, int]]:
+        """The person's totals, and how many of their rows hold each key."""
+        ...
+
+    async def unknown(self, terms: Sequence[str]) -> list[str]:
+        """The terms that nobody's rows hold (likely typing slips; a word this person never
+        used but others did is just absent, not misspelt)."""
+        ...
+
+    async def near(self, head: str, shortest: int, longest: int) -> list[str]:
+        """Indexed terms (anyone's) starting with ``head``, ``shortest``..``longest`` long."""
+        ...
+
+    async def matches(self, keys: Sequence[str]) -> list[tuple[str, int]]:
+        """``(key, row id)`` for each of the person's rows holding each key."""
+        ...
+
+    async def newest(self, key: str, limit: int) -> list[int]:
+        """The ids of the person's newest ``limit`` rows holding ``key``, newest first."""
+        ...
+
+
+class MessageIndex(TermIndex, Protocol):
+    async def around(
+        self, ids: Sequence[int], anchors: Sequence[int], lo: int, hi: int
+    ) -> list[Indexed[SearchHit]]:
+        """The rows ``ids``, and the turns within ``rank.Weights.reach`` of each of
+        ``anchors`` (by position), written between ``lo`` and ``hi`` (ms, inclusive)."""
+        ...
+
+    async def written_between(self, lo: int, hi: int, limit: int) -> list[Indexed[SearchHit]]:
+        """The person's first ``limit`` searchable turns written between ``lo`` and ``hi``."""
+        ...
+
+    async def latest_between(self, lo: int, hi: int, limit: int) -> list[SearchHit]:
+        """The person's last ``limit`` searchable turns written between ``lo`` and ``hi``,
+        newest first."""
+        ...
+
+
+class PassageIndex(TermIndex, Protocol):
+    async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]: ...
+
+
+FAR_PAST, FAR_FUTURE = -(2**62), 2**62  # no bound, in ms
+
+
+async def find_messages(
+    index: MessageIndex, text: str, start: datetime | None, end: datetime | None, limit: int
+) -> list[SearchHit]:
+    """``MessageStore.search_messages``: the person's messages for the query ``text`` written
+    between ``start`` and ``end`` (inclusive), best first. A date range alone lists that
+    period's messages, newest first; no query and no range finds nothing."""
+    lo = to_millis(start) if start else FAR_PAST
+    hi = to_millis(end) if end else FAR_FUTURE
+    query = parse_query(text)
+    if not query.empty:
+        return await search_messages(index, query, lo, hi, limit)
+    if start is None and end is None:
+        return []
+    return await index.latest_between(lo, hi, limit)
+
+
+async def find_passages(index: PassageIndex, text: str, limit: int) -> list[Passage]:
+    """``PassageStore.search_passages``: the person's passages for the query ``text``."""
+    query = parse_query(text)
+    return [] if query.empty else await search_passages(index, query, limit)
+
+
+async def search_messages(
+    index: MessageIndex, query: SearchQuery, lo: int, hi: int, limit: int
+) -> list[SearchHit]:
+    """The person's messages written between ``lo`` and ``hi`` (ms), best first."""
+    plan = rank_query(query)
+    totals, df = await index.counts(list(plan.weighted_keys()))
+    if not totals.docs:
+        return []
+    plan, df = await _with_corrections(index, query, plan, df)
+    plan = without_idle_prefixes(plan, df)
+    ids = await _preselected(index, plan, df, totals.docs)
+    found = {r.candidate.id: r for r in await index.around(ids, ids[:NEIGHBOUR_ANCHORS], lo, hi)}
+    for start, end in date_windows(query.periods):
+        dated = await index.written_between(max(start, lo), min(end, hi), DATE_CANDIDATES)
+        found.update((r.candidate.id, r) for r in dated)
+    stats = Stats(totals.docs, (totals.terms or 0) / totals.docs, df)
+    ranked = rank(plan, [r.candidate for r in found.values()], stats)[:limit]
+    return [replace(found[c.id].record, score=score) for c, score in ranked]
+
+
+async def search_passages(index: PassageIndex, query: SearchQuery, limit: int) -> list[Passage]:
+    """The person's archival passages, best first (words and names; no neighbours or sessions:
+    passages are separate notes, and their filing date is not the date of what they tell)."""
+    plan = rank_query(query)
+    totals, df = await index.counts(list(plan.weighted_keys()))
+    if not totals.docs:
+        return []
+    plan, df = await _with_corrections(index, query, plan, df)
+    plan = without_idle_prefixes(RankQuery(plan.terms, plan.prefixes, plan.names), df)
+    found = await index.rows(await _preselected(index, plan, df, totals.docs))
+    by_id = {r.candidate.id: r.record for r in found}
+    candidates = [r.candidate for r in found]
+    avg_len = sum(c.length for c in candidates) / max(len(candidates), 1)
+    ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)[:limit]
+    return [replace(by_id[c.id], score=score) for c, score in ranked]
+
+
+async def _with_corrections(
+    index: TermIndex, query: SearchQuery, plan: RankQuery, df: Mapping[str, int]
+) -> tuple[RankQuery, dict[str, int]]:
+    """Swap query words that nobody ever wrote for real words a typing slip away."""
+    unknown = misspelt(query, df)
+    if unknown:
+        unknown = await index.unknown(unknown)
+    fixes = {t: await _known_near(index, t) for t in unknown}
+    fixes = {t: near for t, near in fixes.items() if near}
+    if not fixes:
+        return plan, dict(df)
+    plan = rank_query(query, fixes)
+    missing = [k for k in plan.weighted_keys() if k not in df]
+    _, more = await index.counts(missing) if missing else (None, {})
+    return plan, {**df, **more}
+
+
+async def _known_near(index: TermIndex, term: str) -> list[str]:
+    """Indexed terms a few typing slips away from ``term`` (sharing its first letters)."""
+    slack = max_edits(term)
+    near = await index.near(term[:VOCAB_HEAD], len(term) - slack, len(term) + slack)
+    return corrections(term, near)[:MAX_CORRECTIONS]
+
+
+async def _preselected(
+    index: TermIndex, plan: RankQuery, df: Mapping[str, int], docs: int
+) -> list[int]:
+    """Candidate ids, best first: rows holding the distinctive keys, ranked by their rarity;
+    if every key is common, the newest rows holding the rarest one."""
+    keys = selecting_keys(plan, df, docs)
+    if keys:
+        return preselect(await index.matches(keys), plan, df, docs)
+    rarest = fallback_key(plan, df)
+    if rarest is None:
+        return []
+    return await index.newest(rarest, CANDIDATES)

@@ -1,0 +1,27 @@
+"""What the search index stores for a row: its analysed terms, space-separated.
+
+Every backend stores these beside the text and indexes them, so the index, the re-ranker and
+every storage backend agree on what a word is (see ``analysis``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agentcore.messages import Role
+from agentcore.search.analysis import index_terms
+
+SEARCHABLE_ROLES = frozenset({Role.USER, Role.ASSISTANT})
+
+
+def message_terms(role: Role, content: str | None) -> str | None:
+    """A message's index terms, or None for rows that are not searchable (tool calls and
+    results, system notes)."""
+    if role not in SEARCHABLE_ROLES or content is None:
+        return None
+    return " ".join(index_terms(content))
+
+
+def passage_terms(content: str, tags: Sequence[str]) -> str:
+    """An archival passage's index terms: its text's terms, then its tags'."""
+    return " ".join(index_terms(content) + index_terms(" ".join(tags)))

@@ -1,0 +1,1 @@
+"""Where memory lives: the storage Protocols (``protocols``) and their backends (``sqlite``)."""
