@@ -32,12 +32,16 @@ _WAITING = "('pending', 'claimed')"
 # statement text for any number of scopes, so its plan is prepared once.
 _SCOPE = """EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS s(platform, user_id)
     WHERE s.platform = a.platform AND (s.user_id IS NULL OR s.user_id = a.user_id))"""
-_WALK = "reminders r JOIN agents a ON a.id = r.agent_id"
+# Reminder ``r``'s person is within the scopes. A scalar subquery, checked row by row as the
+# reminders are walked in time order along a partial index, stopping at the first rows that
+# match: as a join, the planner starts from the agents and sorts every pending reminder of
+# everyone in scope on each call (as SQLite did without its CROSS JOIN).
+_R_IN_SCOPE = f"(SELECT true FROM agents a WHERE a.id = r.agent_id AND {_SCOPE})"
 
 _NEXT_FIRE = f"""SELECT LEAST(
-    (SELECT r.fire_at FROM {_WALK} WHERE r.status = 'pending' AND {_SCOPE}
+    (SELECT r.fire_at FROM reminders r WHERE r.status = 'pending' AND {_R_IN_SCOPE}
      ORDER BY r.fire_at LIMIT 1),
-    (SELECT r.claimed_at + $3 FROM {_WALK} WHERE r.status = 'claimed' AND {_SCOPE}
+    (SELECT r.claimed_at + $3 FROM reminders r WHERE r.status = 'claimed' AND {_R_IN_SCOPE}
      ORDER BY r.claimed_at LIMIT 1))"""
 
 # Due reminders ($3: now) and claims whose lease ran out ($6: claimed before then; their process
@@ -45,13 +49,13 @@ _NEXT_FIRE = f"""SELECT LEAST(
 # rows another process has locked; a row another process claimed meanwhile is re-checked once
 # locked and no longer matches. MATERIALIZED: each part runs once, as written.
 _CLAIM = f"""WITH due AS MATERIALIZED (
-    SELECT r.id, r.fire_at FROM {_WALK}
-    WHERE r.status = 'pending' AND r.fire_at <= $3 AND {_SCOPE}
-    ORDER BY r.fire_at LIMIT $5 FOR UPDATE OF r SKIP LOCKED),
+    SELECT r.id, r.fire_at FROM reminders r
+    WHERE r.status = 'pending' AND r.fire_at <= $3 AND {_R_IN_SCOPE}
+    ORDER BY r.fire_at LIMIT $5 FOR UPDATE SKIP LOCKED),
 expired AS MATERIALIZED (
-    SELECT r.id, r.fire_at FROM {_WALK}
-    WHERE r.status = 'claimed' AND r.claimed_at <= $6 AND {_SCOPE}
-    ORDER BY r.claimed_at LIMIT $5 FOR UPDATE OF r SKIP LOCKED),
+    SELECT r.id, r.fire_at FROM reminders r
+    WHERE r.status = 'claimed' AND r.claimed_at <= $6 AND {_R_IN_SCOPE}
+    ORDER BY r.claimed_at LIMIT $5 FOR UPDATE SKIP LOCKED),
 picked AS (
     SELECT id FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) c
     ORDER BY fire_at LIMIT $5)
