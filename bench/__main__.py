@@ -33,6 +33,7 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.telegram_latency", [], []),
     ("bench.discord_latency", [], []),
     ("bench.reminders", [], []),
+    ("bench.reminders", PG, []),
 ]
 
 

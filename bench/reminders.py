@@ -12,6 +12,7 @@ the process's CPU time and the scheduler's queries are counted, against the same
 without the scheduler.
 
     python -m bench.reminders
+    python -m bench.reminders --backend postgres   # the same on PostgreSQL (see bench.pg)
     python -m bench.reminders --smoke
 """
 
@@ -23,6 +24,7 @@ import contextlib
 import random
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,14 +32,19 @@ from typing import Any
 from agentcore.clock import MAX_NAP, SystemClock
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, reply
+from agentcore.memory.blocks import default_blocks
 from agentcore.outbox import Delivery
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.model import DeliveryScope, NewReminder
+from agentcore.storage.postgres import PostgresStorage
+from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ChatKind, InboundMessage
+from bench import pg
 from bench.bot import bench_settings
 from bench.common import print_table, summary_ms, write_json
 from bots.compose import build_runtime, build_scheduler
+from tests import postgres
 
 PLATFORM = "bench"
 
@@ -64,49 +71,96 @@ class TimedOutbox:
         return True
 
 
-class CountingStorage(SQLiteStorage):
-    """Counts the scheduler's queries (every ReminderStore call is one statement)."""
+class QueryCount:
+    """Counts the scheduler's storage calls on ``storage`` (each is one statement)."""
 
-    queries = 0
+    SCHEDULER_CALLS = ("next_fire_at", "claim_due", "next_silence", "add_checkins")
 
-    async def next_fire_at(self, *args: Any) -> Any:
-        CountingStorage.queries += 1
-        return await super().next_fire_at(*args)
+    def __init__(self, storage: Storage) -> None:
+        self.calls = 0
+        for name in self.SCHEDULER_CALLS:
+            setattr(storage, name, self._counted(getattr(storage, name)))
 
-    async def claim_due(self, *args: Any) -> Any:
-        CountingStorage.queries += 1
-        return await super().claim_due(*args)
+    def _counted(self, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def counted(*args: Any) -> Any:
+            self.calls += 1
+            return await call(*args)
+
+        return counted
 
 
-async def _fill(
-    storage: SQLiteStorage, people: int, pending: int, due: list[datetime], later: datetime
-) -> None:
-    """``people`` agents; ``pending`` reminders, the first ``len(due)`` due at those times."""
-    settings = bench_settings()
-    from agentcore.memory.blocks import default_blocks  # noqa: PLC0415
+@contextlib.asynccontextmanager
+async def _new_database(backend: str) -> AsyncIterator[str]:
+    """Where a new, empty database of ``backend`` is (a SQLite path, a PostgreSQL URL), for one
+    measurement; removed afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield str(Path(folder) / "bench.db")
+        return
+    with pg.bench_server() as server:
+        url = await postgres.fresh_database(server)
+        try:
+            yield url
+        finally:
+            await postgres.drop_database(server, url)
 
-    specs = default_blocks(settings.agent.memory)
+
+@contextlib.asynccontextmanager
+async def opened(backend: str) -> AsyncIterator[Storage]:
+    async with _new_database(backend) as where:
+        storage: Storage
+        if backend == "postgres":
+            storage = await PostgresStorage.open(where)
+        else:
+            storage = await SQLiteStorage.open(where)
+        try:
+            yield storage
+        finally:
+            await storage.close()
+
+
+async def _people(storage: Storage, people: int, at: datetime) -> list[int]:
+    specs = default_blocks(bench_settings().agent.memory)
     ids = []
     for i in range(people):
-        agent = await storage.create_agent(AgentKey(PLATFORM, f"p{i}"), f"p{i}", later, specs)
+        agent = await storage.create_agent(AgentKey(PLATFORM, f"p{i}"), f"p{i}", at, specs)
         assert agent is not None
         ids.append(agent.id)
-    times = due + [later + timedelta(seconds=i) for i in range(pending - len(due))]
+    return ids
+
+
+async def _add(storage: Storage, ids: list[int], times: list[datetime], cap: int) -> float:
+    """Reminder ``i`` at ``times[i]`` for person ``ids[i % len(ids)]``; seconds per add."""
+    started = time.perf_counter()
     for i, at in enumerate(times):
-        new = NewReminder(ids[i % people], f"reminder {i}", at, at, ChatKind.PRIVATE, "")
-        assert await storage.add_reminder(new, pending) is not None
+        new = NewReminder(ids[i % len(ids)], f"reminder {i}", at, at, ChatKind.PRIVATE, "")
+        assert await storage.add_reminder(new, cap) is not None
+    return (time.perf_counter() - started) / max(1, len(times))
 
 
-async def firing(people: int, pending: int, firing_count: int, window: float) -> dict[str, Any]:
+async def _fill_later(
+    storage: Storage, people: int, pending: int, later: datetime
+) -> tuple[list[int], float]:
+    """``people`` agents and ``pending`` reminders a day away; how long one add took."""
+    ids = await _people(storage, people, later)
+    times = [later + timedelta(seconds=i) for i in range(pending)]
+    return ids, await _add(storage, ids, times, pending)
+
+
+async def firing(
+    backend: str, people: int, pending: int, firing_count: int, window: float
+) -> dict[str, Any]:
     clock = SystemClock()
     settings = bench_settings()
-    with tempfile.TemporaryDirectory() as folder:
-        storage = await SQLiteStorage.open(Path(folder) / "bench.db")
-        start = clock.now() + timedelta(seconds=2 + people / 2000 + pending / 4000)
+    async with opened(backend) as storage:
+        later = clock.now() + timedelta(days=1)
+        ids, per_add = await _fill_later(storage, people, pending - firing_count, later)
+        # The due ones are added last, one per person, timed from when their adds will be done.
+        start = clock.now() + timedelta(seconds=1 + 2 * per_add * firing_count)
         due = sorted(
             start + timedelta(seconds=random.uniform(0, window)) for _ in range(firing_count)
         )
-        await _fill(storage, people, pending, due, start + timedelta(days=1))
+        await _add(storage, ids, due, pending)
         doorbell = Doorbell()
         runtime = build_runtime(
             settings, storage, FunctionLLM(_instant, record=False), clock, doorbell
@@ -123,6 +177,7 @@ async def firing(people: int, pending: int, firing_count: int, window: float) ->
         turn = await _turns(runtime, people)
         await runtime.shutdown()
     return {
+        "backend": backend,
         "people": people,
         "pending": pending,
         "fired": len(outbox.sent),
@@ -156,27 +211,27 @@ async def _sleep_overshoot(count: int) -> list[float]:
     return samples
 
 
-async def idle(people: int, pending: int, seconds: float) -> dict[str, Any]:
+async def idle(backend: str, people: int, pending: int, seconds: float) -> dict[str, Any]:
     clock = SystemClock()
     settings = bench_settings()
-    with tempfile.TemporaryDirectory() as folder:
-        storage = await CountingStorage.open(Path(folder) / "bench.db")
-        assert isinstance(storage, CountingStorage)
-        await _fill(storage, people, pending, [], clock.now() + timedelta(days=1))
+    async with opened(backend) as storage:
+        await _fill_later(storage, people, pending, clock.now() + timedelta(days=1))
         doorbell = Doorbell()
         runtime = build_runtime(settings, storage, FunctionLLM(_instant), clock, doorbell)
         baseline_cpu = await _cpu_over(seconds)  # the same process, no scheduler
+        count = QueryCount(storage)
         scheduler = build_scheduler(settings, storage, runtime, clock, doorbell)
         scheduler.attach(TimedOutbox(clock))
         scheduler.start()
         await scheduler.asleep.wait()
-        CountingStorage.queries = 0
+        count.calls = 0
         scheduler_cpu = await _cpu_over(seconds)
-        queries = CountingStorage.queries
+        queries = count.calls
         await scheduler.stop(1.0)
         await runtime.shutdown()
     per_hour = 3600 / seconds
     return {
+        "backend": backend,
         "people": people,
         "pending": pending,
         "seconds": seconds,
@@ -195,6 +250,7 @@ async def _cpu_over(seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--people", type=int, default=1000)
     parser.add_argument("--pending", type=int, default=10_000)
     parser.add_argument("--firing", type=int, default=1000)
@@ -213,11 +269,12 @@ def main() -> None:
             2,
         )
     random.seed(7)
-    fire = asyncio.run(firing(args.people, args.pending, args.firing, args.window))
-    rest = asyncio.run(idle(args.people, args.pending, args.idle_seconds))
+    fire = asyncio.run(firing(args.backend, args.people, args.pending, args.firing, args.window))
+    rest = asyncio.run(idle(args.backend, args.people, args.pending, args.idle_seconds))
     d, t, s = fire["delay"], fire["baseline_turn"], fire["baseline_sleep_overshoot"]
     print_table(
-        f"Reminder firing delay, {fire['pending']:,} pending across {fire['people']:,} people, "
+        f"Reminder firing delay ({args.backend}), {fire['pending']:,} pending across "
+        f"{fire['people']:,} people, "
         f"{fire['fired']:,} of {fire['expected']:,} fired over {fire['window_s']:.0f} s, ms",
         ["what", "median", "p95", "p99", "max"],
         [
@@ -233,14 +290,16 @@ def main() -> None:
         ],
     )
     print_table(
-        f"Scheduler idle cost ({rest['pending']:,} pending, none due; {rest['seconds']:.0f} s)",
+        f"Scheduler idle cost ({args.backend}, {rest['pending']:,} pending, none due; "
+        f"{rest['seconds']:.0f} s)",
         ["what", "scheduler", "baseline (no scheduler)"],
         [
             ["CPU ms per hour", rest["cpu_ms_per_hour"], rest["baseline_cpu_ms_per_hour"]],
             ["queries per minute", rest["queries_per_minute"], 0],
         ],
     )
-    print(f"wrote {write_json('reminders', {'firing': fire, 'idle': rest})}")
+    name = "reminders" if args.backend == "sqlite" else f"reminders-{args.backend}"
+    print(f"wrote {write_json(name, {'firing': fire, 'idle': rest})}")
     if not fire["fired"] == fire["people_reached"] == fire["expected"]:
         raise SystemExit(f"expected {fire['expected']} reminders, one per person: {fire}")
 
