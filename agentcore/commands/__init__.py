@@ -47,9 +47,8 @@ class Commands:
     ) -> None:
         self._admins = admins
         self._user = UserCommands(storage=storage, clock=clock, settings=settings, model=model)
-        self._user.handlers |= ScheduleCommands(
-            storage=storage, clock=clock, settings=settings
-        ).handlers
+        schedule = ScheduleCommands(storage=storage, clock=clock, settings=settings)
+        self._user.handlers |= schedule.handlers
         self._admin = AdminCommands(storage=storage, clock=clock, settings=settings)
 
     def is_operator(self, key: AgentKey) -> bool:

@@ -73,13 +73,7 @@ def _number(verb: str, text: str, default: int) -> int:
 
 
 class AdminCommands:
-    def __init__(
-        self,
-        *,
-        storage: Storage,
-        clock: Clock,
-        settings: AgentSettings,
-    ) -> None:
+    def __init__(self, *, storage: Storage, clock: Clock, settings: AgentSettings) -> None:
         self._storage = storage
         self._clock = clock
         self._settings = settings

@@ -27,13 +27,7 @@ def _reply(text: str) -> Reply:
 
 
 class ScheduleCommands:
-    def __init__(
-        self,
-        *,
-        storage: Storage,
-        clock: Clock,
-        settings: AgentSettings,
-    ) -> None:
+    def __init__(self, *, storage: Storage, clock: Clock, settings: AgentSettings) -> None:
         self._storage = storage
         self._enabled = settings.reminders.enabled
         self._clock = clock

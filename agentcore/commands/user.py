@@ -33,12 +33,7 @@ def _reply(text: str, private: bool = False) -> Reply:
 
 class UserCommands:
     def __init__(
-        self,
-        *,
-        storage: Storage,
-        clock: Clock,
-        settings: AgentSettings,
-        model: str = "",
+        self, *, storage: Storage, clock: Clock, settings: AgentSettings, model: str = ""
     ) -> None:
         self._storage = storage
         self._clock = clock
