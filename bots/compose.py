@@ -11,7 +11,7 @@ from agentcore.clock import Clock, Timer
 from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
-from agentcore.runtime import AgentRuntime
+from agentcore.runtime import AgentRuntime, AgentSlots
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.scheduler import Scheduler
 from agentcore.storage.protocols import Storage
@@ -50,14 +50,18 @@ def database_shown(settings: Settings) -> str:
     return str(settings.database)
 
 
-def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Commands:
-    """The chat and operator commands (the operator CLI needs only these)."""
+def build_commands(
+    settings: Settings, storage: Storage, clock: Clock, turns: AgentSlots | None = None
+) -> Commands:
+    """The chat and operator commands (the operator CLI needs only these); ``turns`` are the
+    runtime's per-person turn locks, which an import waits for."""
     return Commands(
         storage=storage,
         clock=clock,
         settings=settings.agent,
         admins=settings.runtime.admins,
         model=settings.llm.model,
+        turns=turns,
     )
 
 
@@ -72,6 +76,7 @@ def build_runtime(
     ``doorbell`` is the scheduler's (see ``build_scheduler``): reminders the agent schedules
     ring it."""
     capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    turns = AgentSlots(settings.runtime.max_cached_agents)
     return AgentRuntime(
         storage=storage,
         llm=capped,
@@ -82,9 +87,10 @@ def build_runtime(
             settings=settings.agent,
             doorbell=doorbell or Doorbell(),
         ),
-        commands=build_commands(settings, storage, clock),
+        commands=build_commands(settings, storage, clock, turns),
         clock=clock,
         settings=settings.runtime,
+        slots=turns,
     )
 
 
