@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 from agentcore.clock import ManualClock
@@ -22,11 +21,11 @@ from agentcore.runtime import AgentRuntime
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.model import DeliveryScope, QuietHours, ReminderStatus
 from agentcore.schedule.scheduler import Scheduler
-from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, ChatKind
 from bots.compose import build_runtime, build_scheduler
 from config import Settings
-from tests.conftest import make_settings, message
+from tests.conftest import make_settings, message, open_backend
 
 BRAD = AgentKey("console", "brad")
 MINUTE = timedelta(minutes=1)
@@ -74,7 +73,7 @@ class Bot:
     scheduler: Scheduler
     outbox: Outbox
     llm: FunctionLLM
-    storage: SQLiteStorage
+    storage: Storage
     clock: ManualClock
     said: list[str] = field(default_factory=list)
 
@@ -103,15 +102,16 @@ async def until_true(check: Callable[[], bool], within: float = 5.0) -> None:
 
 @asynccontextmanager
 async def running(
-    db_path: Path,
+    where: str,
     clock: ManualClock,
     settings: Settings | None = None,
     responder: Callable[[LLMRequest], LLMResponse] = model,
     outbox: Outbox | None = None,
 ) -> AsyncIterator[Bot]:
-    """The bot as ``python -m bots`` wires it (runtime, scheduler, an outbox attached)."""
+    """The bot as ``python -m bots`` wires it (runtime, scheduler, an outbox attached), on the
+    database at ``where`` (each test runs on every backend)."""
     settings = settings or make_settings()
-    storage = await SQLiteStorage.open(db_path)
+    storage = await open_backend(where)
     doorbell = Doorbell()
     llm = FunctionLLM(responder)
     runtime = build_runtime(settings, storage, llm, clock, doorbell)
@@ -133,13 +133,13 @@ def with_reminders(**changes: Any) -> Settings:
     )
 
 
-async def history(storage: SQLiteStorage, key: AgentKey = BRAD) -> list[tuple[str, str | None]]:
+async def history(storage: Storage, key: AgentKey = BRAD) -> list[tuple[str, str | None]]:
     agent = await storage.load_agent(key)
     assert agent is not None
     return [(m.role.value, m.content) for m in await storage.all_messages(agent.id)]
 
 
-async def statuses(storage: SQLiteStorage, key: AgentKey = BRAD) -> list[ReminderStatus]:
+async def statuses(storage: Storage, key: AgentKey = BRAD) -> list[ReminderStatus]:
     agent = await storage.load_agent(key)
     assert agent is not None
     return [r.status for r in await storage.list_reminders(agent.id, pending_only=False)]
@@ -148,8 +148,8 @@ async def statuses(storage: SQLiteStorage, key: AgentKey = BRAD) -> list[Reminde
 # ---------------------------------------------------------------------- firing
 
 
-async def test_in_ten_minutes_comes_at_ten_once(db_path: Path, clock: ManualClock) -> None:
-    async with running(db_path, clock) as bot:
+async def test_in_ten_minutes_comes_at_ten_once(backend: str, clock: ManualClock) -> None:
+    async with running(backend, clock) as bot:
         answer = await bot.say("remind me in 10 minutes to stretch")
         assert answer.startswith("tool: Scheduled #1 for Mon 2025-01-06 09:10 UTC (UTC)")
         due = clock.now() + 10 * MINUTE
@@ -171,17 +171,17 @@ async def test_in_ten_minutes_comes_at_ten_once(db_path: Path, clock: ManualCloc
         assert await statuses(bot.storage) == [ReminderStatus.SENT]
 
 
-async def test_a_restart_in_between_still_sends_it_once(db_path: Path, clock: ManualClock) -> None:
-    async with running(db_path, clock) as bot:
+async def test_a_restart_in_between_still_sends_it_once(backend: str, clock: ManualClock) -> None:
+    async with running(backend, clock) as bot:
         await bot.say("remind me in 10 minutes to stretch")
     clock.advance(5 * MINUTE)
-    async with running(db_path, clock) as bot:
+    async with running(backend, clock) as bot:
         await bot.settled(clock.now() + 5 * MINUTE)
         clock.advance(5 * MINUTE)
         await bot.delivered(1)
         clock.advance(timedelta(hours=1))
         await bot.settled(None)
-    async with running(db_path, clock) as bot:  # and after it was sent, never again
+    async with running(backend, clock) as bot:  # and after it was sent, never again
         await bot.settled(None)
         assert bot.outbox.sent == []
         events = [c for role, c in await history(bot.storage) if role == "system"]
@@ -189,12 +189,12 @@ async def test_a_restart_in_between_still_sends_it_once(db_path: Path, clock: Ma
 
 
 async def test_down_at_the_due_time_sends_it_late_once_at_start(
-    db_path: Path, clock: ManualClock
+    backend: str, clock: ManualClock
 ) -> None:
-    async with running(db_path, clock) as bot:
+    async with running(backend, clock) as bot:
         await bot.say("remind me in 10 minutes to stretch")
     clock.advance(timedelta(hours=3))  # the bot is down meanwhile
-    async with running(db_path, clock) as bot:
+    async with running(backend, clock) as bot:
         [text] = await bot.delivered(1)
         assert text == (
             "⏰ scheduled: stretch, set on 2025-01-06 09:00 UTC (late: it was due at "
@@ -205,16 +205,16 @@ async def test_down_at_the_due_time_sends_it_late_once_at_start(
         assert agent is not None
         [row] = await bot.storage.list_reminders(agent.id, pending_only=False)
         assert row.late and row.status is ReminderStatus.SENT
-    async with running(db_path, clock) as bot:
+    async with running(backend, clock) as bot:
         await bot.settled(None)
         assert bot.outbox.sent == []
 
 
 async def test_across_a_daylight_saving_change_in_the_persons_zone(
-    db_path: Path, clock: ManualClock
+    backend: str, clock: ManualClock
 ) -> None:
     clock.set(datetime(2025, 3, 29, 20, 15, tzinfo=UTC))  # Lisbon: WET (UTC+0) until tonight
-    async with running(db_path, clock) as bot:
+    async with running(backend, clock) as bot:
         assert "Europe/Lisbon" in await bot.say("/timezone europe/lisbon")
         answer = await bot.say("remind me tomorrow 09:00 to water the plants")
         assert "Sun 2025-03-30 09:00 WEST (Europe/Lisbon)" in answer  # summer time from 01:00
@@ -228,8 +228,8 @@ async def test_across_a_daylight_saving_change_in_the_persons_zone(
         assert text == "⏰ scheduled: water the plants, set on 2025-03-29 20:15 WET"
 
 
-async def test_cancel_by_command_and_by_the_agent(db_path: Path, clock: ManualClock) -> None:
-    async with running(db_path, clock) as bot:
+async def test_cancel_by_command_and_by_the_agent(backend: str, clock: ManualClock) -> None:
+    async with running(backend, clock) as bot:
         await bot.say("remind me in 10 minutes to stretch")
         await bot.say("remind me in 20 minutes to drink water")
         listing = await bot.say("/reminders")
@@ -245,11 +245,11 @@ async def test_cancel_by_command_and_by_the_agent(db_path: Path, clock: ManualCl
 
 
 async def test_quiet_hours_postpone_to_their_end_unless_the_person_turns_them_off(
-    db_path: Path, clock: ManualClock
+    backend: str, clock: ManualClock
 ) -> None:
     clock.set(datetime(2025, 1, 6, 21, 50, tzinfo=UTC))
     settings = with_reminders(quiet_hours=QuietHours(time(22), time(7)))
-    async with running(db_path, clock, settings) as bot:
+    async with running(backend, clock, settings) as bot:
         await bot.say("remind me in 20 minutes to read")
         clock.advance(20 * MINUTE)
         morning = datetime(2025, 1, 7, 7, 0, tzinfo=UTC)
@@ -266,8 +266,8 @@ async def test_quiet_hours_postpone_to_their_end_unless_the_person_turns_them_of
         await bot.delivered(2)
 
 
-async def test_the_daily_cap_postpones_the_rest(db_path: Path, clock: ManualClock) -> None:
-    async with running(db_path, clock, with_reminders(max_unprompted_per_day=2)) as bot:
+async def test_the_daily_cap_postpones_the_rest(backend: str, clock: ManualClock) -> None:
+    async with running(backend, clock, with_reminders(max_unprompted_per_day=2)) as bot:
         for minutes in (1, 2, 3):
             await bot.say(f"remind me in {minutes} minutes to do thing {minutes}")
         clock.advance(3 * MINUTE)
@@ -284,22 +284,22 @@ async def test_the_daily_cap_postpones_the_rest(db_path: Path, clock: ManualCloc
 
 
 async def test_the_model_down_at_the_due_time_still_reminds(
-    db_path: Path, clock: ManualClock
+    backend: str, clock: ManualClock
 ) -> None:
     def offline_for_events(request: LLMRequest) -> LLMResponse:
         if request.messages[-1].role is Role.SYSTEM:
             raise LLMUnavailable("connection refused")
         return model(request)
 
-    async with running(db_path, clock, responder=offline_for_events) as bot:
+    async with running(backend, clock, responder=offline_for_events) as bot:
         await bot.say("remind me in 10 minutes to stretch")
         clock.advance(10 * MINUTE)
         assert await bot.delivered(1) == ["Reminder: stretch"]
         assert (await history(bot.storage))[-1] == ("assistant", "Reminder: stretch")
 
 
-async def test_a_group_reminder_goes_back_to_the_group(db_path: Path, clock: ManualClock) -> None:
-    async with running(db_path, clock, outbox=Outbox(DeliveryScope("telegram"))) as bot:
+async def test_a_group_reminder_goes_back_to_the_group(backend: str, clock: ManualClock) -> None:
+    async with running(backend, clock, outbox=Outbox(DeliveryScope("telegram"))) as bot:
         group = replace(
             message(clock, "remind me in 5 minutes to vote", "telegram:7", ChatKind.GROUP),
             route='{"chat":-100,"message":3}',
@@ -316,9 +316,9 @@ async def test_a_group_reminder_goes_back_to_the_group(db_path: Path, clock: Man
 
 
 async def test_a_refused_delivery_is_marked_failed_not_retried(
-    db_path: Path, clock: ManualClock
+    backend: str, clock: ManualClock
 ) -> None:
-    async with running(db_path, clock) as bot:
+    async with running(backend, clock) as bot:
         bot.outbox.refuse = True
         await bot.say("remind me in 1 minute to stretch")
         clock.advance(MINUTE)
@@ -333,10 +333,10 @@ async def test_a_refused_delivery_is_marked_failed_not_retried(
 
 
 async def test_checkins_once_per_silence_and_never_when_turned_off(
-    db_path: Path, clock: ManualClock
+    backend: str, clock: ManualClock
 ) -> None:
     days = timedelta(days=3)
-    async with running(db_path, clock, with_reminders(checkin_after=days)) as bot:
+    async with running(backend, clock, with_reminders(checkin_after=days)) as bot:
         await bot.say("hi")
         await bot.settled(clock.now() + days)
         clock.advance(days)
@@ -355,7 +355,7 @@ async def test_checkins_once_per_silence_and_never_when_turned_off(
         assert len(bot.outbox.sent) == 2
 
 
-async def test_a_checkin_the_agent_skips_is_not_sent(db_path: Path, clock: ManualClock) -> None:
+async def test_a_checkin_the_agent_skips_is_not_sent(backend: str, clock: ManualClock) -> None:
     def no_reason(request: LLMRequest) -> LLMResponse:
         if (request.messages[-1].content or "").startswith("check-in:"):
             return reply("[skip]")
@@ -363,7 +363,7 @@ async def test_a_checkin_the_agent_skips_is_not_sent(db_path: Path, clock: Manua
 
     days = timedelta(days=2)
     settings = with_reminders(checkin_after=days)
-    async with running(db_path, clock, settings, responder=no_reason) as bot:
+    async with running(backend, clock, settings, responder=no_reason) as bot:
         await bot.say("hi")
         clock.advance(days)
         await until_true(lambda: len(bot.llm.requests) == 2)
@@ -378,9 +378,9 @@ async def test_a_checkin_the_agent_skips_is_not_sent(db_path: Path, clock: Manua
 
 
 async def test_bad_times_and_texts_get_short_errors_the_model_can_act_on(
-    db_path: Path, clock: ManualClock
+    backend: str, clock: ManualClock
 ) -> None:
-    async with running(db_path, clock, with_reminders(max_pending=3)) as bot:
+    async with running(backend, clock, with_reminders(max_pending=3)) as bot:
         cases = {
             "remind me blorp to x": "could not read 'blorp' as a time",
             "remind me 2024-01-01T09:00 to x": "is in the past",
@@ -403,9 +403,9 @@ async def test_bad_times_and_texts_get_short_errors_the_model_can_act_on(
 
 
 async def test_export_includes_them_stats_count_them_and_forget_erases_them(
-    db_path: Path, clock: ManualClock
+    backend: str, clock: ManualClock
 ) -> None:
-    async with running(db_path, clock) as bot:
+    async with running(backend, clock) as bot:
         await bot.say("/timezone Asia/Tokyo")
         await bot.say("remind me in 10 minutes to stretch")
         await bot.say("remind me in 20 minutes to drink water")
