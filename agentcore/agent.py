@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentcore.clock import Clock
-from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse
+from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse, TextSink
+from agentcore.media.intake import MediaIntake, Prepared
 from agentcore.memory.blocks import default_blocks, initial_blocks
 from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
-from agentcore.messages import PromptMessage, Role, ToolCall
+from agentcore.messages import ImagePart, PromptMessage, Role, ToolCall
 from agentcore.records import (
     AgentRecord,
     LLMCallRecord,
@@ -46,7 +47,7 @@ from agentcore.tools import (
     ToolRegistry,
 )
 from agentcore.tools.base import Scheduling
-from agentcore.types import AgentKey, ChatKind, InboundMessage, SystemEvent
+from agentcore.types import AgentKey, ChatKind, InboundMessage, NoticeList, ReplySink, SystemEvent
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class _Turn:
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
     unsaved_calls: list[LLMCallRecord] = field(default_factory=list)  # stored with the next step
     estimate: int = 0
+    images: dict[int, tuple[ImagePart, ...]] = field(default_factory=dict)  # by message id
+    stream: TextSink | None = None  # where the answer is shown as it is written
 
 
 def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[int, bool]:
@@ -101,11 +104,13 @@ class AgentLoop:
         settings: AgentSettings,
         tools: ToolRegistry | None = None,
         estimator: TokenEstimator | None = None,
+        media: MediaIntake | None = None,
         doorbell: Doorbell | None = None,
     ) -> None:
         """``doorbell``: the scheduler's, rung when a reminder is added; without one (or with
         reminders turned off in ``settings``) turns cannot schedule."""
         self._storage = storage
+        self._media = media
         self._llm = llm
         self._clock = clock
         self._settings = settings
@@ -116,22 +121,55 @@ class AgentLoop:
         self._tools = tools or default_tools
         self._estimator = estimator or TokenEstimator()
 
-    async def run_turn(self, message: InboundMessage, pending_id: int) -> str | None:
+    async def run_turn(
+        self, message: InboundMessage, pending_id: int, sink: ReplySink | None = None
+    ) -> str | None:
         """Answer a received message (``pending_id`` in the inbox), together with any of this
         person's messages still waiting before it (e.g. held back by the rate limit).
 
-        The messages move into recall memory before the model is first called, so an
-        ``LLMError`` (which propagates) never loses them. None if there is nothing left to
-        answer: an earlier turn took this message up, or /forget erased it while it waited.
+        The files that came with them are prepared first (``MediaIntake``); notices about
+        them go to ``sink`` (without one, the answer starts with them). The messages move
+        into recall memory before the model is first called, so an ``LLMError`` (which
+        propagates) never loses them. None if there is nothing left to answer: an earlier
+        turn took this message up, or /forget erased it while it waited.
         """
+        if sink is None:  # a caller that takes one reply: the notices open it
+            kept = NoticeList()
+            reply = await self._turn(message, pending_id, kept, streaming=False)
+            if reply is None or not kept.notices:
+                return reply
+            return "\n\n".join([*kept.notices, reply]).strip()
+        return await self._turn(message, pending_id, sink, streaming=self._settings.stream)
+
+    async def _turn(
+        self, message: InboundMessage, pending_id: int, sink: ReplySink, *, streaming: bool
+    ) -> str | None:
+        prepared = Prepared()
+        if self._media is not None:
+            prepared = await self._media.prepare(message.key, pending_id, sink)
         turn = await self._begin(message, pending_id)
         if turn is None:
             return None
+        if streaming:
+            turn.stream = sink.grow
+        return await self._answer(turn, prepared, sink)
+
+    async def _answer(self, turn: _Turn, prepared: Prepared, sink: ReplySink) -> str:
+        if self._media is not None:
+            await self._media.read_documents(turn.agent.id, sink, new=prepared.documents)
+            if not prepared.answerable and len(turn.claimed) == prepared.messages:
+                return ""  # only files the model gets nothing from: the notices said so
+            turn.images = await self._media.images(turn.agent.id, [m.id for m in turn.claimed])
         reply = await self._steps(turn)
         cap = self._settings.message_char_cap
         if any(len(m.content or "") > cap for m in turn.claimed):
             reply += "\n\n" + LONG_MESSAGE_NOTE.format(cap=cap)
         return reply
+
+    async def close(self) -> None:
+        """Stop background work (documents being read resume after the next start)."""
+        if self._media is not None:
+            await self._media.close()
 
     async def run_event(self, event: SystemEvent) -> str | None:
         """A turn the agent takes on its own: ``event`` is stored in the person's history and
@@ -299,10 +337,11 @@ class AgentLoop:
         )
         return LLMRequest(
             messages=prompt_messages(
-                system, turn.rows, turn.notes, self._settings.message_char_cap
+                system, turn.rows, turn.notes, self._settings.message_char_cap, turn.images
             ),
             tools=self._tools.specs,
             allow_tools=allow_tools,
+            stream=turn.stream,
         )
 
     async def _prepare(self, turn: _Turn, allow_tools: bool) -> LLMRequest:

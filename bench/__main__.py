@@ -30,6 +30,8 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.concurrency", [], []),
     ("bench.growth", [], []),
     ("bench.locomo", [], []),
+    ("bench.documents", [], []),
+    ("bench.streaming", [], []),
     ("bench.telegram_latency", [], []),
     ("bench.discord_latency", [], []),
     ("bench.reminders", [], []),

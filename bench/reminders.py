@@ -162,9 +162,8 @@ async def firing(
         )
         await _add(storage, ids, due, pending)
         doorbell = Doorbell()
-        runtime = build_runtime(
-            settings, storage, FunctionLLM(_instant, record=False), clock, doorbell
-        )
+        llm = FunctionLLM(_instant, record=False)
+        runtime = build_runtime(settings, storage, llm, clock, doorbell=doorbell)
         scheduler = build_scheduler(settings, storage, runtime, clock, doorbell)
         outbox = TimedOutbox(clock, firing_count)
         scheduler.attach(outbox)
@@ -217,7 +216,7 @@ async def idle(backend: str, people: int, pending: int, seconds: float) -> dict[
     async with opened(backend) as storage:
         await _fill_later(storage, people, pending, clock.now() + timedelta(days=1))
         doorbell = Doorbell()
-        runtime = build_runtime(settings, storage, FunctionLLM(_instant), clock, doorbell)
+        runtime = build_runtime(settings, storage, FunctionLLM(_instant), clock, doorbell=doorbell)
         baseline_cpu = await _cpu_over(seconds)  # the same process, no scheduler
         count = QueryCount(storage)
         scheduler = build_scheduler(settings, storage, runtime, clock, doorbell)

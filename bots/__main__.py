@@ -34,7 +34,13 @@ from agentcore.schedule.scheduler import Scheduler  # noqa: E402
 from agentcore.storage.protocols import StorageError  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
-from bots.compose import build_runtime, build_scheduler, database_shown, open_storage  # noqa: E402
+from bots.compose import (  # noqa: E402
+    build_runtime,
+    build_scheduler,
+    build_transcriber,
+    database_shown,
+    open_storage,
+)
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
@@ -123,6 +129,7 @@ def _secrets(settings: Settings) -> list[str]:
         s.reveal()
         for s in (
             settings.llm.api_key,
+            settings.transcription.api_key,
             settings.telegram.token,
             settings.discord.token,
             settings.database_url,
@@ -164,7 +171,7 @@ def adapter_factories(
     if settings.discord.token:
         factories.append(("discord", lambda: _discord(settings, runtime)))
     if not factories:
-        factories.append(("console", lambda: _console(runtime, clock, args.user)))
+        factories.append(("console", lambda: _console(settings, runtime, clock, args.user)))
     return factories
 
 
@@ -172,7 +179,13 @@ def _telegram(settings: Settings, runtime: AgentRuntime) -> Adapter:
     from bots.telegram import TelegramAdapter, build_application  # noqa: PLC0415
 
     application = build_application(settings.telegram.token.reveal(), settings.telegram.base_url)
-    return TelegramAdapter(application, runtime, grace=settings.runtime.shutdown_grace)
+    return TelegramAdapter(
+        application,
+        runtime,
+        grace=settings.runtime.shutdown_grace,
+        max_file_bytes=settings.agent.media.max_file_bytes,
+        edit_seconds=settings.streaming.edit_seconds,
+    )
 
 
 def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
@@ -181,10 +194,12 @@ def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
     return build_discord_adapter(settings, runtime)
 
 
-def _console(runtime: AgentRuntime, clock: Timer, user: str | None) -> Adapter:
+def _console(settings: Settings, runtime: AgentRuntime, clock: Timer, user: str | None) -> Adapter:
     from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 
-    return ConsoleAdapter(runtime, clock, console_user(user))
+    return ConsoleAdapter(
+        runtime, clock, console_user(user), max_file_bytes=settings.agent.media.max_file_bytes
+    )
 
 
 async def serve(
@@ -224,7 +239,8 @@ async def _serve(
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
     doorbell = Doorbell()
-    runtime = build_runtime(settings, storage, llm, clock, doorbell)
+    transcriber = build_transcriber(settings)
+    runtime = build_runtime(settings, storage, llm, clock, transcriber, doorbell=doorbell)
     scheduler = build_scheduler(settings, storage, runtime, clock, doorbell)
     started: list[Adapter] = []
     signals: _Signals | None = None

@@ -6,11 +6,16 @@ tests all call these functions, so what is tested and measured is what runs.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock, Timer
 from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
+from agentcore.media.intake import MediaIntake
+from agentcore.media.voice import LazyTranscriber, Transcriber
 from agentcore.runtime import AgentRuntime, AgentSlots
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.scheduler import Scheduler
@@ -70,23 +75,34 @@ def build_runtime(
     storage: Storage,
     llm: ClosableLLM,
     clock: Clock,
+    transcriber: Transcriber | None = None,
+    *,
     doorbell: Doorbell | None = None,
 ) -> AgentRuntime:
     """The runtime adapters talk to, with the model behind the configured concurrency cap.
-    ``doorbell`` is the scheduler's (see ``build_scheduler``): reminders the agent schedules
-    ring it."""
+    ``transcriber`` turns voice notes into text (None: they are not transcribed); ``doorbell`` is
+    the scheduler's (see ``build_scheduler``): reminders the agent schedules ring it."""
     capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    media = MediaIntake(
+        storage=storage,
+        llm=capped,
+        transcriber=transcriber,
+        clock=clock,
+        settings=settings.agent.media,
+    )
+    loop = AgentLoop(
+        storage=storage,
+        llm=capped,
+        clock=clock,
+        settings=settings.agent,
+        media=media,
+        doorbell=doorbell or Doorbell(),
+    )
     turns = AgentSlots(settings.runtime.max_cached_agents)
     return AgentRuntime(
         storage=storage,
         llm=capped,
-        loop=AgentLoop(
-            storage=storage,
-            llm=capped,
-            clock=clock,
-            settings=settings.agent,
-            doorbell=doorbell or Doorbell(),
-        ),
+        loop=loop,
         commands=build_commands(settings, storage, clock, turns),
         clock=clock,
         settings=settings.runtime,
@@ -110,3 +126,24 @@ def build_scheduler(
         default_zone=settings.agent.memory.timezone,
         doorbell=doorbell,
     )
+
+
+def build_transcriber(settings: Settings) -> Transcriber | None:
+    """Voice notes' transcription endpoint as configured, built on first use; None if off."""
+    if not settings.agent.media.transcription:
+        return None
+    config = settings.transcription
+
+    async def build() -> Transcriber:
+        # The SDK import takes most of a second; the loop stays responsive meanwhile.
+        module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.transcribe")
+        transcriber: Transcriber = module.OpenAITranscriber(
+            model=config.model,
+            base_url=config.base_url or None,
+            api_key=config.api_key.reveal() or None,
+            deadline=max(60.0, settings.llm.timeout),
+            max_retries=settings.llm.max_retries,
+        )
+        return transcriber
+
+    return LazyTranscriber(build)

@@ -49,8 +49,8 @@ class Core:
 async def core(storage: SQLiteStorage, clock: ManualClock) -> AsyncIterator[Core]:
     settings = make_settings()
     doorbell = Doorbell()
-    runtime = build_runtime(settings, storage, FunctionLLM(model), clock, doorbell)
-    scheduler = build_scheduler(settings, storage, runtime, clock, doorbell)
+    runtime = build_runtime(settings, storage, FunctionLLM(model), clock, doorbell=doorbell)
+    scheduler = build_scheduler(settings, storage, runtime, clock, doorbell=doorbell)
     try:
         yield Core(runtime, scheduler)
     finally:

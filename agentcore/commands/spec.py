@@ -37,6 +37,7 @@ USER_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("memory", "Show what I keep in mind about you (your core memory)"),
     CommandInfo("search", "Search our past messages, newest first", "<words>", costly=True),
     CommandInfo("reset", "Start a fresh conversation window (memories stay)"),
+    CommandInfo("documents", "List the documents you sent me, or delete one", "[delete <number>]"),
     CommandInfo("export", "Download everything I store about you (Agent File)", costly=True),
     CommandInfo("forget", "Erase everything I store about you", "[confirm]"),
     CommandInfo("reminders", "Your reminders with their ids; cancel one", "[cancel <id>]"),

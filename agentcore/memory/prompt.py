@@ -3,12 +3,12 @@ summary, then the recent messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from agentcore.messages import PromptMessage, Role
+from agentcore.messages import ImagePart, PromptMessage, Role
 from agentcore.records import Block, SharedBlock, StoredMessage
 from agentcore.types import ChatKind
 
@@ -140,16 +140,23 @@ def shorten(text: str | None, cap: int) -> str | None:
 
 
 def prompt_messages(
-    system: str, rows: Sequence[StoredMessage], notes: Sequence[str], cap: int
+    system: str,
+    rows: Sequence[StoredMessage],
+    notes: Sequence[str],
+    cap: int,
+    images: Mapping[int, tuple[ImagePart, ...]] | None = None,
 ) -> tuple[PromptMessage, ...]:
     """The request's messages: system prompt, in-context rows (a person's messages cut at
-    ``cap`` characters), then any one-off system notes."""
+    ``cap`` characters, with the ``images`` sent with them, by row id), then any one-off
+    system notes."""
+    shown = images or {}
     history = [
         PromptMessage(
             r.role,
             shorten(r.content, cap) if r.role is Role.USER else r.content,
             r.tool_calls,
             r.tool_call_id,
+            shown.get(r.id, ()),
         )
         for r in well_formed(rows)
     ]

@@ -19,11 +19,13 @@ from agentcore.records import (
     AuditEntry,
     Block,
     BlockVersion,
+    DocState,
     Passage,
     PendingMessage,
     SearchHit,
     SharedBlock,
     StartupRun,
+    StoredFile,
     StoredMessage,
 )
 from agentcore.schedule.model import (
@@ -35,7 +37,7 @@ from agentcore.schedule.model import (
     ReminderKind,
     ReminderStatus,
 )
-from agentcore.types import AgentKey, ChatKind, InboundMessage
+from agentcore.types import AgentKey, ChatKind, FileKind, InboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ AGENT_FROM = "agents a LEFT JOIN summaries s ON s.id = a.summary_id"
 MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 SHARED_COLUMNS = "label, value, updated_at, updated_by"
-PASSAGE_COLUMNS = "id, content, tags, created_at"
+PASSAGE_COLUMNS = "id, content, tags, created_at, source, page"
 PENDING_COLUMNS = """id, platform, user_id, display_name, chat, text, sent_at, route, received_at,
     COALESCE(source, '') AS source"""
 HISTORY_COLUMNS = "h.version, h.actor, h.actor_name, h.old_value, h.new_value, h.created_at"
@@ -65,6 +67,10 @@ COUNTS_SELECT = """SELECT
     (SELECT count(*) FROM reminders WHERE late AND status = 'sent') AS late,
     (SELECT count(*) FROM reminders WHERE status = 'failed') AS failed,
     (SELECT count(*) FROM agent_prefs WHERE timezone IS NOT NULL) AS people_with_zone"""
+# A file row without its bytes (``data`` is selected only where it is needed).
+FILE_COLUMNS = (
+    "id, kind, filename, mime_type, size, created_at, note, state, pages, pages_read, message_id"
+)
 
 
 class Row(Protocol):
@@ -128,7 +134,13 @@ def hit(r: Row, score: float = 0.0) -> SearchHit:
 
 def passage(r: Row, score: float = 0.0) -> Passage:
     return Passage(
-        r["id"], r["content"], tuple(r["tags"].split()), from_millis(r["created_at"]), score
+        r["id"],
+        r["content"],
+        tuple(r["tags"].split()),
+        from_millis(r["created_at"]),
+        score,
+        r["source"],
+        r["page"],
     )
 
 
@@ -201,6 +213,23 @@ def audit_entry(r: Row) -> AuditEntry:
         created_at=from_millis(r["created_at"]),
         detail=r["detail"],
         id=r["id"],
+    )
+
+
+def stored_file(r: Row, *, with_data: bool = False) -> StoredFile:
+    return StoredFile(
+        id=r["id"],
+        kind=FileKind(r["kind"]),
+        filename=r["filename"],
+        mime_type=r["mime_type"],
+        size=r["size"],
+        created_at=from_millis(r["created_at"]),
+        note=r["note"],
+        state=DocState(r["state"]),
+        pages=r["pages"],
+        pages_read=r["pages_read"],
+        message_id=r["message_id"],
+        data=bytes(r["data"]) if with_data else b"",
     )
 
 

@@ -1,5 +1,5 @@
 -- Reminders the agent sends on its own (schedule_message), optional check-ins, and each
--- person's own settings for them; the same tables as SQLite's 0003_reminders.sql. Deleting an
+-- person's own settings for them; the same tables as SQLite's 0004_reminders.sql. Deleting an
 -- agent deletes these with it (ON DELETE CASCADE).
 
 CREATE TABLE reminders (
