@@ -20,7 +20,7 @@ from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.model import DeliveryScope, QuietHours, ReminderStatus
-from agentcore.schedule.scheduler import Scheduler
+from agentcore.schedule.scheduler import LEASE, Scheduler
 from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, ChatKind
 from bots.compose import build_runtime, build_scheduler
@@ -313,6 +313,39 @@ async def test_a_group_reminder_goes_back_to_the_group(backend: str, clock: Manu
             "⏰ scheduled: vote": (ChatKind.GROUP, '{"chat":-100,"message":3}'),
             "⏰ scheduled: rest": (ChatKind.PRIVATE, ""),
         }
+
+
+class SlowOutbox(Outbox):
+    """Holds each delivery until released (a platform that takes its time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def deliver(self, delivery: Delivery) -> bool:
+        self.sending.set()
+        await self.release.wait()
+        return await super().deliver(delivery)
+
+
+async def test_a_send_that_outlives_its_lease_is_not_sent_twice(
+    backend: str, clock: ManualClock
+) -> None:
+    outbox = SlowOutbox()
+    async with running(backend, clock, outbox=outbox) as bot:
+        await bot.say("remind me in 1 minute to stretch")
+        clock.advance(MINUTE)
+        await asyncio.wait_for(outbox.sending.wait(), 5)
+        clock.advance(LEASE + 5 * MINUTE)  # still sending when its claim runs out
+        await bot.settled(clock.now() + LEASE)  # the claim was taken again, and left alone
+        outbox.release.set()
+        await bot.settled(None)
+        await bot.scheduler.stop(5.0)  # every send under way has finished
+        assert len(outbox.sent) == 1
+        events = [c for role, c in await history(bot.storage) if role == "system"]
+        assert len(events) == 1
+        assert await statuses(bot.storage) == [ReminderStatus.SENT]
 
 
 async def test_a_refused_delivery_is_marked_failed_not_retried(

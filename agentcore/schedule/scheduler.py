@@ -6,7 +6,8 @@ take one), and for each runs a normal turn of that person's agent on a system ev
 person's turn lock; the answer goes out through the adapter (``Outbox``) of their platform.
 Quiet hours and the daily cap postpone; a reminder claimed long after its time (the bot was
 down) is marked late and the agent is told. A claim whose process died is taken up again once
-its lease runs out.
+its lease runs out; one this process is still sending (a slow send, or the machine slept) is
+left to that send.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ class Scheduler:
         self._capacity = capacity
         self._outboxes: dict[DeliveryScope, Outbox] = {}
         self._firing: set[asyncio.Task[None]] = set()
+        self._sending: set[int] = set()  # ids of the reminders those tasks are sending
+        # A claim and the end of a send (finish, postpone) take turns, so a claim that takes
+        # again a reminder being sent (its lease ran out meanwhile) is seen while its id is
+        # still in ``_sending``, never after that send ended: it is never sent twice from here.
+        self._claims = asyncio.Lock()
         # One reminder at a time per person, in due order, so the daily cap counts each send.
         self._people: dict[AgentKey, _PersonQueue] = {}
         self._task: asyncio.Task[None] | None = None
@@ -172,13 +178,24 @@ class Scheduler:
             if free <= 0:
                 await asyncio.wait(set(self._firing), return_when=asyncio.FIRST_COMPLETED)
                 continue
-            due = await self._store.claim_due(self._clock.now(), scopes, free, LEASE, LATE_AFTER)
-            for item in due:
-                task = asyncio.create_task(self._fire(item), name=f"reminder-{item.id}")
-                self._firing.add(task)
-                task.add_done_callback(self._firing.discard)
+            async with self._claims:
+                now = self._clock.now()
+                due = await self._store.claim_due(now, scopes, free, LEASE, LATE_AFTER)
+                for item in due:
+                    self._start_sending(item)
             if len(due) < free:
                 return
+
+    def _start_sending(self, item: DueReminder) -> None:
+        if item.id in self._sending:
+            # Its lease ran out while this process is still sending it (a slow turn or
+            # platform, or the machine slept): that send ends it; a second would repeat it.
+            log.warning("scheduler: reminder %d outlived its lease; not sent again", item.id)
+            return
+        self._sending.add(item.id)
+        task = asyncio.create_task(self._fire(item), name=f"reminder-{item.id}")
+        self._firing.add(task)
+        task.add_done_callback(self._firing.discard)
 
     async def _next_wake(self) -> datetime | None:
         scopes = self._scopes
@@ -218,10 +235,9 @@ class Scheduler:
         except Exception:
             log.exception("scheduler: reminder %d failed", item.id)
             with contextlib.suppress(StorageError):
-                await self._store.finish_reminder(
-                    item.id, ReminderStatus.FAILED, self._clock.now(), "internal error"
-                )
+                await self._finish(item, ReminderStatus.FAILED, "internal error")
         finally:
+            self._sending.discard(item.id)
             queue.users -= 1
             if not queue.users:
                 del self._people[item.key]
@@ -230,7 +246,7 @@ class Scheduler:
     async def _send(self, item: DueReminder) -> None:
         outbox = next((o for s, o in self._outboxes.items() if s.covers(item.key)), None)
         if outbox is None:  # its adapter stopped meanwhile: give it back as it was
-            await self._store.postpone_reminder(item.id, item.fire_at, item.note)
+            await self._postpone(item, item.fire_at, item.note)
             return
         now = self._clock.now()
         prefs = await self._store.load_prefs(item.key)
@@ -239,15 +255,23 @@ class Scheduler:
         if held is not None:
             until, why = held
             log.info("scheduler: reminder %d postponed to %s (%s)", item.id, until, why)
-            await self._store.postpone_reminder(item.id, until, why)
+            await self._postpone(item, until, why)
             return
         text = await self._answer(item, zone, now)
         if text is None or (item.kind is ReminderKind.CHECKIN and _skipped(text)):
-            await self._store.finish_reminder(item.id, ReminderStatus.SKIPPED, self._clock.now())
+            await self._finish(item, ReminderStatus.SKIPPED)
             return
         delivered = await outbox.deliver(Delivery(item.key, Reply(text), item.chat, item.route))
         status = ReminderStatus.SENT if delivered else ReminderStatus.FAILED
-        await self._store.finish_reminder(item.id, status, self._clock.now())
+        await self._finish(item, status)
+
+    async def _finish(self, item: DueReminder, status: ReminderStatus, note: str = "") -> None:
+        async with self._claims:
+            await self._store.finish_reminder(item.id, status, self._clock.now(), note)
+
+    async def _postpone(self, item: DueReminder, until: datetime, why: str) -> None:
+        async with self._claims:
+            await self._store.postpone_reminder(item.id, until, why)
 
     async def _held_until(
         self, item: DueReminder, prefs: PersonPrefs, zone: ZoneInfo, now: datetime
