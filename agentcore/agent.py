@@ -3,6 +3,9 @@
 store the person's message → compile the context → call the model with tools → run the calls
 against this agent only → repeat while the model calls tools (at most ``max_steps`` calls) →
 the final text (plain content or ``send_message``) is stored and returned.
+
+A turn starts from the person's waiting messages (``run_turn``) or from a system event such as
+a reminder coming due (``run_event``); after that both are the same loop.
 """
 
 from __future__ import annotations
@@ -39,10 +42,20 @@ from agentcore.records import (
     TurnState,
     UserActivity,
 )
+from agentcore.schedule.doorbell import Doorbell
+from agentcore.schedule.model import PersonPrefs
 from agentcore.settings import AgentSettings
 from agentcore.storage.protocols import Storage
-from agentcore.tools import SEND_MESSAGE, ToolContext, ToolError, ToolRegistry
-from agentcore.types import InboundMessage, NoticeList, ReplySink
+from agentcore.tools import (
+    MEMORY_TOOLS,
+    SCHEDULE_TOOLS,
+    SEND_MESSAGE,
+    ToolContext,
+    ToolError,
+    ToolRegistry,
+)
+from agentcore.tools.base import Scheduling
+from agentcore.types import AgentKey, ChatKind, InboundMessage, NoticeList, ReplySink, SystemEvent
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +93,16 @@ def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[i
     return max(agent.session_count, 1), False
 
 
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a turn's answer is read, for what it may reveal and where reminders go."""
+
+    key: AgentKey
+    chat: ChatKind
+    route: str  # a group's route; '' for the private chat
+    display_name: str
+
+
 class AgentLoop:
     def __init__(
         self,
@@ -91,13 +114,20 @@ class AgentLoop:
         tools: ToolRegistry | None = None,
         estimator: TokenEstimator | None = None,
         media: MediaIntake | None = None,
+        doorbell: Doorbell | None = None,
     ) -> None:
+        """``doorbell``: the scheduler's, rung when a reminder is added; without one (or with
+        reminders turned off in ``settings``) turns cannot schedule."""
         self._storage = storage
         self._media = media
         self._llm = llm
         self._clock = clock
         self._settings = settings
-        self._tools = tools or ToolRegistry()
+        self._doorbell = doorbell if settings.reminders.enabled else None
+        default_tools = ToolRegistry(
+            MEMORY_TOOLS + SCHEDULE_TOOLS if self._doorbell else MEMORY_TOOLS
+        )
+        self._tools = tools or default_tools
         self._estimator = estimator or TokenEstimator()
 
     async def run_turn(
@@ -150,6 +180,22 @@ class AgentLoop:
         if self._media is not None:
             await self._media.close()
 
+    async def run_event(self, event: SystemEvent) -> str | None:
+        """A turn the agent takes on its own: ``event`` is stored in the person's history and
+        the agent answers it as it would a message. None if the person has no agent (erased).
+        If the model cannot be reached, ``event.fallback`` (if any) is stored and returned."""
+        turn = await self._begin_event(event)
+        if turn is None:
+            return None
+        try:
+            return await self._steps(turn)
+        except LLMError:
+            if not event.fallback:
+                raise
+            log.warning("agent %s: model unreachable, sending the event's fallback", event.key)
+            await self._store(turn, [NewMessage(Role.ASSISTANT, event.fallback, self._clock.now())])
+            return event.fallback
+
     async def _steps(self, turn: _Turn) -> str:
         steps = self._settings.max_steps
         for step in range(steps):
@@ -164,17 +210,26 @@ class AgentLoop:
 
     # ----------------------------------------------------------------- turn setup
 
+    async def _load(self, key: AgentKey) -> tuple[TurnState | None, PersonPrefs]:
+        """The turn's starting state and the person's preferences, read together."""
+        if self._doorbell is None:
+            return await self._storage.load_turn(key), PersonPrefs()
+        state, prefs = await asyncio.gather(
+            self._storage.load_turn(key), self._storage.load_prefs(key)
+        )
+        return state, prefs
+
     async def _take_up(
         self, message: InboundMessage, pending_id: int
-    ) -> tuple[TurnState, list[StoredMessage], Found]:
-        """This person's agent (created on their first message), the waiting messages this turn
-        answers, taken into recall memory, and what automatic recall found for the message
-        (searched while the messages are taken up)."""
-        state = await self._storage.load_turn(message.key)
+    ) -> tuple[TurnState, PersonPrefs, list[StoredMessage], Found]:
+        """This person's agent (created on their first message), their preferences, the waiting
+        messages this turn answers, taken into recall memory, and what automatic recall found
+        for the message (searched while the messages are taken up)."""
+        state, prefs = await self._load(message.key)
         if state is None:
             started = await self._start_agent(message, pending_id)
             if started is not None:
-                return *started, NOT_FOUND
+                return started[0], prefs, started[1], NOT_FOUND
             state = await self._storage.load_turn(message.key)  # created meanwhile elsewhere
             assert state is not None
         agent = state.agent
@@ -186,7 +241,7 @@ class AgentLoop:
             self._storage.claim_pending(message.key, pending_id, agent.id, activity),
             self._search_memory(state, message.text),
         )
-        return state, claimed, found
+        return state, prefs, claimed, found
 
     async def _search_memory(self, state: TurnState, text: str) -> Found:
         """Automatic recall's searches, once per turn, for what the person just said."""
@@ -219,11 +274,41 @@ class AgentLoop:
         return TurnState(agent, initial_blocks(specs, now), shared, []), claimed
 
     async def _begin(self, message: InboundMessage, pending_id: int) -> _Turn | None:
-        state, claimed, found = await self._take_up(message, pending_id)
+        state, prefs, claimed, found = await self._take_up(message, pending_id)
         if not claimed:
             return None
+        session, new_session = session_of(
+            state.agent, message.sent_at, self._settings.memory.session_gap
+        )
+        route = message.route if message.chat is ChatKind.GROUP else ""
+        origin = _Origin(message.key, message.chat, route, message.display_name)
+        return self._assemble(state, prefs, claimed, found, origin, session, new_session)
+
+    async def _begin_event(self, event: SystemEvent) -> _Turn | None:
+        state, prefs = await self._load(event.key)
+        if state is None:
+            return None
         agent = state.agent
-        session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
+        row = NewMessage(Role.SYSTEM, event.text, event.at)
+        [row_id] = await self._storage.append_messages(agent.id, [row])
+        claimed = [StoredMessage(row_id, row.role, row.content, row.created_at)]
+        origin = _Origin(event.key, event.chat, event.route, agent.display_name)
+        found = await self._search_memory(state, event.text)  # what the reminder is about
+        session = max(agent.session_count, 1)
+        return self._assemble(state, prefs, claimed, found, origin, session, False)
+
+    def _assemble(
+        self,
+        state: TurnState,
+        prefs: PersonPrefs,
+        claimed: list[StoredMessage],
+        found: Found,
+        origin: _Origin,
+        session: int,
+        new_session: bool,
+    ) -> _Turn:
+        agent = state.agent
+        zone = prefs.timezone or self._settings.memory.timezone
         facts = TurnFacts(
             now=self._clock.now(),
             previous_user_at=agent.last_user_at,
@@ -231,24 +316,24 @@ class AgentLoop:
             new_session=new_session,
             message_count=agent.message_count + len(claimed),
             passage_count=agent.passage_count,
-            chat=message.chat,
-            platform=message.key.platform,
-            display_name=message.display_name,
+            chat=origin.chat,
+            platform=origin.key.platform,
+            display_name=origin.display_name,
+            zone_known=None if self._doorbell is None else prefs.timezone is not None,
         )
         tools = ToolContext(
             storage=self._storage,
             agent_id=agent.id,
             blocks={b.label: b for b in state.blocks},
             clock=self._clock,
-            tz=self._settings.memory.timezone,
+            tz=zone,
             search_limit=self._settings.search_limit,
-            person=message.display_name or "user",
+            person=origin.display_name or "user",
+            scheduling=self._scheduling(prefs, origin),
         )
         memory = self._settings.memory
         rows = [*state.context, *claimed]
-        recalled = shown(
-            found, {r.id for r in rows}, memory.recall_tokens, memory.timezone, tools.person
-        )
+        recalled = shown(found, {r.id for r in rows}, memory.recall_tokens, zone, tools.person)
         return _Turn(
             agent=agent,
             facts=facts,
@@ -261,6 +346,18 @@ class AgentLoop:
             recalled=recalled.text,
         )
 
+    def _scheduling(self, prefs: PersonPrefs, origin: _Origin) -> Scheduling | None:
+        if self._doorbell is None:
+            return None
+        return Scheduling(
+            store=self._storage,
+            settings=self._settings.reminders,
+            doorbell=self._doorbell,
+            prefs=prefs,
+            chat=origin.chat,
+            route=origin.route,
+        )
+
     # ----------------------------------------------------------------- context budget
 
     def _request(self, turn: _Turn, allow_tools: bool) -> LLMRequest:
@@ -270,7 +367,7 @@ class AgentLoop:
             turn.shared,
             turn.facts,
             turn.summary,
-            self._settings.memory.timezone,
+            turn.tools.tz,
         )
         return LLMRequest(
             messages=prompt_messages(
@@ -315,7 +412,7 @@ class AgentLoop:
             return False
         folded, kept = turn.rows[:cut], turn.rows[cut:]
         max_words = max(100, memory.context_window // 12)
-        turn.summary = await summarize(self._llm, turn.summary, folded, memory.timezone, max_words)
+        turn.summary = await summarize(self._llm, turn.summary, folded, turn.tools.tz, max_words)
         await self._storage.fold_context(turn.agent.id, turn.summary, kept[0].id, self._clock.now())
         log.info("agent %s: folded %d messages into the summary", turn.agent.key, len(folded))
         turn.rows = kept

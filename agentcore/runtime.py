@@ -29,7 +29,15 @@ from agentcore.limits import RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMConfigError, LLMError
 from agentcore.settings import RuntimeSettings
 from agentcore.storage.protocols import Storage, StorageError
-from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, ReplySink, clean_text
+from agentcore.types import (
+    AgentKey,
+    InboundMessage,
+    Reply,
+    ReplyKind,
+    ReplySink,
+    SystemEvent,
+    clean_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +336,13 @@ class AgentRuntime:
         except StorageError as exc:
             log.error("storage failed for %s: %s", message.key, exc)
             return Reply(STORAGE_FAILED, ReplyKind.ERROR)
+
+    async def run_event(self, event: SystemEvent) -> str | None:
+        """The agent's own turn on ``event`` (a reminder came due), under the person's lock so
+        it never overlaps a turn of theirs. Raises ``LLMError``/``StorageError`` for the caller
+        (the scheduler) to decide; None if the person has no agent any more."""
+        async with self._tracked(), self._slots.hold(event.key):
+            return await self._loop.run_event(event)
 
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from agentcore.schedule.model import QuietHours
 from agentcore.types import AgentKey
 
 
@@ -61,12 +62,23 @@ class ConsolidationSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReminderSettings:
+    enabled: bool = True  # the agent has the schedule_message tools
+    max_pending: int = 20  # reminders waiting per person; more are refused
+    max_message_chars: int = 1000  # of one reminder's text
+    max_unprompted_per_day: int = 10  # reminders and check-ins sent per person in 24 hours
+    quiet_hours: QuietHours | None = None  # the operator's default; a person may override it
+    checkin_after: timedelta | None = None  # a silence this long may get a check-in; None = off
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSettings:
     instructions: str = "You are a helpful assistant with long-term memory."
     max_steps: int = 8  # model calls per turn
     search_limit: int = 10  # default and cap of results for search tools
     message_char_cap: int = 8000  # longer messages are shortened for the model (stored whole)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     stream: bool = True  # answers are streamed to adapters that show them as they grow
 

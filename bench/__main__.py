@@ -35,6 +35,8 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.streaming", [], []),
     ("bench.telegram_latency", [], []),
     ("bench.discord_latency", [], []),
+    ("bench.reminders", [], []),
+    ("bench.reminders", PG, []),
 ]
 
 

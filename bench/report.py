@@ -154,8 +154,35 @@ def rows() -> list[tuple[str, str, str]]:
                 f"ms); {sum(counts) / len(counts):.1f} sends and edits per answer",
             )
         )
+    for name, on in (("reminders", ""), ("reminders-postgres", " on PostgreSQL")):
+        out += reminder_rows(name, on)
     out += platform_rows()
     return out
+
+
+def reminder_rows(name: str, on: str) -> list[tuple[str, str, str]]:
+    reminders = load(name)
+    if reminders is None:
+        return []
+    fire, rest = reminders["firing"], reminders["idle"]
+    d, t = fire["delay"], fire["baseline_turn"]
+    return [
+        (
+            f"Reminder firing delay{on} (due → sent), {fire['pending']:,} pending across "
+            f"{fire['people']:,} people, {fire['fired']:,} due in {fire['window_s']:.0f} s; "
+            "median / p99",
+            "",
+            f"{d['median_ms']:.1f} / {d['p99_ms']:.1f} ms (one turn alone: "
+            f"{t['median_ms']:.1f} / {t['p99_ms']:.1f} ms)",
+        ),
+        (
+            f"Scheduler idle{on}, {rest['pending']:,} pending none due: CPU per hour; "
+            "queries per minute",
+            "",
+            f"{rest['cpu_ms_per_hour']:.0f} ms (process without it: "
+            f"{rest['baseline_cpu_ms_per_hour']:.0f} ms); {rest['queries_per_minute']:g}",
+        ),
+    ]
 
 
 def core_rows(backend: str, on: str) -> list[tuple[str, str, str]]:

@@ -26,16 +26,19 @@ from agentcore.timing import StartupTimer
 
 _TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
 
-from agentcore.clock import Clock, SystemClock  # noqa: E402
+from agentcore.clock import SystemClock, Timer  # noqa: E402
 from agentcore.llm.check import check_endpoint  # noqa: E402
 from agentcore.llm.tooling import ToolCallingLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
+from agentcore.schedule.doorbell import Doorbell  # noqa: E402
+from agentcore.schedule.scheduler import Scheduler  # noqa: E402
 from agentcore.storage.protocols import StorageError  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
 from bots.compose import (  # noqa: E402
     build_model,
+    build_scheduler,
     build_transcriber,
     database_shown,
     open_storage,
@@ -166,7 +169,7 @@ AdapterFactory = Callable[[], Adapter]
 
 
 def adapter_factories(
-    settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Clock
+    settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Timer
 ) -> list[tuple[str, AdapterFactory]]:
     """The adapters to run, by startup-phase name. A platform's library is imported only when
     that platform is configured, inside its phase, so the startup line shows its cost."""
@@ -199,7 +202,7 @@ def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
     return build_discord_adapter(settings, runtime)
 
 
-def _console(settings: Settings, runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
+def _console(settings: Settings, runtime: AgentRuntime, clock: Timer, user: str | None) -> Adapter:
     from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 
     return ConsoleAdapter(
@@ -208,7 +211,7 @@ def _console(settings: Settings, runtime: AgentRuntime, clock: Clock, user: str 
 
 
 async def serve(
-    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Timer
 ) -> int:
     if settings.database_url:  # PostgreSQL: any number of processes may share the database
         return await _serve(settings, args, timer, clock)
@@ -225,7 +228,7 @@ async def serve(
 
 
 async def _serve(
-    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Timer
 ) -> int:
     try:
         with timer.phase("db"):
@@ -247,8 +250,12 @@ async def _serve(
         other = settings.consolidation.model  # consolidation's own model, if it has one
         consolidating = LazyLLM(lambda: build_llm(settings, other)) if other else None
         consolidation_model = build_model(settings, consolidating) if consolidating else None
+    doorbell = Doorbell()
     transcriber = build_transcriber(settings)
-    runtime = runtime_over(settings, storage, model, clock, transcriber, consolidation_model)
+    runtime = runtime_over(
+        settings, storage, model, clock, transcriber, consolidation_model, doorbell=doorbell
+    )
+    scheduler = build_scheduler(settings, storage, runtime, clock, doorbell)
     started: list[Adapter] = []
     signals: _Signals | None = None
     background: list[asyncio.Task[None]] = []
@@ -258,6 +265,7 @@ async def _serve(
                 adapter = make()
                 await adapter.start()
             started.append(adapter)
+            scheduler.attach(adapter)
         run = timer.finish(clock.now())
         log.info(format_startup(run))
         llm.start()  # load the model client now that every adapter is receiving
@@ -265,6 +273,7 @@ async def _serve(
             asyncio.ensure_future(_check_model(llm, model)),
             asyncio.ensure_future(runtime.background()),  # consolidation of ended sessions
         ]
+        scheduler.start()  # reminders that came due while the bot was down go out now
         await storage.record_startup(run)
         signals = _Signals()
         return await _until_stopped(started, signals.stop)
@@ -274,7 +283,8 @@ async def _serve(
     finally:
         for task in background:
             task.cancel()
-        await _stop(started, runtime, signals.now if signals else None)
+        now = signals.now if signals else None
+        await _stop(started, scheduler, runtime, now, settings.runtime.shutdown_grace)
         if consolidating is not None:
             await consolidating.close()
 
@@ -303,15 +313,22 @@ class _Signals:
 
 
 async def _stop(
-    adapters: Sequence[Adapter], runtime: AgentRuntime, now: asyncio.Event | None
+    adapters: Sequence[Adapter],
+    scheduler: Scheduler,
+    runtime: AgentRuntime,
+    now: asyncio.Event | None,
+    grace: float,
 ) -> None:
-    """Stop the adapters, then the runtime, letting running turns finish; if ``now`` is set
-    meanwhile, cut that short: cancel what still runs and close the database and the model.
-    Messages are stored before their turn starts, so a turn cut short loses nothing."""
+    """Stop the scheduler (reminders being sent get ``grace`` seconds), the adapters, then the
+    runtime, letting running turns finish; if ``now`` is set meanwhile, cut that short: cancel
+    what still runs and close the database and the model. Messages are stored before their turn
+    starts, so a turn cut short loses nothing; a reminder cut short keeps its claim, which runs
+    out, and goes out again."""
+    stopping = _stop_gracefully(adapters, scheduler, runtime, grace)
     if now is None:  # stopped before the signal handlers were set up
-        await _stop_gracefully(adapters, runtime)
+        await stopping
         return
-    graceful = asyncio.ensure_future(_stop_gracefully(adapters, runtime))
+    graceful = asyncio.ensure_future(stopping)
     hurry = asyncio.ensure_future(now.wait())
     await asyncio.wait([graceful, hurry], return_when=asyncio.FIRST_COMPLETED)
     hurry.cancel()
@@ -325,7 +342,10 @@ async def _stop(
     await runtime.shutdown(grace=0)
 
 
-async def _stop_gracefully(adapters: Sequence[Adapter], runtime: AgentRuntime) -> None:
+async def _stop_gracefully(
+    adapters: Sequence[Adapter], scheduler: Scheduler, runtime: AgentRuntime, grace: float
+) -> None:
+    await scheduler.stop(grace)
     for adapter in reversed(adapters):
         await adapter.stop()
     await runtime.shutdown()

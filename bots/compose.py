@@ -10,7 +10,7 @@ import asyncio
 import importlib
 
 from agentcore.agent import AgentLoop
-from agentcore.clock import Clock
+from agentcore.clock import Clock, Timer
 from agentcore.commands import Commands
 from agentcore.consolidator import Consolidator
 from agentcore.llm.base import ClosableLLM, LLMClient
@@ -19,6 +19,8 @@ from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.media.intake import MediaIntake
 from agentcore.media.voice import LazyTranscriber, Transcriber
 from agentcore.runtime import AgentRuntime, AgentSlots
+from agentcore.schedule.doorbell import Doorbell
+from agentcore.schedule.scheduler import Scheduler
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from bots.adapter import AdapterError
@@ -83,10 +85,14 @@ def build_runtime(
     llm: ClosableLLM,
     clock: Clock,
     transcriber: Transcriber | None = None,
+    *,
+    doorbell: Doorbell | None = None,
 ) -> AgentRuntime:
     """The runtime adapters talk to, over the model client ``llm``. ``transcriber`` turns voice
-    notes into text (None: they are not transcribed)."""
-    return runtime_over(settings, storage, build_model(settings, llm), clock, transcriber)
+    notes into text (None: they are not transcribed); ``doorbell`` is the scheduler's (see
+    ``build_scheduler``): reminders the agent schedules ring it."""
+    model = build_model(settings, llm)
+    return runtime_over(settings, storage, model, clock, transcriber, doorbell=doorbell)
 
 
 def runtime_over(
@@ -96,6 +102,8 @@ def runtime_over(
     clock: Clock,
     transcriber: Transcriber | None = None,
     consolidation_model: LLMClient | None = None,
+    *,
+    doorbell: Doorbell | None = None,
 ) -> AgentRuntime:
     """The runtime over a model ``build_model`` made (the composition root keeps a hold of it
     for the endpoint check); consolidation uses ``consolidation_model`` if given."""
@@ -106,7 +114,14 @@ def runtime_over(
         clock=clock,
         settings=settings.agent.media,
     )
-    loop = AgentLoop(storage=storage, llm=model, clock=clock, settings=settings.agent, media=media)
+    loop = AgentLoop(
+        storage=storage,
+        llm=model,
+        clock=clock,
+        settings=settings.agent,
+        media=media,
+        doorbell=doorbell or Doorbell(),
+    )
     turns = AgentSlots(settings.runtime.max_cached_agents)
     consolidator = Consolidator(
         storage=storage,
@@ -126,6 +141,24 @@ def runtime_over(
         settings=settings.runtime,
         slots=turns,
         consolidator=consolidator,
+    )
+
+
+def build_scheduler(
+    settings: Settings,
+    storage: Storage,
+    runtime: AgentRuntime,
+    clock: Timer,
+    doorbell: Doorbell,
+) -> Scheduler:
+    """What sends reminders when they are due, through the adapters attached to it."""
+    return Scheduler(
+        store=storage,
+        runner=runtime,
+        clock=clock,
+        settings=settings.agent.reminders,
+        default_zone=settings.agent.memory.timezone,
+        doorbell=doorbell,
     )
 
 

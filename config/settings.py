@@ -20,11 +20,13 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agentcore.llm.tooling import ToolMode
+from agentcore.schedule.model import QuietHours
 from agentcore.settings import (
     AgentSettings,
     ConsolidationSettings,
     MediaSettings,
     MemorySettings,
+    ReminderSettings,
     RuntimeSettings,
     Vision,
 )
@@ -294,6 +296,11 @@ class _Reader:
     def timezone(self, section: str, key: str) -> ZoneInfo:
         return self._convert(section, key, _as_zone, "an IANA time zone such as Europe/Berlin")
 
+    def quiet_hours(self, section: str, key: str) -> QuietHours | None:
+        return self._convert(
+            section, key, lambda v: QuietHours.parse(_as_text(v)), 'like "22:00-07:00", or ""'
+        )
+
     def agent_keys(self, section: str, key: str) -> frozenset[AgentKey]:
         return self._convert(
             section, key, _as_agent_keys, "a comma-separated list like telegram:123,discord:456"
@@ -520,8 +527,21 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         search_limit=read.integer("agent", "search_limit", 1),
         message_char_cap=read.integer("agent", "message_char_cap", 100),
         memory=memory,
+        reminders=_reminder_settings(read),
         media=_media_settings(read),
         stream=read.flag("streaming", "enabled"),
+    )
+
+
+def _reminder_settings(read: _Reader) -> ReminderSettings:
+    checkin_days = read.number("reminders", "checkin_after_days", 0.0)
+    return ReminderSettings(
+        enabled=read.flag("reminders", "enabled"),
+        max_pending=read.integer("reminders", "max_pending", 1),
+        max_message_chars=read.integer("reminders", "max_message_chars", 10),
+        max_unprompted_per_day=read.integer("reminders", "max_per_day", 1),
+        quiet_hours=read.quiet_hours("reminders", "quiet_hours"),
+        checkin_after=timedelta(days=checkin_days) if checkin_days else None,
     )
 
 

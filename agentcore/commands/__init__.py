@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from agentcore.clock import Clock
 from agentcore.commands.admin import AdminCommands, NoTurns, TurnLocks
+from agentcore.commands.schedule import ScheduleCommands
 from agentcore.commands.spec import (
     ADMIN_COMMAND,
     ADMIN_VERBS,
@@ -50,6 +51,8 @@ class Commands:
         """``turns`` are the runtime's per-person turn locks (none where no turns run)."""
         self._admins = admins
         self._user = UserCommands(storage=storage, clock=clock, settings=settings, model=model)
+        schedule = ScheduleCommands(storage=storage, clock=clock, settings=settings)
+        self._user.handlers |= schedule.handlers
         self._admin = AdminCommands(
             storage=storage,
             clock=clock,

@@ -354,10 +354,19 @@ class AdminCommands:
             f"database {stats.size_bytes / 1e6:.1f} MB",
             _uptime(runs, now),
             model,
+            await self._reminder_line(midnight),
             "last startups:",
             *(_startup_line(run, self._tz) for run in runs),
         ]
         return "\n".join(lines)
+
+    async def _reminder_line(self, midnight: datetime) -> str:
+        counts = await self._storage.reminder_counts(midnight)
+        return (
+            f"reminders: {counts.pending} waiting, {counts.sent_today} sent today, "
+            f"{counts.late} sent late in all, {counts.failed} failed; "
+            f"{counts.people_with_zone} people set a time zone"
+        )
 
     async def audit(self, request: AdminRequest) -> str:
         entries = await self._storage.recent_audit(_number("audit", request.args, 20))

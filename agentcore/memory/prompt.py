@@ -66,6 +66,7 @@ class TurnFacts:
     chat: ChatKind
     platform: str
     display_name: str
+    zone_known: bool | None = None  # the person set their time zone; None: reminders are off
 
 
 def format_time(when: datetime, tz: ZoneInfo) -> str:
@@ -114,6 +115,13 @@ def render_blocks(blocks: Iterable[Block], shared: Iterable[SharedBlock]) -> str
 
 def render_metadata(facts: TurnFacts, tz: ZoneInfo) -> str:
     lines = [f"- Current time: {format_time(facts.now, tz)}"]
+    if facts.zone_known is not None:
+        lines.append(
+            f"- The person's time zone: {tz.key}"
+            if facts.zone_known
+            else f"- The person's time zone is not known; times are in {tz.key}, the bot's "
+            "default (if they tell you where they are, call set_timezone)"
+        )
     if facts.previous_user_at is None:
         lines.append("- This is the first message this person has ever sent you.")
     else:

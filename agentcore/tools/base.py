@@ -16,8 +16,11 @@ from zoneinfo import ZoneInfo
 from agentcore.clock import Clock
 from agentcore.llm.base import ToolSpec
 from agentcore.records import Block
-from agentcore.storage.protocols import BlockStore, MessageStore, PassageStore
-from agentcore.types import clean_text
+from agentcore.schedule.doorbell import Doorbell
+from agentcore.schedule.model import PersonPrefs
+from agentcore.settings import ReminderSettings
+from agentcore.storage.protocols import BlockStore, MessageStore, PassageStore, ReminderStore
+from agentcore.types import ChatKind, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,19 @@ class ToolStorage(BlockStore, MessageStore, PassageStore, Protocol):
 
 
 @dataclass(slots=True)
+class Scheduling:
+    """What the reminder tools need in a turn: where a reminder set now would go, and the
+    person's preferences (``set_timezone`` updates them for the rest of the turn)."""
+
+    store: ReminderStore
+    settings: ReminderSettings
+    doorbell: Doorbell
+    prefs: PersonPrefs
+    chat: ChatKind
+    route: str  # the group's route when set in a group; '' for the private chat
+
+
+@dataclass(slots=True)
 class ToolContext:
     storage: ToolStorage
     agent_id: int
@@ -39,6 +55,7 @@ class ToolContext:
     tz: ZoneInfo
     search_limit: int
     person: str  # how search results name the person ("Brad", or "user")
+    scheduling: Scheduling | None = None  # None where reminders are turned off
 
 
 ToolFunction = Callable[..., Awaitable[str]]

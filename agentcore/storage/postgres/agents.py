@@ -165,7 +165,8 @@ async def _delete_agent_rows(conn: Conn, agent_id: int, *, redact_audit: bool = 
             key["user_id"],
         )
     # Messages and passages first, each in one statement, so their triggers keep the counts and
-    # the vocabulary; blocks, their history and summaries go with the agent (ON DELETE CASCADE).
+    # the vocabulary; blocks, their history, summaries, reminders and the person's reminder
+    # settings go with the agent (ON DELETE CASCADE).
     await conn.execute("DELETE FROM messages WHERE agent_id = $1", agent_id)
     await conn.execute("DELETE FROM passages WHERE agent_id = $1", agent_id)
     await delete_person_files(conn, agent_id, key["platform"], key["user_id"])

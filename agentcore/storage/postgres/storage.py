@@ -21,6 +21,7 @@ from agentcore.storage.postgres.messages import MessageRows
 from agentcore.storage.postgres.migrate import migrate
 from agentcore.storage.postgres.ops import OpsRows
 from agentcore.storage.postgres.passages import PassageRows
+from agentcore.storage.postgres.reminders import ReminderRows
 from agentcore.storage.protocols import PersonStorage, Storage
 from agentcore.types import AgentKey
 
@@ -37,6 +38,7 @@ class _Stores(
     FileRows,
     OpsRows,
     ConsolidationRows,
+    ReminderRows,
 ):
     """Every protocol over one database, or over one held connection."""
 

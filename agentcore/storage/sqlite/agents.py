@@ -179,6 +179,7 @@ async def _delete_agent_rows(
             "WHERE id = ?)",
             (agent_id, agent_id),
         )
+    # Reminders and the person's reminder settings go with the agent (ON DELETE CASCADE).
     await conn.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
 
 
