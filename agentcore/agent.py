@@ -3,6 +3,9 @@
 store the person's message → compile the context → call the model with tools → run the calls
 against this agent only → repeat while the model calls tools (at most ``max_steps`` calls) →
 the final text (plain content or ``send_message``) is stored and returned.
+
+A turn starts from the person's waiting messages (``run_turn``) or from a system event such as
+a reminder coming due (``run_event``); after that both are the same loop.
 """
 
 from __future__ import annotations
@@ -15,12 +18,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentcore.clock import Clock
-from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse
+from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse, TextSink
+from agentcore.media.intake import MediaIntake, Prepared
 from agentcore.memory.blocks import default_blocks, initial_blocks
-from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
+from agentcore.memory.prompt import (
+    PRESSURE_NOTE,
+    TurnFacts,
+    prompt_messages,
+    streamed_without_prompt_tags,
+    system_prompt,
+    without_prompt_tags,
+)
+from agentcore.memory.recall import NOT_FOUND, Found, search, shown
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
-from agentcore.messages import PromptMessage, Role, ToolCall
+from agentcore.messages import ImagePart, PromptMessage, Role, ToolCall
 from agentcore.records import (
     AgentRecord,
     LLMCallRecord,
@@ -31,10 +43,20 @@ from agentcore.records import (
     TurnState,
     UserActivity,
 )
+from agentcore.schedule.doorbell import Doorbell
+from agentcore.schedule.model import PersonPrefs
 from agentcore.settings import AgentSettings
 from agentcore.storage.protocols import PersonStorage
-from agentcore.tools import SEND_MESSAGE, ToolContext, ToolError, ToolRegistry
-from agentcore.types import InboundMessage
+from agentcore.tools import (
+    MEMORY_TOOLS,
+    SCHEDULE_TOOLS,
+    SEND_MESSAGE,
+    ToolContext,
+    ToolError,
+    ToolRegistry,
+)
+from agentcore.tools.base import Scheduling
+from agentcore.types import AgentKey, ChatKind, InboundMessage, NoticeList, ReplySink, SystemEvent
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +77,15 @@ class _Turn:
     claimed: list[StoredMessage]  # the person's messages this turn answers
     summary: str
     pressure_warned: bool
+    recalled: str = ""  # automatic recall for this turn's messages (see memory/recall.py)
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
     unsaved_calls: list[LLMCallRecord] = field(default_factory=list)  # stored with the next step
     estimate: int = 0
+    images: dict[int, tuple[ImagePart, ...]] = field(default_factory=dict)  # by message id
+    stream: TextSink | None = None  # where the answer is shown as it is written
+    # Whether the turn answers messages from the inbox: its reply is then noted on them, so a
+    # crash before it is sent leaves it to be sent again (a system event's turn answers none).
+    from_inbox: bool = True
 
 
 def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[int, bool]:
@@ -67,6 +95,16 @@ def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[i
     if sent_at - agent.last_user_at > gap:
         return agent.session_count + 1, True
     return max(agent.session_count, 1), False
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a turn's answer is read, for what it may reveal and where reminders go."""
+
+    key: AgentKey
+    chat: ChatKind
+    route: str  # a group's route; '' for the private chat
+    display_name: str
 
 
 class AgentLoop:
@@ -79,12 +117,21 @@ class AgentLoop:
         settings: AgentSettings,
         tools: ToolRegistry | None = None,
         estimator: TokenEstimator | None = None,
+        media: MediaIntake | None = None,
+        doorbell: Doorbell | None = None,
     ) -> None:
+        """``doorbell``: the scheduler's, rung when a reminder is added; without one (or with
+        reminders turned off in ``settings``) turns cannot schedule."""
         self._storage = storage
+        self._media = media
         self._llm = llm
         self._clock = clock
         self._settings = settings
-        self._tools = tools or ToolRegistry()
+        self._doorbell = doorbell if settings.reminders.enabled else None
+        default_tools = ToolRegistry(
+            MEMORY_TOOLS + SCHEDULE_TOOLS if self._doorbell else MEMORY_TOOLS
+        )
+        self._tools = tools or default_tools
         self._estimator = estimator or TokenEstimator()
 
     def using(self, storage: PersonStorage) -> AgentLoop:
@@ -94,17 +141,46 @@ class AgentLoop:
         scoped._storage = storage
         return scoped
 
-    async def run_turn(self, message: InboundMessage, pending_id: int) -> str | None:
+    async def run_turn(
+        self, message: InboundMessage, pending_id: int, sink: ReplySink | None = None
+    ) -> str | None:
         """Answer a received message (``pending_id`` in the inbox), together with any of this
         person's messages still waiting before it (e.g. held back by the rate limit).
 
-        The messages move into recall memory before the model is first called, so an
-        ``LLMError`` (which propagates) never loses them. None if there is nothing left to
-        answer: an earlier turn took this message up, or /forget erased it while it waited.
+        The files that came with them are prepared first (``MediaIntake``); notices about
+        them go to ``sink`` (without one, the answer starts with them). The messages move
+        into recall memory before the model is first called, so an ``LLMError`` (which
+        propagates) never loses them. None if there is nothing left to answer: an earlier
+        turn took this message up, or /forget erased it while it waited.
         """
+        if sink is None:  # a caller that takes one reply: the notices open it
+            kept = NoticeList()
+            reply = await self._turn(message, pending_id, kept, streaming=False)
+            if reply is None or not kept.notices:
+                return reply
+            return "\n\n".join([*kept.notices, reply]).strip()
+        return await self._turn(message, pending_id, sink, streaming=self._settings.stream)
+
+    async def _turn(
+        self, message: InboundMessage, pending_id: int, sink: ReplySink, *, streaming: bool
+    ) -> str | None:
+        prepared = Prepared()
+        if self._media is not None:
+            prepared = await self._media.prepare(self._storage, message.key, pending_id, sink)
         turn = await self._begin(message, pending_id)
         if turn is None:
             return None
+        if streaming:
+            turn.stream = lambda shown: sink.grow(streamed_without_prompt_tags(shown))
+        return await self._answer(turn, prepared, sink)
+
+    async def _answer(self, turn: _Turn, prepared: Prepared, sink: ReplySink) -> str:
+        if self._media is not None:
+            await self._media.read_documents(turn.agent.id, sink, new=prepared.documents)
+            if not prepared.answerable and len(turn.claimed) == prepared.messages:
+                return ""  # only files the model gets nothing from: the notices said so
+            claimed = [m.id for m in turn.claimed]
+            turn.images = await self._media.images(self._storage, turn.agent.id, claimed)
         reply = await self._steps(turn)
         cap = self._settings.message_char_cap
         if any(len(m.content or "") > cap for m in turn.claimed):
@@ -116,10 +192,33 @@ class AgentLoop:
         database connection): its messages are in recall already, the last of them
         ``message``; the model goes on from the history as stored. None if the person has no
         agent any more."""
-        state = await self._storage.load_turn(message.key)
+        state, prefs = await self._load(message.key)
         if state is None:
             return None
-        return await self._steps(self._turn(message, state, []))
+        # Automatic recall is left out: the message's text is in the history (the inbox keeps
+        # none once it is taken up), which the model reads again anyway.
+        return await self._steps(self._opened(message, state, prefs, [], NOT_FOUND))
+
+    async def close(self) -> None:
+        """Stop background work (documents being read resume after the next start)."""
+        if self._media is not None:
+            await self._media.close()
+
+    async def run_event(self, event: SystemEvent) -> str | None:
+        """A turn the agent takes on its own: ``event`` is stored in the person's history and
+        the agent answers it as it would a message. None if the person has no agent (erased).
+        If the model cannot be reached, ``event.fallback`` (if any) is stored and returned."""
+        turn = await self._begin_event(event)
+        if turn is None:
+            return None
+        try:
+            return await self._steps(turn)
+        except LLMError:
+            if not event.fallback:
+                raise
+            log.warning("agent %s: model unreachable, sending the event's fallback", event.key)
+            await self._store(turn, [NewMessage(Role.ASSISTANT, event.fallback, self._clock.now())])
+            return event.fallback
 
     async def _steps(self, turn: _Turn) -> str:
         steps = self._settings.max_steps
@@ -136,16 +235,26 @@ class AgentLoop:
 
     # ----------------------------------------------------------------- turn setup
 
+    async def _load(self, key: AgentKey) -> tuple[TurnState | None, PersonPrefs]:
+        """The turn's starting state and the person's preferences, read together."""
+        if self._doorbell is None:
+            return await self._storage.load_turn(key), PersonPrefs()
+        state, prefs = await asyncio.gather(
+            self._storage.load_turn(key), self._storage.load_prefs(key)
+        )
+        return state, prefs
+
     async def _take_up(
         self, message: InboundMessage, pending_id: int
-    ) -> tuple[TurnState, list[StoredMessage]]:
-        """This person's agent (created on their first message) and the waiting messages this
-        turn answers, taken into recall memory."""
-        state = await self._storage.load_turn(message.key)
+    ) -> tuple[TurnState, PersonPrefs, list[StoredMessage], Found]:
+        """This person's agent (created on their first message), their preferences, the waiting
+        messages this turn answers, taken into recall memory, and what automatic recall found
+        for the message (searched while the messages are taken up)."""
+        state, prefs = await self._load(message.key)
         if state is None:
             started = await self._start_agent(message, pending_id)
             if started is not None:
-                return started
+                return started[0], prefs, started[1], NOT_FOUND
             state = await self._storage.load_turn(message.key)  # created meanwhile elsewhere
             assert state is not None
         agent = state.agent
@@ -153,7 +262,25 @@ class AgentLoop:
         activity = UserActivity(
             message.sent_at, session, message.display_name or agent.display_name
         )
-        return state, await self._storage.claim_pending(message.key, pending_id, agent.id, activity)
+        claimed, found = await asyncio.gather(
+            self._storage.claim_pending(message.key, pending_id, agent.id, activity),
+            self._search_memory(state, message.text),
+        )
+        return state, prefs, claimed, found
+
+    async def _search_memory(self, state: TurnState, text: str) -> Found:
+        """Automatic recall's searches, once per turn, for what the person just said."""
+        if self._settings.memory.recall_tokens <= 0:
+            return NOT_FOUND
+        agent = state.agent
+        return await search(
+            self._storage,
+            agent.id,
+            text,
+            in_view=len(state.context) + 1,  # the message being answered is found too
+            search_messages=agent.message_count > len(state.context),
+            search_passages=agent.passage_count > 0,
+        )
 
     async def _start_agent(
         self, message: InboundMessage, pending_id: int
@@ -172,17 +299,54 @@ class AgentLoop:
         return TurnState(agent, initial_blocks(specs, now), shared, []), claimed
 
     async def _begin(self, message: InboundMessage, pending_id: int) -> _Turn | None:
-        state, claimed = await self._take_up(message, pending_id)
+        state, prefs, claimed, found = await self._take_up(message, pending_id)
         if not claimed:
             return None
-        return self._turn(message, state, claimed)
+        return self._opened(message, state, prefs, claimed, found)
 
-    def _turn(
-        self, message: InboundMessage, state: TurnState, claimed: list[StoredMessage]
+    def _opened(
+        self,
+        message: InboundMessage,
+        state: TurnState,
+        prefs: PersonPrefs,
+        claimed: list[StoredMessage],
+        found: Found,
     ) -> _Turn:
         """The turn answering ``message`` from ``state``, with ``claimed`` just taken up."""
+        session, new_session = session_of(
+            state.agent, message.sent_at, self._settings.memory.session_gap
+        )
+        route = message.route if message.chat is ChatKind.GROUP else ""
+        origin = _Origin(message.key, message.chat, route, message.display_name)
+        return self._assemble(state, prefs, claimed, found, origin, session, new_session)
+
+    async def _begin_event(self, event: SystemEvent) -> _Turn | None:
+        state, prefs = await self._load(event.key)
+        if state is None:
+            return None
         agent = state.agent
-        session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
+        row = NewMessage(Role.SYSTEM, event.text, event.at)
+        [row_id] = await self._storage.append_messages(agent.id, [row])
+        claimed = [StoredMessage(row_id, row.role, row.content, row.created_at)]
+        origin = _Origin(event.key, event.chat, event.route, agent.display_name)
+        found = await self._search_memory(state, event.text)  # what the reminder is about
+        session = max(agent.session_count, 1)
+        turn = self._assemble(state, prefs, claimed, found, origin, session, False)
+        turn.from_inbox = False
+        return turn
+
+    def _assemble(
+        self,
+        state: TurnState,
+        prefs: PersonPrefs,
+        claimed: list[StoredMessage],
+        found: Found,
+        origin: _Origin,
+        session: int,
+        new_session: bool,
+    ) -> _Turn:
+        agent = state.agent
+        zone = prefs.timezone or self._settings.memory.timezone
         facts = TurnFacts(
             now=self._clock.now(),
             previous_user_at=agent.last_user_at,
@@ -190,28 +354,46 @@ class AgentLoop:
             new_session=new_session,
             message_count=agent.message_count + len(claimed),
             passage_count=agent.passage_count,
-            chat=message.chat,
-            platform=message.key.platform,
-            display_name=message.display_name,
+            chat=origin.chat,
+            platform=origin.key.platform,
+            display_name=origin.display_name,
+            zone_known=None if self._doorbell is None else prefs.timezone is not None,
         )
         tools = ToolContext(
             storage=self._storage,
             agent_id=agent.id,
             blocks={b.label: b for b in state.blocks},
             clock=self._clock,
-            tz=self._settings.memory.timezone,
+            tz=zone,
             search_limit=self._settings.search_limit,
-            person=message.display_name or "user",
+            person=origin.display_name or "user",
+            scheduling=self._scheduling(prefs, origin),
         )
+        memory = self._settings.memory
+        rows = [*state.context, *claimed]
+        recalled = shown(found, {r.id for r in rows}, memory.recall_tokens, zone, tools.person)
         return _Turn(
             agent=agent,
             facts=facts,
             tools=tools,
             shared=state.shared,
-            rows=[*state.context, *claimed],
+            rows=rows,
             claimed=claimed,
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
+            recalled=recalled.text,
+        )
+
+    def _scheduling(self, prefs: PersonPrefs, origin: _Origin) -> Scheduling | None:
+        if self._doorbell is None:
+            return None
+        return Scheduling(
+            store=self._storage,
+            settings=self._settings.reminders,
+            doorbell=self._doorbell,
+            prefs=prefs,
+            chat=origin.chat,
+            route=origin.route,
         )
 
     # ----------------------------------------------------------------- context budget
@@ -223,14 +405,20 @@ class AgentLoop:
             turn.shared,
             turn.facts,
             turn.summary,
-            self._settings.memory.timezone,
+            turn.tools.tz,
         )
         return LLMRequest(
             messages=prompt_messages(
-                system, turn.rows, turn.notes, self._settings.message_char_cap
+                system,
+                turn.rows,
+                turn.notes,
+                self._settings.message_char_cap,
+                turn.images,
+                turn.recalled,
             ),
             tools=self._tools.specs,
             allow_tools=allow_tools,
+            stream=turn.stream,
         )
 
     async def _prepare(self, turn: _Turn, allow_tools: bool) -> LLMRequest:
@@ -262,7 +450,7 @@ class AgentLoop:
             return False
         folded, kept = turn.rows[:cut], turn.rows[cut:]
         max_words = max(100, memory.context_window // 12)
-        turn.summary = await summarize(self._llm, turn.summary, folded, memory.timezone, max_words)
+        turn.summary = await summarize(self._llm, turn.summary, folded, turn.tools.tz, max_words)
         await self._storage.fold_context(turn.agent.id, turn.summary, kept[0].id, self._clock.now())
         log.info("agent %s: folded %d messages into the summary", turn.agent.key, len(folded))
         turn.rows = kept
@@ -307,7 +495,7 @@ class AgentLoop:
         """Store the model's step; return the reply if the turn is finished, else None."""
         now = self._clock.now()
         if not response.tool_calls:
-            text = (response.content or "").strip() or EMPTY_REPLY
+            text = without_prompt_tags(response.content or "") or EMPTY_REPLY
             await self._store(turn, [NewMessage(Role.ASSISTANT, text, now)], final=True)
             return text
         replies: list[str] = []
@@ -332,8 +520,8 @@ class AgentLoop:
         return reply
 
     def _message_of(self, call: ToolCall) -> str:
-        message: str = self._tools.bind(call)[1]["message"]
-        if not message.strip():
+        message = without_prompt_tags(self._tools.bind(call)[1]["message"])
+        if not message:
             raise ToolError("message is empty; write the reply to send")
         return message
 
@@ -344,7 +532,7 @@ class AgentLoop:
         calls, turn.unsaved_calls = turn.unsaved_calls, []
         write = (
             self._storage.store_reply(turn.agent.key, turn.agent.id, messages)
-            if final
+            if final and turn.from_inbox
             else self._storage.append_messages(turn.agent.id, messages)
         )
         ids, _ = await asyncio.gather(

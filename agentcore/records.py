@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agentcore.messages import Role, ToolCall
-from agentcore.types import AgentKey, InboundMessage
+from agentcore.types import AgentKey, FileKind, InboundMessage
 
 
 class Actor(enum.Enum):
@@ -22,6 +22,7 @@ class Actor(enum.Enum):
     OPERATOR = "operator"
     USER = "user"
     SYSTEM = "system"
+    CONSOLIDATION = "consolidation"  # sleep-time consolidation after a session
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,8 @@ class NewPassage:
     content: str
     tags: tuple[str, ...]
     created_at: datetime
+    source: str = ""  # the document it was read from, if any (see ``Passage``)
+    page: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,65 @@ class Passage:
     tags: tuple[str, ...]
     created_at: datetime
     score: float = 0.0
+    source: str = ""  # the document it was read from (its file name), if any
+    page: int | None = None  # that document's page (or part) number
+
+
+class DocState(enum.Enum):
+    """Where a document is on its way into archival memory."""
+
+    NONE = ""  # not a document
+    READING = "reading"  # being read, ``pages_read`` of ``pages`` done
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file a person sent, as stored (the bytes only where asked for)."""
+
+    id: int
+    kind: FileKind
+    filename: str
+    mime_type: str
+    size: int  # bytes as sent (declared by the platform if it was too large to download)
+    created_at: datetime
+    note: str = ""  # the model's description, the transcript, or why it was not read
+    state: DocState = DocState.NONE
+    pages: int = 0  # documents: pages (or parts) in all
+    pages_read: int = 0
+    message_id: int | None = None  # the message it came with, once that is in recall
+    data: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFile:
+    """A file waiting, with its message, to be prepared before that message's turn."""
+
+    pending_id: int  # the waiting message it came with
+    caption: str  # that message's text
+    file: StoredFile  # with its bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpdate:
+    """What preparing a waiting file made of it (see ``FileStore.prepare_pending``)."""
+
+    file_id: int
+    note: str
+    data: bytes | None = None  # replaces the stored bytes (a scaled image)
+    state: DocState = DocState.NONE
+    pages: int = 0
+    mime_type: str = ""  # the type of the new bytes ('' while they stay as they were)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentPassage:
+    """One passage of a document being read into archival memory."""
+
+    content: str
+    page: int
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,3 +326,39 @@ class StoreStats:
     llm_calls_today: int = 0
     tokens_today: int = 0
     llm_latencies_ms: tuple[float, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Unconsolidated:
+    """A person with messages no consolidation has read yet."""
+
+    agent_id: int
+    key: AgentKey
+    after_id: int  # messages with a larger id are not consolidated
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEdit:
+    label: str
+    value: str
+    version: int  # the block's version the edit was made against
+
+
+@dataclass(frozen=True, slots=True)
+class ConsolidationRun:
+    """One consolidation: which messages it read, what it changed, what it cost."""
+
+    agent_id: int
+    after_id: int  # it read the messages after this id...
+    through_id: int  # ...up to this one
+    created_at: datetime
+    outcome: str  # "changed", "nothing" (nothing worth keeping) or "invalid" (unusable answer)
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    edits: tuple[BlockEdit, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def note_passages(self) -> list[NewPassage]:
+        """The notes as archival passages, tagged so they can be told from the agent's own."""
+        return [NewPassage(note, ("consolidation",), self.created_at) for note in self.notes]

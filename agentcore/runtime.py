@@ -6,7 +6,7 @@ details go to the operator's log), and shuts down gracefully.
 
 Adapters either call ``handle(message)``, or, where the platform should only be told a message
 was delivered once it is stored, ``accept(message)`` (stores it, fast) and later
-``answer(ticket, deliver)`` (runs the turn and delivers its reply).
+``answer(ticket, sink, deliver=...)`` (runs the turn and delivers its reply).
 
 Several processes may share one database (PostgreSQL). A person's turn then runs under their
 lock in the database (``Storage.person``), taken after this process's own per-person lock, so
@@ -23,15 +23,17 @@ import contextlib
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from typing import Any
 
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
-from agentcore.commands import Commands, parse_command
+from agentcore.commands import Commands, is_costly, parse_command
+from agentcore.consolidator import Consolidator
 from agentcore.limits import RateLimiter
-from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
+from agentcore.llm.base import ClosableLLM, LLMConfigError, LLMError
 from agentcore.settings import RuntimeSettings
 from agentcore.storage.protocols import (
     LockLost,
@@ -40,17 +42,30 @@ from agentcore.storage.protocols import (
     Storage,
     StorageError,
 )
-from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, clean_text
+from agentcore.types import (
+    AgentKey,
+    InboundMessage,
+    Reply,
+    ReplyKind,
+    ReplySink,
+    SystemEvent,
+    clean_text,
+)
 
 log = logging.getLogger(__name__)
 
 LLM_FAILED = "I couldn't reach my language model, please try again in a moment."
+NOT_SET_UP = "I'm not set up correctly yet; my operator has been told."
 STORAGE_FAILED = "Something went wrong on my side and I couldn't save that. Please try again later."
 SHUTTING_DOWN = "I'm restarting right now. Please send that again in a minute."
 EMPTY_MESSAGE = "Send me some text and I'll answer."
 SLOW_DOWN = (
     "You're sending messages faster than I can keep up with. I've kept them all and will "
     "answer them together in a minute."
+)
+COMMAND_LATER = (
+    "You're sending messages faster than I can keep up with, so I didn't run /{name}. "
+    "Please send it again in a minute."
 )
 BUSY = "I'm very busy right now. I've kept your message and will answer it in a minute."
 QUEUE_FULL = "Too many of your messages are waiting already; please wait for my answer."
@@ -82,6 +97,7 @@ class _Slot:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0  # tasks holding or waiting for the lock
+    owner: asyncio.Task[Any] | None = None  # the task holding it
 
 
 class AgentSlots:
@@ -95,19 +111,49 @@ class AgentSlots:
     def __len__(self) -> int:
         return len(self._slots)
 
+    def busy(self, key: AgentKey) -> bool:
+        """Whether another task holds this person's turn lock (so ``hold`` would wait)."""
+        slot = self._slots.get(key)
+        return slot is not None and slot.lock.locked() and slot.owner is not asyncio.current_task()
+
+    def held_here(self, key: AgentKey) -> bool:
+        """Whether the current task holds this person's turn lock."""
+        slot = self._slots.get(key)
+        return slot is not None and slot.owner is asyncio.current_task()
+
     @contextlib.asynccontextmanager
     async def hold(self, key: AgentKey) -> AsyncIterator[None]:
+        """This person's turn lock. Re-entrant for the task holding it (an operator's command
+        may act on their own agent, e.g. importing over it)."""
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = _Slot()
         self._slots.move_to_end(key)
+        task = asyncio.current_task()
+        if slot.owner is not None and slot.owner is task:
+            yield
+            return
         slot.users += 1
         try:
             async with slot.lock:
-                yield
+                slot.owner = task
+                try:
+                    yield
+                finally:
+                    slot.owner = None
         finally:
             slot.users -= 1
             self._evict_idle()
+
+    @contextlib.asynccontextmanager
+    async def hold_when_idle(self, key: AgentKey) -> AsyncIterator[None]:
+        """Hold the person's lock once no turn of theirs runs or waits (background work such
+        as consolidation): a turn that arrives meanwhile waits only for what is done under it."""
+        while (slot := self._slots.get(key)) is not None and slot.users > 0:
+            async with slot.lock:  # let the turns ahead finish
+                pass
+        async with self.hold(key):
+            yield
 
     def _evict_idle(self) -> None:
         """Drop least-recently-used idle slots until the cache is within its bound."""
@@ -121,6 +167,27 @@ class AgentSlots:
             del self._slots[key]
 
 
+class PersonLocks:
+    """A person's turn lock in this process (``AgentSlots``) and, where processes share the
+    database, in the database too (``Storage.person``): what runs beside turns and must not
+    land in the middle of one (an import) holds both, in the order a turn takes them."""
+
+    def __init__(self, slots: AgentSlots, storage: Storage) -> None:
+        self._slots = slots
+        self._storage = storage
+
+    def busy(self, key: AgentKey) -> bool:
+        return self._slots.busy(key)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: AgentKey) -> AsyncIterator[None]:
+        if self._slots.held_here(key):  # this task runs their turn: it holds both already
+            yield
+            return
+        async with self._slots.hold(key), self._storage.person(key):
+            yield
+
+
 class AgentRuntime:
     def __init__(
         self,
@@ -131,14 +198,19 @@ class AgentRuntime:
         commands: Commands,
         clock: Clock,
         settings: RuntimeSettings,
+        slots: AgentSlots | None = None,
+        consolidator: Consolidator | None = None,
     ) -> None:
+        """``slots`` are the per-person turn locks, when the commands or consolidation share
+        them."""
         self._storage = storage
         self._llm = llm
         self._loop = loop
         self._commands = commands
         self._clock = clock
         self._settings = settings
-        self._slots = AgentSlots(settings.max_cached_agents)
+        self._slots = slots if slots is not None else AgentSlots(settings.max_cached_agents)
+        self._consolidator = consolidator
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -155,10 +227,16 @@ class AgentRuntime:
     def is_operator(self, key: AgentKey) -> bool:
         return self._commands.is_operator(key)
 
-    async def handle(self, message: InboundMessage, deliver: Deliver | None = None) -> Reply:
+    async def handle(
+        self,
+        message: InboundMessage,
+        sink: ReplySink | None = None,
+        *,
+        deliver: Deliver | None = None,
+    ) -> Reply:
         """Answer one inbound message (see ``answer``). Never raises for anything a person or
         model can cause."""
-        return await self.answer(await self.accept(message), deliver)
+        return await self.answer(await self.accept(message), sink, deliver=deliver)
 
     async def accept(self, message: InboundMessage) -> Ticket:
         """Store the message so it survives a crash; commands and notices are not stored.
@@ -166,7 +244,9 @@ class AgentRuntime:
         A person over the rate limit, or a bot with too much work in flight, gets the message
         stored but held back (answered by ``held_back_tickets`` or that person's next turn,
         whichever comes first) and one notice per minute; a person with too many held-back
-        messages gets new ones declined.
+        messages gets new ones declined. Commands are never held back: over the rate limit a
+        costly one is refused, with a reply that says so, and the others (``/forget`` above
+        all) run.
         """
         message = replace(
             message,
@@ -175,17 +255,19 @@ class AgentRuntime:
         )
         if self._closing:
             return Ticket(message, reply=Reply(SHUTTING_DOWN, ReplyKind.NOTICE))
-        if not message.text.strip():
+        if not message.text.strip() and not message.files:
             return Ticket(message, reply=Reply(EMPTY_MESSAGE, ReplyKind.NOTICE))
         if not self._may_talk(message.key):
             return Ticket(message, reply=self._refusal(message.key))
-        is_command = parse_command(message.text) is not None
-        if not self._limiter.allow(message.key, self._clock.now()):
-            return await self._hold_back(message, SLOW_DOWN, is_command)
-        if is_command:
-            return Ticket(message)
+        # A message with files is never a command, even if its caption starts with "/".
+        command = None if message.files else parse_command(message.text)
+        allowed = self._limiter.allow(message.key, self._clock.now())
+        if command is not None:
+            return self._command_ticket(message, command[0], allowed)
+        if not allowed:
+            return await self._hold_back(message, SLOW_DOWN)
         if self._in_flight >= self._settings.max_in_flight:
-            return await self._hold_back(message, BUSY, is_command=False)
+            return await self._hold_back(message, BUSY)
         try:
             pending_id = await self._storage.add_pending(message, self._clock.now())
         except StorageError as exc:
@@ -204,12 +286,17 @@ class AgentRuntime:
         if self._accepted % _PRUNE_EVERY == 0:
             await self._storage.prune_inbox(self._clock.now() - _REDELIVERY_WINDOW)
 
-    async def _hold_back(self, message: InboundMessage, notice: str, is_command: bool) -> Ticket:
+    def _command_ticket(self, message: InboundMessage, name: str, allowed: bool) -> Ticket:
+        """Commands are not stored; one that is refused says so (never a silent drop)."""
+        if allowed or not is_costly(name):
+            return Ticket(message)
+        log.info("not running /%s for %s: over the rate limit", name, message.key)
+        return Ticket(message, reply=Reply(COMMAND_LATER.format(name=name), ReplyKind.NOTICE))
+
+    async def _hold_back(self, message: InboundMessage, notice: str) -> Ticket:
         """Store without starting a turn (a later turn of this person answers it too)."""
         try:
-            if is_command:
-                reason = "command not run"
-            elif (
+            if (
                 await self._storage.count_pending(message.key)
                 >= self._settings.max_pending_per_user
             ):
@@ -239,7 +326,7 @@ class AgentRuntime:
             latest[pending.message.key] = Ticket(pending.message, pending.id, swept=True)
         return list(latest.values())
 
-    async def held_back_tickets(self, platform: str) -> AsyncIterator[Ticket]:
+    async def held_back_tickets(self, platform: str) -> AsyncGenerator[Ticket, None]:
         """Runs as long as the adapter does: every ``held_answer_seconds``, if messages were held
         back on ``platform`` (rate limit, busy), a ticket for each person with messages waiting,
         so they are answered without waiting for that person's next message. A person's other
@@ -276,9 +363,13 @@ class AgentRuntime:
         log.info("refused %s: not in AGENTCORE_ALLOWED", key)
         return Reply(NOT_ALLOWED, ReplyKind.NOTICE)
 
-    async def answer(self, ticket: Ticket, deliver: Deliver | None = None) -> Reply:
+    async def answer(
+        self, ticket: Ticket, sink: ReplySink | None = None, *, deliver: Deliver | None = None
+    ) -> Reply:
         """Run the ticket's turn (or command) once this person's earlier turns are done, in any
-        process, and return what the caller should send: an empty Reply means nothing.
+        process, and return what the caller should send: an empty Reply means nothing. Notices
+        on the way, and the answer as it is written (streaming), go to ``sink``; without one,
+        the reply starts with the notices.
 
         With ``deliver`` (the adapters'), a turn's reply goes out through it while the person's
         lock is held, so their replies leave in order even across processes, and is then noted
@@ -294,10 +385,10 @@ class AgentRuntime:
             collected.append(reply)
 
         async with self._tracked(), self._slots.hold(ticket.message.key):
-            reply = await self._locked(ticket, deliver or collect)
+            reply = await self._locked(ticket, deliver or collect, sink)
         return _together([*collected, reply])
 
-    async def _locked(self, ticket: Ticket, deliver: Deliver) -> Reply:
+    async def _locked(self, ticket: Ticket, deliver: Deliver, sink: ReplySink | None) -> Reply:
         """``_answer`` under the person's database lock. A lock lost midway (its connection
         dropped, or this process stalled) is taken again once: under it the turn is finished,
         here or by the process that took over meanwhile, and answered once."""
@@ -305,7 +396,7 @@ class AgentRuntime:
         for attempt in (1, 2):
             try:
                 async with self._storage.person(key, wait=not ticket.swept) as store:
-                    return await self._answer(ticket, store, deliver)
+                    return await self._answer(ticket, store, deliver, sink)
             except PersonBusy:
                 return _NOTHING  # another process is answering them, waiting messages included
             except LockLost as exc:
@@ -316,7 +407,9 @@ class AgentRuntime:
                 break
         return Reply(STORAGE_FAILED, ReplyKind.ERROR)
 
-    async def _answer(self, ticket: Ticket, store: PersonStorage, deliver: Deliver) -> Reply:
+    async def _answer(
+        self, ticket: Ticket, store: PersonStorage, deliver: Deliver, sink: ReplySink | None
+    ) -> Reply:
         message = ticket.message
         try:
             if ticket.pending_id is None:
@@ -325,14 +418,17 @@ class AgentRuntime:
                 return await self._commands.run(message, *command)
             loop = self._loop.using(store)
             await self._finish_open_turn(store, loop, message.key, deliver)
-            text = await loop.run_turn(message, ticket.pending_id)
+            text = await loop.run_turn(message, ticket.pending_id, sink)
             if text is None:
                 return _NOTHING  # an earlier turn took the message up
             await self._send(store, message, Reply(text), deliver)
             return _NOTHING
+        except LLMConfigError as exc:  # waiting will not help: the operator must fix it
+            log.error("model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
+            await self._close_failed_turn(store, message.key)
+            return Reply(NOT_SET_UP, ReplyKind.ERROR)
         except LLMError as exc:
-            level = logging.ERROR if isinstance(exc, LLMAuthError) else logging.WARNING
-            log.log(level, "model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
+            log.warning("model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
             await self._close_failed_turn(store, message.key)
             return Reply(LLM_FAILED, ReplyKind.ERROR)
 
@@ -367,6 +463,19 @@ class AgentRuntime:
         except StorageError as exc:  # then the person's next turn finishes it instead
             log.warning("could not close the failed turn of %s: %s", key, exc)
 
+    async def run_event(self, event: SystemEvent) -> str | None:
+        """The agent's own turn on ``event`` (a reminder came due), under the person's lock so
+        it never overlaps a turn of theirs, in this process or another on the database (its
+        writes go through the lock's connection, as a turn's do). Raises
+        ``LLMError``/``StorageError`` for the caller (the scheduler) to decide; None if the
+        person has no agent any more."""
+        async with (
+            self._tracked(),
+            self._slots.hold(event.key),
+            self._storage.person(event.key) as store,
+        ):
+            return await self._loop.using(store).run_event(event)
+
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:
         self._in_flight += 1
@@ -378,17 +487,33 @@ class AgentRuntime:
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def shutdown(self) -> None:
-        """Stop accepting, let in-flight turns finish (bounded), then close storage and model."""
+    async def background(self) -> None:
+        """Work that runs for as long as the bot does: consolidation of ended sessions."""
+        if self._consolidator is not None:
+            await self._consolidator.run()
+
+    async def consolidate_ended(self) -> int:
+        """One consolidation sweep now (``background`` runs them periodically): the sessions
+        whose gap has passed; how many were consolidated."""
+        return await self._consolidator.sweep() if self._consolidator is not None else 0
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight turns finish (for ``grace`` seconds, by default the
+        configured ``shutdown_grace``), consolidate the sessions still open (bounded; not when
+        told to stop now, ``grace=0``), then close storage and model."""
         self._closing = True
+        grace = self._settings.shutdown_grace if grace is None else grace
         try:
-            await asyncio.wait_for(self._idle.wait(), self._settings.shutdown_grace)
+            await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
             log.warning(
                 "shutdown: %d turn(s) still running after %.0fs; closing anyway",
                 self._in_flight,
-                self._settings.shutdown_grace,
+                grace,
             )
+        if self._consolidator is not None and grace > 0:
+            await self._consolidator.at_shutdown()
+        await self._loop.close()
         await self._llm.close()
         await self._storage.close()
 

@@ -31,8 +31,13 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.multiproc", [], []),
     ("bench.growth", [], []),
     ("bench.locomo", [], []),
+    ("bench.consolidation", [], []),
+    ("bench.documents", [], []),
+    ("bench.streaming", [], []),
     ("bench.telegram_latency", [], []),
     ("bench.discord_latency", [], []),
+    ("bench.reminders", [], []),
+    ("bench.reminders", PG, []),
 ]
 
 

@@ -33,7 +33,7 @@ from agentcore.clock import SystemClock
 from agentcore.llm.fake import last_user_text, reply
 from agentcore.runtime import AgentRuntime, Deliver, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
-from agentcore.types import InboundMessage, Reply
+from agentcore.types import InboundMessage, Reply, ReplySink
 from bench.bot import bench_settings, scripted_runtime
 from bench.common import print_table, summary_ms, write_json
 from bots.__main__ import adapter_factories
@@ -55,7 +55,9 @@ def time_turns(runtime: AgentRuntime) -> list[float]:
     durations: list[float] = []
     answer = runtime.answer
 
-    async def timed(ticket: Ticket, deliver: Deliver | None = None) -> Reply:
+    async def timed(
+        ticket: Ticket, sink: ReplySink | None = None, *, deliver: Deliver | None = None
+    ) -> Reply:
         sending = 0.0
 
         async def timed_delivery(message: InboundMessage, reply: Reply) -> None:
@@ -67,7 +69,9 @@ def time_turns(runtime: AgentRuntime) -> list[float]:
 
         started = time.perf_counter()
         try:
-            return await answer(ticket, timed_delivery if deliver is not None else None)
+            return await answer(
+                ticket, sink, deliver=timed_delivery if deliver is not None else None
+            )
         finally:
             durations.append(time.perf_counter() - started - sending)
 

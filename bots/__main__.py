@@ -13,28 +13,43 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from agentcore.timing import StartupTimer
 
 _TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
 
-from agentcore.clock import Clock, SystemClock  # noqa: E402
-from agentcore.llm.base import ClosableLLM  # noqa: E402
+from agentcore.clock import SystemClock, Timer  # noqa: E402
+from agentcore.llm.check import check_endpoint  # noqa: E402
+from agentcore.llm.tooling import ToolCallingLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
+from agentcore.schedule.doorbell import Doorbell  # noqa: E402
+from agentcore.schedule.scheduler import Scheduler  # noqa: E402
 from agentcore.storage.protocols import Coordination, StorageError  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
-from bots.compose import build_runtime, database_shown, open_storage  # noqa: E402
+from bots.compose import (  # noqa: E402
+    build_model,
+    build_scheduler,
+    build_transcriber,
+    database_shown,
+    open_storage,
+    runtime_over,
+)
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from agentcore.llm.openai_compat import OpenAICompatibleLLM
 
 log = logging.getLogger("bots")
 
@@ -59,21 +74,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     operator_cli = args.command == "admin" or args.startup_report
     try:
+        if args.command == "admin":
+            args.config, args.words = _admin_config(args.config, args.words)
+        if args.user is not None:
+            _check_console_user(args.user)
         with _TIMER.phase("config"):
             settings = load_settings(args.config, require_model=not operator_cli)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    configure_logging("WARNING" if operator_cli else settings.log_level, _secrets(settings))
+    for warning in settings.warnings:
+        log.warning("%s", warning)
     if operator_cli:
-        configure_logging("WARNING", _secrets(settings))
-        from bots.admin_cli import run_admin, startup_report  # noqa: PLC0415
-
-        return startup_report(settings) if args.startup_report else run_admin(settings, args.words)
-    configure_logging(settings.log_level, _secrets(settings))
+        return _operator_cli(settings, args)
     try:
         return asyncio.run(serve(settings, args, _TIMER, SystemClock()))
     except KeyboardInterrupt:
         return 130
+
+
+def _admin_config(config: Path | None, words: list[str]) -> tuple[Path | None, list[str]]:
+    """``admin --config FILE <verb> ...`` reads FILE as ``--config FILE admin ...`` does."""
+    while words and words[0].split("=", 1)[0] == "--config":
+        option = words.pop(0)
+        if "=" in option:
+            config = Path(option.split("=", 1)[1])
+        elif words:
+            config = Path(words.pop(0))
+        else:
+            raise ConfigError("--config needs a file name")
+    return config, words
+
+
+def _check_console_user(name: str) -> None:
+    from bots.console import console_user  # noqa: PLC0415
+
+    try:
+        console_user(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _operator_cli(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.admin_cli import run_admin, startup_report  # noqa: PLC0415
+
+    try:
+        code = startup_report(settings) if args.startup_report else run_admin(settings, args.words)
+        sys.stdout.flush()  # here, where a closed pipe can be handled, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`admin audit | head`): what it wanted is printed. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -81,6 +135,7 @@ def _secrets(settings: Settings) -> list[str]:
         s.reveal()
         for s in (
             settings.llm.api_key,
+            settings.transcription.api_key,
             settings.telegram.token,
             settings.discord.token,
             settings.database_url,
@@ -91,17 +146,19 @@ def _secrets(settings: Settings) -> list[str]:
     return [*secrets, password] if password else secrets
 
 
-async def build_llm(settings: Settings) -> ClosableLLM:
-    """Import the SDK and build the client (runs in the background via ``LazyLLM``)."""
+async def build_llm(settings: Settings, model: str = "") -> OpenAICompatibleLLM:
+    """Import the SDK and build the client for ``model`` (default: the chat model); runs in the
+    background via ``LazyLLM``."""
     started = time.perf_counter()
     # Importing openai takes most of a second; do it in a thread so the loop stays responsive.
     module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.openai_compat")
-    llm: ClosableLLM = module.OpenAICompatibleLLM(
-        model=settings.llm.model,
+    llm: OpenAICompatibleLLM = module.OpenAICompatibleLLM(
+        model=model or settings.llm.model,
         base_url=settings.llm.base_url or None,
         api_key=settings.llm.api_key.reveal() or None,
         deadline=settings.llm.timeout,
         max_retries=settings.llm.max_retries,
+        max_tokens=settings.llm.max_tokens,
     )
     elapsed = (time.perf_counter() - started) * 1000
     log.info("model client ready after %.0fms, loaded in the background", elapsed)
@@ -115,7 +172,7 @@ def adapter_factories(
     settings: Settings,
     args: argparse.Namespace,
     runtime: AgentRuntime,
-    clock: Clock,
+    clock: Timer,
     roles: Coordination,
 ) -> list[tuple[str, AdapterFactory]]:
     """The adapters to run, by startup-phase name. A platform's library is imported only when
@@ -128,7 +185,7 @@ def adapter_factories(
     if settings.discord.token:
         factories.append(("discord", lambda: _discord(settings, runtime, roles)))
     if not factories:
-        factories.append(("console", lambda: _console(runtime, clock, args.user)))
+        factories.append(("console", lambda: _console(settings, runtime, clock, args.user)))
     return factories
 
 
@@ -143,6 +200,8 @@ def _telegram(settings: Settings, runtime: AgentRuntime, roles: Coordination) ->
         roles=roles,
         webhook=(config.webhook_url, config.webhook_listen) if config.webhook_url else None,
         grace=settings.runtime.shutdown_grace,
+        max_file_bytes=settings.agent.media.max_file_bytes,
+        edit_seconds=settings.streaming.edit_seconds,
     )
 
 
@@ -152,14 +211,16 @@ def _discord(settings: Settings, runtime: AgentRuntime, roles: Coordination) -> 
     return build_discord_adapter(settings, runtime, roles)
 
 
-def _console(runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
+def _console(settings: Settings, runtime: AgentRuntime, clock: Timer, user: str | None) -> Adapter:
     from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 
-    return ConsoleAdapter(runtime, clock, console_user(user))
+    return ConsoleAdapter(
+        runtime, clock, console_user(user), max_file_bytes=settings.agent.media.max_file_bytes
+    )
 
 
 async def serve(
-    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Timer
 ) -> int:
     if settings.database_url:  # PostgreSQL: any number of processes may share the database
         return await _serve(settings, args, timer, clock)
@@ -176,7 +237,7 @@ async def serve(
 
 
 async def _serve(
-    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Timer
 ) -> int:
     try:
         with timer.phase("db"):
@@ -191,34 +252,113 @@ async def _serve(
         return 2
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
-    runtime = build_runtime(settings, storage, llm, clock)
+        model = build_model(settings, llm)
+        other = settings.consolidation.model  # consolidation's own model, if it has one
+        consolidating = LazyLLM(lambda: build_llm(settings, other)) if other else None
+        consolidation_model = build_model(settings, consolidating) if consolidating else None
+    doorbell = Doorbell()
+    transcriber = build_transcriber(settings)
+    runtime = runtime_over(
+        settings, storage, model, clock, transcriber, consolidation_model, doorbell=doorbell
+    )
+    scheduler = build_scheduler(settings, storage, runtime, clock, doorbell)
     started: list[Adapter] = []
+    signals: _Signals | None = None
+    background: list[asyncio.Task[None]] = []
     try:
         for name, make in adapter_factories(settings, args, runtime, clock, storage):
             with timer.phase(name):
                 adapter = make()
                 await adapter.start()
             started.append(adapter)
+            scheduler.attach(adapter)
         run = timer.finish(clock.now())
         log.info(format_startup(run))
         llm.start()  # load the model client now that every adapter is receiving
+        background += [
+            asyncio.ensure_future(_check_model(llm, model)),
+            asyncio.ensure_future(runtime.background()),  # consolidation of ended sessions
+        ]
+        scheduler.start()  # reminders that came due while the bot was down go out now
         await storage.record_startup(run)
-        return await _until_stopped(started)
+        signals = _Signals()
+        return await _until_stopped(started, signals.stop)
     except AdapterError as exc:
         log.error("%s", exc)
         return 1
     finally:
-        for adapter in reversed(started):
-            await adapter.stop()
-        await runtime.shutdown()
+        for task in background:
+            task.cancel()
+        now = signals.now if signals else None
+        await _stop(started, scheduler, runtime, now, settings.runtime.shutdown_grace)
+        if consolidating is not None:
+            await consolidating.close()
 
 
-async def _until_stopped(adapters: Sequence[Adapter]) -> int:
-    """Wait for SIGINT/SIGTERM or for an adapter to finish on its own; return the exit code."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+async def _check_model(llm: LazyLLM[OpenAICompatibleLLM], model: ToolCallingLLM) -> None:
+    """The endpoint check, off the critical path: it never delays readiness or a turn."""
+    try:
+        await check_endpoint(await llm.ready(), model)
+    except Exception:  # a background check must never take the bot down
+        log.exception("the model endpoint check failed")
+
+
+class _Signals:
+    """SIGINT and SIGTERM: the first asks for a graceful stop (running turns finish), a second
+    one for a stop now."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.now = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._received)
+
+    def _received(self) -> None:
+        (self.now if self.stop.is_set() else self.stop).set()
+
+
+async def _stop(
+    adapters: Sequence[Adapter],
+    scheduler: Scheduler,
+    runtime: AgentRuntime,
+    now: asyncio.Event | None,
+    grace: float,
+) -> None:
+    """Stop the scheduler (reminders being sent get ``grace`` seconds), the adapters, then the
+    runtime, letting running turns finish; if ``now`` is set meanwhile, cut that short: cancel
+    what still runs and close the database and the model. Messages are stored before their turn
+    starts, so a turn cut short loses nothing; a reminder cut short keeps its claim, which runs
+    out, and goes out again."""
+    stopping = _stop_gracefully(adapters, scheduler, runtime, grace)
+    if now is None:  # stopped before the signal handlers were set up
+        await stopping
+        return
+    graceful = asyncio.ensure_future(stopping)
+    hurry = asyncio.ensure_future(now.wait())
+    await asyncio.wait([graceful, hurry], return_when=asyncio.FIRST_COMPLETED)
+    hurry.cancel()
+    if graceful.done():
+        graceful.result()
+        return
+    log.warning("stopping now, on a second signal")
+    graceful.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await graceful
+    await runtime.shutdown(grace=0)
+
+
+async def _stop_gracefully(
+    adapters: Sequence[Adapter], scheduler: Scheduler, runtime: AgentRuntime, grace: float
+) -> None:
+    await scheduler.stop(grace)
+    for adapter in reversed(adapters):
+        await adapter.stop()
+    await runtime.shutdown()
+
+
+async def _until_stopped(adapters: Sequence[Adapter], stop: asyncio.Event) -> int:
+    """Wait for a stop signal or for an adapter to finish on its own; return the exit code."""
     waiters = [asyncio.ensure_future(a.finished()) for a in adapters]
     stopper = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)

@@ -18,11 +18,19 @@ from agentcore.commands import ADMIN_VERBS
 from agentcore.records import StartupRun
 from agentcore.storage.protocols import StorageError
 from agentcore.types import ReplyKind
+from bots.adapter import AdapterError
 from bots.compose import build_commands, database_shown, open_storage
+from bots.instance import InstanceBusy, InstanceLock
 from config import Settings
 
 USAGE = "usage: python -m bots admin <verb> [args...]\nverbs:\n" + "\n".join(
     f"  {v.name} {v.usage}".rstrip() + f"  — {v.description}" for v in ADMIN_VERBS
+)
+
+
+BOT_RUNNING = (
+    "error: the bot is running on this database{pid}; stop it, import, then start it again, "
+    "so the import cannot land in the middle of a turn"
 )
 
 
@@ -38,9 +46,53 @@ def run_admin(settings: Settings, words: Sequence[str], out: TextIO = sys.stdout
     if not words or words[0] in {"-h", "--help", "help"}:
         print(USAGE, file=out)
         return 0 if words else 2
+    spaced = _spaced_single_word(words)
+    if spaced is not None:
+        print(
+            f"error: argument {spaced!r}: user names, block labels and numbers are single words "
+            "(no spaces, not empty)",
+            file=sys.stderr,
+        )
+        return 2
     if not _database_exists(settings):
         return 1
+    if words[0] == "import":
+        return _import_while_no_bot_runs(settings, " ".join(words), out)
     return asyncio.run(_run(settings, " ".join(words), out))
+
+
+def _import_while_no_bot_runs(settings: Settings, text: str, out: TextIO) -> int:
+    """An import replaces a person's whole memory; a running bot may be in the middle of their
+    turn. On PostgreSQL the import holds that person's lock, as a turn does, so it waits for
+    their turn in any bot process; a SQLite file's bot keeps its turns' locks in memory, so
+    there the import is done only while no bot runs on the file (it takes the bot's own
+    instance lock)."""
+    if settings.database_url:
+        return asyncio.run(_run(settings, text, out))
+    lock = InstanceLock(settings.database)
+    try:
+        lock.acquire()
+    except InstanceBusy as exc:
+        print(BOT_RUNNING.format(pid=f" (pid {exc.holder})"), file=sys.stderr)
+        return 1
+    except AdapterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_run(settings, text, out))
+    finally:
+        lock.release()
+
+
+def _spaced_single_word(words: Sequence[str]) -> str | None:
+    """An argument the verb reads as one word but that is empty or holds spaces (quoted in the
+    shell): joined into one line, it would shift or split the verb's arguments silently."""
+    verb = next((v for v in ADMIN_VERBS if v.name == words[0]), None)
+    if verb is None:
+        return None
+    return next(
+        (w for w in words[1 : 1 + verb.single_words] if len(w.split()) != 1 or w != w.strip()), None
+    )
 
 
 def startup_report(settings: Settings, out: TextIO = sys.stdout, runs: int = 10) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from agentcore.runtime import AgentRuntime, Deliver, Ticket
-from agentcore.types import InboundMessage, Reply, ReplyKind
+from agentcore.types import InboundMessage, Reply, ReplyKind, ReplySink
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,12 @@ class Answers:
         ticket: Ticket,
         typing: Callable[[], Coroutine[Any, Any, None]],
         deliver: Deliver,
+        sink: ReplySink | None = None,
     ) -> None:
         """Answer ``ticket`` through ``deliver``, with ``typing`` (the platform's "typing…"
-        loop) running until the reply goes out. Never raises: a bug becomes a short apology to
-        the person and a traceback in the log."""
+        loop) running until the reply goes out, and the turn's notices and growing answer
+        sent through ``sink``. Never raises: a bug becomes a short apology to the person and a
+        traceback in the log."""
         shown = None if ticket.reply is not None else asyncio.create_task(typing())
 
         async def deliver_now(message: InboundMessage, reply: Reply) -> None:
@@ -59,7 +61,7 @@ class Answers:
             await deliver(message, reply)
 
         try:
-            reply = await self._runtime.answer(ticket, deliver_now)
+            reply = await self._runtime.answer(ticket, sink, deliver=deliver_now)
         except Exception:
             log.exception("%s: answering %s failed", self._platform, ticket.message.key)
             reply = Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR)

@@ -6,12 +6,21 @@ tests all call these functions, so what is tested and measured is what runs.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+
 from agentcore.agent import AgentLoop
-from agentcore.clock import Clock
+from agentcore.clock import Clock, Timer
 from agentcore.commands import Commands
-from agentcore.llm.base import ClosableLLM
+from agentcore.consolidator import Consolidator
+from agentcore.llm.base import ClosableLLM, LLMClient
+from agentcore.llm.tooling import ToolCallingLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
-from agentcore.runtime import AgentRuntime
+from agentcore.media.intake import MediaIntake
+from agentcore.media.voice import LazyTranscriber, Transcriber
+from agentcore.runtime import AgentRuntime, AgentSlots, PersonLocks
+from agentcore.schedule.doorbell import Doorbell
+from agentcore.schedule.scheduler import Scheduler
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from config import Settings
@@ -43,27 +52,129 @@ def database_shown(settings: Settings) -> str:
     return str(settings.database)
 
 
-def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Commands:
-    """The chat and operator commands (the operator CLI needs only these)."""
+def build_commands(
+    settings: Settings, storage: Storage, clock: Clock, turns: AgentSlots | None = None
+) -> Commands:
+    """The chat and operator commands (the operator CLI needs only these); ``turns`` are the
+    runtime's per-person turn locks, which an import waits for, as it waits for the person's
+    lock in the database (a turn of theirs in another process)."""
+    slots = turns if turns is not None else AgentSlots(settings.runtime.max_cached_agents)
     return Commands(
         storage=storage,
         clock=clock,
         settings=settings.agent,
         admins=settings.runtime.admins,
         model=settings.llm.model,
+        turns=PersonLocks(slots, storage),
     )
+
+
+def build_model(settings: Settings, llm: ClosableLLM) -> ToolCallingLLM:
+    """The model as the agent loop talks to it: behind the configured concurrency cap, with
+    tools sent the way the endpoint takes them and every answer read into content and calls."""
+    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    return ToolCallingLLM(capped, settings.llm.tools)
 
 
 def build_runtime(
-    settings: Settings, storage: Storage, llm: ClosableLLM, clock: Clock
+    settings: Settings,
+    storage: Storage,
+    llm: ClosableLLM,
+    clock: Clock,
+    transcriber: Transcriber | None = None,
+    *,
+    doorbell: Doorbell | None = None,
 ) -> AgentRuntime:
-    """The runtime adapters talk to, with the model behind the configured concurrency cap."""
-    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    """The runtime adapters talk to, over the model client ``llm``. ``transcriber`` turns voice
+    notes into text (None: they are not transcribed); ``doorbell`` is the scheduler's (see
+    ``build_scheduler``): reminders the agent schedules ring it."""
+    model = build_model(settings, llm)
+    return runtime_over(settings, storage, model, clock, transcriber, doorbell=doorbell)
+
+
+def runtime_over(
+    settings: Settings,
+    storage: Storage,
+    model: ToolCallingLLM,
+    clock: Clock,
+    transcriber: Transcriber | None = None,
+    consolidation_model: LLMClient | None = None,
+    *,
+    doorbell: Doorbell | None = None,
+) -> AgentRuntime:
+    """The runtime over a model ``build_model`` made (the composition root keeps a hold of it
+    for the endpoint check); consolidation uses ``consolidation_model`` if given."""
+    media = MediaIntake(
+        storage=storage,
+        llm=model,
+        transcriber=transcriber,
+        clock=clock,
+        settings=settings.agent.media,
+    )
+    loop = AgentLoop(
+        storage=storage,
+        llm=model,
+        clock=clock,
+        settings=settings.agent,
+        media=media,
+        doorbell=doorbell or Doorbell(),
+    )
+    turns = AgentSlots(settings.runtime.max_cached_agents)
+    consolidator = Consolidator(
+        storage=storage,
+        llm=consolidation_model or model,
+        clock=clock,
+        locks=turns,
+        memory=settings.agent.memory,
+        settings=settings.consolidation,
+        model=settings.consolidation.model or settings.llm.model,
+    )
     return AgentRuntime(
         storage=storage,
-        llm=capped,
-        loop=AgentLoop(storage=storage, llm=capped, clock=clock, settings=settings.agent),
-        commands=build_commands(settings, storage, clock),
+        llm=model,
+        loop=loop,
+        commands=build_commands(settings, storage, clock, turns),
         clock=clock,
         settings=settings.runtime,
+        slots=turns,
+        consolidator=consolidator,
     )
+
+
+def build_scheduler(
+    settings: Settings,
+    storage: Storage,
+    runtime: AgentRuntime,
+    clock: Timer,
+    doorbell: Doorbell,
+) -> Scheduler:
+    """What sends reminders when they are due, through the adapters attached to it."""
+    return Scheduler(
+        store=storage,
+        runner=runtime,
+        clock=clock,
+        settings=settings.agent.reminders,
+        default_zone=settings.agent.memory.timezone,
+        doorbell=doorbell,
+    )
+
+
+def build_transcriber(settings: Settings) -> Transcriber | None:
+    """Voice notes' transcription endpoint as configured, built on first use; None if off."""
+    if not settings.agent.media.transcription:
+        return None
+    config = settings.transcription
+
+    async def build() -> Transcriber:
+        # The SDK import takes most of a second; the loop stays responsive meanwhile.
+        module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.transcribe")
+        transcriber: Transcriber = module.OpenAITranscriber(
+            model=config.model,
+            base_url=config.base_url or None,
+            api_key=config.api_key.reveal() or None,
+            deadline=max(60.0, settings.llm.timeout),
+            max_retries=settings.llm.max_retries,
+        )
+        return transcriber
+
+    return LazyTranscriber(build)

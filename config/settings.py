@@ -6,10 +6,12 @@ that names the setting, where it came from, and how to fix it.
 
 from __future__ import annotations
 
+import difflib
+import enum
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -17,11 +19,22 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agentcore.settings import AgentSettings, MemorySettings, RuntimeSettings
+from agentcore.llm.tooling import ToolMode
+from agentcore.schedule.model import QuietHours
+from agentcore.settings import (
+    AgentSettings,
+    ConsolidationSettings,
+    MediaSettings,
+    MemorySettings,
+    ReminderSettings,
+    RuntimeSettings,
+    Vision,
+)
 from agentcore.types import AgentKey, InvalidAgentKey
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
+E = TypeVar("E", bound=enum.Enum)
 
 # The environment variable names documented in DESIGN.md, and the setting each one sets.
 ENV_NAMES: dict[str, tuple[str, str]] = {
@@ -76,6 +89,23 @@ class LLMConfig:
     api_key: Secret
     timeout: float
     max_retries: int
+    tools: ToolMode = ToolMode.AUTO
+    max_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionConfig:
+    """The /v1/audio/transcriptions endpoint (by default the chat endpoint and its key)."""
+
+    model: str
+    base_url: str
+    api_key: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class StreamingConfig:
+    enabled: bool
+    edit_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +131,11 @@ class DiscordConfig:
 @dataclass(frozen=True, slots=True)
 class Settings:
     llm: LLMConfig
+    transcription: TranscriptionConfig
+    streaming: StreamingConfig
     agent: AgentSettings
     runtime: RuntimeSettings
+    consolidation: ConsolidationSettings
     database: Path  # the SQLite file, unless database_url names a PostgreSQL database
     database_url: Secret  # postgresql://user:password@host:port/db, or empty for SQLite
     busy_timeout_ms: int
@@ -112,6 +145,7 @@ class Settings:
     telegram: TelegramConfig
     discord: DiscordConfig
     log_level: str
+    warnings: tuple[str, ...] = ()  # settings given but ignored (misspelt), for the log
 
 
 # --------------------------------------------------------------------- raw layers
@@ -125,29 +159,72 @@ class _Value:
 
 
 class _Layers:
-    """Merged raw values, each remembering its source."""
+    """Merged raw values, each remembering its source. The shipped defaults, added first, name
+    every setting there is; a setting given later that is not among them is ignored with a
+    warning naming the closest real one (so a typo does not go unnoticed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, defaults: Mapping[str, Any], base_dir: Path) -> None:
         self._values: dict[tuple[str, str], _Value] = {}
+        self.warnings: list[str] = []
+        self._add(defaults, "defaults", base_dir)
+        self._known = set(self._values)
 
     def add_table(self, table: Mapping[str, Any], source: str, base_dir: Path) -> None:
+        known = {}
+        for section, entries in table.items():
+            kept = self._known_part(section, entries, source)
+            if kept is not None:
+                known[section] = kept
+        self._add(known, source, base_dir)
+
+    def _add(self, table: Mapping[str, Any], source: str, base_dir: Path) -> None:
         for section, entries in table.items():
             if not isinstance(entries, dict):
                 raise ConfigError(f"{source}: [{section}] must be a table of settings")
             for key, value in entries.items():
                 self._values[(section, key)] = _Value(value, source, base_dir)
 
+    def _known_part(self, section: str, entries: Any, source: str) -> Any:
+        """The known settings of a section (None if the section is unknown), warning about the
+        rest."""
+        sections = sorted({s for s, _ in self._known})
+        if section not in sections:
+            self._warn(f"[{section}] in {source}", "section", f"[{_closest(section, sections)}]")
+            return None
+        if not isinstance(entries, dict):
+            return entries  # _add reports it
+        keys = sorted(k for s, k in self._known if s == section)
+        for key in entries:
+            if key not in keys:
+                closest = f"{section}.{_closest(key, keys)}"
+                self._warn(f"{section}.{key} in {source}", "setting", closest)
+        return {k: v for k, v in entries.items() if k in keys}
+
     def add_env(self, env: Mapping[str, str]) -> None:
         for name, value in env.items():
             target = ENV_NAMES.get(name) or _generic_env_target(name)
-            if target is not None:
+            if target in self._known:
                 self._values[target] = _Value(value, f"environment variable {name}", Path.cwd())
+            elif name.startswith(GENERIC_PREFIX):
+                closest = _closest(name, self._env_names())
+                self._warn(f"environment variable {name}", "setting", closest)
+
+    def _env_names(self) -> list[str]:
+        generic = [f"{GENERIC_PREFIX}{s.upper()}__{k.upper()}" for s, k in self._known]
+        return sorted({*ENV_NAMES, *generic})
+
+    def _warn(self, what: str, kind: str, closest: str) -> None:
+        self.warnings.append(f"ignoring {what}: no such {kind}; did you mean {closest}?")
 
     def get(self, section: str, key: str) -> _Value:
         try:
             return self._values[(section, key)]
         except KeyError:
             raise ConfigError(f"setting {section}.{key} is missing from the defaults") from None
+
+
+def _closest(name: str, candidates: list[str]) -> str:
+    return difflib.get_close_matches(name, candidates, n=1, cutoff=0.0)[0]
 
 
 def _generic_env_target(name: str) -> tuple[str, str] | None:
@@ -163,6 +240,10 @@ def _read_toml(path: Path, source: str) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist (check --config)") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {path} cannot be read ({exc.strerror}); check --config"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
 
@@ -222,10 +303,19 @@ class _Reader:
     def timezone(self, section: str, key: str) -> ZoneInfo:
         return self._convert(section, key, _as_zone, "an IANA time zone such as Europe/Berlin")
 
+    def quiet_hours(self, section: str, key: str) -> QuietHours | None:
+        return self._convert(
+            section, key, lambda v: QuietHours.parse(_as_text(v)), 'like "22:00-07:00", or ""'
+        )
+
     def agent_keys(self, section: str, key: str) -> frozenset[AgentKey]:
         return self._convert(
             section, key, _as_agent_keys, "a comma-separated list like telegram:123,discord:456"
         )
+
+    def choice(self, section: str, key: str, options: type[E]) -> E:
+        names = " or ".join(repr(o.value) for o in options)
+        return self._convert(section, key, lambda v: options(str(v).strip().lower()), names)
 
     def url(self, section: str, key: str) -> str:
         return self._convert(section, key, _as_url, "an http(s):// or ws(s):// URL, or nothing")
@@ -361,14 +451,14 @@ def load_settings(
     working directory fills in what the real environment leaves unset. The operator CLI never
     calls the model, so it passes ``require_model=False``."""
     environment = dict(_dotenv(dotenv_file)) | dict(os.environ if env is None else env)
-    layers = _Layers()
     package = _package_dir()
-    layers.add_table(_read_toml(package / "defaults.toml", "shipped defaults"), "defaults", package)
+    layers = _Layers(_read_toml(package / "defaults.toml", "shipped defaults"), package)
     if config_file is not None:
         path = config_file.expanduser().resolve()
         layers.add_table(_read_toml(path, str(path)), str(path), path.parent)
     layers.add_env(environment)
-    return _build(_Reader(layers), environment, require_model)
+    settings = _build(_Reader(layers), environment, require_model)
+    return replace(settings, warnings=tuple(layers.warnings))
 
 
 def _dotenv(path: Path | None) -> dict[str, str]:
@@ -386,6 +476,8 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         api_key=Secret(read.text("llm", "api_key")),
         timeout=read.number("llm", "timeout_seconds", 1.0),
         max_retries=read.integer("llm", "max_retries", 0),
+        tools=read.choice("llm", "tools", ToolMode),
+        max_tokens=read.integer("llm", "max_tokens", 0),
     )
     if require_model and not llm.api_key and not llm.base_url:
         raise ConfigError(NO_MODEL_HINT)
@@ -402,7 +494,22 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         )
     return Settings(
         llm=llm,
+        transcription=TranscriptionConfig(
+            model=read.text("media", "transcription_model"),
+            base_url=read.url("media", "transcription_base_url") or llm.base_url,
+            api_key=Secret(read.text("media", "transcription_api_key")) or llm.api_key,
+        ),
+        streaming=StreamingConfig(
+            read.flag("streaming", "enabled"), read.number("streaming", "edit_seconds", 0.2)
+        ),
         agent=_agent_settings(read),
+        consolidation=ConsolidationSettings(
+            enabled=read.flag("consolidation", "enabled"),
+            model=read.text("consolidation", "model"),
+            daily_tokens=read.integer("consolidation", "daily_tokens", 0),
+            sweep_seconds=read.number("consolidation", "sweep_seconds", 1.0),
+            shutdown_seconds=read.number("consolidation", "shutdown_seconds", 0.0),
+        ),
         runtime=RuntimeSettings(
             llm_concurrency=read.integer("llm", "concurrency", 1),
             max_cached_agents=read.integer("runtime", "max_cached_agents", 1),
@@ -462,6 +569,7 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         human_limit=read.integer("memory", "human_limit", 100),
         context_window=window,
         session_gap=timedelta(minutes=read.number("memory", "session_gap_minutes", 1.0)),
+        recall_tokens=read.integer("memory", "recall_tokens", 0),
         timezone=read.timezone("memory", "timezone"),
     )
     if len(memory.persona) > memory.persona_limit:
@@ -477,6 +585,34 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         search_limit=read.integer("agent", "search_limit", 1),
         message_char_cap=read.integer("agent", "message_char_cap", 100),
         memory=memory,
+        reminders=_reminder_settings(read),
+        media=_media_settings(read),
+        stream=read.flag("streaming", "enabled"),
+    )
+
+
+def _reminder_settings(read: _Reader) -> ReminderSettings:
+    checkin_days = read.number("reminders", "checkin_after_days", 0.0)
+    return ReminderSettings(
+        enabled=read.flag("reminders", "enabled"),
+        max_pending=read.integer("reminders", "max_pending", 1),
+        max_message_chars=read.integer("reminders", "max_message_chars", 10),
+        max_unprompted_per_day=read.integer("reminders", "max_per_day", 1),
+        quiet_hours=read.quiet_hours("reminders", "quiet_hours"),
+        checkin_after=timedelta(days=checkin_days) if checkin_days else None,
+    )
+
+
+def _media_settings(read: _Reader) -> MediaSettings:
+    return MediaSettings(
+        max_file_bytes=int(read.number("media", "max_file_mb", 0.001) * 2**20),
+        vision=read.choice("media", "vision", Vision),
+        image_max_side=read.integer("media", "image_max_side", 64),
+        image_max_pixels=int(read.number("media", "image_max_megapixels", 0.01) * 1_000_000),
+        transcription=read.flag("media", "transcription"),
+        max_document_pages=read.integer("media", "max_document_pages", 1),
+        passage_chars=read.integer("media", "passage_chars", 200),
+        progress_seconds=read.number("media", "progress_seconds", 0.0),
     )
 
 

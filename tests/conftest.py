@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentcore.clock import ManualClock
+from agentcore.clock import Clock, ManualClock
 from agentcore.storage.postgres import PostgresStorage
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
@@ -106,21 +106,37 @@ def make_settings(
     agent: Mapping[str, Any] | None = None,
     memory: Mapping[str, Any] | None = None,
     runtime: Mapping[str, Any] | None = None,
+    media: Mapping[str, Any] | None = None,
+    llm: Mapping[str, Any] | None = None,
+    consolidation: Mapping[str, Any] | None = None,
 ) -> Settings:
     """The shipped defaults with some fields of a section replaced, e.g.
     ``make_settings(memory={"context_window": 3000})``. Tests send many messages without moving
-    the clock, so the flood limit is off unless ``runtime`` sets it (it has its own tests)."""
+    the clock, so the flood limit is off unless ``runtime`` sets it (it has its own tests);
+    answers arrive whole, not streamed, unless ``agent`` sets ``stream`` (it has its own tests,
+    which read the edits); and consolidation (a model call after a session) is off unless
+    ``consolidation`` turns it on (it has its own tests)."""
     base = _shipped()
     memory_settings = replace(base.agent.memory, **(memory or {}))
+    media_settings = replace(base.agent.media, **(media or {}))
     return replace(
         base,
-        agent=replace(base.agent, memory=memory_settings, **(agent or {})),
+        agent=replace(
+            base.agent,
+            memory=memory_settings,
+            media=media_settings,
+            **({"stream": False} | dict(agent or {})),
+        ),
+        llm=replace(base.llm, **(llm or {})),
+        consolidation=replace(
+            base.consolidation, **({"enabled": False} | dict(consolidation or {}))
+        ),
         runtime=replace(base.runtime, **({"rate_limit_per_minute": 100_000} | dict(runtime or {}))),
     )
 
 
 def message(
-    clock: ManualClock,
+    clock: Clock,
     text: str,
     user: str = "console:brad",
     chat: ChatKind = ChatKind.PRIVATE,

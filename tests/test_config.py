@@ -17,6 +17,42 @@ def load(env: dict[str, str], config_file: Path | None = None) -> object:
     return load_settings(config_file, env=env, dotenv_file=None)
 
 
+def test_misspelt_settings_are_warned_about_with_the_closest_name(tmp_path: Path) -> None:
+    user_file = tmp_path / "bot.toml"
+    user_file.write_text("[memmory]\ncontext_window = 8000\n[agent]\nmax_step = 4\n")
+    env = BASE | {"AGENTCORE_MEMORY__NOPE": "1", "AGENTCORE_MODLE": "x", "OTHER_VAR": "y"}
+    settings = load_settings(user_file, env=env, dotenv_file=None)
+    assert settings.warnings == (
+        f"ignoring [memmory] in {user_file}: no such section; did you mean [memory]?",
+        f"ignoring agent.max_step in {user_file}: no such setting; did you mean agent.max_steps?",
+        "ignoring environment variable AGENTCORE_MEMORY__NOPE: no such setting; "
+        "did you mean AGENTCORE_MEMORY__HUMAN?",
+        "ignoring environment variable AGENTCORE_MODLE: no such setting; "
+        "did you mean AGENTCORE_MODEL?",
+    )
+    assert settings.agent.memory.context_window == 16000 and settings.agent.max_steps == 8
+    assert load_settings(None, env=BASE, dotenv_file=None).warnings == ()
+
+
+def test_every_shipped_setting_has_an_environment_name_that_is_not_warned_about() -> None:
+    import tomllib  # noqa: PLC0415
+    from importlib import resources  # noqa: PLC0415
+
+    defaults = tomllib.loads((resources.files("config") / "defaults.toml").read_text())
+    env = {
+        f"AGENTCORE_{section.upper()}__{key.upper()}": str(value)
+        for section, entries in defaults.items()
+        for key, value in entries.items()
+        if not isinstance(value, list) and not key.endswith("_file")  # files: relative paths
+    }
+    assert load_settings(None, env=env, dotenv_file=None, require_model=False).warnings == ()
+
+
+def test_a_folder_as_the_config_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file .* cannot be read \(Is a directory\)"):
+        load_settings(tmp_path, env=BASE, dotenv_file=None)
+
+
 def test_defaults_with_just_a_key() -> None:
     settings = load_settings(None, env=BASE | {"HOME": "/home/x"}, dotenv_file=None)
     assert settings.llm.model == "gpt-4o-mini"
@@ -90,6 +126,23 @@ def test_flood_limits_are_operator_settings() -> None:
     assert settings.agent.message_char_cap == 2000
 
 
+def test_reminder_settings_default_and_overridden() -> None:
+    shipped = load_settings(None, env=BASE, dotenv_file=None).agent.reminders
+    assert shipped.enabled and shipped.quiet_hours is None and shipped.checkin_after is None
+    changed = load_settings(
+        None,
+        env=BASE
+        | {
+            "AGENTCORE_REMINDERS__QUIET_HOURS": "22:30-07:00",
+            "AGENTCORE_REMINDERS__CHECKIN_AFTER_DAYS": "3",
+            "AGENTCORE_REMINDERS__MAX_PER_DAY": "4",
+        },
+        dotenv_file=None,
+    ).agent.reminders
+    assert str(changed.quiet_hours) == "22:30-07:00"
+    assert changed.checkin_after == timedelta(days=3) and changed.max_unprompted_per_day == 4
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -102,6 +155,12 @@ def test_flood_limits_are_operator_settings() -> None:
         (BASE | {"AGENTCORE_AGENT__MAX_STEPS": "0"}, "setting agent.max_steps"),
         (BASE | {"AGENTCORE_MEMORY__TIMEZONE": "Mars/Olympus"}, "an IANA time zone"),
         (BASE | {"AGENTCORE_ADMINS": "telegram"}, "like telegram:123,discord:456"),
+        (
+            BASE | {"AGENTCORE_REMINDERS__QUIET_HOURS": "late"},
+            "setting reminders.quiet_hours from environment variable "
+            'AGENTCORE_REMINDERS__QUIET_HOURS: expected like "22:00-07:00", or ""',
+        ),
+        (BASE | {"AGENTCORE_REMINDERS__MAX_PENDING": "0"}, "setting reminders.max_pending"),
         (BASE | {"OPENAI_BASE_URL": "localhost:11434"}, "expected an http(s)://"),
         (BASE | {"AGENTCORE_DISCORD__SHARDED": "maybe"}, "true or false"),
         (BASE | {"AGENTCORE_LOG_LEVEL": "loud"}, "logging.level"),
@@ -124,6 +183,11 @@ def test_flood_limits_are_operator_settings() -> None:
             | {"AGENTCORE_DB": "postgresql://u:p@h/db", "AGENTCORE_STORAGE__STALL_SECONDS": "20"},
             "storage.stall_seconds (20) must be longer than llm.timeout_seconds (30)",
         ),
+        (BASE | {"AGENTCORE_MEDIA__VISION": "maybe"}, "expected 'auto' or 'on' or 'off'"),
+        (BASE | {"AGENTCORE_MEDIA__MAX_FILE_MB": "-1"}, "setting media.max_file_mb"),
+        (BASE | {"AGENTCORE_MEDIA__TRANSCRIPTION_BASE_URL": "whisper:8000"}, "http(s)://"),
+        (BASE | {"AGENTCORE_STREAMING__ENABLED": "sometimes"}, "streaming.enabled"),
+        (BASE | {"AGENTCORE_STREAMING__EDIT_SECONDS": "0"}, "streaming.edit_seconds"),
     ],
 )
 def test_bad_values_fail_with_one_line(env: dict[str, str], expected: str) -> None:
@@ -151,6 +215,38 @@ def test_several_processes_settings() -> None:
     assert (settings.stall_seconds, settings.person_locks) == (60.0, True)
     stall_unused = BASE | {"AGENTCORE_STORAGE__STALL_SECONDS": "5"}  # SQLite: one process
     assert load_settings(None, env=stall_unused, dotenv_file=None).stall_seconds == 5.0
+
+
+def test_media_and_streaming_settings() -> None:
+    settings = load_settings(
+        None,
+        env=BASE
+        | {
+            "OPENAI_BASE_URL": "http://localhost:11434/v1",
+            "AGENTCORE_MEDIA__VISION": "OFF",
+            "AGENTCORE_MEDIA__MAX_FILE_MB": "5",
+            "AGENTCORE_STREAMING__ENABLED": "false",
+        },
+        dotenv_file=None,
+    )
+    media = settings.agent.media
+    assert media.vision.value == "off" and media.max_file_bytes == 5 * 2**20
+    assert not settings.agent.stream and settings.streaming.edit_seconds == 1.0
+    # Transcription defaults to the chat endpoint, its key, and whisper-1.
+    assert settings.transcription.base_url == "http://localhost:11434/v1"
+    assert settings.transcription.api_key.reveal() == BASE["OPENAI_API_KEY"]
+    assert settings.transcription.model == "whisper-1"
+    local = load_settings(
+        None,
+        env=BASE
+        | {
+            "AGENTCORE_MEDIA__TRANSCRIPTION_BASE_URL": "http://127.0.0.1:8000/v1",
+            "AGENTCORE_MEDIA__TRANSCRIPTION_API_KEY": "whisper-key",
+        },
+        dotenv_file=None,
+    )
+    assert local.transcription.base_url == "http://127.0.0.1:8000/v1"
+    assert "whisper-key" not in repr(local)
 
 
 def test_bad_user_files(tmp_path: Path) -> None:

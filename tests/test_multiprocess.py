@@ -38,12 +38,13 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from agentcore.memory.consolidation import INSTRUCTIONS as CONSOLIDATION
 from agentcore.storage.postgres.connection import PERSON_LOCKS, ROLE_LOCKS, lock_key
 from bots.telegram.adapter import POLLER
 from bots.telegram.webhook import SECRET_HEADER, webhook_secret
 from tests import postgres
 from tests.fakes.discord_server import FakeDiscord, snowflake, user_payload
-from tests.fakes.openai_server import Completion, FakeOpenAI
+from tests.fakes.openai_server import Completion, FakeOpenAI, system
 from tests.fakes.telegram_server import FakeTelegram, User
 from tests.process import REPO, bot_env
 
@@ -52,7 +53,11 @@ STALL = 3.0  # the processes' stall_seconds: a paused process loses its locks af
 MESSAGES = 6  # per person
 TOKEN_RE = re.compile(r"tok=(\w+)")
 REPLY_RE = re.compile(r"tok=([\w,]*) seq=([\d,]*)")
+# The start of a streamed answer, all a process killed while showing it had shown (the whole
+# answer follows in a message of its own).
+CUT_RE = re.compile(r"tok=[\w,]*( seq=)?")
 DISCORD_SHARDS = {"p1": "0,1", "p2": "2"}
+PROCESSES = ("p1", "p2", "p3")  # each process names its model after itself
 
 
 # ------------------------------------------------------------------------------ the model
@@ -80,6 +85,8 @@ class EchoModel:
         self._changed = asyncio.Event()
 
     async def __call__(self, body: dict[str, Any]) -> Completion:
+        if system(body) == CONSOLIDATION:  # a session read after it ended: not a turn (its
+            return Completion(content="{}")  # call takes no lock; its edits are applied under it)
         said = since_last_answer(body)
         tokens = sorted({t for text in said for t in TOKEN_RE.findall(text)})
         seqs = [n for text in said for n in re.findall(r"seq=(\d+)", text)]
@@ -314,7 +321,8 @@ class DiscordPeople:
              for r in self.fake.posted(channel)),
             key=lambda r: r.at,
         )  # fmt: skip
-        return by_person(self.people, [str(r.json["content"]) for r in posts])
+        now = [self.fake.reads_now(r) for r in posts]  # a streamed reply reads as finished
+        return by_person(self.people, [text for text in now if text is not None])
 
 
 class TelegramPeople:
@@ -370,6 +378,7 @@ class Verdict:
     answered_twice: dict[str, list[int]]
     out_of_order: dict[str, list[int]]
     foreign: list[str]  # replies naming someone else's token
+    cut_short: list[str]  # streamed answers a killed process had shown only the start of
     overlapping: list[tuple[ModelCall, ModelCall]]
     left_open: int  # inbox rows not finished
     abandoned_calls: int
@@ -379,6 +388,7 @@ class Verdict:
         failed = [
             f"unanswered {self.unanswered}" if any(self.unanswered.values()) else "",
             f"answered twice {self.answered_twice}" if twice > duplicates_allowed else "",
+            f"cut short {self.cut_short}" if len(self.cut_short) > duplicates_allowed else "",
             f"out of order {self.out_of_order}" if any(self.out_of_order.values()) else "",
             f"foreign tokens {self.foreign}" if self.foreign else "",
             f"{len(self.overlapping)} overlapping calls" if self.overlapping else "",
@@ -398,9 +408,11 @@ async def judge(
         twice[token] = sorted(s for s, n in counts.items() if n > 1)
         first_seen = list(dict.fromkeys(seqs))  # a repeat is counted above, not here
         disorder[token] = [b for a, b in itertools.pairwise(first_seen) if b < a]
+    cut_short = [text for texts in replies.values() for text in texts if CUT_RE.fullmatch(text)]
     foreign = [
         text for token, texts in replies.items() for text in texts
-        if (m := REPLY_RE.search(text)) is None or set(m[1].split(",")) != {token}
+        if ((m := REPLY_RE.search(text)) is None or set(m[1].split(",")) != {token})
+        and text not in cut_short
     ]  # fmt: skip
     used = sorted((c for c in model.calls if not c.abandoned), key=lambda c: (c.person, c.start))
     overlapping = [
@@ -412,7 +424,9 @@ async def judge(
     finally:
         await conn.close()
     abandoned = sum(c.abandoned for c in model.calls)
-    return Verdict(unanswered, twice, disorder, foreign, overlapping, left_open, abandoned)
+    return Verdict(
+        unanswered, twice, disorder, foreign, cut_short, overlapping, left_open, abandoned
+    )
 
 
 async def everyone_answered(*groups: DiscordPeople | TelegramPeople) -> None:
@@ -542,7 +556,7 @@ async def test_three_processes_answer_everyone_once_and_in_order_through_faults(
 ) -> None:
     model = EchoModel()
     async with (
-        FakeOpenAI(model, cancel_on_disconnect=True) as llm,
+        FakeOpenAI(model, models=PROCESSES, cancel_on_disconnect=True) as llm,
         FakeDiscord(shards=3, guild_shard=2) as discord,
         FakeTelegram() as telegram,
     ):
@@ -638,7 +652,7 @@ async def test_without_the_per_person_lock_the_same_checks_fail(
     slower model, so a turn still runs when the next message reaches the other process)."""
     model = EchoModel(latency=(0.5, 0.7))
     async with (
-        FakeOpenAI(model, cancel_on_disconnect=True) as llm,
+        FakeOpenAI(model, models=PROCESSES, cancel_on_disconnect=True) as llm,
         FakeDiscord(shards=3, guild_shard=2) as discord,
     ):
         base = shared_env(tmp_path, postgres_url, llm, AGENTCORE_STORAGE__PERSON_LOCKS="false")
@@ -669,7 +683,7 @@ async def test_telegram_by_webhook_behind_a_load_balancer(
     model = EchoModel()
     ports = [postgres.free_port() for _ in range(3)]
     async with (
-        FakeOpenAI(model, cancel_on_disconnect=True) as llm,
+        FakeOpenAI(model, models=PROCESSES, cancel_on_disconnect=True) as llm,
         FakeTelegram() as telegram,
         balancer(ports) as url,
     ):

@@ -6,22 +6,32 @@ trivial there.)"""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import asyncpg
 import pytest
 
+from agentcore.clock import ManualClock
+from agentcore.llm.base import LLMRequest, LLMResponse
+from agentcore.llm.fake import FunctionLLM, reply
+from agentcore.memory.blocks import default_blocks
+from agentcore.memory.consolidation import INSTRUCTIONS as CONSOLIDATION
 from agentcore.messages import Role
-from agentcore.records import NewMessage
+from agentcore.records import NewAgent, NewMessage, UserActivity
 from agentcore.storage.postgres import PostgresStorage
 from agentcore.storage.postgres.connection import PERSON_LOCKS, ROLE_LOCKS
 from agentcore.storage.protocols import LockLost, PersonBusy
-from agentcore.types import AgentKey
+from agentcore.types import AgentKey, SystemEvent
+from bots.compose import build_runtime
 from tests import postgres
+from tests.conftest import make_settings, message
 from tests.process import REPO
 
 ALICE, BOB = AgentKey("telegram", "alice"), AgentKey("telegram", "bob")
@@ -147,3 +157,75 @@ async def test_a_stopped_process_loses_its_locks_after_stall_seconds(postgres_ur
             holder.send_signal(signal.SIGCONT)
             holder.kill()
             await holder.wait()
+
+
+# ------------------------------------------------- what runs beside a person's turns
+
+
+async def until_waiting_for_a_lock(url: str, task: asyncio.Future[Any]) -> None:
+    """Return once a session waits for an advisory lock; ``task`` must not finish first."""
+    conn = await asyncpg.connect(url)
+    try:
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        while not await conn.fetchval(waiting):
+            assert not task.done(), task.result()  # it must wait for the lock, not go ahead
+    finally:
+        await conn.close()
+
+
+async def test_a_reminders_turn_and_a_consolidation_wait_for_the_persons_turn_elsewhere(
+    postgres_url: str,
+) -> None:
+    """A reminder's turn and the edits of a consolidation take the person's lock in the database,
+    as a turn does: while another process runs a turn of theirs, they wait."""
+    clock = ManualClock(NOW)
+    answers = iter(["Okay.", "Time to walk Miso!"])
+
+    async def model(request: LLMRequest) -> LLMResponse:
+        if request.messages[0].content == CONSOLIDATION:
+            return reply(json.dumps({"blocks": {"human": {"add": ["Has a dog, Miso"]}}}))
+        return reply(next(answers))
+
+    settings = make_settings(consolidation={"enabled": True})
+    async with two_processes(postgres_url) as (mine, theirs):
+        runtime = build_runtime(settings, mine, FunctionLLM(model), clock)
+        said = await runtime.handle(message(clock, "My dog is Miso", "telegram:alice"))
+        assert said.text == "Okay."
+        clock.advance(timedelta(hours=5))  # the session ended
+        event = SystemEvent(ALICE, "scheduled: walk Miso", clock.now())
+        async with theirs.person(ALICE):  # their turn, in another process
+            reminding = asyncio.ensure_future(runtime.run_event(event))
+            await until_waiting_for_a_lock(postgres_url, reminding)
+        assert await asyncio.wait_for(reminding, 10) == "Time to walk Miso!"
+        async with theirs.person(ALICE):
+            consolidating = asyncio.ensure_future(runtime.consolidate_ended())
+            await until_waiting_for_a_lock(postgres_url, consolidating)
+        assert await asyncio.wait_for(consolidating, 10) == 1
+        agent = await mine.load_agent(ALICE)
+        assert agent is not None
+        human = {b.label: b.value for b in await mine.list_blocks(agent.id)}["human"]
+        assert "Miso" in human
+
+
+async def test_a_reminders_turn_leaves_a_turn_left_open_to_the_persons_next_turn(
+    postgres_url: str,
+) -> None:
+    """A process died after its turn took up Alice's message, before a reply: a reminder's turn
+    under her lock answers the reminder only; her stopped turn is still to be finished (its
+    reply would otherwise be the reminder's, sent as the answer to her message)."""
+    clock = ManualClock(NOW)
+    settings = make_settings()
+    async with two_processes(postgres_url) as (mine, _):
+        said = message(clock, "what's the time?", "telegram:alice")
+        pending = await mine.add_pending(said, NOW)
+        assert pending is not None
+        specs = tuple(default_blocks(settings.agent.memory))
+        started = await mine.start_agent(
+            ALICE, pending, NewAgent("alice", NOW, specs), UserActivity(NOW, 1, "alice")
+        )
+        assert started is not None  # and here the process died
+        runtime = build_runtime(settings, mine, FunctionLLM(lambda _: reply("Walk Miso!")), clock)
+        event = SystemEvent(ALICE, "scheduled: walk Miso", NOW)
+        assert await runtime.run_event(event) == "Walk Miso!"
+        stopped = await mine.open_turn(ALICE)
+        assert stopped is not None and stopped.reply is None

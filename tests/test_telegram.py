@@ -36,7 +36,7 @@ from tests.hostile import CORPUS
 ALICE = User(1001, "Alice", "alice_w")
 BOB = User(1002, "Bob", "bob_b")
 GROUP = Chat(-100555, "supergroup", "Friends")
-FAST = {"retry_delays": (0.01, 0.01, 0.01), "backoff": (0.01, 0.05)}
+FAST: dict[str, Any] = {"retry_delays": (0.01, 0.01, 0.01), "backoff": (0.01, 0.05)}
 
 
 def remembering(request: LLMRequest) -> LLMResponse:
@@ -153,17 +153,18 @@ async def test_commands_reach_the_core_and_unknown_ones_get_a_hint(
     assert llm.requests == []  # commands are answered by the core, not the model
 
 
-async def test_non_text_gets_a_notice_and_a_caption_is_text(
+async def test_unreadable_content_gets_a_notice_and_a_caption_is_text(
     fake: FakeTelegram, bot: TelegramAdapter, llm: FunctionLLM
 ) -> None:
     fake.private(ALICE, sticker=STICKER)
-    fake.private(ALICE, voice=VOICE)
+    fake.private(ALICE, voice=VOICE)  # a file Telegram no longer has
     fake.private(ALICE, photo=PHOTO, caption="This is my cat Tom")
-    await fake.wait_for_messages(ALICE.id, 3)
+    await fake.wait_for_messages(ALICE.id, 4)
     texts = fake.texts(ALICE.id)
-    assert texts.count(TEXT_ONLY) == 2
-    assert "echo: This is my cat Tom" in texts
-    assert user_texts(llm) == ["This is my cat Tom"]
+    assert texts.count(TEXT_ONLY) == 1
+    assert texts.count("I couldn't download voice.ogg; please send it again.") == 1
+    assert "echo: [file photo.jpg: could not be fetched]\nThis is my cat Tom" in texts
+    assert user_texts(llm) == ["[file photo.jpg: could not be fetched]\nThis is my cat Tom"]
 
 
 async def test_edited_messages_are_ignored(
@@ -397,7 +398,7 @@ class RecordingStorage:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def add_pending(self, message: InboundMessage, received_at: Any) -> int:
+    async def add_pending(self, message: InboundMessage, received_at: Any) -> int | None:
         pending_id = await self._inner.add_pending(message, received_at)
         update_id = Route.from_json(message.route).update_id
         assert update_id is not None
@@ -409,7 +410,7 @@ async def test_an_update_is_confirmed_only_after_it_is_stored(
     fake: FakeTelegram, storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock
 ) -> None:
     recording = RecordingStorage(storage)
-    runtime = build_runtime(make_settings(), recording, llm, clock)  # type: ignore[arg-type]
+    runtime = build_runtime(make_settings(), recording, llm, clock)
     confirmations: list[tuple[int, set[int]]] = []  # (offset, updates stored at that moment)
 
     def on_request(call: Call) -> None:

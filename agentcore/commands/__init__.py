@@ -7,13 +7,15 @@ Telegram's ``@botname``); ``Commands.run`` parses it, checks who may run it, and
 from __future__ import annotations
 
 from agentcore.clock import Clock
-from agentcore.commands.admin import AdminCommands
+from agentcore.commands.admin import AdminCommands, NoTurns, TurnLocks
+from agentcore.commands.schedule import ScheduleCommands
 from agentcore.commands.spec import (
     ADMIN_COMMAND,
     ADMIN_VERBS,
     OPERATORS_ONLY,
     USER_COMMANDS,
     CommandInfo,
+    is_costly,
     parse_command,
 )
 from agentcore.commands.user import UserCommands
@@ -30,6 +32,7 @@ __all__ = [
     "USER_COMMANDS",
     "CommandInfo",
     "Commands",
+    "is_costly",
     "parse_command",
 ]
 
@@ -43,10 +46,19 @@ class Commands:
         settings: AgentSettings,
         admins: frozenset[AgentKey] = frozenset(),
         model: str = "",
+        turns: TurnLocks | None = None,
     ) -> None:
+        """``turns`` are the runtime's per-person turn locks (none where no turns run)."""
         self._admins = admins
         self._user = UserCommands(storage=storage, clock=clock, settings=settings, model=model)
-        self._admin = AdminCommands(storage=storage, clock=clock, settings=settings)
+        schedule = ScheduleCommands(storage=storage, clock=clock, settings=settings)
+        self._user.handlers |= schedule.handlers
+        self._admin = AdminCommands(
+            storage=storage,
+            clock=clock,
+            settings=settings,
+            turns=turns if turns is not None else NoTurns(),
+        )
 
     def is_operator(self, key: AgentKey) -> bool:
         """Operators: the configured admins, and whoever sits at the terminal."""

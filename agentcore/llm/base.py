@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentcore.messages import PromptMessage, ToolCall
@@ -15,12 +16,20 @@ class ToolSpec:
     parameters: dict[str, Any]  # JSON Schema of the arguments object
 
 
+# Receives the answer's visible text so far, each time it grows (see ``LLMRequest.stream``).
+TextSink = Callable[[str], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class LLMRequest:
     messages: tuple[PromptMessage, ...]
     tools: tuple[ToolSpec, ...] = ()
     # False on the last allowed step: the model must answer in text now.
     allow_tools: bool = True
+    # Set: stream the answer, and call this with the text that may be shown so far (never
+    # reasoning or a tool call written as text; nothing once the model calls a tool). The
+    # response is the same as without it.
+    stream: TextSink | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,5 +75,14 @@ class LLMBadResponse(LLMError):
     """The endpoint answered with something that is not a usable completion."""
 
 
-class LLMAuthError(LLMError):
-    """The key or the model name was rejected: an operator has to fix the configuration."""
+class LLMConfigError(LLMError):
+    """The endpoint is not set up for this bot: an operator has to fix the configuration."""
+
+
+class LLMAuthError(LLMConfigError):
+    """The key or the model name was rejected."""
+
+
+class LLMToolsRejected(LLMConfigError):
+    """The endpoint refused the request's tool definitions (``tools`` or ``tool_choice``), as
+    servers and models without tool support do."""

@@ -3,12 +3,13 @@ summary, then the recent messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from agentcore.messages import PromptMessage, Role
+from agentcore.messages import ImagePart, PromptMessage, Role
 from agentcore.records import Block, SharedBlock, StoredMessage
 from agentcore.types import ChatKind
 
@@ -24,6 +25,34 @@ PRESSURE_NOTE = (
 )
 
 
+# The prompt's own structure. Weak models copy it into their replies; the person never sees it.
+_TAG_NAMES = (
+    "memory_blocks",
+    "memory_metadata",
+    "summary",
+    "recalled_memory",
+    "description",
+    "metadata",
+    "value",
+)
+_PROMPT_TAGS = re.compile(rf"</?(?:{'|'.join(_TAG_NAMES)})>")
+_TAG_TEXTS = tuple(f"<{slash}{name}>" for name in _TAG_NAMES for slash in ("", "/"))
+
+
+def without_prompt_tags(text: str) -> str:
+    return _PROMPT_TAGS.sub("", text).strip()
+
+
+def streamed_without_prompt_tags(shown: str) -> str:
+    """An answer's text while it is streamed: without the prompt's tags, and without a tail
+    that may be the start of one (``"<recalled_mem"``), so what is shown only ever grows."""
+    text = _PROMPT_TAGS.sub("", shown)
+    start = text.rfind("<")
+    if start != -1 and any(tag.startswith(text[start:]) for tag in _TAG_TEXTS):
+        text = text[:start]
+    return text.strip()
+
+
 @dataclass(frozen=True, slots=True)
 class TurnFacts:
     """What the agent is told about this moment (the memory metadata)."""
@@ -37,6 +66,7 @@ class TurnFacts:
     chat: ChatKind
     platform: str
     display_name: str
+    zone_known: bool | None = None  # the person set their time zone; None: reminders are off
 
 
 def format_time(when: datetime, tz: ZoneInfo) -> str:
@@ -85,6 +115,13 @@ def render_blocks(blocks: Iterable[Block], shared: Iterable[SharedBlock]) -> str
 
 def render_metadata(facts: TurnFacts, tz: ZoneInfo) -> str:
     lines = [f"- Current time: {format_time(facts.now, tz)}"]
+    if facts.zone_known is not None:
+        lines.append(
+            f"- The person's time zone: {tz.key}"
+            if facts.zone_known
+            else f"- The person's time zone is not known; times are in {tz.key}, the bot's "
+            "default (if they tell you where they are, call set_timezone)"
+        )
     if facts.previous_user_at is None:
         lines.append("- This is the first message this person has ever sent you.")
     else:
@@ -132,19 +169,35 @@ def shorten(text: str | None, cap: int) -> str | None:
 
 
 def prompt_messages(
-    system: str, rows: Sequence[StoredMessage], notes: Sequence[str], cap: int
+    system: str,
+    rows: Sequence[StoredMessage],
+    notes: Sequence[str],
+    cap: int,
+    images: Mapping[int, tuple[ImagePart, ...]] | None = None,
+    recalled: str = "",
 ) -> tuple[PromptMessage, ...]:
     """The request's messages: system prompt, in-context rows (a person's messages cut at
-    ``cap`` characters), then any one-off system notes."""
+    ``cap`` characters, with the ``images`` sent with them, by row id), then any one-off
+    system notes.
+
+    ``recalled`` (automatic recall, which changes every turn) is a system message right after
+    the person's latest message, not in the first system message: everything before it stays
+    the same from one request to the next, so providers' prompt caches can reuse it.
+    """
+    shown = images or {}
     history = [
         PromptMessage(
             r.role,
             shorten(r.content, cap) if r.role is Role.USER else r.content,
             r.tool_calls,
             r.tool_call_id,
+            shown.get(r.id, ()),
         )
         for r in well_formed(rows)
     ]
+    if recalled:
+        latest = max((i for i, m in enumerate(history) if m.role is Role.USER), default=-1)
+        history.insert(latest + 1, PromptMessage(Role.SYSTEM, recalled))
     return (
         PromptMessage(Role.SYSTEM, system),
         *history,

@@ -105,7 +105,12 @@ FAR_PAST, FAR_FUTURE = -(2**62), 2**62  # no bound, in ms
 
 
 async def find_messages(
-    index: MessageIndex, text: str, start: datetime | None, end: datetime | None, limit: int
+    index: MessageIndex,
+    text: str,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    fuzzy: bool = True,
 ) -> list[SearchHit]:
     """``MessageStore.search_messages``: the person's messages for the query ``text`` written
     between ``start`` and ``end`` (inclusive), best first. A date range alone lists that
@@ -114,27 +119,32 @@ async def find_messages(
     hi = to_millis(end) if end else FAR_FUTURE
     query = parse_query(text)
     if not query.empty:
-        return await search_messages(index, query, lo, hi, limit)
+        return await search_messages(index, query, lo, hi, limit, fuzzy)
     if start is None and end is None:
         return []
     return await index.latest_between(lo, hi, limit)
 
 
-async def find_passages(index: PassageIndex, text: str, limit: int) -> list[Passage]:
-    """``PassageStore.search_passages``: the person's passages for the query ``text``."""
+async def find_passages(
+    index: PassageIndex, text: str, limit: int, offset: int = 0, fuzzy: bool = True
+) -> list[Passage]:
+    """``PassageStore.search_passages``: the person's passages for the query ``text``, ``limit``
+    of them after the first ``offset``."""
     query = parse_query(text)
-    return [] if query.empty else await search_passages(index, query, limit)
+    return [] if query.empty else await search_passages(index, query, limit, offset, fuzzy)
 
 
 async def search_messages(
-    index: MessageIndex, query: SearchQuery, lo: int, hi: int, limit: int
+    index: MessageIndex, query: SearchQuery, lo: int, hi: int, limit: int, fuzzy: bool = True
 ) -> list[SearchHit]:
-    """The person's messages written between ``lo`` and ``hi`` (ms), best first."""
+    """The person's messages written between ``lo`` and ``hi`` (ms), best first. ``fuzzy``:
+    also look for real words standing in for query words nobody ever wrote (typing slips)."""
     plan = rank_query(query)
     totals, df = await index.counts(list(plan.weighted_keys()))
     if not totals.docs:
         return []
-    plan, df = await _with_corrections(index, query, plan, df)
+    if fuzzy:
+        plan, df = await _with_corrections(index, query, plan, df)
     plan = without_idle_prefixes(plan, df)
     ids = await _preselected(index, plan, df, totals.docs)
     found = {r.candidate.id: r for r in await index.around(ids, ids[:NEIGHBOUR_ANCHORS], lo, hi)}
@@ -146,21 +156,29 @@ async def search_messages(
     return [replace(found[c.id].record, score=score) for c, score in ranked]
 
 
-async def search_passages(index: PassageIndex, query: SearchQuery, limit: int) -> list[Passage]:
+async def search_passages(
+    index: PassageIndex,
+    query: SearchQuery,
+    limit: int,
+    offset: int = 0,
+    fuzzy: bool = True,
+) -> list[Passage]:
     """The person's archival passages, best first (words and names; no neighbours or sessions:
-    passages are separate notes, and their filing date is not the date of what they tell)."""
+    passages are separate notes, and their filing date is not the date of what they tell),
+    ``limit`` of them after the first ``offset`` (the pages of a long answer)."""
     plan = rank_query(query)
     totals, df = await index.counts(list(plan.weighted_keys()))
     if not totals.docs:
         return []
-    plan, df = await _with_corrections(index, query, plan, df)
+    if fuzzy:
+        plan, df = await _with_corrections(index, query, plan, df)
     plan = without_idle_prefixes(RankQuery(plan.terms, plan.prefixes, plan.names), df)
     found = await index.rows(await _preselected(index, plan, df, totals.docs))
     by_id = {r.candidate.id: r.record for r in found}
     candidates = [r.candidate for r in found]
     avg_len = sum(c.length for c in candidates) / max(len(candidates), 1)
-    ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)[:limit]
-    return [replace(by_id[c.id], score=score) for c, score in ranked]
+    ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)
+    return [replace(by_id[c.id], score=score) for c, score in ranked[offset : offset + limit]]
 
 
 async def _with_corrections(

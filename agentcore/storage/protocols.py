@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -22,21 +22,37 @@ from agentcore.records import (
     Block,
     BlockSpec,
     BlockVersion,
+    ConsolidationRun,
+    DocState,
+    DocumentPassage,
+    FileUpdate,
     LLMCallRecord,
     NewAgent,
     NewMessage,
     OpenTurn,
     Passage,
+    PendingFile,
     PendingMessage,
     SearchHit,
     SharedBlock,
     StartupRun,
+    StoredFile,
     StoredMessage,
     StoreStats,
     TurnState,
+    Unconsolidated,
     UserActivity,
 )
-from agentcore.types import AgentKey, InboundMessage
+from agentcore.schedule.model import (
+    DeliveryScope,
+    DueReminder,
+    NewReminder,
+    PersonPrefs,
+    Reminder,
+    ReminderCounts,
+    ReminderStatus,
+)
+from agentcore.types import AgentKey, FileKind, InboundMessage
 
 
 class StorageError(Exception):
@@ -135,10 +151,13 @@ class MessageStore(Protocol):
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 10,
+        fuzzy: bool = True,
     ) -> list[SearchHit]:
         """Full-text search over this agent's user and assistant messages, best first.
 
-        ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe.
+        ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe. ``fuzzy``:
+        query words nobody ever wrote are also looked for as the real words they may be
+        misspellings of (``search.engine``).
         """
         ...
 
@@ -153,7 +172,8 @@ class InboxStore(Protocol):
     """Messages are stored on arrival and moved into recall memory when their turn starts."""
 
     async def add_pending(self, message: InboundMessage, received_at: datetime) -> int | None:
-        """Store an arriving message; None if its ``source`` was stored before (a redelivery)."""
+        """Store an arriving message with its files, in one transaction; None (storing
+        nothing) if its ``source`` was stored before (a redelivery)."""
         ...
 
     async def prune_inbox(self, before: datetime) -> int:
@@ -165,7 +185,8 @@ class InboxStore(Protocol):
     ) -> list[StoredMessage]:
         """In one transaction, move this person's pending messages with id <= ``up_to_id``
         into the agent's recall memory (as user messages, with their platform timestamps),
-        oldest first. Empty if none is left: an earlier turn answered them together."""
+        oldest first, their files with them (``StoredFile.message_id``). Empty if none is
+        left: an earlier turn answered them together."""
         ...
 
     async def start_agent(
@@ -216,10 +237,61 @@ class PassageStore(Protocol):
     ) -> int: ...
 
     async def search_passages(
-        self, agent_id: int, query: str, limit: int = 10
-    ) -> list[Passage]: ...
+        self, agent_id: int, query: str, limit: int = 10, offset: int = 0, *, fuzzy: bool = True
+    ) -> list[Passage]:
+        """The best ``limit`` passages for ``query`` after the first ``offset`` (paging);
+        ``fuzzy`` as for ``search_messages``."""
+        ...
 
     async def all_passages(self, agent_id: int) -> list[Passage]: ...
+
+
+class FileStore(Protocol):
+    """Files people sent (photos, voice notes, documents), kept with their messages."""
+
+    async def pending_files(self, key: AgentKey, up_to_id: int) -> list[PendingFile]:
+        """This person's files not yet prepared, with their bytes, that came with waiting
+        messages of id <= ``up_to_id``, oldest first."""
+        ...
+
+    async def prepare_pending(
+        self, pending_id: int, text: str, updates: Sequence[FileUpdate]
+    ) -> None:
+        """In one transaction: the waiting message's text becomes ``text`` (its caption and
+        what its files turned out to be), and each file gets its update and is prepared."""
+        ...
+
+    async def message_files(
+        self, agent_id: int, message_ids: Sequence[int], kind: FileKind
+    ) -> list[StoredFile]:
+        """The files of ``kind`` that came with these messages of this agent, with bytes."""
+        ...
+
+    async def list_files(self, agent_id: int, state: DocState | None = None) -> list[StoredFile]:
+        """This agent's files (only documents in ``state``, if given), oldest first, without
+        bytes."""
+        ...
+
+    async def file_data(self, agent_id: int, file_id: int) -> bytes | None:
+        """A file's bytes; None if this agent has no such file."""
+        ...
+
+    async def delete_file(self, agent_id: int, file_id: int) -> bool:
+        """Erase the file and the passages read from it; False if there is none."""
+        ...
+
+    async def add_document_passages(
+        self, agent_id: int, file_id: int, passages: Sequence[DocumentPassage], pages_read: int
+    ) -> bool:
+        """In one transaction, file passages read from a document (tagged with its name and
+        page) and record how many of its pages are read. False, storing nothing, if the
+        document is gone (deleted, or its person forgotten); True, storing nothing, if
+        ``pages_read`` pages are read already (another process read them too)."""
+        ...
+
+    async def finish_document(
+        self, agent_id: int, file_id: int, state: DocState, note: str
+    ) -> None: ...
 
 
 class OpsStore(Protocol):
@@ -241,10 +313,118 @@ class OpsStore(Protocol):
         ...
 
 
+class ConsolidationStore(Protocol):
+    async def unconsolidated(self, last_before: datetime, limit: int) -> list[Unconsolidated]:
+        """People whose latest message was written before ``last_before`` and who have
+        messages no consolidation has read, longest waiting first."""
+        ...
+
+    async def record_consolidation(self, run: ConsolidationRun) -> bool:
+        """In one transaction, if no other consolidation read these messages and every edited
+        block is still at the edit's version: store the edits as block versions by
+        ``Actor.CONSOLIDATION`` (named by ``run.model``), the notes as archival passages and
+        the run, and mark the messages up to ``through_id`` read. False, changing nothing,
+        otherwise."""
+        ...
+
+    async def consolidation_tokens_since(self, since: datetime) -> int:
+        """Tokens (prompt and completion) consolidation used since ``since``, across everyone."""
+        ...
+
+
+class ReminderStore(Protocol):
+    """Reminders (and check-ins) the agent sends on its own, and each person's settings for
+    them. Claims are atomic: each due reminder is claimed by one caller, across processes."""
+
+    async def add_reminder(self, new: NewReminder, max_pending: int) -> int | None:
+        """Store a pending reminder and return its number for this person (1, 2, ...); None,
+        storing nothing, if the person has ``max_pending`` pending already (checked in the
+        same statement, so a burst cannot overshoot)."""
+        ...
+
+    async def list_reminders(self, agent_id: int, *, pending_only: bool) -> list[Reminder]:
+        """The person's reminders (not check-ins), by due time; waiting ones only, or all."""
+        ...
+
+    async def cancel_reminder(self, agent_id: int, number: int) -> bool:
+        """Cancel the person's pending reminder ``number``; False if there is none pending."""
+        ...
+
+    async def next_fire_at(
+        self, scopes: Sequence[DeliveryScope], lease: timedelta
+    ) -> datetime | None:
+        """When the earliest pending reminder within ``scopes`` is due, or a claim on one
+        runs out (its process died); None if there is nothing."""
+        ...
+
+    async def claim_due(
+        self,
+        now: datetime,
+        scopes: Sequence[DeliveryScope],
+        limit: int,
+        lease: timedelta,
+        late_after: timedelta,
+    ) -> list[DueReminder]:
+        """Atomically claim up to ``limit`` reminders due by ``now`` within ``scopes`` (and
+        claims older than ``lease``, left by a process that died), earliest first, so no other
+        process can take them. One claimed more than ``late_after`` after its time is marked
+        late."""
+        ...
+
+    async def postpone_reminder(self, reminder_id: int, fire_at: datetime, note: str) -> None:
+        """Give a claimed reminder back, to go out at ``fire_at`` (quiet hours, daily cap)."""
+        ...
+
+    async def finish_reminder(
+        self, reminder_id: int, status: ReminderStatus, now: datetime, note: str = ""
+    ) -> None:
+        """Record how a claimed reminder ended (sent, skipped or failed)."""
+        ...
+
+    async def sent_since(self, agent_id: int, since: datetime) -> list[datetime]:
+        """When unprompted messages (reminders, check-ins) were sent to this person since
+        ``since``, oldest first."""
+        ...
+
+    async def add_checkins(
+        self,
+        now: datetime,
+        silent_from: datetime,
+        silent_to: datetime,
+        scopes: Sequence[DeliveryScope],
+    ) -> int:
+        """A check-in, due now, for each person within ``scopes`` whose last message was
+        between ``silent_from`` and ``silent_to`` and who has not turned check-ins off; at most
+        one per silence (a person who wrote again starts a new one). Returns how many."""
+        ...
+
+    async def next_silence(
+        self, after: datetime, scopes: Sequence[DeliveryScope]
+    ) -> datetime | None:
+        """The earliest last message after ``after`` of a person who has not turned check-ins
+        off (their silence is the next to grow long enough for a check-in)."""
+        ...
+
+    async def load_prefs(self, key: AgentKey) -> PersonPrefs: ...
+
+    async def save_prefs(self, agent_id: int, prefs: PersonPrefs) -> None: ...
+
+    async def reminder_counts(self, since: datetime) -> ReminderCounts: ...
+
+
 class PersonStorage(
-    AgentStore, BlockStore, MessageStore, InboxStore, PassageStore, OpsStore, Protocol
+    AgentStore,
+    BlockStore,
+    MessageStore,
+    InboxStore,
+    PassageStore,
+    FileStore,
+    OpsStore,
+    ReminderStore,
+    ConsolidationStore,
+    Protocol,
 ):
-    """Everything a turn or a command may read and write."""
+    """Everything a turn, a command or a consolidation may read and write."""
 
 
 class Role(Protocol):

@@ -21,24 +21,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 
 import discord
 from discord import app_commands
 
+from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime, Ticket
+from agentcore.schedule.model import DeliveryScope
 from agentcore.storage.protocols import Coordination, Role
 from agentcore.storage.single import LocalRoles
-from agentcore.types import InboundMessage, Reply, ReplyKind
+from agentcore.types import ChatKind, InboundMessage, Reply, ReplyKind
 from bots.adapter import AdapterError
 from bots.answers import SOMETHING_WENT_WRONG, Answers
 from bots.discord.connect import fatal_reason, make_client, point_at, shard_roles
-from bots.discord.send import SEND_ERRORS, respond_to_interaction, send_reply
+from bots.discord.send import (
+    MESSAGE_LIMIT,
+    SEND_ERRORS,
+    ChannelSink,
+    StreamEditor,
+    download,
+    respond_to_interaction,
+    send_reply,
+)
 from bots.discord.slash import build_app_commands
 from bots.discord.translate import DiscordRoute, command_to_inbound, content_notice, to_inbound
+from bots.streaming import GrowingReply, Pacing
+from bots.text import split_message
 from config import Settings
 
 log = logging.getLogger(__name__)
 
+EDITS_PER_SECOND = 25.0  # streamed edits across all channels (Discord allows 50 requests/s)
 COMMAND_BUDGET_SECONDS = 2.0  # answer a slash command directly if it is ready by then
 TYPING_REFRESH_SECONDS = 8.0  # Discord shows "typing…" for 10 s after each request
 UNKNOWN_COMMAND = "That command did not work. Type / to see the current commands."
@@ -77,6 +91,8 @@ def build_discord_adapter(
         ),
         sync_guild=config.sync_guild or None,
         stop_grace=settings.runtime.shutdown_grace,
+        max_file_bytes=settings.agent.media.max_file_bytes,
+        edit_seconds=settings.streaming.edit_seconds,
     )
 
 
@@ -94,8 +110,12 @@ class DiscordAdapter:
         sync_guild: int | None = None,
         command_budget: float = COMMAND_BUDGET_SECONDS,
         stop_grace: float = 20.0,
+        max_file_bytes: int = 20 * 2**20,
+        edit_seconds: float = 1.0,
     ) -> None:
         self._runtime = runtime
+        self._max_file_bytes = max_file_bytes
+        self._pacing = Pacing(edit_seconds, EDITS_PER_SECOND)
         self._client = client
         self._token = token  # never logged
         self._roles = roles or LocalRoles()
@@ -236,9 +256,20 @@ class DiscordAdapter:
             return
         notice = content_notice(message, inbound)
         if notice is None:
-            self._intake.put_nowait(asyncio.ensure_future(self._runtime.accept(inbound)))
+            accepting = self._accept(inbound, message.attachments)
+            self._intake.put_nowait(asyncio.ensure_future(accepting))
         else:
             self._queue_answer(Ticket(inbound, reply=Reply(notice, ReplyKind.NOTICE)))
+
+    async def _accept(
+        self, inbound: InboundMessage, attachments: list[discord.Attachment]
+    ) -> Ticket:
+        """Store the message with its files, downloaded (those over the limit are not: the
+        core tells the person)."""
+        if attachments:
+            files = [await download(a, self._max_file_bytes) for a in attachments]
+            inbound = replace(inbound, files=tuple(files))
+        return await self._runtime.accept(inbound)
 
     async def _spawn_answers_in_order(self) -> None:
         """Start each answer once its message is stored, in the order messages arrived."""
@@ -252,8 +283,23 @@ class DiscordAdapter:
                 self._intake.task_done()
 
     async def _answer(self, ticket: Ticket) -> None:
-        channel = DiscordRoute.parse(ticket.message.route).channel_id
-        await self._answers.answer(ticket, lambda: self._keep_typing(channel), self._deliver)
+        route = DiscordRoute.parse(ticket.message.route)
+        author = int(ticket.message.key.user_id)
+        stream = GrowingReply(
+            StreamEditor(self._client, route, author), _parts, self._pacing, route.channel_id
+        )
+
+        async def deliver(message: InboundMessage, reply: Reply) -> None:
+            # The answer streamed so far becomes the reply; else (nothing streamed, or an
+            # earlier turn's reply sent again after a crash) it is sent as usual.
+            if message is not ticket.message or not await stream.finish(reply.text):
+                await self._deliver(message, reply)
+
+        sink = ChannelSink(self._client, route, author, stream)
+        await self._answers.answer(
+            ticket, lambda: self._keep_typing(route.channel_id), deliver, sink
+        )
+        await stream.abandon()  # its turn was answered by another process: take back what it showed
 
     async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
         route = DiscordRoute.parse(message.route)
@@ -271,6 +317,27 @@ class DiscordAdapter:
                 log.debug("discord: typing indicator refused in %s: %s", channel_id, exc)
                 return
             await asyncio.sleep(TYPING_REFRESH_SECONDS)
+
+    # ------------------------------------------------------------------ speaking first
+
+    @property
+    def scope(self) -> DeliveryScope:
+        return DeliveryScope(self.name)
+
+    async def deliver(self, delivery: Delivery) -> bool:
+        """A reminder: to the server channel it was set in (replying to the request), else to
+        the person's DM channel (opened if discord.py has none cached)."""
+        author = int(delivery.key.user_id)
+        try:
+            if delivery.chat is ChatKind.GROUP:
+                route = DiscordRoute.parse(delivery.route)
+            else:
+                channel = await self._client.create_dm(discord.Object(author))
+                route = DiscordRoute(channel.id, 0)
+        except (ValueError, *SEND_ERRORS) as exc:
+            log.warning("discord: cannot reach %s for a reminder: %s", delivery.key, exc)
+            return False
+        return await send_reply(self._client, route, author, delivery.reply)
 
     # ------------------------------------------------------------------ slash commands
 
@@ -321,3 +388,7 @@ class DiscordAdapter:
         if not interaction.response.is_done():
             with contextlib.suppress(discord.HTTPException):
                 await interaction.response.send_message(UNKNOWN_COMMAND, ephemeral=True)
+
+
+def _parts(text: str) -> list[str]:
+    return split_message(text, MESSAGE_LIMIT)

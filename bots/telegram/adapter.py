@@ -28,6 +28,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Coroutine, Sequence
+from dataclasses import replace
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -35,24 +36,39 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
 from agentcore.commands import USER_COMMANDS
+from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime, Ticket
+from agentcore.schedule.model import DeliveryScope
 from agentcore.storage.protocols import Coordination, Role, StorageError
 from agentcore.storage.single import LocalRoles
-from agentcore.types import InboundMessage, Reply
+from agentcore.types import ChatKind, InboundFile, InboundMessage, Reply
 from bots.answers import Answers
+from bots.streaming import GrowingReply, Pacing
 from bots.telegram.poller import TOKEN_HELP, RoleLost, UpdatePoller
-from bots.telegram.send import Destination, ReplySender
-from bots.telegram.translate import BotIdentity, Route, Unreadable, translate
+from bots.telegram.render import telegram_parts
+from bots.telegram.send import Destination, ReplySender, StreamEditor
+from bots.telegram.translate import (
+    BotIdentity,
+    FileRef,
+    Route,
+    Unreadable,
+    file_refs,
+    translate,
+)
 from bots.telegram.webhook import WebhookServer, webhook_secret
 
 log = logging.getLogger("bots.telegram")
 
-TEXT_ONLY = "I can only read text for now. Please write it as a message (or add a caption)."
+TEXT_ONLY = (
+    "I can't read that kind of message. I read text, photos, voice notes, audio, PDFs, Word "
+    "documents and text files."
+)
 _COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")  # what Telegram accepts in a menu
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 POLLER = "telegram poller"  # the role of the one process that polls
 RETRY_ROLE_SECONDS = 5.0  # after the database failed to say who polls
+EDITS_PER_SECOND = 20.0  # streamed edits across all chats (Telegram allows ~30 messages/s)
 
 
 class TelegramAdapter:
@@ -68,6 +84,8 @@ class TelegramAdapter:
         typing_interval: float = 4.0,  # Telegram shows "typing…" for ~5 s per action
         poll_timeout: float = 10.0,
         grace: float = 20.0,  # how long stop() waits for answers in progress
+        max_file_bytes: int = 20 * 2**20,  # larger files are not downloaded
+        edit_seconds: float = 1.0,  # a streamed answer is edited at most this often per chat
         retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
         backoff: tuple[float, float] = (1.0, 30.0),
     ) -> None:
@@ -76,6 +94,8 @@ class TelegramAdapter:
         self._roles = roles or LocalRoles()
         self._typing_interval = typing_interval
         self._grace = grace
+        self._max_file_bytes = max_file_bytes
+        self._pacing = Pacing(edit_seconds, EDITS_PER_SECOND)
         self._sender = ReplySender(application.bot, retry_delays=retry_delays)
         self._poll_timeout = poll_timeout
         self._backoff = backoff
@@ -269,11 +289,43 @@ class TelegramAdapter:
         if isinstance(item, Unreadable):
             to = Destination(item.route, item.chat, int(item.key.user_id))
             return self._sender.notice(TEXT_ONLY, to)
+        refs = file_refs(update.message) if update.message is not None else []
+        if refs:
+            item = replace(item, files=tuple([await self._download(ref) for ref in refs]))
         return self._answer(await self._runtime.accept(item))
+
+    async def _download(self, ref: FileRef) -> InboundFile:
+        """The file's bytes (none if it is over the limit or could not be fetched: the core
+        tells the person which)."""
+        limit = self._max_file_bytes
+        if ref.size is not None and ref.size > limit:
+            return InboundFile(ref.filename, ref.mime_type, b"", ref.size, ref.voice)
+        try:
+            found = await self._app.bot.get_file(ref.file_id)
+            data = bytes(await found.download_as_bytearray())
+        except TelegramError as exc:  # includes "file is too big" for files over 20 MB
+            log.warning("could not download a %s: %s", ref.mime_type, exc)
+            return InboundFile(ref.filename, ref.mime_type, b"", ref.size or 0, ref.voice)
+        if len(data) > limit:
+            return InboundFile(ref.filename, ref.mime_type, b"", len(data), ref.voice)
+        return InboundFile(ref.filename, ref.mime_type, data, voice=ref.voice)
 
     async def _answer(self, ticket: Ticket) -> None:
         route = Route.from_json(ticket.message.route)
-        await self._answers.answer(ticket, lambda: self._keep_typing(route), self._deliver)
+        to = _destination(ticket.message, route)
+        stream = GrowingReply(
+            StreamEditor(self._app.bot, to), telegram_parts, self._pacing, route.chat_id
+        )
+
+        async def deliver(message: InboundMessage, reply: Reply) -> None:
+            # The answer streamed so far becomes the reply; else (nothing streamed, or an
+            # earlier turn's reply sent again after a crash) it is sent as usual.
+            if message is not ticket.message or not await stream.finish(reply.text):
+                await self._deliver(message, reply)
+
+        sink = ChatSink(self._sender, to, stream)
+        await self._answers.answer(ticket, lambda: self._keep_typing(route), deliver, sink)
+        await stream.abandon()  # its turn was answered by another process: take back what it showed
 
     async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
         await self._sender.send(reply, _destination(message, Route.from_json(message.route)))
@@ -282,6 +334,40 @@ class TelegramAdapter:
         while True:
             await self._sender.typing(route)
             await asyncio.sleep(self._typing_interval)
+
+    # ----------------------------------------------------------------- speaking first
+
+    @property
+    def scope(self) -> DeliveryScope:
+        return DeliveryScope(self.name)
+
+    async def deliver(self, delivery: Delivery) -> bool:
+        """A reminder: to the group it was set in (quoting the request), else to the person's
+        private chat, whose id on Telegram is the person's own."""
+        user_id = int(delivery.key.user_id)
+        route = Route(user_id, 0)
+        if delivery.chat is ChatKind.GROUP:
+            try:
+                route = Route.from_json(delivery.route)
+            except ValueError:
+                log.warning("a group reminder for %s has no usable route", delivery.key)
+                return False
+        return await self._sender.send(delivery.reply, Destination(route, delivery.chat, user_id))
+
+
+class ChatSink:
+    """A turn's notices, sent to the chat its answer goes to, and its answer as it grows."""
+
+    def __init__(self, sender: ReplySender, to: Destination, stream: GrowingReply) -> None:
+        self._sender = sender
+        self._to = to
+        self._stream = stream
+
+    async def notice(self, text: str) -> None:
+        await self._sender.notice(text, self._to)
+
+    async def grow(self, text: str) -> None:
+        await self._stream.grow(text)
 
 
 def _destination(message: InboundMessage, route: Route) -> Destination:

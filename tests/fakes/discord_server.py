@@ -3,10 +3,11 @@
 It speaks enough of the real wire protocol for the real ``discord.py`` client: the gateway
 handshake (HELLO, IDENTIFY, heartbeat and ACK, READY, GUILD_CREATE), dispatches
 (MESSAGE_CREATE, INTERACTION_CREATE), RESUME with a replay of missed events and RESUMED, and the
-REST routes the bot uses (login, ``gateway/bot``, messages as JSON or multipart, typing, command
-sync, interaction callbacks and follow-ups). Tests inject failures: a rejected token, a gateway
-close code after IDENTIFY (4014 = disallowed intents), 429s with ``retry_after`` and a ``Via``
-header (without ``Via`` discord.py takes a 429 for a Cloudflare ban), and a dropped connection.
+REST routes the bot uses (login, ``gateway/bot``, messages as JSON or multipart, typing, opening
+a DM, command sync, interaction callbacks and follow-ups). Tests inject failures: a rejected
+token, a gateway close code after IDENTIFY (4014 = disallowed intents), 429s with
+``retry_after`` and a ``Via`` header (without ``Via`` discord.py takes a 429 for a Cloudflare
+ban), and a dropped connection.
 
 Every REST request and gateway payload is recorded; ``wait_until`` waits for a condition on
 them, so tests never sleep.
@@ -41,6 +42,11 @@ def snowflake(at: datetime | None = None) -> int:
     return (ms << 22) | (next(_increment) & 0x3FFFFF)
 
 
+def dm_channel_of(user_id: int) -> int:
+    """The id of a user's DM channel with the bot (stable, derived from the user id)."""
+    return user_id + 1
+
+
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
     return {
         "id": str(user_id),
@@ -67,6 +73,7 @@ class Recorded:
     files: list[tuple[str, bytes]]
     headers: dict[str, str]
     at: float = field(default_factory=time.perf_counter)
+    created_id: str = ""  # the message a POST created
 
 
 @dataclass
@@ -120,6 +127,9 @@ class FakeDiscord:
         self.gateway_received: list[dict[str, Any]] = []  # every payload a client sent
         self.replayed: list[dict[str, Any]] = []  # events sent again after a RESUME
         self.dispatched_at: dict[int, float] = {}  # message id -> when MESSAGE_CREATE was sent
+        self._files: dict[str, bytes] = {}  # attachment id -> bytes served by the "CDN"
+        self._reading: dict[int, dict[str, str]] = {}  # channel -> message id -> content now
+        self.downloads: list[str] = []  # attachment ids fetched
         self.connections = 0
         self.identified: list[tuple[int, float]] = []  # (shard, when) of each IDENTIFY
         self._sessions: dict[int, _Session] = {}
@@ -141,6 +151,7 @@ class FakeDiscord:
     async def __aenter__(self) -> FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/", self._gateway)
+        app.router.add_get("/attachments/{id}/{name}", self._cdn)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -182,6 +193,18 @@ class FakeDiscord:
         if channel_id is not None:
             return list(self._posted.get(channel_id, []))
         return sorted((r for rs in self._posted.values() for r in rs), key=lambda r: r.at)
+
+    def reading(self, channel_id: int) -> list[str]:
+        """The bot's messages in a channel as they read now (after their edits), in order."""
+        return list(self._reading.get(channel_id, {}).values())
+
+    def reads_now(self, posted: Recorded) -> str | None:
+        """What a message the bot posted reads now (after its edits); None once deleted."""
+        return self._reading.get(int(posted.path.split("/")[2]), {}).get(posted.created_id)
+
+    def edits(self, channel_id: int) -> list[Recorded]:
+        """The bot's edits of its messages in a channel, in order."""
+        return self.calls("PATCH", f"/channels/{channel_id}/messages/")
 
     def typing(self, channel_id: int) -> list[Recorded]:
         return self.calls("POST", f"/channels/{channel_id}/typing")
@@ -263,10 +286,30 @@ class FakeDiscord:
             return _json(self._application())
         if (method, path) == ("GET", "/gateway/bot"):
             return _json(self._gateway_bot())
+        if (method, path) == ("POST", "/users/@me/channels"):  # open a DM
+            recipient = int(body["recipient_id"])
+            return _json(
+                {
+                    "id": str(dm_channel_of(recipient)),
+                    "type": 1,
+                    "last_message_id": None,
+                    "recipients": [user_payload(recipient, "someone")],
+                }
+            )
         if method == "POST" and parts[0] == "channels" and parts[-1] == "typing":
             return web.Response(status=204)
         if method == "POST" and parts[0] == "channels" and parts[-1] == "messages":
-            return _json(self._created_message(int(parts[1]), body, recorded.files))
+            created = self._created_message(int(parts[1]), body, recorded.files)
+            self._reading.setdefault(int(parts[1]), {})[created["id"]] = created["content"]
+            recorded.created_id = created["id"]
+            return _json(created)
+        if method == "PATCH" and parts[0] == "channels" and parts[2] == "messages":
+            edited = self._created_message(int(parts[1]), body, recorded.files)
+            self._reading.setdefault(int(parts[1]), {})[parts[3]] = edited["content"]
+            return _json(edited | {"id": parts[3], "edited_timestamp": iso(datetime.now(UTC))})
+        if method == "DELETE" and parts[0] == "channels" and parts[2] == "messages":
+            self._reading.get(int(parts[1]), {}).pop(parts[3], None)
+            return web.Response(status=204)
         if method == "PUT" and parts[0] == "applications" and parts[-1] == "commands":
             guild = int(parts[3]) if len(parts) == 5 else None
             return _json([self._synced_command(c, guild) for c in recorded.json])
@@ -343,17 +386,39 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ payload builders
 
-    def attachment_payload(self, filename: str, size: int) -> dict[str, Any]:
+    def attachment_payload(
+        self,
+        filename: str,
+        size: int,
+        *,
+        data: bytes | None = None,
+        content_type: str = "application/octet-stream",
+        voice: bool = False,
+    ) -> dict[str, Any]:
+        """An attachment; with ``data``, its URL serves those bytes (a CDN on 127.0.0.1)."""
         attachment_id = snowflake()
         url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
-        return {
+        if data is not None:
+            self._files[str(attachment_id)] = data
+        payload: dict[str, Any] = {
             "id": str(attachment_id),
             "filename": filename,
             "size": size,
             "url": url,
             "proxy_url": url,
-            "content_type": "application/octet-stream",
+            "content_type": content_type,
         }
+        if voice:
+            payload |= {"flags": 0, "duration_secs": 3.0, "waveform": "AAAA"}
+        return payload
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        data = self._files.get(request.match_info["id"])
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        self.downloads.append(request.match_info["id"])
+        await self._notify()
+        return web.Response(body=data, content_type="application/octet-stream")
 
     def message_payload(
         self,

@@ -11,6 +11,7 @@ from agentcore.records import AgentRecord, AgentSnapshot, AgentSummary, BlockSpe
 from agentcore.storage import rows
 from agentcore.storage.postgres.blocks import insert_blocks
 from agentcore.storage.postgres.connection import Conn, Part
+from agentcore.storage.postgres.files import delete_person_files
 from agentcore.storage.postgres.messages import insert_messages
 from agentcore.storage.postgres.passages import insert_passages
 from agentcore.storage.protocols import StorageError
@@ -164,9 +165,11 @@ async def _delete_agent_rows(conn: Conn, agent_id: int, *, redact_audit: bool = 
             key["user_id"],
         )
     # Messages and passages first, each in one statement, so their triggers keep the counts and
-    # the vocabulary; blocks, their history and summaries go with the agent (ON DELETE CASCADE).
+    # the vocabulary; blocks, their history, summaries, reminders and the person's reminder
+    # settings go with the agent (ON DELETE CASCADE).
     await conn.execute("DELETE FROM messages WHERE agent_id = $1", agent_id)
     await conn.execute("DELETE FROM passages WHERE agent_id = $1", agent_id)
+    await delete_person_files(conn, agent_id, key["platform"], key["user_id"])
     await conn.execute("DELETE FROM agents WHERE id = $1", agent_id)
 
 
@@ -201,12 +204,14 @@ async def _set_imported_window(
 ) -> None:
     """Start the context window at the snapshot's in-context messages, under its summary."""
     start, last_user = snapshot.window_start(ids), snapshot.last_user_at
+    # An imported history is not a session that just ended: consolidation starts after it.
     await conn.execute(
-        "UPDATE agents SET context_start_id = $1, last_user_at = $2, session_count = $3 "
-        "WHERE id = $4",
+        "UPDATE agents SET context_start_id = $1, last_user_at = $2, session_count = $3, "
+        "consolidated_through = $4 WHERE id = $5",
         start,
         rows.maybe_millis(last_user),
         int(last_user is not None),
+        ids[-1] if ids else 0,
         agent_id,
     )
     if snapshot.summary:

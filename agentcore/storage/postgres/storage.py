@@ -19,16 +19,29 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from agentcore.storage.postgres.agents import AgentRows
 from agentcore.storage.postgres.blocks import BlockRows
 from agentcore.storage.postgres.connection import STALL_SECONDS, Database, Pinned, lock_key
+from agentcore.storage.postgres.consolidations import ConsolidationRows
+from agentcore.storage.postgres.files import FileRows
 from agentcore.storage.postgres.inbox import InboxRows
 from agentcore.storage.postgres.messages import MessageRows
 from agentcore.storage.postgres.migrate import migrate
 from agentcore.storage.postgres.ops import OpsRows, pace
 from agentcore.storage.postgres.passages import PassageRows
+from agentcore.storage.postgres.reminders import ReminderRows
 from agentcore.storage.protocols import PersonStorage, Role, Storage
 from agentcore.types import AgentKey
 
 
-class _Stores(AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, OpsRows):
+class _Stores(
+    AgentRows,
+    BlockRows,
+    MessageRows,
+    InboxRows,
+    PassageRows,
+    FileRows,
+    OpsRows,
+    ConsolidationRows,
+    ReminderRows,
+):
     """Every protocol over one database, or over one held connection."""
 
 

@@ -19,6 +19,7 @@ from agentcore.storage import rows
 from agentcore.storage.protocols import StorageError
 from agentcore.storage.sqlite.blocks import insert_blocks, shared_blocks
 from agentcore.storage.sqlite.connection import Part
+from agentcore.storage.sqlite.files import delete_person_files
 from agentcore.storage.sqlite.messages import insert_messages
 from agentcore.storage.sqlite.passages import insert_passages
 from agentcore.storage.sqlite.sql import all_rows, one_row
@@ -157,6 +158,7 @@ async def _delete_agent_rows(
 ) -> None:
     """Every row of one agent, children first so the FTS triggers see each row go. Audit
     entries that name the person are redacted to the platform alone."""
+    await delete_person_files(conn, agent_id)
     for sql in (
         "DELETE FROM messages WHERE agent_id = ?",
         "DELETE FROM passages WHERE agent_id = ?",
@@ -165,6 +167,7 @@ async def _delete_agent_rows(
         "DELETE FROM block_history WHERE block_id IN (SELECT id FROM blocks WHERE agent_id = ?)",
         "DELETE FROM blocks WHERE agent_id = ?",
         "DELETE FROM llm_calls WHERE agent_id = ?",
+        "DELETE FROM consolidations WHERE agent_id = ?",
         "DELETE FROM inbox WHERE (platform, user_id) = "
         "(SELECT platform, user_id FROM agents WHERE id = ?)",
     ):
@@ -176,6 +179,7 @@ async def _delete_agent_rows(
             "WHERE id = ?)",
             (agent_id, agent_id),
         )
+    # Reminders and the person's reminder settings go with the agent (ON DELETE CASCADE).
     await conn.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
 
 
@@ -216,9 +220,17 @@ async def _set_imported_window(
 ) -> None:
     """Start the context window at the snapshot's in-context messages, under its summary."""
     start, last_user = snapshot.window_start(ids), snapshot.last_user_at
+    # An imported history is not a session that just ended: consolidation starts after it.
     await conn.execute(
-        "UPDATE agents SET context_start_id = ?, last_user_at = ?, session_count = ? WHERE id = ?",
-        (start, rows.maybe_millis(last_user), int(last_user is not None), agent_id),
+        "UPDATE agents SET context_start_id = ?, last_user_at = ?, session_count = ?, "
+        "consolidated_through = ? WHERE id = ?",
+        (
+            start,
+            rows.maybe_millis(last_user),
+            int(last_user is not None),
+            ids[-1] if ids else 0,
+            agent_id,
+        ),
     )
     if snapshot.summary:
         await _set_summary(conn, agent_id, snapshot.summary, start, ms)
