@@ -44,7 +44,7 @@ from bots.telegram.adapter import POLLER
 from bots.telegram.webhook import SECRET_HEADER, webhook_secret
 from tests import postgres
 from tests.fakes.discord_server import FakeDiscord, snowflake, user_payload
-from tests.fakes.openai_server import Completion, FakeOpenAI, system
+from tests.fakes.openai_server import Completion, FakeOpenAI, since_last_answer, system
 from tests.fakes.telegram_server import FakeTelegram, User
 from tests.process import REPO, bot_env
 
@@ -120,16 +120,6 @@ class EchoModel:
         async with asyncio.timeout(60):
             while not condition():
                 await self._changed.wait()
-
-
-def since_last_answer(body: dict[str, Any]) -> list[str]:
-    said: list[str] = []
-    for message in body["messages"]:
-        if message["role"] == "assistant":
-            said = []
-        elif message["role"] == "user":
-            said.append(str(message["content"]))
-    return said
 
 
 # ------------------------------------------------------------------------------ processes

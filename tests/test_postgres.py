@@ -27,7 +27,7 @@ from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from tests import postgres
 from tests.conftest import make_settings, message
-from tests.fakes.openai_server import Completion, FakeOpenAI, last_user, system
+from tests.fakes.openai_server import Completion, FakeOpenAI, last_user, since_last_answer, system
 from tests.process import bot_env, run_bot
 from tests.test_admin_cli import admin
 
@@ -89,17 +89,6 @@ async def test_bots_sharing_a_database_take_one_persons_turns_one_at_a_time(
     calls.sort()
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(calls)), calls
     assert password_of(postgres_url) not in err_a + err_b
-
-
-def since_last_answer(body: dict[str, Any]) -> list[str]:
-    """The person's messages this turn answers: the user messages after the last answer."""
-    said: list[str] = []
-    for m in body["messages"]:
-        if m["role"] == "assistant":
-            said = []
-        elif m["role"] == "user":
-            said.append(str(m["content"]))
-    return said
 
 
 async def newer_schema(server: str) -> str:

@@ -325,6 +325,17 @@ def last_user(body: dict[str, Any]) -> str:
     return ""
 
 
+def since_last_answer(body: dict[str, Any]) -> list[str]:
+    """The person's messages a turn answers: the user messages after the last answer."""
+    said: list[str] = []
+    for message in body["messages"]:
+        if message["role"] == "assistant":
+            said = []
+        elif message["role"] == "user":
+            said.append(str(message["content"]))
+    return said
+
+
 def text_of(message: dict[str, Any]) -> str:
     """A message's text, whether its content is a string or a list of parts."""
     content = message.get("content") or ""
