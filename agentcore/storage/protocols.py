@@ -452,8 +452,9 @@ class Coordination(Protocol):
         ...
 
     async def pace(self, name: str, interval: float) -> None:
-        """Return once at least ``interval`` seconds have passed since the last ``pace(name)``
-        returned in any process on this database (e.g. Discord's one IDENTIFY per 5 s)."""
+        """Book the next moment at least ``interval`` seconds after the one the last
+        ``pace(name)`` booked in any process on this database (or now, if that is later), and
+        return once it has come (e.g. Discord's one IDENTIFY per 5 s)."""
         ...
 
 
