@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentcore.clock import Clock
-from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse
+from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.memory.blocks import default_blocks, initial_blocks
 from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
 from agentcore.memory.summarizer import choose_cut, summarize
@@ -22,9 +21,9 @@ from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import PromptMessage, Role, ToolCall
 from agentcore.records import (
     AgentRecord,
-    LLMCallRecord,
     NewAgent,
     NewMessage,
+    Purpose,
     SharedBlock,
     StoredMessage,
     TurnState,
@@ -34,6 +33,7 @@ from agentcore.settings import AgentSettings
 from agentcore.storage.protocols import Storage
 from agentcore.tools import SEND_MESSAGE, ToolContext, ToolError, ToolRegistry
 from agentcore.types import InboundMessage
+from agentcore.usage.meter import Meter, PersonModel
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class _Turn:
     """Everything one turn works on; lives only for the duration of ``run_turn``."""
 
     agent: AgentRecord
+    model: PersonModel  # every model call of the turn goes through it (metered, budgeted)
     facts: TurnFacts
     tools: ToolContext
     shared: list[SharedBlock]
@@ -55,7 +56,6 @@ class _Turn:
     summary: str
     pressure_warned: bool
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
-    unsaved_calls: list[LLMCallRecord] = field(default_factory=list)  # stored with the next step
     estimate: int = 0
 
 
@@ -73,14 +73,14 @@ class AgentLoop:
         self,
         *,
         storage: Storage,
-        llm: LLMClient,
+        meter: Meter,
         clock: Clock,
         settings: AgentSettings,
         tools: ToolRegistry | None = None,
         estimator: TokenEstimator | None = None,
     ) -> None:
         self._storage = storage
-        self._llm = llm
+        self._meter = meter
         self._clock = clock
         self._settings = settings
         self._tools = tools or ToolRegistry()
@@ -91,8 +91,9 @@ class AgentLoop:
         person's messages still waiting before it (e.g. held back by the rate limit).
 
         The messages move into recall memory before the model is first called, so an
-        ``LLMError`` (which propagates) never loses them. None if there is nothing left to
-        answer: an earlier turn took this message up, or /forget erased it while it waited.
+        ``LLMError`` or ``OverBudget`` (which propagate) never loses them. None if there is
+        nothing left to answer: an earlier turn took this message up, or /forget erased it
+        while it waited.
         """
         turn = await self._begin(message, pending_id)
         if turn is None:
@@ -104,6 +105,7 @@ class AgentLoop:
         return reply
 
     async def _steps(self, turn: _Turn) -> str:
+        await turn.model.admit()  # over budget: stop before any model call, messages kept
         steps = self._settings.max_steps
         for step in range(steps):
             request = await self._prepare(turn, allow_tools=step < steps - 1)
@@ -180,6 +182,7 @@ class AgentLoop:
         )
         return _Turn(
             agent=agent,
+            model=self._meter.serving(message.key, agent.id, Purpose.TURN),
             facts=facts,
             tools=tools,
             shared=state.shared,
@@ -237,7 +240,9 @@ class AgentLoop:
             return False
         folded, kept = turn.rows[:cut], turn.rows[cut:]
         max_words = max(100, memory.context_window // 12)
-        turn.summary = await summarize(self._llm, turn.summary, folded, memory.timezone, max_words)
+        turn.summary = await summarize(
+            turn.model.doing(Purpose.SUMMARY), turn.summary, folded, memory.timezone, max_words
+        )
         await self._storage.fold_context(turn.agent.id, turn.summary, kept[0].id, self._clock.now())
         log.info("agent %s: folded %d messages into the summary", turn.agent.key, len(folded))
         turn.rows = kept
@@ -251,32 +256,13 @@ class AgentLoop:
     # ----------------------------------------------------------------- model and tools
 
     async def _call(self, turn: _Turn, request: LLMRequest) -> LLMResponse:
-        started = time.perf_counter()
         try:
-            response = await self._llm.complete(request)
-        except LLMError:
-            await self._storage.record_llm_call(self._call_record(turn, started, None))
-            raise
+            response = await turn.model.complete(request)
         finally:
             turn.notes.clear()  # notes are one-off
-        # Written together with the step's messages (see _store), saving a round trip.
-        turn.unsaved_calls.append(self._call_record(turn, started, response))
         if response.usage is not None:
             self._estimator.observe(turn.estimate, response.usage.prompt_tokens)
         return response
-
-    def _call_record(
-        self, turn: _Turn, started: float, response: LLMResponse | None
-    ) -> LLMCallRecord:
-        usage = response.usage if response else None
-        return LLMCallRecord(
-            agent_id=turn.agent.id,
-            created_at=self._clock.now(),
-            latency_ms=(time.perf_counter() - started) * 1000,
-            ok=response is not None,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-        )
 
     async def _apply(self, turn: _Turn, response: LLMResponse) -> str | None:
         """Store the model's step; return the reply if the turn is finished, else None."""
@@ -316,11 +302,7 @@ class AgentLoop:
     async def _store(self, turn: _Turn, messages: list[NewMessage]) -> None:
         """Store an assistant step and its tool results in one transaction, so no other row can
         land between a tool call and its result."""
-        calls, turn.unsaved_calls = turn.unsaved_calls, []
-        ids, _ = await asyncio.gather(
-            self._storage.append_messages(turn.agent.id, messages),
-            asyncio.gather(*(self._storage.record_llm_call(call) for call in calls)),
-        )
+        ids = await self._storage.append_messages(turn.agent.id, messages)
         turn.rows.extend(
             StoredMessage(i, m.role, m.content, m.created_at, m.tool_calls, m.tool_call_id)
             for i, m in zip(ids, messages, strict=True)

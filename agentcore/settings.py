@@ -6,6 +6,7 @@ environment variables.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -34,6 +35,25 @@ class AgentSettings:
     search_limit: int = 10  # default and cap of results for search tools
     message_char_cap: int = 8000  # longer messages are shortened for the model (stored whole)
     memory: MemorySettings = field(default_factory=MemorySettings)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A model's price in US dollars per million tokens."""
+
+    input: float  # prompt tokens the provider did not serve from its cache
+    cached: float  # prompt tokens served from its cache
+    output: float  # completion tokens
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSettings:
+    """Token budgets (0 = no limit; operators are exempt) and the price table for cost estimates.
+    Days run from midnight to midnight in ``MemorySettings.timezone``."""
+
+    person_daily_tokens: int = 0  # one person's model tokens a day (prompt + completion)
+    total_daily_tokens: int = 0  # everyone's together
+    prices: Mapping[str, Price] = field(default_factory=dict)  # by model name
 
 
 @dataclass(frozen=True, slots=True)

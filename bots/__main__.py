@@ -95,6 +95,7 @@ async def build_llm(settings: Settings) -> ClosableLLM:
         api_key=settings.llm.api_key.reveal() or None,
         deadline=settings.llm.timeout,
         max_retries=settings.llm.max_retries,
+        send_cache_key=settings.llm.prompt_cache_key,
     )
     elapsed = (time.perf_counter() - started) * 1000
     log.info("model client ready after %.0fms, loaded in the background", elapsed)

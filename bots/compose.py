@@ -9,10 +9,11 @@ from __future__ import annotations
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
 from agentcore.commands import Commands
-from agentcore.llm.base import ClosableLLM
+from agentcore.llm.base import ClosableLLM, LLMClient
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.protocols import Storage
+from agentcore.usage.meter import Meter
 from config import Settings
 
 
@@ -24,19 +25,39 @@ def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Comman
         settings=settings.agent,
         admins=settings.runtime.admins,
         model=settings.llm.model,
+        usage=settings.usage,
     )
 
 
 def build_runtime(
     settings: Settings, storage: Storage, llm: ClosableLLM, clock: Clock
 ) -> AgentRuntime:
-    """The runtime adapters talk to, with the model behind the configured concurrency cap."""
+    """The runtime adapters talk to, with the model behind the configured concurrency cap and
+    every call for a person metered (``build_meter``)."""
     capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    commands = build_commands(settings, storage, clock)
+    meter = build_meter(settings, storage, capped, clock, commands)
     return AgentRuntime(
         storage=storage,
         llm=capped,
-        loop=AgentLoop(storage=storage, llm=capped, clock=clock, settings=settings.agent),
-        commands=build_commands(settings, storage, clock),
+        loop=AgentLoop(storage=storage, meter=meter, clock=clock, settings=settings.agent),
+        commands=commands,
         clock=clock,
         settings=settings.runtime,
+    )
+
+
+def build_meter(
+    settings: Settings, storage: Storage, llm: LLMClient, clock: Clock, commands: Commands
+) -> Meter:
+    """The seam every model call for a person goes through: recorded, and held to the token
+    budgets (operators exempt)."""
+    return Meter(
+        llm=llm,
+        storage=storage,
+        clock=clock,
+        settings=settings.usage,
+        tz=settings.agent.memory.timezone,
+        model=settings.llm.model,
+        exempt=commands.is_operator,
     )

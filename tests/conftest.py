@@ -45,6 +45,7 @@ def make_settings(
     agent: Mapping[str, Any] | None = None,
     memory: Mapping[str, Any] | None = None,
     runtime: Mapping[str, Any] | None = None,
+    usage: Mapping[str, Any] | None = None,
 ) -> Settings:
     """The shipped defaults with some fields of a section replaced, e.g.
     ``make_settings(memory={"context_window": 3000})``. Tests send many messages without moving
@@ -55,6 +56,7 @@ def make_settings(
         base,
         agent=replace(base.agent, memory=memory_settings, **(agent or {})),
         runtime=replace(base.runtime, **({"rate_limit_per_minute": 100_000} | dict(runtime or {}))),
+        usage=replace(base.usage, **(usage or {})),
     )
 
 

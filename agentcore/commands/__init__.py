@@ -17,7 +17,7 @@ from agentcore.commands.spec import (
     parse_command,
 )
 from agentcore.commands.user import UserCommands
-from agentcore.settings import AgentSettings
+from agentcore.settings import AgentSettings, UsageSettings
 from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply, ReplyKind
 
@@ -42,11 +42,19 @@ class Commands:
         clock: Clock,
         settings: AgentSettings,
         admins: frozenset[AgentKey] = frozenset(),
+        usage: UsageSettings,
         model: str = "",
     ) -> None:
         self._admins = admins
-        self._user = UserCommands(storage=storage, clock=clock, settings=settings, model=model)
-        self._admin = AdminCommands(storage=storage, clock=clock, settings=settings)
+        self._user = UserCommands(
+            storage=storage,
+            clock=clock,
+            settings=settings,
+            model=model,
+            usage=usage,
+            is_operator=self.is_operator,
+        )
+        self._admin = AdminCommands(storage=storage, clock=clock, settings=settings, usage=usage)
 
     def is_operator(self, key: AgentKey) -> bool:
         """Operators: the configured admins, and whoever sits at the terminal."""

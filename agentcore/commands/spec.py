@@ -26,6 +26,7 @@ USER_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("help", "List the commands and what the bot stores"),
     CommandInfo("memory", "Show what I keep in mind about you (your core memory)"),
     CommandInfo("search", "Search our past messages, newest first", "<words>"),
+    CommandInfo("usage", "How much of the model I've used for you today and this month"),
     CommandInfo("reset", "Start a fresh conversation window (memories stay)"),
     CommandInfo("export", "Download everything I store about you (Agent File)"),
     CommandInfo("forget", "Erase everything I store about you", "[confirm]"),
@@ -49,7 +50,8 @@ ADMIN_VERBS: tuple[CommandInfo, ...] = (
         "Create or replace a user's agent from an Agent File (shell only)",
         "<user> <file.af>",
     ),
-    CommandInfo("stats", "Users, messages, database size, startups, model calls"),
+    CommandInfo("stats", "Users, messages, database size, startups, model calls and cost"),
+    CommandInfo("usage", "Model calls, tokens, cache share and estimated cost", "[user]"),
     CommandInfo("backup", "A consistent copy of the database, taken live (shell only)", "<path>"),
     CommandInfo("audit", "The latest operator reads and writes", "[N]"),
 )

@@ -12,10 +12,13 @@ from agentcore.clock import Clock
 from agentcore.commands import render
 from agentcore.commands.agentfile import ExportData, export_agent_file
 from agentcore.commands.spec import USER_COMMANDS, usage_line
+from agentcore.memory.prompt import humanize_until
 from agentcore.records import AgentRecord, AuditEntry
-from agentcore.settings import AgentSettings
+from agentcore.settings import AgentSettings, UsageSettings
 from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
+from agentcore.usage.meter import day_of, next_midnight
+from agentcore.usage.report import month_start, on, summary_lines, totals
 
 FORGET_WINDOW = timedelta(minutes=2)
 _MAX_PENDING_FORGETS = 10_000
@@ -33,11 +36,20 @@ def _reply(text: str, private: bool = False) -> Reply:
 
 class UserCommands:
     def __init__(
-        self, *, storage: Storage, clock: Clock, settings: AgentSettings, model: str = ""
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        settings: AgentSettings,
+        usage: UsageSettings,
+        is_operator: Callable[[AgentKey], bool],
+        model: str = "",
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._settings = settings
+        self._usage = usage
+        self._is_operator = is_operator
         self._model = model
         self._forget_requests: OrderedDict[AgentKey, datetime] = OrderedDict()
         self.handlers: dict[str, UserHandler] = {
@@ -45,6 +57,7 @@ class UserCommands:
             "help": self.help,
             "memory": self.memory,
             "search": self.search,
+            "usage": self.usage,
             "reset": self.reset,
             "export": self.export,
             "forget": self.forget,
@@ -93,6 +106,29 @@ class UserCommands:
             f"Our messages matching “{args}”, newest first:\n" + render.hits(found, self._tz),
             private=True,
         )
+
+    async def usage(self, message: InboundMessage, args: str) -> Reply:
+        agent = await self._storage.load_agent(message.key)
+        if agent is None:
+            return _reply("I haven't used the model for you yet.", private=True)
+        now = self._clock.now()
+        today = day_of(now, self._tz)
+        days = await self._storage.usage(agent.id, month_start(today))
+        lines = [
+            "The model's work for you (tokens it read and wrote; cached ones cost less):",
+            *summary_lines(days, today),
+        ]
+        limit = self._usage.person_daily_tokens
+        if self._is_operator(message.key):
+            lines.append("You're an operator: no daily limit applies to you.")
+        elif limit:
+            used = totals(on(days, today)).tokens
+            resets = next_midnight(now, self._tz)
+            lines.append(
+                f"Daily limit: {used:,} of {limit:,} tokens used; it resets at "
+                f"{resets.strftime('%H:%M %Z')} ({humanize_until(resets - now)})."
+            )
+        return _reply("\n".join(lines), private=True)
 
     async def reset(self, message: InboundMessage, args: str) -> Reply:
         agent = await self._storage.load_agent(message.key)

@@ -21,12 +21,19 @@ class LLMRequest:
     tools: tuple[ToolSpec, ...] = ()
     # False on the last allowed step: the model must answer in text now.
     allow_tools: bool = True
+    # Whom the request serves, so a provider can route a person's requests to one prompt cache
+    # (OpenAI's ``prompt_cache_key``). Opaque: never a platform's user id.
+    cache_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """What the provider counted for one call. ``cached_tokens`` is the part of the prompt it
+    served from its prompt cache (billed at a discount); 0 if it says nothing about caching."""
+
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,12 +45,25 @@ def format_time(when: datetime, tz: ZoneInfo) -> str:
 
 
 def humanize(delta: timedelta) -> str:
+    """How long ago, e.g. ``3 hours ago``."""
+    span = _span(delta)
+    return f"{span} ago" if span else "just now"
+
+
+def humanize_until(delta: timedelta) -> str:
+    """How long until, e.g. ``in 3 hours``."""
+    span = _span(delta)
+    return f"in {span}" if span else "in a moment"
+
+
+def _span(delta: timedelta) -> str:
+    """The largest whole unit of ``delta`` (``3 hours``), or "" under a minute."""
     seconds = max(0, int(delta.total_seconds()))
     for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
             count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return "just now"
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return ""
 
 
 def render_block(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -27,12 +27,15 @@ from agentcore.records import (
     NewMessage,
     Passage,
     PendingMessage,
+    PersonUsage,
     SearchHit,
     SharedBlock,
     StartupRun,
     StoredMessage,
     StoreStats,
+    TokensSpent,
     TurnState,
+    UsageDay,
     UserActivity,
 )
 from agentcore.types import AgentKey, InboundMessage
@@ -208,8 +211,28 @@ class OpsStore(Protocol):
         ...
 
 
+class UsageStore(Protocol):
+    """Model usage, added up per day and model by the store as ``record_llm_call`` records each
+    successful call: for the person it served and for everyone. Erasing a person erases their
+    totals; everyone's keep the tokens (they name no one)."""
+
+    async def usage(self, agent_id: int | None, since: date) -> list[UsageDay]:
+        """Daily totals per model from ``since`` on, oldest first: one agent's, or with None
+        everyone's."""
+        ...
+
+    async def tokens_spent(self, agent_id: int, day: date) -> TokensSpent:
+        """Tokens counted toward ``day``: this agent's, and everyone's together."""
+        ...
+
+    async def usage_by_person(self, since: date, limit: int) -> list[PersonUsage]:
+        """The ``limit`` people who used the most tokens since ``since``, most first, each with
+        their daily totals."""
+        ...
+
+
 class PersonStorage(
-    AgentStore, BlockStore, MessageStore, InboxStore, PassageStore, OpsStore, Protocol
+    AgentStore, BlockStore, MessageStore, InboxStore, PassageStore, OpsStore, UsageStore, Protocol
 ):
     """Everything a turn or a command may read and write."""
 

@@ -2,6 +2,13 @@
 
 Each request is answered by a responder function (or a script of actions), so tests drive the
 real ``openai`` SDK through tool calls, errors, retries, hangs and garbage.
+
+It also measures prompt caching as a provider would see it: each request's prompt is laid out as
+a chat template would (tool definitions, then every message in order), and the part that repeats
+the start of the previous request for the same person (``prompt_cache_key``, else ``user``) is
+reported as ``usage.prompt_tokens_details.cached_tokens``, as OpenAI does. Counts are exact, at
+about four characters a token, without OpenAI's 1,024-token minimum and 128-token steps, so they
+measure the bot's prompt layout and nothing else.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +29,9 @@ from aiohttp import web
 class Completion:
     content: str | None = None
     tool_calls: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
-    prompt_tokens: int = 100
+    prompt_tokens: int | None = None  # None: measured from the request
     completion_tokens: int = 10
+    cached_tokens: int | None = None  # None: measured against the person's previous request
 
 
 @dataclass
@@ -49,7 +58,60 @@ Responder = Callable[[dict[str, Any]], Action | Awaitable[Action]]
 _ids = itertools.count(1)
 
 
-def completion_json(action: Completion, model: str) -> dict[str, Any]:
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class CacheMeasure:
+    """One request's prompt as the fake measured it."""
+
+    key: str  # whose requests it is compared with: prompt_cache_key, user, or "" for none
+    prompt_tokens: int
+    cached_tokens: int  # the start repeating the previous request with the same key
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """The request laid out as a chat template lays it out: tools first, then the messages."""
+    parts = [json.dumps(body.get("tools") or [], sort_keys=True)]
+    for m in body.get("messages") or []:
+        calls = json.dumps(m.get("tool_calls") or [], sort_keys=True)
+        parts.append(f"<|{m.get('role')}|>{m.get('content') or ''}{calls}{m.get('tool_call_id')}")
+    return "".join(parts)
+
+
+def common_prefix(a: str, b: str) -> int:
+    """How many characters at the start of ``a`` and ``b`` are the same."""
+    size = min(len(a), len(b))
+    low, high = 0, size  # binary search on slices: fast for prompts of megabytes
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+class PromptCache:
+    """The previous prompt of each person; measures how much of the next one repeats it."""
+
+    def __init__(self) -> None:
+        self._previous: dict[str, str] = {}
+        self.measured: list[CacheMeasure] = []
+
+    def measure(self, body: dict[str, Any]) -> CacheMeasure:
+        key = str(body.get("prompt_cache_key") or body.get("user") or "")
+        text = prompt_text(body)
+        repeated = common_prefix(self._previous.get(key, ""), text)
+        self._previous[key] = text
+        found = CacheMeasure(
+            key, math.ceil(len(text) / CHARS_PER_TOKEN), repeated // CHARS_PER_TOKEN
+        )
+        self.measured.append(found)
+        return found
+
+
+def completion_json(action: Completion, model: str, measured: CacheMeasure) -> dict[str, Any]:
     calls = [
         {
             "id": f"call_{next(_ids)}",
@@ -76,11 +138,19 @@ def completion_json(action: Completion, model: str) -> dict[str, Any]:
                 "finish_reason": "tool_calls" if calls else "stop",
             }
         ],
-        "usage": {
-            "prompt_tokens": action.prompt_tokens,
-            "completion_tokens": action.completion_tokens,
-            "total_tokens": action.prompt_tokens + action.completion_tokens,
-        },
+        "usage": usage_json(action, measured),
+    }
+
+
+def usage_json(action: Completion, measured: CacheMeasure) -> dict[str, Any]:
+    """What the responder set, else what was measured."""
+    prompt = measured.prompt_tokens if action.prompt_tokens is None else action.prompt_tokens
+    cached = measured.cached_tokens if action.cached_tokens is None else action.cached_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": action.completion_tokens,
+        "total_tokens": prompt + action.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": min(cached, prompt)},
     }
 
 
@@ -93,6 +163,7 @@ class FakeOpenAI:
             self._responder = lambda _request: script.pop(0)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.cache = PromptCache()
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()  # releases hanging handlers at shutdown
         self.base_url = ""
@@ -117,14 +188,17 @@ class FakeOpenAI:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        measured = self.cache.measure(body)
         action = self._responder(body)
         if asyncio.iscoroutine(action) or isinstance(action, Awaitable):
             action = await action
-        return await self._render(action, body.get("model", "fake"))
+        return await self._render(action, body.get("model", "fake"), measured)
 
-    async def _render(self, action: Action, model: str) -> web.StreamResponse:
+    async def _render(
+        self, action: Action, model: str, measured: CacheMeasure
+    ) -> web.StreamResponse:
         if isinstance(action, Completion):
-            return web.json_response(completion_json(action, model))
+            return web.json_response(completion_json(action, model, measured))
         if isinstance(action, Error):
             payload = {"error": {"message": action.message, "type": "fake", "code": None}}
             return web.json_response(payload, status=action.status, headers=action.headers)

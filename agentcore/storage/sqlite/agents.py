@@ -174,6 +174,7 @@ async def _delete_agent_rows(
         "DELETE FROM block_history WHERE block_id IN (SELECT id FROM blocks WHERE agent_id = ?)",
         "DELETE FROM blocks WHERE agent_id = ?",
         "DELETE FROM llm_calls WHERE agent_id = ?",
+        "DELETE FROM usage_days WHERE agent_id = ?",  # everyone's totals (agent 0) keep them
         "DELETE FROM inbox WHERE (platform, user_id) = "
         "(SELECT platform, user_id FROM agents WHERE id = ?)",
     ):

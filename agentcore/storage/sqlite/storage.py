@@ -21,10 +21,11 @@ from agentcore.storage.sqlite.messages import MessageRows
 from agentcore.storage.sqlite.migrate import migrate
 from agentcore.storage.sqlite.ops import OpsRows
 from agentcore.storage.sqlite.passages import PassageRows
+from agentcore.storage.sqlite.usage import UsageRows
 from agentcore.types import AgentKey
 
 
-class SQLiteStorage(AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, OpsRows):
+class SQLiteStorage(AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, OpsRows, UsageRows):
     """``Storage`` on one SQLite file. Build it with ``await SQLiteStorage.open(path)``."""
 
     @classmethod

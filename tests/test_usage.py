@@ -1,0 +1,244 @@
+"""Usage accounting and budgets through the runtime, as people and operators meet them."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agentcore.clock import ManualClock
+from agentcore.llm.base import LLMRequest, LLMResponse, Usage
+from agentcore.llm.fake import FunctionLLM, call, last_user_text, reply
+from agentcore.records import UsageDay
+from agentcore.runtime import AgentRuntime
+from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.types import AgentKey, Reply, ReplyKind
+from agentcore.usage.meter import EVERYONE_OVER, PERSON_OVER
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
+
+ALICE, BOB, CAROL, OPERATOR = "telegram:1", "telegram:2", "telegram:3", "telegram:99"
+ADMINS = frozenset({AgentKey.parse(OPERATOR)})
+MONTH = date(2025, 1, 1)
+TODAY = date(2025, 1, 6)  # the ManualClock starts on 2025-01-06 09:00 UTC
+
+
+def answering(prompt: int, completion: int, cached: int = 0) -> FunctionLLM:
+    """A model that answers "ok: <message>" and reports this usage for every call."""
+
+    def answer(request: LLMRequest) -> LLMResponse:
+        usage = Usage(prompt, completion, cached)
+        return LLMResponse(f"ok: {last_user_text(request)}", usage=usage)
+
+    return FunctionLLM(answer)
+
+
+def runtime_for(
+    storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock, **usage: object
+) -> AgentRuntime:
+    settings = make_settings(runtime={"admins": ADMINS}, usage=usage)
+    return build_runtime(settings, storage, llm, clock)
+
+
+async def say(runtime: AgentRuntime, clock: ManualClock, text: str, user: str = ALICE) -> Reply:
+    clock.advance(timedelta(minutes=1))
+    return await runtime.handle(message(clock, text, user))
+
+
+async def usage_of(storage: SQLiteStorage, user: str) -> list[UsageDay]:
+    agent = await storage.load_agent(AgentKey.parse(user))
+    assert agent is not None
+    return await storage.usage(agent.id, MONTH)
+
+
+async def test_every_call_is_recorded_with_the_providers_cached_tokens(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    runtime = runtime_for(storage, answering(1000, 50, cached=600), clock)
+    await say(runtime, clock, "hi")
+    await say(runtime, clock, "again")
+    assert await usage_of(storage, ALICE) == [UsageDay(TODAY, "gpt-4o-mini", 2, 2000, 1200, 100)]
+
+
+async def test_a_provider_without_usage_is_counted_by_estimate_and_marked(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    runtime = runtime_for(storage, FunctionLLM(lambda r: reply("Hello there, Alice!")), clock)
+    await say(runtime, clock, "hi")
+    [day] = await usage_of(storage, ALICE)
+    assert day.estimated_calls == 1 and day.cached_tokens == 0
+    assert day.completion_tokens == 5  # 19 characters, about four a token
+    assert day.prompt_tokens > 100  # instructions, memory and the message, estimated locally
+
+
+async def test_summaries_are_metered_for_the_person_they_serve(
+    storage: SQLiteStorage, clock: ManualClock, db_path: Path
+) -> None:
+    def model(request: LLMRequest) -> LLMResponse:
+        if "running summary" in (request.messages[0].content or ""):
+            return reply("They talked at length.")
+        return reply("ok " * 150)
+
+    settings = make_settings(memory={"context_window": 3000}, runtime={"admins": ADMINS})
+    runtime = build_runtime(settings, storage, FunctionLLM(model), clock)
+    for i in range(12):
+        await say(runtime, clock, f"message {i} " + "words " * 120)
+    agent = await storage.load_agent(AgentKey.parse(ALICE))
+    assert agent is not None and agent.summary == "They talked at length."
+    with sqlite3.connect(db_path) as conn:
+        purposes = set(conn.execute("SELECT purpose, agent_id FROM llm_calls").fetchall())
+    assert purposes == {("turn", agent.id), ("summary", agent.id)}
+
+
+async def test_over_budget_one_notice_messages_kept_answered_after_midnight(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    llm = answering(900, 200)
+    runtime = runtime_for(storage, llm, clock, person_daily_tokens=1000)
+    assert (await say(runtime, clock, "hi")).text == "ok: hi"
+    notice = await say(runtime, clock, "are you there?")
+    assert notice.kind is ReplyKind.NOTICE
+    assert notice.text == PERSON_OVER.format(when="at 00:00 UTC (in 14 hours)")
+    assert (await say(runtime, clock, "hello??")).text == ""  # one notice, not one per message
+    assert len(llm.requests) == 1
+    agent = await storage.load_agent(AgentKey.parse(ALICE))
+    assert agent is not None
+    kept = [m.content for m in await storage.all_messages(agent.id)]
+    assert kept == ["hi", "ok: hi", "are you there?", "hello??"]
+    clock.set(datetime(2025, 1, 7, 0, 1, tzinfo=UTC))
+    assert (await say(runtime, clock, "morning")).text == "ok: morning"
+    history = [m.content for m in llm.requests[-1].messages]
+    assert "are you there?" in history and "hello??" in history
+
+
+async def test_the_day_follows_the_configured_time_zone(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    settings = make_settings(
+        memory={"timezone": ZoneInfo("Asia/Tokyo")},
+        usage={"person_daily_tokens": 1000},
+    )
+    runtime = build_runtime(settings, storage, answering(900, 200), clock)
+    await say(runtime, clock, "hi")  # 18:01 in Tokyo
+    notice = await say(runtime, clock, "again")
+    assert "at 00:00 JST (in 5 hours)" in notice.text
+    clock.set(datetime(2025, 1, 6, 15, 1, tzinfo=UTC))  # 00:01 on the 7th in Tokyo
+    assert (await say(runtime, clock, "new day")).text == "ok: new day"
+
+
+async def test_a_turn_that_began_within_budget_finishes(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    steps = iter(
+        [
+            call("core_memory_append", label="human", content="Likes tea"),
+            reply("Noted, you like tea."),
+        ]
+    )
+
+    def model(request: LLMRequest) -> LLMResponse:
+        step = next(steps)
+        return LLMResponse(step.content, step.tool_calls, Usage(900, 200))
+
+    runtime = runtime_for(storage, FunctionLLM(model), clock, person_daily_tokens=1000)
+    assert (await say(runtime, clock, "I like tea")).text == "Noted, you like tea."
+    [day] = await usage_of(storage, ALICE)
+    assert day.calls == 2 and day.tokens == 2200  # over the limit, but never half an answer
+
+
+async def test_operators_are_exempt(storage: SQLiteStorage, clock: ManualClock) -> None:
+    runtime = runtime_for(
+        storage, answering(900, 200), clock, person_daily_tokens=1000, total_daily_tokens=1500
+    )
+    for text in ("one", "two", "three"):
+        assert (await say(runtime, clock, text, OPERATOR)).text == f"ok: {text}"
+    assert "operator" in (await say(runtime, clock, "/usage", OPERATOR)).text
+
+
+async def test_everyones_cap_stops_everyone_but_operators(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    runtime = runtime_for(storage, answering(900, 200), clock, total_daily_tokens=2000)
+    assert (await say(runtime, clock, "hi", ALICE)).text == "ok: hi"
+    assert (await say(runtime, clock, "hi", BOB)).text == "ok: hi"  # 1,100 spent before it
+    notice = await say(runtime, clock, "hi", CAROL)
+    assert notice.text == EVERYONE_OVER.format(when="at 00:00 UTC (in 14 hours)")
+    assert (await say(runtime, clock, "hi", OPERATOR)).text == "ok: hi"
+
+
+async def test_usage_command_shows_today_this_month_and_the_limit(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    runtime = runtime_for(storage, answering(1000, 50, 750), clock, person_daily_tokens=50_000)
+    assert "haven't used" in (await say(runtime, clock, "/usage")).text
+    clock.set(datetime(2025, 1, 2, 12, tzinfo=UTC))
+    await say(runtime, clock, "earlier this month")
+    clock.set(datetime(2025, 1, 6, 9, tzinfo=UTC))
+    await say(runtime, clock, "hi")
+    shown = await say(runtime, clock, "/usage")
+    assert shown.private
+    assert "today: 1 call, 1,050 tokens, 75% of prompt tokens cached" in shown.text
+    assert "this month: 2 calls, 2,100 tokens, 75% of prompt tokens cached" in shown.text
+    assert "Daily limit: 1,050 of 50,000 tokens used; it resets at 00:00 UTC" in shown.text
+    assert "$" not in shown.text  # costs are the operator's business
+
+
+async def test_admin_usage_and_stats_show_cache_share_and_estimated_cost(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    runtime = runtime_for(storage, answering(1_000_000, 100_000, 600_000), clock)
+    await say(runtime, clock, "hi", ALICE)
+    await say(runtime, clock, "hi", BOB)
+    await say(runtime, clock, "hi", BOB)
+    # gpt-4o-mini: 400k input at $0.15, 600k cached at $0.075, 100k output at $0.60 per million
+    per_call = "about $0.1650"
+    one = await say(runtime, clock, f"/admin usage {ALICE}", OPERATOR)
+    assert f"today: 1 call, 1,100,000 tokens, 60% of prompt tokens cached; {per_call}" in one.text
+    everyone = await say(runtime, clock, "/admin usage", OPERATOR)
+    assert "today: 3 calls, 3,300,000 tokens, 60% of prompt tokens cached; about $0.4950" in (
+        everyone.text
+    )
+    ranking = everyone.text.split("most tokens this month:\n")[1].splitlines()
+    assert ranking[0].startswith(f"  {BOB} “2”: 2 calls") and ranking[1].startswith(f"  {ALICE}")
+    stats = await say(runtime, clock, "/admin stats", OPERATOR)
+    assert "model use today: 3 calls, 3,300,000 tokens, 60% of prompt tokens cached" in stats.text
+    audit = await say(runtime, clock, "/admin audit", OPERATOR)
+    assert f"usage {ALICE}" in audit.text and "usage *" in audit.text
+
+
+async def test_a_model_without_a_price_is_counted_but_not_priced(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    runtime = runtime_for(storage, answering(1000, 10), clock, prices={})
+    await say(runtime, clock, "hi")
+    shown = await say(runtime, clock, f"/admin usage {ALICE}", OPERATOR)
+    assert "today: 1 call, 1,010 tokens" in shown.text
+    assert "no price for gpt-4o-mini in [usage] prices" in shown.text
+
+
+async def test_forget_erases_a_persons_usage(storage: SQLiteStorage, clock: ManualClock) -> None:
+    runtime = runtime_for(storage, answering(1000, 10), clock)
+    await say(runtime, clock, "hi")
+    agent = await storage.load_agent(AgentKey.parse(ALICE))
+    assert agent is not None
+    await say(runtime, clock, "/forget")
+    await say(runtime, clock, "/forget confirm")
+    assert await storage.usage(agent.id, MONTH) == []
+    assert await storage.usage_by_person(MONTH, 10) == []
+    everyone = await say(runtime, clock, "/admin usage", OPERATOR)
+    assert "today: 1 call, 1,010 tokens" in everyone.text  # the total names no one
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "2.5"])
+def test_a_bad_budget_stops_the_bot_at_start_naming_it(value: str) -> None:
+    from config import ConfigError, load_settings  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match=r"^setting usage.daily_tokens_total from environment"):
+        load_settings(
+            env={"OPENAI_API_KEY": "sk-x", "AGENTCORE_USAGE__DAILY_TOKENS_TOTAL": value},
+            dotenv_file=None,
+        )
