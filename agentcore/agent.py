@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 
 from agentcore.clock import Clock
 from agentcore.llm.base import LLMRequest, LLMResponse
+from agentcore.memory import prefix
 from agentcore.memory.blocks import default_blocks, initial_blocks
-from agentcore.memory.prompt import PRESSURE_NOTE, TurnFacts, prompt_messages, system_prompt
+from agentcore.memory.prompt import PRESSURE_NOTE, Layout, PromptParts, TurnFacts, prompt_messages
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import PromptMessage, Role, ToolCall
@@ -53,6 +54,7 @@ class _Turn:
     shared: list[SharedBlock]
     rows: list[StoredMessage]  # the in-context messages, oldest first
     claimed: list[StoredMessage]  # the person's messages this turn answers
+    view: prefix.View  # core memory as this turn's prompts show it in the stable prefix
     summary: str
     pressure_warned: bool
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
@@ -78,6 +80,7 @@ class AgentLoop:
         settings: AgentSettings,
         tools: ToolRegistry | None = None,
         estimator: TokenEstimator | None = None,
+        layout: Layout = prompt_messages,
     ) -> None:
         self._storage = storage
         self._meter = meter
@@ -85,6 +88,7 @@ class AgentLoop:
         self._settings = settings
         self._tools = tools or ToolRegistry()
         self._estimator = estimator or TokenEstimator()
+        self._layout = layout
 
     async def run_turn(self, message: InboundMessage, pending_id: int) -> str | None:
         """Answer a received message (``pending_id`` in the inbox), together with any of this
@@ -180,35 +184,72 @@ class AgentLoop:
             search_limit=self._settings.search_limit,
             person=message.display_name or "user",
         )
+        rows = [*state.context, *claimed]
         return _Turn(
             agent=agent,
             model=self._meter.serving(message.key, agent.id, Purpose.TURN),
             facts=facts,
             tools=tools,
             shared=state.shared,
-            rows=[*state.context, *claimed],
+            rows=rows,
             claimed=claimed,
+            view=await self._view_for_turn(state, rows, new_session),
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
         )
 
+    async def _view_for_turn(
+        self, state: TurnState, rows: list[StoredMessage], new_session: bool
+    ) -> prefix.View:
+        """Which core-memory values the stable prefix shows this turn (see memory/prefix.py)."""
+        current = prefix.current_blocks(state.blocks, state.shared)
+        prompt_chars = (
+            len(self._settings.instructions)
+            + prefix.blocks_chars(current)
+            + len(state.agent.summary)
+            + sum(len(r.content or "") for r in rows)
+        )
+        view, renew = prefix.view_for_turn(
+            state.agent.prefix_blocks, current, new_session=new_session, prompt_chars=prompt_chars
+        )
+        if renew:
+            await self._storage.set_prefix_blocks(state.agent.id, prefix.encode(view.blocks))
+        return view
+
+    def _current_blocks(self, turn: _Turn) -> prefix.PrefixBlocks:
+        return prefix.current_blocks(turn.tools.blocks.values(), turn.shared)
+
+    async def _keep_view(self, turn: _Turn) -> None:
+        """Once a turn edits core memory, store the view its prompts show, so later turns show
+        the same prefix (and the edited blocks after the history)."""
+        if turn.view.saved or not prefix.changes(turn.view.blocks, self._current_blocks(turn)):
+            return
+        await self._storage.set_prefix_blocks(turn.agent.id, prefix.encode(turn.view.blocks))
+        turn.view = prefix.View(turn.view.blocks, saved=True)
+
+    async def _renew_view(self, turn: _Turn) -> None:
+        """After a fold the prefix is new anyway: show the blocks as they are."""
+        current = self._current_blocks(turn)
+        if turn.view.saved:
+            await self._storage.set_prefix_blocks(turn.agent.id, prefix.encode(current))
+        turn.view = prefix.View(current, saved=turn.view.saved)
+
     # ----------------------------------------------------------------- context budget
 
     def _request(self, turn: _Turn, allow_tools: bool) -> LLMRequest:
-        system = system_prompt(
-            self._settings.instructions,
-            list(turn.tools.blocks.values()),
-            turn.shared,
-            turn.facts,
-            turn.summary,
-            self._settings.memory.timezone,
+        parts = PromptParts(
+            instructions=self._settings.instructions,
+            shown=turn.view.blocks,
+            current=self._current_blocks(turn),
+            summary=turn.summary,
+            facts=turn.facts,
+            rows=turn.rows,
+            notes=turn.notes,
+            message_cap=self._settings.message_char_cap,
+            tz=self._settings.memory.timezone,
         )
         return LLMRequest(
-            messages=prompt_messages(
-                system, turn.rows, turn.notes, self._settings.message_char_cap
-            ),
-            tools=self._tools.specs,
-            allow_tools=allow_tools,
+            messages=self._layout(parts), tools=self._tools.specs, allow_tools=allow_tools
         )
 
     async def _prepare(self, turn: _Turn, allow_tools: bool) -> LLMRequest:
@@ -247,6 +288,7 @@ class AgentLoop:
         log.info("agent %s: folded %d messages into the summary", turn.agent.key, len(folded))
         turn.rows = kept
         turn.pressure_warned = False
+        await self._renew_view(turn)
         return True
 
     def _tokens(self, row: StoredMessage) -> int:
@@ -291,6 +333,7 @@ class AgentLoop:
         await self._store(
             turn, [NewMessage(Role.ASSISTANT, content, now, tuple(executed)), *results]
         )
+        await self._keep_view(turn)
         return reply
 
     def _message_of(self, call: ToolCall) -> str:

@@ -36,6 +36,9 @@ class AgentRecord:
     context_start_id: int  # messages with id >= this are in the context window
     summary: str  # the running (recursive) summary of everything before context_start_id
     pressure_warned: bool  # the one-time memory-pressure note was given
+    # Core memory as the prompt's stable prefix shows it (agentcore.memory.prefix), encoded;
+    # "" means the blocks as they are.
+    prefix_blocks: str = ""
 
     @classmethod
     def fresh(

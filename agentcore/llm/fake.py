@@ -85,5 +85,16 @@ def last_user_text(request: LLMRequest) -> str:
     return ""
 
 
+def opens_turn(request: LLMRequest) -> bool:
+    """True for a turn's first request: after the person's latest message come only system
+    messages (the turn context), no tool steps yet."""
+    for message in reversed(request.messages):
+        if message.role is not Role.SYSTEM:
+            return message.role is Role.USER
+    return False
+
+
 def system_text(request: LLMRequest) -> str:
-    return request.messages[0].content or "" if request.messages else ""
+    """Everything a request tells the model besides the conversation: its system messages (the
+    stable prefix, and the turn context after the history), joined."""
+    return "\n\n".join(m.content or "" for m in request.messages if m.role is Role.SYSTEM)

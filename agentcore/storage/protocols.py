@@ -60,6 +60,11 @@ class AgentStore(Protocol):
 
     async def set_pressure_warned(self, agent_id: int, warned: bool) -> None: ...
 
+    async def set_prefix_blocks(self, agent_id: int, prefix_blocks: str) -> None:
+        """Keep how the prompt's stable prefix shows core memory (``AgentRecord.prefix_blocks``,
+        opaque to the store)."""
+        ...
+
     async def fold_context(
         self, agent_id: int, summary: str, context_start_id: int, now: datetime
     ) -> None:

@@ -219,4 +219,7 @@ def last_user(body: dict[str, Any]) -> str:
 
 
 def system(body: dict[str, Any]) -> str:
-    return str(body["messages"][0].get("content") or "")
+    """Everything the request tells the model besides the conversation: its system messages."""
+    return "\n\n".join(
+        str(m.get("content") or "") for m in body["messages"] if m["role"] == "system"
+    )

@@ -46,6 +46,11 @@ class AgentRows(Part):
             "UPDATE agents SET pressure_warned = ? WHERE id = ?", (int(warned), agent_id)
         )
 
+    async def set_prefix_blocks(self, agent_id: int, prefix_blocks: str) -> None:
+        await self._db.execute(
+            "UPDATE agents SET prefix_blocks = ? WHERE id = ?", (prefix_blocks, agent_id)
+        )
+
     async def fold_context(
         self, agent_id: int, summary: str, context_start_id: int, now: datetime
     ) -> None:

@@ -25,7 +25,7 @@ from agentcore.types import AgentKey
 # An agent row with its current summary: FROM agents a LEFT JOIN summaries s.
 AGENT_COLUMNS = """a.id, a.platform, a.user_id, a.display_name, a.created_at, a.last_user_at,
     a.session_count, a.message_count, a.passage_count, a.context_start_id,
-    COALESCE(s.content, '') AS summary, a.pressure_warned"""
+    COALESCE(s.content, '') AS summary, a.pressure_warned, a.prefix_blocks"""
 AGENT_FROM = "agents a LEFT JOIN summaries s ON s.id = a.summary_id"
 MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
@@ -68,6 +68,7 @@ def agent(r: sqlite3.Row) -> AgentRecord:
         context_start_id=r["context_start_id"],
         summary=r["summary"],
         pressure_warned=bool(r["pressure_warned"]),
+        prefix_blocks=r["prefix_blocks"],
     )
 
 
