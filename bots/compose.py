@@ -11,6 +11,7 @@ from agentcore.clock import Clock
 from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM, LLMClient
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
+from agentcore.memory.prompt import Layout, prompt_messages
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.protocols import Storage
 from agentcore.usage.meter import Meter
@@ -30,17 +31,25 @@ def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Comman
 
 
 def build_runtime(
-    settings: Settings, storage: Storage, llm: ClosableLLM, clock: Clock
+    settings: Settings,
+    storage: Storage,
+    llm: ClosableLLM,
+    clock: Clock,
+    *,
+    layout: Layout = prompt_messages,
 ) -> AgentRuntime:
     """The runtime adapters talk to, with the model behind the configured concurrency cap and
-    every call for a person metered (``build_meter``)."""
+    every call for a person metered (``build_meter``). ``layout`` compiles the prompts (only
+    ``bench.prompt_cache`` passes another: the layout before issue 14, as its baseline)."""
     capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
     commands = build_commands(settings, storage, clock)
     meter = build_meter(settings, storage, capped, clock, commands)
     return AgentRuntime(
         storage=storage,
         llm=capped,
-        loop=AgentLoop(storage=storage, meter=meter, clock=clock, settings=settings.agent),
+        loop=AgentLoop(
+            storage=storage, meter=meter, clock=clock, settings=settings.agent, layout=layout
+        ),
         commands=commands,
         clock=clock,
         settings=settings.runtime,

@@ -3,6 +3,7 @@ changes every turn after the history, and core-memory edits that do not rewrite 
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from agentcore.clock import ManualClock
@@ -71,7 +72,7 @@ async def test_each_turn_repeats_the_previous_one_up_to_its_context(
     for text in ("hello", "how are you?", "nice weather", "bye for now"):
         await say(runtime, clock, text, gap=7)
     requests = turns(llm)
-    for earlier, later in zip(requests, requests[1:], strict=False):
+    for earlier, later in itertools.pairwise(requests):
         context_at = earlier.messages.index(context_of(earlier))
         assert repeats(earlier, later) == context_at  # everything before the context
     first = first_system(requests[-1])

@@ -11,12 +11,16 @@ after the conversation (``prompt.turn_context``): the model always sees every bl
 value, and an edit costs the size of the edited block on the next calls instead of the whole
 prompt. An empty stored view means "the blocks as they are": nothing is written until a turn
 edits a block, and then the view the turn started with is kept. The view is renewed (back to
-the blocks as they are) only when that costs little:
+the blocks as they are) when the prefix changes anyway, or the repeats grow large:
 
 - a fold rewrites the summary, and so the prefix, anyway;
 - a new session starts: the providers' caches have long expired;
-- the repeated blocks have grown so large that sending them on the next few calls would cost
-  more than sending the whole prompt once.
+- the repeated blocks outgrow an eighth of the prompt (a large rewrite into a short window).
+
+Renewing sooner does not pay: it re-sends the whole prompt, and the next edit of the same block
+brings the whole block back after the history anyway. Measured by ``bench.prompt_cache`` (an
+edit every ten turns): renewing once the repeats had cost a whole prompt lowered the prompt
+tokens served from cache from 94 % to 93 %.
 """
 
 from __future__ import annotations
@@ -31,9 +35,8 @@ from agentcore.records import Block, SharedBlock
 log = logging.getLogger(__name__)
 
 SHARED_DESCRIPTION = "Set by the bot's operators for everyone; you cannot edit it."
-# Renew the view once the repeated blocks, sent on about this many more calls, would cost more
-# than re-sending the whole prompt once.
-CALLS_TO_AMORTISE = 8
+# Renew the view once the blocks repeated after the history outgrow this share of the prompt.
+REPEATED_SHARE_LIMIT = 1 / 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +119,13 @@ class View:
 def view_for_turn(
     stored: str, current: PrefixBlocks, *, new_session: bool, prompt_chars: int
 ) -> tuple[View, bool]:
-    """The view for a turn starting now, and whether it must be stored now (a renewal). A
-    stored view is kept unless a new session starts or its repeated blocks have grown too large
-    for the prompt (see the module docstring)."""
+    """The view for a turn starting now, and whether it must be stored now (a renewal): a
+    stored view is kept unless a new session starts or the blocks changed since it was taken
+    outgrow their share of the prompt (see the module docstring)."""
     kept = decode(stored)
     if kept is None:
         return View(current, saved=False), False
-    if new_session or changes(kept, current).chars * CALLS_TO_AMORTISE > prompt_chars:
+    if new_session or changes(kept, current).chars > prompt_chars * REPEATED_SHARE_LIMIT:
         return View(current, saved=True), True
     return View(kept, saved=True), False
 
