@@ -24,6 +24,7 @@ SUITE: list[tuple[str, list[str]]] = [
     ("bench.concurrency", []),
     ("bench.growth", []),
     ("bench.locomo", []),
+    ("bench.prompt_cache", []),
     ("bench.telegram_latency", []),
     ("bench.discord_latency", []),
 ]

@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args()
     if args.smoke:
-        args.turns, args.long_turns, args.window = 40, 60, 8000
+        args.turns, args.long_turns, args.window = 40, 60, 5000
     lines = script(max(args.turns, args.long_turns))
     long_run = asyncio.run(converse("bot", lines[: args.long_turns], args.window))
     runs = {"bot": long_run[: args.turns]}

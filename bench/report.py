@@ -102,8 +102,37 @@ def rows() -> list[tuple[str, str, str]]:
                 f"same run: {_recalls(locomo.get('baseline_plain_fts5', {}))}",
             )
         )
+    out += prompt_cache_rows()
     out += platform_rows()
     return out
+
+
+def prompt_cache_rows() -> list[tuple[str, str, str]]:
+    found = load("prompt_cache")
+    if found is None:
+        return []
+    share = {r["layout"]: r for r in found["reuse"]}
+    bot, classic = share["bot"], share["classic"]
+    sizes = found["per_size"]
+    return [
+        (
+            f"Prefix reuse over a {bot['turns']}-turn conversation ({bot['memory_edits']} memory "
+            f"edits, {bot['folds']} fold): prompt tokens repeating the previous request, bot "
+            "layout vs the earlier layout (same run)",
+            "≥ 90 %",
+            f"{bot['cached_share']:.1%} vs {classic['cached_share']:.1%}",
+        ),
+        (
+            "Prompt tokens per turn (median) at "
+            + " / ".join(f"{s['stored']:,}" for s in sizes)
+            + " stored messages (share repeating the previous request)",
+            "",
+            " / ".join(f"{s['median_prompt_tokens']:,.0f}" for s in sizes)
+            + " ("
+            + " / ".join(f"{s['cached_share']:.0%}" for s in sizes)
+            + ")",
+        ),
+    ]
 
 
 def _recalls(figures: dict[str, Any]) -> str:
