@@ -242,3 +242,25 @@ def test_a_bad_budget_stops_the_bot_at_start_naming_it(value: str) -> None:
             env={"OPENAI_API_KEY": "sk-x", "AGENTCORE_USAGE__DAILY_TOKENS_TOTAL": value},
             dotenv_file=None,
         )
+
+
+async def test_export_includes_the_persons_usage(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    import json  # noqa: PLC0415
+
+    runtime = runtime_for(storage, answering(1000, 10, 400), clock)
+    await say(runtime, clock, "hi")
+    [attachment] = (await say(runtime, clock, "/export")).attachments
+    exported = json.loads(attachment.data)["agentcore"]["usage"]
+    assert exported == [
+        {
+            "day": "2025-01-06",
+            "model": "gpt-4o-mini",
+            "calls": 1,
+            "prompt_tokens": 1000,
+            "cached_tokens": 400,
+            "completion_tokens": 10,
+            "estimated_calls": 0,
+        }
+    ]

@@ -4,7 +4,7 @@ The layout is Letta's ``AgentFileSchema``: top-level ``agents``, ``blocks``, ``t
 empty ``groups``, ``files``, ``sources``, ``mcp_servers``), each agent holding ``block_ids``,
 ``messages`` (with ``created_at``) and ``in_context_message_ids``. Archival passages are not part
 of Letta's schema; they travel under an extra top-level ``passages`` key (Letta ignores unknown
-keys), and our block history and running summary under ``agentcore``.
+keys), and our block history, running summary and model usage under ``agentcore``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from agentcore.records import (
     NewPassage,
     Passage,
     StoredMessage,
+    UsageDay,
 )
 
 FORMAT = "agentcore-af-1"
@@ -46,6 +47,7 @@ class ExportData:
     system: str
     model: str
     context_window: int
+    usage: Sequence[UsageDay] = ()  # model use for this person, per day and model
 
 
 # --------------------------------------------------------------------- export
@@ -99,7 +101,20 @@ def export_agent_file(data: ExportData, now: datetime) -> dict[str, Any]:
                 label: [_export_version(v) for v in versions]
                 for label, versions in data.history.items()
             },
+            "usage": [_export_usage(day) for day in data.usage],
         },
+    }
+
+
+def _export_usage(day: UsageDay) -> dict[str, Any]:
+    return {
+        "day": day.day.isoformat(),
+        "model": day.model,
+        "calls": day.calls,
+        "prompt_tokens": day.prompt_tokens,
+        "cached_tokens": day.cached_tokens,
+        "completion_tokens": day.completion_tokens,
+        "estimated_calls": day.estimated_calls,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agentcore.clock import Clock
@@ -80,8 +80,9 @@ class UserCommands:
         return _reply(
             "Commands:\n" + "\n".join(lines) + "\n\n"
             "What I store: every message we exchange (so I can look things up later), notes I "
-            "choose to keep, and a short profile of you that I update as we talk. Only your own "
-            "conversations can reach your memory."
+            "choose to keep, a short profile of you that I update as we talk, and how much of "
+            "the language model I used for you (/usage). Only your own conversations can reach "
+            "your memory."
         )
 
     async def memory(self, message: InboundMessage, args: str) -> Reply:
@@ -166,6 +167,7 @@ class UserCommands:
             system=self._settings.instructions,
             model=self._model,
             context_window=self._settings.memory.context_window,
+            usage=await self._storage.usage(agent.id, date.min),
         )
 
     async def forget(self, message: InboundMessage, args: str) -> Reply:
