@@ -18,6 +18,7 @@ from agentcore.types import AgentKey, Reply, ReplyKind
 from agentcore.usage.meter import EVERYONE_OVER, PERSON_OVER
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
+from tests.process import bot_env, run_bot
 
 ALICE, BOB, CAROL, OPERATOR = "telegram:1", "telegram:2", "telegram:3", "telegram:99"
 ADMINS = frozenset({AgentKey.parse(OPERATOR)})
@@ -233,15 +234,23 @@ async def test_forget_erases_a_persons_usage(storage: SQLiteStorage, clock: Manu
     assert "today: 1 call, 1,010 tokens" in everyone.text  # the total names no one
 
 
-@pytest.mark.parametrize("value", ["-1", "lots", "2.5"])
-def test_a_bad_budget_stops_the_bot_at_start_naming_it(value: str) -> None:
+@pytest.mark.parametrize("value", ["-1", "lots", "2.5", ""])
+def test_a_budget_must_be_a_whole_number_of_at_least_zero(value: str) -> None:
     from config import ConfigError, load_settings  # noqa: PLC0415
 
-    with pytest.raises(ConfigError, match=r"^setting usage.daily_tokens_total from environment"):
-        load_settings(
-            env={"OPENAI_API_KEY": "sk-x", "AGENTCORE_USAGE__DAILY_TOKENS_TOTAL": value},
-            dotenv_file=None,
-        )
+    env = {"OPENAI_API_KEY": "sk-x", "AGENTCORE_USAGE__DAILY_TOKENS_PER_PERSON": value}
+    with pytest.raises(ConfigError, match=r"^setting usage\.daily_tokens_per_person from "):
+        load_settings(env=env, dotenv_file=None)
+
+
+async def test_a_bad_budget_stops_the_bot_at_start_with_one_line(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, "http://127.0.0.1:9/v1", AGENTCORE_USAGE__DAILY_TOKENS_TOTAL="-5")
+    code, out, err = await run_bot("hi\n", env, tmp_path)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "error: setting usage.daily_tokens_total from environment variable "
+        "AGENTCORE_USAGE__DAILY_TOKENS_TOTAL: expected a whole number of at least 0, got '-5'"
+    ]
 
 
 async def test_export_includes_the_persons_usage(
