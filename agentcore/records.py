@@ -7,6 +7,7 @@ storage backend (``agentcore.storage``), so none of those needs the storage laye
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -137,6 +138,18 @@ class AgentSnapshot:
     passages: tuple[NewPassage, ...] = ()
     in_context: int = 0  # how many of the newest messages start in the context window
     summary: str = ""
+
+    def window_start(self, ids: Sequence[int]) -> int:
+        """Where the context window starts, given the ids its messages were stored under: at
+        its in-context messages, or after the last message."""
+        if self.in_context and ids:
+            return ids[max(len(ids) - self.in_context, 0)]
+        return ids[-1] + 1 if ids else 0
+
+    @property
+    def last_user_at(self) -> datetime | None:
+        """When the person last wrote, in the snapshot."""
+        return next((m.created_at for m in reversed(self.messages) if m.role is Role.USER), None)
 
 
 @dataclass(frozen=True, slots=True)

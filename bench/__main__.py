@@ -13,20 +13,26 @@ import time
 
 from bench.common import REPO, RESULTS
 
-# (module, arguments for a full run); --smoke replaces the arguments.
-SUITE: list[tuple[str, list[str]]] = [
-    ("bench.startup", []),
-    ("bench.core_turn", ["--sizes", "10000", "100000", "1000000"]),
-    ("bench.search_latency", ["--messages", "10000"]),
-    ("bench.search_latency", ["--messages", "100000"]),
-    ("bench.search_latency", ["--messages", "1000000"]),
-    ("bench.memory", []),
-    ("bench.concurrency", []),
-    ("bench.growth", []),
-    ("bench.locomo", []),
-    ("bench.prompt_cache", []),
-    ("bench.telegram_latency", []),
-    ("bench.discord_latency", []),
+PG = ["--backend", "postgres"]
+SIZES = ["--sizes", "10000", "100000", "1000000"]
+# (module, the variant's arguments, the sizes of a full run); --smoke replaces the sizes.
+SUITE: list[tuple[str, list[str], list[str]]] = [
+    ("bench.startup", [], []),
+    ("bench.core_turn", [], SIZES),
+    ("bench.core_turn", PG, SIZES),
+    ("bench.core_turn", [*PG, "--synchronous-commit", "off"], SIZES),
+    ("bench.search_latency", [], ["--messages", "10000"]),
+    ("bench.search_latency", [], ["--messages", "100000"]),
+    ("bench.search_latency", [], ["--messages", "1000000"]),
+    ("bench.search_latency", PG, ["--messages", "100000"]),
+    ("bench.search_latency", PG, ["--messages", "1000000"]),
+    ("bench.memory", [], []),
+    ("bench.concurrency", [], []),
+    ("bench.growth", [], []),
+    ("bench.locomo", [], []),
+    ("bench.prompt_cache", [], []),
+    ("bench.telegram_latency", [], []),
+    ("bench.discord_latency", [], []),
 ]
 
 
@@ -39,15 +45,17 @@ def main() -> int:
     if not args.only:  # a fresh suite run: figures from earlier runs must not mix in
         for old in RESULTS.glob("*.json"):
             old.unlink()
-    suite = SUITE if not args.smoke else list(dict(SUITE).items())  # smoke: each module once
-    for module, full in suite:
+    runs = [(module, [*variant, *sizes]) for module, variant, sizes in SUITE]
+    if args.smoke:  # each variant once, at smoke size
+        runs = list({(m, " ".join(v)): (m, [*v, "--smoke"]) for m, v, _ in SUITE}.values())
+    for module, arguments in runs:
         if args.only and module.split(".")[-1] not in args.only:
             continue
         started = time.perf_counter()
-        print(f"\n=== {module}", flush=True)
-        command = [sys.executable, "-m", module, *(["--smoke"] if args.smoke else full)]
+        print(f"\n=== {module} {' '.join(arguments)}", flush=True)
+        command = [sys.executable, "-m", module, *arguments]
         if subprocess.run(command, cwd=REPO, check=False).returncode != 0:
-            failed.append(module)
+            failed.append(f"{module} {' '.join(arguments)}")
         print(f"({time.perf_counter() - started:.0f}s)", flush=True)
     # The plot in docs/ shows full-size runs only; a smoke run must not replace it.
     report = [sys.executable, "-m", "bench.report", *([] if args.smoke else ["--plot"])]

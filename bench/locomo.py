@@ -1,7 +1,8 @@
 """Recall benchmark: does ``conversation_search`` find the turns a LoCoMo question is about?
 
 For every conversation of the LoCoMo file (Maharana et al., ACL 2024) this creates one agent in
-a real ``SQLiteStorage`` on a temporary file, stores every turn as a message dated with its
+a real storage backend (SQLite on a temporary file, then PostgreSQL in a fresh database of the
+benchmark server, ``bench.pg``, in the same run), stores every turn as a message dated with its
 session's date, asks every question through ``search_messages`` (the function behind the
 ``conversation_search`` tool, with the question text exactly as written: no rewriting), and
 reports recall@k: the share of a question's evidence turns among the first k distinct turns
@@ -41,9 +42,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from agentcore.messages import Role
 from agentcore.records import NewMessage
 from agentcore.search.query import STOPWORDS
+from agentcore.storage.postgres import PostgresStorage
+from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
+from bench import pg
 from bench.common import REPO, percentile, write_json
+from tests import postgres
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "locomo-dev.json"
 KS = (5, 10, 25, 50)
@@ -178,9 +183,7 @@ def _sessions(conv: dict[str, object]) -> list[Session]:
 # --------------------------------------------------------------------- running
 
 
-async def store_conversation(
-    storage: SQLiteStorage, conv: Conversation
-) -> tuple[int, dict[int, str]]:
+async def store_conversation(storage: Storage, conv: Conversation) -> tuple[int, dict[int, str]]:
     """Create the conversation's agent and store its turns; return the agent id and id → dia_id."""
     first = conv.sessions[0].when
     agent = await storage.create_agent(
@@ -209,7 +212,7 @@ def recall_at(ranked: Sequence[str], evidence: frozenset[str], k: int) -> float:
 
 
 async def ask(
-    storage: SQLiteStorage, agent_id: int, turn_of: dict[int, str], question: Question
+    storage: Storage, agent_id: int, turn_of: dict[int, str], question: Question
 ) -> Outcome:
     started = time.perf_counter()
     hits = await storage.search_messages(agent_id, question.text, limit=max(KS))
@@ -222,27 +225,48 @@ async def ask(
     )
 
 
-async def run(conversations: Sequence[Conversation], db_path: Path) -> Report:
+async def run(conversations: Sequence[Conversation], storage: Storage) -> Report:
+    """Store the conversations in ``storage`` (empty) and ask every question."""
     report = Report()
-    storage = await SQLiteStorage.open(db_path)
-    try:
-        stored = [await store_conversation(storage, conv) for conv in conversations]
-        for conv, (agent_id, turn_of) in zip(conversations, stored, strict=True):
-            report.dropped_evidence += conv.dropped_evidence
-            for question in conv.questions:
-                if not question.evidence:
-                    report.skipped += 1
-                    continue
-                report.outcomes.append(await ask(storage, agent_id, turn_of, question))
-    finally:
-        await storage.close()
+    stored = [await store_conversation(storage, conv) for conv in conversations]
+    for conv, (agent_id, turn_of) in zip(conversations, stored, strict=True):
+        report.dropped_evidence += conv.dropped_evidence
+        for question in conv.questions:
+            if not question.evidence:
+                report.skipped += 1
+                continue
+            report.outcomes.append(await ask(storage, agent_id, turn_of, question))
     return report
 
 
-async def run_file(data: Path, conversations: int | None = None) -> Report:
-    convs = load_conversations(data)[:conversations]
+async def run_sqlite(conversations: Sequence[Conversation]) -> Report:
     with tempfile.TemporaryDirectory(prefix="locomo-") as tmp:
-        return await run(convs, Path(tmp) / "locomo.db")
+        storage = await SQLiteStorage.open(Path(tmp) / "locomo.db")
+        try:
+            return await run(conversations, storage)
+        finally:
+            await storage.close()
+
+
+def run_postgres(conversations: Sequence[Conversation]) -> Report | str:
+    """The same on PostgreSQL, or why it could not run."""
+    try:
+        with pg.bench_server() as server:
+            url = asyncio.run(postgres.fresh_database(server))
+            try:
+                return asyncio.run(_on_postgres(conversations, url))
+            finally:
+                asyncio.run(postgres.drop_database(server, url))
+    except postgres.Unavailable as exc:
+        return str(exc)
+
+
+async def _on_postgres(conversations: Sequence[Conversation], url: str) -> Report:
+    storage = await PostgresStorage.open(url)
+    try:
+        return await run(conversations, storage)
+    finally:
+        await storage.close()
 
 
 # --------------------------------------------------------------------- baseline
@@ -337,11 +361,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.data.is_file():
         print(f"data file not found: {args.data}", file=sys.stderr)
         return 2
-    report = asyncio.run(run_file(args.data, args.conversations))
-    baseline = plain_fts_baseline(load_conversations(args.data)[: args.conversations])
-    print(table(report, baseline))
+    conversations = load_conversations(args.data)[: args.conversations]
+    report = asyncio.run(run_sqlite(conversations))
+    baseline = plain_fts_baseline(conversations)
+    print("SQLite\n" + table(report, baseline))
+    on_postgres = run_postgres(conversations)
+    if isinstance(on_postgres, Report):
+        print("\nPostgreSQL (same questions, same engine)\n" + table(on_postgres))
+    else:
+        print(f"\nPostgreSQL: not measured ({on_postgres})")
     saved = summary(report) | {
         "baseline_plain_fts5": summary(baseline),
+        "postgres": summary(on_postgres) if isinstance(on_postgres, Report) else None,
         "conversations": args.conversations or "all",
     }
     write_json("locomo", saved)

@@ -22,8 +22,10 @@ def load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def search_sizes() -> list[dict[str, Any]]:
-    found = [json.loads(p.read_text()) for p in RESULTS.glob("search_latency-*.json")]
+def search_sizes(backend: str = "") -> list[dict[str, Any]]:
+    """The search latency results of a backend ("" for SQLite, or "postgres"), by size."""
+    name = f"search_latency_{backend}" if backend else "search_latency"
+    found = [json.loads(p.read_text()) for p in RESULTS.glob(f"{name}-*.json")]
     return sorted(found, key=lambda r: int(r["messages"]))
 
 
@@ -41,27 +43,9 @@ def rows() -> list[tuple[str, str, str]]:
             )
         )
         out.append(("RSS at ready", "≤ 90 MB", f"{startup['rss_at_ready_mb']['median']:.1f} MB"))
-    if core := load("core_turn"):
-        for r in core["results"]:
-            out.append(
-                (
-                    f"Core overhead at {r['messages']:,} messages (1,000 people): agent creation "
-                    "(a new person's first message); a turn. Median / p99",
-                    "creation ≤ 1 ms; turn ≤ 5 / ≤ 20 ms",
-                    f"creation {r['create']['median_ms']:.2f} / {r['create']['p99_ms']:.2f} ms; "
-                    f"turn {r['turn']['median_ms']:.2f} / {r['turn']['p99_ms']:.2f} ms",
-                )
-            )
-    for r in search_sizes():
-        one, five = r["results"][0], r["results"][1]
-        out.append(
-            (
-                f"conversation_search at {r['messages']:,} messages, 1-word / 5-word, median; p95",
-                "p95 ≤ 10 ms",
-                f"{one['median_ms']:.2f} / {five['median_ms']:.2f} ms; "
-                f"{one['p95_ms']:.2f} / {five['p95_ms']:.2f} ms",
-            )
-        )
+    for backend, on in (("", ""), ("postgres", " on PostgreSQL")):
+        out += core_rows(backend, on) + search_rows(backend, on)
+    out += core_rows("postgres_sync_off", " on PostgreSQL, synchronous_commit off")
     if memory := load("memory"):
         out.append(
             (
@@ -102,9 +86,49 @@ def rows() -> list[tuple[str, str, str]]:
                 f"same run: {_recalls(locomo.get('baseline_plain_fts5', {}))}",
             )
         )
+        if on_postgres := locomo.get("postgres"):
+            out.append(
+                (
+                    "LoCoMo recall on PostgreSQL, same run, R@5/10/25/50",
+                    "as SQLite",
+                    f"{_recalls(on_postgres)} (p95 {on_postgres['p95_ms']} ms/query)",
+                )
+            )
     out += prompt_cache_rows()
     out += platform_rows()
     return out
+
+
+def core_rows(backend: str, on: str) -> list[tuple[str, str, str]]:
+    core = load(f"core_turn-{backend}" if backend else "core_turn")
+    if core is None:
+        return []
+    return [
+        (
+            f"Core overhead{on} at {r['messages']:,} messages (1,000 people): agent creation "
+            "(a new person's first message); a turn. Median / p99",
+            "creation ≤ 1 ms; turn ≤ 5 / ≤ 20 ms",
+            f"creation {r['create']['median_ms']:.2f} / {r['create']['p99_ms']:.2f} ms; "
+            f"turn {r['turn']['median_ms']:.2f} / {r['turn']['p99_ms']:.2f} ms",
+        )
+        for r in core["results"]
+    ]
+
+
+def search_rows(backend: str, on: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for r in search_sizes(backend):
+        one, five = r["results"][0], r["results"][1]
+        rows.append(
+            (
+                f"conversation_search{on} at {r['messages']:,} messages, 1-word / 5-word, "
+                "median; p95",
+                "p95 ≤ 10 ms",
+                f"{one['median_ms']:.2f} / {five['median_ms']:.2f} ms; "
+                f"{one['p95_ms']:.2f} / {five['p95_ms']:.2f} ms",
+            )
+        )
+    return rows
 
 
 def prompt_cache_rows() -> list[tuple[str, str, str]]:

@@ -11,12 +11,14 @@ Run from the repository root:
     python bench/search_latency.py                       # 100k messages
     python bench/search_latency.py --messages 1000000    # the full size
     python bench/search_latency.py --smoke               # a few seconds, for CI
+    python bench/search_latency.py --backend postgres    # the same history on PostgreSQL
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import sqlite3
 import statistics
@@ -30,7 +32,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentcore.storage.postgres import PostgresStorage
+from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
+from bench import pg
 from bench.common import percentile, print_table, write_json
 from bench.dataset import build_seconds, history_db
 
@@ -49,13 +54,21 @@ class Figures:
 # --------------------------------------------------------------------- measuring
 
 
-async def measure(path: Path, agents: int, queries: int, words: int, seed: int) -> Figures:
+async def measure(
+    path: Path, agents: int, queries: int, words: int, seed: int, postgres_url: str | None
+) -> Figures:
     """Time ``queries`` searches of ``words`` words, each for a random agent, built from words
-    that agent really wrote (a search for something said), after a short warm-up."""
+    that agent really wrote (a search for something said), after a short warm-up. On
+    PostgreSQL (``postgres_url``, a copy of the same history) when given, else on SQLite."""
     rng = random.Random(seed)
     asks = _queries(path, agents, queries + WARM_UP, words, rng)
-    read_through(path)
-    storage = await SQLiteStorage.open(path)
+    storage: Storage
+    if postgres_url:
+        await pg.prewarm(postgres_url)
+        storage = await PostgresStorage.open(postgres_url)
+    else:
+        read_through(path)
+        storage = await SQLiteStorage.open(path)
     timings, found = [], 0
     try:
         for i, (agent_id, query) in enumerate(asks):
@@ -106,10 +119,18 @@ def _queries(
         db.close()
 
 
-def run(messages: int, agents: int, queries: int) -> dict[str, Any]:
+def run(messages: int, agents: int, queries: int, backend: str) -> dict[str, Any]:
     path = history_db(messages, agents)
-    figures = [asyncio.run(measure(path, agents, queries, w, seed=100 + w)) for w in (1, 5)]
+    with contextlib.ExitStack() as stack:
+        url = None
+        if backend == "postgres":
+            url = pg.history_database(stack.enter_context(pg.bench_server()), path)
+        figures = [
+            asyncio.run(measure(path, agents, queries, w, seed=100 + w, postgres_url=url))
+            for w in (1, 5)
+        ]
     return {
+        "backend": backend,
         "messages": messages,
         "agents": agents,
         "database_mb": round(path.stat().st_size / 1e6, 1),
@@ -123,15 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--agents", type=int, default=1_000)
     parser.add_argument("--queries", type=int, default=300, help="per query length")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--smoke", action="store_true", help="a tiny run for CI")
     args = parser.parse_args(argv)
     if args.smoke:
         args.messages, args.agents, args.queries = 5_000, 50, 40
-    r = run(args.messages, args.agents, args.queries)
+    r = run(args.messages, args.agents, args.queries, args.backend)
     built = f"built in {r['build_s']} s" if r["build_s"] is not None else "cached"
     print_table(
-        f"search_messages latency, one agent's history: {r['messages']:,} messages, "
-        f"{r['agents']:,} agents, {r['database_mb']} MB ({built})",
+        f"search_messages latency ({args.backend}), one agent's history: "
+        f"{r['messages']:,} messages, {r['agents']:,} agents, {r['database_mb']} MB ({built})",
         ["query", "queries", "median ms", "p95 ms", "found"],
         [
             [
@@ -144,7 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for f in r["results"]
         ],
     )
-    print(f"wrote {write_json(f'search_latency-{args.messages}', r)}")
+    name = f"search_latency-{args.messages}"
+    if args.backend != "sqlite":
+        name = f"search_latency_{args.backend}-{args.messages}"
+    print(f"wrote {write_json(name, r)}")
     return 0
 
 

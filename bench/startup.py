@@ -2,7 +2,7 @@
 loopback), until both adapters are receiving, against a bare import of the same libraries
 measured in the same run:
 
-    python -c "import discord, telegram.ext, openai, sqlite3, psutil"
+    python -c "import discord, telegram.ext, openai, aiosqlite, psutil"
 
 The bot's total comes from its own ``startup:`` log line (counted from process start, interpreter
 included); the baseline is the wall time of the bare import process. Target: ratio ≤ 1.0,
@@ -32,7 +32,7 @@ from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import Completion, FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
 
-BARE_IMPORT = "import discord, telegram.ext, openai, sqlite3, psutil"
+BARE_IMPORT = "import discord, telegram.ext, openai, aiosqlite, psutil"
 _LINE = re.compile(r"startup: (?P<phases>.*) total=(?P<total>\d+)ms rss=(?P<rss>[\d.]+)MB")
 
 

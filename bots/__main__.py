@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agentcore.timing import StartupTimer
 
@@ -28,10 +29,9 @@ from agentcore.llm.base import ClosableLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
 from agentcore.storage.protocols import StorageError  # noqa: E402
-from agentcore.storage.sqlite import SQLiteStorage  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
-from bots.compose import build_runtime  # noqa: E402
+from bots.compose import build_runtime, database_shown, open_storage  # noqa: E402
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
@@ -77,11 +77,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _secrets(settings: Settings) -> list[str]:
-    return [
+    secrets = [
         s.reveal()
-        for s in (settings.llm.api_key, settings.telegram.token, settings.discord.token)
+        for s in (
+            settings.llm.api_key,
+            settings.telegram.token,
+            settings.discord.token,
+            settings.database_url,
+        )
         if s
     ]
+    password = urlsplit(settings.database_url.reveal()).password if settings.database_url else None
+    return [*secrets, password] if password else secrets
 
 
 async def build_llm(settings: Settings) -> ClosableLLM:
@@ -142,6 +149,8 @@ def _console(runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
 async def serve(
     settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
 ) -> int:
+    if settings.database_url:  # PostgreSQL: any number of processes may share the database
+        return await _serve(settings, args, timer, clock)
     lock = InstanceLock(settings.database)
     try:
         lock.acquire()
@@ -159,17 +168,18 @@ async def _serve(
 ) -> int:
     try:
         with timer.phase("db"):
-            storage = await SQLiteStorage.open(
-                settings.database, busy_timeout_ms=settings.busy_timeout_ms
-            )
-    except StorageError as exc:
-        log.error(
-            "cannot open the database at %s (%s): check that the file and its folder are "
-            "writable, or set AGENTCORE_DB",
-            settings.database,
-            exc,
-        )
+            storage = await open_storage(settings, bot=True)
+    except AdapterError as exc:
+        log.error("%s", exc)
         return 1
+    except StorageError as exc:
+        hint = (
+            "check AGENTCORE_DB and that the server accepts this user"
+            if settings.database_url
+            else "check that the file and its folder are writable, or set AGENTCORE_DB"
+        )
+        log.error("cannot open the database at %s (%s): %s", database_shown(settings), exc, hint)
+        return 2
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
     runtime = build_runtime(settings, storage, llm, clock)

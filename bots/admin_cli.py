@@ -17,9 +17,8 @@ from agentcore.clock import SystemClock
 from agentcore.commands import ADMIN_VERBS
 from agentcore.records import StartupRun
 from agentcore.storage.protocols import StorageError
-from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import ReplyKind
-from bots.compose import build_commands
+from bots.compose import build_commands, database_shown, open_storage
 from config import Settings
 
 USAGE = "usage: python -m bots admin <verb> [args...]\nverbs:\n" + "\n".join(
@@ -52,7 +51,7 @@ def startup_report(settings: Settings, out: TextIO = sys.stdout, runs: int = 10)
 
 
 def _database_exists(settings: Settings) -> bool:
-    if settings.database.exists():
+    if settings.database_url or settings.database.exists():
         return True
     print(
         f"error: no database at {settings.database} (set AGENTCORE_DB to the bot's database)",
@@ -62,7 +61,11 @@ def _database_exists(settings: Settings) -> bool:
 
 
 async def _report(settings: Settings, out: TextIO, runs: int) -> int:
-    storage = await SQLiteStorage.open(settings.database, busy_timeout_ms=settings.busy_timeout_ms)
+    try:
+        storage = await open_storage(settings)
+    except StorageError as exc:
+        print(f"error: cannot open {database_shown(settings)}: {exc}", file=sys.stderr)
+        return 1
     try:
         recent = await storage.recent_startups(runs)
     finally:
@@ -98,11 +101,9 @@ def _startup_row(run: StartupRun, phases: Sequence[str]) -> list[str]:
 
 async def _run(settings: Settings, text: str, out: TextIO) -> int:
     try:
-        storage = await SQLiteStorage.open(
-            settings.database, busy_timeout_ms=settings.busy_timeout_ms
-        )
+        storage = await open_storage(settings)
     except StorageError as exc:
-        print(f"error: cannot open {settings.database}: {exc}", file=sys.stderr)
+        print(f"error: cannot open {database_shown(settings)}: {exc}", file=sys.stderr)
         return 1
     try:
         commands = build_commands(settings, storage, SystemClock())

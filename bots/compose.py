@@ -14,8 +14,40 @@ from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.memory.prompt import Layout, prompt_messages
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.protocols import Storage
+from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.usage.meter import Meter
+from bots.adapter import AdapterError
 from config import Settings
+
+
+async def open_storage(settings: Settings, *, bot: bool = False) -> Storage:
+    """The configured database: PostgreSQL if ``AGENTCORE_DB`` is its URL, else SQLite.
+    ``StorageError`` (one line, no password) if it cannot be used. For the ``bot`` process, a
+    PostgreSQL database is claimed: ``AdapterError`` if another bot process runs on it (SQLite
+    files are claimed by ``bots.instance.InstanceLock``)."""
+    if not settings.database_url:
+        return await SQLiteStorage.open(settings.database, busy_timeout_ms=settings.busy_timeout_ms)
+    from agentcore.storage.postgres import PostgresStorage  # noqa: PLC0415 (asyncpg)
+
+    storage = await PostgresStorage.open(
+        settings.database_url.reveal(), pool_size=settings.pool_size
+    )
+    if bot and not await storage.claim():
+        await storage.close()
+        raise AdapterError(
+            f"another bot process is already running on {database_shown(settings)}: stop it "
+            "first (one bot process per database)"
+        )
+    return storage
+
+
+def database_shown(settings: Settings) -> str:
+    """Where the database is, for messages: the SQLite path, or the URL without password."""
+    if settings.database_url:
+        from agentcore.storage.postgres.connection import redacted  # noqa: PLC0415
+
+        return redacted(settings.database_url.reveal())
+    return str(settings.database)
 
 
 def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Commands:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agentcore.settings import AgentSettings, MemorySettings, Price, RuntimeSettings, UsageSettings
@@ -100,8 +101,10 @@ class Settings:
     agent: AgentSettings
     runtime: RuntimeSettings
     usage: UsageSettings
-    database: Path
+    database: Path  # the SQLite file, unless database_url names a PostgreSQL database
+    database_url: Secret  # postgresql://user:password@host:port/db, or empty for SQLite
     busy_timeout_ms: int
+    pool_size: int  # PostgreSQL connections per process
     telegram: TelegramConfig
     discord: DiscordConfig
     log_level: str
@@ -232,6 +235,21 @@ class _Reader:
             'tokens, e.g. "gpt-4o-mini" = [0.15, 0.075, 0.60]',
         )
 
+    def postgres_url(self, section: str, key: str) -> Secret:
+        """A ``postgresql://`` or ``postgres://`` URL, or empty. It holds a password, so a bad
+        one is described without its text."""
+        raw = self._layers.get(section, key)
+        text = _as_text(raw.value).strip()
+        if not text.startswith(POSTGRES_SCHEMES):
+            return Secret("")
+        problem = _postgres_url_problem(text)
+        if problem:
+            raise ConfigError(
+                f"setting {section}.{key} from {raw.source}: {problem}; expected "
+                "postgresql://user:password@host:port/database"
+            )
+        return Secret(text)
+
 
 def _as_text(value: Any) -> str:
     if isinstance(value, bool | dict | list):
@@ -275,6 +293,27 @@ def _as_agent_keys(value: Any) -> frozenset[AgentKey]:
         return frozenset(AgentKey.parse(str(item)) for item in items if str(item).strip())
     except InvalidAgentKey as exc:
         raise ValueError(str(exc)) from None
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _postgres_url_problem(text: str) -> str:
+    """What is wrong with a PostgreSQL URL, or nothing."""
+    if any(c.isspace() for c in text):
+        return "the PostgreSQL URL contains spaces"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return "the PostgreSQL URL is malformed (is its port a number?)"
+    if not parts.hostname and "host=" not in parts.query:
+        return "the PostgreSQL URL names no host"
+    if port == 0:
+        return "the PostgreSQL URL's port is 0"
+    if not parts.path.strip("/"):
+        return "the PostgreSQL URL names no database"
+    return ""
 
 
 def _as_url(value: Any) -> str:
@@ -354,7 +393,8 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         raise ConfigError(NO_MODEL_HINT)
     if not llm.model:
         raise ConfigError("setting llm.model is empty: set AGENTCORE_MODEL to your model's name")
-    path = read.text("storage", "path")
+    database_url = read.postgres_url("storage", "path")
+    path = "" if database_url else read.text("storage", "path")
     return Settings(
         llm=llm,
         agent=_agent_settings(read),
@@ -376,7 +416,9 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
             prices=read.prices("usage", "prices"),
         ),
         database=Path(path).expanduser() if path else default_database_path(env),
+        database_url=database_url,
         busy_timeout_ms=read.integer("storage", "busy_timeout_ms", 0),
+        pool_size=read.integer("storage", "pool_size", 2),
         telegram=TelegramConfig(
             Secret(read.text("telegram", "token")), read.url("telegram", "base_url")
         ),

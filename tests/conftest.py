@@ -1,10 +1,13 @@
-"""Shared fixtures: an injected clock, real SQLite storage in a temp dir, and settings built from
-the shipped defaults for ``bots.compose.build_runtime`` (the composition root's own builder)."""
+"""Shared fixtures: an injected clock, real SQLite storage in a temp dir, every backend for the
+storage contract (``any_storage``: SQLite, and PostgreSQL from ``tests.postgres``), and settings
+built from the shipped defaults for ``bots.compose.build_runtime`` (the composition root's own
+builder)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,9 +15,14 @@ from typing import Any
 import pytest
 
 from agentcore.clock import ManualClock
+from agentcore.storage.postgres import PostgresStorage
+from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, ChatKind, InboundMessage
 from config import Settings, load_settings
+from tests import postgres
+
+BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture
@@ -30,6 +38,59 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 async def storage(db_path: Path) -> AsyncIterator[SQLiteStorage]:
     store = await SQLiteStorage.open(db_path)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server for the session (see ``tests.postgres``)."""
+    try:
+        with postgres.postgres_server() as url:
+            yield url
+    except postgres.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A database of the session's own, with the schema applied."""
+    url = asyncio.run(postgres.fresh_database(postgres_server))
+
+    async def migrate() -> None:
+        await (await PostgresStorage.open(url)).close()
+
+    asyncio.run(migrate())
+    yield url
+    asyncio.run(postgres.drop_database(postgres_server, url))
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> Iterator[str]:
+    """The session's database, emptied after each test (faster than a database per test)."""
+    yield postgres_database
+    asyncio.run(postgres.empty_database(postgres_database))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the storage of a test that runs on every backend lives: a SQLite path or a
+    PostgreSQL URL (asked for here, outside the test's event loop)."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "store.db")
+
+
+async def open_backend(where: str) -> Storage:
+    if where.startswith("postgresql://"):
+        return await PostgresStorage.open(where)
+    return await SQLiteStorage.open(where)
+
+
+@pytest.fixture
+async def any_storage(backend: str) -> AsyncIterator[Storage]:
+    """The storage of a test that every backend must pass."""
+    store = await open_backend(backend)
     yield store
     await store.close()
 

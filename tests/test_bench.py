@@ -1,5 +1,5 @@
-"""The benchmarks stay runnable: a LoCoMo recall run on one conversation, with a floor, and a
-tiny search-latency run."""
+"""The benchmarks stay runnable: a LoCoMo recall run on one conversation, with a floor, on
+every backend (which must find the same), and a tiny search-latency run."""
 
 from __future__ import annotations
 
@@ -8,24 +8,28 @@ from pathlib import Path
 
 import pytest
 
+from agentcore.storage.protocols import Storage
 from bench import dataset, prompt_cache, search_latency
 from bench.locomo import (
     DEFAULT_DATA,
     SCORED,
     load_conversations,
     plain_fts_baseline,
-    run_file,
+    run,
     summary,
 )
+from tests.conftest import open_backend
 
-
-@pytest.mark.skipif(
+needs_locomo = pytest.mark.skipif(
     not DEFAULT_DATA.is_file(),
     reason=f"LoCoMo data not found at {DEFAULT_DATA} (read by path from ../shared/data; "
     "it is never copied into the repository)",
 )
-async def test_locomo_recall_floor_on_one_conversation() -> None:
-    report = await run_file(DEFAULT_DATA, conversations=1)
+
+
+@needs_locomo
+async def test_locomo_recall_floor_on_one_conversation(any_storage: Storage) -> None:
+    report = await run(load_conversations(DEFAULT_DATA)[:1], any_storage)
     figures = summary(report)
     assert report.count(SCORED) >= 100
     # The engine gets about 75 / 87 on this conversation.
@@ -36,10 +40,31 @@ async def test_locomo_recall_floor_on_one_conversation() -> None:
     assert baseline["r@10"] + 5 <= figures["r@10"]  # the engine clearly beats plain FTS5
 
 
+@needs_locomo
+async def test_locomo_finds_the_same_on_sqlite_and_postgresql(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Search parity: the same analysed terms and the same ranker give every question the same
+    recall on both backends."""
+    conversation = load_conversations(DEFAULT_DATA)[:1]
+    recalls = []
+    for where in (str(tmp_path / "parity.db"), postgres_url):
+        storage = await open_backend(where)
+        try:
+            report = await run(conversation, storage)
+        finally:
+            await storage.close()
+        recalls.append([o.recall for o in report.outcomes])
+    assert len(recalls[0]) >= 100
+    assert recalls[0] == recalls[1]
+
+
 def test_search_latency_smoke(tmp_path: Path) -> None:
     path = tmp_path / "latency.db"
     dataset.build(path, agents=10, messages=600, workers=0)
-    figures = asyncio.run(search_latency.measure(path, agents=10, queries=20, words=5, seed=1))
+    figures = asyncio.run(
+        search_latency.measure(path, agents=10, queries=20, words=5, seed=1, postgres_url=None)
+    )
     assert figures.queries == 20
     assert figures.found == 1.0  # every query is made of words its agent wrote
     assert 0 < figures.median_ms <= figures.p95_ms

@@ -131,3 +131,29 @@ def test_secrets_never_print() -> None:
     settings = load_settings(None, env=BASE | {"TELEGRAM_TOKEN": "123:tok"}, dotenv_file=None)
     assert "sk-secret" not in repr(settings) and "123:tok" not in str(settings)
     assert repr(Secret("x")) == "Secret('***')"
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_postgresql_url_selects_postgresql(scheme: str) -> None:
+    url = f"{scheme}://bot:pw-secret@db.example:5433/agentcore"
+    settings = load_settings(None, env=BASE | {"AGENTCORE_DB": url}, dotenv_file=None)
+    assert settings.database_url.reveal() == url
+    assert "pw-secret" not in repr(settings.database_url)
+    assert not load_settings(None, env=BASE, dotenv_file=None).database_url  # a path: SQLite
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql://bot:pw-secret@db:port/agentcore", "malformed"),
+        ("postgresql://bot:pw-secret@db:5432/", "names no database"),
+        ("postgresql://bot:pw-secret@:5432/agentcore", "names no host"),
+        ("postgresql://bot:pw secret@db/agentcore", "contains spaces"),
+    ],
+)
+def test_a_bad_postgresql_url_is_named_without_its_password(url: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, env=BASE | {"AGENTCORE_DB": url}, dotenv_file=None)
+    message = str(caught.value)
+    assert "storage.path" in message and problem in message
+    assert "secret" not in message and "\n" not in message

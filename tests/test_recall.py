@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,10 +53,8 @@ HISTORY: Sequence[tuple[datetime, Sequence[tuple[Role, str]]]] = (
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Storage]:
-    backend = await SQLiteStorage.open(tmp_path / "recall.db")
-    yield backend
-    await backend.close()
+def store(any_storage: Storage) -> Storage:
+    return any_storage
 
 
 async def remember(store: Storage, who: str = "sam") -> int:

@@ -265,7 +265,7 @@ async def test_a_read_only_database_stops_the_start_with_one_clear_line(tmp_path
             assert await run_bot("hello\n", env, tmp_path) == (0, "ok\n", ANY)
             assert _mount("-o", "remount,ro", str(volume))
             code, out, err = await run_bot("hello\n", env, tmp_path)
-            assert (code, out) == (1, "")
+            assert (code, out) == (2, "")  # the database setting cannot be used, as a bad one
             [line] = [line for line in err.splitlines() if "ERROR" in line]
             assert "cannot open the database at" in line and "writable" in line
             assert "Traceback" not in err

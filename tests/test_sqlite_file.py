@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import stat
 import tempfile
 from collections.abc import Callable
@@ -135,3 +136,13 @@ def test_the_instance_lock_names_an_unwritable_folder() -> None:
         said = without_privileges(take_instance_lock, folder, "a.db")
     assert said.startswith("AdapterError: cannot use "), said
     assert "Permission denied" in said and "No such file" not in said, said
+
+
+async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    await create(path)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 999")
+    db.close()
+    with pytest.raises(StorageError, match="newer than this program"):
+        await SQLiteStorage.open(path)

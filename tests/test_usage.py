@@ -273,3 +273,28 @@ async def test_export_includes_the_persons_usage(
             "estimated_calls": 0,
         }
     ]
+
+
+async def test_calls_recorded_before_the_upgrade_are_in_the_daily_totals(tmp_path: Path) -> None:
+    from agentcore.storage.sqlite.migrate import load_migrations  # noqa: PLC0415
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for migration in load_migrations()[:2]:
+            for statement in migration.statements:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute("INSERT INTO agents (platform, user_id, created_at) VALUES ('t', '1', 0)")
+        for agent_id, tokens in ((1, 100), (1, 50), (None, 7)):
+            conn.execute(
+                "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
+                " completion_tokens) VALUES (?, ?, 1.0, 1, ?, 1)",
+                (agent_id, 1_736_150_400_000, tokens),  # 2025-01-06 08:00 UTC
+            )
+    storage = await SQLiteStorage.open(path)
+    try:
+        assert await storage.usage(1, MONTH) == [UsageDay(TODAY, "", 2, 150, 0, 2)]
+        [everyone] = await storage.usage(None, MONTH)
+        assert (everyone.calls, everyone.tokens) == (3, 160)
+    finally:
+        await storage.close()

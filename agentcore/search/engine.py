@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from agentcore.clock import to_millis
 from agentcore.records import Passage, SearchHit
 from agentcore.search.fuzzy import corrections, max_edits
 from agentcore.search.plan import (
@@ -27,7 +29,7 @@ from agentcore.search.plan import (
     selecting_keys,
     without_idle_prefixes,
 )
-from agentcore.search.query import SearchQuery
+from agentcore.search.query import SearchQuery, parse_query
 from agentcore.search.rank import Candidate, RankQuery, Stats, rank
 
 VOCAB_HEAD = 3  # a misspelt word is looked for among real words sharing its first letters
@@ -89,9 +91,39 @@ class MessageIndex(TermIndex, Protocol):
         """The person's first ``limit`` searchable turns written between ``lo`` and ``hi``."""
         ...
 
+    async def latest_between(self, lo: int, hi: int, limit: int) -> list[SearchHit]:
+        """The person's last ``limit`` searchable turns written between ``lo`` and ``hi``,
+        newest first."""
+        ...
+
 
 class PassageIndex(TermIndex, Protocol):
     async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]: ...
+
+
+FAR_PAST, FAR_FUTURE = -(2**62), 2**62  # no bound, in ms
+
+
+async def find_messages(
+    index: MessageIndex, text: str, start: datetime | None, end: datetime | None, limit: int
+) -> list[SearchHit]:
+    """``MessageStore.search_messages``: the person's messages for the query ``text`` written
+    between ``start`` and ``end`` (inclusive), best first. A date range alone lists that
+    period's messages, newest first; no query and no range finds nothing."""
+    lo = to_millis(start) if start else FAR_PAST
+    hi = to_millis(end) if end else FAR_FUTURE
+    query = parse_query(text)
+    if not query.empty:
+        return await search_messages(index, query, lo, hi, limit)
+    if start is None and end is None:
+        return []
+    return await index.latest_between(lo, hi, limit)
+
+
+async def find_passages(index: PassageIndex, text: str, limit: int) -> list[Passage]:
+    """``PassageStore.search_passages``: the person's passages for the query ``text``."""
+    query = parse_query(text)
+    return [] if query.empty else await search_passages(index, query, limit)
 
 
 async def search_messages(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,6 @@ from agentcore.records import (
     UserActivity,
 )
 from agentcore.storage.protocols import Storage
-from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -55,10 +52,8 @@ HOSTILE = [
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Storage]:
-    backend = await SQLiteStorage.open(tmp_path / "contract.db")
-    yield backend
-    await backend.close()
+def store(any_storage: Storage) -> Storage:
+    return any_storage
 
 
 async def new_agent(store: Storage, name: str = "alice", platform: str = "telegram") -> int:
@@ -447,3 +442,30 @@ async def test_a_call_without_a_day_counts_toward_its_utc_day(store: Storage) ->
     await store.record_llm_call(LLMCallRecord(agent, late, 1.0, True, 10, 1))
     [row] = await store.usage(agent, date(2025, 3, 1))
     assert (row.day, row.tokens, row.model) == (date(2025, 3, 1), 11, "")
+
+
+async def test_any_text_can_be_stored(store: Storage) -> None:
+    """What a model or an import writes is stored whatever it holds (PostgreSQL cannot hold
+    NUL, so a backend may drop it; nothing else is changed)."""
+    agent = await new_agent(store)
+    odd = "nul\x00 emoji 😀 rtl \u202e quote ' back\\slash 猫"
+    [stored_id] = await store.append_messages(agent, [NewMessage(Role.ASSISTANT, odd, T0)])
+    await store.save_block(agent, "human", odd, Actor.AGENT, "agent", T0)
+    await store.add_passage(agent, odd, [odd], T0)
+    [message] = await store.context_messages(agent, stored_id)
+    [_, block] = await store.list_blocks(agent)
+    [passage] = await store.all_passages(agent)
+    for text in (message.content, block.value, passage.content):
+        assert text is not None and text.replace("\x00", "") == odd.replace("\x00", "")
+    assert [h.id for h in await store.search_messages(agent, "emoji 猫")] == [stored_id]
+
+
+async def test_the_prompt_view_is_kept_with_the_agent(store: Storage) -> None:
+    key = AgentKey("telegram", "alice")
+    agent = await new_agent(store)
+    assert (await store.load_agent(key)).prefix_blocks == ""  # type: ignore[union-attr]
+    await store.set_prefix_blocks(agent, '{"blocks": [["human", "", "Ann", 50, false]]}')
+    state = await store.load_turn(key)
+    assert state is not None and state.agent.prefix_blocks.startswith('{"blocks": [["human"')
+    await store.set_prefix_blocks(agent, "")
+    assert (await store.load_agent(key)).prefix_blocks == ""  # type: ignore[union-attr]

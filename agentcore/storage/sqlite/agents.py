@@ -8,7 +8,6 @@ from datetime import datetime
 import aiosqlite
 
 from agentcore.clock import from_millis, to_millis
-from agentcore.messages import Role
 from agentcore.records import (
     AgentRecord,
     AgentSnapshot,
@@ -16,12 +15,13 @@ from agentcore.records import (
     BlockSpec,
     TurnState,
 )
+from agentcore.storage import rows
 from agentcore.storage.protocols import StorageError
-from agentcore.storage.sqlite import rows
 from agentcore.storage.sqlite.blocks import insert_blocks, shared_blocks
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.messages import insert_messages
 from agentcore.storage.sqlite.passages import insert_passages
+from agentcore.storage.sqlite.sql import all_rows, one_row
 from agentcore.types import AgentKey
 
 _BY_KEY = "platform = ? AND user_id = ?"
@@ -73,16 +73,7 @@ class AgentRows(Part):
             "FROM agents a ORDER BY a.last_user_at IS NULL, a.last_user_at DESC, a.id DESC LIMIT ?",
             (limit,),
         )
-        return [
-            AgentSummary(
-                key=AgentKey(r["platform"], r["user_id"]),
-                display_name=r["display_name"],
-                last_user_at=rows.maybe_time(r["last_user_at"]),
-                message_count=r["message_count"],
-                core_memory_chars=r["core_memory_chars"],
-            )
-            for r in found
-        ]
+        return [rows.agent_summary(r) for r in found]
 
     async def delete_agent(self, agent_id: int) -> None:
         await self._db.write(lambda conn: _erase(conn, agent_id))
@@ -94,7 +85,7 @@ class AgentRows(Part):
 
 
 async def load_agent(conn: aiosqlite.Connection, key: AgentKey) -> AgentRecord | None:
-    row = await rows.one_row(conn, _AGENT_BY_KEY, (key.platform, key.user_id))
+    row = await one_row(conn, _AGENT_BY_KEY, (key.platform, key.user_id))
     return rows.agent(row) if row else None
 
 
@@ -102,10 +93,10 @@ async def _load_turn(conn: aiosqlite.Connection, key: AgentKey) -> TurnState | N
     agent = await load_agent(conn, key)
     if agent is None:
         return None
-    blocks = await rows.all_rows(
+    blocks = await all_rows(
         conn, f"SELECT {rows.BLOCK_COLUMNS} FROM blocks WHERE agent_id = ? ORDER BY id", (agent.id,)
     )
-    context = await rows.all_rows(
+    context = await all_rows(
         conn,
         f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE agent_id = ? AND id >= ? ORDER BY id",
         (agent.id, agent.context_start_id),
@@ -127,7 +118,7 @@ async def create_agent(
 ) -> AgentRecord | None:
     """The agent with its blocks, or None (and nothing written) if it exists already."""
     ms = to_millis(now)
-    created = await rows.one_row(
+    created = await one_row(
         conn,
         "INSERT INTO agents (platform, user_id, display_name, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (platform, user_id) DO NOTHING RETURNING id",
@@ -144,7 +135,7 @@ async def _set_summary(
 ) -> None:
     """A new running summary of everything before ``context_start_id``, where the window now
     starts (the memory-pressure note may be given again)."""
-    created = await rows.one_row(
+    created = await one_row(
         conn,
         "INSERT INTO summaries (agent_id, content, through_message_id, created_at) "
         "VALUES (?, ?, ?, ?) RETURNING id",
@@ -197,7 +188,7 @@ async def _delete_agent_rows(
 async def _replace(
     conn: aiosqlite.Connection, key: AgentKey, snapshot: AgentSnapshot, ms: int
 ) -> AgentRecord:
-    existing = await rows.one_row(
+    existing = await one_row(
         conn, f"SELECT id FROM agents WHERE {_BY_KEY}", (key.platform, key.user_id)
     )
     if existing is not None:
@@ -212,7 +203,7 @@ async def _replace(
 async def _insert_snapshot(
     conn: aiosqlite.Connection, key: AgentKey, snapshot: AgentSnapshot, ms: int
 ) -> None:
-    created = await rows.one_row(
+    created = await one_row(
         conn,
         "INSERT INTO agents (platform, user_id, display_name, created_at) VALUES (?, ?, ?, ?) "
         "RETURNING id",
@@ -230,12 +221,10 @@ async def _set_imported_window(
     conn: aiosqlite.Connection, agent_id: int, snapshot: AgentSnapshot, ids: list[int], ms: int
 ) -> None:
     """Start the context window at the snapshot's in-context messages, under its summary."""
-    in_context = ids[len(ids) - snapshot.in_context :] if snapshot.in_context else []
-    start = in_context[0] if in_context else (ids[-1] + 1 if ids else 0)
-    last_user = [m.created_at for m in snapshot.messages if m.role is Role.USER]
+    start, last_user = snapshot.window_start(ids), snapshot.last_user_at
     await conn.execute(
         "UPDATE agents SET context_start_id = ?, last_user_at = ?, session_count = ? WHERE id = ?",
-        (start, to_millis(last_user[-1]) if last_user else None, 1 if last_user else 0, agent_id),
+        (start, rows.maybe_millis(last_user), int(last_user is not None), agent_id),
     )
     if snapshot.summary:
         await _set_summary(conn, agent_id, snapshot.summary, start, ms)

@@ -7,10 +7,11 @@ from datetime import datetime
 
 import aiosqlite
 
-from agentcore.clock import from_millis, to_millis
+from agentcore.clock import to_millis
 from agentcore.records import Actor, Block, BlockSpec, BlockVersion, SharedBlock
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
+from agentcore.storage.sqlite.sql import all_rows, one_row
 
 _SHARED = f"SELECT {rows.SHARED_COLUMNS} FROM shared_blocks ORDER BY label"
 
@@ -32,22 +33,12 @@ class BlockRows(Part):
 
     async def block_history(self, agent_id: int, label: str) -> list[BlockVersion]:
         found = await self._db.fetch(
-            "SELECT h.version, h.actor, h.actor_name, h.old_value, h.new_value, h.created_at "
-            "FROM block_history h JOIN blocks b ON b.id = h.block_id "
+            f"SELECT {rows.HISTORY_COLUMNS} FROM block_history h "
+            "JOIN blocks b ON b.id = h.block_id "
             "WHERE b.agent_id = ? AND b.label = ? ORDER BY h.version",
             (agent_id, label),
         )
-        return [
-            BlockVersion(
-                version=r["version"],
-                actor=Actor(r["actor"]),
-                actor_name=r["actor_name"],
-                old_value=r["old_value"],
-                new_value=r["new_value"],
-                created_at=from_millis(r["created_at"]),
-            )
-            for r in found
-        ]
+        return [rows.block_version(r) for r in found]
 
     async def list_shared_blocks(self) -> list[SharedBlock]:
         found = await self._db.fetch(_SHARED)
@@ -69,7 +60,7 @@ class BlockRows(Part):
 
 
 async def shared_blocks(conn: aiosqlite.Connection) -> list[SharedBlock]:
-    found = await rows.all_rows(conn, _SHARED)
+    found = await all_rows(conn, _SHARED)
     return [rows.shared_block(r) for r in found]
 
 
@@ -96,7 +87,7 @@ async def _save_block(
     ms: int,
 ) -> Block:
     """Replace the value and record the change in the history; KeyError if no such block."""
-    current = await rows.one_row(
+    current = await one_row(
         conn,
         "SELECT id, value, version FROM blocks WHERE agent_id = ? AND label = ?",
         (agent_id, label),
@@ -104,7 +95,7 @@ async def _save_block(
     if current is None:
         raise KeyError(label)
     version = current["version"] + 1
-    updated = await rows.one_row(
+    updated = await one_row(
         conn,
         "UPDATE blocks SET value = ?, version = ?, updated_at = ? WHERE id = ? "
         f"RETURNING {rows.BLOCK_COLUMNS}",

@@ -230,7 +230,9 @@ def _tighten(path: Path) -> None:
             mode = stat.S_IMODE(name.stat().st_mode)
             if mode & 0o077:
                 name.chmod(mode & 0o700)
-                log.warning("%s was readable by others (mode %o): now %o", name, mode, mode & 0o700)
+                log.warning(
+                    "%s was open to other users (mode %04o): now %04o", name, mode, mode & 0o700
+                )
 
 
 def _describe(exc: sqlite3.Error | OSError, path: str) -> str:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 import aiosqlite
 
-from agentcore.clock import from_millis, to_millis
+from agentcore.clock import to_millis
 from agentcore.messages import Role
 from agentcore.records import AgentRecord, NewAgent, PendingMessage, StoredMessage, UserActivity
 from agentcore.search.terms import message_terms
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.agents import create_agent
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.messages import record_activity
-from agentcore.types import AgentKey, ChatKind, InboundMessage
+from agentcore.storage.sqlite.sql import all_rows
+from agentcore.types import AgentKey, InboundMessage
 
 _WAITING = "platform = ? AND user_id = ? AND NOT claimed"
 
@@ -70,12 +70,11 @@ class InboxRows(Part):
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
         found = await self._db.fetch(
-            "SELECT id, platform, user_id, display_name, chat, text, sent_at, route,"
-            " received_at, COALESCE(source, '') AS source FROM inbox WHERE NOT claimed"
+            f"SELECT {rows.PENDING_COLUMNS} FROM inbox WHERE NOT claimed"
             " AND (? IS NULL OR platform = ?) ORDER BY id",
             (platform, platform),
         )
-        return [_pending(r) for r in found]
+        return [rows.pending(r) for r in found]
 
 
 async def _claim(
@@ -85,7 +84,7 @@ async def _claim(
     first, and record their activity; nothing if none is left (answered already)."""
     mine = f"{_WAITING} AND id <= ?"
     params = (key.platform, key.user_id, up_to_id)
-    claimed = await rows.all_rows(
+    claimed = await all_rows(
         conn,
         "INSERT INTO messages (agent_id, role, content, created_at, terms) "
         f"SELECT ?, 'user', text, sent_at, terms FROM inbox WHERE {mine} ORDER BY id "
@@ -100,10 +99,7 @@ async def _claim(
     )
     await record_activity(conn, agent_id, activity)
     # RETURNING order is unspecified; rowids follow the ORDER BY.
-    return [
-        StoredMessage(r["id"], Role.USER, r["content"], from_millis(r["created_at"]))
-        for r in sorted(claimed, key=lambda r: int(r["id"]))
-    ]
+    return [rows.claimed(r) for r in sorted(claimed, key=lambda r: int(r["id"]))]
 
 
 async def _start(
@@ -118,16 +114,3 @@ async def _start(
     if created is None:
         return None
     return created, await _claim(conn, key, up_to_id, created.id, activity)
-
-
-def _pending(r: sqlite3.Row) -> PendingMessage:
-    message = InboundMessage(
-        key=AgentKey(r["platform"], r["user_id"]),
-        text=r["text"],
-        sent_at=from_millis(r["sent_at"]),
-        display_name=r["display_name"],
-        chat=ChatKind(r["chat"]),
-        route=r["route"],
-        source=r["source"],
-    )
-    return PendingMessage(r["id"], message, from_millis(r["received_at"]))

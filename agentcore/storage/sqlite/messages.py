@@ -15,11 +15,11 @@ from agentcore.search import engine
 from agentcore.search.fts import scoped
 from agentcore.search.query import parse_query
 from agentcore.search.terms import message_terms
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.search import MessageIndex
+from agentcore.storage.sqlite.sql import all_rows
 
-_FAR_PAST, _FAR_FUTURE = -(2**62), 2**62
 _ROWS_PER_INSERT = 1000  # 7 parameters a row, well under SQLite's variable limit
 
 
@@ -68,21 +68,9 @@ class MessageRows(Part):
         end: datetime | None = None,
         limit: int = 10,
     ) -> list[SearchHit]:
-        lo = to_millis(start) if start else _FAR_PAST
-        hi = to_millis(end) if end else _FAR_FUTURE
-        parsed = parse_query(query)
-        if not parsed.empty:
-            index = MessageIndex(self._db, agent_id)
-            return await engine.search_messages(index, parsed, lo, hi, limit)
-        if start is None and end is None:
-            return []
-        # A date range alone lists that period's messages, newest first.
-        found = await self._db.fetch(
-            f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = ? "
-            "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
-            (agent_id, lo, hi, limit),
+        return await engine.find_messages(
+            MessageIndex(self._db, agent_id), query, start, end, limit
         )
-        return [rows.hit(r) for r in found]
 
 
 async def _append(
@@ -116,7 +104,7 @@ async def insert_messages(
     ids: list[int] = []
     for start in range(0, len(messages), _ROWS_PER_INSERT):
         sql, params = _insert(agent_id, messages[start : start + _ROWS_PER_INSERT])
-        ids += _ids(await rows.all_rows(conn, sql, params))
+        ids += _ids(await all_rows(conn, sql, params))
     return ids
 
 

@@ -11,6 +11,7 @@ import aiosqlite
 
 from agentcore.messages import Role
 from agentcore.search.terms import message_terms, passage_terms
+from agentcore.storage.protocols import StorageError
 from agentcore.storage.schema import migration_files
 from agentcore.storage.sqlite.connection import in_transaction
 
@@ -55,7 +56,13 @@ def load_migrations() -> list[Migration]:
 async def migrate(conn: aiosqlite.Connection) -> None:
     """Apply the migrations this file has not seen yet, all in one transaction."""
     migrations = load_migrations()
-    if await _version(conn) >= len(migrations):
+    version = await _version(conn)
+    if version > len(migrations):
+        raise StorageError(
+            f"the database's schema is version {version}, newer than this program's "
+            f"({len(migrations)}): run the newer version of the bot, or another database"
+        )
+    if version == len(migrations):
         return  # the common case: nothing to do, one cheap read
 
     async def apply_pending(conn: aiosqlite.Connection) -> None:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import aiosqlite
 
-from agentcore.clock import from_millis, to_millis
+from agentcore.clock import to_millis
 from agentcore.records import AuditEntry, LLMCallRecord, StartupRun, StoreStats
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
+from agentcore.storage.sqlite.sql import all_rows, one_row
 
 
 class OpsRows(Part):
@@ -30,16 +31,7 @@ class OpsRows(Part):
             "ORDER BY id DESC LIMIT ?",
             (limit,),
         )
-        return [
-            StartupRun(
-                started_at=from_millis(r["started_at"]),
-                total_ms=r["total_ms"],
-                rss_mb=r["rss_mb"],
-                phases=tuple((name, float(ms)) for name, ms in json.loads(r["phases"])),
-                id=r["id"],
-            )
-            for r in found
-        ]
+        return [rows.startup_run(r) for r in found]
 
     async def record_llm_call(self, call: LLMCallRecord) -> None:
         # The daily totals (usage_days) follow by trigger, in the same statement.
@@ -77,17 +69,7 @@ class OpsRows(Part):
             "ORDER BY id DESC LIMIT ?",
             (limit,),
         )
-        return [
-            AuditEntry(
-                actor=r["actor"],
-                verb=r["verb"],
-                target=r["target"],
-                created_at=from_millis(r["created_at"]),
-                detail=r["detail"],
-                id=r["id"],
-            )
-            for r in found
-        ]
+        return [rows.audit_entry(r) for r in found]
 
     async def stats(self, since: datetime) -> StoreStats:
         return await self._db.read(lambda conn: _stats(conn, to_millis(since), self._db.path))
@@ -97,13 +79,13 @@ class OpsRows(Part):
 
 
 async def _stats(conn: aiosqlite.Connection, since_ms: int, path: str) -> StoreStats:
-    counts = await rows.one_row(
+    counts = await one_row(
         conn,
         "SELECT COUNT(*) AS agents, COALESCE(SUM(message_count), 0) AS messages, "
         "COALESCE(SUM(passage_count), 0) AS passages FROM agents",
     )
     assert counts is not None
-    calls = await rows.all_rows(
+    calls = await all_rows(
         conn,
         "SELECT latency_ms, prompt_tokens + completion_tokens AS tokens FROM llm_calls "
         "WHERE created_at >= ?",

@@ -10,9 +10,8 @@ import aiosqlite
 from agentcore.clock import to_millis
 from agentcore.records import NewPassage, Passage
 from agentcore.search import engine
-from agentcore.search.query import parse_query
 from agentcore.search.terms import passage_terms
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.search import PassageIndex
 
@@ -28,10 +27,7 @@ class PassageRows(Part):
         return int(added["id"])
 
     async def search_passages(self, agent_id: int, query: str, limit: int = 10) -> list[Passage]:
-        parsed = parse_query(query)
-        if parsed.empty:
-            return []
-        return await engine.search_passages(PassageIndex(self._db, agent_id), parsed, limit)
+        return await engine.find_passages(PassageIndex(self._db, agent_id), query, limit)
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         found = await self._db.fetch(

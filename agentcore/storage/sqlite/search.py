@@ -16,7 +16,7 @@ from agentcore.records import Passage, SearchHit
 from agentcore.search.engine import Indexed, Totals
 from agentcore.search.fts import quote, scoped
 from agentcore.search.rank import DEFAULT_WEIGHTS, Candidate
-from agentcore.storage.sqlite import rows
+from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Database
 
 # A message row as the search reads it.
@@ -115,6 +115,14 @@ class MessageIndex(_Index):
             (self._agent_id, lo, hi, limit),
         )
         return [_message(r) for r in found]
+
+    async def latest_between(self, lo: int, hi: int, limit: int) -> list[SearchHit]:
+        found = await self._db.fetch(
+            f"SELECT {rows.HIT_COLUMNS} FROM messages WHERE agent_id = ? "
+            "AND terms IS NOT NULL AND created_at BETWEEN ? AND ? ORDER BY id DESC LIMIT ?",
+            (self._agent_id, lo, hi, limit),
+        )
+        return [rows.hit(r) for r in found]
 
 
 class PassageIndex(_Index):

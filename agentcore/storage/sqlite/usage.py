@@ -3,29 +3,22 @@
 
 from __future__ import annotations
 
-import itertools
-import sqlite3
 from datetime import date
 
 from agentcore.records import PersonUsage, TokensSpent, UsageDay
+from agentcore.storage import rows
+from agentcore.storage.rows import EVERYONE, USAGE_COLUMNS
 from agentcore.storage.sqlite.connection import Part
-from agentcore.types import AgentKey
-
-EVERYONE = 0  # the agent_id of everyone's totals
-_DAY_COLUMNS = (
-    "u.day, u.model, u.calls, u.prompt_tokens, u.cached_tokens, u.completion_tokens, "
-    "u.estimated_calls"
-)
 
 
 class UsageRows(Part):
     async def usage(self, agent_id: int | None, since: date) -> list[UsageDay]:
         found = await self._db.fetch(
-            f"SELECT {_DAY_COLUMNS} FROM usage_days u WHERE u.agent_id = ? AND u.day >= ? "
+            f"SELECT {USAGE_COLUMNS} FROM usage_days u WHERE u.agent_id = ? AND u.day >= ? "
             "ORDER BY u.day, u.model",
             (EVERYONE if agent_id is None else agent_id, since.isoformat()),
         )
-        return [usage_day(r) for r in found]
+        return [rows.usage_day(r) for r in found]
 
     async def tokens_spent(self, agent_id: int, day: date) -> TokensSpent:
         found = await self._db.fetch(
@@ -41,29 +34,10 @@ class UsageRows(Part):
             "WITH top AS (SELECT agent_id, SUM(prompt_tokens + completion_tokens) AS tokens "
             "FROM usage_days WHERE day >= ? AND agent_id <> ? GROUP BY agent_id "
             "ORDER BY tokens DESC, agent_id LIMIT ?) "
-            f"SELECT a.platform, a.user_id, a.display_name, u.agent_id, {_DAY_COLUMNS} "
+            f"SELECT a.platform, a.user_id, a.display_name, u.agent_id, {USAGE_COLUMNS} "
             "FROM top JOIN usage_days u ON u.agent_id = top.agent_id AND u.day >= ? "
             "JOIN agents a ON a.id = top.agent_id "
             "ORDER BY top.tokens DESC, top.agent_id, u.day, u.model",
             (since.isoformat(), EVERYONE, limit, since.isoformat()),
         )
-        return [
-            PersonUsage(
-                AgentKey(first["platform"], first["user_id"]),
-                first["display_name"],
-                (usage_day(first), *(usage_day(r) for r in rest)),
-            )
-            for _, (first, *rest) in itertools.groupby(found, key=lambda r: r["agent_id"])
-        ]
-
-
-def usage_day(r: sqlite3.Row) -> UsageDay:
-    return UsageDay(
-        day=date.fromisoformat(r["day"]),
-        model=r["model"],
-        calls=r["calls"],
-        prompt_tokens=r["prompt_tokens"],
-        cached_tokens=r["cached_tokens"],
-        completion_tokens=r["completion_tokens"],
-        estimated_calls=r["estimated_calls"],
-    )
+        return rows.person_usage(found)

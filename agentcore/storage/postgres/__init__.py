@@ -1,0 +1,5 @@
+"""The PostgreSQL backend (see ``storage``)."""
+
+from agentcore.storage.postgres.storage import PostgresStorage
+
+__all__ = ["PostgresStorage"]

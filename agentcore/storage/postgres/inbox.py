@@ -1,0 +1,119 @@
+"""``InboxStore`` on PostgreSQL: messages stored as they arrive, taken into recall by their turn."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from agentcore.clock import to_millis
+from agentcore.messages import Role
+from agentcore.records import AgentRecord, NewAgent, PendingMessage, StoredMessage, UserActivity
+from agentcore.search.terms import message_terms
+from agentcore.storage import rows
+from agentcore.storage.postgres.agents import create_agent
+from agentcore.storage.postgres.connection import Conn, Part
+from agentcore.storage.postgres.messages import record_activity
+from agentcore.types import AgentKey, InboundMessage
+
+_WAITING = "platform = $1 AND user_id = $2 AND NOT claimed"
+
+
+class InboxRows(Part):
+    async def add_pending(self, message: InboundMessage, received_at: datetime) -> int | None:
+        stored: int | None = await self._db.statement(
+            lambda conn: conn.fetchval(
+                "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
+                " received_at, source, terms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
+                message.key.platform,
+                message.key.user_id,
+                message.display_name,
+                message.chat.value,
+                message.text,
+                to_millis(message.sent_at),
+                message.route,
+                to_millis(received_at),
+                message.source or None,
+                message_terms(Role.USER, message.text),  # analysed now, off the turn's path
+            )
+        )
+        return stored
+
+    async def prune_inbox(self, before: datetime) -> int:
+        pruned = await self._db.statement(
+            lambda conn: conn.fetch(
+                "DELETE FROM inbox WHERE claimed AND received_at < $1 RETURNING id",
+                to_millis(before),
+            )
+        )
+        return len(pruned)
+
+    async def claim_pending(
+        self, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
+    ) -> list[StoredMessage]:
+        return await self._db.write(lambda conn: _claim(conn, key, up_to_id, agent_id, activity))
+
+    async def start_agent(
+        self,
+        key: AgentKey,
+        up_to_id: int,
+        agent: NewAgent,
+        activity: UserActivity,
+    ) -> tuple[AgentRecord, list[StoredMessage]] | None:
+        return await self._db.write(lambda conn: _start(conn, key, up_to_id, agent, activity))
+
+    async def count_pending(self, key: AgentKey) -> int:
+        waiting = await self._db.read(
+            lambda conn: conn.fetchval(
+                f"SELECT count(*) FROM inbox WHERE {_WAITING}", key.platform, key.user_id
+            )
+        )
+        return int(waiting)
+
+    async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
+        found = await self._db.read(
+            lambda conn: conn.fetch(
+                f"SELECT {rows.PENDING_COLUMNS} FROM inbox WHERE NOT claimed"
+                " AND ($1::text IS NULL OR platform = $1) ORDER BY id",
+                platform,
+            )
+        )
+        return [rows.pending(r) for r in found]
+
+
+# Take this person's waiting messages (up to $3) into agent $4's recall, in one statement: the
+# agent's row is locked before the first id is drawn (see ``messages.insert_messages``), and the
+# waiting rows are locked (``FOR UPDATE``) so that a turn of the same person in another process
+# that got there first has claimed them by the time this one reads them. The text then lives
+# in recall; the inbox row stays a while to recognise redeliveries.
+_CLAIM = f"""WITH owner AS (SELECT id FROM agents WHERE id = $4 FOR UPDATE),
+taken AS (
+    UPDATE inbox i SET claimed = true, text = '', terms = NULL
+    FROM (SELECT id, text, sent_at, terms FROM inbox WHERE {_WAITING} AND id <= $3
+          ORDER BY id FOR UPDATE) w
+    WHERE i.id = w.id RETURNING w.id, w.text, w.sent_at, w.terms)
+INSERT INTO messages (agent_id, role, content, created_at, terms)
+SELECT owner.id, 'user', t.text, t.sent_at, t.terms FROM owner, taken t ORDER BY t.id
+RETURNING id, content, created_at"""
+
+
+async def _claim(
+    conn: Conn, key: AgentKey, up_to_id: int, agent_id: int, activity: UserActivity
+) -> list[StoredMessage]:
+    """Move this person's waiting messages (up to ``up_to_id``) into the agent's recall, oldest
+    first, and record their activity; nothing if none is left (answered already)."""
+    claimed = await conn.fetch(_CLAIM, key.platform, key.user_id, up_to_id, agent_id)
+    if not claimed:
+        return []
+    await record_activity(conn, agent_id, activity)
+    # Ids are drawn in the ORDER BY's order, oldest message first.
+    return [rows.claimed(r) for r in sorted(claimed, key=lambda r: int(r["id"]))]
+
+
+async def _start(
+    conn: Conn, key: AgentKey, up_to_id: int, agent: NewAgent, activity: UserActivity
+) -> tuple[AgentRecord, list[StoredMessage]] | None:
+    """A new person's agent and their first claim; None, writing nothing, if it exists."""
+    created = await create_agent(conn, key, agent.display_name, agent.created_at, agent.blocks)
+    if created is None:
+        return None
+    return created, await _claim(conn, key, up_to_id, created.id, activity)

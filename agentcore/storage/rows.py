@@ -1,0 +1,210 @@
+"""Rows as records, by column name: shared by every backend (a ``sqlite3.Row``, an
+``asyncpg.Record`` and a dict all read ``row["name"]``), with the column lists they select."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from agentcore.clock import from_millis, to_millis
+from agentcore.messages import Role, ToolCall
+from agentcore.records import (
+    Actor,
+    AgentRecord,
+    AgentSummary,
+    AuditEntry,
+    Block,
+    BlockVersion,
+    Passage,
+    PendingMessage,
+    PersonUsage,
+    SearchHit,
+    SharedBlock,
+    StartupRun,
+    StoredMessage,
+    UsageDay,
+)
+from agentcore.types import AgentKey, ChatKind, InboundMessage
+
+# An agent row with its current summary: FROM agents a LEFT JOIN summaries s.
+AGENT_COLUMNS = """a.id, a.platform, a.user_id, a.display_name, a.created_at, a.last_user_at,
+    a.session_count, a.message_count, a.passage_count, a.context_start_id,
+    COALESCE(s.content, '') AS summary, a.pressure_warned, a.prefix_blocks"""
+AGENT_FROM = "agents a LEFT JOIN summaries s ON s.id = a.summary_id"
+MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
+BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
+SHARED_COLUMNS = "label, value, updated_at, updated_by"
+PASSAGE_COLUMNS = "id, content, tags, created_at"
+PENDING_COLUMNS = """id, platform, user_id, display_name, chat, text, sent_at, route, received_at,
+    COALESCE(source, '') AS source"""
+HISTORY_COLUMNS = "h.version, h.actor, h.actor_name, h.old_value, h.new_value, h.created_at"
+HIT_COLUMNS = "id, role, content, created_at"
+# A row of daily usage: FROM usage_days u.
+USAGE_COLUMNS = """u.day, u.model, u.calls, u.prompt_tokens, u.cached_tokens, u.completion_tokens,
+    u.estimated_calls"""
+EVERYONE = 0  # the agent_id of everyone's daily usage
+
+
+class Row(Protocol):
+    def __getitem__(self, column: str) -> Any: ...
+
+
+def maybe_time(ms: int | None) -> datetime | None:
+    return None if ms is None else from_millis(ms)
+
+
+def maybe_millis(at: datetime | None) -> int | None:
+    return None if at is None else to_millis(at)
+
+
+def agent(r: Row) -> AgentRecord:
+    return AgentRecord(
+        id=r["id"],
+        key=AgentKey(r["platform"], r["user_id"]),
+        display_name=r["display_name"],
+        created_at=from_millis(r["created_at"]),
+        last_user_at=maybe_time(r["last_user_at"]),
+        session_count=r["session_count"],
+        message_count=r["message_count"],
+        passage_count=r["passage_count"],
+        context_start_id=r["context_start_id"],
+        summary=r["summary"],
+        pressure_warned=bool(r["pressure_warned"]),
+        prefix_blocks=r["prefix_blocks"],
+    )
+
+
+def block(r: Row) -> Block:
+    return Block(
+        label=r["label"],
+        value=r["value"],
+        limit=r["char_limit"],
+        description=r["description"],
+        read_only=bool(r["read_only"]),
+        version=r["version"],
+        updated_at=from_millis(r["updated_at"]),
+    )
+
+
+def shared_block(r: Row) -> SharedBlock:
+    return SharedBlock(r["label"], r["value"], from_millis(r["updated_at"]), r["updated_by"])
+
+
+def message(r: Row) -> StoredMessage:
+    return StoredMessage(
+        id=r["id"],
+        role=Role(r["role"]),
+        content=r["content"],
+        created_at=from_millis(r["created_at"]),
+        tool_calls=load_calls(r["tool_calls"]),
+        tool_call_id=r["tool_call_id"],
+    )
+
+
+def hit(r: Row, score: float = 0.0) -> SearchHit:
+    return SearchHit(r["id"], Role(r["role"]), r["content"], from_millis(r["created_at"]), score)
+
+
+def passage(r: Row, score: float = 0.0) -> Passage:
+    return Passage(
+        r["id"], r["content"], tuple(r["tags"].split()), from_millis(r["created_at"]), score
+    )
+
+
+def dump_calls(calls: Iterable[ToolCall]) -> str | None:
+    payload = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+    return json.dumps(payload) if payload else None
+
+
+def load_calls(text: str | None) -> tuple[ToolCall, ...]:
+    if not text:
+        return ()
+    return tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in json.loads(text))
+
+
+def claimed(r: Row) -> StoredMessage:
+    """A person's message as a turn took it up from the inbox."""
+    return StoredMessage(r["id"], Role.USER, r["content"], from_millis(r["created_at"]))
+
+
+def pending(r: Row) -> PendingMessage:
+    message = InboundMessage(
+        key=AgentKey(r["platform"], r["user_id"]),
+        text=r["text"],
+        sent_at=from_millis(r["sent_at"]),
+        display_name=r["display_name"],
+        chat=ChatKind(r["chat"]),
+        route=r["route"],
+        source=r["source"],
+    )
+    return PendingMessage(r["id"], message, from_millis(r["received_at"]))
+
+
+def block_version(r: Row) -> BlockVersion:
+    return BlockVersion(
+        version=r["version"],
+        actor=Actor(r["actor"]),
+        actor_name=r["actor_name"],
+        old_value=r["old_value"],
+        new_value=r["new_value"],
+        created_at=from_millis(r["created_at"]),
+    )
+
+
+def agent_summary(r: Row) -> AgentSummary:
+    """A row of ``list_agents``: an agent row with its core memory's size."""
+    return AgentSummary(
+        key=AgentKey(r["platform"], r["user_id"]),
+        display_name=r["display_name"],
+        last_user_at=maybe_time(r["last_user_at"]),
+        message_count=r["message_count"],
+        core_memory_chars=r["core_memory_chars"],
+    )
+
+
+def startup_run(r: Row) -> StartupRun:
+    return StartupRun(
+        started_at=from_millis(r["started_at"]),
+        total_ms=r["total_ms"],
+        rss_mb=r["rss_mb"],
+        phases=tuple((name, float(ms)) for name, ms in json.loads(r["phases"])),
+        id=r["id"],
+    )
+
+
+def audit_entry(r: Row) -> AuditEntry:
+    return AuditEntry(
+        actor=r["actor"],
+        verb=r["verb"],
+        target=r["target"],
+        created_at=from_millis(r["created_at"]),
+        detail=r["detail"],
+        id=r["id"],
+    )
+
+
+def usage_day(r: Row) -> UsageDay:
+    day = r["day"]  # a date (PostgreSQL) or its ISO text (SQLite)
+    return UsageDay(
+        day=day if isinstance(day, date) else date.fromisoformat(day),
+        model=r["model"],
+        calls=r["calls"],
+        prompt_tokens=r["prompt_tokens"],
+        cached_tokens=r["cached_tokens"],
+        completion_tokens=r["completion_tokens"],
+        estimated_calls=r["estimated_calls"],
+    )
+
+
+def person_usage(found: Iterable[Row]) -> list[PersonUsage]:
+    """Daily usage rows of several people (each with its agent_id, platform, user_id and
+    display_name), grouped by person in the order they come."""
+    grouped: dict[int, tuple[Row, list[UsageDay]]] = {}
+    for r in found:
+        grouped.setdefault(r["agent_id"], (r, []))[1].append(usage_day(r))
+    return [
+        PersonUsage(AgentKey(first["platform"], first["user_id"]), first["display_name"], (*days,))
+        for first, days in grouped.values()
+    ]
