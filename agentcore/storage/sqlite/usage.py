@@ -1,5 +1,5 @@
 """``UsageStore`` on SQLite: daily model usage, which the database adds up as calls are recorded
-(the ``usage_days`` triggers of migration 0003)."""
+(the ``llm_calls_counted`` trigger of migration 0003)."""
 
 from __future__ import annotations
 

@@ -26,33 +26,18 @@ CREATE INDEX usage_days_by_day ON usage_days (day, agent_id);
 
 INSERT INTO usage_days (agent_id, day, model, calls, prompt_tokens, cached_tokens,
     completion_tokens, estimated_calls)
-SELECT agent_id, day, model, COUNT(*), SUM(prompt_tokens), SUM(cached_tokens),
+SELECT owner, day, model, COUNT(*), SUM(prompt_tokens), SUM(cached_tokens),
     SUM(completion_tokens), SUM(estimated)
-FROM llm_calls WHERE ok AND agent_id IS NOT NULL GROUP BY agent_id, day, model;
-INSERT INTO usage_days (agent_id, day, model, calls, prompt_tokens, cached_tokens,
-    completion_tokens, estimated_calls)
-SELECT 0, day, model, COUNT(*), SUM(prompt_tokens), SUM(cached_tokens),
-    SUM(completion_tokens), SUM(estimated)
-FROM llm_calls WHERE ok GROUP BY day, model;
+FROM (SELECT *, agent_id AS owner FROM llm_calls UNION ALL SELECT *, 0 FROM llm_calls)
+WHERE ok AND owner IS NOT NULL GROUP BY owner, day, model;
 
-CREATE TRIGGER llm_calls_usage_person AFTER INSERT ON llm_calls
-WHEN new.ok AND new.agent_id IS NOT NULL BEGIN
+-- One row for the person served (if any) and one for everyone, in one statement.
+CREATE TRIGGER llm_calls_counted AFTER INSERT ON llm_calls WHEN new.ok BEGIN
     INSERT INTO usage_days (agent_id, day, model, calls, prompt_tokens, cached_tokens,
         completion_tokens, estimated_calls)
-    VALUES (new.agent_id, new.day, new.model, 1, new.prompt_tokens, new.cached_tokens,
-        new.completion_tokens, new.estimated)
-    ON CONFLICT (agent_id, day, model) DO UPDATE SET
-        calls = calls + 1,
-        prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-        cached_tokens = cached_tokens + excluded.cached_tokens,
-        completion_tokens = completion_tokens + excluded.completion_tokens,
-        estimated_calls = estimated_calls + excluded.estimated_calls;
-END;
-CREATE TRIGGER llm_calls_usage_everyone AFTER INSERT ON llm_calls WHEN new.ok BEGIN
-    INSERT INTO usage_days (agent_id, day, model, calls, prompt_tokens, cached_tokens,
-        completion_tokens, estimated_calls)
-    VALUES (0, new.day, new.model, 1, new.prompt_tokens, new.cached_tokens,
-        new.completion_tokens, new.estimated)
+    SELECT owner, new.day, new.model, 1, new.prompt_tokens, new.cached_tokens,
+        new.completion_tokens, new.estimated
+    FROM (SELECT new.agent_id AS owner UNION ALL SELECT 0) WHERE owner IS NOT NULL
     ON CONFLICT (agent_id, day, model) DO UPDATE SET
         calls = calls + 1,
         prompt_tokens = prompt_tokens + excluded.prompt_tokens,
