@@ -94,7 +94,7 @@ class Changes:
 
     @property
     def chars(self) -> int:
-        return sum(len(b.value) + len(b.description) for b in self.changed)
+        return blocks_chars(self.changed)
 
 
 def changes(view: PrefixBlocks, current: PrefixBlocks) -> Changes:

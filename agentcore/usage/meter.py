@@ -108,9 +108,6 @@ class Meter:
             self, _Work(key, agent_id), purpose, llm or self._llm, model or self._model
         )
 
-    def today(self) -> date:
-        return day_of(self._clock.now(), self._tz)
-
     async def admit(self, key: AgentKey, agent_id: int) -> None:
         """Raise ``OverBudget`` if this person, or everyone together, has used today's tokens."""
         per_person, total = self._settings.person_daily_tokens, self._settings.total_daily_tokens
