@@ -12,12 +12,11 @@ from agentcore.clock import Clock
 from agentcore.commands import render
 from agentcore.commands.agentfile import ExportData, export_agent_file
 from agentcore.commands.spec import USER_COMMANDS, usage_line
-from agentcore.memory.prompt import humanize_until
 from agentcore.records import AgentRecord, AuditEntry
 from agentcore.settings import AgentSettings, UsageSettings
 from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
-from agentcore.usage.meter import day_of, next_midnight
+from agentcore.usage.meter import day_of, when_budgets_reset
 from agentcore.usage.report import month_start, on, summary_lines, totals
 
 FORGET_WINDOW = timedelta(minutes=2)
@@ -124,10 +123,9 @@ class UserCommands:
             lines.append("You're an operator: no daily limit applies to you.")
         elif limit:
             used = totals(on(days, today)).tokens
-            resets = next_midnight(now, self._tz)
             lines.append(
-                f"Daily limit: {used:,} of {limit:,} tokens used; it resets at "
-                f"{resets.strftime('%H:%M %Z')} ({humanize_until(resets - now)})."
+                f"Daily limit: {used:,} of {limit:,} tokens used; it resets "
+                f"{when_budgets_reset(now, self._tz)}."
             )
         return _reply("\n".join(lines), private=True)
 

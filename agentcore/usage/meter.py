@@ -71,6 +71,12 @@ def next_midnight(when: datetime, tz: ZoneInfo) -> datetime:
     return datetime.combine(day_of(when, tz) + timedelta(days=1), clock_time.min, tz)
 
 
+def when_budgets_reset(now: datetime, tz: ZoneInfo) -> str:
+    """``at 00:00 UTC (in 5 hours)``."""
+    resets = next_midnight(now, tz)
+    return f"at {resets.strftime('%H:%M %Z')} ({humanize_until(resets - now)})"
+
+
 class Meter:
     def __init__(
         self,
@@ -122,10 +128,9 @@ class Meter:
             raise self._over(now, everyone=False)
 
     def _over(self, now: datetime, *, everyone: bool) -> OverBudget:
-        resets = next_midnight(now, self._tz)
-        when = f"at {resets.strftime('%H:%M %Z')} ({humanize_until(resets - now)})"
+        when = when_budgets_reset(now, self._tz)
         notice = (EVERYONE_OVER if everyone else PERSON_OVER).format(when=when)
-        return OverBudget(notice, resets, everyone)
+        return OverBudget(notice, next_midnight(now, self._tz), everyone)
 
     def _log_cap(self, now: datetime, spent: int) -> None:
         today = day_of(now, self._tz)
