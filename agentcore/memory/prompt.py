@@ -171,7 +171,7 @@ def turn_context(parts: PromptParts) -> str:
 def prompt_messages(parts: PromptParts) -> tuple[PromptMessage, ...]:
     """The request's messages: the stable system message, the in-context messages, and the turn
     context right after the person's latest message (before this turn's own tool steps, so a
-    turn's later steps repeat its first request whole)."""
+    turn's later steps repeat its first request whole, unless a step changed the context)."""
     history = history_messages(parts.rows, parts.message_cap)
     latest = max((i for i, m in enumerate(history) if m.role is Role.USER), default=-1)
     history.insert(latest + 1, PromptMessage(Role.SYSTEM, turn_context(parts)))
