@@ -16,13 +16,14 @@ import contextlib
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
-from agentcore.commands import Commands, parse_command
+from agentcore.commands import Commands, is_costly, parse_command
 from agentcore.limits import OncePerPeriod, RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
 from agentcore.settings import RuntimeSettings
@@ -39,6 +40,10 @@ EMPTY_MESSAGE = "Send me some text and I'll answer."
 SLOW_DOWN = (
     "You're sending messages faster than I can keep up with. I've kept them all and will "
     "answer them together in a minute."
+)
+COMMAND_LATER = (
+    "You're sending messages faster than I can keep up with, so I didn't run /{name}. "
+    "Please send it again in a minute."
 )
 BUSY = "I'm very busy right now. I've kept your message and will answer it in a minute."
 QUEUE_FULL = "Too many of your messages are waiting already; please wait for my answer."
@@ -63,6 +68,7 @@ class _Slot:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0  # tasks holding or waiting for the lock
+    owner: asyncio.Task[Any] | None = None  # the task holding it
 
 
 class AgentSlots:
@@ -76,16 +82,31 @@ class AgentSlots:
     def __len__(self) -> int:
         return len(self._slots)
 
+    def busy(self, key: AgentKey) -> bool:
+        """Whether another task holds this person's turn lock (so ``hold`` would wait)."""
+        slot = self._slots.get(key)
+        return slot is not None and slot.lock.locked() and slot.owner is not asyncio.current_task()
+
     @contextlib.asynccontextmanager
     async def hold(self, key: AgentKey) -> AsyncIterator[None]:
+        """This person's turn lock. Re-entrant for the task holding it (an operator's command
+        may act on their own agent, e.g. importing over it)."""
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = _Slot()
         self._slots.move_to_end(key)
+        task = asyncio.current_task()
+        if slot.owner is not None and slot.owner is task:
+            yield
+            return
         slot.users += 1
         try:
             async with slot.lock:
-                yield
+                slot.owner = task
+                try:
+                    yield
+                finally:
+                    slot.owner = None
         finally:
             slot.users -= 1
             self._evict_idle()
@@ -112,14 +133,16 @@ class AgentRuntime:
         commands: Commands,
         clock: Clock,
         settings: RuntimeSettings,
+        slots: AgentSlots | None = None,
     ) -> None:
+        """``slots`` are the per-person turn locks, when the commands share them."""
         self._storage = storage
         self._llm = llm
         self._loop = loop
         self._commands = commands
         self._clock = clock
         self._settings = settings
-        self._slots = AgentSlots(settings.max_cached_agents)
+        self._slots = slots if slots is not None else AgentSlots(settings.max_cached_agents)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -147,7 +170,9 @@ class AgentRuntime:
         A person over the rate limit, or a bot with too much work in flight, gets the message
         stored but held back (answered by ``held_back_tickets`` or that person's next turn,
         whichever comes first) and one notice per minute; a person with too many held-back
-        messages gets new ones declined.
+        messages gets new ones declined. Commands are never held back: over the rate limit a
+        costly one is refused, with a reply that says so, and the others (``/forget`` above
+        all) run.
         """
         message = replace(
             message,
@@ -160,13 +185,14 @@ class AgentRuntime:
             return Ticket(message, reply=Reply(EMPTY_MESSAGE, ReplyKind.NOTICE))
         if not self._may_talk(message.key):
             return Ticket(message, reply=self._refusal(message.key))
-        is_command = parse_command(message.text) is not None
-        if not self._limiter.allow(message.key, self._clock.now()):
-            return await self._hold_back(message, SLOW_DOWN, is_command)
-        if is_command:
-            return Ticket(message)
+        command = parse_command(message.text)
+        allowed = self._limiter.allow(message.key, self._clock.now())
+        if command is not None:
+            return self._command_ticket(message, command[0], allowed)
+        if not allowed:
+            return await self._hold_back(message, SLOW_DOWN)
         if self._in_flight >= self._settings.max_in_flight:
-            return await self._hold_back(message, BUSY, is_command=False)
+            return await self._hold_back(message, BUSY)
         try:
             pending_id = await self._storage.add_pending(message, self._clock.now())
         except StorageError as exc:
@@ -185,12 +211,17 @@ class AgentRuntime:
         if self._accepted % _PRUNE_EVERY == 0:
             await self._storage.prune_inbox(self._clock.now() - _REDELIVERY_WINDOW)
 
-    async def _hold_back(self, message: InboundMessage, notice: str, is_command: bool) -> Ticket:
+    def _command_ticket(self, message: InboundMessage, name: str, allowed: bool) -> Ticket:
+        """Commands are not stored; one that is refused says so (never a silent drop)."""
+        if allowed or not is_costly(name):
+            return Ticket(message)
+        log.info("not running /%s for %s: over the rate limit", name, message.key)
+        return Ticket(message, reply=Reply(COMMAND_LATER.format(name=name), ReplyKind.NOTICE))
+
+    async def _hold_back(self, message: InboundMessage, notice: str) -> Ticket:
         """Store without starting a turn (a later turn of this person answers it too)."""
         try:
-            if is_command:
-                reason = "command not run"
-            elif (
+            if (
                 await self._storage.count_pending(message.key)
                 >= self._settings.max_pending_per_user
             ):
@@ -218,7 +249,7 @@ class AgentRuntime:
             latest[pending.message.key] = Ticket(pending.message, pending.id)
         return list(latest.values())
 
-    async def held_back_tickets(self, platform: str) -> AsyncIterator[Ticket]:
+    async def held_back_tickets(self, platform: str) -> AsyncGenerator[Ticket, None]:
         """Runs as long as the adapter does: every ``held_answer_seconds``, if messages were held
         back on ``platform`` (rate limit, busy), a ticket for each person with messages waiting,
         so they are answered without waiting for that person's next message. A person's other
@@ -296,16 +327,18 @@ class AgentRuntime:
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def shutdown(self) -> None:
-        """Stop accepting, let in-flight turns finish (bounded), then close storage and model."""
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight turns finish (for ``grace`` seconds, by default the
+        configured ``shutdown_grace``), then close storage and model."""
         self._closing = True
+        grace = self._settings.shutdown_grace if grace is None else grace
         try:
-            await asyncio.wait_for(self._idle.wait(), self._settings.shutdown_grace)
+            await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
             log.warning(
                 "shutdown: %d turn(s) still running after %.0fs; closing anyway",
                 self._in_flight,
-                self._settings.shutdown_grace,
+                grace,
             )
         await self._llm.close()
         await self._storage.close()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -59,21 +60,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     operator_cli = args.command == "admin" or args.startup_report
     try:
+        if args.command == "admin":
+            args.config, args.words = _admin_config(args.config, args.words)
+        if args.user is not None:
+            _check_console_user(args.user)
         with _TIMER.phase("config"):
             settings = load_settings(args.config, require_model=not operator_cli)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    configure_logging("WARNING" if operator_cli else settings.log_level, _secrets(settings))
+    for warning in settings.warnings:
+        log.warning("%s", warning)
     if operator_cli:
-        configure_logging("WARNING", _secrets(settings))
-        from bots.admin_cli import run_admin, startup_report  # noqa: PLC0415
-
-        return startup_report(settings) if args.startup_report else run_admin(settings, args.words)
-    configure_logging(settings.log_level, _secrets(settings))
+        return _operator_cli(settings, args)
     try:
         return asyncio.run(serve(settings, args, _TIMER, SystemClock()))
     except KeyboardInterrupt:
         return 130
+
+
+def _admin_config(config: Path | None, words: list[str]) -> tuple[Path | None, list[str]]:
+    """``admin --config FILE <verb> ...`` reads FILE as ``--config FILE admin ...`` does."""
+    while words and words[0].split("=", 1)[0] == "--config":
+        option = words.pop(0)
+        if "=" in option:
+            config = Path(option.split("=", 1)[1])
+        elif words:
+            config = Path(words.pop(0))
+        else:
+            raise ConfigError("--config needs a file name")
+    return config, words
+
+
+def _check_console_user(name: str) -> None:
+    from bots.console import console_user  # noqa: PLC0415
+
+    try:
+        console_user(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _operator_cli(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.admin_cli import run_admin, startup_report  # noqa: PLC0415
+
+    try:
+        code = startup_report(settings) if args.startup_report else run_admin(settings, args.words)
+        sys.stdout.flush()  # here, where a closed pipe can be handled, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`admin audit | head`): what it wanted is printed. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -184,6 +224,7 @@ async def _serve(
         llm = LazyLLM(lambda: build_llm(settings))
     runtime = build_runtime(settings, storage, llm, clock)
     started: list[Adapter] = []
+    signals: _Signals | None = None
     try:
         for name, make in adapter_factories(settings, args, runtime, clock):
             with timer.phase(name):
@@ -194,22 +235,61 @@ async def _serve(
         log.info(format_startup(run))
         llm.start()  # load the model client now that every adapter is receiving
         await storage.record_startup(run)
-        return await _until_stopped(started)
+        signals = _Signals()
+        return await _until_stopped(started, signals.stop)
     except AdapterError as exc:
         log.error("%s", exc)
         return 1
     finally:
-        for adapter in reversed(started):
-            await adapter.stop()
-        await runtime.shutdown()
+        await _stop(started, runtime, signals.now if signals else None)
 
 
-async def _until_stopped(adapters: Sequence[Adapter]) -> int:
-    """Wait for SIGINT/SIGTERM or for an adapter to finish on its own; return the exit code."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+class _Signals:
+    """SIGINT and SIGTERM: the first asks for a graceful stop (running turns finish), a second
+    one for a stop now."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.now = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._received)
+
+    def _received(self) -> None:
+        (self.now if self.stop.is_set() else self.stop).set()
+
+
+async def _stop(
+    adapters: Sequence[Adapter], runtime: AgentRuntime, now: asyncio.Event | None
+) -> None:
+    """Stop the adapters, then the runtime, letting running turns finish; if ``now`` is set
+    meanwhile, cut that short: cancel what still runs and close the database and the model.
+    Messages are stored before their turn starts, so a turn cut short loses nothing."""
+    if now is None:  # stopped before the signal handlers were set up
+        await _stop_gracefully(adapters, runtime)
+        return
+    graceful = asyncio.ensure_future(_stop_gracefully(adapters, runtime))
+    hurry = asyncio.ensure_future(now.wait())
+    await asyncio.wait([graceful, hurry], return_when=asyncio.FIRST_COMPLETED)
+    hurry.cancel()
+    if graceful.done():
+        graceful.result()
+        return
+    log.warning("stopping now, on a second signal")
+    graceful.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await graceful
+    await runtime.shutdown(grace=0)
+
+
+async def _stop_gracefully(adapters: Sequence[Adapter], runtime: AgentRuntime) -> None:
+    for adapter in reversed(adapters):
+        await adapter.stop()
+    await runtime.shutdown()
+
+
+async def _until_stopped(adapters: Sequence[Adapter], stop: asyncio.Event) -> int:
+    """Wait for a stop signal or for an adapter to finish on its own; return the exit code."""
     waiters = [asyncio.ensure_future(a.finished()) for a in adapters]
     stopper = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)

@@ -18,11 +18,19 @@ from agentcore.commands import ADMIN_VERBS
 from agentcore.records import StartupRun
 from agentcore.storage.protocols import StorageError
 from agentcore.types import ReplyKind
+from bots.adapter import AdapterError
 from bots.compose import build_commands, database_shown, open_storage
+from bots.instance import InstanceBusy, InstanceLock
 from config import Settings
 
 USAGE = "usage: python -m bots admin <verb> [args...]\nverbs:\n" + "\n".join(
     f"  {v.name} {v.usage}".rstrip() + f"  — {v.description}" for v in ADMIN_VERBS
+)
+
+
+BOT_RUNNING = (
+    "error: the bot is running on this database{pid}; stop it, import, then start it again, "
+    "so the import cannot land in the middle of a turn"
 )
 
 
@@ -38,9 +46,52 @@ def run_admin(settings: Settings, words: Sequence[str], out: TextIO = sys.stdout
     if not words or words[0] in {"-h", "--help", "help"}:
         print(USAGE, file=out)
         return 0 if words else 2
+    spaced = _spaced_single_word(words)
+    if spaced is not None:
+        print(
+            f"error: argument {spaced!r}: user names, block labels and numbers are single words "
+            "(no spaces, not empty)",
+            file=sys.stderr,
+        )
+        return 2
     if not _database_exists(settings):
         return 1
+    if words[0] == "import":
+        return _import_while_no_bot_runs(settings, " ".join(words), out)
     return asyncio.run(_run(settings, " ".join(words), out))
+
+
+def _import_while_no_bot_runs(settings: Settings, text: str, out: TextIO) -> int:
+    """An import replaces a person's whole memory; a running bot may be in the middle of their
+    turn, so it is done only while no bot holds the database (and none can start meanwhile):
+    the import takes the bot's own claim, the instance lock of a SQLite file or the claim on a
+    PostgreSQL database."""
+    if settings.database_url:
+        return asyncio.run(_run(settings, text, out, as_the_bot=True))
+    lock = InstanceLock(settings.database)
+    try:
+        lock.acquire()
+    except InstanceBusy as exc:
+        print(BOT_RUNNING.format(pid=f" (pid {exc.holder})"), file=sys.stderr)
+        return 1
+    except AdapterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_run(settings, text, out))
+    finally:
+        lock.release()
+
+
+def _spaced_single_word(words: Sequence[str]) -> str | None:
+    """An argument the verb reads as one word but that is empty or holds spaces (quoted in the
+    shell): joined into one line, it would shift or split the verb's arguments silently."""
+    verb = next((v for v in ADMIN_VERBS if v.name == words[0]), None)
+    if verb is None:
+        return None
+    return next(
+        (w for w in words[1 : 1 + verb.single_words] if len(w.split()) != 1 or w != w.strip()), None
+    )
 
 
 def startup_report(settings: Settings, out: TextIO = sys.stdout, runs: int = 10) -> int:
@@ -99,9 +150,12 @@ def _startup_row(run: StartupRun, phases: Sequence[str]) -> list[str]:
     ]
 
 
-async def _run(settings: Settings, text: str, out: TextIO) -> int:
+async def _run(settings: Settings, text: str, out: TextIO, *, as_the_bot: bool = False) -> int:
     try:
-        storage = await open_storage(settings)
+        storage = await open_storage(settings, bot=as_the_bot)
+    except AdapterError:  # the claim on the database is taken: a bot runs on it
+        print(BOT_RUNNING.format(pid=""), file=sys.stderr)
+        return 1
     except StorageError as exc:
         print(f"error: cannot open {database_shown(settings)}: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM, LLMClient
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.memory.prompt import Layout, prompt_messages
-from agentcore.runtime import AgentRuntime
+from agentcore.runtime import AgentRuntime, AgentSlots
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.usage.meter import Meter
@@ -50,8 +50,11 @@ def database_shown(settings: Settings) -> str:
     return str(settings.database)
 
 
-def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Commands:
-    """The chat and operator commands (the operator CLI needs only these)."""
+def build_commands(
+    settings: Settings, storage: Storage, clock: Clock, turns: AgentSlots | None = None
+) -> Commands:
+    """The chat and operator commands (the operator CLI needs only these); ``turns`` are the
+    runtime's per-person turn locks, which an import waits for."""
     return Commands(
         storage=storage,
         clock=clock,
@@ -59,6 +62,7 @@ def build_commands(settings: Settings, storage: Storage, clock: Clock) -> Comman
         admins=settings.runtime.admins,
         model=settings.llm.model,
         usage=settings.usage,
+        turns=turns,
     )
 
 
@@ -74,7 +78,8 @@ def build_runtime(
     every call for a person metered (``build_meter``). ``layout`` compiles the prompts (only
     ``bench.prompt_cache`` passes another: the layout before issue 14, as its baseline)."""
     capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
-    commands = build_commands(settings, storage, clock)
+    turns = AgentSlots(settings.runtime.max_cached_agents)
+    commands = build_commands(settings, storage, clock, turns)
     meter = build_meter(settings, storage, capped, clock, commands)
     return AgentRuntime(
         storage=storage,
@@ -85,6 +90,7 @@ def build_runtime(
         commands=commands,
         clock=clock,
         settings=settings.runtime,
+        slots=turns,
     )
 
 

@@ -15,6 +15,14 @@ from pathlib import Path
 from bots.adapter import AdapterError
 
 
+class InstanceBusy(AdapterError):
+    """Another process holds the database."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder  # its pid, as it wrote it
+
+
 class InstanceLock:
     def __init__(self, database: Path) -> None:
         self.path = database.with_name(database.name + ".lock")
@@ -28,9 +36,10 @@ class InstanceLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise AdapterError(
+            raise InstanceBusy(
                 f"another bot process (pid {holder}) is already running on "
-                f"{self.path.with_suffix('')}: stop it first, or set AGENTCORE_DB to another file"
+                f"{self.path.with_suffix('')}: stop it first, or set AGENTCORE_DB to another file",
+                holder,
             ) from None
         with contextlib.suppress(OSError):  # a read-only lock file still locks
             os.ftruncate(fd, 0)

@@ -109,3 +109,20 @@ def _marker(opener: str) -> str:
 
 def _reopen(opener: str, budget: int) -> str:
     return opener if len(opener) < min(_MAX_OPENER, budget) else _marker(opener)
+
+
+# Control characters (C0 but tab and newline, DEL, C1) would act on a terminal: move the cursor,
+# recolour, retitle the window. Each is shown as a visible stand-in instead: C0 as its Unicode
+# control picture (ESC as ␛), the rest as U+FFFD.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` safe to print on a terminal: line breaks and tabs kept, every other control
+    character replaced by a visible stand-in."""
+    return _CONTROLS.sub(_stand_in, text.replace("\r\n", "\n"))
+
+
+def _stand_in(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return chr(0x2400 + code) if code < 0x20 else "\ufffd"

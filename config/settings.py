@@ -6,11 +6,12 @@ that names the setting, where it came from, and how to fix it.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -108,6 +109,7 @@ class Settings:
     telegram: TelegramConfig
     discord: DiscordConfig
     log_level: str
+    warnings: tuple[str, ...] = ()  # settings given but ignored (misspelt), for the log
 
 
 # --------------------------------------------------------------------- raw layers
@@ -121,29 +123,72 @@ class _Value:
 
 
 class _Layers:
-    """Merged raw values, each remembering its source."""
+    """Merged raw values, each remembering its source. The shipped defaults, added first, name
+    every setting there is; a setting given later that is not among them is ignored with a
+    warning naming the closest real one (so a typo does not go unnoticed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, defaults: Mapping[str, Any], base_dir: Path) -> None:
         self._values: dict[tuple[str, str], _Value] = {}
+        self.warnings: list[str] = []
+        self._add(defaults, "defaults", base_dir)
+        self._known = set(self._values)
 
     def add_table(self, table: Mapping[str, Any], source: str, base_dir: Path) -> None:
+        known = {}
+        for section, entries in table.items():
+            kept = self._known_part(section, entries, source)
+            if kept is not None:
+                known[section] = kept
+        self._add(known, source, base_dir)
+
+    def _add(self, table: Mapping[str, Any], source: str, base_dir: Path) -> None:
         for section, entries in table.items():
             if not isinstance(entries, dict):
                 raise ConfigError(f"{source}: [{section}] must be a table of settings")
             for key, value in entries.items():
                 self._values[(section, key)] = _Value(value, source, base_dir)
 
+    def _known_part(self, section: str, entries: Any, source: str) -> Any:
+        """The known settings of a section (None if the section is unknown), warning about the
+        rest."""
+        sections = sorted({s for s, _ in self._known})
+        if section not in sections:
+            self._warn(f"[{section}] in {source}", "section", f"[{_closest(section, sections)}]")
+            return None
+        if not isinstance(entries, dict):
+            return entries  # _add reports it
+        keys = sorted(k for s, k in self._known if s == section)
+        for key in entries:
+            if key not in keys:
+                closest = f"{section}.{_closest(key, keys)}"
+                self._warn(f"{section}.{key} in {source}", "setting", closest)
+        return {k: v for k, v in entries.items() if k in keys}
+
     def add_env(self, env: Mapping[str, str]) -> None:
         for name, value in env.items():
             target = ENV_NAMES.get(name) or _generic_env_target(name)
-            if target is not None:
+            if target in self._known:
                 self._values[target] = _Value(value, f"environment variable {name}", Path.cwd())
+            elif name.startswith(GENERIC_PREFIX):
+                closest = _closest(name, self._env_names())
+                self._warn(f"environment variable {name}", "setting", closest)
+
+    def _env_names(self) -> list[str]:
+        generic = [f"{GENERIC_PREFIX}{s.upper()}__{k.upper()}" for s, k in self._known]
+        return sorted({*ENV_NAMES, *generic})
+
+    def _warn(self, what: str, kind: str, closest: str) -> None:
+        self.warnings.append(f"ignoring {what}: no such {kind}; did you mean {closest}?")
 
     def get(self, section: str, key: str) -> _Value:
         try:
             return self._values[(section, key)]
         except KeyError:
             raise ConfigError(f"setting {section}.{key} is missing from the defaults") from None
+
+
+def _closest(name: str, candidates: list[str]) -> str:
+    return difflib.get_close_matches(name, candidates, n=1, cutoff=0.0)[0]
 
 
 def _generic_env_target(name: str) -> tuple[str, str] | None:
@@ -159,6 +204,10 @@ def _read_toml(path: Path, source: str) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist (check --config)") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"config file {path} cannot be read ({exc.strerror}); check --config"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
 
@@ -362,14 +411,14 @@ def load_settings(
     working directory fills in what the real environment leaves unset. The operator CLI never
     calls the model, so it passes ``require_model=False``."""
     environment = dict(_dotenv(dotenv_file)) | dict(os.environ if env is None else env)
-    layers = _Layers()
     package = _package_dir()
-    layers.add_table(_read_toml(package / "defaults.toml", "shipped defaults"), "defaults", package)
+    layers = _Layers(_read_toml(package / "defaults.toml", "shipped defaults"), package)
     if config_file is not None:
         path = config_file.expanduser().resolve()
         layers.add_table(_read_toml(path, str(path)), str(path), path.parent)
     layers.add_env(environment)
-    return _build(_Reader(layers), environment, require_model)
+    settings = _build(_Reader(layers), environment, require_model)
+    return replace(settings, warnings=tuple(layers.warnings))
 
 
 def _dotenv(path: Path | None) -> dict[str, str]:

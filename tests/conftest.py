@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentcore.clock import ManualClock
+from agentcore.clock import Clock, ManualClock
 from agentcore.storage.postgres import PostgresStorage
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
@@ -122,7 +122,7 @@ def make_settings(
 
 
 def message(
-    clock: ManualClock,
+    clock: Clock,
     text: str,
     user: str = "console:brad",
     chat: ChatKind = ChatKind.PRIVATE,

@@ -45,18 +45,26 @@ def bot_env(tmp_path: Path, base_url: str, **extra: str) -> dict[str, str]:
 
 
 async def spawn_bot(
-    *args: str, env: dict[str, str], cwd: Path = REPO, stdin: bool = True, preexec: Any = None
+    *args: str,
+    env: dict[str, str],
+    cwd: Path = REPO,
+    stdin: bool = True,
+    preexec: Any = None,
+    stdio: int | None = None,
+    stdout: int | None = None,
 ) -> asyncio.subprocess.Process:
     """``python -m bots *args`` with stdout and stderr piped (stdin too, unless ``stdin`` is
-    False: then it reads nothing, as a service does)."""
+    False: then it reads nothing, as a service does), or all three on the file descriptor
+    ``stdio`` (a terminal), or stdout on the file descriptor ``stdout``."""
+    piped = asyncio.subprocess.PIPE
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bots",
         *args,
-        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdin=stdio if stdio is not None else piped if stdin else asyncio.subprocess.DEVNULL,
+        stdout=stdio if stdio is not None else stdout if stdout is not None else piped,
+        stderr=stdio if stdio is not None else piped,
         env=env,
         cwd=cwd,
         preexec_fn=preexec,

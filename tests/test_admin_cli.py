@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
+from agentcore.clock import SystemClock
+from agentcore.llm.fake import FunctionLLM, reply
+from agentcore.storage.postgres import PostgresStorage
+from agentcore.storage.sqlite import SQLiteStorage
+from bots.admin_cli import BOT_RUNNING
+from bots.compose import build_runtime
+from tests.conftest import make_settings, message
 from tests.fakes.openai_server import Completion, FakeOpenAI, system
 from tests.process import bot_env, run_bot, spawn_bot
 
@@ -18,21 +26,36 @@ async def admin(env: dict[str, str], *words: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+async def brad_said_hi(database: Path) -> None:
+    """A bot database where console:brad has said hi (built in-process: quicker than a bot)."""
+    storage, clock = await SQLiteStorage.open(database), SystemClock()
+    runtime = build_runtime(make_settings(), storage, FunctionLLM(lambda r: reply("hi")), clock)
+    await runtime.handle(message(clock, "hi"))
+    await runtime.shutdown()
+
+
 def echo_memory(body: dict[str, Any]) -> Completion:
     """Answers with the human block the model was shown."""
     human = system(body).split("<human>")[1]
     return Completion(content=human.split("<value>")[1].split("</value>")[0].strip())
 
 
+async def brad_chatting(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """A terminal chat of console:brad that has answered its first message."""
+    bot = await spawn_bot("--user", "brad", env=env, cwd=cwd)
+    assert bot.stdin is not None and bot.stdout is not None
+    bot.stdin.write(b"hello\n")
+    await bot.stdin.drain()
+    first = await asyncio.wait_for(bot.stdout.readline(), 30)
+    assert b"Nothing is known" in first
+    return bot
+
+
 async def test_operator_edits_a_running_bots_memory_from_the_shell(tmp_path: Path) -> None:
     async with FakeOpenAI(echo_memory) as server:
         env = bot_env(tmp_path, server.base_url)
-        bot = await spawn_bot("--user", "brad", env=env, cwd=tmp_path)
+        bot = await brad_chatting(env, tmp_path)
         assert bot.stdin is not None and bot.stdout is not None
-        bot.stdin.write(b"hello\n")
-        await bot.stdin.drain()
-        first = await asyncio.wait_for(bot.stdout.readline(), 30)
-        assert b"Nothing is known" in first
 
         code, out, err = await admin(env, "set", "console:brad", "human", "Name: Brad. Surfs.")
         assert code == 0, err
@@ -90,6 +113,84 @@ async def test_startup_report_lists_the_last_runs(tmp_path: Path) -> None:
         "rss",
     ]
     assert len(lines) == 3 and lines[1].endswith("MB")
+
+
+async def test_admin_reads_the_config_file_named_after_it(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, "http://127.0.0.1:9/v1")
+    await brad_said_hi(tmp_path / "bot.db")
+    config = tmp_path / "bot.toml"
+    config.write_text(f'[storage]\npath = "{tmp_path / "bot.db"}"\n[memmory]\nhuman = "x"\n')
+    without_db = {k: v for k, v in env.items() if k != "AGENTCORE_DB"}
+    code, out, err = await admin(without_db, "--config", str(config), "users")
+    assert code == 0, err
+    assert out.startswith("console:brad")
+    assert err.count("ignoring [memmory]") == 1 and "did you mean [memory]?" in err
+
+
+async def test_arguments_that_would_be_cut_or_shifted_are_refused(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, "http://127.0.0.1:9/v1")
+    await brad_said_hi(tmp_path / "bot.db")
+    for words in (("shared", "server rules", "Be nice"), ("set", "", "human", "text")):
+        code, out, err = await admin(env, *words)
+        assert code == 2 and out == ""
+        assert err.strip().splitlines() == [
+            f"error: argument {words[1]!r}: user names, block labels and numbers are single "
+            "words (no spaces, not empty)"
+        ]
+    code, out, _ = await admin(env, "shared", "server", "Be nice, all of you")  # free text is free
+    assert code == 0 and "(19 chars)" in out
+
+
+async def test_output_to_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, "http://127.0.0.1:9/v1")
+    await brad_said_hi(tmp_path / "bot.db")
+    reader, writer = os.pipe()
+    os.close(reader)  # like `| head` that has already exited
+    env = {k: v for k, v in env.items() if not k.startswith("OPENAI")}
+    proc = await spawn_bot("admin", "audit", env=env, stdin=False, stdout=writer)
+    os.close(writer)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    assert err == b""
+
+
+async def test_import_from_the_shell_is_refused_while_the_bot_runs(tmp_path: Path) -> None:
+    agent_file = tmp_path / "sam.af"
+    agent_file.write_text('{"agents": [{"messages": [{"role": "user", "content": "hi"}]}]}')
+    async with FakeOpenAI(echo_memory) as server:
+        env = bot_env(tmp_path, server.base_url)
+        bot = await brad_chatting(env, tmp_path)
+        assert bot.stdin is not None
+        code, out, err = await admin(env, "import", "console:brad", str(agent_file))
+        assert code == 1 and out == ""
+        assert err.strip().splitlines() == [
+            f"error: the bot is running on this database (pid {bot.pid}); stop it, import, then "
+            "start it again, so the import cannot land in the middle of a turn"
+        ]
+        bot.stdin.close()
+        assert await asyncio.wait_for(bot.wait(), 30) == 0
+    code, out, err = await admin(env, "import", "console:brad", str(agent_file))
+    assert code == 0, err
+    assert out.startswith("Imported console:brad: 2 blocks, 1 messages")
+
+
+async def test_import_on_postgresql_is_refused_while_a_bot_has_claimed_it(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    agent_file = tmp_path / "sam.af"
+    agent_file.write_text('{"agents": [{"messages": [{"role": "user", "content": "hi"}]}]}')
+    env = bot_env(tmp_path, "", AGENTCORE_DB=postgres_url)
+    bot = await PostgresStorage.open(postgres_url)
+    assert await bot.claim()  # what a running bot process holds
+    try:
+        code, out, err = await admin(env, "import", "telegram:5", str(agent_file))
+    finally:
+        await bot.close()
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [BOT_RUNNING.format(pid="")]
+    code, out, err = await admin(env, "import", "telegram:5", str(agent_file))
+    assert code == 0, err
+    assert out.startswith("Imported telegram:5: 2 blocks, 1 messages")
 
 
 async def test_operator_reads_model_usage_from_the_shell(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 
@@ -218,14 +217,23 @@ async def test_memory_pressure_note_is_given_once(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     llm = FunctionLLM(lambda request: reply("ok"))
-    runtime = build_runtime(make_settings(memory={"context_window": 3000}), storage, llm, clock)
-    for i in range(30):
-        await runtime.handle(message(clock, f"chunk {i} " + "filler " * 40))
+    runtime = build_runtime(make_settings(memory={"context_window": 6000}), storage, llm, clock)
+    for i in range(60):
+        await runtime.handle(message(clock, f"chunk {i} " + "filler " * 80))
     marker = PRESSURE_NOTE.split("{")[0]
-    noted = [r for r in llm.requests if any(marker in (m.content or "") for m in r.messages)]
-    assert 1 <= len(noted) <= 3  # once per fill-up of the window, not on every turn
-    first = llm.requests.index(noted[0])
-    assert marker not in json.dumps([m.content for m in llm.requests[first + 1].messages])
+    # The turns between two folds of the history into the summary: one fill-up of the window.
+    fill_ups: list[list[bool]] = [[]]
+    for request in llm.requests:
+        if "running summary" in system_text(request):
+            fill_ups.append([])
+        else:
+            fill_ups[-1].append(any(marker in (m.content or "") for m in request.messages))
+    assert len(fill_ups) >= 3  # the window filled up and was folded at least twice
+    assert [sum(turns) for turns in fill_ups[:-1]] == [1] * (len(fill_ups) - 1)
+    assert sum(fill_ups[-1]) <= 1
+    for turns in fill_ups[:-1]:  # given when the window filled, never on the turn after
+        noted = turns.index(True)
+        assert not any(turns[noted + 1 :]) and 0 < noted < len(turns)
 
 
 async def _turns_until_first_fold(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,7 @@ async def test_export_is_a_letta_agent_file(runtime: AgentRuntime, clock: Manual
     exported = await say(runtime, clock, "/export")
     assert exported.private and len(exported.attachments) == 1
     attachment = exported.attachments[0]
-    assert attachment.filename == "memory-telegram-1.af"
+    assert attachment.filename == "memory-telegram-2025-01-06.af"  # no user id in it
     document = json.loads(attachment.data)
     [agent] = document["agents"]
     texts = [part["text"] for m in agent["messages"] for part in m["content"]]
@@ -246,6 +247,11 @@ async def test_operator_commands_only_in_private(runtime: AgentRuntime, clock: M
         (f"/admin revert {ALICE} human 9", "has versions 1 to"),
         ("/admin users many", "Usage: /admin users [N]"),
         (f"/admin import {ALICE} /etc/passwd", "run `python -m bots admin import` there"),
+        ("/admin shared server --delete extra", "Send `/admin shared server --delete` with"),
+        ("/admin shared server --force text", "block text cannot start with --"),
+        ("/admin shared rules! Be nice", "A block label is one word of letters, digits"),
+        (f"/admin set {ALICE} hu<man> text", "A block label is one word"),
+        (f"/admin memory {ALICE} {'x' * 60}", "A block label is one word"),
     ],
 )
 async def test_operator_usage_errors_are_one_line(
@@ -271,12 +277,13 @@ async def test_agent_file_round_trip(
     alice = await storage.load_agent(AgentKey.parse(ALICE))
     clone = await storage.load_agent(AgentKey.parse("telegram:3"))
     assert alice is not None and clone is not None
-    blocks = lambda a: [(b.label, b.value, b.limit) for b in a]  # noqa: E731
-    assert blocks(await storage.list_blocks(clone.id)) == blocks(
-        await storage.list_blocks(alice.id)
-    )
-    rows = lambda ms: [(m.role, m.content, m.created_at, m.tool_calls) for m in ms]  # noqa: E731
-    assert rows(await storage.all_messages(clone.id)) == rows(await storage.all_messages(alice.id))
+
+    async def contents(agent_id: int) -> tuple[list[Any], list[Any]]:
+        blocks = [(b.label, b.value, b.limit) for b in await storage.list_blocks(agent_id)]
+        messages = await storage.all_messages(agent_id)
+        return blocks, [(m.role, m.content, m.created_at, m.tool_calls) for m in messages]
+
+    assert await contents(clone.id) == await contents(alice.id)
     assert [p.content for p in await storage.all_passages(clone.id)] == ["kiln is on Tuesdays"]
     assert clone.message_count == alice.message_count
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,44 @@ BASE = {"OPENAI_API_KEY": "sk-secret-value-123"}
 
 def load(env: dict[str, str], config_file: Path | None = None) -> object:
     return load_settings(config_file, env=env, dotenv_file=None)
+
+
+def test_misspelt_settings_are_warned_about_with_the_closest_name(tmp_path: Path) -> None:
+    user_file = tmp_path / "bot.toml"
+    user_file.write_text("[memmory]\ncontext_window = 8000\n[agent]\nmax_step = 4\n")
+    env = BASE | {"AGENTCORE_MEMORY__NOPE": "1", "AGENTCORE_MODLE": "x", "OTHER_VAR": "y"}
+    settings = load_settings(user_file, env=env, dotenv_file=None)
+    assert settings.warnings == (
+        f"ignoring [memmory] in {user_file}: no such section; did you mean [memory]?",
+        f"ignoring agent.max_step in {user_file}: no such setting; did you mean agent.max_steps?",
+        "ignoring environment variable AGENTCORE_MEMORY__NOPE: no such setting; "
+        "did you mean AGENTCORE_MEMORY__HUMAN?",
+        "ignoring environment variable AGENTCORE_MODLE: no such setting; "
+        "did you mean AGENTCORE_MODEL?",
+    )
+    assert settings.agent.memory.context_window == 16000 and settings.agent.max_steps == 8
+    assert load_settings(None, env=BASE, dotenv_file=None).warnings == ()
+
+
+def test_every_shipped_setting_has_an_environment_name_that_is_not_warned_about() -> None:
+    import tomllib  # noqa: PLC0415
+    from importlib import resources  # noqa: PLC0415
+
+    defaults = tomllib.loads((resources.files("config") / "defaults.toml").read_text())
+    env = {  # a table (the price table) is given as JSON
+        f"AGENTCORE_{section.upper()}__{key.upper()}": (
+            json.dumps(value) if isinstance(value, dict) else str(value)
+        )
+        for section, entries in defaults.items()
+        for key, value in entries.items()
+        if not isinstance(value, list) and not key.endswith("_file")  # files: relative paths
+    }
+    assert load_settings(None, env=env, dotenv_file=None, require_model=False).warnings == ()
+
+
+def test_a_folder_as_the_config_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file .* cannot be read \(Is a directory\)"):
+        load_settings(tmp_path, env=BASE, dotenv_file=None)
 
 
 def test_defaults_with_just_a_key() -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
 import sqlite3
+import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from agentcore.runtime import SLOW_DOWN
+from agentcore.types import Attachment
+from bots.console.adapter import save_private
 from tests.fakes.openai_server import FakeOpenAI
-from tests.process import bot_env, remembering_model, run_bot
+from tests.process import bot_env, remembering_model, run_bot, spawn_bot
 
 
 async def test_remembered_across_processes_from_any_directory(tmp_path: Path) -> None:
@@ -78,3 +87,61 @@ async def test_unreachable_model_gives_a_short_message(tmp_path: Path) -> None:
     assert "Traceback" not in err and "model call failed" in err
     with sqlite3.connect(tmp_path / "bot.db") as db:
         assert db.execute("SELECT content FROM messages").fetchall() == [("hello",)]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("--user", "eve\x1b[2J"), "error: --user: the name may not hold control characters"),
+        (("--user", "e" * 65), "error: --user: a name of at most 64 characters, please"),
+        (("--config", "."), "cannot be read (Is a directory); check --config"),
+    ],
+)
+async def test_bad_arguments_are_one_line(tmp_path: Path, args: tuple[str, str], line: str) -> None:
+    code, out, err = await run_bot(
+        "hi\n", bot_env(tmp_path, "http://127.0.0.1:9/v1"), tmp_path, *args
+    )
+    assert code == 2 and out == ""
+    [only] = err.strip().splitlines()
+    assert line in only and only.startswith("error: ")
+
+
+async def test_an_export_is_private_and_stays_in_the_working_folder(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    (work / f"memory-console-{today}.af").symlink_to(target)  # a trap at the usual name
+    async with FakeOpenAI(remembering_model) as server:
+        env = bot_env(tmp_path, server.base_url)
+        code, out, err = await run_bot("hello\n/export\n", env, work, "--user", "../../etc/evil")
+    assert code == 0, err
+    saved = work / f"memory-console-{today}-1.af"
+    assert out.splitlines()[-1] == f"(saved {saved})"
+    assert target.read_text() == "keep me"  # the link was not followed
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert json.loads(saved.read_text())["agents"][0]["name"] == "console:../../etc/evil"
+    assert sorted(p.name for p in tmp_path.rglob("*.af")) == sorted(
+        [f"memory-console-{today}.af", saved.name]
+    )
+
+
+async def test_a_closed_output_pipe_ends_the_chat_quietly(tmp_path: Path) -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # `python -m bots | head -1` after head has exited
+    async with FakeOpenAI(remembering_model) as server:
+        proc = await spawn_bot(env=bot_env(tmp_path, server.base_url), cwd=tmp_path, stdout=writer)
+        os.close(writer)
+        _, err = await asyncio.wait_for(proc.communicate(b"one\ntwo\n"), 60)
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_exports_are_saved_under_a_safe_name_and_never_replace_a_file(tmp_path: Path) -> None:
+    hostile = Attachment("../../.bashrc x\x1b.af", b"{}", "application/json")
+    first = save_private(tmp_path, hostile)
+    assert first == tmp_path / "bashrc_x_.af"
+    assert save_private(tmp_path, hostile) == tmp_path / "bashrc_x_-1.af"
+    assert save_private(tmp_path, Attachment("...", b"", "x")) == tmp_path / "export"
+    assert stat.S_IMODE(first.stat().st_mode) == 0o600

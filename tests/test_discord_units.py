@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 import pytest
@@ -37,6 +37,9 @@ from bots.discord.translate import (
 )
 from tests.fakes.discord_server import FakeDiscord, snowflake, user_payload
 
+if TYPE_CHECKING:  # a runtime import would be circular inside discord.py
+    from discord.types.message import Message as MessagePayload
+
 FAKE = FakeDiscord()  # only its payload builders are used here
 BOT_ID = FAKE.bot_id
 ALICE = user_payload(snowflake(), "Alice")
@@ -60,7 +63,7 @@ def message(**kwargs: Any) -> discord.Message:
     payload = FAKE.message_payload(**kwargs)
     connection = state(cached_guild=cached_guild)
     channel, _ = connection._get_guild_channel(payload)
-    return discord.Message(state=connection, channel=channel, data=payload)
+    return discord.Message(state=connection, channel=channel, data=cast("MessagePayload", payload))
 
 
 # ---------------------------------------------------------------- translation
@@ -176,7 +179,7 @@ def test_files_alone_and_many_files_are_planned() -> None:
 def test_only_the_author_may_be_pinged_and_only_when_mentioned() -> None:
     author = 42
     assert allowed_mentions_for("@everyone @here <@&7> hi", author) is NO_PINGS
-    assert NO_PINGS.to_dict() == {"parse": []}
+    assert dict(NO_PINGS.to_dict()) == {"parse": []}
     pinging = allowed_mentions_for("thanks <@42>!", author).to_dict()
     assert pinging == {"parse": [], "users": [42], "replied_user": True}
     assert allowed_mentions_for("thanks <@!42>", author).to_dict()["users"] == [42]
@@ -228,7 +231,7 @@ def test_the_client_asks_for_message_content_and_pings_nobody() -> None:
         assert client.intents.message_content and client.intents.dm_messages
         assert client.intents.guild_messages and not client.intents.members
         assert client.allowed_mentions is not None
-        assert client.allowed_mentions.to_dict() == {"parse": []}
+        assert dict(client.allowed_mentions.to_dict()) == {"parse": []}
 
 
 def test_fatal_errors_name_their_fix() -> None:

@@ -30,7 +30,7 @@ from tests.fakes.openai_server import Action, Completion, Error, FakeOpenAI, Han
 from tests.fakes.telegram_server import FakeTelegram, User
 
 ALICE = User(2001, "Alice", "alice")
-FAST = {"retry_delays": (0.01, 0.01, 0.01), "backoff": (0.01, 0.05)}
+FAST: dict[str, Any] = {"retry_delays": (0.01, 0.01, 0.01), "backoff": (0.01, 0.05)}
 DEADLINE = 2.0  # the model client's whole budget per call, retries included
 
 

@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentcore.clock import ManualClock
-from agentcore.commands import parse_command
+from agentcore.commands import OPERATORS_ONLY, parse_command
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, call, calls, last_user_text, reply
 from agentcore.messages import Role, ToolCall
+from agentcore.records import NewMessage
 from agentcore.runtime import EMPTY_MESSAGE, AgentRuntime
 from agentcore.search.fts import scoped
 from agentcore.search.query import parse_query
@@ -65,14 +66,18 @@ async def test_message_text(
 @pytest.mark.parametrize("name", list(CORPUS))
 async def test_commands_and_search(runtime: AgentRuntime, clock: ManualClock, name: str) -> None:
     await runtime.handle(message(clock, "I like tea", "console:eve"))
-    for text in (
-        f"/search {CORPUS[name]}",
-        f"/memory {CORPUS[name]}",
-        f"/forget {CORPUS[name]}",
-        f"/admin memory {CORPUS[name]}",
-    ):
-        answer = await runtime.handle(message(clock, text, "telegram:7"))
-        assert answer.text and "Traceback" not in answer.text
+    text = CORPUS[name]
+    stranger = "telegram:7"  # has no agent, is no operator
+    forget = await runtime.handle(message(clock, f"/forget {text}", stranger))
+    assert forget.text.startswith("This permanently erases everything")  # only "confirm" erases
+    memory = await runtime.handle(message(clock, f"/memory {text}", stranger))
+    assert memory.text == "I don't remember anything about you yet."
+    admin = await runtime.handle(message(clock, f"/admin memory {text}", stranger))
+    assert admin.text == OPERATORS_ONLY
+    search = await runtime.handle(message(clock, f"/search {text}", stranger))
+    words = clean_text(text).strip()
+    assert search.text.startswith("No messages of ours match “" if words else "Usage: /search")
+    assert "tea" not in search.text  # eve's message is not the stranger's
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
@@ -82,24 +87,51 @@ async def test_tools_and_storage_search(
     from agentcore.memory.blocks import default_blocks  # noqa: PLC0415
     from agentcore.settings import MemorySettings  # noqa: PLC0415
 
-    text = CORPUS[name]
-    agent = await storage.create_agent(
-        AgentKey("console", "eve"), "eve", clock.now(), default_blocks(MemorySettings())
-    )
-    assert agent is not None
-    blocks = {b.label: b for b in await storage.list_blocks(agent.id)}
-    ctx = ToolContext(storage, agent.id, blocks, clock, MemorySettings().timezone, 10, "eve")
+    text = clean_text(CORPUS[name])
+    eve, bob = [
+        await storage.create_agent(
+            AgentKey("console", who), who, clock.now(), default_blocks(MemorySettings())
+        )
+        for who in ("eve", "bob")
+    ]
+    assert eve is not None and bob is not None
+    for agent in (eve, bob):  # both said it; each finds only their own
+        await storage.append_messages(agent.id, [NewMessage(Role.USER, text, clock.now())])
+    blocks = {b.label: b for b in await storage.list_blocks(eve.id)}
+    ctx = ToolContext(storage, eve.id, blocks, clock, MemorySettings().timezone, 10, "eve")
     registry = ToolRegistry()
-    for name_, args in [
-        ("conversation_search", {"query": text}),
-        ("archival_memory_search", {"query": text}),
-        ("archival_memory_insert", {"content": text[:3000] or "x", "tags": [text[:50]]}),
-        ("core_memory_append", {"label": "human", "content": text[:100] or "x"}),
-    ]:
+
+    async def tool(name_: str, **args: object) -> str:
         result = await registry.execute(ctx, ToolCall("c", name_, json.dumps(args)))
         assert "failed unexpectedly" not in result
-    await storage.search_messages(agent.id, text)
-    await storage.recent_matches(agent.id, text, 10)
+        return result
+
+    searchable = not parse_query(text).empty
+    [own] = await storage.all_messages(eve.id)
+    hits = await storage.search_messages(eve.id, text)
+    assert [h.id for h in hits] == ([own.id] if searchable else [])
+    assert [h.id for h in await storage.recent_matches(eve.id, text, 10)] == [h.id for h in hits]
+    found = await tool("conversation_search", query=text)
+    assert found.startswith("1 message(s) found" if searchable else "No messages found")
+
+    note = text[:3000]
+    filed = await tool("archival_memory_insert", content=note, tags=[text[:50]])
+    if note.strip():
+        assert filed == "Filed in archival memory."
+        [passage] = await storage.all_passages(eve.id)
+        assert passage.content == note.strip()
+        assert [p.id for p in await storage.search_passages(eve.id, text)] == (
+            [passage.id] if searchable else []
+        )
+        assert await storage.search_passages(bob.id, text) == []
+    else:
+        assert "content is empty" in filed and await storage.all_passages(eve.id) == []
+    appended = await tool("core_memory_append", label="human", content=text[:100])
+    human = {b.label: b for b in await storage.list_blocks(eve.id)}["human"].value
+    if text[:100].strip():
+        assert human.endswith(text[:100]), appended
+    else:
+        assert "content is empty" in appended and human == blocks["human"].value
 
 
 async def test_prompt_injection_cannot_reach_another_users_memory(
@@ -151,16 +183,19 @@ async def test_operator_cli(
     await runtime.handle(message(clock, "hello", "console:eve"))
     commands = build_commands(make_settings(), storage, clock)
     text = CORPUS[name]
-    for args in (
-        f"search console:eve {text}",
-        f"memory {text}",
-        f"set console:eve human {text}",
-        f"shared {text}",
-        f"users {text}",
-        f"{text}",
+    for args, success in (
+        (f"search console:eve {text}", "No messages of console:eve match"),
+        (f"memory {text}", "Core memory of"),
+        (f"set console:eve human {text}", "Saved console:eve human as v"),
+        (f"shared {text}", "Every agent now sees the read-only block"),
+        (f"users {text}", "console:eve “eve” last seen"),
+        (f"{text}", "(never a success)"),
     ):
         answer = await commands.admin("cli:root", args, local=True)
-        assert answer.text
+        if answer.kind is ReplyKind.ERROR:  # refused: one line saying why
+            assert answer.text and "\n" not in answer.text.strip(), args
+        else:
+            assert answer.text.startswith(success), (args, answer.text[:200])
 
 
 # ----------------------------------------------------------------- properties

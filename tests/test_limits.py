@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from agentcore.clock import ManualClock
+from agentcore.commands.user import NOTHING_STORED
 from agentcore.limits import RateLimiter
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, reply
 from agentcore.messages import Role
-from agentcore.runtime import BUSY, QUEUE_FULL, SLOW_DOWN
+from agentcore.records import PendingMessage
+from agentcore.runtime import BUSY, COMMAND_LATER, QUEUE_FULL, SLOW_DOWN
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bots.compose import build_runtime
@@ -81,14 +85,34 @@ async def test_a_full_queue_declines_with_one_notice(
     assert [p.message.text for p in await storage.list_pending()] == ["n1", "n2"]
 
 
-async def test_commands_count_against_the_rate_limit(
+async def test_over_the_limit_a_costly_command_is_refused_and_says_so(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
     settings = make_settings(runtime={"rate_limit_per_minute": 2})
     runtime = build_runtime(settings, storage, FunctionLLM(lambda r: reply("ok")), clock)
-    answers = [(await runtime.handle(message(clock, "/help"))).text for _ in range(4)]
-    assert answers[0].startswith("Commands:") and answers[2] == SLOW_DOWN and answers[3] == ""
+    answers = [(await runtime.handle(message(clock, "/export"))).text for _ in range(4)]
+    refused = COMMAND_LATER.format(name="export")
+    assert answers[:2] == [NOTHING_STORED, NOTHING_STORED]  # commands count against the limit
+    assert answers[2:] == [refused, refused]  # every refusal is answered, none is "kept"
+    assert "/search" in (await runtime.handle(message(clock, "/search tea"))).text
+    assert (await runtime.handle(message(clock, "/help"))).text.startswith("Commands:")
     assert await storage.list_pending() == []  # a command is not a message to keep
+
+
+async def test_forget_works_for_someone_flooding(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    settings = make_settings(runtime={"rate_limit_per_minute": 3})
+    runtime = build_runtime(settings, storage, FunctionLLM(lambda r: reply("ok")), clock)
+    answers = [(await runtime.handle(message(clock, f"m{i}"))).text for i in range(20)]
+    assert answers[3] == SLOW_DOWN and len(await storage.list_pending()) == 17
+    asked = await runtime.handle(message(clock, "/forget"))
+    assert "send /forget confirm within 2 minutes" in asked.text
+    done = await runtime.handle(message(clock, "/forget confirm"))
+    assert done.text.startswith("Done: I've erased everything")
+    assert await storage.load_agent(BRAD) is None
+    assert await storage.list_pending() == []  # the held-back messages are erased too
+    assert await runtime.recover("console") == []
 
 
 async def test_long_message_is_shortened_for_the_model_with_a_note(
@@ -112,9 +136,13 @@ async def test_long_message_is_shortened_for_the_model_with_a_note(
 async def test_too_much_in_flight_holds_messages_back(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
-    release = asyncio.Event()
+    release, both_running = asyncio.Event(), asyncio.Event()
+    asked: list[LLMRequest] = []
 
     async def slow(request: LLMRequest) -> LLMResponse:
+        asked.append(request)
+        if len(asked) == 2:
+            both_running.set()
         await release.wait()
         return reply("done " + ",".join(user_texts(request)))
 
@@ -124,8 +152,8 @@ async def test_too_much_in_flight_holds_messages_back(
         asyncio.create_task(runtime.handle(message(clock, f"hi {i}", f"telegram:{i}")))
         for i in range(2)
     ]
-    await asyncio.sleep(0.01)
-    third = await runtime.handle(message(clock, "hello", "telegram:3"))
+    await asyncio.wait_for(both_running.wait(), 5)  # two turns in flight
+    third = await asyncio.wait_for(runtime.handle(message(clock, "hello", "telegram:3")), 5)
     assert third.text == BUSY
     release.set()
     await asyncio.gather(*running)
@@ -173,18 +201,31 @@ async def test_five_hundred_flooding_users_stay_bounded(
 
 
 async def test_held_back_messages_are_answered_unprompted(
-    storage: SQLiteStorage, clock: ManualClock
+    storage: SQLiteStorage, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    reads: list[str | None] = []
+    list_pending = storage.list_pending
+
+    async def counted(platform: str | None = None) -> list[PendingMessage]:
+        reads.append(platform)
+        return await list_pending(platform)
+
+    monkeypatch.setattr(storage, "list_pending", counted)
     llm = FunctionLLM(lambda r: reply("answered " + ",".join(user_texts(r)[-2:])))
-    settings = make_settings(runtime={"rate_limit_per_minute": 1, "held_answer_seconds": 0.01})
+    # No pause between sweeps, so each pass of the event loop is one sweep.
+    settings = make_settings(runtime={"rate_limit_per_minute": 1, "held_answer_seconds": 0})
     runtime = build_runtime(settings, storage, llm, clock)
-    sweeps = runtime.held_back_tickets("console")
-    nothing_held = asyncio.create_task(anext(sweeps))
-    await asyncio.sleep(0.05)
-    assert not nothing_held.done()  # no sweep reads the database while nothing is held back
+    idle = runtime.held_back_tickets("console")
+    waiting = asyncio.ensure_future(anext(idle))
+    for _ in range(20):
+        await asyncio.sleep(0)  # one pass of the loop: one more sweep
+    assert reads == [] and not waiting.done()  # nothing held back: the database is not read
+    waiting.cancel()
     answers = [(await runtime.handle(message(clock, f"m{i}"))).text for i in range(3)]
     assert answers == ["answered m0", SLOW_DOWN, ""]
-    ticket = await asyncio.wait_for(nothing_held, 5)
+    sweeps = runtime.held_back_tickets("console")
+    ticket = await asyncio.wait_for(anext(sweeps), 5)
+    assert reads == ["console"]
     assert ticket.message.key == BRAD and ticket.message.text == "m2"  # one per person
     assert (await runtime.answer(ticket)).text == "answered m1,m2"
     assert await storage.list_pending() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,16 @@ from agentcore.runtime import LLM_FAILED
 from agentcore.storage.sqlite import SQLiteStorage
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
-from tests.fakes.openai_server import Completion, Error, FakeOpenAI, Hang, Raw, last_user, system
+from tests.fakes.openai_server import (
+    Action,
+    Completion,
+    Error,
+    FakeOpenAI,
+    Hang,
+    Raw,
+    last_user,
+    system,
+)
 
 REQUEST = LLMRequest(
     messages=(PromptMessage(Role.SYSTEM, "be nice"), PromptMessage(Role.USER, "hi")),
@@ -87,7 +97,7 @@ async def test_history_with_tool_calls_goes_out_in_wire_shape() -> None:
 
 
 async def test_server_errors_are_retried() -> None:
-    script = [Error(500), Error(503), Completion(content="third time lucky")]
+    script: list[Action] = [Error(500), Error(503), Completion(content="third time lucky")]
     async with FakeOpenAI(script) as server:
         llm = client(server)
         response = await llm.complete(REQUEST)
@@ -96,7 +106,7 @@ async def test_server_errors_are_retried() -> None:
 
 
 async def test_429_honours_retry_after() -> None:
-    script = [Error(429, "slow down", {"retry-after": "1"}), Completion(content="ok")]
+    script: list[Action] = [Error(429, "slow down", {"retry-after": "1"}), Completion(content="ok")]
     async with FakeOpenAI(script) as server:
         llm = client(server)
         started = time.monotonic()
@@ -152,11 +162,11 @@ async def test_connection_refused() -> None:
 async def test_a_turn_through_the_real_client(storage: SQLiteStorage, clock: ManualClock) -> None:
     """Tool call → tool result → final answer, all over HTTP; then a failure keeps the message."""
 
-    def responder(body: dict[str, object]) -> Completion | Error:
-        messages = body["messages"]  # type: ignore[index]
-        if last_user(body) == "fail":  # type: ignore[arg-type]
+    def responder(body: dict[str, Any]) -> Completion | Error:
+        messages = body["messages"]
+        if last_user(body) == "fail":
             return Error(500)
-        if messages[-1]["role"] == "tool":  # type: ignore[index]
+        if messages[-1]["role"] == "tool":
             return Completion(content="Saved your name.")
         return Completion(tool_calls=[("core_memory_append", {"label": "human", "content": "Ann"})])
 

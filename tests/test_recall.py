@@ -59,6 +59,7 @@ def store(any_storage: Storage) -> Storage:
 
 async def remember(store: Storage, who: str = "sam") -> int:
     agent = await store.create_agent(AgentKey("telegram", who), who, WEEK1, [])
+    assert agent is not None
     for start, turns in HISTORY:
         await store.append_messages(
             agent.id,

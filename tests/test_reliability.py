@@ -169,7 +169,7 @@ async def test_api_key_never_reaches_logs_even_when_the_server_echoes_it(
     assert out.startswith("I couldn't reach my language model")
     assert "model call failed" in err and "***" in err
     assert key not in err and key not in out
-    exported = next(tmp_path.glob("memory-console-brad.af")).read_text()
+    exported = next(tmp_path.glob("memory-console-*.af")).read_text()
     assert key not in exported
 
 
@@ -190,6 +190,10 @@ async def test_online_backup_while_running_restores_the_same_memories(tmp_path: 
             await bot.say("remember I keep bees")
             assert await bot.line() == "saved\n"
             backup = tmp_path / "backups" / "copy.db"
+            code, out, _ = await admin(env, "backup", str(backup))
+            assert code == 2 and f"There is no folder {backup.parent}; create it" in out
+            assert not backup.parent.exists()  # no folder tree made behind the operator's back
+            backup.parent.mkdir()
             code, out, err = await admin(env, "backup", str(backup))
             assert code == 0, err
             assert f"Backed up the database to {backup}" in out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, reply
@@ -16,22 +18,48 @@ from tests.conftest import make_settings, message
 
 async def test_slots_are_bounded_and_evict_only_idle() -> None:
     slots = AgentSlots(capacity=3)
-    busy = asyncio.Event()
+    held = asyncio.Event()
     release = asyncio.Event()
+    order: list[str] = []
+    busy = AgentKey("t", "busy")
 
-    async def hold_long(key: AgentKey) -> None:
+    async def hold(key: AgentKey, name: str) -> None:
         async with slots.hold(key):
-            busy.set()
+            order.append(name)
+            held.set()
             await release.wait()
 
-    holder = asyncio.create_task(hold_long(AgentKey("t", "busy")))
-    await busy.wait()
-    for i in range(10):
+    holder = asyncio.create_task(hold(busy, "first"))
+    await held.wait()
+    for i in range(10):  # ten other people come and go: their idle slots are evicted
         async with slots.hold(AgentKey("t", str(i))):
             pass
     assert len(slots) == 3
+    # The busy person's slot survived: their next turn still waits for the running one. (Had
+    # the slot been evicted, it would get a fresh lock and run at once, out of order.)
+    assert slots.busy(busy)
+    second = asyncio.create_task(hold(busy, "second"))
+    await asyncio.sleep(0)  # one pass of the loop: a free lock would be taken right here
+    assert order == ["first"] and not second.done()
     release.set()
-    await holder
+    await asyncio.gather(holder, second)
+    assert order == ["first", "second"]
+    assert len(slots) == 3 and not slots.busy(busy)
+
+
+async def test_a_slot_is_reentrant_for_the_task_holding_it() -> None:
+    slots = AgentSlots(capacity=3)
+    key = AgentKey("t", "op")
+    async with slots.hold(key):
+        assert not slots.busy(key)  # not busy for its holder: holding it again does not wait
+        async with asyncio.timeout(1), slots.hold(key):
+            pass
+        assert await asyncio.create_task(_busy_elsewhere(slots, key))  # busy for other tasks
+    assert not slots.busy(key)
+
+
+async def _busy_elsewhere(slots: AgentSlots, key: AgentKey) -> bool:
+    return slots.busy(key)
 
 
 async def test_many_users_do_not_grow_the_cache(storage: SQLiteStorage, clock: ManualClock) -> None:
@@ -66,11 +94,11 @@ async def test_empty_message_gets_a_notice(storage: SQLiteStorage, clock: Manual
 async def test_shutdown_lets_in_flight_turns_finish(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
-    started = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
 
     async def slow(request: LLMRequest) -> LLMResponse:
         started.set()
-        await asyncio.sleep(0.05)
+        await release.wait()
         return reply("finished")
 
     llm = FunctionLLM(slow)
@@ -78,24 +106,36 @@ async def test_shutdown_lets_in_flight_turns_finish(
     turn = asyncio.create_task(runtime.handle(message(clock, "hi")))
     await started.wait()
     closing = asyncio.create_task(runtime.shutdown())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one pass of the loop: the shutdown starts
     assert (await runtime.handle(message(clock, "late", "telegram:9"))).text == SHUTTING_DOWN
+    assert not closing.done() and not llm.closed  # waiting for the turn
+    release.set()
     assert (await turn).text == "finished"
     await closing
     assert llm.closed
 
 
-async def test_shutdown_is_bounded(storage: SQLiteStorage, clock: ManualClock) -> None:
+async def test_shutdown_is_bounded(
+    storage: SQLiteStorage, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    asked = asyncio.Event()
+
     async def stuck(request: LLMRequest) -> LLMResponse:
-        await asyncio.sleep(3600)
+        asked.set()
+        await asyncio.Event().wait()  # never answers
         raise AssertionError
 
+    llm = FunctionLLM(stuck)
     settings = make_settings(runtime={"shutdown_grace": 0.05})
-    runtime = build_runtime(settings, storage, FunctionLLM(stuck), clock)
+    runtime = build_runtime(settings, storage, llm, clock)
     turn = asyncio.create_task(runtime.handle(message(clock, "hi")))
-    await asyncio.sleep(0.01)
-    await asyncio.wait_for(runtime.shutdown(), 2)
+    await asyncio.wait_for(asked.wait(), 5)  # the turn is in flight, waiting on the model
+    await asyncio.wait_for(runtime.shutdown(), 5)  # returns although the turn never ends
+    assert not turn.done() and llm.closed
+    assert "shutdown: 1 turn(s) still running after 0s; closing anyway" in caplog.text
     turn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await turn
 
 
 async def test_accept_stores_before_the_turn_runs(

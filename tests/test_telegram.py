@@ -35,7 +35,7 @@ from tests.hostile import CORPUS
 ALICE = User(1001, "Alice", "alice_w")
 BOB = User(1002, "Bob", "bob_b")
 GROUP = Chat(-100555, "supergroup", "Friends")
-FAST = {"retry_delays": (0.01, 0.01, 0.01), "backoff": (0.01, 0.05)}
+FAST: dict[str, Any] = {"retry_delays": (0.01, 0.01, 0.01), "backoff": (0.01, 0.05)}
 
 
 def remembering(request: LLMRequest) -> LLMResponse:
@@ -397,7 +397,7 @@ class RecordingStorage:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def add_pending(self, message: InboundMessage, received_at: Any) -> int:
+    async def add_pending(self, message: InboundMessage, received_at: Any) -> int | None:
         pending_id = await self._inner.add_pending(message, received_at)
         update_id = Route.from_json(message.route).update_id
         assert update_id is not None
@@ -409,7 +409,7 @@ async def test_an_update_is_confirmed_only_after_it_is_stored(
     fake: FakeTelegram, storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock
 ) -> None:
     recording = RecordingStorage(storage)
-    runtime = build_runtime(make_settings(), recording, llm, clock)  # type: ignore[arg-type]
+    runtime = build_runtime(make_settings(), recording, llm, clock)
     confirmations: list[tuple[int, set[int]]] = []  # (offset, updates stored at that moment)
 
     def on_request(call: Call) -> None:

@@ -117,7 +117,7 @@ async def test_a_second_instance_conflict_exits_non_zero_with_one_line(tmp_path:
             _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1, err.decode()
     log = err.decode()
-    conflict_lines = [line for line in log.splitlines() if "409" in line]
+    conflict_lines = [line for line in log.splitlines() if "409 Conflict" in line]  # not 1409ms
     assert len(conflict_lines) == 1 and "another process" in conflict_lines[0]
     assert "Traceback" not in log and fake.token not in log
     assert len(fake.polls) == 1  # it did not keep polling

@@ -7,13 +7,14 @@ Telegram's ``@botname``); ``Commands.run`` parses it, checks who may run it, and
 from __future__ import annotations
 
 from agentcore.clock import Clock
-from agentcore.commands.admin import AdminCommands
+from agentcore.commands.admin import AdminCommands, NoTurns, TurnLocks
 from agentcore.commands.spec import (
     ADMIN_COMMAND,
     ADMIN_VERBS,
     OPERATORS_ONLY,
     USER_COMMANDS,
     CommandInfo,
+    is_costly,
     parse_command,
 )
 from agentcore.commands.user import UserCommands
@@ -30,6 +31,7 @@ __all__ = [
     "USER_COMMANDS",
     "CommandInfo",
     "Commands",
+    "is_costly",
     "parse_command",
 ]
 
@@ -41,10 +43,12 @@ class Commands:
         storage: Storage,
         clock: Clock,
         settings: AgentSettings,
-        admins: frozenset[AgentKey] = frozenset(),
         usage: UsageSettings,
+        admins: frozenset[AgentKey] = frozenset(),
         model: str = "",
+        turns: TurnLocks | None = None,
     ) -> None:
+        """``turns`` are the runtime's per-person turn locks (none where no turns run)."""
         self._admins = admins
         self._user = UserCommands(
             storage=storage,
@@ -54,7 +58,13 @@ class Commands:
             usage=usage,
             is_operator=self.is_operator,
         )
-        self._admin = AdminCommands(storage=storage, clock=clock, settings=settings, usage=usage)
+        self._admin = AdminCommands(
+            storage=storage,
+            clock=clock,
+            settings=settings,
+            usage=usage,
+            turns=turns if turns is not None else NoTurns(),
+        )
 
     def is_operator(self, key: AgentKey) -> bool:
         """Operators: the configured admins, and whoever sits at the terminal."""

@@ -7,18 +7,22 @@ never with memory content.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import statistics
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from agentcore.clock import Clock
 from agentcore.commands import render
-from agentcore.commands.agentfile import AgentFileError, parse_agent_file
+from agentcore.commands.agentfile import AgentFileError, ImportLimits, parse_agent_file
 from agentcore.commands.spec import ADMIN_VERBS, usage_line
-from agentcore.memory.blocks import default_blocks
+from agentcore.memory.blocks import LABEL_RULE, default_blocks, valid_label
 from agentcore.memory.prompt import humanize
 from agentcore.records import (
     Actor,
@@ -44,8 +48,31 @@ from agentcore.usage.report import (
     totals,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_LIST = 200
 TOP_USERS = 10
+_IMPORT_LIMITS = ImportLimits()
+
+
+class TurnLocks(Protocol):
+    """Each person's turn lock (the runtime's), so an import waits for a running turn."""
+
+    def busy(self, key: AgentKey) -> bool: ...
+
+    def hold(self, key: AgentKey) -> AbstractAsyncContextManager[None]: ...
+
+
+class NoTurns:
+    """Where no turns run in this process (the operator CLI, which keeps imports away from a
+    running bot by taking the bot's instance lock instead)."""
+
+    def busy(self, key: AgentKey) -> bool:
+        return False
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: AgentKey) -> AsyncIterator[None]:
+        yield
 
 
 class UsageError(Exception):
@@ -67,10 +94,13 @@ def _usage(verb: str) -> UsageError:
     return UsageError(usage_line("/admin ", _USAGE[verb]))
 
 
-def _split(verb: str, args: str, count: int, *, rest: bool = False) -> list[str]:
-    """Exactly ``count`` words, the last one taking the rest of the line if ``rest``."""
-    parts = args.split(maxsplit=count - 1) if rest else args.split()
-    if len(parts) != count or (rest and not parts[-1].strip()):
+def _split(verb: str, args: str) -> list[str]:
+    """The verb's arguments as its usage names them: single words, then (if it takes free text)
+    the rest of the line."""
+    info = _USAGE[verb]
+    count = info.single_words + info.rest
+    parts = args.split(maxsplit=count - 1) if info.rest else args.split()
+    if len(parts) != count or (info.rest and not parts[-1].strip()):
         raise _usage(verb)
     return parts
 
@@ -94,12 +124,19 @@ def _number(verb: str, text: str, default: int) -> int:
 
 class AdminCommands:
     def __init__(
-        self, *, storage: Storage, clock: Clock, settings: AgentSettings, usage: UsageSettings
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        settings: AgentSettings,
+        usage: UsageSettings,
+        turns: TurnLocks,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._settings = settings
         self._usage = usage
+        self._turns = turns
         self._verbs: dict[str, Verb] = {
             "users": self.users,
             "memory": self.memory,
@@ -148,6 +185,7 @@ class AdminCommands:
         return agent
 
     async def _block(self, agent: AgentRecord, label: str) -> Block:
+        _check_label(label)
         blocks = {b.label: b for b in await self._storage.list_blocks(agent.id)}
         if label not in blocks:
             raise UsageError(f"{agent.key} has no block {label!r}; blocks: {', '.join(blocks)}")
@@ -181,11 +219,11 @@ class AdminCommands:
         return f"Core memory of {agent.key}:\n\n" + render.blocks(blocks)
 
     async def set(self, request: AdminRequest) -> str:
-        name, label, text = _split("set", request.args, 3, rest=True)
+        name, label, text = _split("set", request.args)
         return await self._write(request, "set", name, label, lambda old: text)
 
     async def append(self, request: AdminRequest) -> str:
-        name, label, text = _split("append", request.args, 3, rest=True)
+        name, label, text = _split("append", request.args)
         return await self._write(
             request, "append", name, label, lambda old: f"{old}\n{text}" if old else text
         )
@@ -221,14 +259,14 @@ class AdminCommands:
         return [first, *edits]
 
     async def history(self, request: AdminRequest) -> str:
-        name, label = _split("history", request.args, 2)
+        name, label = _split("history", request.args)
         agent = await self._agent(name)
         versions = await self._versions(agent, await self._block(agent, label))
         await self._audit(request, "history", str(agent.key), label)
         return f"History of {agent.key} {label}:\n\n" + render.history(versions, self._tz)
 
     async def revert(self, request: AdminRequest) -> str:
-        name, label, number = _split("revert", request.args, 3)
+        name, label, number = _split("revert", request.args)
         if not number.lstrip("v").isdigit():
             raise _usage("revert")
         agent = await self._agent(name)
@@ -246,7 +284,7 @@ class AdminCommands:
         return f"Restored {agent.key} {label} to v{wanted.version}, saved as v{saved.version}."
 
     async def search(self, request: AdminRequest) -> str:
-        name, words = _split("search", request.args, 2, rest=True)
+        name, words = _split("search", request.args)
         agent = await self._agent(name)
         found = await self._storage.search_messages(agent.id, words, limit=10)
         await self._audit(request, "search", str(agent.key))
@@ -257,10 +295,14 @@ class AdminCommands:
         )
 
     async def shared(self, request: AdminRequest) -> str:
-        label, text = _split("shared", request.args, 2, rest=True)
-        if not label.isidentifier():
-            raise UsageError("Block labels are single words, e.g. server or rules.")
-        if text.strip() == "--delete":
+        label, text = _split("shared", request.args)
+        _check_label(label)
+        if text.startswith("--") and text != "--delete":
+            raise UsageError(
+                f"Did you mean to delete {label}? Send `/admin shared {label} --delete` with "
+                "nothing after it; block text cannot start with --."
+            )
+        if text == "--delete":
             deleted = await self._storage.delete_shared_block(label)
             await self._audit(request, "shared-delete", label)
             return (
@@ -273,26 +315,32 @@ class AdminCommands:
         return f"Every agent now sees the read-only block {label} ({len(text)} chars)."
 
     async def import_file(self, request: AdminRequest) -> str:
-        name, path = _split("import", request.args, 2, rest=True)
+        name, path = _split("import", request.args)
         if not request.local:
             raise UsageError(
                 "Import reads a file on the server: run `python -m bots admin import` there."
             )
         key = _key(name)
         try:
-            raw = await asyncio.to_thread(_read_file, path)
-            snapshot = parse_agent_file(
-                raw, default_blocks(self._settings.memory), self._clock.now()
+            raw = await asyncio.to_thread(_read_file, path, _IMPORT_LIMITS.max_bytes + 1)
+            parsed = parse_agent_file(
+                raw, default_blocks(self._settings.memory), self._clock.now(), _IMPORT_LIMITS
             )
         except OSError as exc:
             raise UsageError(f"Cannot read {path}: {exc.strerror}") from None
         except AgentFileError as exc:
             raise UsageError(f"{path} is not an Agent File we can import: {exc}") from None
-        agent = await self._storage.replace_agent(key, snapshot, self._clock.now())
+        snapshot = parsed.snapshot
+        # Replacing a whole agent must not interleave with that person's turn: wait for it.
+        if self._turns.busy(key):
+            log.info("import of %s waits for their running turn to finish", key)
+        async with self._turns.hold(key):
+            agent = await self._storage.replace_agent(key, snapshot, self._clock.now())
         await self._audit(request, "import", str(key), f"{len(snapshot.messages)} messages")
+        changed = "".join(f"\n- {note}" for note in parsed.notes)
         return (
             f"Imported {key}: {len(snapshot.blocks)} blocks, {agent.message_count} messages, "
-            f"{agent.passage_count} passages."
+            f"{agent.passage_count} passages." + (f"\nChanged to fit:{changed}" if changed else "")
         )
 
     async def backup(self, request: AdminRequest) -> str:
@@ -305,6 +353,8 @@ class AdminCommands:
         destination = await asyncio.to_thread(_expand, request.args)
         if await asyncio.to_thread(destination.exists):
             raise UsageError(f"{destination} exists already; choose a new file name.")
+        if not await asyncio.to_thread(destination.parent.is_dir):
+            raise UsageError(f"There is no folder {destination.parent}; create it first.")
         try:
             await self._storage.backup(destination)
         except StorageError as exc:
@@ -400,12 +450,19 @@ class AdminCommands:
         )
 
 
+def _check_label(label: str) -> None:
+    if not valid_label(label):
+        raise UsageError(f"A block label is {LABEL_RULE}, e.g. server or rules.")
+
+
 def _expand(path: str) -> Path:
     return Path(path).expanduser()
 
 
-def _read_file(path: str) -> bytes:
-    return _expand(path).read_bytes()
+def _read_file(path: str, at_most: int) -> bytes:
+    """Up to ``at_most`` bytes (so /dev/zero or a huge file cannot fill the memory)."""
+    with _expand(path).open("rb") as handle:
+        return handle.read(at_most)
 
 
 def _uptime(runs: list[StartupRun], now: datetime) -> str:

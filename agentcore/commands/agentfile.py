@@ -10,11 +10,13 @@ keys), and our block history, running summary and model usage under ``agentcore`
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from agentcore.memory.blocks import LABEL_RULE, valid_label
 from agentcore.messages import Role, ToolCall
 from agentcore.records import (
     AgentRecord,
@@ -28,9 +30,14 @@ from agentcore.records import (
     StoredMessage,
     UsageDay,
 )
+from agentcore.types import clean_text
 
 FORMAT = "agentcore-af-1"
 _DEFAULT_LIMIT = 5000
+_IMPORTED_ROLES = {Role.USER.value, Role.ASSISTANT.value, Role.TOOL.value}
+_MAX_NAME = 128  # as the runtime caps display names
+_MAX_DESCRIPTION = 1000
+_MAX_TAG = 100
 
 
 class AgentFileError(ValueError):
@@ -164,98 +171,229 @@ def _iso(when: datetime) -> str:
 # --------------------------------------------------------------------- import
 
 
-def parse_agent_file(
-    raw: bytes | str, defaults: Sequence[BlockSpec], now: datetime
-) -> AgentSnapshot:
-    """An ``AgentSnapshot`` from an Agent File (ours or Letta's); ``AgentFileError`` if not.
+@dataclass(frozen=True, slots=True)
+class ImportLimits:
+    """What one import may bring in. Blocks are also cut to the configured block limits, so an
+    imported agent always fits the context window and can still fold its history."""
 
-    ``now`` stands in for any missing timestamp."""
+    max_bytes: int = 32 * 1024 * 1024
+    max_blocks: int = 32
+    max_messages: int = 100_000
+    max_passages: int = 100_000
+    max_message_chars: int = 64_000  # as runtime.max_stored_chars: the hard limit of one message
+    max_summary_chars: int = 8_000
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAgentFile:
+    snapshot: AgentSnapshot
+    notes: tuple[str, ...]  # what was cut, repaired or skipped to make the file fit, one per line
+
+
+def parse_agent_file(
+    raw: bytes | str,
+    defaults: Sequence[BlockSpec],
+    now: datetime,
+    limits: ImportLimits = ImportLimits(),
+) -> ParsedAgentFile:
+    """An ``AgentSnapshot`` from an Agent File (ours or Letta's) made to fit ``limits`` and the
+    block limits of ``defaults``, with notes on what was changed; ``AgentFileError`` if the file
+    cannot be imported. ``now`` stands in for any missing timestamp."""
+    if len(raw) > limits.max_bytes:
+        raise AgentFileError(f"it is over the import limit of {limits.max_bytes // 2**20} MB")
     try:
         data = json.loads(raw)
+        return _parse(data, defaults, now, limits)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AgentFileError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise AgentFileError("its JSON is nested too deeply") from None
+
+
+def _parse(
+    data: Any, defaults: Sequence[BlockSpec], now: datetime, limits: ImportLimits
+) -> ParsedAgentFile:
     if not isinstance(data, dict) or not isinstance(data.get("agents"), list) or not data["agents"]:
         raise AgentFileError("no agents in the file (expected Letta's .af layout)")
+    notes: list[str] = []  # what was cut, repaired or skipped, for the operator
     agent = _mapping(data["agents"][0], "agents[0]")
-    blocks = _import_blocks(data, agent, defaults)
-    messages, source_ids = _import_messages(agent, now)
-    in_context = set(_list(agent.get("in_context_message_ids"), "in_context_message_ids"))
-    first_in_context = next((i for i, sid in enumerate(source_ids) if sid in in_context), None)
+    blocks = _import_blocks(data, agent, defaults, limits, notes)
+    imported = _import_messages(agent, now, limits, notes)
+    in_context = _ids(agent.get("in_context_message_ids"), "in_context_message_ids")
+    first_in_context = next((i for i, (sid, _) in enumerate(imported) if sid in in_context), None)
     extra: dict[str, Any] = data["agentcore"] if isinstance(data.get("agentcore"), dict) else {}
-    return AgentSnapshot(
-        display_name=str(extra.get("display_name") or agent.get("name") or ""),
+    name = clean_text(str(extra.get("display_name") or agent.get("name") or ""))
+    snapshot = AgentSnapshot(
+        display_name=name[:_MAX_NAME],
         blocks=tuple(blocks),
-        messages=tuple(messages),
-        passages=tuple(_import_passages(data.get("passages"), now)),
-        in_context=len(messages) - first_in_context if first_in_context is not None else 0,
-        summary=str(extra.get("summary") or ""),
+        messages=tuple(m for _, m in imported),
+        passages=tuple(_import_passages(data.get("passages"), now, limits, notes)),
+        in_context=len(imported) - first_in_context if first_in_context is not None else 0,
+        summary=_cut("the summary", _text(extra.get("summary")), limits.max_summary_chars, notes),
     )
+    return ParsedAgentFile(snapshot, tuple(notes))
+
+
+def _cut(what: str, text: str, cap: int, notes: list[str]) -> str:
+    if len(text) <= cap:
+        return text
+    notes.append(f"{what} was cut from {len(text):,} to {cap:,} characters")
+    return text[:cap]
+
+
+def _text(value: Any) -> str:
+    return clean_text(str(value or ""))
 
 
 def _import_blocks(
-    data: dict[str, Any], agent: dict[str, Any], defaults: Sequence[BlockSpec]
+    data: dict[str, Any],
+    agent: dict[str, Any],
+    defaults: Sequence[BlockSpec],
+    limits: ImportLimits,
+    notes: list[str],
 ) -> list[BlockSpec]:
-    wanted = set(_list(agent.get("block_ids"), "block_ids"))
+    wanted = _ids(agent.get("block_ids"), "block_ids")
+    caps = {d.label: d.limit for d in defaults}
+    other_cap = max(caps.values(), default=_DEFAULT_LIMIT)
     specs: dict[str, BlockSpec] = {}
     for item in _list(data.get("blocks"), "blocks"):
         block = _mapping(item, "block")
-        if wanted and block.get("id") not in wanted:
+        if wanted and str(block.get("id")) not in wanted:
             continue
-        label, value = str(block.get("label") or ""), str(block.get("value") or "")
-        if not label:
-            raise AgentFileError("a block has no label")
-        limit = _limit(block.get("limit"), len(value))
+        label = _text(block.get("label"))
+        if not valid_label(label):
+            raise AgentFileError(f"block label {label[:60]!r} is not {LABEL_RULE}")
+        cap = caps.get(label, other_cap)
+        value = _cut(f"block {label}", _text(block.get("value")), cap, notes)
         specs[label] = BlockSpec(
-            label, value, limit, str(block.get("description") or ""), bool(block.get("read_only"))
+            label,
+            value,
+            _limit(block.get("limit"), len(value), cap),
+            _text(block.get("description"))[:_MAX_DESCRIPTION],
+            bool(block.get("read_only")),
         )
+    if len(specs) > limits.max_blocks:
+        notes.append(f"only the first {limits.max_blocks} of {len(specs)} blocks were imported")
+        specs = dict(list(specs.items())[: limits.max_blocks])
     for default in defaults:  # an agent without persona/human would have nowhere to remember
         specs.setdefault(default.label, default)
     return list(specs.values())
 
 
-def _limit(raw: Any, length: int) -> int:
+def _limit(raw: Any, length: int, cap: int) -> int:
+    """The file's limit, at most the configured one and never below what the block holds."""
     try:
         limit = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         limit = _DEFAULT_LIMIT
-    return max(limit, length, 1)  # never store a block that is already over its limit
+    return max(min(limit, cap), length, 1)
 
 
-def _import_messages(agent: dict[str, Any], now: datetime) -> tuple[list[NewMessage], list[str]]:
-    messages: list[NewMessage] = []
-    source_ids: list[str] = []
-    for item in _list(agent.get("messages"), "messages"):
+_Imported = list[tuple[str, NewMessage]]  # (the file's message id, the message)
+
+
+def _import_messages(
+    agent: dict[str, Any], now: datetime, limits: ImportLimits, notes: list[str]
+) -> _Imported:
+    items = _list(agent.get("messages"), "messages")
+    imported: _Imported = []
+    unknown: Counter[str] = Counter()
+    sent: set[str] = set()  # ids of send_message calls, kept as their message's text
+    for item in items:
         raw = _mapping(item, "message")
-        message = _import_message(raw, now)
-        if message is not None:
-            messages.append(message)
-            source_ids.append(str(raw.get("id")))
-    return messages, source_ids
+        role = _text(raw.get("role"))[:20]
+        if role == Role.SYSTEM.value:
+            continue  # system prompts are compiled fresh each turn
+        if role not in _IMPORTED_ROLES:
+            unknown[role] += 1
+            continue
+        message = _import_message(role, raw, now, sent)
+        if message.role is not Role.TOOL or message.tool_call_id not in sent:
+            imported.append((str(raw.get("id")), message))
+    if unknown:
+        roles = ", ".join(f"{role or '(none)'}: {n:,}" for role, n in unknown.most_common())
+        if not imported:
+            raise AgentFileError(
+                f"none of its {len(items):,} messages has a role we know (user, assistant, "
+                f"tool, system); found {roles}"
+            )
+        notes.append(f"{unknown.total():,} messages with unknown roles were skipped ({roles})")
+    if len(imported) > limits.max_messages:
+        notes.append(
+            f"only the newest {limits.max_messages:,} of {len(imported):,} messages were imported"
+        )
+        imported = imported[-limits.max_messages :]
+    cut = sum(1 for _, m in imported if len(m.content or "") > limits.max_message_chars)
+    if cut:
+        notes.append(
+            f"{cut:,} messages over {limits.max_message_chars:,} characters were shortened"
+        )
+        imported = [(sid, _shortened(m, limits.max_message_chars)) for sid, m in imported]
+    return _pair_tool_calls(imported, notes)
 
 
-def _import_message(raw: dict[str, Any], now: datetime) -> NewMessage | None:
-    role = str(raw.get("role"))
-    if role not in {"user", "assistant", "tool"}:
-        return None  # system prompts are compiled fresh each turn
+def _shortened(message: NewMessage, cap: int) -> NewMessage:
+    if message.content is None or len(message.content) <= cap:
+        return message
+    return replace(message, content=message.content[:cap])
+
+
+def _pair_tool_calls(items: _Imported, notes: list[str]) -> _Imported:
+    """Keep only tool calls answered by the tool results right after them, and those results.
+
+    A model API rejects a request whose history holds a tool call without its result (or a
+    result without its call), so an unpaired one would break every later turn."""
+    kept: _Imported = []
+    dropped_calls = dropped_results = 0
+    i = 0
+    while i < len(items):
+        source_id, message = items[i]
+        results: _Imported = []
+        i += 1
+        while message.tool_calls and i < len(items) and items[i][1].role is Role.TOOL:
+            results.append(items[i])
+            i += 1
+        if message.role is Role.TOOL:
+            dropped_results += 1
+            continue
+        answered = {m.tool_call_id: (sid, m) for sid, m in reversed(results)}
+        calls = tuple({c.id: c for c in message.tool_calls if c.id in answered}.values())
+        dropped_calls += len(message.tool_calls) - len(calls)
+        dropped_results += len(results) - len(calls)
+        if calls or message.content:
+            kept.append((source_id, replace(message, tool_calls=calls)))
+            kept.extend(answered[c.id] for c in calls)
+    if dropped_calls or dropped_results:
+        notes.append(
+            f"{dropped_calls:,} tool calls without a result and {dropped_results:,} tool results "
+            "without a call were dropped"
+        )
+    return kept
+
+
+def _import_message(role: str, raw: dict[str, Any], now: datetime, sent: set[str]) -> NewMessage:
     created = _time(raw.get("created_at"), now)
     text = _text_of(raw.get("content"))
     if role == "user":
         text = _unwrap_user_text(text)
     if role == "tool":
-        return NewMessage(Role.TOOL, text, created, tool_call_id=str(raw.get("tool_call_id") or ""))
+        return NewMessage(Role.TOOL, text, created, tool_call_id=_text(raw.get("tool_call_id")))
     calls = [_tool_call(c) for c in _list(raw.get("tool_calls"), "tool_calls")]
     # Letta agents often answer through send_message; we keep that as the message's text.
     sends = [c for c in calls if c.name == "send_message"]
+    sent.update(c.id for c in sends)
     reply = _send_message_text(sends[0]) if sends and role == "assistant" else None
     other = tuple(c for c in calls if c.name != "send_message")
     return NewMessage(Role(role), reply if reply is not None else text, created, other)
 
 
 def _text_of(content: Any) -> str | None:
-    if content is None or isinstance(content, str):
-        return content
+    if content is None:
+        return None
+    if isinstance(content, str):
+        return clean_text(content)
     parts = [p.get("text", "") for p in _list(content, "content") if isinstance(p, dict)]
-    return "".join(str(p) for p in parts) or None
+    return clean_text("".join(str(p) for p in parts)) or None
 
 
 def _unwrap_user_text(text: str | None) -> str | None:
@@ -267,7 +405,7 @@ def _unwrap_user_text(text: str | None) -> str | None:
     except json.JSONDecodeError:
         return text
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return str(payload["message"])
+        return clean_text(payload["message"])
     return text
 
 
@@ -277,7 +415,7 @@ def _tool_call(raw: Any) -> ToolCall:
     arguments = function.get("arguments") or ""
     if not isinstance(arguments, str):
         arguments = json.dumps(arguments)
-    return ToolCall(str(call.get("id") or ""), str(function.get("name") or ""), arguments)
+    return ToolCall(_text(call.get("id")), _text(function.get("name")), clean_text(arguments))
 
 
 def _send_message_text(call: ToolCall) -> str | None:
@@ -286,17 +424,30 @@ def _send_message_text(call: ToolCall) -> str | None:
     except json.JSONDecodeError:
         return None
     message = arguments.get("message") if isinstance(arguments, dict) else None
-    return message if isinstance(message, str) else None
+    return clean_text(message) if isinstance(message, str) else None
 
 
-def _import_passages(raw: Any, now: datetime) -> list[NewPassage]:
+def _import_passages(
+    raw: Any, now: datetime, limits: ImportLimits, notes: list[str]
+) -> list[NewPassage]:
     passages = []
     for item in _list(raw, "passages"):
         passage = _mapping(item, "passage")
-        content = str(passage.get("content") or passage.get("text") or "").strip()
+        content = _text(passage.get("content") or passage.get("text")).strip()
         if content:
-            tags = tuple(str(t) for t in _list(passage.get("tags"), "tags"))
+            tags = tuple(_text(t)[:_MAX_TAG] for t in _list(passage.get("tags"), "tags"))
             passages.append(NewPassage(content, tags, _time(passage.get("created_at"), now)))
+    if len(passages) > limits.max_passages:
+        notes.append(
+            f"only the newest {limits.max_passages:,} of {len(passages):,} passages were imported"
+        )
+        passages = passages[-limits.max_passages :]
+    cut = sum(1 for p in passages if len(p.content) > limits.max_message_chars)
+    if cut:
+        notes.append(
+            f"{cut:,} passages over {limits.max_message_chars:,} characters were shortened"
+        )
+        passages = [replace(p, content=p.content[: limits.max_message_chars]) for p in passages]
     return passages
 
 
@@ -306,8 +457,12 @@ def _time(raw: Any, fallback: datetime) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(raw))  # Python 3.11 reads "Z" too
     except ValueError:
-        raise AgentFileError(f"bad timestamp {raw!r}") from None
+        raise AgentFileError(f"bad timestamp {str(raw)[:40]!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _ids(value: Any, what: str) -> set[str]:
+    return {str(item) for item in _list(value, what)}
 
 
 def _mapping(value: Any, what: str) -> dict[str, Any]:

@@ -145,7 +145,8 @@ class UserCommands:
             return _reply(NOTHING_STORED, private=True)
         document = export_agent_file(await self._export_data(agent), self._clock.now())
         payload = json.dumps(document, ensure_ascii=False, indent=1).encode()
-        name = f"memory-{agent.key.platform}-{agent.key.user_id}.af"
+        # Never built from the user id: on the terminal that is a name anyone can type.
+        name = f"memory-{agent.key.platform}-{self._clock.now():%Y-%m-%d}.af"
         return Reply(
             f"Here is everything I store about you: {agent.message_count} messages and your "
             "memory, as a Letta Agent File (JSON).",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from agentcore.llm.base import ClosableLLM, LLMRequest, LLMResponse
+from agentcore.llm.base import ClosableLLM, LLMRequest, LLMResponse, LLMUnavailable
 
 
 class ConcurrencyCappedLLM:
@@ -41,7 +41,11 @@ class LazyLLM:
     async def ready(self) -> ClosableLLM:
         self.start()
         assert self._task is not None
-        return await asyncio.shield(self._task)
+        try:
+            return await asyncio.shield(self._task)
+        except Exception as exc:  # e.g. the SDK failed to import: the person gets the short
+            # "couldn't reach my model" message (LLMError), the operator this line in the log
+            raise LLMUnavailable(f"the model client could not be built: {exc!r}") from exc
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         return await (await self.ready()).complete(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -15,6 +16,15 @@ HUMAN_DESCRIPTION = (
     "What you know about the person you are talking to: name, life, preferences, plans. "
     "Keep it up to date."
 )
+
+
+# Labels become tag names in the prompt (<human>...</human>), so they are one plain word.
+_LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,49}")
+LABEL_RULE = "one word of letters, digits, _ or - (at most 50 characters, starting with a letter)"
+
+
+def valid_label(label: str) -> bool:
+    return _LABEL.fullmatch(label) is not None
 
 
 class BlockEditError(Exception):

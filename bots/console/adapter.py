@@ -2,7 +2,11 @@
 
 Lines are answered one at a time, in order; at end of input the adapter finishes with exit code
 0. Replies go to stdout, logs to stderr, so ``printf 'hi\n' | python -m bots`` prints only the
-answer.
+answer. In a terminal the prompt has line editing and history (prompt_toolkit), log lines appear
+above it, and replies are rendered Markdown (rich); piped, every reply is plain text.
+
+Stopping: the first Ctrl-C (or SIGTERM) stops taking input and lets the answer being written
+finish; a second one stops at once (the message is stored already, so nothing is lost).
 """
 
 from __future__ import annotations
@@ -11,96 +15,96 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import re
 import sys
-import threading
 from pathlib import Path
-from typing import TextIO
 
 from agentcore.clock import Clock
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.protocols import StorageError
-from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply
+from agentcore.types import AgentKey, Attachment, ChatKind, InboundMessage, Reply, ReplyKind
+from bots.console.terminal import Interrupted, PipedTerminal, Terminal
 
-_EOF = None
 log = logging.getLogger(__name__)
+
+MAX_USER_NAME = 64
+STOPPING = "Stopping after this answer; press Ctrl-C again to stop now."
+STOPPED = "Stopped. Your message is saved, so nothing is lost."
 
 
 def console_user(name: str | None) -> AgentKey:
-    """``console:<name>``; the default name is the OS user's."""
+    """``console:<name>``; the default name is the OS user's. ``ValueError`` (one line for the
+    person) if the name cannot be one."""
     if not name:
         try:
             name = getpass.getuser()
         except (KeyError, OSError):
             name = "local"
-    return AgentKey("console", re.sub(r"\s+", "_", name.strip()) or "local")
+    name = re.sub(r"\s+", "_", name.strip())
+    if len(name) > MAX_USER_NAME:
+        raise ValueError(f"--user: a name of at most {MAX_USER_NAME} characters, please")
+    if not name.isprintable():
+        raise ValueError("--user: the name may not hold control characters")
+    return AgentKey("console", name or "local")
 
 
 class ConsoleAdapter:
     name = "console"
 
-    def __init__(
-        self,
-        runtime: AgentRuntime,
-        clock: Clock,
-        user: AgentKey,
-    ) -> None:
+    def __init__(self, runtime: AgentRuntime, clock: Clock, user: AgentKey) -> None:
         self._runtime = runtime
         self._clock = clock
         self._user = user
-        self._stdin: TextIO = sys.stdin
-        self._stdout: TextIO = sys.stdout
-        self._interactive = self._stdin.isatty()
-        self._download_dir = Path.cwd()  # where exported files are saved
-        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._export_dir = Path.cwd()  # where exported files are saved
+        self._terminal: Terminal | None = None
         self._task: asyncio.Task[int] | None = None
         self._busy = False  # a message is being answered
         self._stopping = False
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        # A daemon thread, not the default executor: a blocked readline() must not keep the
-        # process alive after Ctrl-C.
-        threading.Thread(target=self._read_lines, args=(loop,), daemon=True).start()
-        self._task = asyncio.create_task(self._chat())
-        if self._interactive:
-            self._write(f"Chatting as {self._user}. /help lists commands; Ctrl-D or Ctrl-C quits.")
-
-    def _read_lines(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            for line in self._stdin:
-                loop.call_soon_threadsafe(self._lines.put_nowait, line.rstrip("\r\n"))
-        except (OSError, ValueError):
-            pass  # stdin closed under us
-        finally:
-            # RuntimeError: the loop is already closed, we are exiting anyway.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._lines.put_nowait, _EOF)
-
-    async def _chat(self) -> int:
-        while not self._stopping:
-            self._prompt()
-            line = await self._lines.get()
-            if line is _EOF:
-                await self._answer_held_back()
-                return 0
-            if not line.strip():
-                continue
-            message = InboundMessage(
-                self._user,
-                line,
-                self._clock.now(),
-                display_name=self._user.user_id,
-                chat=ChatKind.PRIVATE,
+        self._terminal = _open_terminal()
+        self._task = asyncio.create_task(self._chat(self._terminal))
+        if self._terminal.interactive:
+            self._terminal.note(
+                f"Chatting as {self._user}. /help lists commands; Ctrl-D or Ctrl-C quits."
             )
-            self._busy = True
-            try:
-                self._show(await self._runtime.handle(message))
-            finally:
-                self._busy = False
-        return 0
 
-    async def _answer_held_back(self) -> None:
+    async def _chat(self, terminal: Terminal) -> int:
+        try:
+            while not self._stopping and not terminal.closed:
+                try:
+                    line = await terminal.read_line()
+                except Interrupted:  # Ctrl-C at the prompt: nothing is being answered
+                    return 0
+                if line is None:
+                    await self._answer_held_back(terminal)
+                    return 0
+                if line.strip():
+                    await self._answer(terminal, line)
+            return 0
+        finally:
+            terminal.close()
+
+    async def _answer(self, terminal: Terminal, line: str) -> None:
+        message = InboundMessage(
+            self._user,
+            line,
+            self._clock.now(),
+            display_name=self._user.user_id,
+            chat=ChatKind.PRIVATE,
+        )
+        self._busy = True
+        try:
+            reply = await self._runtime.handle(message)
+        except asyncio.CancelledError:
+            terminal.note(STOPPED)
+            raise
+        finally:
+            self._busy = False
+        await self._show(terminal, reply)
+
+    async def _answer_held_back(self, terminal: Terminal) -> None:
         """At the end of input, lines held back by the flood limit are answered too, so piped
         input gets every answer before the bot exits."""
         try:
@@ -110,35 +114,68 @@ class ConsoleAdapter:
             return
         for ticket in tickets:
             if ticket.message.key == self._user:
-                self._show(await self._runtime.answer(ticket))
+                await self._show(terminal, await self._runtime.answer(ticket))
 
-    def _prompt(self) -> None:
-        if self._interactive:
-            self._stdout.write("you> ")
-            self._stdout.flush()
-
-    def _show(self, reply: Reply) -> None:
+    async def _show(self, terminal: Terminal, reply: Reply) -> None:
         if reply.text.strip():
-            self._write(reply.text)
+            terminal.show(reply.text, reply.kind)
         for attachment in reply.attachments:
-            path = self._download_dir / attachment.filename
-            path.write_bytes(attachment.data)
-            self._write(f"(saved {path})")
-
-    def _write(self, text: str) -> None:
-        self._stdout.write(text + "\n")
-        self._stdout.flush()
+            try:
+                path = await asyncio.to_thread(save_private, self._export_dir, attachment)
+            except OSError as exc:
+                log.warning("could not save %s: %s", attachment.filename, exc)
+                terminal.show(f"I couldn't save the file: {exc.strerror}.", ReplyKind.ERROR)
+            else:
+                terminal.show(f"(saved {path})", ReplyKind.NOTICE)
 
     async def finished(self) -> int:
         assert self._task is not None, "start() first"
         return await asyncio.shield(self._task)
 
     async def stop(self) -> None:
-        """Finish the message being answered (if any), then stop reading."""
+        """Stop taking input and finish the answer being written (if any). Cancelling this
+        call stops that answer too."""
         self._stopping = True
         if self._task is None or self._task.done():
             return
-        if not self._busy:
+        if self._busy:
+            assert self._terminal is not None
+            self._terminal.note(STOPPING)
+        else:
             self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+def _open_terminal() -> Terminal:
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        # Imported only here: piped runs (scripts, tests) never pay for prompt_toolkit and rich.
+        from bots.console.interactive import InteractiveTerminal  # noqa: PLC0415
+
+        return InteractiveTerminal()
+    return PipedTerminal(asyncio.get_running_loop())
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_NAME = 100
+
+
+def save_private(folder: Path, attachment: Attachment) -> Path:
+    """Write ``attachment`` into ``folder`` under a safe version of its name: readable by the
+    owner only, never following a link and never replacing a file (``-1``, ``-2``, ... are
+    added until a name is free)."""
+    stem, dot, suffix = _UNSAFE.sub("_", attachment.filename).lstrip("._").rpartition(".")
+    if not dot:
+        stem, suffix = suffix, ""
+    stem, suffix = (stem or "export")[:_MAX_NAME], f".{suffix[:16]}" if suffix else ""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for attempt in range(1000):
+        path = folder / (f"{stem}-{attempt}{suffix}" if attempt else f"{stem}{suffix}")
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:  # a file or a link: leave it alone, take the next name
+            continue
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(attachment.data)
+        return path
+    raise FileExistsError(17, "too many files with that name", str(folder))

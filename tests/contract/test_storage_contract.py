@@ -49,6 +49,9 @@ HOSTILE = [
     "",
     "   ",
 ]
+# The hostile queries holding a word of 'he said "NEAR(" and AND: (x) 😀 猫 -x ^y' (syntax and
+# single letters are not words; "or" and "not" are not in it).
+HOSTILE_HITS = {"NEAR(", "AND", "-x", "col:x", "猫"}
 
 
 @pytest.fixture
@@ -175,11 +178,19 @@ async def test_search_date_filter_is_inclusive(store: Storage) -> None:
 
 
 @pytest.mark.parametrize("query", HOSTILE)
-async def test_hostile_queries_never_raise(store: Storage, query: str) -> None:
-    agent = await new_agent(store)
-    await store.append_messages(agent, [user('he said "NEAR(" and AND: (x) 😀 猫 -x ^y')])
-    await store.search_messages(agent, query)
-    await store.search_passages(agent, query)
+async def test_hostile_queries_find_the_words_they_hold_and_nothing_else(
+    store: Storage, query: str
+) -> None:
+    said = 'he said "NEAR(" and AND: (x) 😀 猫 -x ^y'
+    agent, other = await new_agent(store), await new_agent(store, "bob")
+    target, _ = await store.append_messages(agent, [user(said), user("nothing to see here", 1)])
+    await store.append_messages(other, [user(said)])
+    await store.add_passage(agent, said, [], T0)
+    await store.add_passage(other, said, [], T0)
+    found = query in HOSTILE_HITS
+    assert [h.id for h in await store.search_messages(agent, query)] == ([target] if found else [])
+    passages = [p.content for p in await store.search_passages(agent, query)]
+    assert passages == ([said] if found else [])
 
 
 async def test_passages_are_searchable_and_isolated(store: Storage) -> None:
@@ -300,6 +311,7 @@ async def test_claim_takes_earlier_waiting_messages_together(store: Storage) -> 
     ]
     assert await store.count_pending(key) == 3
     agent = await new_agent(store)
+    assert ids[2] is not None
     claimed = await store.claim_pending(key, ids[2], agent, UserActivity(T0, 1, "Alice"))
     assert [m.content for m in claimed] == ["alice 0", "alice 2"]
     assert [m.id for m in claimed] == sorted(m.id for m in claimed)
