@@ -141,7 +141,8 @@ def prompt_cache_rows() -> list[tuple[str, str, str]]:
     return [
         (
             f"Prefix reuse over a {bot['turns']}-turn conversation ({bot['memory_edits']} memory "
-            f"edits, {bot['folds']} fold): prompt tokens repeating the previous request, bot "
+            f"edits, {bot['folds']} fold{'s' if bot['folds'] != 1 else ''}): prompt tokens "
+            "repeating the previous request, bot "
             "layout vs the earlier layout (same run)",
             "≥ 90 %",
             f"{bot['cached_share']:.1%} vs {classic['cached_share']:.1%}",
