@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentcore.clock import Clock
-from agentcore.llm.base import LLMRequest, LLMResponse
+from agentcore.llm.base import LLMRequest, LLMResponse, TextSink
+from agentcore.media.intake import MediaIntake, Prepared
 from agentcore.memory import prefix
 from agentcore.memory.blocks import default_blocks, initial_blocks
 from agentcore.memory.prompt import PRESSURE_NOTE, Layout, PromptParts, TurnFacts, prompt_messages
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
-from agentcore.messages import PromptMessage, Role, ToolCall
+from agentcore.messages import ImagePart, PromptMessage, Role, ToolCall
 from agentcore.records import (
     AgentRecord,
     NewAgent,
@@ -33,7 +34,7 @@ from agentcore.records import (
 from agentcore.settings import AgentSettings
 from agentcore.storage.protocols import Storage
 from agentcore.tools import SEND_MESSAGE, ToolContext, ToolError, ToolRegistry
-from agentcore.types import InboundMessage
+from agentcore.types import InboundMessage, NoticeList, ReplySink
 from agentcore.usage.meter import Meter, PersonModel
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class _Turn:
     pressure_warned: bool
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
     estimate: int = 0
+    images: dict[int, tuple[ImagePart, ...]] = field(default_factory=dict)  # by message id
+    stream: TextSink | None = None  # where the answer is shown as it is written
 
 
 def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[int, bool]:
@@ -80,9 +83,11 @@ class AgentLoop:
         settings: AgentSettings,
         tools: ToolRegistry | None = None,
         estimator: TokenEstimator | None = None,
+        media: MediaIntake | None = None,
         layout: Layout = prompt_messages,
     ) -> None:
         self._storage = storage
+        self._media = media
         self._meter = meter
         self._clock = clock
         self._settings = settings
@@ -90,23 +95,55 @@ class AgentLoop:
         self._estimator = estimator or TokenEstimator()
         self._layout = layout
 
-    async def run_turn(self, message: InboundMessage, pending_id: int) -> str | None:
+    async def run_turn(
+        self, message: InboundMessage, pending_id: int, sink: ReplySink | None = None
+    ) -> str | None:
         """Answer a received message (``pending_id`` in the inbox), together with any of this
         person's messages still waiting before it (e.g. held back by the rate limit).
 
-        The messages move into recall memory before the model is first called, so an
-        ``LLMError`` or ``OverBudget`` (which propagate) never loses them. None if there is
-        nothing left to answer: an earlier turn took this message up, or /forget erased it
-        while it waited.
+        The files that came with them are prepared first (``MediaIntake``); notices about
+        them go to ``sink`` (without one, the answer starts with them). The messages move
+        into recall memory before the model is first called, so an ``LLMError`` or
+        ``OverBudget`` (which propagate) never loses them. None if there is nothing left to
+        answer: an earlier turn took this message up, or /forget erased it while it waited.
         """
+        if sink is None:  # a caller that takes one reply: the notices open it
+            kept = NoticeList()
+            reply = await self._turn(message, pending_id, kept, streaming=False)
+            if reply is None or not kept.notices:
+                return reply
+            return "\n\n".join([*kept.notices, reply]).strip()
+        return await self._turn(message, pending_id, sink, streaming=self._settings.stream)
+
+    async def _turn(
+        self, message: InboundMessage, pending_id: int, sink: ReplySink, *, streaming: bool
+    ) -> str | None:
+        prepared = Prepared()
+        if self._media is not None:
+            prepared = await self._media.prepare(message.key, pending_id, sink)
         turn = await self._begin(message, pending_id)
         if turn is None:
             return None
+        if streaming:
+            turn.stream = sink.grow
+        return await self._answer(turn, prepared, sink)
+
+    async def _answer(self, turn: _Turn, prepared: Prepared, sink: ReplySink) -> str:
+        if self._media is not None:
+            await self._media.read_documents(turn.agent.id, sink, new=prepared.documents)
+            if not prepared.answerable and len(turn.claimed) == prepared.messages:
+                return ""  # only files the model gets nothing from: the notices said so
+            turn.images = await self._media.images(turn.agent.id, [m.id for m in turn.claimed])
         reply = await self._steps(turn)
         cap = self._settings.message_char_cap
         if any(len(m.content or "") > cap for m in turn.claimed):
             reply += "\n\n" + LONG_MESSAGE_NOTE.format(cap=cap)
         return reply
+
+    async def close(self) -> None:
+        """Stop background work (documents being read resume after the next start)."""
+        if self._media is not None:
+            await self._media.close()
 
     async def _steps(self, turn: _Turn) -> str:
         await turn.model.admit()  # over budget: stop before any model call, messages kept
@@ -247,9 +284,13 @@ class AgentLoop:
             notes=turn.notes,
             message_cap=self._settings.message_char_cap,
             tz=self._settings.memory.timezone,
+            images=turn.images,
         )
         return LLMRequest(
-            messages=self._layout(parts), tools=self._tools.specs, allow_tools=allow_tools
+            messages=self._layout(parts),
+            tools=self._tools.specs,
+            allow_tools=allow_tools,
+            stream=turn.stream,
         )
 
     async def _prepare(self, turn: _Turn, allow_tools: bool) -> LLMRequest:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Role(enum.Enum):
@@ -21,6 +21,14 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image shown to the model with a message (bytes never in ``repr``, so never logged)."""
+
+    mime_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class PromptMessage:
     """One message of a request to the model, in chat-completions shape."""
 
@@ -28,3 +36,4 @@ class PromptMessage:
     content: str | None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    images: tuple[ImagePart, ...] = ()  # a person's photos, for a model that can see

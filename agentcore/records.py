@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from agentcore.messages import Role, ToolCall
-from agentcore.types import AgentKey, InboundMessage
+from agentcore.types import AgentKey, FileKind, InboundMessage
 
 
 class Actor(enum.Enum):
@@ -126,6 +126,8 @@ class NewPassage:
     content: str
     tags: tuple[str, ...]
     created_at: datetime
+    source: str = ""  # the document it was read from, if any (see ``Passage``)
+    page: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,65 @@ class Passage:
     tags: tuple[str, ...]
     created_at: datetime
     score: float = 0.0
+    source: str = ""  # the document it was read from (its file name), if any
+    page: int | None = None  # that document's page (or part) number
+
+
+class DocState(enum.Enum):
+    """Where a document is on its way into archival memory."""
+
+    NONE = ""  # not a document
+    READING = "reading"  # being read, ``pages_read`` of ``pages`` done
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file a person sent, as stored (the bytes only where asked for)."""
+
+    id: int
+    kind: FileKind
+    filename: str
+    mime_type: str
+    size: int  # bytes as sent (declared by the platform if it was too large to download)
+    created_at: datetime
+    note: str = ""  # the model's description, the transcript, or why it was not read
+    state: DocState = DocState.NONE
+    pages: int = 0  # documents: pages (or parts) in all
+    pages_read: int = 0
+    message_id: int | None = None  # the message it came with, once that is in recall
+    data: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFile:
+    """A file waiting, with its message, to be prepared before that message's turn."""
+
+    pending_id: int  # the waiting message it came with
+    caption: str  # that message's text
+    file: StoredFile  # with its bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpdate:
+    """What preparing a waiting file made of it (see ``FileStore.prepare_pending``)."""
+
+    file_id: int
+    note: str
+    data: bytes | None = None  # replaces the stored bytes (a scaled image)
+    state: DocState = DocState.NONE
+    pages: int = 0
+    mime_type: str = ""  # the type of the new bytes ('' while they stay as they were)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentPassage:
+    """One passage of a document being read into archival memory."""
+
+    content: str
+    page: int
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +284,7 @@ class Purpose(enum.Enum):
     TURN = "turn"
     SUMMARY = "summary"
     CONSOLIDATION = "consolidation"
+    IMAGE = "image"  # describing a photo the person sent
 
 
 @dataclass(frozen=True, slots=True)

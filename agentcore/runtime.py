@@ -28,7 +28,7 @@ from agentcore.limits import OncePerPeriod, RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
 from agentcore.settings import RuntimeSettings
 from agentcore.storage.protocols import Storage, StorageError
-from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, clean_text
+from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, ReplySink, clean_text
 from agentcore.usage.meter import OverBudget
 
 log = logging.getLogger(__name__)
@@ -160,9 +160,9 @@ class AgentRuntime:
     def is_operator(self, key: AgentKey) -> bool:
         return self._commands.is_operator(key)
 
-    async def handle(self, message: InboundMessage) -> Reply:
+    async def handle(self, message: InboundMessage, sink: ReplySink | None = None) -> Reply:
         """Answer one inbound message. Never raises for anything a person or model can cause."""
-        return await self.answer(await self.accept(message))
+        return await self.answer(await self.accept(message), sink)
 
     async def accept(self, message: InboundMessage) -> Ticket:
         """Store the message so it survives a crash; commands and notices are not stored.
@@ -181,11 +181,12 @@ class AgentRuntime:
         )
         if self._closing:
             return Ticket(message, reply=Reply(SHUTTING_DOWN, ReplyKind.NOTICE))
-        if not message.text.strip():
+        if not message.text.strip() and not message.files:
             return Ticket(message, reply=Reply(EMPTY_MESSAGE, ReplyKind.NOTICE))
         if not self._may_talk(message.key):
             return Ticket(message, reply=self._refusal(message.key))
-        command = parse_command(message.text)
+        # A message with files is never a command, even if its caption starts with "/".
+        command = None if message.files else parse_command(message.text)
         allowed = self._limiter.allow(message.key, self._clock.now())
         if command is not None:
             return self._command_ticket(message, command[0], allowed)
@@ -279,24 +280,25 @@ class AgentRuntime:
         log.info("refused %s: not in AGENTCORE_ALLOWED", key)
         return Reply(NOT_ALLOWED, ReplyKind.NOTICE)
 
-    async def answer(self, ticket: Ticket) -> Reply:
-        """Run the ticket's turn (or command) once this person's earlier turns are done.
+    async def answer(self, ticket: Ticket, sink: ReplySink | None = None) -> Reply:
+        """Run the ticket's turn (or command) once this person's earlier turns are done;
+        notices on the way go to ``sink`` (without one, the reply starts with them).
 
         An empty Reply means there is nothing to send (the message was already taken up).
         """
         if ticket.reply is not None:
             return ticket.reply
         async with self._tracked(), self._slots.hold(ticket.message.key):
-            return await self._answer(ticket)
+            return await self._answer(ticket, sink)
 
-    async def _answer(self, ticket: Ticket) -> Reply:
+    async def _answer(self, ticket: Ticket, sink: ReplySink | None) -> Reply:
         message = ticket.message
         try:
             if ticket.pending_id is None:
                 command = parse_command(message.text)
                 assert command is not None
                 return await self._commands.run(message, *command)
-            text = await self._loop.run_turn(message, ticket.pending_id)
+            text = await self._loop.run_turn(message, ticket.pending_id, sink)
             return Reply(text if text is not None else "")
         except LLMError as exc:
             level = logging.ERROR if isinstance(exc, LLMAuthError) else logging.WARNING
@@ -340,5 +342,6 @@ class AgentRuntime:
                 self._in_flight,
                 grace,
             )
+        await self._loop.close()
         await self._llm.close()
         await self._storage.close()

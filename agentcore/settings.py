@@ -6,6 +6,7 @@ environment variables.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,6 +29,26 @@ class MemorySettings:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
 
+class Vision(enum.Enum):
+    AUTO = "auto"  # send images; after the endpoint refuses one, stop (until a restart)
+    ON = "on"
+    OFF = "off"
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    """Photos, voice notes and documents people send."""
+
+    max_file_bytes: int = 20 * 2**20  # larger files are not downloaded (Telegram's own limit)
+    vision: Vision = Vision.AUTO
+    image_max_side: int = 1568  # pixels; larger images are scaled down before storing
+    image_max_pixels: int = 40_000_000  # larger images are refused unread (decompression bombs)
+    transcription: bool = True
+    max_document_pages: int = 1000  # longer documents are refused
+    passage_chars: int = 1500  # a document page longer than this is filed as several passages
+    progress_seconds: float = 10.0  # at most one "read N of M pages" message this often
+
+
 @dataclass(frozen=True, slots=True)
 class AgentSettings:
     instructions: str = "You are a helpful assistant with long-term memory."
@@ -35,6 +56,8 @@ class AgentSettings:
     search_limit: int = 10  # default and cap of results for search tools
     message_char_cap: int = 8000  # longer messages are shortened for the model (stored whole)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    stream: bool = True  # answers are streamed to adapters that show them as they grow
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 _PLATFORM_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _USER_ID_MAX = 128
@@ -64,6 +65,60 @@ class ChatKind(enum.Enum):
     GROUP = "group"  # a group chat or server channel other people can read
 
 
+class FileKind(enum.Enum):
+    """What the core does with a file a person sent."""
+
+    IMAGE = "image"  # shown to the model when it can see, described for recall
+    VOICE = "voice"  # a voice note recorded in the app: transcribed, stored as spoken
+    AUDIO = "audio"  # an audio file: transcribed too
+    DOCUMENT = "document"  # text, Markdown, PDF, DOCX: read into archival memory
+    OTHER = "other"  # a kind the bot cannot read (it says so)
+
+
+_DOCUMENT_TYPES = frozenset(
+    {
+        "application/pdf",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "text/plain",
+        "text/markdown",
+        "text/x-markdown",
+    }
+)
+_DOCUMENT_SUFFIXES = (".pdf", ".docx", ".txt", ".md", ".markdown", ".text")
+
+
+@dataclass(frozen=True, slots=True)
+class InboundFile:
+    """A file a person sent (photo, voice note, document), already downloaded by the adapter.
+
+    ``data`` is never shown by ``repr`` (so never logged). A file over the size limit is not
+    downloaded: ``data`` is empty and ``size`` is what the platform declared.
+    """
+
+    filename: str
+    mime_type: str
+    data: bytes = field(repr=False)
+    size: int = -1  # bytes as declared; -1: len(data)
+    voice: bool = False  # recorded as a voice note (not an uploaded audio file)
+
+    @property
+    def declared_size(self) -> int:
+        return len(self.data) if self.size < 0 else self.size
+
+    @property
+    def kind(self) -> FileKind:
+        mime = self.mime_type.lower().split(";")[0].strip()
+        if self.voice:
+            return FileKind.VOICE
+        if mime.startswith("image/"):
+            return FileKind.IMAGE
+        if mime.startswith("audio/"):
+            return FileKind.AUDIO
+        if mime in _DOCUMENT_TYPES or self.filename.lower().endswith(_DOCUMENT_SUFFIXES):
+            return FileKind.DOCUMENT
+        return FileKind.OTHER
+
+
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
     """One message from a person, as the core sees it."""
@@ -79,6 +134,8 @@ class InboundMessage:
     # The platform's own id for this message (e.g. a Telegram update id): a message the
     # platform delivers twice (say, after a crash) is stored and answered once.
     source: str = ""
+    # Photos, voice notes and documents sent with the message (the text is their caption).
+    files: tuple[InboundFile, ...] = ()
 
     def __post_init__(self) -> None:
         if self.sent_at.tzinfo is None:
@@ -115,3 +172,32 @@ class Reply:
     @property
     def is_empty(self) -> bool:
         return not self.text.strip() and not self.attachments
+
+
+class ReplySink(Protocol):
+    """Where a turn speaks while it runs, given by the adapter that will send its answer:
+    notices (a photo the model cannot see, what a voice note said, a document's progress)
+    arrive as separate short messages before the answer, or after it for background work."""
+
+    async def notice(self, text: str) -> None:
+        """Send ``text`` (Markdown) to the person now. Never raises for platform errors."""
+        ...
+
+    async def grow(self, text: str) -> None:
+        """The answer being written, so far (streaming): show it in place of what was shown
+        before. The turn's ``Reply`` then has the final text. Never raises."""
+        ...
+
+
+class NoticeList:
+    """A ``ReplySink`` for callers that only take one reply (the answer starts with the
+    notices): it keeps them."""
+
+    def __init__(self) -> None:
+        self.notices: list[str] = []
+
+    async def notice(self, text: str) -> None:
+        self.notices.append(text)
+
+    async def grow(self, text: str) -> None:
+        pass  # only the final answer is kept

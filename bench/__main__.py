@@ -31,6 +31,8 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.growth", [], []),
     ("bench.locomo", [], []),
     ("bench.prompt_cache", [], []),
+    ("bench.documents", [], []),
+    ("bench.streaming", [], []),
     ("bench.telegram_latency", [], []),
     ("bench.discord_latency", [], []),
 ]

@@ -94,6 +94,42 @@ def rows() -> list[tuple[str, str, str]]:
                     f"{_recalls(on_postgres)} (p95 {on_postgres['p95_ms']} ms/query)",
                 )
             )
+    if docs := load("documents"):
+        recall, latency, base = docs["recall"], docs["latency"], docs["baseline_plain_fts5"]
+        out.append(
+            (
+                f"Document paging: {docs['pdf_pages']}-page PDF, {recall['questions']} questions "
+                "about random pages, archival_memory_search R@1 / R@5; p95",
+                "R@5 ≥ 95 %, p95 ≤ 10 ms",
+                f"{recall['r_at_1']} / {recall['r_at_5']} %; {latency['p95_ms']:.2f} ms "
+                f"(plain FTS5 in the same run: {base['recall']['r_at_1']} / "
+                f"{base['recall']['r_at_5']} %; {base['latency']['p95_ms']:.2f} ms)",
+            )
+        )
+        ingest = docs["ingest"]
+        out.append(
+            (
+                f"Document ingest: {ingest['pages']}-page PDF into archival memory",
+                "",
+                f"{ingest['pages_per_second']} pages/s; RSS {ingest['rss_before_mb']} MB before, "
+                f"peak {ingest['rss_peak_mb']} MB while reading",
+            )
+        )
+    if stream := load("streaming"):
+        streamed, whole = stream["streamed"], stream["baseline_not_streamed"]
+        counts = streamed["requests_per_answer"]
+        out.append(
+            (
+                f"Streaming on Telegram: {stream['words']}-word answers at "
+                f"{stream['tokens_per_second']:g} tokens/s, model's first token → first visible "
+                "text (median / p95); requests per answer",
+                "",
+                f"{streamed['first_text']['median_ms']:.0f} / "
+                f"{streamed['first_text']['p95_ms']:.0f} ms (not streamed, in the same run: "
+                f"{whole['first_text']['median_ms']:.0f} / {whole['first_text']['p95_ms']:.0f} "
+                f"ms); {sum(counts) / len(counts):.1f} sends and edits per answer",
+            )
+        )
     out += prompt_cache_rows()
     out += platform_rows()
     return out

@@ -33,7 +33,7 @@ from agentcore.clock import SystemClock
 from agentcore.llm.fake import last_user_text, reply
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
-from agentcore.types import Reply
+from agentcore.types import Reply, ReplySink
 from bench.bot import bench_settings, scripted_runtime
 from bench.common import print_table, summary_ms, write_json
 from bots.__main__ import adapter_factories
@@ -54,10 +54,10 @@ def time_turns(runtime: AgentRuntime) -> list[float]:
     durations: list[float] = []
     answer = runtime.answer
 
-    async def timed(ticket: Ticket) -> Reply:
+    async def timed(ticket: Ticket, sink: ReplySink | None = None) -> Reply:
         started = time.perf_counter()
         try:
-            return await answer(ticket)
+            return await answer(ticket, sink)
         finally:
             durations.append(time.perf_counter() - started)
 

@@ -32,7 +32,12 @@ from agentcore.runtime import AgentRuntime  # noqa: E402
 from agentcore.storage.protocols import StorageError  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
-from bots.compose import build_runtime, database_shown, open_storage  # noqa: E402
+from bots.compose import (  # noqa: E402
+    build_runtime,
+    build_transcriber,
+    database_shown,
+    open_storage,
+)
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
@@ -121,6 +126,7 @@ def _secrets(settings: Settings) -> list[str]:
         s.reveal()
         for s in (
             settings.llm.api_key,
+            settings.transcription.api_key,
             settings.telegram.token,
             settings.discord.token,
             settings.database_url,
@@ -163,7 +169,7 @@ def adapter_factories(
     if settings.discord.token:
         factories.append(("discord", lambda: _discord(settings, runtime)))
     if not factories:
-        factories.append(("console", lambda: _console(runtime, clock, args.user)))
+        factories.append(("console", lambda: _console(settings, runtime, clock, args.user)))
     return factories
 
 
@@ -171,7 +177,13 @@ def _telegram(settings: Settings, runtime: AgentRuntime) -> Adapter:
     from bots.telegram import TelegramAdapter, build_application  # noqa: PLC0415
 
     application = build_application(settings.telegram.token.reveal(), settings.telegram.base_url)
-    return TelegramAdapter(application, runtime, grace=settings.runtime.shutdown_grace)
+    return TelegramAdapter(
+        application,
+        runtime,
+        grace=settings.runtime.shutdown_grace,
+        max_file_bytes=settings.agent.media.max_file_bytes,
+        edit_seconds=settings.streaming.edit_seconds,
+    )
 
 
 def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
@@ -180,10 +192,12 @@ def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
     return build_discord_adapter(settings, runtime)
 
 
-def _console(runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
+def _console(settings: Settings, runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
     from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 
-    return ConsoleAdapter(runtime, clock, console_user(user))
+    return ConsoleAdapter(
+        runtime, clock, console_user(user), max_file_bytes=settings.agent.media.max_file_bytes
+    )
 
 
 async def serve(
@@ -222,7 +236,7 @@ async def _serve(
         return 2
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
-    runtime = build_runtime(settings, storage, llm, clock)
+    runtime = build_runtime(settings, storage, llm, clock, build_transcriber(settings))
     started: list[Adapter] = []
     signals: _Signals | None = None
     try:

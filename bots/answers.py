@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from agentcore.runtime import AgentRuntime, Ticket
-from agentcore.types import Reply, ReplyKind
+from agentcore.types import Reply, ReplyKind, ReplySink
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,18 @@ class Answers:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: %s failed", self._platform, task.get_name(), exc_info=task.exception())
 
-    async def reply(self, ticket: Ticket, typing: Callable[[], Coroutine[Any, Any, None]]) -> Reply:
+    async def reply(
+        self,
+        ticket: Ticket,
+        typing: Callable[[], Coroutine[Any, Any, None]],
+        sink: ReplySink | None = None,
+    ) -> Reply:
         """The reply to ``ticket``, with ``typing`` (the platform's "typing…" loop) running
-        while a turn or command runs. Never raises: a bug becomes a short apology to the person
-        and a traceback in the log."""
+        while a turn or command runs, and the turn's notices sent through ``sink``. Never
+        raises: a bug becomes a short apology to the person and a traceback in the log."""
         shown = None if ticket.reply is not None else asyncio.create_task(typing())
         try:
-            return await self._runtime.answer(ticket)
+            return await self._runtime.answer(ticket, sink)
         except Exception:
             log.exception("%s: answering %s failed", self._platform, ticket.message.key)
             return Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR)

@@ -6,11 +6,16 @@ tests all call these functions, so what is tested and measured is what runs.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
 from agentcore.commands import Commands
 from agentcore.llm.base import ClosableLLM, LLMClient
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
+from agentcore.media.intake import MediaIntake
+from agentcore.media.voice import LazyTranscriber, Transcriber
 from agentcore.memory.prompt import Layout, prompt_messages
 from agentcore.runtime import AgentRuntime, AgentSlots
 from agentcore.storage.protocols import Storage
@@ -71,22 +76,37 @@ def build_runtime(
     storage: Storage,
     llm: ClosableLLM,
     clock: Clock,
+    transcriber: Transcriber | None = None,
     *,
     layout: Layout = prompt_messages,
 ) -> AgentRuntime:
     """The runtime adapters talk to, with the model behind the configured concurrency cap and
-    every call for a person metered (``build_meter``). ``layout`` compiles the prompts (only
-    ``bench.prompt_cache`` passes another: the layout before issue 14, as its baseline)."""
+    every call for a person metered (``build_meter``). ``transcriber`` turns voice notes into
+    text (None: they are not transcribed); ``layout`` compiles the prompts (only
+    ``bench.prompt_cache`` passes another: the earlier layout, as its baseline)."""
     capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
     turns = AgentSlots(settings.runtime.max_cached_agents)
     commands = build_commands(settings, storage, clock, turns)
     meter = build_meter(settings, storage, capped, clock, commands)
+    media = MediaIntake(
+        storage=storage,
+        meter=meter,
+        transcriber=transcriber,
+        clock=clock,
+        settings=settings.agent.media,
+    )
+    loop = AgentLoop(
+        storage=storage,
+        meter=meter,
+        clock=clock,
+        settings=settings.agent,
+        media=media,
+        layout=layout,
+    )
     return AgentRuntime(
         storage=storage,
         llm=capped,
-        loop=AgentLoop(
-            storage=storage, meter=meter, clock=clock, settings=settings.agent, layout=layout
-        ),
+        loop=loop,
         commands=commands,
         clock=clock,
         settings=settings.runtime,
@@ -108,3 +128,24 @@ def build_meter(
         model=settings.llm.model,
         exempt=commands.is_operator,
     )
+
+
+def build_transcriber(settings: Settings) -> Transcriber | None:
+    """Voice notes' transcription endpoint as configured, built on first use; None if off."""
+    if not settings.agent.media.transcription:
+        return None
+    config = settings.transcription
+
+    async def build() -> Transcriber:
+        # The SDK import takes most of a second; the loop stays responsive meanwhile.
+        module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.transcribe")
+        transcriber: Transcriber = module.OpenAITranscriber(
+            model=config.model,
+            base_url=config.base_url or None,
+            api_key=config.api_key.reveal() or None,
+            deadline=max(60.0, settings.llm.timeout),
+            max_retries=settings.llm.max_retries,
+        )
+        return transcriber
+
+    return LazyTranscriber(build)

@@ -7,6 +7,7 @@ that names the setting, where it came from, and how to fix it.
 from __future__ import annotations
 
 import difflib
+import enum
 import json
 import os
 import tomllib
@@ -19,11 +20,20 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agentcore.settings import AgentSettings, MemorySettings, Price, RuntimeSettings, UsageSettings
+from agentcore.settings import (
+    AgentSettings,
+    MediaSettings,
+    MemorySettings,
+    Price,
+    RuntimeSettings,
+    UsageSettings,
+    Vision,
+)
 from agentcore.types import AgentKey, InvalidAgentKey
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
+E = TypeVar("E", bound=enum.Enum)
 
 # The environment variable names documented in DESIGN.md, and the setting each one sets.
 ENV_NAMES: dict[str, tuple[str, str]] = {
@@ -82,6 +92,21 @@ class LLMConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptionConfig:
+    """The /v1/audio/transcriptions endpoint (by default the chat endpoint and its key)."""
+
+    model: str
+    base_url: str
+    api_key: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class StreamingConfig:
+    enabled: bool
+    edit_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class TelegramConfig:
     token: Secret
     base_url: str
@@ -99,6 +124,8 @@ class DiscordConfig:
 @dataclass(frozen=True, slots=True)
 class Settings:
     llm: LLMConfig
+    transcription: TranscriptionConfig
+    streaming: StreamingConfig
     agent: AgentSettings
     runtime: RuntimeSettings
     usage: UsageSettings
@@ -271,6 +298,10 @@ class _Reader:
         return self._convert(
             section, key, _as_agent_keys, "a comma-separated list like telegram:123,discord:456"
         )
+
+    def choice(self, section: str, key: str, options: type[E]) -> E:
+        names = " or ".join(repr(o.value) for o in options)
+        return self._convert(section, key, lambda v: options(str(v).strip().lower()), names)
 
     def url(self, section: str, key: str) -> str:
         return self._convert(section, key, _as_url, "an http(s):// or ws(s):// URL, or nothing")
@@ -446,6 +477,14 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
     path = "" if database_url else read.text("storage", "path")
     return Settings(
         llm=llm,
+        transcription=TranscriptionConfig(
+            model=read.text("media", "transcription_model"),
+            base_url=read.url("media", "transcription_base_url") or llm.base_url,
+            api_key=Secret(read.text("media", "transcription_api_key")) or llm.api_key,
+        ),
+        streaming=StreamingConfig(
+            read.flag("streaming", "enabled"), read.number("streaming", "edit_seconds", 0.2)
+        ),
         agent=_agent_settings(read),
         runtime=RuntimeSettings(
             llm_concurrency=read.integer("llm", "concurrency", 1),
@@ -506,6 +545,21 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         search_limit=read.integer("agent", "search_limit", 1),
         message_char_cap=read.integer("agent", "message_char_cap", 100),
         memory=memory,
+        media=_media_settings(read),
+        stream=read.flag("streaming", "enabled"),
+    )
+
+
+def _media_settings(read: _Reader) -> MediaSettings:
+    return MediaSettings(
+        max_file_bytes=int(read.number("media", "max_file_mb", 0.001) * 2**20),
+        vision=read.choice("media", "vision", Vision),
+        image_max_side=read.integer("media", "image_max_side", 64),
+        image_max_pixels=int(read.number("media", "image_max_megapixels", 0.01) * 1_000_000),
+        transcription=read.flag("media", "transcription"),
+        max_document_pages=read.integer("media", "max_document_pages", 1),
+        passage_chars=read.integer("media", "passage_chars", 200),
+        progress_seconds=read.number("media", "progress_seconds", 0.0),
     )
 
 

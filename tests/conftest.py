@@ -107,15 +107,24 @@ def make_settings(
     memory: Mapping[str, Any] | None = None,
     runtime: Mapping[str, Any] | None = None,
     usage: Mapping[str, Any] | None = None,
+    media: Mapping[str, Any] | None = None,
 ) -> Settings:
     """The shipped defaults with some fields of a section replaced, e.g.
     ``make_settings(memory={"context_window": 3000})``. Tests send many messages without moving
-    the clock, so the flood limit is off unless ``runtime`` sets it (it has its own tests)."""
+    the clock, so the flood limit is off unless ``runtime`` sets it (it has its own tests); and
+    answers arrive whole, not streamed, unless ``agent`` sets ``stream`` (it has its own tests,
+    which read the edits)."""
     base = _shipped()
     memory_settings = replace(base.agent.memory, **(memory or {}))
+    media_settings = replace(base.agent.media, **(media or {}))
     return replace(
         base,
-        agent=replace(base.agent, memory=memory_settings, **(agent or {})),
+        agent=replace(
+            base.agent,
+            memory=memory_settings,
+            media=media_settings,
+            **({"stream": False} | dict(agent or {})),
+        ),
         runtime=replace(base.runtime, **({"rate_limit_per_minute": 100_000} | dict(runtime or {}))),
         usage=replace(base.usage, **(usage or {})),
     )

@@ -148,6 +148,11 @@ def test_flood_limits_are_operator_settings() -> None:
         (BASE | {"AGENTCORE_MEMORY__PERSONA_FILE": "/nonexistent/p.txt"}, "cannot read"),
         (BASE | {"AGENTCORE_LLM__MODEL": " "}, "AGENTCORE_MODEL"),
         (BASE | {"AGENTCORE_RUNTIME__RATE_LIMIT_PER_MINUTE": "0"}, "runtime.rate_limit_per_minute"),
+        (BASE | {"AGENTCORE_MEDIA__VISION": "maybe"}, "expected 'auto' or 'on' or 'off'"),
+        (BASE | {"AGENTCORE_MEDIA__MAX_FILE_MB": "-1"}, "setting media.max_file_mb"),
+        (BASE | {"AGENTCORE_MEDIA__TRANSCRIPTION_BASE_URL": "whisper:8000"}, "http(s)://"),
+        (BASE | {"AGENTCORE_STREAMING__ENABLED": "sometimes"}, "streaming.enabled"),
+        (BASE | {"AGENTCORE_STREAMING__EDIT_SECONDS": "0"}, "streaming.edit_seconds"),
     ],
 )
 def test_bad_values_fail_with_one_line(env: dict[str, str], expected: str) -> None:
@@ -155,6 +160,38 @@ def test_bad_values_fail_with_one_line(env: dict[str, str], expected: str) -> No
         load(env)
     text = str(info.value)
     assert expected in text and "\n" not in text
+
+
+def test_media_and_streaming_settings() -> None:
+    settings = load_settings(
+        None,
+        env=BASE
+        | {
+            "OPENAI_BASE_URL": "http://localhost:11434/v1",
+            "AGENTCORE_MEDIA__VISION": "OFF",
+            "AGENTCORE_MEDIA__MAX_FILE_MB": "5",
+            "AGENTCORE_STREAMING__ENABLED": "false",
+        },
+        dotenv_file=None,
+    )
+    media = settings.agent.media
+    assert media.vision.value == "off" and media.max_file_bytes == 5 * 2**20
+    assert not settings.agent.stream and settings.streaming.edit_seconds == 1.0
+    # Transcription defaults to the chat endpoint, its key, and whisper-1.
+    assert settings.transcription.base_url == "http://localhost:11434/v1"
+    assert settings.transcription.api_key.reveal() == BASE["OPENAI_API_KEY"]
+    assert settings.transcription.model == "whisper-1"
+    local = load_settings(
+        None,
+        env=BASE
+        | {
+            "AGENTCORE_MEDIA__TRANSCRIPTION_BASE_URL": "http://127.0.0.1:8000/v1",
+            "AGENTCORE_MEDIA__TRANSCRIPTION_API_KEY": "whisper-key",
+        },
+        dotenv_file=None,
+    )
+    assert local.transcription.base_url == "http://127.0.0.1:8000/v1"
+    assert "whisper-key" not in repr(local)
 
 
 def test_bad_user_files(tmp_path: Path) -> None:

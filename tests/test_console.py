@@ -145,3 +145,18 @@ def test_exports_are_saved_under_a_safe_name_and_never_replace_a_file(tmp_path: 
     assert save_private(tmp_path, hostile) == tmp_path / "bashrc_x_-1.af"
     assert save_private(tmp_path, Attachment("...", b"", "x")) == tmp_path / "export"
     assert stat.S_IMODE(first.stat().st_mode) == 0o600
+
+
+async def test_attach_sends_a_file_like_the_chat_platforms(tmp_path: Path) -> None:
+    notes = tmp_path / "my notes.md"
+    notes.write_text("The spare key is under the blue flowerpot.")
+    lines = f'/attach "{notes}" keep this\n/attach {tmp_path}/missing.pdf\n/documents\n'
+    async with FakeOpenAI(remembering_model) as server:
+        code, out, err = await run_bot(lines, bot_env(tmp_path, server.base_url), tmp_path)
+    assert code == 0, err
+    assert "echo: [document: my notes.md, 1 part;" in out and "keep this" in out
+    assert f"Cannot attach: no such file: {tmp_path}/missing.pdf" in out
+    assert "1. my notes.md —" in out
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        [(content,)] = db.execute("SELECT content FROM passages").fetchall()
+    assert content == "The spare key is under the blue flowerpot."

@@ -27,15 +27,16 @@ from agentcore.clock import ManualClock, to_millis
 from agentcore.commands import OPERATORS_ONLY, USER_COMMANDS
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, last_user_text, reply, system_text
+from agentcore.media.intake import UNSUPPORTED
 from agentcore.memory.prompt import GROUP_NOTE
 from agentcore.runtime import SLOW_DOWN, AgentRuntime, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
-from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
+from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind, ReplySink
 from bots.compose import build_runtime
 from bots.discord.adapter import PRIVATE_IN_PUBLIC, DiscordAdapter
 from bots.discord.connect import make_client, point_at
 from bots.discord.send import send_reply
-from bots.discord.translate import ATTACHMENT_NOTICE, DiscordRoute
+from bots.discord.translate import DiscordRoute
 from tests.conftest import make_settings
 from tests.fakes.discord_server import (
     FLAG_EPHEMERAL,
@@ -50,6 +51,7 @@ from tests.fakes.discord_server import (
 from tests.fakes.openai_server import FakeOpenAI
 from tests.hostile import CORPUS
 from tests.process import bot_env, remembering_model, spawn_bot
+from tests.test_media import jpeg
 
 ALICE = user_payload(snowflake(), "Alice")
 BOB = user_payload(snowflake(), "Bob")
@@ -299,14 +301,22 @@ async def test_typing_shows_while_a_turn_runs(bot: Bot) -> None:
     assert answer.json["content"] == "done thinking"
 
 
-async def test_attachments_alone_get_a_notice_and_with_text_count_as_text(bot: Bot) -> None:
-    photo = bot.fake.attachment_payload("cat.png", 2048)
-    await bot.dm(ALICE, "", attachments=[photo])
+async def test_an_image_attachment_with_text_is_downloaded_and_shown(bot: Bot) -> None:
+    data = jpeg(640, 480)
+    photo = bot.fake.attachment_payload("cat.jpg", len(data), data=data, content_type="image/jpeg")
     await bot.dm(ALICE, "look at my cat", attachments=[photo])
-    notice, answer = await bot.replies(dm_channel(ALICE), 2)
-    assert notice.json["content"] == ATTACHMENT_NOTICE
-    assert answer.json["content"] == "echo: look at my cat"
-    assert bot.model.user_texts() == ["look at my cat"]
+    [answer] = await bot.replies(dm_channel(ALICE))
+    assert bot.fake.downloads == [photo["id"]]
+    description = "echo: look at my cat"  # the scripted model echoes the caption it was shown
+    assert answer.json["content"] == f"echo: [photo: {description}]\nlook at my cat"
+    assert bot.model.user_texts()[-1] == f"[photo: {description}]\nlook at my cat"
+
+
+async def test_a_file_it_cannot_read_gets_one_sentence(bot: Bot) -> None:
+    archive = bot.fake.attachment_payload("a.zip", 4, data=b"PK\x03\x04")
+    await bot.dm(ALICE, "", attachments=[archive])
+    [notice] = await bot.replies(dm_channel(ALICE))
+    assert notice.json["content"] == UNSUPPORTED.format(name="a.zip")
 
 
 async def test_a_rate_limited_send_is_retried(bot: Bot) -> None:
@@ -393,7 +403,7 @@ async def test_a_long_command_reply_with_a_file_continues_in_follow_ups(bot: Bot
     export = Attachment("memory.af", b'{"agents": []}', "application/json")
     long_reply = Reply("line of output\n" * 300, ReplyKind.COMMAND, True, (export,))
 
-    async def answer(ticket: Ticket) -> Reply:
+    async def answer(ticket: Ticket, sink: ReplySink | None = None) -> Reply:
         return long_reply
 
     bot.runtime.answer = answer  # type: ignore[method-assign]

@@ -29,7 +29,6 @@ from bots.discord.send import (
 )
 from bots.discord.slash import build_app_commands, option_name
 from bots.discord.translate import (
-    ATTACHMENT_NOTICE,
     DiscordRoute,
     addresses_bot,
     content_notice,
@@ -134,11 +133,11 @@ def test_bots_webhooks_itself_and_system_messages_are_ignored() -> None:
     assert to_inbound(pinned, BOT_ID) is None
 
 
-def test_attachments_without_text_get_a_notice_and_with_text_are_just_text() -> None:
+def test_attachments_go_to_the_core_and_only_stickers_alone_get_a_notice() -> None:
     photo = FAKE.attachment_payload("cat.png", 1234)
     alone = message(content="", attachments=[photo])
     inbound = to_inbound(alone, BOT_ID)
-    assert inbound is not None and content_notice(alone, inbound) == ATTACHMENT_NOTICE
+    assert inbound is not None and content_notice(alone, inbound) is None
     captioned = message(content="look at my cat", attachments=[photo])
     inbound = to_inbound(captioned, BOT_ID)
     assert inbound is not None and inbound.text == "look at my cat"

@@ -140,7 +140,7 @@ async def test_processes_starting_together_migrate_once(postgres_server: str) ->
         finally:
             await conn.close()
         shipped = migration_files("agentcore.storage.postgres")
-        assert sorted(r["version"] for r in applied) == [m.version for m in shipped]
+        assert [r["version"] for r in applied] == [m.version for m in shipped]
     finally:
         await postgres.drop_database(postgres_server, url)
 

@@ -5,6 +5,7 @@ saying so, and the bot records it per call."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -140,3 +141,20 @@ async def test_the_bot_records_what_the_provider_served_from_its_cache(
     assert day.calls == 3 and day.estimated_calls == 0
     assert day.prompt_tokens == sum(m.prompt_tokens for m in measured)
     assert day.cached_tokens == sum(m.cached_tokens for m in measured) > 0
+
+
+async def test_a_streamed_answer_reports_cached_tokens_too() -> None:
+    shown: list[str] = []
+
+    async def sink(text: str) -> None:
+        shown.append(text)
+
+    async with FakeOpenAI(lambda body: Completion(content="Hello there")) as server:
+        llm = client(server)
+        await llm.complete(request("Hello there"))
+        streamed = replace(request("Hello there", "And more"), stream=sink)
+        response = await llm.complete(streamed)
+        await llm.close()
+    assert server.requests[1]["stream"] is True and shown[-1] == "Hello there"
+    assert response.usage is not None
+    assert response.usage.cached_tokens == server.cache.measured[1].cached_tokens > 0

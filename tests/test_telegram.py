@@ -152,17 +152,18 @@ async def test_commands_reach_the_core_and_unknown_ones_get_a_hint(
     assert llm.requests == []  # commands are answered by the core, not the model
 
 
-async def test_non_text_gets_a_notice_and_a_caption_is_text(
+async def test_unreadable_content_gets_a_notice_and_a_caption_is_text(
     fake: FakeTelegram, bot: TelegramAdapter, llm: FunctionLLM
 ) -> None:
     fake.private(ALICE, sticker=STICKER)
-    fake.private(ALICE, voice=VOICE)
+    fake.private(ALICE, voice=VOICE)  # a file Telegram no longer has
     fake.private(ALICE, photo=PHOTO, caption="This is my cat Tom")
-    await fake.wait_for_messages(ALICE.id, 3)
+    await fake.wait_for_messages(ALICE.id, 4)
     texts = fake.texts(ALICE.id)
-    assert texts.count(TEXT_ONLY) == 2
-    assert "echo: This is my cat Tom" in texts
-    assert user_texts(llm) == ["This is my cat Tom"]
+    assert texts.count(TEXT_ONLY) == 1
+    assert texts.count("I couldn't download voice.ogg; please send it again.") == 1
+    assert "echo: [file photo.jpg: could not be fetched]\nThis is my cat Tom" in texts
+    assert user_texts(llm) == ["[file photo.jpg: could not be fetched]\nThis is my cat Tom"]
 
 
 async def test_edited_messages_are_ignored(

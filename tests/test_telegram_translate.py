@@ -9,7 +9,15 @@ import pytest
 from telegram import Update
 
 from agentcore.types import AgentKey, ChatKind, InboundMessage
-from bots.telegram.translate import BotIdentity, Route, Unreadable, clean_text, translate
+from bots.telegram.translate import (
+    BotIdentity,
+    FileRef,
+    Route,
+    Unreadable,
+    clean_text,
+    file_refs,
+    translate,
+)
 from tests.fakes.telegram_server import (
     BOT_ID,
     PHOTO,
@@ -136,12 +144,38 @@ def test_caption_mention_addresses_the_bot_in_a_group() -> None:
     assert message.text == "cute?"
 
 
-@pytest.mark.parametrize("content", [{"sticker": STICKER}, {"photo": PHOTO}, {"voice": VOICE}])
-def test_content_without_text_is_unreadable(content: dict[str, Any]) -> None:
-    result = translate(update(**content), ME)
+def test_a_sticker_is_unreadable() -> None:
+    result = translate(update(sticker=STICKER), ME)
     assert result == Unreadable(
         AgentKey("telegram", "1001"), ChatKind.PRIVATE, Route(1001, 42, None, 7)
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "ref"),
+    [
+        ({"photo": PHOTO}, FileRef("p1", "photo.jpg", "image/jpeg", None)),
+        ({"voice": VOICE}, FileRef("v1", "voice.ogg", "audio/ogg", None, voice=True)),
+        (
+            {
+                "document": {
+                    "file_id": "d1",
+                    "file_unique_id": "u",
+                    "file_name": "a.pdf",
+                    "mime_type": "application/pdf",
+                    "file_size": 5,
+                }
+            },
+            FileRef("d1", "a.pdf", "application/pdf", 5),
+        ),
+    ],
+)
+def test_files_without_a_caption_are_messages_with_files(
+    content: dict[str, Any], ref: FileRef
+) -> None:
+    upd = update(**content)
+    assert inbound(translate(upd, ME)).text == ""
+    assert upd.message is not None and file_refs(upd.message) == [ref]
 
 
 def test_unaddressed_sticker_in_a_group_is_ignored() -> None:

@@ -279,11 +279,13 @@ async def test_calls_recorded_before_the_upgrade_are_in_the_daily_totals(tmp_pat
     from agentcore.storage.sqlite.migrate import load_migrations  # noqa: PLC0415
 
     path = tmp_path / "old.db"
+    migrations = load_migrations()
+    usage = next(m.version for m in migrations if m.name.endswith("_usage.sql"))
     with sqlite3.connect(path) as conn:
-        for migration in load_migrations()[:2]:
+        for migration in migrations[: usage - 1]:
             for statement in migration.statements:
                 conn.execute(statement)
-        conn.execute("PRAGMA user_version = 2")
+        conn.execute(f"PRAGMA user_version = {usage - 1}")
         conn.execute("INSERT INTO agents (platform, user_id, created_at) VALUES ('t', '1', 0)")
         for agent_id, tokens in ((1, 100), (1, 50), (None, 7)):
             conn.execute(
@@ -298,3 +300,40 @@ async def test_calls_recorded_before_the_upgrade_are_in_the_daily_totals(tmp_pat
         assert (everyone.calls, everyone.tokens) == (3, 160)
     finally:
         await storage.close()
+
+
+async def test_photo_descriptions_are_metered_for_the_person(
+    storage: SQLiteStorage, clock: ManualClock, db_path: Path
+) -> None:
+    import io  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    from agentcore.media import intake  # noqa: PLC0415
+    from agentcore.types import InboundFile, InboundMessage  # noqa: PLC0415
+
+    def model(request: LLMRequest) -> LLMResponse:
+        if request.messages[0].content == intake.DESCRIBE:
+            return LLMResponse("A red square.", usage=Usage(800, 5, 0))
+        return LLMResponse("Nice photo!", usage=Usage(1000, 5, 0))
+
+    picture = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 0, 0)).save(picture, "PNG")
+    photo = InboundFile("a.png", "image/png", picture.getvalue())
+    runtime = runtime_for(storage, FunctionLLM(model), clock)
+    for _ in range(2):  # the first comes before the person has an agent
+        clock.advance(timedelta(minutes=1))
+        message = InboundMessage(AgentKey.parse(ALICE), "look", clock.now(), files=(photo,))
+        assert (await runtime.handle(message)).text == "Nice photo!"
+    agent = await storage.load_agent(AgentKey.parse(ALICE))
+    assert agent is not None
+    with sqlite3.connect(db_path) as conn:
+        calls = conn.execute("SELECT purpose, agent_id FROM llm_calls ORDER BY id").fetchall()
+    assert calls == [
+        ("image", None),  # counted toward everyone's total only
+        ("turn", agent.id),
+        ("image", agent.id),
+        ("turn", agent.id),
+    ]
+    [day] = await usage_of(storage, ALICE)
+    assert day.calls == 3 and day.prompt_tokens == 2800

@@ -4,11 +4,16 @@ The layout is Letta's ``AgentFileSchema``: top-level ``agents``, ``blocks``, ``t
 empty ``groups``, ``files``, ``sources``, ``mcp_servers``), each agent holding ``block_ids``,
 ``messages`` (with ``created_at``) and ``in_context_message_ids``. Archival passages are not part
 of Letta's schema; they travel under an extra top-level ``passages`` key (Letta ignores unknown
-keys), and our block history, running summary and model usage under ``agentcore``.
+keys), and our block history, running summary and model usage under ``agentcore``. Files the
+person sent are in Letta's ``files`` list (name, type, size, status, the description or
+transcript as ``content``), each with its bytes as ``data_base64`` while the export stays within
+``FILE_BUDGET`` (so it can still be sent as one attachment); the passages read from a document
+carry its name and page.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -24,9 +29,11 @@ from agentcore.records import (
     Block,
     BlockSpec,
     BlockVersion,
+    DocState,
     NewMessage,
     NewPassage,
     Passage,
+    StoredFile,
     StoredMessage,
     UsageDay,
 )
@@ -38,6 +45,13 @@ _IMPORTED_ROLES = {Role.USER.value, Role.ASSISTANT.value, Role.TOOL.value}
 _MAX_NAME = 128  # as the runtime caps display names
 _MAX_DESCRIPTION = 1000
 _MAX_TAG = 100
+FILE_BUDGET = 6 * 2**20  # bytes of files an export carries (base64 adds a third; Discord: 10 MB)
+_FILE_STATUS = {
+    DocState.NONE: "completed",
+    DocState.READY: "completed",
+    DocState.READING: "parsing",
+    DocState.FAILED: "error",
+}
 
 
 class AgentFileError(ValueError):
@@ -54,6 +68,7 @@ class ExportData:
     system: str
     model: str
     context_window: int
+    files: Sequence[StoredFile] = ()  # with the bytes of those within FILE_BUDGET
     usage: Sequence[UsageDay] = ()  # model use for this person, per day and model
 
 
@@ -90,16 +105,13 @@ def export_agent_file(data: ExportData, now: datetime) -> dict[str, Any]:
         ],
         "groups": [],
         "blocks": [_export_block(b, block_ids[b.label]) for b in data.blocks],
-        "files": [],
+        "files": [_export_file(f, i) for i, f in enumerate(data.files)],
         "sources": [],
         "tools": [],
         "mcp_servers": [],
         "metadata": {"exported_by": "agentcore", "format": FORMAT},
         "created_at": _iso(now),
-        "passages": [
-            {"content": p.content, "tags": list(p.tags), "created_at": _iso(p.created_at)}
-            for p in data.passages
-        ],
+        "passages": [_export_passage(p) for p in data.passages],
         "agentcore": {
             "user": str(agent.key),
             "display_name": agent.display_name,
@@ -123,6 +135,34 @@ def _export_usage(day: UsageDay) -> dict[str, Any]:
         "completion_tokens": day.completion_tokens,
         "estimated_calls": day.estimated_calls,
     }
+
+
+def _export_passage(passage: Passage) -> dict[str, Any]:
+    exported: dict[str, Any] = {
+        "content": passage.content,
+        "tags": list(passage.tags),
+        "created_at": _iso(passage.created_at),
+    }
+    if passage.source:
+        exported |= {"source": passage.source, "page": passage.page}
+    return exported
+
+
+def _export_file(file: StoredFile, index: int) -> dict[str, Any]:
+    exported: dict[str, Any] = {
+        "id": f"file-{index}",
+        "file_name": file.filename,
+        "file_type": file.mime_type,
+        "file_size": file.size,
+        "processing_status": _FILE_STATUS[file.state],
+        "total_chunks": file.pages,
+        "content": file.note,
+        "created_at": _iso(file.created_at),
+        "kind": file.kind.value,
+    }
+    if file.data:
+        exported["data_base64"] = base64.b64encode(file.data).decode("ascii")
+    return exported
 
 
 def _export_block(block: Block, block_id: str) -> dict[str, Any]:
@@ -436,7 +476,10 @@ def _import_passages(
         content = _text(passage.get("content") or passage.get("text")).strip()
         if content:
             tags = tuple(_text(t)[:_MAX_TAG] for t in _list(passage.get("tags"), "tags"))
-            passages.append(NewPassage(content, tags, _time(passage.get("created_at"), now)))
+            created = _time(passage.get("created_at"), now)
+            source, page = _text(passage.get("source") or "")[:_MAX_NAME], passage.get("page")
+            page = page if isinstance(page, int) and source else None
+            passages.append(NewPassage(content, tags, created, source, page))
     if len(passages) > limits.max_passages:
         notes.append(
             f"only the newest {limits.max_passages:,} of {len(passages):,} passages were imported"

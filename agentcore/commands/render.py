@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from agentcore.media.documents import unit_of
 from agentcore.messages import Role
-from agentcore.records import Block, BlockVersion, SearchHit
+from agentcore.records import Block, BlockVersion, DocState, SearchHit, StoredFile
 
 _SNIPPET = 300
 
@@ -59,3 +60,15 @@ def history(versions: Sequence[BlockVersion], tz: ZoneInfo) -> str:
             f"**v{v.version}** {who}, {stamp(v.created_at, tz)}\n{diff(v.old_value, v.new_value)}"
         )
     return "\n\n".join(parts)
+
+
+def document(number: int, file: StoredFile, tz: ZoneInfo) -> str:
+    """One line of /documents: its number, name, how far it is read, and when it came."""
+    count = f"{file.pages} {unit_of(file.filename)}{'s' if file.pages != 1 else ''}"
+    status = {
+        DocState.READY: f"{count}, read",
+        DocState.READING: f"reading: {file.pages_read} of {count}",
+        DocState.FAILED: f"not read ({file.note or 'it could not be read'})",
+        DocState.NONE: "not read",
+    }[file.state]
+    return f"{number}. {file.filename} — {status}; sent {stamp(file.created_at, tz)}"

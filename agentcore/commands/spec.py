@@ -38,6 +38,7 @@ USER_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("search", "Search our past messages, newest first", "<words>", costly=True),
     CommandInfo("usage", "How much of the model I've used for you today and this month"),
     CommandInfo("reset", "Start a fresh conversation window (memories stay)"),
+    CommandInfo("documents", "List the documents you sent me, or delete one", "[delete <number>]"),
     CommandInfo("export", "Download everything I store about you (Agent File)", costly=True),
     CommandInfo("forget", "Erase everything I store about you", "[confirm]"),
 )

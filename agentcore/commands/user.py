@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agentcore.clock import Clock
 from agentcore.commands import render
-from agentcore.commands.agentfile import ExportData, export_agent_file
+from agentcore.commands.agentfile import FILE_BUDGET, ExportData, export_agent_file
 from agentcore.commands.spec import USER_COMMANDS, usage_line
-from agentcore.records import AgentRecord, AuditEntry
+from agentcore.records import AgentRecord, AuditEntry, StoredFile
 from agentcore.settings import AgentSettings, UsageSettings
 from agentcore.storage.protocols import Storage
-from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind
+from agentcore.types import AgentKey, Attachment, FileKind, InboundMessage, Reply, ReplyKind
 from agentcore.usage.meter import day_of, when_budgets_reset
 from agentcore.usage.report import month_start, on, summary_lines, totals
 
@@ -58,6 +59,7 @@ class UserCommands:
             "search": self.search,
             "usage": self.usage,
             "reset": self.reset,
+            "documents": self.documents,
             "export": self.export,
             "forget": self.forget,
         }
@@ -139,21 +141,63 @@ class UserCommands:
             "stays searchable."
         )
 
+    async def documents(self, message: InboundMessage, args: str) -> Reply:
+        agent = await self._storage.load_agent(message.key)
+        files = await self._storage.list_files(agent.id) if agent else []
+        documents = [f for f in files if f.kind is FileKind.DOCUMENT]
+        verb, _, number = args.partition(" ")
+        if not args:
+            if not documents:
+                return _reply("You haven't sent me any documents.", private=True)
+            listed = "\n".join(render.document(i, d, self._tz) for i, d in enumerate(documents, 1))
+            return _reply(
+                f"Your documents:\n{listed}\n\nSend /documents delete <number> to erase one "
+                "and everything I read from it.",
+                private=True,
+            )
+        if verb.lower() != "delete" or not number.strip().isdigit():
+            return _reply(usage_line("/", _USAGE["documents"]))
+        index = int(number) - 1
+        if agent is None or not 0 <= index < len(documents):
+            return _reply(f"You have no document number {number.strip()}; /documents lists them.")
+        chosen = documents[index]
+        await self._storage.delete_file(agent.id, chosen.id)
+        return _reply(f"Deleted {chosen.filename} and every passage I had read from it.")
+
     async def export(self, message: InboundMessage, args: str) -> Reply:
         agent = await self._storage.load_agent(message.key)
         if agent is None:
             return _reply(NOTHING_STORED, private=True)
-        document = export_agent_file(await self._export_data(agent), self._clock.now())
+        data = await self._export_data(agent)
+        document = export_agent_file(data, self._clock.now())
         payload = json.dumps(document, ensure_ascii=False, indent=1).encode()
         # Never built from the user id: on the terminal that is a name anyone can type.
         name = f"memory-{agent.key.platform}-{self._clock.now():%Y-%m-%d}.af"
+        left_out = [f.filename for f in data.files if not f.data and f.size]
+        files = f", {len(data.files)} files you sent" if data.files else ""
+        note = (
+            f" The contents of {len(left_out)} large file(s) did not fit in it; they are listed."
+            if left_out
+            else ""
+        )
         return Reply(
-            f"Here is everything I store about you: {agent.message_count} messages and your "
-            "memory, as a Letta Agent File (JSON).",
+            f"Here is everything I store about you: {agent.message_count} messages{files} and "
+            f"your memory, as a Letta Agent File (JSON).{note}",
             ReplyKind.COMMAND,
             private=True,
             attachments=(Attachment(name, payload, "application/json"),),
         )
+
+    async def _export_files(self, agent_id: int) -> list[StoredFile]:
+        """Every file, with its bytes while they fit in the export's budget (oldest first)."""
+        exported, budget = [], FILE_BUDGET
+        for stored in await self._storage.list_files(agent_id):
+            if 0 < stored.size <= budget:
+                data = await self._storage.file_data(agent_id, stored.id) or b""
+                budget -= len(data)
+                stored = replace(stored, data=data)  # noqa: PLW2901
+            exported.append(stored)
+        return exported
 
     async def _export_data(self, agent: AgentRecord) -> ExportData:
         blocks = await self._storage.list_blocks(agent.id)
@@ -166,6 +210,7 @@ class UserCommands:
             system=self._settings.instructions,
             model=self._model,
             context_window=self._settings.memory.context_window,
+            files=await self._export_files(agent.id),
             usage=await self._storage.usage(agent.id, date.min),
         )
 
@@ -178,9 +223,9 @@ class UserCommands:
             while len(self._forget_requests) > _MAX_PENDING_FORGETS:
                 self._forget_requests.popitem(last=False)
             return _reply(
-                "This permanently erases everything I store about you: our messages, my notes "
-                "and your memory. It cannot be undone. To go ahead, send /forget confirm within "
-                "2 minutes."
+                "This permanently erases everything I store about you: our messages, the files "
+                "you sent, my notes and your memory. It cannot be undone. To go ahead, send "
+                "/forget confirm within 2 minutes."
             )
         if self._forget_requests.pop(message.key, None) is None:
             return _reply("To erase your memory, send /forget first, then /forget confirm.")

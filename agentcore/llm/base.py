@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentcore.messages import PromptMessage, ToolCall
@@ -15,12 +16,20 @@ class ToolSpec:
     parameters: dict[str, Any]  # JSON Schema of the arguments object
 
 
+# Receives the answer's visible text so far, each time it grows (see ``LLMRequest.stream``).
+TextSink = Callable[[str], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class LLMRequest:
     messages: tuple[PromptMessage, ...]
     tools: tuple[ToolSpec, ...] = ()
     # False on the last allowed step: the model must answer in text now.
     allow_tools: bool = True
+    # Set: stream the answer, and call this with the text that may be shown so far (never
+    # reasoning or a tool call written as text; nothing once the model calls a tool). The
+    # response is the same as without it.
+    stream: TextSink | None = field(default=None, compare=False)
     # Whom the request serves, so a provider can route a person's requests to one prompt cache
     # (OpenAI's ``prompt_cache_key``). Opaque: never a platform's user id.
     cache_key: str = ""

@@ -9,10 +9,12 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from agentcore.llm.base import LLMBadResponse, LLMRequest, LLMResponse, Usage
+from agentcore.llm.base import LLMBadResponse, LLMRequest, LLMResponse, TextSink, Usage
+from agentcore.llm.visible import VisibleText
 from agentcore.messages import Role, ToolCall
 
 Responder = Callable[[LLMRequest], LLMResponse | Awaitable[LLMResponse]]
@@ -58,10 +60,21 @@ class FunctionLLM:
         result = self._responder(request)
         if inspect.isawaitable(result):
             result = await result
+        if request.stream is not None and result.content and not result.tool_calls:
+            await stream_words(result.content, request.stream)
         return result
 
     async def close(self) -> None:
         self.closed = True
+
+
+async def stream_words(text: str, sink: TextSink) -> None:
+    """Pass ``text`` to ``sink`` as a streaming endpoint would: growing a word at a time."""
+    shown = VisibleText()
+    for word in re.findall(r"\S+\s*", text):
+        before = shown.shown
+        if shown.feed(word) != before:
+            await sink(shown.shown)
 
 
 class ScriptedLLM(FunctionLLM):

@@ -12,13 +12,13 @@ caches and local servers' KV caches reuse all of that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agentcore.memory.prefix import Changes, PrefixBlocks, ShownBlock, changes
-from agentcore.messages import PromptMessage, Role
+from agentcore.messages import ImagePart, PromptMessage, Role
 from agentcore.records import StoredMessage
 from agentcore.types import ChatKind
 
@@ -146,6 +146,7 @@ class PromptParts:
     notes: Sequence[str]  # one-off notes for this call
     message_cap: int  # a person's messages are cut at this many characters
     tz: ZoneInfo
+    images: Mapping[int, tuple[ImagePart, ...]] | None = None  # sent with rows, by row id
 
 
 Layout = Callable[[PromptParts], tuple[PromptMessage, ...]]
@@ -172,7 +173,7 @@ def prompt_messages(parts: PromptParts) -> tuple[PromptMessage, ...]:
     """The request's messages: the stable system message, the in-context messages, and the turn
     context right after the person's latest message (before this turn's own tool steps, so a
     turn's later steps repeat its first request whole, unless a step changed the context)."""
-    history = history_messages(parts.rows, parts.message_cap)
+    history = history_messages(parts.rows, parts.message_cap, parts.images)
     latest = max((i for i, m in enumerate(history) if m.role is Role.USER), default=-1)
     history.insert(latest + 1, PromptMessage(Role.SYSTEM, turn_context(parts)))
     return (PromptMessage(Role.SYSTEM, stable_system(parts)), *history)
@@ -185,15 +186,21 @@ def shorten(text: str | None, cap: int) -> str | None:
     return text[:cap] + f"\n[… {len(text) - cap} more characters not shown]"
 
 
-def history_messages(rows: Sequence[StoredMessage], cap: int) -> list[PromptMessage]:
-    """The in-context rows as messages: a person's messages cut at ``cap`` characters, tool
-    results without their call left out."""
+def history_messages(
+    rows: Sequence[StoredMessage],
+    cap: int,
+    images: Mapping[int, tuple[ImagePart, ...]] | None = None,
+) -> list[PromptMessage]:
+    """The in-context rows as messages: a person's messages cut at ``cap`` characters, with the
+    ``images`` sent with them (by row id), tool results without their call left out."""
+    shown = images or {}
     return [
         PromptMessage(
             r.role,
             shorten(r.content, cap) if r.role is Role.USER else r.content,
             r.tool_calls,
             r.tool_call_id,
+            shown.get(r.id, ()),
         )
         for r in well_formed(rows)
     ]

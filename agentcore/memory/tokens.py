@@ -12,6 +12,9 @@ import math
 from agentcore.llm.base import LLMRequest, ToolSpec
 
 _CHARS_PER_TOKEN = 4.0
+# What an image costs (OpenAI: 85 + 170 per 512-px tile of the image scaled to 768 px on its
+# short side; a typical photo is four tiles). Local vision models are in the same range.
+IMAGE_TOKENS = 765
 _PER_MESSAGE_OVERHEAD = 4  # role markers and separators in the chat template
 _LEARNING_RATE = 0.3
 _MIN_FACTOR, _MAX_FACTOR = 0.3, 4.0
@@ -34,6 +37,7 @@ class TokenEstimator:
             chars += sum(len(c.name) + len(c.arguments) for c in message.tool_calls)
         chars += self._chars_of_tools(request.tools)
         raw = chars / _CHARS_PER_TOKEN + _PER_MESSAGE_OVERHEAD * len(request.messages)
+        raw += IMAGE_TOKENS * sum(len(m.images) for m in request.messages)
         return math.ceil(raw * self._factor)
 
     def _chars_of_tools(self, tools: tuple[ToolSpec, ...]) -> int:

@@ -120,10 +120,13 @@ async def find_messages(
     return await index.latest_between(lo, hi, limit)
 
 
-async def find_passages(index: PassageIndex, text: str, limit: int) -> list[Passage]:
-    """``PassageStore.search_passages``: the person's passages for the query ``text``."""
+async def find_passages(
+    index: PassageIndex, text: str, limit: int, offset: int = 0
+) -> list[Passage]:
+    """``PassageStore.search_passages``: the person's passages for the query ``text``, ``limit``
+    of them after the first ``offset``."""
     query = parse_query(text)
-    return [] if query.empty else await search_passages(index, query, limit)
+    return [] if query.empty else await search_passages(index, query, limit, offset)
 
 
 async def search_messages(
@@ -146,9 +149,12 @@ async def search_messages(
     return [replace(found[c.id].record, score=score) for c, score in ranked]
 
 
-async def search_passages(index: PassageIndex, query: SearchQuery, limit: int) -> list[Passage]:
+async def search_passages(
+    index: PassageIndex, query: SearchQuery, limit: int, offset: int = 0
+) -> list[Passage]:
     """The person's archival passages, best first (words and names; no neighbours or sessions:
-    passages are separate notes, and their filing date is not the date of what they tell)."""
+    passages are separate notes, and their filing date is not the date of what they tell),
+    ``limit`` of them after the first ``offset`` (the pages of a long answer)."""
     plan = rank_query(query)
     totals, df = await index.counts(list(plan.weighted_keys()))
     if not totals.docs:
@@ -159,8 +165,8 @@ async def search_passages(index: PassageIndex, query: SearchQuery, limit: int) -
     by_id = {r.candidate.id: r.record for r in found}
     candidates = [r.candidate for r in found]
     avg_len = sum(c.length for c in candidates) / max(len(candidates), 1)
-    ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)[:limit]
-    return [replace(by_id[c.id], score=score) for c, score in ranked]
+    ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)
+    return [replace(by_id[c.id], score=score) for c, score in ranked[offset : offset + limit]]
 
 
 async def _with_corrections(

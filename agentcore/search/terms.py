@@ -25,3 +25,14 @@ def message_terms(role: Role, content: str | None) -> str | None:
 def passage_terms(content: str, tags: Sequence[str]) -> str:
     """An archival passage's index terms: its text's terms, then its tags'."""
     return " ".join(index_terms(content) + index_terms(" ".join(tags)))
+
+
+def stored_passage_terms(
+    content: str, tags: Sequence[str], source: str = "", page: int | None = None
+) -> str:
+    """A stored passage's index terms, on every backend: a note's (``passage_terms``), or for
+    one read from a document its text's, then its file name's and its page ("page 200"), so
+    "page 200 of the report" finds it."""
+    if page is None:
+        return passage_terms(content, tags)
+    return passage_terms(content, (source, f"page {page}"))

@@ -22,15 +22,20 @@ from agentcore.records import (
     Block,
     BlockSpec,
     BlockVersion,
+    DocState,
+    DocumentPassage,
+    FileUpdate,
     LLMCallRecord,
     NewAgent,
     NewMessage,
     Passage,
+    PendingFile,
     PendingMessage,
     PersonUsage,
     SearchHit,
     SharedBlock,
     StartupRun,
+    StoredFile,
     StoredMessage,
     StoreStats,
     TokensSpent,
@@ -38,7 +43,7 @@ from agentcore.records import (
     UsageDay,
     UserActivity,
 )
-from agentcore.types import AgentKey, InboundMessage
+from agentcore.types import AgentKey, FileKind, InboundMessage
 
 
 class StorageError(Exception):
@@ -150,7 +155,8 @@ class InboxStore(Protocol):
     """Messages are stored on arrival and moved into recall memory when their turn starts."""
 
     async def add_pending(self, message: InboundMessage, received_at: datetime) -> int | None:
-        """Store an arriving message; None if its ``source`` was stored before (a redelivery)."""
+        """Store an arriving message with its files, in one transaction; None (storing
+        nothing) if its ``source`` was stored before (a redelivery)."""
         ...
 
     async def prune_inbox(self, before: datetime) -> int:
@@ -162,7 +168,8 @@ class InboxStore(Protocol):
     ) -> list[StoredMessage]:
         """In one transaction, move this person's pending messages with id <= ``up_to_id``
         into the agent's recall memory (as user messages, with their platform timestamps),
-        oldest first. Empty if none is left: an earlier turn answered them together."""
+        oldest first, their files with them (``StoredFile.message_id``). Empty if none is
+        left: an earlier turn answered them together."""
         ...
 
     async def start_agent(
@@ -191,10 +198,59 @@ class PassageStore(Protocol):
     ) -> int: ...
 
     async def search_passages(
-        self, agent_id: int, query: str, limit: int = 10
-    ) -> list[Passage]: ...
+        self, agent_id: int, query: str, limit: int = 10, offset: int = 0
+    ) -> list[Passage]:
+        """The best ``limit`` passages for ``query`` after the first ``offset`` (paging)."""
+        ...
 
     async def all_passages(self, agent_id: int) -> list[Passage]: ...
+
+
+class FileStore(Protocol):
+    """Files people sent (photos, voice notes, documents), kept with their messages."""
+
+    async def pending_files(self, key: AgentKey, up_to_id: int) -> list[PendingFile]:
+        """This person's files not yet prepared, with their bytes, that came with waiting
+        messages of id <= ``up_to_id``, oldest first."""
+        ...
+
+    async def prepare_pending(
+        self, pending_id: int, text: str, updates: Sequence[FileUpdate]
+    ) -> None:
+        """In one transaction: the waiting message's text becomes ``text`` (its caption and
+        what its files turned out to be), and each file gets its update and is prepared."""
+        ...
+
+    async def message_files(
+        self, agent_id: int, message_ids: Sequence[int], kind: FileKind
+    ) -> list[StoredFile]:
+        """The files of ``kind`` that came with these messages of this agent, with bytes."""
+        ...
+
+    async def list_files(self, agent_id: int, state: DocState | None = None) -> list[StoredFile]:
+        """This agent's files (only documents in ``state``, if given), oldest first, without
+        bytes."""
+        ...
+
+    async def file_data(self, agent_id: int, file_id: int) -> bytes | None:
+        """A file's bytes; None if this agent has no such file."""
+        ...
+
+    async def delete_file(self, agent_id: int, file_id: int) -> bool:
+        """Erase the file and the passages read from it; False if there is none."""
+        ...
+
+    async def add_document_passages(
+        self, agent_id: int, file_id: int, passages: Sequence[DocumentPassage], pages_read: int
+    ) -> bool:
+        """In one transaction, file passages read from a document (tagged with its name and
+        page) and record how many of its pages are read. False, storing nothing, if the
+        document is gone (deleted, or its person forgotten)."""
+        ...
+
+    async def finish_document(
+        self, agent_id: int, file_id: int, state: DocState, note: str
+    ) -> None: ...
 
 
 class OpsStore(Protocol):
@@ -226,8 +282,8 @@ class UsageStore(Protocol):
         everyone's."""
         ...
 
-    async def tokens_spent(self, agent_id: int, day: date) -> TokensSpent:
-        """Tokens counted toward ``day``: this agent's, and everyone's together."""
+    async def tokens_spent(self, agent_id: int | None, day: date) -> TokensSpent:
+        """Tokens counted toward ``day``: this agent's (0 for None), and everyone's together."""
         ...
 
     async def usage_by_person(self, since: date, limit: int) -> list[PersonUsage]:
@@ -237,7 +293,15 @@ class UsageStore(Protocol):
 
 
 class PersonStorage(
-    AgentStore, BlockStore, MessageStore, InboxStore, PassageStore, OpsStore, UsageStore, Protocol
+    AgentStore,
+    BlockStore,
+    MessageStore,
+    InboxStore,
+    PassageStore,
+    FileStore,
+    OpsStore,
+    UsageStore,
+    Protocol,
 ):
     """Everything a turn or a command may read and write."""
 

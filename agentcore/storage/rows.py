@@ -17,16 +17,18 @@ from agentcore.records import (
     AuditEntry,
     Block,
     BlockVersion,
+    DocState,
     Passage,
     PendingMessage,
     PersonUsage,
     SearchHit,
     SharedBlock,
     StartupRun,
+    StoredFile,
     StoredMessage,
     UsageDay,
 )
-from agentcore.types import AgentKey, ChatKind, InboundMessage
+from agentcore.types import AgentKey, ChatKind, FileKind, InboundMessage
 
 # An agent row with its current summary: FROM agents a LEFT JOIN summaries s.
 AGENT_COLUMNS = """a.id, a.platform, a.user_id, a.display_name, a.created_at, a.last_user_at,
@@ -36,7 +38,7 @@ AGENT_FROM = "agents a LEFT JOIN summaries s ON s.id = a.summary_id"
 MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 SHARED_COLUMNS = "label, value, updated_at, updated_by"
-PASSAGE_COLUMNS = "id, content, tags, created_at"
+PASSAGE_COLUMNS = "id, content, tags, created_at, source, page"
 PENDING_COLUMNS = """id, platform, user_id, display_name, chat, text, sent_at, route, received_at,
     COALESCE(source, '') AS source"""
 HISTORY_COLUMNS = "h.version, h.actor, h.actor_name, h.old_value, h.new_value, h.created_at"
@@ -45,6 +47,10 @@ HIT_COLUMNS = "id, role, content, created_at"
 USAGE_COLUMNS = """u.day, u.model, u.calls, u.prompt_tokens, u.cached_tokens, u.completion_tokens,
     u.estimated_calls"""
 EVERYONE = 0  # the agent_id of everyone's daily usage
+# A file row without its bytes (``data`` is selected only where it is needed).
+FILE_COLUMNS = (
+    "id, kind, filename, mime_type, size, created_at, note, state, pages, pages_read, message_id"
+)
 
 
 class Row(Protocol):
@@ -109,7 +115,13 @@ def hit(r: Row, score: float = 0.0) -> SearchHit:
 
 def passage(r: Row, score: float = 0.0) -> Passage:
     return Passage(
-        r["id"], r["content"], tuple(r["tags"].split()), from_millis(r["created_at"]), score
+        r["id"],
+        r["content"],
+        tuple(r["tags"].split()),
+        from_millis(r["created_at"]),
+        score,
+        r["source"],
+        r["page"],
     )
 
 
@@ -208,3 +220,20 @@ def person_usage(found: Iterable[Row]) -> list[PersonUsage]:
         PersonUsage(AgentKey(first["platform"], first["user_id"]), first["display_name"], (*days,))
         for first, days in grouped.values()
     ]
+
+
+def stored_file(r: Row, *, with_data: bool = False) -> StoredFile:
+    return StoredFile(
+        id=r["id"],
+        kind=FileKind(r["kind"]),
+        filename=r["filename"],
+        mime_type=r["mime_type"],
+        size=r["size"],
+        created_at=from_millis(r["created_at"]),
+        note=r["note"],
+        state=DocState(r["state"]),
+        pages=r["pages"],
+        pages_read=r["pages_read"],
+        message_id=r["message_id"],
+        data=bytes(r["data"]) if with_data else b"",
+    )

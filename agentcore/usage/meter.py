@@ -47,7 +47,7 @@ EVERYONE_OVER = (
 class MeterStorage(Protocol):
     async def record_llm_call(self, call: LLMCallRecord) -> None: ...
 
-    async def tokens_spent(self, agent_id: int, day: date) -> TokensSpent: ...
+    async def tokens_spent(self, agent_id: int | None, day: date) -> TokensSpent: ...
 
 
 class OverBudget(Exception):
@@ -102,19 +102,21 @@ class Meter:
     def serving(
         self,
         key: AgentKey,
-        agent_id: int,
+        agent_id: int | None,
         purpose: Purpose,
         *,
         llm: LLMClient | None = None,
         model: str = "",
     ) -> PersonModel:
         """The model for one piece of work for this person (a turn, a consolidation), on the
-        bot's model unless ``llm`` (named ``model``) is given."""
+        bot's model unless ``llm`` (named ``model``) is given. ``agent_id`` is None before the
+        person's agent exists (a photo in their first message): the calls then count toward
+        everyone's total only."""
         return PersonModel(
             self, _Work(key, agent_id), purpose, llm or self._llm, model or self._model
         )
 
-    async def admit(self, key: AgentKey, agent_id: int) -> None:
+    async def admit(self, key: AgentKey, agent_id: int | None) -> None:
         """Raise ``OverBudget`` if this person, or everyone together, has used today's tokens."""
         per_person, total = self._settings.person_daily_tokens, self._settings.total_daily_tokens
         if not (per_person or total) or self._exempt(key):
@@ -194,7 +196,7 @@ def _answer_tokens(response: LLMResponse) -> int:
 class _Work:
     """One piece of work for one person: admitted against the budgets once."""
 
-    def __init__(self, key: AgentKey, agent_id: int) -> None:
+    def __init__(self, key: AgentKey, agent_id: int | None) -> None:
         self.key = key
         self.agent_id = agent_id
         self.admitted = False

@@ -4,6 +4,8 @@ Lines are answered one at a time, in order; at end of input the adapter finishes
 0. Replies go to stdout, logs to stderr, so ``printf 'hi\n' | python -m bots`` prints only the
 answer. In a terminal the prompt has line editing and history (prompt_toolkit), log lines appear
 above it, and replies are rendered Markdown (rich); piped, every reply is plain text.
+``/attach PATH [caption]`` sends a file (a photo, voice note, audio or document) the way the
+chat platforms do; answers are printed as they are written when streaming is on.
 
 Stopping: the first Ctrl-C (or SIGTERM) stops taking input and lets the answer being written
 finish; a second one stops at once (the message is stored already, so nothing is lost).
@@ -15,22 +17,54 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import mimetypes
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
 from agentcore.clock import Clock
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.protocols import StorageError
-from agentcore.types import AgentKey, Attachment, ChatKind, InboundMessage, Reply, ReplyKind
+from agentcore.types import (
+    AgentKey,
+    Attachment,
+    ChatKind,
+    InboundFile,
+    InboundMessage,
+    Reply,
+    ReplyKind,
+)
 from bots.console.terminal import Interrupted, PipedTerminal, Terminal
 
+ATTACH = "/attach"
 log = logging.getLogger(__name__)
 
 MAX_USER_NAME = 64
 STOPPING = "Stopping after this answer; press Ctrl-C again to stop now."
 STOPPED = "Stopped. Your message is saved, so nothing is lost."
+
+
+def read_file(path: Path, limit: int) -> InboundFile:
+    """A local file as the chat platforms deliver one (not read past ``limit`` bytes: the
+    core tells the person the limit)."""
+    size = path.stat().st_size
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if size > limit:
+        return InboundFile(path.name, mime, b"", size)
+    return InboundFile(path.name, mime, path.read_bytes())
+
+
+def _attach_arguments(line: str) -> tuple[Path, str]:
+    """``/attach PATH [caption]`` → the path (quoted if it has spaces) and the caption."""
+    words = shlex.split(line)
+    if len(words) < 2:
+        raise ValueError(f"usage: {ATTACH} PATH [caption]")
+    path = Path(words[1]).expanduser()
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return path, " ".join(words[2:])
 
 
 def console_user(name: str | None) -> AgentKey:
@@ -52,8 +86,15 @@ def console_user(name: str | None) -> AgentKey:
 class ConsoleAdapter:
     name = "console"
 
-    def __init__(self, runtime: AgentRuntime, clock: Clock, user: AgentKey) -> None:
+    def __init__(
+        self,
+        runtime: AgentRuntime,
+        clock: Clock,
+        user: AgentKey,
+        max_file_bytes: int = 20 * 2**20,
+    ) -> None:
         self._runtime = runtime
+        self._max_file_bytes = max_file_bytes
         self._clock = clock
         self._user = user
         self._export_dir = Path.cwd()  # where exported files are saved
@@ -87,22 +128,49 @@ class ConsoleAdapter:
             terminal.close()
 
     async def _answer(self, terminal: Terminal, line: str) -> None:
-        message = InboundMessage(
-            self._user,
-            line,
-            self._clock.now(),
-            display_name=self._user.user_id,
-            chat=ChatKind.PRIVATE,
-        )
+        message = self._message(terminal, line)
+        if message is None:
+            return
         self._busy = True
         try:
-            reply = await self._runtime.handle(message)
+            reply = await self._runtime.handle(message, self)
         except asyncio.CancelledError:
             terminal.note(STOPPED)
             raise
         finally:
             self._busy = False
         await self._show(terminal, reply)
+
+    def _message(self, terminal: Terminal, line: str) -> InboundMessage | None:
+        """The line as a message; ``/attach PATH [caption]`` with the file (None, after a
+        line saying why, if it cannot be read)."""
+        files: tuple[InboundFile, ...] = ()
+        text = line
+        if line.split(maxsplit=1)[0] == ATTACH:
+            try:
+                path, text = _attach_arguments(line)
+                files = (read_file(path, self._max_file_bytes),)
+            except (ValueError, OSError) as exc:
+                terminal.show(f"Cannot attach: {exc}", ReplyKind.NOTICE)
+                return None
+        return InboundMessage(
+            self._user,
+            text,
+            self._clock.now(),
+            display_name=self._user.user_id,
+            chat=ChatKind.PRIVATE,
+            files=files,
+        )
+
+    async def notice(self, text: str) -> None:
+        """A turn's notices (``ReplySink``), printed as they come."""
+        if self._terminal is not None:
+            self._terminal.show(text, ReplyKind.NOTICE)
+
+    async def grow(self, text: str) -> None:
+        """The answer as it is written (``ReplySink``), printed as it comes."""
+        if self._terminal is not None:
+            self._terminal.grow(text)
 
     async def _answer_held_back(self, terminal: Terminal) -> None:
         """At the end of input, lines held back by the flood limit are answered too, so piped

@@ -11,6 +11,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 from rich.console import Console
+from rich.live import Live
 from rich.markdown import Markdown
 from rich.text import Text
 
@@ -34,6 +35,7 @@ class InteractiveTerminal:
         self._patched.enter_context(patch_stdout(raw=True))
         # No file given: rich writes to whatever sys.stdout is, i.e. the patched one.
         self._console = Console(force_terminal=True, highlight=False, emoji=False)
+        self._live: Live | None = None  # the answer being streamed, if one is
 
     async def read_line(self) -> str | None:
         try:
@@ -46,16 +48,37 @@ class InteractiveTerminal:
             raise Interrupted from None
 
     def show(self, text: str, kind: ReplyKind) -> None:
-        # Stored text may hold escape sequences: they are shown, never sent to the terminal.
-        shown = visible(text)
         style = _STYLES.get(kind)
-        self._console.print(Text(shown, style=style) if style else Markdown(_line_breaks(shown)))
+        rendered = Text(visible(text), style=style) if style else _markdown(text)
+        live, self._live = self._live, None
+        if live is not None and style is None:  # the streamed answer, in its final form
+            live.update(rendered, refresh=True)
+            live.stop()
+            return
+        if live is not None:
+            live.stop()
+        self._console.print(rendered)
+
+    def grow(self, text: str) -> None:
+        # The answer so far, re-rendered as Markdown in place while it is written.
+        if self._live is None:
+            self._live = Live(console=self._console, auto_refresh=False)
+            self._live.start()
+        self._live.update(_markdown(text), refresh=True)
 
     def note(self, text: str) -> None:
         self._console.print(Text(visible(text), style="dim"))
 
     def close(self) -> None:
+        if self._live is not None:  # stopped in the middle of an answer
+            self._live.stop()
+            self._live = None
         self._patched.close()
+
+
+def _markdown(text: str) -> Markdown:
+    # Stored text may hold escape sequences: they are shown, never sent to the terminal.
+    return Markdown(_line_breaks(visible(text)))
 
 
 def _line_breaks(text: str) -> str:

@@ -30,6 +30,11 @@ class Terminal(Protocol):
         """A reply (or a notice about one) for the person."""
         ...
 
+    def grow(self, text: str) -> None:
+        """The answer being written, so far (streaming); the next ``show`` of the same text,
+        or of anything else, ends it."""
+        ...
+
     def note(self, text: str) -> None:
         """A line about the chat itself (a greeting, "stopping")."""
         ...
@@ -45,6 +50,7 @@ class PipedTerminal:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.closed = False
+        self._grown = ""  # the streamed answer printed so far
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         # A daemon thread, not the default executor: a blocked readline() must not keep the
         # process alive after Ctrl-C.
@@ -64,11 +70,29 @@ class PipedTerminal:
     async def read_line(self) -> str | None:
         return await self._lines.get()
 
+    def grow(self, text: str) -> None:
+        if not text.startswith(self._grown):  # a new step started the answer again
+            self._write("\n")
+            self._grown = ""
+        self._write(text[len(self._grown) :])
+        self._grown = text
+
     def show(self, text: str, kind: ReplyKind) -> None:
+        # Streamed text is already out: only the rest follows, so the bytes are the same as
+        # when the answer is not streamed.
+        grown, self._grown = self._grown, ""
+        if grown and text.startswith(grown):
+            self._write(text[len(grown) :] + "\n")
+            return
+        if grown:
+            self._write("\n")
+        self._write(text + "\n")
+
+    def _write(self, text: str) -> None:
         if self.closed:
             return
         try:
-            sys.stdout.write(visible(text) + "\n")
+            sys.stdout.write(visible(text))
             sys.stdout.flush()
         except BrokenPipeError:
             # The reader went away. Point stdout at /dev/null so the interpreter's final

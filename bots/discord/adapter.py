@@ -16,21 +16,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 
 import discord
 from discord import app_commands
 
 from agentcore.runtime import AgentRuntime, Ticket
-from agentcore.types import Reply, ReplyKind
+from agentcore.types import InboundMessage, Reply, ReplyKind
 from bots.answers import SOMETHING_WENT_WRONG, Answers
 from bots.discord.connect import fatal_reason, make_client, point_at
-from bots.discord.send import SEND_ERRORS, respond_to_interaction, send_reply
+from bots.discord.send import (
+    MESSAGE_LIMIT,
+    SEND_ERRORS,
+    ChannelSink,
+    StreamEditor,
+    download,
+    respond_to_interaction,
+    send_reply,
+)
 from bots.discord.slash import build_app_commands
 from bots.discord.translate import DiscordRoute, command_to_inbound, content_notice, to_inbound
+from bots.streaming import GrowingReply, Pacing
+from bots.text import split_message
 from config import Settings
 
 log = logging.getLogger(__name__)
 
+EDITS_PER_SECOND = 25.0  # streamed edits across all channels (Discord allows 50 requests/s)
 COMMAND_BUDGET_SECONDS = 2.0  # answer a slash command directly if it is ready by then
 TYPING_REFRESH_SECONDS = 8.0  # Discord shows "typing…" for 10 s after each request
 UNKNOWN_COMMAND = "That command did not work. Type / to see the current commands."
@@ -50,6 +62,8 @@ def build_discord_adapter(settings: Settings, runtime: AgentRuntime) -> DiscordA
         config.token.reveal(),
         sync_guild=config.sync_guild or None,
         stop_grace=settings.runtime.shutdown_grace,
+        max_file_bytes=settings.agent.media.max_file_bytes,
+        edit_seconds=settings.streaming.edit_seconds,
     )
 
 
@@ -65,8 +79,12 @@ class DiscordAdapter:
         sync_guild: int | None = None,
         command_budget: float = COMMAND_BUDGET_SECONDS,
         stop_grace: float = 20.0,
+        max_file_bytes: int = 20 * 2**20,
+        edit_seconds: float = 1.0,
     ) -> None:
         self._runtime = runtime
+        self._max_file_bytes = max_file_bytes
+        self._pacing = Pacing(edit_seconds, EDITS_PER_SECOND)
         self._client = client
         self._token = token  # never logged
         self._sync_guild = sync_guild
@@ -165,9 +183,20 @@ class DiscordAdapter:
             return
         notice = content_notice(message, inbound)
         if notice is None:
-            self._intake.put_nowait(asyncio.ensure_future(self._runtime.accept(inbound)))
+            accepting = self._accept(inbound, message.attachments)
+            self._intake.put_nowait(asyncio.ensure_future(accepting))
         else:
             self._queue_answer(Ticket(inbound, reply=Reply(notice, ReplyKind.NOTICE)))
+
+    async def _accept(
+        self, inbound: InboundMessage, attachments: list[discord.Attachment]
+    ) -> Ticket:
+        """Store the message with its files, downloaded (those over the limit are not: the
+        core tells the person)."""
+        if attachments:
+            files = [await download(a, self._max_file_bytes) for a in attachments]
+            inbound = replace(inbound, files=tuple(files))
+        return await self._runtime.accept(inbound)
 
     async def _spawn_answers_in_order(self) -> None:
         """Start each answer once its message is stored, in the order messages arrived."""
@@ -182,7 +211,14 @@ class DiscordAdapter:
 
     async def _answer(self, ticket: Ticket) -> None:
         route = DiscordRoute.parse(ticket.message.route)
-        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route.channel_id))
+        author = int(ticket.message.key.user_id)
+        stream = GrowingReply(
+            StreamEditor(self._client, route, author), _parts, self._pacing, route.channel_id
+        )
+        sink = ChannelSink(self._client, route, author, stream)
+        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route.channel_id), sink)
+        if await stream.finish(reply.text):
+            return
         if reply.private and route.guild_id is not None:
             reply = Reply(PRIVATE_IN_PUBLIC, ReplyKind.NOTICE)
         if not reply.is_empty:
@@ -247,3 +283,7 @@ class DiscordAdapter:
         if not interaction.response.is_done():
             with contextlib.suppress(discord.HTTPException):
                 await interaction.response.send_message(UNKNOWN_COMMAND, ephemeral=True)
+
+
+def _parts(text: str) -> list[str]:
+    return split_message(text, MESSAGE_LIMIT)

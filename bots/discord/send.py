@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
-from agentcore.types import Attachment, Reply
+from agentcore.types import Attachment, InboundFile, Reply, ReplyKind
 from bots.discord.translate import DiscordRoute
+from bots.streaming import GrowingReply
 from bots.text import split_message
 
 log = logging.getLogger(__name__)
@@ -126,3 +127,81 @@ async def respond_to_interaction(
             ephemeral=ephemeral,
             allowed_mentions=allowed_mentions_for(outgoing.content, author_id),
         )
+
+
+class ChannelSink:
+    """A turn's notices, sent where its answer goes, and its answer as it grows."""
+
+    def __init__(
+        self, client: discord.Client, route: DiscordRoute, author_id: int, stream: GrowingReply
+    ) -> None:
+        self._client = client
+        self._route = route
+        self._author_id = author_id
+        self._stream = stream
+
+    async def notice(self, text: str) -> None:
+        await send_reply(self._client, self._route, self._author_id, Reply(text, ReplyKind.NOTICE))
+
+    async def grow(self, text: str) -> None:
+        await self._stream.grow(text)
+
+
+class StreamEditor:
+    """One streamed answer's messages in a Discord channel (``bots.streaming.MessageEditor``);
+    in servers the first one replies to the question. discord.py waits out 429s itself."""
+
+    def __init__(self, client: discord.Client, route: DiscordRoute, author_id: int) -> None:
+        self._channel = client.get_partial_messageable(route.channel_id, guild_id=route.guild_id)
+        self._author_id = author_id
+        self._reference: discord.MessageReference | None = None
+        if route.guild_id is not None:
+            trigger = self._channel.get_partial_message(route.message_id)
+            self._reference = trigger.to_reference(fail_if_not_exists=False)
+
+    async def send(self, text: str) -> str | None:
+        mentions = allowed_mentions_for(text, self._author_id)
+        try:
+            if self._reference is None:
+                sent = await self._channel.send(text, allowed_mentions=mentions)
+            else:
+                sent = await self._channel.send(
+                    text, reference=self._reference, allowed_mentions=mentions
+                )
+        except SEND_ERRORS as exc:
+            log.warning("could not send a streamed answer in %s: %s", self._channel.id, exc)
+            return None
+        self._reference = None
+        return str(sent.id)
+
+    async def edit(self, message_id: str, text: str) -> bool:
+        message = self._channel.get_partial_message(int(message_id))
+        try:
+            await message.edit(
+                content=text, allowed_mentions=allowed_mentions_for(text, self._author_id)
+            )
+        except SEND_ERRORS as exc:
+            log.warning("could not edit a streamed answer in %s: %s", self._channel.id, exc)
+            return False
+        return True
+
+    async def delete(self, message_id: str) -> None:
+        try:
+            await self._channel.get_partial_message(int(message_id)).delete()
+        except SEND_ERRORS as exc:
+            log.info("could not delete a streamed part in %s: %s", self._channel.id, exc)
+
+
+async def download(attachment: discord.Attachment, limit: int) -> InboundFile:
+    """An attachment's bytes from Discord's CDN: none if it is over ``limit`` or could not be
+    fetched (the core tells the person which)."""
+    mime = (attachment.content_type or "application/octet-stream").split(";")[0]
+    voice = attachment.is_voice_message()
+    if attachment.size > limit:
+        return InboundFile(attachment.filename, mime, b"", attachment.size, voice)
+    try:
+        data = await attachment.read()
+    except SEND_ERRORS as exc:
+        log.warning("could not download an attachment (%s): %s", mime, exc)
+        return InboundFile(attachment.filename, mime, b"", attachment.size, voice)
+    return InboundFile(attachment.filename, mime, data, voice=voice)

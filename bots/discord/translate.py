@@ -16,9 +16,9 @@ import discord
 from agentcore.types import AgentKey, ChatKind, InboundMessage
 
 PLATFORM = "discord"
-ATTACHMENT_NOTICE = (
-    "I can only read text for now, so I can't see files, images or stickers. "
-    "Please write your message as text."
+STICKER_NOTICE = (
+    "I can't read stickers. I read text, photos, voice messages, audio, PDFs, Word documents "
+    "and text files."
 )
 # Plain messages and replies; everything else (joins, pins, boosts, thread starts) is a system
 # message nobody wrote to the bot.
@@ -74,10 +74,11 @@ def to_inbound(message: discord.Message, bot_id: int) -> InboundMessage | None:
 
 
 def content_notice(message: discord.Message, inbound: InboundMessage) -> str | None:
-    """A notice for messages that carry only what the bot cannot read (files, stickers)."""
-    if inbound.text.strip() or not (message.attachments or message.stickers):
+    """A notice for messages that carry only what the bot cannot read (stickers); files go
+    to the core, which says what it can't read."""
+    if inbound.text.strip() or message.attachments or not message.stickers:
         return None
-    return ATTACHMENT_NOTICE
+    return STICKER_NOTICE
 
 
 def addresses_bot(message: discord.Message, bot_id: int) -> bool:

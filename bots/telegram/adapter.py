@@ -21,6 +21,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Coroutine, Sequence
+from dataclasses import replace
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -29,18 +30,31 @@ from telegram.ext import Application
 
 from agentcore.commands import USER_COMMANDS
 from agentcore.runtime import AgentRuntime, Ticket
-from agentcore.types import InboundMessage
+from agentcore.types import InboundFile, InboundMessage
 from bots.answers import Answers
+from bots.streaming import GrowingReply, Pacing
 from bots.telegram.poller import TOKEN_HELP, UpdatePoller
-from bots.telegram.send import Destination, ReplySender
-from bots.telegram.translate import BotIdentity, Route, Unreadable, translate
+from bots.telegram.render import telegram_parts
+from bots.telegram.send import Destination, ReplySender, StreamEditor
+from bots.telegram.translate import (
+    BotIdentity,
+    FileRef,
+    Route,
+    Unreadable,
+    file_refs,
+    translate,
+)
 
 log = logging.getLogger("bots.telegram")
 
-TEXT_ONLY = "I can only read text for now. Please write it as a message (or add a caption)."
+TEXT_ONLY = (
+    "I can't read that kind of message. I read text, photos, voice notes, audio, PDFs, Word "
+    "documents and text files."
+)
 _COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")  # what Telegram accepts in a menu
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+EDITS_PER_SECOND = 20.0  # streamed edits across all chats (Telegram allows ~30 messages/s)
 
 
 class TelegramAdapter:
@@ -54,6 +68,8 @@ class TelegramAdapter:
         typing_interval: float = 4.0,  # Telegram shows "typing…" for ~5 s per action
         poll_timeout: float = 10.0,
         grace: float = 20.0,  # how long stop() waits for answers in progress
+        max_file_bytes: int = 20 * 2**20,  # larger files are not downloaded
+        edit_seconds: float = 1.0,  # a streamed answer is edited at most this often per chat
         retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0),
         backoff: tuple[float, float] = (1.0, 30.0),
     ) -> None:
@@ -61,6 +77,8 @@ class TelegramAdapter:
         self._runtime = runtime
         self._typing_interval = typing_interval
         self._grace = grace
+        self._max_file_bytes = max_file_bytes
+        self._pacing = Pacing(edit_seconds, EDITS_PER_SECOND)
         self._sender = ReplySender(application.bot, retry_delays=retry_delays)
         self._poller = UpdatePoller(
             application.bot, self._take, timeout=poll_timeout, backoff=backoff
@@ -165,18 +183,58 @@ class TelegramAdapter:
         if isinstance(item, Unreadable):
             to = Destination(item.route, item.chat, int(item.key.user_id))
             return self._sender.notice(TEXT_ONLY, to)
+        refs = file_refs(update.message) if update.message is not None else []
+        if refs:
+            item = replace(item, files=tuple([await self._download(ref) for ref in refs]))
         return self._answer(await self._runtime.accept(item))
+
+    async def _download(self, ref: FileRef) -> InboundFile:
+        """The file's bytes (none if it is over the limit or could not be fetched: the core
+        tells the person which)."""
+        limit = self._max_file_bytes
+        if ref.size is not None and ref.size > limit:
+            return InboundFile(ref.filename, ref.mime_type, b"", ref.size, ref.voice)
+        try:
+            found = await self._app.bot.get_file(ref.file_id)
+            data = bytes(await found.download_as_bytearray())
+        except TelegramError as exc:  # includes "file is too big" for files over 20 MB
+            log.warning("could not download a %s: %s", ref.mime_type, exc)
+            return InboundFile(ref.filename, ref.mime_type, b"", ref.size or 0, ref.voice)
+        if len(data) > limit:
+            return InboundFile(ref.filename, ref.mime_type, b"", len(data), ref.voice)
+        return InboundFile(ref.filename, ref.mime_type, data, voice=ref.voice)
 
     async def _answer(self, ticket: Ticket) -> None:
         message = ticket.message
         route = Route.from_json(message.route)
-        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route))
-        await self._sender.send(reply, _destination(message, route))
+        to = _destination(message, route)
+        stream = GrowingReply(
+            StreamEditor(self._app.bot, to), telegram_parts, self._pacing, route.chat_id
+        )
+        sink = ChatSink(self._sender, to, stream)
+        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route), sink)
+        if not await stream.finish(reply.text):
+            await self._sender.send(reply, to)
 
     async def _keep_typing(self, route: Route) -> None:
         while True:
             await self._sender.typing(route)
             await asyncio.sleep(self._typing_interval)
+
+
+class ChatSink:
+    """A turn's notices, sent to the chat its answer goes to, and its answer as it grows."""
+
+    def __init__(self, sender: ReplySender, to: Destination, stream: GrowingReply) -> None:
+        self._sender = sender
+        self._to = to
+        self._stream = stream
+
+    async def notice(self, text: str) -> None:
+        await self._sender.notice(text, self._to)
+
+    async def grow(self, text: str) -> None:
+        await self._stream.grow(text)
 
 
 def _destination(message: InboundMessage, route: Route) -> Destination:

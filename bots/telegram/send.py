@@ -26,6 +26,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from agentcore.types import Attachment, ChatKind, Reply, ReplyKind
+from bots.streaming import RateLimited
 from bots.telegram.errors import retry_after_seconds
 from bots.telegram.render import telegram_parts, to_html
 from bots.telegram.translate import Route
@@ -183,3 +184,79 @@ class ReplySender:
                 log.debug("send failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
         return await call()
+
+
+class StreamEditor:
+    """One streamed answer's messages in a Telegram chat (``bots.streaming.MessageEditor``).
+    Each part is HTML; one Telegram refuses to parse (Markdown cut off mid-stream) is shown
+    as plain text for that edit. In groups the first message quotes the question."""
+
+    def __init__(self, bot: Bot, to: Destination) -> None:
+        self._bot = bot
+        self._chat_id = to.route.chat_id
+        self._thread = to.route.thread_id
+        self._reply_to = (
+            ReplyParameters(to.route.message_id, allow_sending_without_reply=True)
+            if to.chat is ChatKind.GROUP
+            else None
+        )
+
+    async def send(self, text: str) -> str | None:
+        try:
+            try:
+                sent = await self._bot.send_message(
+                    self._chat_id,
+                    to_html(text),
+                    parse_mode=ParseMode.HTML,
+                    message_thread_id=self._thread,
+                    reply_parameters=self._reply_to,
+                )
+            except BadRequest:
+                sent = await self._bot.send_message(
+                    self._chat_id,
+                    text,
+                    message_thread_id=self._thread,
+                    reply_parameters=self._reply_to,
+                )
+        except RetryAfter as exc:
+            raise RateLimited(retry_after_seconds(exc)) from exc
+        except TelegramError as exc:
+            log.warning("could not send a streamed answer to chat %d: %s", self._chat_id, exc)
+            return None
+        self._reply_to = None
+        return str(sent.message_id)
+
+    async def edit(self, message_id: str, text: str) -> bool:
+        try:
+            try:
+                await self._edit(message_id, to_html(text), ParseMode.HTML)
+            except BadRequest as exc:
+                if _not_modified(exc):
+                    return True
+                await self._edit(message_id, text, None)  # plain, for this edit
+        except RetryAfter as exc:
+            raise RateLimited(retry_after_seconds(exc)) from exc
+        except BadRequest as exc:
+            if _not_modified(exc):
+                return True
+            log.warning("could not edit a streamed answer in chat %d: %s", self._chat_id, exc)
+            return False
+        except TelegramError as exc:
+            log.warning("could not edit a streamed answer in chat %d: %s", self._chat_id, exc)
+            return False
+        return True
+
+    async def _edit(self, message_id: str, text: str, parse_mode: str | None) -> None:
+        await self._bot.edit_message_text(
+            text, chat_id=self._chat_id, message_id=int(message_id), parse_mode=parse_mode
+        )
+
+    async def delete(self, message_id: str) -> None:
+        try:
+            await self._bot.delete_message(self._chat_id, int(message_id))
+        except TelegramError as exc:
+            log.info("could not delete a streamed part in chat %d: %s", self._chat_id, exc)
+
+
+def _not_modified(exc: BadRequest) -> bool:
+    return "not modified" in exc.message.lower()

@@ -5,8 +5,10 @@
 - a message it should answer → ``InboundMessage`` (the sender's stable id, never their name; the
   message's own ``date``; ``ChatKind.GROUP`` for groups; our @mention and ``@botname`` suffix
   on commands removed; a ``route`` to answer it by, even after a restart);
-- a message addressed to it with nothing readable (a sticker, photo or voice note without a
-  caption) → ``Unreadable``, so the person gets a short notice instead of silence;
+- a photo, voice note, audio file or document → ``InboundMessage`` with the caption as text;
+  ``file_refs`` names the files for the adapter to download;
+- a message addressed to it with nothing readable (a sticker, a video, a location) →
+  ``Unreadable``, so the person gets a short notice instead of silence;
 - anything else → None: edits, channel posts, service messages, other bots, and group messages
   that are not for us (no @mention, not a reply to us, not ``/cmd@ourname``).
 """
@@ -95,7 +97,9 @@ def translate(update: Update, me: BotIdentity) -> InboundMessage | Unreadable | 
     )
     text = message.text if message.text is not None else message.caption
     if text is None:
-        return Unreadable(key, chat, route) if message.effective_attachment else None
+        if not file_refs(message):
+            return Unreadable(key, chat, route) if message.effective_attachment else None
+        text = ""
     return InboundMessage(
         key,
         clean_text(text, me.username),
@@ -105,6 +109,39 @@ def translate(update: Update, me: BotIdentity) -> InboundMessage | Unreadable | 
         route=route.to_json(),
         source=f"update:{update.update_id}",  # a redelivery after a crash is recognised
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file of a message, to be downloaded with getFile."""
+
+    file_id: str
+    filename: str
+    mime_type: str
+    size: int | None  # as Telegram declares it (None if it does not say)
+    voice: bool = False
+
+
+def file_refs(message: Message) -> list[FileRef]:
+    """The files in ``message`` the core can use: the largest size of a photo, a voice note,
+    an audio file, a document."""
+    refs: list[FileRef] = []
+    if message.photo:
+        best = message.photo[-1]  # Telegram lists a photo's sizes smallest first
+        refs.append(FileRef(best.file_id, "photo.jpg", "image/jpeg", best.file_size))
+    if message.voice is not None:
+        voice = message.voice
+        mime = voice.mime_type or "audio/ogg"
+        refs.append(FileRef(voice.file_id, "voice.ogg", mime, voice.file_size, voice=True))
+    if message.audio is not None:
+        audio = message.audio
+        name = audio.file_name or "audio.mp3"
+        refs.append(FileRef(audio.file_id, name, audio.mime_type or "audio/mpeg", audio.file_size))
+    if message.document is not None:
+        doc = message.document
+        mime = doc.mime_type or "application/octet-stream"
+        refs.append(FileRef(doc.file_id, doc.file_name or "document", mime, doc.file_size))
+    return refs
 
 
 def _addressed_to(message: Message, me: BotIdentity) -> bool:

@@ -119,6 +119,9 @@ class FakeDiscord:
         self.gateway_received: list[dict[str, Any]] = []  # every payload a client sent
         self.replayed: list[dict[str, Any]] = []  # events sent again after a RESUME
         self.dispatched_at: dict[int, float] = {}  # message id -> when MESSAGE_CREATE was sent
+        self._files: dict[str, bytes] = {}  # attachment id -> bytes served by the "CDN"
+        self._reading: dict[int, dict[str, str]] = {}  # channel -> message id -> content now
+        self.downloads: list[str] = []  # attachment ids fetched
         self.connections = 0
         self._sessions: dict[int, _Session] = {}
         self._changed = asyncio.Condition()
@@ -139,6 +142,7 @@ class FakeDiscord:
     async def __aenter__(self) -> FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/", self._gateway)
+        app.router.add_get("/attachments/{id}/{name}", self._cdn)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -180,6 +184,14 @@ class FakeDiscord:
         if channel_id is not None:
             return list(self._posted.get(channel_id, []))
         return sorted((r for rs in self._posted.values() for r in rs), key=lambda r: r.at)
+
+    def reading(self, channel_id: int) -> list[str]:
+        """The bot's messages in a channel as they read now (after their edits), in order."""
+        return list(self._reading.get(channel_id, {}).values())
+
+    def edits(self, channel_id: int) -> list[Recorded]:
+        """The bot's edits of its messages in a channel, in order."""
+        return self.calls("PATCH", f"/channels/{channel_id}/messages/")
 
     def typing(self, channel_id: int) -> list[Recorded]:
         return self.calls("POST", f"/channels/{channel_id}/typing")
@@ -264,7 +276,15 @@ class FakeDiscord:
         if method == "POST" and parts[0] == "channels" and parts[-1] == "typing":
             return web.Response(status=204)
         if method == "POST" and parts[0] == "channels" and parts[-1] == "messages":
-            return _json(self._created_message(int(parts[1]), body, recorded.files))
+            created = self._created_message(int(parts[1]), body, recorded.files)
+            self._reading.setdefault(int(parts[1]), {})[created["id"]] = created["content"]
+            return _json(created)
+        if method == "PATCH" and parts[0] == "channels" and parts[2] == "messages":
+            edited = self._created_message(int(parts[1]), body, recorded.files)
+            self._reading.setdefault(int(parts[1]), {})[parts[3]] = edited["content"]
+            return _json(edited | {"id": parts[3], "edited_timestamp": iso(datetime.now(UTC))})
+        if method == "DELETE" and parts[0] == "channels" and parts[2] == "messages":
+            return web.Response(status=204)
         if method == "PUT" and parts[0] == "applications" and parts[-1] == "commands":
             guild = int(parts[3]) if len(parts) == 5 else None
             return _json([self._synced_command(c, guild) for c in recorded.json])
@@ -341,17 +361,39 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ payload builders
 
-    def attachment_payload(self, filename: str, size: int) -> dict[str, Any]:
+    def attachment_payload(
+        self,
+        filename: str,
+        size: int,
+        *,
+        data: bytes | None = None,
+        content_type: str = "application/octet-stream",
+        voice: bool = False,
+    ) -> dict[str, Any]:
+        """An attachment; with ``data``, its URL serves those bytes (a CDN on 127.0.0.1)."""
         attachment_id = snowflake()
         url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
-        return {
+        if data is not None:
+            self._files[str(attachment_id)] = data
+        payload: dict[str, Any] = {
             "id": str(attachment_id),
             "filename": filename,
             "size": size,
             "url": url,
             "proxy_url": url,
-            "content_type": "application/octet-stream",
+            "content_type": content_type,
         }
+        if voice:
+            payload |= {"flags": 0, "duration_secs": 3.0, "waveform": "AAAA"}
+        return payload
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        data = self._files.get(request.match_info["id"])
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        self.downloads.append(request.match_info["id"])
+        await self._notify()
+        return web.Response(body=data, content_type="application/octet-stream")
 
     def message_payload(
         self,

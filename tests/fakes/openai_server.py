@@ -1,7 +1,10 @@
 """A fake OpenAI-compatible chat-completions server on 127.0.0.1.
 
 Each request is answered by a responder function (or a script of actions), so tests drive the
-real ``openai`` SDK through tool calls, errors, retries, hangs and garbage.
+real ``openai`` SDK through tool calls, errors, retries, hangs and garbage. Messages may carry
+image parts (``images_in`` reads them back). ``/v1/audio/transcriptions`` answers with
+``transcribe(audio bytes, model)`` (text, or an ``Error``); without one it is a 404, like a
+server that has no transcription.
 
 It also measures prompt caching as a provider would see it: each request's prompt is laid out as
 a chat template would (tool definitions, then every message in order), and the part that repeats
@@ -18,6 +21,8 @@ import contextlib
 import itertools
 import json
 import math
+import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +37,9 @@ class Completion:
     prompt_tokens: int | None = None  # None: measured from the request
     completion_tokens: int = 10
     cached_tokens: int | None = None  # None: measured against the person's previous request
+    # Streamed (a request with "stream": true): tokens (words with their spaces) per second;
+    # 0 sends them all at once.
+    token_rate: float = 0.0
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Raw:
 
 Action = Completion | Error | Hang | Raw
 Responder = Callable[[dict[str, Any]], Action | Awaitable[Action]]
+Transcribe = Callable[[bytes, str], "str | Error"]
 _ids = itertools.count(1)
 
 
@@ -74,8 +83,10 @@ def prompt_text(body: dict[str, Any]) -> str:
     """The request laid out as a chat template lays it out: tools first, then the messages."""
     parts = [json.dumps(body.get("tools") or [], sort_keys=True)]
     for m in body.get("messages") or []:
+        content = m.get("content") or ""
+        text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
         calls = json.dumps(m.get("tool_calls") or [], sort_keys=True)
-        parts.append(f"<|{m.get('role')}|>{m.get('content') or ''}{calls}{m.get('tool_call_id')}")
+        parts.append(f"<|{m.get('role')}|>{text}{calls}{m.get('tool_call_id')}")
     return "".join(parts)
 
 
@@ -155,7 +166,11 @@ def usage_json(action: Completion, measured: CacheMeasure) -> dict[str, Any]:
 
 
 class FakeOpenAI:
-    def __init__(self, responder: Responder | Iterable[Action]) -> None:
+    def __init__(
+        self, responder: Responder | Iterable[Action], *, transcribe: Transcribe | None = None
+    ) -> None:
+        self._transcribe = transcribe
+        self.transcriptions: list[dict[str, Any]] = []  # form fields (the file as bytes)
         if callable(responder):
             self._responder: Responder = responder
         else:
@@ -164,6 +179,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.cache = PromptCache()
+        self.first_token_at: list[float] = []  # perf_counter when each stream's first token went
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()  # releases hanging handlers at shutdown
         self.base_url = ""
@@ -171,6 +187,7 @@ class FakeOpenAI:
     async def __aenter__(self) -> FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -192,12 +209,75 @@ class FakeOpenAI:
         action = self._responder(body)
         if asyncio.iscoroutine(action) or isinstance(action, Awaitable):
             action = await action
+        if isinstance(action, Completion) and body.get("stream"):
+            return await self._stream(request, action, body.get("model", "fake"), measured)
+        if isinstance(action, Completion) and action.token_rate:
+            # Not streamed: the whole answer once the model has written it all.
+            self.first_token_at.append(time.perf_counter())
+            tokens = len((action.content or "").split())
+            await asyncio.sleep(max(0, tokens - 1) / action.token_rate)
         return await self._render(action, body.get("model", "fake"), measured)
 
+    async def _stream(
+        self, request: web.Request, action: Completion, model: str, measured: CacheMeasure
+    ) -> web.StreamResponse:
+        """The completion as server-sent events, as OpenAI streams it: a role chunk, content
+        a token at a time (at ``token_rate``), tool calls, the finish reason, then usage."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        done = completion_json(action, model, measured)
+        message = done["choices"][0]["message"]
+
+        async def event(delta: dict[str, Any], finish: str | None = None) -> None:
+            chunk = {
+                "id": done["id"],
+                "object": "chat.completion.chunk",
+                "created": done["created"],
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        await event({"role": "assistant", "content": ""})
+        for i, token in enumerate(re.findall(r"\s*\S+\s*", action.content or "")):
+            if i == 0:
+                self.first_token_at.append(time.perf_counter())
+            elif action.token_rate:
+                await asyncio.sleep(1 / action.token_rate)
+            await event({"content": token})
+        for index, call in enumerate(message.get("tool_calls", [])):
+            await event({"tool_calls": [call | {"index": index}]})
+        await event({}, done["choices"][0]["finish_reason"])
+        usage_chunk = {
+            "id": done["id"],
+            "object": "chat.completion.chunk",
+            "created": done["created"],
+            "model": model,
+            "choices": [],
+            "usage": done["usage"],
+        }
+        await response.write(f"data: {json.dumps(usage_chunk)}\n\ndata: [DONE]\n\n".encode())
+        await response.write_eof()
+        return response
+
+    async def _transcription(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        fields: dict[str, Any] = {}
+        for key, value in form.items():
+            fields[key] = value.file.read() if isinstance(value, web.FileField) else value
+        self.transcriptions.append(fields)
+        if self._transcribe is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        result = self._transcribe(fields.get("file", b""), str(fields.get("model", "")))
+        if isinstance(result, Error):
+            return await self._render(result, "")
+        return web.json_response({"text": result})
+
     async def _render(
-        self, action: Action, model: str, measured: CacheMeasure
+        self, action: Action, model: str, measured: CacheMeasure | None = None
     ) -> web.StreamResponse:
         if isinstance(action, Completion):
+            assert measured is not None, "a completion answers a chat request"
             return web.json_response(completion_json(action, model, measured))
         if isinstance(action, Error):
             payload = {"error": {"message": action.message, "type": "fake", "code": None}}
@@ -214,12 +294,29 @@ class FakeOpenAI:
 def last_user(body: dict[str, Any]) -> str:
     for message in reversed(body["messages"]):
         if message["role"] == "user":
-            return str(message.get("content") or "")
+            return text_of(message)
     return ""
+
+
+def text_of(message: dict[str, Any]) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    return str(content)
 
 
 def system(body: dict[str, Any]) -> str:
     """Everything the request tells the model besides the conversation: its system messages."""
-    return "\n\n".join(
-        str(m.get("content") or "") for m in body["messages"] if m["role"] == "system"
-    )
+    return "\n\n".join(text_of(m) for m in body["messages"] if m["role"] == "system")
+
+
+def images_in(body: dict[str, Any]) -> list[str]:
+    """The image URLs (data: URLs) of every message in a request, in order."""
+    return [
+        part["image_url"]["url"]
+        for message in body["messages"]
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    ]

@@ -4,7 +4,10 @@ Point PTB at it with ``ApplicationBuilder().base_url(root + "/bot")`` (or ``TELE
 It serves getMe, getUpdates (long polling, confirmation by ``offset``), sendMessage (HTML is
 parsed as strictly as Telegram does: unknown tags, unbalanced tags or stray ``<``/``&`` give 400
 "can't parse entities"; more than 4096 UTF-16 units of visible text gives 400), sendChatAction,
-editMessageText, sendDocument, setMyCommands/getMyCommands and deleteWebhook. Tests push
+editMessageText (a message reads as last edited), deleteMessage, sendDocument,
+setMyCommands/getMyCommands, deleteWebhook, and getFile with the file download route
+(``/file/bot<token>/<path>``, refusing files over 20 MB as Telegram does).
+Tests store files with ``upload`` and send them in ``photo``/``voice``/``document`` payloads; push
 updates (``private``, ``group``, ``push``), inject errors (``inject``), and read what the bot did
 (``sent``, ``actions``, ``calls``, ``polls``), waiting on conditions with ``wait_until``.
 """
@@ -26,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 MAX_TEXT = 4096
+MAX_DOWNLOAD = 20 * 2**20  # getFile refuses larger files
 BOT_ID = 777000111
 _ALLOWED_TAGS = {
     "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
@@ -80,7 +84,8 @@ class Chat:
 
 @dataclass
 class Sent:
-    """A message the bot sent (or a document, or an edit)."""
+    """A message the bot sent (or a document, or an edit). A sent message reads as its last
+    edit made it, as a person would see it; each edit is also recorded on its own."""
 
     method: str
     chat_id: int
@@ -136,6 +141,8 @@ class FakeTelegram:
         self._started: set[int] = set()  # users who opened a private chat with the bot
         self._injected: list[Injected] = []
         self._update_ids = itertools.count(1)
+        self._files: dict[str, bytes] = {}  # file_id -> bytes (see upload)
+        self.downloads: list[str] = []  # file ids fetched through the download route
         self._message_ids = itertools.count(1)
         self._changed = asyncio.Event()  # replaced after each change; waiters wake
         self._closing = asyncio.Event()
@@ -147,6 +154,7 @@ class FakeTelegram:
     async def __aenter__(self) -> FakeTelegram:
         app = web.Application(client_max_size=50 * 2**20)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._download)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -187,6 +195,16 @@ class FakeTelegram:
         finally:
             self._touch()
         return web.json_response({"ok": True, "result": result})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        file_id = request.match_info["path"].rpartition("/")[2]
+        if file_id not in self._files:
+            return _error(404, "Not Found")
+        self.downloads.append(file_id)
+        self._touch()
+        return web.Response(body=self._files[file_id], content_type="application/octet-stream")
 
     def _take_injected(self, method: str, params: dict[str, Any]) -> Injected | None:
         for rule in self._injected:
@@ -246,7 +264,45 @@ class FakeTelegram:
         chat = self._chat_for_sending(params["chat_id"])
         text = str(params.get("text", ""))
         plain, pre = _visible(text, params.get("parse_mode"))
+        original = next(
+            (
+                s
+                for s in self._sent_by_chat.get((chat["id"], "sendMessage"), [])
+                if s.message_id == params.get("message_id")
+            ),
+            None,
+        )
+        if original is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        if original.plain == plain and original.parse_mode == params.get("parse_mode"):
+            raise _ApiError(400, "Bad Request: message is not modified")
+        # The message now reads as edited (what a person sees); the edit is recorded too.
+        original.text, original.plain, original.pre = text, plain, pre
+        original.parse_mode = params.get("parse_mode")
         return self._record("editMessageText", chat, text, params, plain, pre, None)
+
+    async def _api_deleteMessage(self, params: dict[str, Any]) -> bool:
+        chat = self._chat_for_sending(params["chat_id"])
+        sent = self._sent_by_chat.get((chat["id"], "sendMessage"), [])
+        kept = [s for s in sent if s.message_id != params.get("message_id")]
+        if len(kept) == len(sent):
+            raise _ApiError(400, "Bad Request: message to delete not found")
+        self._sent_by_chat[(chat["id"], "sendMessage")] = kept
+        return True
+
+    async def _api_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params.get("file_id", ""))
+        data = self._files.get(file_id)
+        if data is None:
+            raise _ApiError(400, "Bad Request: invalid file_id")
+        if len(data) > MAX_DOWNLOAD:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": len(data),
+            "file_path": f"files/{file_id}",
+        }
 
     async def _api_sendChatAction(self, params: dict[str, Any]) -> bool:
         self._chat_for_sending(params["chat_id"])
@@ -349,6 +405,31 @@ class FakeTelegram:
         if kind == "edited_message":
             payload["edit_date"] = payload["date"] + 1
         return self.push(kind, **payload)
+
+    def upload(self, data: bytes) -> str:
+        """Keep ``data`` as a file the bot can fetch with getFile; its file_id."""
+        file_id = f"file{len(self._files) + 1}"
+        self._files[file_id] = data
+        return file_id
+
+    def photo(self, data: bytes, width: int = 800, height: int = 600) -> list[dict[str, Any]]:
+        """A ``photo`` field: a thumbnail (not uploaded) and the full size."""
+        thumb = {"file_id": "thumb", "file_unique_id": "t", "width": 90, "height": 67}
+        full = {"file_id": self.upload(data), "file_unique_id": "f", "width": width,
+                "height": height, "file_size": len(data)}  # fmt: skip
+        return [thumb, full]
+
+    def voice(self, data: bytes, duration: int = 3) -> dict[str, Any]:
+        return {"file_id": self.upload(data), "file_unique_id": "v", "duration": duration,
+                "mime_type": "audio/ogg", "file_size": len(data)}  # fmt: skip
+
+    def document(
+        self, data: bytes, name: str, mime: str, size: int | None = None
+    ) -> dict[str, Any]:
+        """A ``document`` field; ``size`` overrides the declared size (a file too large to
+        upload for real)."""
+        return {"file_id": self.upload(data), "file_unique_id": "d", "file_name": name,
+                "mime_type": mime, "file_size": len(data) if size is None else size}  # fmt: skip
 
     def private(self, user: User, text: str | None = None, **options: Any) -> int:
         return self.message(user, Chat(user.id, "private", title=""), text, **options)

@@ -11,6 +11,7 @@ from agentcore.records import AgentRecord, AgentSnapshot, AgentSummary, BlockSpe
 from agentcore.storage import rows
 from agentcore.storage.postgres.blocks import insert_blocks
 from agentcore.storage.postgres.connection import Conn, Part
+from agentcore.storage.postgres.files import delete_person_files
 from agentcore.storage.postgres.messages import insert_messages
 from agentcore.storage.postgres.passages import insert_passages
 from agentcore.storage.protocols import StorageError
@@ -176,6 +177,7 @@ async def _delete_agent_rows(conn: Conn, agent_id: int, *, redact_audit: bool = 
     # the vocabulary; blocks, their history and summaries go with the agent (ON DELETE CASCADE).
     await conn.execute("DELETE FROM messages WHERE agent_id = $1", agent_id)
     await conn.execute("DELETE FROM passages WHERE agent_id = $1", agent_id)
+    await delete_person_files(conn, agent_id, key["platform"], key["user_id"])
     await conn.execute("DELETE FROM agents WHERE id = $1", agent_id)
 
 

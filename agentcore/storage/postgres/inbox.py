@@ -11,6 +11,7 @@ from agentcore.search.terms import message_terms
 from agentcore.storage import rows
 from agentcore.storage.postgres.agents import create_agent
 from agentcore.storage.postgres.connection import Conn, Part
+from agentcore.storage.postgres.files import insert_files
 from agentcore.storage.postgres.messages import record_activity
 from agentcore.types import AgentKey, InboundMessage
 
@@ -19,24 +20,12 @@ _WAITING = "platform = $1 AND user_id = $2 AND NOT claimed"
 
 class InboxRows(Part):
     async def add_pending(self, message: InboundMessage, received_at: datetime) -> int | None:
-        stored: int | None = await self._db.statement(
-            lambda conn: conn.fetchval(
-                "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
-                " received_at, source, terms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-                "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
-                message.key.platform,
-                message.key.user_id,
-                message.display_name,
-                message.chat.value,
-                message.text,
-                to_millis(message.sent_at),
-                message.route,
-                to_millis(received_at),
-                message.source or None,
-                message_terms(Role.USER, message.text),  # analysed now, off the turn's path
+        if not message.files:  # the common case: one statement, no transaction round trips
+            stored: int | None = await self._db.statement(
+                lambda conn: _insert(conn, message, received_at)
             )
-        )
-        return stored
+            return stored
+        return await self._db.write(lambda conn: _with_files(conn, message, received_at))
 
     async def prune_inbox(self, before: datetime) -> int:
         pruned = await self._db.statement(
@@ -80,20 +69,55 @@ class InboxRows(Part):
         return [rows.pending(r) for r in found]
 
 
+async def _insert(conn: Conn, message: InboundMessage, received_at: datetime) -> int | None:
+    stored: int | None = await conn.fetchval(
+        "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
+        " received_at, source, terms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
+        message.key.platform,
+        message.key.user_id,
+        message.display_name,
+        message.chat.value,
+        message.text,
+        to_millis(message.sent_at),
+        message.route,
+        to_millis(received_at),
+        message.source or None,
+        message_terms(Role.USER, message.text),  # analysed now, off the turn's path
+    )
+    return stored
+
+
+async def _with_files(conn: Conn, message: InboundMessage, received_at: datetime) -> int | None:
+    """The waiting message and its files, together (nothing if it is a redelivery)."""
+    stored = await _insert(conn, message, received_at)
+    if stored is not None:
+        await insert_files(conn, stored, message, received_at)
+    return stored
+
+
 # Take this person's waiting messages (up to $3) into agent $4's recall, in one statement: the
 # agent's row is locked before the first id is drawn (see ``messages.insert_messages``), and the
 # waiting rows are locked (``FOR UPDATE``) so that a turn of the same person in another process
 # that got there first has claimed them by the time this one reads them. The text then lives
-# in recall; the inbox row stays a while to recognise redeliveries.
+# in recall; the inbox row stays a while to recognise redeliveries. Their files move to the
+# agent and to the message each became (the n-th oldest waiting row is the n-th new message).
 _CLAIM = f"""WITH owner AS (SELECT id FROM agents WHERE id = $4 FOR UPDATE),
 taken AS (
     UPDATE inbox i SET claimed = true, text = '', terms = NULL
     FROM (SELECT id, text, sent_at, terms FROM inbox WHERE {_WAITING} AND id <= $3
           ORDER BY id FOR UPDATE) w
-    WHERE i.id = w.id RETURNING w.id, w.text, w.sent_at, w.terms)
-INSERT INTO messages (agent_id, role, content, created_at, terms)
-SELECT owner.id, 'user', t.text, t.sent_at, t.terms FROM owner, taken t ORDER BY t.id
-RETURNING id, content, created_at"""
+    WHERE i.id = w.id RETURNING w.id, w.text, w.sent_at, w.terms),
+inserted AS (
+    INSERT INTO messages (agent_id, role, content, created_at, terms)
+    SELECT owner.id, 'user', t.text, t.sent_at, t.terms FROM owner, taken t ORDER BY t.id
+    RETURNING id, content, created_at),
+moved AS (
+    UPDATE files f SET agent_id = $4, message_id = m.id
+    FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM inserted) m
+    JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM taken) w ON w.n = m.n
+    WHERE f.inbox_id = w.id)
+SELECT id, content, created_at FROM inserted"""
 
 
 async def _claim(

@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from agentcore.storage.postgres.agents import AgentRows
 from agentcore.storage.postgres.blocks import BlockRows
 from agentcore.storage.postgres.connection import Database, Pinned
+from agentcore.storage.postgres.files import FileRows
 from agentcore.storage.postgres.inbox import InboxRows
 from agentcore.storage.postgres.messages import MessageRows
 from agentcore.storage.postgres.migrate import migrate
@@ -27,7 +28,9 @@ from agentcore.types import AgentKey
 _ONE_BOT = 0x2581_A6BC_FA93_8A8E
 
 
-class _Stores(AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, OpsRows, UsageRows):
+class _Stores(
+    AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, FileRows, OpsRows, UsageRows
+):
     """Every protocol over one database, or over one held connection."""
 
 

@@ -1,5 +1,5 @@
 """``UsageStore`` on PostgreSQL: daily model usage, which the database adds up as calls are
-recorded (the ``llm_calls_counted`` trigger of migration 0002)."""
+recorded (the ``llm_calls_counted`` trigger of migration 0003)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class UsageRows(Part):
         )
         return [rows.usage_day(r) for r in found]
 
-    async def tokens_spent(self, agent_id: int, day: date) -> TokensSpent:
+    async def tokens_spent(self, agent_id: int | None, day: date) -> TokensSpent:
         found = await self._db.read(
             lambda conn: conn.fetch(
                 "SELECT agent_id, sum(prompt_tokens + completion_tokens) AS tokens "

@@ -19,6 +19,7 @@ from agentcore.storage import rows
 from agentcore.storage.protocols import StorageError
 from agentcore.storage.sqlite.blocks import insert_blocks, shared_blocks
 from agentcore.storage.sqlite.connection import Part
+from agentcore.storage.sqlite.files import delete_person_files
 from agentcore.storage.sqlite.messages import insert_messages
 from agentcore.storage.sqlite.passages import insert_passages
 from agentcore.storage.sqlite.sql import all_rows, one_row
@@ -162,6 +163,7 @@ async def _delete_agent_rows(
 ) -> None:
     """Every row of one agent, children first so the FTS triggers see each row go. Audit
     entries that name the person are redacted to the platform alone."""
+    await delete_person_files(conn, agent_id)
     for sql in (
         "DELETE FROM messages WHERE agent_id = ?",
         "DELETE FROM passages WHERE agent_id = ?",

@@ -13,8 +13,9 @@ from agentcore.search.terms import message_terms
 from agentcore.storage import rows
 from agentcore.storage.sqlite.agents import create_agent
 from agentcore.storage.sqlite.connection import Part
+from agentcore.storage.sqlite.files import claim_files, insert_files
 from agentcore.storage.sqlite.messages import record_activity
-from agentcore.storage.sqlite.sql import all_rows
+from agentcore.storage.sqlite.sql import all_rows, one_row
 from agentcore.types import AgentKey, InboundMessage
 
 _WAITING = "platform = ? AND user_id = ? AND NOT claimed"
@@ -34,13 +35,23 @@ class InboxRows(Part):
             message.source or None,
             message_terms(Role.USER, message.text),  # analysed now, off the turn's path
         )
-        stored = await self._db.execute(
+        sql = (
             "INSERT INTO inbox (platform, user_id, display_name, chat, text, sent_at, route,"
             " received_at, source, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id",
-            params,
+            "ON CONFLICT (platform, source) WHERE source IS NOT NULL DO NOTHING RETURNING id"
         )
-        return int(stored[0]["id"]) if stored else None
+        if not message.files:  # the common case: one statement, no transaction round trips
+            stored = await self._db.execute(sql, params)
+            return int(stored[0]["id"]) if stored else None
+
+        async def with_files(conn: aiosqlite.Connection) -> int | None:
+            row = await one_row(conn, sql, params)
+            if row is None:
+                return None
+            await insert_files(conn, row["id"], message, received_at)
+            return int(row["id"])
+
+        return await self._db.write(with_files)
 
     async def prune_inbox(self, before: datetime) -> int:
         pruned = await self._db.execute(
@@ -84,6 +95,7 @@ async def _claim(
     first, and record their activity; nothing if none is left (answered already)."""
     mine = f"{_WAITING} AND id <= ?"
     params = (key.platform, key.user_id, up_to_id)
+    waiting = await all_rows(conn, f"SELECT id FROM inbox WHERE {mine} ORDER BY id", params)
     claimed = await all_rows(
         conn,
         "INSERT INTO messages (agent_id, role, content, created_at, terms) "
@@ -99,7 +111,9 @@ async def _claim(
     )
     await record_activity(conn, agent_id, activity)
     # RETURNING order is unspecified; rowids follow the ORDER BY.
-    return [rows.claimed(r) for r in sorted(claimed, key=lambda r: int(r["id"]))]
+    claimed.sort(key=lambda r: int(r["id"]))
+    await claim_files(conn, agent_id, [w["id"] for w in waiting], [r["id"] for r in claimed])
+    return [rows.claimed(r) for r in claimed]
 
 
 async def _start(

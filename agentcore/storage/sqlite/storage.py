@@ -16,6 +16,7 @@ from agentcore.storage.protocols import PersonStorage, Storage
 from agentcore.storage.sqlite.agents import AgentRows
 from agentcore.storage.sqlite.blocks import BlockRows
 from agentcore.storage.sqlite.connection import Database
+from agentcore.storage.sqlite.files import FileRows
 from agentcore.storage.sqlite.inbox import InboxRows
 from agentcore.storage.sqlite.messages import MessageRows
 from agentcore.storage.sqlite.migrate import migrate
@@ -25,7 +26,9 @@ from agentcore.storage.sqlite.usage import UsageRows
 from agentcore.types import AgentKey
 
 
-class SQLiteStorage(AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, OpsRows, UsageRows):
+class SQLiteStorage(
+    AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, FileRows, OpsRows, UsageRows
+):
     """``Storage`` on one SQLite file. Build it with ``await SQLiteStorage.open(path)``."""
 
     @classmethod

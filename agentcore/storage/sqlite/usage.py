@@ -1,5 +1,5 @@
 """``UsageStore`` on SQLite: daily model usage, which the database adds up as calls are recorded
-(the ``llm_calls_counted`` trigger of migration 0003)."""
+(the ``llm_calls_counted`` trigger of migration 0004)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class UsageRows(Part):
         )
         return [rows.usage_day(r) for r in found]
 
-    async def tokens_spent(self, agent_id: int, day: date) -> TokensSpent:
+    async def tokens_spent(self, agent_id: int | None, day: date) -> TokensSpent:
         found = await self._db.fetch(
             "SELECT agent_id, SUM(prompt_tokens + completion_tokens) AS tokens FROM usage_days "
             "WHERE agent_id IN (?, ?) AND day = ? GROUP BY agent_id",

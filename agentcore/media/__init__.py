@@ -1,0 +1,1 @@
+"""Photos, voice notes and documents people send: read, described, transcribed, and filed."""

@@ -1,0 +1,44 @@
+"""The transcription seam: voice notes and audio files to text."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+
+class TranscriptionUnavailable(Exception):
+    """The endpoint has no transcription (404, 405, or a 400 refusing the model): an operator
+    has to set one up. ``str(err)`` is for the log."""
+
+
+class Transcriber(Protocol):
+    async def transcribe(self, audio: bytes, filename: str, mime_type: str) -> str:
+        """What was said ('' for no speech). Raises ``TranscriptionUnavailable``, or
+        ``LLMError`` for a failure that may pass (timeouts, 5xx, rate limits)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class LazyTranscriber:
+    """A ``Transcriber`` built on first use (building one imports the ``openai`` SDK), so a
+    bot that never gets a voice note never pays for it."""
+
+    def __init__(self, factory: Callable[[], Awaitable[Transcriber]]) -> None:
+        self._factory = factory
+        self._task: asyncio.Task[Transcriber] | None = None
+
+    async def transcribe(self, audio: bytes, filename: str, mime_type: str) -> str:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._factory())
+        transcriber = await asyncio.shield(self._task)
+        return await transcriber.transcribe(audio, filename, mime_type)
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        if not self._task.done():
+            self._task.cancel()
+        elif not self._task.cancelled() and self._task.exception() is None:
+            await self._task.result().close()
