@@ -1,7 +1,8 @@
 """The one way the core calls the model for a person: every call metered, recorded, budgeted.
 
-Whatever serves a person (their turns, the summaries that fold their history, background work
-such as consolidation) calls the model through a ``PersonModel`` from ``Meter.serving``. Each
+Whatever serves a person (their turns, the summaries that fold their history, descriptions of
+their photos, background work such as consolidation) calls the model through a ``PersonModel``
+from ``Meter.serving``. Each
 call is recorded with the person, what it was for, the model, and the provider's token counts,
 the part served from its prompt cache included; a provider that reports no usage is counted by
 the local estimate, marked as estimated.
@@ -226,7 +227,8 @@ class PersonModel:
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         await self.admit()
-        request = replace(request, cache_key=f"agent-{self._work.agent_id}")
+        if self._work.agent_id is not None:  # the person's requests share a prompt cache
+            request = replace(request, cache_key=f"agent-{self._work.agent_id}")
         started = time.perf_counter()
         try:
             response = await self._llm.complete(request)
