@@ -425,6 +425,7 @@ async def test_usage_adds_up_per_person_day_and_model(store: Storage) -> None:
     ]
     assert await store.tokens_spent(alice, d2) == TokensSpent(55, 1163)
     assert await store.tokens_spent(alice, date(2025, 3, 3)) == TokensSpent(0, 0)
+    assert await store.tokens_spent(None, d2) == TokensSpent(0, 1163)  # no agent yet
     top = await store.usage_by_person(d1, 5)
     assert [(p.key.user_id, p.display_name, sum(d.tokens for d in p.days)) for p in top] == [
         ("bob", "Bob", 1100),
