@@ -3,6 +3,9 @@
 store the person's message → compile the context → call the model with tools → run the calls
 against this agent only → repeat while the model calls tools (at most ``max_steps`` calls) →
 the final text (plain content or ``send_message``) is stored and returned.
+
+A turn starts from the person's waiting messages (``run_turn``) or from a system event such as
+a reminder coming due (``run_event``); after that both are the same loop.
 """
 
 from __future__ import annotations
@@ -13,11 +16,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentcore.clock import Clock
-from agentcore.llm.base import LLMRequest, LLMResponse, TextSink
+from agentcore.llm.base import LLMError, LLMRequest, LLMResponse, TextSink
 from agentcore.media.intake import MediaIntake, Prepared
 from agentcore.memory import prefix
 from agentcore.memory.blocks import default_blocks, initial_blocks
-from agentcore.memory.prompt import PRESSURE_NOTE, Layout, PromptParts, TurnFacts, prompt_messages
+from agentcore.memory.prompt import (
+    PRESSURE_NOTE,
+    Layout,
+    PromptParts,
+    TurnFacts,
+    prompt_messages,
+    streamed_without_prompt_tags,
+    without_prompt_tags,
+)
+from agentcore.memory.recall import NOT_FOUND, Found, search, shown
 from agentcore.memory.summarizer import choose_cut, summarize
 from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import ImagePart, PromptMessage, Role, ToolCall
@@ -31,11 +43,21 @@ from agentcore.records import (
     TurnState,
     UserActivity,
 )
+from agentcore.schedule.doorbell import Doorbell
+from agentcore.schedule.model import PersonPrefs
 from agentcore.settings import AgentSettings
 from agentcore.storage.protocols import Storage
-from agentcore.tools import SEND_MESSAGE, ToolContext, ToolError, ToolRegistry
-from agentcore.types import InboundMessage, NoticeList, ReplySink
-from agentcore.usage.meter import Meter, PersonModel
+from agentcore.tools import (
+    MEMORY_TOOLS,
+    SCHEDULE_TOOLS,
+    SEND_MESSAGE,
+    ToolContext,
+    ToolError,
+    ToolRegistry,
+)
+from agentcore.tools.base import Scheduling
+from agentcore.types import AgentKey, ChatKind, InboundMessage, NoticeList, ReplySink, SystemEvent
+from agentcore.usage.meter import Meter, OverBudget, PersonModel
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +80,7 @@ class _Turn:
     view: prefix.View  # core memory as this turn's prompts show it in the stable prefix
     summary: str
     pressure_warned: bool
+    recalled: str = ""  # automatic recall for this turn's messages (see memory/recall.py)
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
     estimate: int = 0
     images: dict[int, tuple[ImagePart, ...]] = field(default_factory=dict)  # by message id
@@ -73,6 +96,16 @@ def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[i
     return max(agent.session_count, 1), False
 
 
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a turn's answer is read, for what it may reveal and where reminders go."""
+
+    key: AgentKey
+    chat: ChatKind
+    route: str  # a group's route; '' for the private chat
+    display_name: str
+
+
 class AgentLoop:
     def __init__(
         self,
@@ -84,14 +117,21 @@ class AgentLoop:
         tools: ToolRegistry | None = None,
         estimator: TokenEstimator | None = None,
         media: MediaIntake | None = None,
+        doorbell: Doorbell | None = None,
         layout: Layout = prompt_messages,
     ) -> None:
+        """``doorbell``: the scheduler's, rung when a reminder is added; without one (or with
+        reminders turned off in ``settings``) turns cannot schedule."""
         self._storage = storage
         self._media = media
         self._meter = meter
         self._clock = clock
         self._settings = settings
-        self._tools = tools or ToolRegistry()
+        self._doorbell = doorbell if settings.reminders.enabled else None
+        default_tools = ToolRegistry(
+            MEMORY_TOOLS + SCHEDULE_TOOLS if self._doorbell else MEMORY_TOOLS
+        )
+        self._tools = tools or default_tools
         self._estimator = estimator or TokenEstimator()
         self._layout = layout
 
@@ -125,7 +165,7 @@ class AgentLoop:
         if turn is None:
             return None
         if streaming:
-            turn.stream = sink.grow
+            turn.stream = lambda shown: sink.grow(streamed_without_prompt_tags(shown))
         return await self._answer(turn, prepared, sink)
 
     async def _answer(self, turn: _Turn, prepared: Prepared, sink: ReplySink) -> str:
@@ -145,6 +185,29 @@ class AgentLoop:
         if self._media is not None:
             await self._media.close()
 
+    async def run_event(self, event: SystemEvent) -> str | None:
+        """A turn the agent takes on its own: ``event`` is stored in the person's history and
+        the agent answers it as it would a message. None if the person has no agent (erased).
+        If the model cannot be reached, ``event.fallback`` (if any) is stored and returned.
+        Over today's token budget the model is not called: the fallback (a reminder's own text)
+        still goes out, and an event without one (a check-in) is not sent (None)."""
+        turn = await self._begin_event(event)
+        if turn is None:
+            return None
+        try:
+            return await self._steps(turn)
+        except OverBudget:
+            if not event.fallback:
+                log.info("agent %s: over the token budget, the event is not answered", event.key)
+                return None
+            log.info("agent %s: over the token budget, sending the event's fallback", event.key)
+        except LLMError:
+            if not event.fallback:
+                raise
+            log.warning("agent %s: model unreachable, sending the event's fallback", event.key)
+        await self._store(turn, [NewMessage(Role.ASSISTANT, event.fallback, self._clock.now())])
+        return event.fallback
+
     async def _steps(self, turn: _Turn) -> str:
         await turn.model.admit()  # over budget: stop before any model call, messages kept
         steps = self._settings.max_steps
@@ -160,16 +223,26 @@ class AgentLoop:
 
     # ----------------------------------------------------------------- turn setup
 
+    async def _load(self, key: AgentKey) -> tuple[TurnState | None, PersonPrefs]:
+        """The turn's starting state and the person's preferences, read together."""
+        if self._doorbell is None:
+            return await self._storage.load_turn(key), PersonPrefs()
+        state, prefs = await asyncio.gather(
+            self._storage.load_turn(key), self._storage.load_prefs(key)
+        )
+        return state, prefs
+
     async def _take_up(
         self, message: InboundMessage, pending_id: int
-    ) -> tuple[TurnState, list[StoredMessage]]:
-        """This person's agent (created on their first message) and the waiting messages this
-        turn answers, taken into recall memory."""
-        state = await self._storage.load_turn(message.key)
+    ) -> tuple[TurnState, PersonPrefs, list[StoredMessage], Found]:
+        """This person's agent (created on their first message), their preferences, the waiting
+        messages this turn answers, taken into recall memory, and what automatic recall found
+        for the message (searched while the messages are taken up)."""
+        state, prefs = await self._load(message.key)
         if state is None:
             started = await self._start_agent(message, pending_id)
             if started is not None:
-                return started
+                return started[0], prefs, started[1], NOT_FOUND
             state = await self._storage.load_turn(message.key)  # created meanwhile elsewhere
             assert state is not None
         agent = state.agent
@@ -177,7 +250,25 @@ class AgentLoop:
         activity = UserActivity(
             message.sent_at, session, message.display_name or agent.display_name
         )
-        return state, await self._storage.claim_pending(message.key, pending_id, agent.id, activity)
+        claimed, found = await asyncio.gather(
+            self._storage.claim_pending(message.key, pending_id, agent.id, activity),
+            self._search_memory(state, message.text),
+        )
+        return state, prefs, claimed, found
+
+    async def _search_memory(self, state: TurnState, text: str) -> Found:
+        """Automatic recall's searches, once per turn, for what the person just said."""
+        if self._settings.memory.recall_tokens <= 0:
+            return NOT_FOUND
+        agent = state.agent
+        return await search(
+            self._storage,
+            agent.id,
+            text,
+            in_view=len(state.context) + 1,  # the message being answered is found too
+            search_messages=agent.message_count > len(state.context),
+            search_passages=agent.passage_count > 0,
+        )
 
     async def _start_agent(
         self, message: InboundMessage, pending_id: int
@@ -196,11 +287,46 @@ class AgentLoop:
         return TurnState(agent, initial_blocks(specs, now), shared, []), claimed
 
     async def _begin(self, message: InboundMessage, pending_id: int) -> _Turn | None:
-        state, claimed = await self._take_up(message, pending_id)
+        state, prefs, claimed, found = await self._take_up(message, pending_id)
         if not claimed:
             return None
+        session, new_session = session_of(
+            state.agent, message.sent_at, self._settings.memory.session_gap
+        )
+        route = message.route if message.chat is ChatKind.GROUP else ""
+        origin = _Origin(message.key, message.chat, route, message.display_name)
+        return await self._assemble(
+            state, prefs, claimed, found, origin, (session, new_session), Purpose.TURN
+        )
+
+    async def _begin_event(self, event: SystemEvent) -> _Turn | None:
+        state, prefs = await self._load(event.key)
+        if state is None:
+            return None
         agent = state.agent
-        session, new_session = session_of(agent, message.sent_at, self._settings.memory.session_gap)
+        row = NewMessage(Role.SYSTEM, event.text, event.at)
+        [row_id] = await self._storage.append_messages(agent.id, [row])
+        claimed = [StoredMessage(row_id, row.role, row.content, row.created_at)]
+        origin = _Origin(event.key, event.chat, event.route, agent.display_name)
+        found = await self._search_memory(state, event.text)  # what the reminder is about
+        session = max(agent.session_count, 1)
+        return await self._assemble(
+            state, prefs, claimed, found, origin, (session, False), Purpose.EVENT
+        )
+
+    async def _assemble(
+        self,
+        state: TurnState,
+        prefs: PersonPrefs,
+        claimed: list[StoredMessage],
+        found: Found,
+        origin: _Origin,
+        sessions: tuple[int, bool],
+        purpose: Purpose,
+    ) -> _Turn:
+        agent = state.agent
+        session, new_session = sessions
+        zone = prefs.timezone or self._settings.memory.timezone
         facts = TurnFacts(
             now=self._clock.now(),
             previous_user_at=agent.last_user_at,
@@ -208,23 +334,27 @@ class AgentLoop:
             new_session=new_session,
             message_count=agent.message_count + len(claimed),
             passage_count=agent.passage_count,
-            chat=message.chat,
-            platform=message.key.platform,
-            display_name=message.display_name,
+            chat=origin.chat,
+            platform=origin.key.platform,
+            display_name=origin.display_name,
+            zone_known=None if self._doorbell is None else prefs.timezone is not None,
         )
         tools = ToolContext(
             storage=self._storage,
             agent_id=agent.id,
             blocks={b.label: b for b in state.blocks},
             clock=self._clock,
-            tz=self._settings.memory.timezone,
+            tz=zone,
             search_limit=self._settings.search_limit,
-            person=message.display_name or "user",
+            person=origin.display_name or "user",
+            scheduling=self._scheduling(prefs, origin),
         )
+        memory = self._settings.memory
         rows = [*state.context, *claimed]
+        recalled = shown(found, {r.id for r in rows}, memory.recall_tokens, zone, tools.person)
         return _Turn(
             agent=agent,
-            model=self._meter.serving(message.key, agent.id, Purpose.TURN),
+            model=self._meter.serving(origin.key, agent.id, purpose),
             facts=facts,
             tools=tools,
             shared=state.shared,
@@ -233,6 +363,19 @@ class AgentLoop:
             view=await self._view_for_turn(state, rows, new_session),
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
+            recalled=recalled.text,
+        )
+
+    def _scheduling(self, prefs: PersonPrefs, origin: _Origin) -> Scheduling | None:
+        if self._doorbell is None:
+            return None
+        return Scheduling(
+            store=self._storage,
+            settings=self._settings.reminders,
+            doorbell=self._doorbell,
+            prefs=prefs,
+            chat=origin.chat,
+            route=origin.route,
         )
 
     async def _view_for_turn(
@@ -283,8 +426,9 @@ class AgentLoop:
             rows=turn.rows,
             notes=turn.notes,
             message_cap=self._settings.message_char_cap,
-            tz=self._settings.memory.timezone,
+            tz=turn.tools.tz,
             images=turn.images,
+            recalled=turn.recalled,
         )
         return LLMRequest(
             messages=self._layout(parts),
@@ -316,14 +460,14 @@ class AgentLoop:
     async def _fold(self, turn: _Turn) -> bool:
         """Summarise the oldest in-context messages; False if nothing could be folded."""
         memory = self._settings.memory
-        cut = choose_cut(turn.rows, int(memory.keep_ratio * memory.context_window), self._tokens)
+        cut = choose_cut(turn.rows, self._keep_tokens(turn), self._tokens)
         if cut == 0:
             log.warning("agent %s: context is full but nothing can be folded", turn.agent.key)
             return False
         folded, kept = turn.rows[:cut], turn.rows[cut:]
         max_words = max(100, memory.context_window // 12)
         turn.summary = await summarize(
-            turn.model.doing(Purpose.SUMMARY), turn.summary, folded, memory.timezone, max_words
+            turn.model.doing(Purpose.SUMMARY), turn.summary, folded, turn.tools.tz, max_words
         )
         await self._storage.fold_context(turn.agent.id, turn.summary, kept[0].id, self._clock.now())
         log.info("agent %s: folded %d messages into the summary", turn.agent.key, len(folded))
@@ -331,6 +475,15 @@ class AgentLoop:
         turn.pressure_warned = False
         await self._renew_view(turn)
         return True
+
+    def _keep_tokens(self, turn: _Turn) -> int:
+        """How much of the recent conversation a fold keeps: the window's keep share less what
+        the rest of the prompt takes (instructions, tool schemas, memory, summary), so the prompt
+        ends up well under the fold threshold. Otherwise a large fixed part in a small window
+        folds again on every turn, and each fold rewrites the prompt's cached prefix."""
+        memory = self._settings.memory
+        rest = turn.estimate - sum(self._tokens(r) for r in turn.rows)
+        return max(0, int(memory.keep_ratio * memory.context_window) - rest)
 
     def _tokens(self, row: StoredMessage) -> int:
         message = PromptMessage(row.role, row.content, row.tool_calls, row.tool_call_id)
@@ -351,7 +504,7 @@ class AgentLoop:
         """Store the model's step; return the reply if the turn is finished, else None."""
         now = self._clock.now()
         if not response.tool_calls:
-            text = (response.content or "").strip() or EMPTY_REPLY
+            text = without_prompt_tags(response.content or "") or EMPTY_REPLY
             await self._store(turn, [NewMessage(Role.ASSISTANT, text, now)])
             return text
         replies: list[str] = []
@@ -378,8 +531,8 @@ class AgentLoop:
         return reply
 
     def _message_of(self, call: ToolCall) -> str:
-        message: str = self._tools.bind(call)[1]["message"]
-        if not message.strip():
+        message = without_prompt_tags(self._tools.bind(call)[1]["message"])
+        if not message:
             raise ToolError("message is empty; write the reply to send")
         return message
 

@@ -22,6 +22,7 @@ class Actor(enum.Enum):
     OPERATOR = "operator"
     USER = "user"
     SYSTEM = "system"
+    CONSOLIDATION = "consolidation"  # sleep-time consolidation after a session
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +283,7 @@ class Purpose(enum.Enum):
     """What a model call was for; every call serving a person counts toward their budget."""
 
     TURN = "turn"
+    EVENT = "event"  # a turn the agent takes on its own (a reminder or check-in coming due)
     SUMMARY = "summary"
     CONSOLIDATION = "consolidation"
     IMAGE = "image"  # describing a photo the person sent
@@ -366,3 +368,39 @@ class StoreStats:
     llm_calls_today: int = 0
     tokens_today: int = 0
     llm_latencies_ms: tuple[float, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Unconsolidated:
+    """A person with messages no consolidation has read yet."""
+
+    agent_id: int
+    key: AgentKey
+    after_id: int  # messages with a larger id are not consolidated
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEdit:
+    label: str
+    value: str
+    version: int  # the block's version the edit was made against
+
+
+@dataclass(frozen=True, slots=True)
+class ConsolidationRun:
+    """One consolidation: which messages it read, what it changed, what it cost."""
+
+    agent_id: int
+    after_id: int  # it read the messages after this id...
+    through_id: int  # ...up to this one
+    created_at: datetime
+    outcome: str  # "changed", "nothing" (nothing worth keeping) or "invalid" (unusable answer)
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    edits: tuple[BlockEdit, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def note_passages(self) -> list[NewPassage]:
+        """The notes as archival passages, tagged so they can be told from the agent's own."""
+        return [NewPassage(note, ("consolidation",), self.created_at) for note in self.notes]

@@ -24,16 +24,26 @@ from typing import Any
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
 from agentcore.commands import Commands, is_costly, parse_command
+from agentcore.consolidator import Consolidator
 from agentcore.limits import OncePerPeriod, RateLimiter
-from agentcore.llm.base import ClosableLLM, LLMAuthError, LLMError
+from agentcore.llm.base import ClosableLLM, LLMConfigError, LLMError
 from agentcore.settings import RuntimeSettings
 from agentcore.storage.protocols import Storage, StorageError
-from agentcore.types import AgentKey, InboundMessage, Reply, ReplyKind, ReplySink, clean_text
+from agentcore.types import (
+    AgentKey,
+    InboundMessage,
+    Reply,
+    ReplyKind,
+    ReplySink,
+    SystemEvent,
+    clean_text,
+)
 from agentcore.usage.meter import OverBudget
 
 log = logging.getLogger(__name__)
 
 LLM_FAILED = "I couldn't reach my language model, please try again in a moment."
+NOT_SET_UP = "I'm not set up correctly yet; my operator has been told."
 STORAGE_FAILED = "Something went wrong on my side and I couldn't save that. Please try again later."
 SHUTTING_DOWN = "I'm restarting right now. Please send that again in a minute."
 EMPTY_MESSAGE = "Send me some text and I'll answer."
@@ -111,6 +121,16 @@ class AgentSlots:
             slot.users -= 1
             self._evict_idle()
 
+    @contextlib.asynccontextmanager
+    async def hold_when_idle(self, key: AgentKey) -> AsyncIterator[None]:
+        """Hold the person's lock once no turn of theirs runs or waits (background work such
+        as consolidation): a turn that arrives meanwhile waits only for what is done under it."""
+        while (slot := self._slots.get(key)) is not None and slot.users > 0:
+            async with slot.lock:  # let the turns ahead finish
+                pass
+        async with self.hold(key):
+            yield
+
     def _evict_idle(self) -> None:
         """Drop least-recently-used idle slots until the cache is within its bound."""
         excess = len(self._slots) - self._capacity
@@ -134,8 +154,10 @@ class AgentRuntime:
         clock: Clock,
         settings: RuntimeSettings,
         slots: AgentSlots | None = None,
+        consolidator: Consolidator | None = None,
     ) -> None:
-        """``slots`` are the per-person turn locks, when the commands share them."""
+        """``slots`` are the per-person turn locks, when the commands or consolidation share
+        them."""
         self._storage = storage
         self._llm = llm
         self._loop = loop
@@ -143,6 +165,7 @@ class AgentRuntime:
         self._clock = clock
         self._settings = settings
         self._slots = slots if slots is not None else AgentSlots(settings.max_cached_agents)
+        self._consolidator = consolidator
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -300,9 +323,11 @@ class AgentRuntime:
                 return await self._commands.run(message, *command)
             text = await self._loop.run_turn(message, ticket.pending_id, sink)
             return Reply(text if text is not None else "")
+        except LLMConfigError as exc:  # waiting will not help: the operator must fix it
+            log.error("model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
+            return Reply(NOT_SET_UP, ReplyKind.ERROR)
         except LLMError as exc:
-            level = logging.ERROR if isinstance(exc, LLMAuthError) else logging.WARNING
-            log.log(level, "model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
+            log.warning("model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
             return Reply(LLM_FAILED, ReplyKind.ERROR)
         except StorageError as exc:
             log.error("storage failed for %s: %s", message.key, exc)
@@ -318,6 +343,13 @@ class AgentRuntime:
         log.info("%s is over %s; messages stored, not answered", key, whose)
         return Reply(exc.notice, ReplyKind.NOTICE)
 
+    async def run_event(self, event: SystemEvent) -> str | None:
+        """The agent's own turn on ``event`` (a reminder came due), under the person's lock so
+        it never overlaps a turn of theirs. Raises ``LLMError``/``StorageError`` for the caller
+        (the scheduler) to decide; None if there is nothing to send (``AgentLoop.run_event``)."""
+        async with self._tracked(), self._slots.hold(event.key):
+            return await self._loop.run_event(event)
+
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:
         self._in_flight += 1
@@ -329,9 +361,20 @@ class AgentRuntime:
             if self._in_flight == 0:
                 self._idle.set()
 
+    async def background(self) -> None:
+        """Work that runs for as long as the bot does: consolidation of ended sessions."""
+        if self._consolidator is not None:
+            await self._consolidator.run()
+
+    async def consolidate_ended(self) -> int:
+        """One consolidation sweep now (``background`` runs them periodically): the sessions
+        whose gap has passed; how many were consolidated."""
+        return await self._consolidator.sweep() if self._consolidator is not None else 0
+
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop accepting, let in-flight turns finish (for ``grace`` seconds, by default the
-        configured ``shutdown_grace``), then close storage and model."""
+        configured ``shutdown_grace``), consolidate the sessions still open (bounded; not when
+        told to stop now, ``grace=0``), then close storage and model."""
         self._closing = True
         grace = self._settings.shutdown_grace if grace is None else grace
         try:
@@ -342,6 +385,8 @@ class AgentRuntime:
                 self._in_flight,
                 grace,
             )
+        if self._consolidator is not None and grace > 0:
+            await self._consolidator.at_shutdown()
         await self._loop.close()
         await self._llm.close()
         await self._storage.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from agentcore.schedule.model import QuietHours
 from agentcore.types import AgentKey
 
 
@@ -26,6 +27,7 @@ class MemorySettings:
     summarize_ratio: float = 0.90  # above this: fold the oldest messages into the summary
     keep_ratio: float = 0.50  # after folding, the recent messages use at most this share
     session_gap: timedelta = timedelta(hours=4)
+    recall_tokens: int = 600  # automatic recall: tokens of matching older messages shown; 0 = off
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
 
@@ -50,12 +52,34 @@ class MediaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsolidationSettings:
+    """Sleep-time consolidation: after a session ends, one background call updates core memory."""
+
+    enabled: bool = True
+    model: str = ""  # another model for it, on the same endpoint; "" = the chat model
+    daily_tokens: int = 500_000  # across everyone, per day (UTC); 0 = no limit
+    sweep_seconds: float = 300.0  # how often ended sessions are looked for
+    shutdown_seconds: float = 10.0  # at shutdown, open sessions get this long
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderSettings:
+    enabled: bool = True  # the agent has the schedule_message tools
+    max_pending: int = 20  # reminders waiting per person; more are refused
+    max_message_chars: int = 1000  # of one reminder's text
+    max_unprompted_per_day: int = 10  # reminders and check-ins sent per person in 24 hours
+    quiet_hours: QuietHours | None = None  # the operator's default; a person may override it
+    checkin_after: timedelta | None = None  # a silence this long may get a check-in; None = off
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSettings:
     instructions: str = "You are a helpful assistant with long-term memory."
     max_steps: int = 8  # model calls per turn
     search_limit: int = 10  # default and cap of results for search tools
     message_char_cap: int = 8000  # longer messages are shortened for the model (stored whole)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     stream: bool = True  # answers are streamed to adapters that show them as they grow
 

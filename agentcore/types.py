@@ -201,3 +201,18 @@ class NoticeList:
 
     async def grow(self, text: str) -> None:
         pass  # only the final answer is kept
+
+
+@dataclass(frozen=True, slots=True)
+class SystemEvent:
+    """Something that happened without the person writing (a reminder came due): the input of
+    a turn the agent takes on its own. Stored in the person's history as a system message."""
+
+    key: AgentKey
+    text: str  # what the agent is told, e.g. "scheduled: call the dentist, set on ..."
+    at: datetime
+    chat: ChatKind = ChatKind.PRIVATE  # where the answer will be read
+    route: str = ""  # that chat's route if it is a group ('' for the private chat)
+    # Stored and sent as the answer if the model cannot be reached, so a reminder still
+    # reminds; '' to send nothing then.
+    fallback: str = ""

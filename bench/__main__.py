@@ -31,10 +31,13 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.growth", [], []),
     ("bench.locomo", [], []),
     ("bench.prompt_cache", [], []),
+    ("bench.consolidation", [], []),
     ("bench.documents", [], []),
     ("bench.streaming", [], []),
     ("bench.telegram_latency", [], []),
     ("bench.discord_latency", [], []),
+    ("bench.reminders", [], []),
+    ("bench.reminders", PG, []),
 ]
 
 

@@ -20,8 +20,11 @@ from config import Settings, load_settings
 
 def bench_settings(env: Mapping[str, str] | None = None, **runtime: Any) -> Settings:
     """The shipped defaults plus ``env`` (no ``.env`` file is read), with the given runtime
-    settings replaced. The model is scripted, so its API key is a placeholder."""
-    settings = load_settings(env={"OPENAI_API_KEY": "unused", **(env or {})}, dotenv_file=None)
+    settings replaced. The model is scripted, so its API key is a placeholder. Consolidation
+    (a model call per ended session, also at shutdown) is off unless ``env`` turns it on: only
+    ``bench.consolidation`` measures it."""
+    defaults = {"OPENAI_API_KEY": "unused", "AGENTCORE_CONSOLIDATION__ENABLED": "false"}
+    settings = load_settings(env=defaults | dict(env or {}), dotenv_file=None)
     return replace(settings, runtime=replace(settings.runtime, **runtime))
 
 

@@ -5,6 +5,10 @@ creating the agent, compiling the context, the model round trip through the runt
 and storing the answer. Histories of several sizes (1,000 users) show whether it stays flat.
 The baseline, measured in the same run, is one database round trip (``SELECT 1``).
 
+Automatic recall (a search of the person's older messages on every turn) is on by default; the
+same turns are also run with it off (``[memory] recall_tokens = 0``), interleaved one by one with
+the others so both see the same caches, and reported beside them.
+
     python -m bench.core_turn                  # 100k messages
     python -m bench.core_turn --sizes 10000 100000 1000000
     python -m bench.core_turn --backend postgres   # the same on PostgreSQL (see bench.pg)
@@ -44,15 +48,27 @@ def _instant(request: LLMRequest) -> LLMResponse:
 
 
 async def _timed_turns(runtime: AgentRuntime, keys: list[AgentKey]) -> list[float]:
-    clock = SystemClock()
-    samples = []
+    return [await _timed_turn(runtime, key, i) for i, key in enumerate(keys)]
+
+
+async def _timed_turn(runtime: AgentRuntime, key: AgentKey, i: int) -> float:
+    message = InboundMessage(key, f"Message number {i} about hiking", SystemClock().now())
+    started = time.perf_counter()
+    answer = await runtime.handle(message)
+    elapsed = time.perf_counter() - started
+    assert answer.text == "Sure, noted.", answer
+    return elapsed
+
+
+async def _with_and_without_recall(
+    on: AgentRuntime, off: AgentRuntime, keys: list[AgentKey]
+) -> tuple[list[float], list[float]]:
+    """The same people's turns, alternating between automatic recall on and off."""
+    with_recall, without = [], []
     for i, key in enumerate(keys):
-        message = InboundMessage(key, f"Message number {i} about hiking", clock.now())
-        started = time.perf_counter()
-        answer = await runtime.handle(message)
-        samples.append(time.perf_counter() - started)
-        assert answer.text == "Sure, noted.", answer
-    return samples
+        with_recall.append(await _timed_turn(on, key, 2 * i))
+        without.append(await _timed_turn(off, key, 2 * i + 1))
+    return with_recall, without
 
 
 async def _sqlite_baseline(path: Path, rounds: int = 2000) -> list[float]:
@@ -90,14 +106,23 @@ async def _timed(call: Callable[[], Awaitable[object]], rounds: int) -> list[flo
 async def _measure(storage: Storage, size: int, turns: int, creations: int) -> dict[str, Any]:
     # Random people send bursts here; the flood limit is not what is being measured.
     runtime = scripted_runtime(storage, _instant, bench_settings(rate_limit_per_minute=10**6))
+    no_recall = bench_settings(
+        {"AGENTCORE_MEMORY__RECALL_TOKENS": "0"}, rate_limit_per_minute=10**6
+    )
+    without_recall = scripted_runtime(storage, _instant, no_recall)
     rng = random.Random(size)
     await _timed_turns(runtime, [AgentKey(PLATFORM, "u1")] * 20)  # warm caches
     existing = [AgentKey(PLATFORM, f"u{rng.randint(1, USERS)}") for _ in range(turns)]
-    turn = await _timed_turns(runtime, existing)
+    turn, turn_without_recall = await _with_and_without_recall(runtime, without_recall, existing)
     fresh = [AgentKey(PLATFORM, f"new{size}-{i}") for i in range(creations)]
     create = await _timed_turns(runtime, fresh)
     await runtime.shutdown()
-    return {"messages": size, "turn": summary_ms(turn), "create": summary_ms(create)}
+    return {
+        "messages": size,
+        "turn": summary_ms(turn),
+        "turn_without_recall": summary_ms(turn_without_recall),
+        "create": summary_ms(create),
+    }
 
 
 async def measure_sqlite(source: Path, size: int, turns: int, creations: int) -> dict[str, Any]:
@@ -150,7 +175,7 @@ def main() -> None:
     rows = []
     for r in results:
         base = r["baseline_roundtrip"]["median_ms"]
-        for name in ("create", "turn"):
+        for name in ("create", "turn", "turn_without_recall"):
             s = r[name]
             rows.append(
                 [

@@ -1,4 +1,5 @@
-"""Recall benchmark: does ``conversation_search`` find the turns a LoCoMo question is about?
+"""Recall benchmark: does ``conversation_search`` find the turns a LoCoMo question is about, and
+does automatic recall put them in front of the model without any tool call?
 
 For every conversation of the LoCoMo file (Maharana et al., ACL 2024) this creates one agent in
 a real storage backend (SQLite on a temporary file, then PostgreSQL in a fresh database of the
@@ -7,6 +8,14 @@ session's date, asks every question through ``search_messages`` (the function be
 ``conversation_search`` tool, with the question text exactly as written: no rewriting), and
 reports recall@k: the share of a question's evidence turns among the first k distinct turns
 returned.
+
+Automatic recall (``agentcore.memory.recall``) runs for every question too, as it runs for a
+person's message: the question is the query (searched as a turn searches it, without typo
+corrections), nothing of the conversation is in the context window (as after ``/reset``, or
+weeks later), and the snippets must fit the default token budget (``[memory] recall_tokens``)
+and, for the sweep, other budgets. Its figure is the share of a
+question's evidence turns among the injected snippets, next to ``conversation_search`` at its
+default of 10 results (R@10); and the tokens it adds per turn (median, p95).
 
 How the chat log is stored: the agent belongs to ``speaker_a`` (their turns are ``user``
 messages); ``speaker_b`` plays the other side of the chat (``assistant`` messages). Both are
@@ -35,13 +44,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentcore.memory.recall import Recalled, search, shown
 from agentcore.messages import Role
 from agentcore.records import NewMessage
 from agentcore.search.query import STOPWORDS
+from agentcore.settings import MemorySettings
 from agentcore.storage.postgres import PostgresStorage
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
@@ -52,6 +64,9 @@ from tests import postgres
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "locomo-dev.json"
 KS = (5, 10, 25, 50)
+DEFAULT_BUDGET = MemorySettings().recall_tokens
+UTC_ZONE = ZoneInfo("UTC")
+BUDGETS = (200, 300, 400, 500, 600, 800)  # automatic recall's token budgets swept
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 SCORED = (1, 2, 3, 4)  # category 5 has no answer in the conversation: reported apart
 TURN_GAP = timedelta(seconds=30)
@@ -98,6 +113,8 @@ class Outcome:
     category: int
     recall: dict[int, float]
     latency_ms: float
+    injected: dict[int, float] = field(default_factory=dict)  # budget -> evidence share shown
+    tokens: dict[int, int] = field(default_factory=dict)  # budget -> tokens added
 
 
 @dataclass
@@ -114,6 +131,22 @@ class Report:
     def count(self, categories: Iterable[int]) -> int:
         wanted = set(categories)
         return sum(1 for o in self.outcomes if o.category in wanted)
+
+    def injected(self, budget: int, any_evidence: bool = False) -> float:
+        """Automatic recall over categories 1-4: the mean share of evidence turns shown, or with
+        ``any_evidence`` the share of questions with at least one shown."""
+        values = [o.injected[budget] for o in self.outcomes if o.category in SCORED]
+        if any_evidence:
+            values = [float(v > 0) for v in values]
+        return statistics.fmean(values) if values else 0.0
+
+    def searched_any(self, k: int) -> float:
+        values = [float(o.recall[k] > 0) for o in self.outcomes if o.category in SCORED]
+        return statistics.fmean(values) if values else 0.0
+
+    def tokens(self, budget: int, pct: float) -> float:
+        values = [o.tokens[budget] for o in self.outcomes if o.category in SCORED]
+        return percentile(values, pct) if values else 0.0
 
     def latency(self, pct: float) -> float:
         """Nearest-rank percentile (``pct`` in 0..100) of the query times; 0 with no query."""
@@ -212,17 +245,35 @@ def recall_at(ranked: Sequence[str], evidence: frozenset[str], k: int) -> float:
 
 
 async def ask(
-    storage: Storage, agent_id: int, turn_of: dict[int, str], question: Question
+    storage: Storage,
+    agent_id: int,
+    turn_of: dict[int, str],
+    question: Question,
+    person: str,
 ) -> Outcome:
     started = time.perf_counter()
     hits = await storage.search_messages(agent_id, question.text, limit=max(KS))
     elapsed_ms = (time.perf_counter() - started) * 1000
     ranked = [turn_of[h.id] for h in hits]
-    return Outcome(
+    outcome = Outcome(
         question.category,
         {k: recall_at(ranked, question.evidence, k) for k in KS},
         elapsed_ms,
     )
+    # Automatic recall's own search (as a turn runs it: no typo corrections), then what it would
+    # show at each budget.
+    found = await search(
+        storage, agent_id, question.text, in_view=0, search_messages=True, search_passages=False
+    )
+    for budget in sorted({*BUDGETS, DEFAULT_BUDGET}):
+        trimmed = shown(found, (), budget, UTC_ZONE, person)
+        outcome.injected[budget] = _shown_share(trimmed, turn_of, question.evidence)
+        outcome.tokens[budget] = trimmed.tokens
+    return outcome
+
+
+def _shown_share(shown: Recalled, turn_of: dict[int, str], evidence: frozenset[str]) -> float:
+    return len(evidence.intersection(turn_of[i] for i in shown.message_ids)) / len(evidence)
 
 
 async def run(conversations: Sequence[Conversation], storage: Storage) -> Report:
@@ -235,7 +286,7 @@ async def run(conversations: Sequence[Conversation], storage: Storage) -> Report
             if not question.evidence:
                 report.skipped += 1
                 continue
-            report.outcomes.append(await ask(storage, agent_id, turn_of, question))
+            report.outcomes.append(await ask(storage, agent_id, turn_of, question, conv.speaker_a))
     return report
 
 
@@ -331,12 +382,44 @@ def table(report: Report, baseline: Report | None = None) -> str:
         f"latency per query: median {report.latency(50):.2f} ms, p95 {report.latency(95):.2f}"
         f" ms over {len(report.outcomes)} queries"
     )
+    if report.outcomes and report.outcomes[0].injected:
+        lines += auto_recall_lines(report)
     if report.skipped or report.dropped_evidence:
         lines.append(
             f"left out: {report.skipped} question(s) with no evidence turn; "
             f"{report.dropped_evidence} evidence id(s) naming no turn"
         )
     return "\n".join(lines)
+
+
+def auto_recall_lines(report: Report) -> list[str]:
+    figures = auto_recall_summary(report)
+    lines = [
+        f"automatic recall at the default {DEFAULT_BUDGET}-token budget (1-4): evidence shown "
+        f"{figures['evidence_shown']}% (any evidence: {figures['any_evidence_shown']}% of "
+        f"questions); conversation_search's 10 results: {figures['search_r@10']}% (any: "
+        f"{figures['search_any@10']}%)",
+        f"tokens added per turn: median {figures['tokens_median']:.0f}, p95 "
+        f"{figures['tokens_p95']:.0f}",
+        "budget sweep (tokens -> evidence shown %, median tokens): "
+        + ", ".join(
+            f"{b} -> {100 * report.injected(b):.1f}, {report.tokens(b, 50):.0f}"
+            for b in sorted({*BUDGETS, DEFAULT_BUDGET})
+        ),
+    ]
+    return lines
+
+
+def auto_recall_summary(report: Report) -> dict[str, float]:
+    return {
+        "budget": DEFAULT_BUDGET,
+        "evidence_shown": round(100 * report.injected(DEFAULT_BUDGET), 1),
+        "any_evidence_shown": round(100 * report.injected(DEFAULT_BUDGET, any_evidence=True), 1),
+        "search_r@10": round(100 * (report.recall(SCORED, 10) or 0.0), 1),
+        "search_any@10": round(100 * report.searched_any(10), 1),
+        "tokens_median": report.tokens(DEFAULT_BUDGET, 50),
+        "tokens_p95": report.tokens(DEFAULT_BUDGET, 95),
+    }
 
 
 def _cell(value: float | None) -> str:
@@ -371,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(f"\nPostgreSQL: not measured ({on_postgres})")
     saved = summary(report) | {
+        "auto_recall": auto_recall_summary(report),
         "baseline_plain_fts5": summary(baseline),
         "postgres": summary(on_postgres) if isinstance(on_postgres, Report) else None,
         "conversations": args.conversations or "all",

@@ -60,8 +60,9 @@ SIZE_WINDOW = 20  # turns starting with this many more stored messages count tow
 
 def classic_layout(parts: PromptParts) -> tuple[PromptMessage, ...]:
     """The layout the bot used before: one system message of instructions, core memory as it
-    is, memory metadata (time to the minute, counts) and summary; then the history; then the
-    one-off notes."""
+    is, memory metadata (time to the minute, counts) and summary; then the history, with
+    automatic recall in a system message after the person's latest message; then the one-off
+    notes."""
     sections = [
         parts.instructions.strip(),
         render_blocks(parts.current),
@@ -69,9 +70,13 @@ def classic_layout(parts: PromptParts) -> tuple[PromptMessage, ...]:
     ]
     if parts.summary:
         sections.append(render_summary(parts.summary))
+    history = history_messages(parts.rows, parts.message_cap)
+    if parts.recalled:
+        latest = max((i for i, m in enumerate(history) if m.role is Role.USER), default=-1)
+        history.insert(latest + 1, PromptMessage(Role.SYSTEM, parts.recalled))
     return (
         PromptMessage(Role.SYSTEM, "\n\n".join(sections)),
-        *history_messages(parts.rows, parts.message_cap),
+        *history,
         *(PromptMessage(Role.SYSTEM, note) for note in parts.notes),
     )
 

@@ -19,28 +19,37 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from agentcore.timing import StartupTimer
 
 _TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
 
-from agentcore.clock import Clock, SystemClock  # noqa: E402
-from agentcore.llm.base import ClosableLLM  # noqa: E402
+from agentcore.clock import SystemClock, Timer  # noqa: E402
+from agentcore.llm.check import check_endpoint  # noqa: E402
+from agentcore.llm.tooling import ToolCallingLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
+from agentcore.schedule.doorbell import Doorbell  # noqa: E402
+from agentcore.schedule.scheduler import Scheduler  # noqa: E402
 from agentcore.storage.protocols import StorageError  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
 from bots.compose import (  # noqa: E402
-    build_runtime,
+    build_model,
+    build_scheduler,
     build_transcriber,
     database_shown,
     open_storage,
+    runtime_over,
 )
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
 from config import ConfigError, Settings, load_settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from agentcore.llm.openai_compat import OpenAICompatibleLLM
 
 log = logging.getLogger("bots")
 
@@ -137,17 +146,19 @@ def _secrets(settings: Settings) -> list[str]:
     return [*secrets, password] if password else secrets
 
 
-async def build_llm(settings: Settings) -> ClosableLLM:
-    """Import the SDK and build the client (runs in the background via ``LazyLLM``)."""
+async def build_llm(settings: Settings, model: str = "") -> OpenAICompatibleLLM:
+    """Import the SDK and build the client for ``model`` (default: the chat model); runs in the
+    background via ``LazyLLM``."""
     started = time.perf_counter()
     # Importing openai takes most of a second; do it in a thread so the loop stays responsive.
     module = await asyncio.to_thread(importlib.import_module, "agentcore.llm.openai_compat")
-    llm: ClosableLLM = module.OpenAICompatibleLLM(
-        model=settings.llm.model,
+    llm: OpenAICompatibleLLM = module.OpenAICompatibleLLM(
+        model=model or settings.llm.model,
         base_url=settings.llm.base_url or None,
         api_key=settings.llm.api_key.reveal() or None,
         deadline=settings.llm.timeout,
         max_retries=settings.llm.max_retries,
+        max_tokens=settings.llm.max_tokens,
         send_cache_key=settings.llm.prompt_cache_key,
     )
     elapsed = (time.perf_counter() - started) * 1000
@@ -159,7 +170,7 @@ AdapterFactory = Callable[[], Adapter]
 
 
 def adapter_factories(
-    settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Clock
+    settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Timer
 ) -> list[tuple[str, AdapterFactory]]:
     """The adapters to run, by startup-phase name. A platform's library is imported only when
     that platform is configured, inside its phase, so the startup line shows its cost."""
@@ -192,7 +203,7 @@ def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
     return build_discord_adapter(settings, runtime)
 
 
-def _console(settings: Settings, runtime: AgentRuntime, clock: Clock, user: str | None) -> Adapter:
+def _console(settings: Settings, runtime: AgentRuntime, clock: Timer, user: str | None) -> Adapter:
     from bots.console import ConsoleAdapter, console_user  # noqa: PLC0415
 
     return ConsoleAdapter(
@@ -201,7 +212,7 @@ def _console(settings: Settings, runtime: AgentRuntime, clock: Clock, user: str 
 
 
 async def serve(
-    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Timer
 ) -> int:
     if settings.database_url:  # PostgreSQL: any number of processes may share the database
         return await _serve(settings, args, timer, clock)
@@ -218,7 +229,7 @@ async def serve(
 
 
 async def _serve(
-    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Clock
+    settings: Settings, args: argparse.Namespace, timer: StartupTimer, clock: Timer
 ) -> int:
     try:
         with timer.phase("db"):
@@ -236,18 +247,34 @@ async def _serve(
         return 2
     with timer.phase("llm"):
         llm = LazyLLM(lambda: build_llm(settings))
-    runtime = build_runtime(settings, storage, llm, clock, build_transcriber(settings))
+        model = build_model(settings, llm)
+        other = settings.consolidation.model  # consolidation's own model, if it has one
+        consolidating = LazyLLM(lambda: build_llm(settings, other)) if other else None
+        consolidation_model = build_model(settings, consolidating) if consolidating else None
+    doorbell = Doorbell()
+    transcriber = build_transcriber(settings)
+    runtime = runtime_over(
+        settings, storage, model, clock, transcriber, consolidation_model, doorbell=doorbell
+    )
+    scheduler = build_scheduler(settings, storage, runtime, clock, doorbell)
     started: list[Adapter] = []
     signals: _Signals | None = None
+    background: list[asyncio.Task[None]] = []
     try:
         for name, make in adapter_factories(settings, args, runtime, clock):
             with timer.phase(name):
                 adapter = make()
                 await adapter.start()
             started.append(adapter)
+            scheduler.attach(adapter)
         run = timer.finish(clock.now())
         log.info(format_startup(run))
         llm.start()  # load the model client now that every adapter is receiving
+        background += [
+            asyncio.ensure_future(_check_model(llm, model)),
+            asyncio.ensure_future(runtime.background()),  # consolidation of ended sessions
+        ]
+        scheduler.start()  # reminders that came due while the bot was down go out now
         await storage.record_startup(run)
         signals = _Signals()
         return await _until_stopped(started, signals.stop)
@@ -255,7 +282,20 @@ async def _serve(
         log.error("%s", exc)
         return 1
     finally:
-        await _stop(started, runtime, signals.now if signals else None)
+        for task in background:
+            task.cancel()
+        now = signals.now if signals else None
+        await _stop(started, scheduler, runtime, now, settings.runtime.shutdown_grace)
+        if consolidating is not None:
+            await consolidating.close()
+
+
+async def _check_model(llm: LazyLLM[OpenAICompatibleLLM], model: ToolCallingLLM) -> None:
+    """The endpoint check, off the critical path: it never delays readiness or a turn."""
+    try:
+        await check_endpoint(await llm.ready(), model)
+    except Exception:  # a background check must never take the bot down
+        log.exception("the model endpoint check failed")
 
 
 class _Signals:
@@ -274,15 +314,22 @@ class _Signals:
 
 
 async def _stop(
-    adapters: Sequence[Adapter], runtime: AgentRuntime, now: asyncio.Event | None
+    adapters: Sequence[Adapter],
+    scheduler: Scheduler,
+    runtime: AgentRuntime,
+    now: asyncio.Event | None,
+    grace: float,
 ) -> None:
-    """Stop the adapters, then the runtime, letting running turns finish; if ``now`` is set
-    meanwhile, cut that short: cancel what still runs and close the database and the model.
-    Messages are stored before their turn starts, so a turn cut short loses nothing."""
+    """Stop the scheduler (reminders being sent get ``grace`` seconds), the adapters, then the
+    runtime, letting running turns finish; if ``now`` is set meanwhile, cut that short: cancel
+    what still runs and close the database and the model. Messages are stored before their turn
+    starts, so a turn cut short loses nothing; a reminder cut short keeps its claim, which runs
+    out, and goes out again."""
+    stopping = _stop_gracefully(adapters, scheduler, runtime, grace)
     if now is None:  # stopped before the signal handlers were set up
-        await _stop_gracefully(adapters, runtime)
+        await stopping
         return
-    graceful = asyncio.ensure_future(_stop_gracefully(adapters, runtime))
+    graceful = asyncio.ensure_future(stopping)
     hurry = asyncio.ensure_future(now.wait())
     await asyncio.wait([graceful, hurry], return_when=asyncio.FIRST_COMPLETED)
     hurry.cancel()
@@ -296,7 +343,10 @@ async def _stop(
     await runtime.shutdown(grace=0)
 
 
-async def _stop_gracefully(adapters: Sequence[Adapter], runtime: AgentRuntime) -> None:
+async def _stop_gracefully(
+    adapters: Sequence[Adapter], scheduler: Scheduler, runtime: AgentRuntime, grace: float
+) -> None:
+    await scheduler.stop(grace)
     for adapter in reversed(adapters):
         await adapter.stop()
     await runtime.shutdown()

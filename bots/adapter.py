@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from agentcore.outbox import Outbox
+
 
 class AdapterError(Exception):
     """A platform refused to start or to go on (bad token, missing intent, a second instance).
     The message is one line for the operator, naming the fix."""
 
 
-class Adapter(Protocol):
+class Adapter(Outbox, Protocol):
+    """A platform: receives messages for the runtime, and delivers what the core sends on its
+    own (reminders) as an ``Outbox``."""
+
     name: str  # also the phase name in the startup log line
 
     async def start(self) -> None:

@@ -10,14 +10,18 @@ import asyncio
 import importlib
 
 from agentcore.agent import AgentLoop
-from agentcore.clock import Clock
+from agentcore.clock import Clock, Timer
 from agentcore.commands import Commands
+from agentcore.consolidator import Consolidator
 from agentcore.llm.base import ClosableLLM, LLMClient
+from agentcore.llm.tooling import ToolCallingLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.media.intake import MediaIntake
 from agentcore.media.voice import LazyTranscriber, Transcriber
 from agentcore.memory.prompt import Layout, prompt_messages
 from agentcore.runtime import AgentRuntime, AgentSlots
+from agentcore.schedule.doorbell import Doorbell
+from agentcore.schedule.scheduler import Scheduler
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.usage.meter import Meter
@@ -71,6 +75,13 @@ def build_commands(
     )
 
 
+def build_model(settings: Settings, llm: ClosableLLM) -> ToolCallingLLM:
+    """The model as the agent loop talks to it: behind the configured concurrency cap, with
+    tools sent the way the endpoint takes them and every answer read into content and calls."""
+    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    return ToolCallingLLM(capped, settings.llm.tools)
+
+
 def build_runtime(
     settings: Settings,
     storage: Storage,
@@ -78,16 +89,36 @@ def build_runtime(
     clock: Clock,
     transcriber: Transcriber | None = None,
     *,
+    doorbell: Doorbell | None = None,
     layout: Layout = prompt_messages,
 ) -> AgentRuntime:
-    """The runtime adapters talk to, with the model behind the configured concurrency cap and
-    every call for a person metered (``build_meter``). ``transcriber`` turns voice notes into
-    text (None: they are not transcribed); ``layout`` compiles the prompts (only
-    ``bench.prompt_cache`` passes another: the earlier layout, as its baseline)."""
-    capped = ConcurrencyCappedLLM(llm, settings.runtime.llm_concurrency)
+    """The runtime adapters talk to, over the model client ``llm``. ``transcriber`` turns voice
+    notes into text (None: they are not transcribed); ``doorbell`` is the scheduler's (see
+    ``build_scheduler``): reminders the agent schedules ring it; ``layout`` compiles the prompts
+    (only ``bench.prompt_cache`` passes another: the earlier layout, as its baseline)."""
+    model = build_model(settings, llm)
+    return runtime_over(
+        settings, storage, model, clock, transcriber, doorbell=doorbell, layout=layout
+    )
+
+
+def runtime_over(
+    settings: Settings,
+    storage: Storage,
+    model: ToolCallingLLM,
+    clock: Clock,
+    transcriber: Transcriber | None = None,
+    consolidation_model: LLMClient | None = None,
+    *,
+    doorbell: Doorbell | None = None,
+    layout: Layout = prompt_messages,
+) -> AgentRuntime:
+    """The runtime over a model ``build_model`` made (the composition root keeps a hold of it
+    for the endpoint check); consolidation uses ``consolidation_model`` if given. Every call
+    for a person, consolidation's included, is metered (``build_meter``)."""
     turns = AgentSlots(settings.runtime.max_cached_agents)
     commands = build_commands(settings, storage, clock, turns)
-    meter = build_meter(settings, storage, capped, clock, commands)
+    meter = build_meter(settings, storage, model, clock, commands)
     media = MediaIntake(
         storage=storage,
         meter=meter,
@@ -101,16 +132,46 @@ def build_runtime(
         clock=clock,
         settings=settings.agent,
         media=media,
+        doorbell=doorbell or Doorbell(),
         layout=layout,
+    )
+    consolidator = Consolidator(
+        storage=storage,
+        meter=meter,
+        llm=consolidation_model or model,
+        clock=clock,
+        locks=turns,
+        memory=settings.agent.memory,
+        settings=settings.consolidation,
+        model=settings.consolidation.model or settings.llm.model,
     )
     return AgentRuntime(
         storage=storage,
-        llm=capped,
+        llm=model,
         loop=loop,
         commands=commands,
         clock=clock,
         settings=settings.runtime,
         slots=turns,
+        consolidator=consolidator,
+    )
+
+
+def build_scheduler(
+    settings: Settings,
+    storage: Storage,
+    runtime: AgentRuntime,
+    clock: Timer,
+    doorbell: Doorbell,
+) -> Scheduler:
+    """What sends reminders when they are due, through the adapters attached to it."""
+    return Scheduler(
+        store=storage,
+        runner=runtime,
+        clock=clock,
+        settings=settings.agent.reminders,
+        default_zone=settings.agent.memory.timezone,
+        doorbell=doorbell,
     )
 
 

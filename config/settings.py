@@ -20,11 +20,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agentcore.llm.tooling import ToolMode
+from agentcore.schedule.model import QuietHours
 from agentcore.settings import (
     AgentSettings,
+    ConsolidationSettings,
     MediaSettings,
     MemorySettings,
     Price,
+    ReminderSettings,
     RuntimeSettings,
     UsageSettings,
     Vision,
@@ -89,6 +93,8 @@ class LLMConfig:
     timeout: float
     max_retries: int
     prompt_cache_key: bool  # send OpenAI's prompt_cache_key with each request
+    tools: ToolMode = ToolMode.AUTO
+    max_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,7 @@ class Settings:
     agent: AgentSettings
     runtime: RuntimeSettings
     usage: UsageSettings
+    consolidation: ConsolidationSettings
     database: Path  # the SQLite file, unless database_url names a PostgreSQL database
     database_url: Secret  # postgresql://user:password@host:port/db, or empty for SQLite
     busy_timeout_ms: int
@@ -293,6 +300,11 @@ class _Reader:
 
     def timezone(self, section: str, key: str) -> ZoneInfo:
         return self._convert(section, key, _as_zone, "an IANA time zone such as Europe/Berlin")
+
+    def quiet_hours(self, section: str, key: str) -> QuietHours | None:
+        return self._convert(
+            section, key, lambda v: QuietHours.parse(_as_text(v)), 'like "22:00-07:00", or ""'
+        )
 
     def agent_keys(self, section: str, key: str) -> frozenset[AgentKey]:
         return self._convert(
@@ -468,6 +480,8 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         timeout=read.number("llm", "timeout_seconds", 1.0),
         max_retries=read.integer("llm", "max_retries", 0),
         prompt_cache_key=_prompt_cache_key(read),
+        tools=read.choice("llm", "tools", ToolMode),
+        max_tokens=read.integer("llm", "max_tokens", 0),
     )
     if require_model and not llm.api_key and not llm.base_url:
         raise ConfigError(NO_MODEL_HINT)
@@ -486,6 +500,13 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
             read.flag("streaming", "enabled"), read.number("streaming", "edit_seconds", 0.2)
         ),
         agent=_agent_settings(read),
+        consolidation=ConsolidationSettings(
+            enabled=read.flag("consolidation", "enabled"),
+            model=read.text("consolidation", "model"),
+            daily_tokens=read.integer("consolidation", "daily_tokens", 0),
+            sweep_seconds=read.number("consolidation", "sweep_seconds", 1.0),
+            shutdown_seconds=read.number("consolidation", "shutdown_seconds", 0.0),
+        ),
         runtime=RuntimeSettings(
             llm_concurrency=read.integer("llm", "concurrency", 1),
             max_cached_agents=read.integer("runtime", "max_cached_agents", 1),
@@ -530,6 +551,7 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         human_limit=read.integer("memory", "human_limit", 100),
         context_window=window,
         session_gap=timedelta(minutes=read.number("memory", "session_gap_minutes", 1.0)),
+        recall_tokens=read.integer("memory", "recall_tokens", 0),
         timezone=read.timezone("memory", "timezone"),
     )
     if len(memory.persona) > memory.persona_limit:
@@ -545,8 +567,21 @@ def _agent_settings(read: _Reader) -> AgentSettings:
         search_limit=read.integer("agent", "search_limit", 1),
         message_char_cap=read.integer("agent", "message_char_cap", 100),
         memory=memory,
+        reminders=_reminder_settings(read),
         media=_media_settings(read),
         stream=read.flag("streaming", "enabled"),
+    )
+
+
+def _reminder_settings(read: _Reader) -> ReminderSettings:
+    checkin_days = read.number("reminders", "checkin_after_days", 0.0)
+    return ReminderSettings(
+        enabled=read.flag("reminders", "enabled"),
+        max_pending=read.integer("reminders", "max_pending", 1),
+        max_message_chars=read.integer("reminders", "max_message_chars", 10),
+        max_unprompted_per_day=read.integer("reminders", "max_per_day", 1),
+        quiet_hours=read.quiet_hours("reminders", "quiet_hours"),
+        checkin_after=timedelta(days=checkin_days) if checkin_days else None,
     )
 
 

@@ -108,12 +108,15 @@ def make_settings(
     runtime: Mapping[str, Any] | None = None,
     usage: Mapping[str, Any] | None = None,
     media: Mapping[str, Any] | None = None,
+    llm: Mapping[str, Any] | None = None,
+    consolidation: Mapping[str, Any] | None = None,
 ) -> Settings:
     """The shipped defaults with some fields of a section replaced, e.g.
     ``make_settings(memory={"context_window": 3000})``. Tests send many messages without moving
-    the clock, so the flood limit is off unless ``runtime`` sets it (it has its own tests); and
+    the clock, so the flood limit is off unless ``runtime`` sets it (it has its own tests);
     answers arrive whole, not streamed, unless ``agent`` sets ``stream`` (it has its own tests,
-    which read the edits)."""
+    which read the edits); and consolidation (a model call after a session) is off unless
+    ``consolidation`` turns it on (it has its own tests)."""
     base = _shipped()
     memory_settings = replace(base.agent.memory, **(memory or {}))
     media_settings = replace(base.agent.media, **(media or {}))
@@ -124,6 +127,10 @@ def make_settings(
             memory=memory_settings,
             media=media_settings,
             **({"stream": False} | dict(agent or {})),
+        ),
+        llm=replace(base.llm, **(llm or {})),
+        consolidation=replace(
+            base.consolidation, **({"enabled": False} | dict(consolidation or {}))
         ),
         runtime=replace(base.runtime, **({"rate_limit_per_minute": 100_000} | dict(runtime or {}))),
         usage=replace(base.usage, **(usage or {})),

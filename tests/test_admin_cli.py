@@ -199,15 +199,16 @@ async def test_operator_reads_model_usage_from_the_shell(tmp_path: Path) -> None
         code, out, err = await run_bot("hi\nhow are you?\n", env, tmp_path, "--user", "brad")
         assert code == 0, err
     measured = server.cache.measured
-    tokens = sum(m.prompt_tokens for m in measured) + 20  # 10 completion tokens a call
+    assert len(measured) == 3  # two turns, and the session's consolidation at exit
+    tokens = sum(m.prompt_tokens for m in measured) + 30  # 10 completion tokens a call
     code, out, err = await admin(env, "usage", "console:brad")
     assert code == 0, err
-    assert out.startswith("Model use for console:brad “brad”\ntoday: 2 calls, ")
+    assert out.startswith("Model use for console:brad “brad”\ntoday: 3 calls, ")
     assert (
-        f"today: 2 calls, {tokens:,} tokens, " in out and "of prompt tokens cached; about $" in out
+        f"today: 3 calls, {tokens:,} tokens, " in out and "of prompt tokens cached; about $" in out
     )
     code, out, _ = await admin(env, "usage")
-    assert "most tokens this month:\n  console:brad “brad”: 2 calls" in out
+    assert "most tokens this month:\n  console:brad “brad”: 3 calls" in out
     code, out, _ = await admin(env, "audit")
     assert [line.split()[3:5] for line in out.splitlines()[:2]] == [
         ["usage", "*"],

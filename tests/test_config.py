@@ -129,6 +129,23 @@ def test_flood_limits_are_operator_settings() -> None:
     assert settings.agent.message_char_cap == 2000
 
 
+def test_reminder_settings_default_and_overridden() -> None:
+    shipped = load_settings(None, env=BASE, dotenv_file=None).agent.reminders
+    assert shipped.enabled and shipped.quiet_hours is None and shipped.checkin_after is None
+    changed = load_settings(
+        None,
+        env=BASE
+        | {
+            "AGENTCORE_REMINDERS__QUIET_HOURS": "22:30-07:00",
+            "AGENTCORE_REMINDERS__CHECKIN_AFTER_DAYS": "3",
+            "AGENTCORE_REMINDERS__MAX_PER_DAY": "4",
+        },
+        dotenv_file=None,
+    ).agent.reminders
+    assert str(changed.quiet_hours) == "22:30-07:00"
+    assert changed.checkin_after == timedelta(days=3) and changed.max_unprompted_per_day == 4
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -141,6 +158,12 @@ def test_flood_limits_are_operator_settings() -> None:
         (BASE | {"AGENTCORE_AGENT__MAX_STEPS": "0"}, "setting agent.max_steps"),
         (BASE | {"AGENTCORE_MEMORY__TIMEZONE": "Mars/Olympus"}, "an IANA time zone"),
         (BASE | {"AGENTCORE_ADMINS": "telegram"}, "like telegram:123,discord:456"),
+        (
+            BASE | {"AGENTCORE_REMINDERS__QUIET_HOURS": "late"},
+            "setting reminders.quiet_hours from environment variable "
+            'AGENTCORE_REMINDERS__QUIET_HOURS: expected like "22:00-07:00", or ""',
+        ),
+        (BASE | {"AGENTCORE_REMINDERS__MAX_PENDING": "0"}, "setting reminders.max_pending"),
         (BASE | {"OPENAI_BASE_URL": "localhost:11434"}, "expected an http(s)://"),
         (BASE | {"AGENTCORE_DISCORD__SHARDED": "maybe"}, "true or false"),
         (BASE | {"AGENTCORE_LOG_LEVEL": "loud"}, "logging.level"),

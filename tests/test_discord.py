@@ -45,6 +45,7 @@ from tests.fakes.discord_server import (
     OP_RESUME,
     FakeDiscord,
     Recorded,
+    dm_channel_of,
     snowflake,
     user_payload,
 )
@@ -106,8 +107,8 @@ class Bot:
 
 
 def dm_channel(user: dict[str, Any]) -> int:
-    """A stable DM channel id per user (derived from the user id, unique enough for tests)."""
-    return int(user["id"]) + 1
+    """The user's DM channel, as the fake opens it."""
+    return dm_channel_of(int(user["id"]))
 
 
 @pytest.fixture
@@ -651,6 +652,8 @@ def discord_env(tmp_path: Path, fake: FakeDiscord, model_url: str) -> dict[str, 
         DISCORD_TOKEN=fake.token,
         DISCORD_API_BASE=fake.api_base,
         DISCORD_GATEWAY_URL=fake.gateway_url,
+        # Whole answers, so the first post is the answer (streamed edits have their own tests).
+        AGENTCORE_STREAMING__ENABLED="false",
     )
 
 

@@ -167,8 +167,8 @@ async def test_prompt_injection_cannot_reach_another_users_memory(
     )
     assert "7391" not in attacker_saw
     tool_results = [m.content or "" for m in llm.requests[-1].messages if m.role is Role.TOOL]
-    assert "unexpected argument(s) ['user']" in tool_results[0]
-    assert "not found" in tool_results[1]
+    # The extra "user" argument is ignored: the call still edits the attacker's own memory only.
+    assert "not found" in tool_results[0] and "not found" in tool_results[1]
     victim = await storage.load_agent(AgentKey.parse(VICTIM))
     assert victim is not None
     blocks = {b.label: b.value for b in await storage.list_blocks(victim.id)}

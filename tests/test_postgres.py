@@ -136,7 +136,7 @@ async def test_processes_starting_together_migrate_once(postgres_server: str) ->
             await store.close()
         conn = await asyncpg.connect(url)
         try:
-            applied = await conn.fetch("SELECT version FROM schema_migrations")
+            applied = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
         finally:
             await conn.close()
         shipped = migration_files("agentcore.storage.postgres")

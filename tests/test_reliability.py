@@ -21,7 +21,7 @@ import pytest
 
 from agentcore.clock import ManualClock
 from agentcore.llm.fake import FunctionLLM, reply
-from agentcore.runtime import STORAGE_FAILED
+from agentcore.runtime import NOT_SET_UP, STORAGE_FAILED
 from agentcore.storage.sqlite import SQLiteStorage
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
@@ -166,7 +166,7 @@ async def test_api_key_never_reaches_logs_even_when_the_server_echoes_it(
         env = bot_env(tmp_path, server.base_url, OPENAI_API_KEY=key, AGENTCORE_LOG_LEVEL="DEBUG")
         code, out, err = await run_bot("hello\n/export\n", env, tmp_path, "--user", "brad")
     assert code == 0
-    assert out.startswith("I couldn't reach my language model")
+    assert out.startswith(NOT_SET_UP)
     assert "model call failed" in err and "***" in err
     assert key not in err and key not in out
     exported = next(tmp_path.glob("memory-console-*.af")).read_text()

@@ -121,6 +121,12 @@ def test_selecting_keys_leave_common_ones_to_the_ranker() -> None:
     assert selecting_keys(plan, df, docs=100) == ["adopt"]
 
 
+def test_in_a_short_history_every_present_key_selects() -> None:
+    plan = RankQuery({"sister": 1.0, "lisbon": 1.0, "still": 1.0})
+    df = {"sister": 5, "lisbon": 4, "still": 1}
+    assert selecting_keys(plan, df, docs=6) == ["sister", "lisbon", "still"]
+
+
 def test_preselect_orders_by_summed_rarity_then_newest() -> None:
     plan = RankQuery({"rare": 1.0, "common": 1.0})
     df = {"rare": 1, "common": 50}

@@ -89,13 +89,31 @@ async def test_unknown_label_lists_blocks(ctx: ToolContext) -> None:
         ("{not json", "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
         ('{"label": "human"}', "missing required argument(s) ['content']"),
-        ('{"label": "human", "content": "x", "extra": 1}', "unexpected argument(s) ['extra']"),
         ('{"label": 5, "content": "x"}', "label must be a string"),
     ],
 )
 async def test_bad_arguments_become_hints(ctx: ToolContext, arguments: str, expected: str) -> None:
     result = await run(ctx, "core_memory_append", arguments)
     assert result.startswith("Error:") and expected in result
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        '{"label": "human", "content": "Name: Brad", "request_heartbeat": true}',
+        '{"label": "human", "content": "Name: Brad", "inner_thoughts": "save it", "mood": 3}',
+        '"{\\"label\\": \\"human\\", \\"content\\": \\"Name: Brad\\"}"',  # double-encoded
+    ],
+)
+async def test_tolerated_arguments_still_save(ctx: ToolContext, arguments: str) -> None:
+    result = await run(ctx, "core_memory_append", arguments)
+    assert result.startswith("Saved."), result
+    assert ctx.blocks["human"].value == "Name: Brad"
+
+
+async def test_a_call_that_names_no_tool_says_how_to_write_one(ctx: ToolContext) -> None:
+    result = await run(ctx, "", '{"label": "human"}')
+    assert result.startswith("Error:") and '"arguments"' in result
 
 
 async def test_unknown_tool_lists_tools(ctx: ToolContext) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from agentcore.clock import Clock
 from agentcore.commands.admin import AdminCommands, NoTurns, TurnLocks
+from agentcore.commands.schedule import ScheduleCommands
 from agentcore.commands.spec import (
     ADMIN_COMMAND,
     ADMIN_VERBS,
@@ -58,6 +59,8 @@ class Commands:
             usage=usage,
             is_operator=self.is_operator,
         )
+        schedule = ScheduleCommands(storage=storage, clock=clock, settings=settings)
+        self._user.handlers |= schedule.handlers
         self._admin = AdminCommands(
             storage=storage,
             clock=clock,

@@ -385,6 +385,7 @@ class AdminCommands:
             _uptime(runs, now),
             model,
             *(f"model use {line}" for line in summary_lines(days, today, self._usage.prices)),
+            await self._reminder_line(midnight),
             "last startups:",
             *(_startup_line(run, self._tz) for run in runs),
         ]
@@ -438,6 +439,14 @@ class AdminCommands:
             used = totals(on(days, today)).tokens
             parts.append(f"{total:,} a day for everyone ({used:,} used today)")
         return "budgets: " + "; ".join(parts) + "; operators exempt"
+
+    async def _reminder_line(self, midnight: datetime) -> str:
+        counts = await self._storage.reminder_counts(midnight)
+        return (
+            f"reminders: {counts.pending} waiting, {counts.sent_today} sent today, "
+            f"{counts.late} sent late in all, {counts.failed} failed; "
+            f"{counts.people_with_zone} people set a time zone"
+        )
 
     async def audit(self, request: AdminRequest) -> str:
         entries = await self._storage.recent_audit(_number("audit", request.args, 20))

@@ -17,7 +17,7 @@ import base64
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ from agentcore.records import (
     StoredMessage,
     UsageDay,
 )
+from agentcore.schedule.model import PersonPrefs, Reminder
 from agentcore.types import clean_text
 
 FORMAT = "agentcore-af-1"
@@ -68,6 +69,8 @@ class ExportData:
     system: str
     model: str
     context_window: int
+    reminders: Sequence[Reminder] = ()
+    prefs: PersonPrefs = field(default_factory=PersonPrefs)
     files: Sequence[StoredFile] = ()  # with the bytes of those within FILE_BUDGET
     usage: Sequence[UsageDay] = ()  # model use for this person, per day and model
 
@@ -121,6 +124,8 @@ def export_agent_file(data: ExportData, now: datetime) -> dict[str, Any]:
                 for label, versions in data.history.items()
             },
             "usage": [_export_usage(day) for day in data.usage],
+            "reminders": [_export_reminder(r) for r in data.reminders],
+            "preferences": _export_prefs(data.prefs),
         },
     }
 
@@ -134,6 +139,31 @@ def _export_usage(day: UsageDay) -> dict[str, Any]:
         "cached_tokens": day.cached_tokens,
         "completion_tokens": day.completion_tokens,
         "estimated_calls": day.estimated_calls,
+    }
+
+
+def _export_reminder(reminder: Reminder) -> dict[str, Any]:
+    return {
+        "id": reminder.number,
+        "message": reminder.message,
+        "due_at": _iso(reminder.due_at),
+        "fire_at": _iso(reminder.fire_at),
+        "created_at": _iso(reminder.created_at),
+        "chat": reminder.chat.value,
+        "status": reminder.status.value,
+        "late": reminder.late,
+        "sent_at": _iso(reminder.sent_at) if reminder.sent_at else None,
+        "note": reminder.note,
+    }
+
+
+def _export_prefs(prefs: PersonPrefs) -> dict[str, Any]:
+    return {
+        "timezone": prefs.timezone.key if prefs.timezone else None,
+        "quiet_hours": (str(prefs.quiet_hours) if prefs.quiet_hours else "off")
+        if prefs.quiet_set
+        else None,
+        "checkins": prefs.checkins,
     }
 
 

@@ -41,6 +41,10 @@ USER_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("documents", "List the documents you sent me, or delete one", "[delete <number>]"),
     CommandInfo("export", "Download everything I store about you (Agent File)", costly=True),
     CommandInfo("forget", "Erase everything I store about you", "[confirm]"),
+    CommandInfo("reminders", "Your reminders with their ids; cancel one", "[cancel <id>]"),
+    CommandInfo("timezone", "Show or set your time zone, e.g. Europe/Lisbon", "[zone]"),
+    CommandInfo("quiet", "Hours when reminders wait, e.g. 22:00-07:00", "[hours|off|default]"),
+    CommandInfo("checkins", "Let me write after a long silence, or not", "[on|off]"),
 )
 ADMIN_COMMAND = CommandInfo(
     "admin", "Operator tools: view, edit and audit memory", "<verb> ...", costly=True

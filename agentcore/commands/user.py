@@ -81,9 +81,9 @@ class UserCommands:
         return _reply(
             "Commands:\n" + "\n".join(lines) + "\n\n"
             "What I store: every message we exchange (so I can look things up later), notes I "
-            "choose to keep, a short profile of you that I update as we talk, and how much of "
-            "the language model I used for you (/usage). Only your own conversations can reach "
-            "your memory."
+            "choose to keep, a short profile of you that I update as we talk, reminders you ask "
+            "me for, and how much of the language model I used for you (/usage). Only your own "
+            "conversations can reach your memory."
         )
 
     async def memory(self, message: InboundMessage, args: str) -> Reply:
@@ -210,6 +210,8 @@ class UserCommands:
             system=self._settings.instructions,
             model=self._model,
             context_window=self._settings.memory.context_window,
+            reminders=await self._storage.list_reminders(agent.id, pending_only=False),
+            prefs=await self._storage.load_prefs(agent.key),
             files=await self._export_files(agent.id),
             usage=await self._storage.usage(agent.id, date.min),
         )
@@ -224,8 +226,8 @@ class UserCommands:
                 self._forget_requests.popitem(last=False)
             return _reply(
                 "This permanently erases everything I store about you: our messages, the files "
-                "you sent, my notes and your memory. It cannot be undone. To go ahead, send "
-                "/forget confirm within 2 minutes."
+                "you sent, my notes, your reminders and your memory. It cannot be undone. To go "
+                "ahead, send /forget confirm within 2 minutes."
             )
         if self._forget_requests.pop(message.key, None) is None:
             return _reply("To erase your memory, send /forget first, then /forget confirm.")

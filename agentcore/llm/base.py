@@ -82,5 +82,14 @@ class LLMBadResponse(LLMError):
     """The endpoint answered with something that is not a usable completion."""
 
 
-class LLMAuthError(LLMError):
-    """The key or the model name was rejected: an operator has to fix the configuration."""
+class LLMConfigError(LLMError):
+    """The endpoint is not set up for this bot: an operator has to fix the configuration."""
+
+
+class LLMAuthError(LLMConfigError):
+    """The key or the model name was rejected."""
+
+
+class LLMToolsRejected(LLMConfigError):
+    """The endpoint refused the request's tool definitions (``tools`` or ``tool_choice``), as
+    servers and models without tool support do."""

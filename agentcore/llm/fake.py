@@ -15,7 +15,7 @@ from typing import Any
 
 from agentcore.llm.base import LLMBadResponse, LLMRequest, LLMResponse, TextSink, Usage
 from agentcore.llm.visible import VisibleText
-from agentcore.messages import Role, ToolCall
+from agentcore.messages import PromptMessage, Role, ToolCall
 
 Responder = Callable[[LLMRequest], LLMResponse | Awaitable[LLMResponse]]
 _call_ids = itertools.count(1)
@@ -96,6 +96,18 @@ def last_user_text(request: LLMRequest) -> str:
         if message.role is Role.USER:
             return message.content or ""
     return ""
+
+
+TURN_CONTEXT = "<memory_metadata>"  # how the turn context begins (``memory.prompt.turn_context``)
+
+
+def last_message(request: LLMRequest) -> PromptMessage:
+    """The newest message besides the turn context (the system message of memory metadata
+    that follows the messages a turn answers): the person's message, a system event such as a
+    reminder coming due, or a tool result."""
+    return next(
+        m for m in reversed(request.messages) if not (m.content or "").startswith(TURN_CONTEXT)
+    )
 
 
 def opens_turn(request: LLMRequest) -> bool:

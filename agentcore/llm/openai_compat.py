@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
+import re
 from typing import Any
 
 import openai
@@ -22,11 +24,13 @@ from agentcore.llm.base import (
     LLMRequest,
     LLMResponse,
     LLMTimeout,
+    LLMToolsRejected,
     LLMUnavailable,
     TextSink,
     ToolSpec,
     Usage,
 )
+from agentcore.llm.check import EndpointReport
 from agentcore.llm.visible import VisibleText
 from agentcore.messages import ImagePart, PromptMessage, Role, ToolCall
 from agentcore.types import clean_text
@@ -35,6 +39,23 @@ log = logging.getLogger(__name__)
 
 # Local servers (Ollama, llama.cpp) ignore the key but the SDK insists on one.
 PLACEHOLDER_KEY = "not-needed"
+# How servers say they take no tool definitions: Ollama ("... does not support tools"), vLLM
+# ('"auto" tool choice requires --enable-auto-tool-choice ...'), llama.cpp ("tools param
+# requires --jinja flag", "Unsupported param: tool_choice") and OpenAI-style errors.
+_TOOLS_REFUSED = re.compile(
+    r"does not support (?:tools|tool use|function)|tool.?choice|--jinja|"
+    r"unsupported param(?:eter)?:? ?'?tools?\b|tools? (?:is|are) not supported",
+    re.IGNORECASE,
+)
+# The endpoint check's one-token request: whether the server takes tool definitions at all.
+_CHECK_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "noop",
+        "description": "Does nothing.",
+        "parameters": {"type": "object", "properties": {}},
+    },
+}
 
 
 def sdk_client(
@@ -59,11 +80,13 @@ class OpenAICompatibleLLM:
         deadline: float = 30.0,
         max_retries: int = 2,
         temperature: float | None = None,
+        max_tokens: int = 0,
         send_cache_key: bool = False,
     ) -> None:
         self._model = model
         self._deadline = deadline
         self._temperature = temperature
+        self._max_tokens = max_tokens  # 0: not sent (OpenAI's reasoning models refuse it)
         self._send_cache_key = send_cache_key
         self._client = sdk_client(base_url, api_key, deadline, max_retries)
 
@@ -77,6 +100,10 @@ class OpenAICompatibleLLM:
         except TimeoutError as exc:
             raise LLMTimeout(f"no answer within {self._deadline:.0f}s") from exc
         except openai.OpenAIError as exc:
+            if "tools" in kwargs and _refuses_tools(exc):
+                raise LLMToolsRejected(
+                    f"the model endpoint refused tool definitions: {exc}"
+                ) from exc
             raise translate_error(exc) from exc
         except ValueError as exc:  # a body that claims to be JSON and is not
             raise LLMBadResponse(f"unparseable answer from the model endpoint: {exc}") from exc
@@ -97,8 +124,62 @@ class OpenAICompatibleLLM:
                     await sink(shown)
         return answer.response()
 
+    async def check_endpoint(self) -> EndpointReport:
+        """Is the endpoint reachable, the key accepted, the model served, and are tool
+        definitions accepted? Run once in the background after start; never raises."""
+        report = EndpointReport(str(self._client.base_url).rstrip("/"), self._model)
+        try:
+            async with asyncio.timeout(self._deadline):
+                report = await self._list_models(report)
+                if report.problem is None:
+                    report = await self._try_tools(report)
+        except TimeoutError:
+            report = report.with_problem(
+                f"the model endpoint {report.endpoint} did not answer within "
+                f"{self._deadline:.0f}s: is the server running and reachable?"
+            )
+        return report
+
+    async def _list_models(self, report: EndpointReport) -> EndpointReport:
+        try:
+            models = tuple([m.id async for m in self._client.models.list()])
+        except openai.NotFoundError:
+            return report  # some servers have no model list; the completion below will tell
+        except openai.OpenAIError as exc:
+            return _diagnose(report, exc)
+        except ValueError:  # an HTML page or other non-JSON: rarely an OpenAI API
+            return report.with_problem(_not_an_api(report.endpoint))
+        if models and self._model not in models:
+            listed = ", ".join(models[:20]) + (", ..." if len(models) > 20 else "")
+            return report.with_problem(
+                f"model {self._model!r} is not served by {report.endpoint}; set AGENTCORE_MODEL "
+                f"to one of: {listed}"
+            )
+        return report
+
+    async def _try_tools(self, report: EndpointReport) -> EndpointReport:
+        try:
+            await self._client.chat.completions.create(**self._check_request())
+        except openai.OpenAIError as exc:
+            if _refuses_tools(exc):
+                return report.with_tools_rejected(str(exc))
+            return _diagnose(report, exc)
+        except ValueError:
+            return report.with_problem(_not_an_api(report.endpoint))
+        return report
+
     async def close(self) -> None:
         await self._client.close()
+
+    def _check_request(self) -> dict[str, Any]:
+        """One token, with a trivial tool: enough for a server to refuse tools if it does."""
+        return {
+            "model": self._model,
+            "messages": [{"role": "user", "content": "Say OK."}],
+            "tools": [_CHECK_TOOL],
+            "tool_choice": "auto",
+            "max_tokens": 1,
+        }
 
     def _request_kwargs(self, request: LLMRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -111,6 +192,8 @@ class OpenAICompatibleLLM:
                 kwargs["tool_choice"] = "none"
         if self._temperature is not None:
             kwargs["temperature"] = self._temperature
+        if self._max_tokens:
+            kwargs["max_tokens"] = self._max_tokens
         if self._send_cache_key and request.cache_key:
             kwargs["prompt_cache_key"] = request.cache_key
         return kwargs
@@ -137,6 +220,56 @@ def translate_error(exc: openai.OpenAIError) -> LLMError:
     return LLMBadResponse(f"unusable answer from the model endpoint: {exc}")
 
 
+def _refuses_tools(exc: openai.OpenAIError) -> bool:
+    if not isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+        return False
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    param = body.get("param") or (error.get("param") if isinstance(error, dict) else None)
+    return param in ("tools", "tool_choice") or bool(_TOOLS_REFUSED.search(exc.message))
+
+
+def _diagnose(report: EndpointReport, exc: openai.OpenAIError) -> EndpointReport:
+    """One line naming the fix for what the endpoint check ran into."""
+    where = report.endpoint
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return report.with_problem(
+            f"{where} rejected the API key ({exc.message}): set OPENAI_API_KEY to a valid key"
+        )
+    if isinstance(exc, openai.NotFoundError):
+        if not where.endswith("/v1"):
+            return report.with_problem(_not_an_api(where))
+        return report.with_problem(
+            f"{where} does not know model {report.model!r} ({exc.message}): set AGENTCORE_MODEL"
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return report.with_problem(
+            f"cannot reach the model endpoint {where} ({exc.__cause__ or exc}): start the "
+            "server, or fix OPENAI_BASE_URL"
+        )
+    if isinstance(exc, openai.APIStatusError):
+        return report.with_problem(
+            f"{where} answered the check with an error {exc.status_code}: {exc.message}"
+        )
+    return report.with_problem(f"{where} gave an unusable answer to the check: {exc}")
+
+
+def _not_an_api(where: str) -> str:
+    return (
+        f"{where} does not answer like an OpenAI-compatible API: OPENAI_BASE_URL usually ends "
+        f"in /v1 (e.g. {where.rstrip('/')}/v1)"
+    )
+
+
+def _arguments_text(arguments: Any) -> str:
+    """A call's arguments as JSON text; some servers send the object itself."""
+    if arguments is None:
+        return ""
+    if isinstance(arguments, str):
+        return clean_text(arguments)
+    return clean_text(json.dumps(arguments, ensure_ascii=False))
+
+
 def _parse(completion: Any) -> LLMResponse:
     """Pull content, tool calls and usage out of a completion, whatever shape it arrived in."""
     try:
@@ -145,7 +278,7 @@ def _parse(completion: Any) -> LLMResponse:
             ToolCall(
                 call.id or f"call_{i}",
                 clean_text(call.function.name or ""),
-                clean_text(call.function.arguments or ""),
+                _arguments_text(call.function.arguments),
             )
             for i, call in enumerate(message.tool_calls or ())
             if getattr(call, "function", None) is not None

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from agentcore.llm.base import ClosableLLM, LLMRequest, LLMResponse, LLMUnavailable
+
+C = TypeVar("C", bound=ClosableLLM)
 
 
 class ConcurrencyCappedLLM:
@@ -25,20 +28,20 @@ class ConcurrencyCappedLLM:
         await self._inner.close()
 
 
-class LazyLLM:
+class LazyLLM(Generic[C]):
     """An LLM client whose construction (e.g. importing the ``openai`` SDK, ~0.7 s) runs in the
     background: ``start()`` kicks it off once the adapters are receiving, and a request that
     arrives meanwhile waits only for the rest of the load."""
 
-    def __init__(self, factory: Callable[[], Awaitable[ClosableLLM]]) -> None:
+    def __init__(self, factory: Callable[[], Awaitable[C]]) -> None:
         self._factory = factory
-        self._task: asyncio.Task[ClosableLLM] | None = None
+        self._task: asyncio.Task[C] | None = None
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.ensure_future(self._factory())
 
-    async def ready(self) -> ClosableLLM:
+    async def ready(self) -> C:
         self.start()
         assert self._task is not None
         try:

@@ -5,13 +5,15 @@ request: the instructions, core memory (as ``memory.prefix`` decides to show it)
 summary (the tool schemas travel in the API's own field, ahead of it all). Then the recent
 messages, oldest first. What changes every turn comes after the person's latest message, in
 one more system message: the memory metadata (time, counts, last seen, session), core-memory
-blocks changed since the prefix's view was written, and one-off notes such as memory pressure.
+blocks changed since the prefix's view was written, what automatic recall found for this turn
+(``memory.recall``), and one-off notes such as memory pressure.
 So each request repeats the previous one up to the newest messages, and providers' prompt
 caches and local servers' KV caches reuse all of that.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +36,35 @@ PRESSURE_NOTE = (
 )
 
 
+# The prompt's own structure. Weak models copy it into their replies; the person never sees it.
+_TAG_NAMES = (
+    "memory_blocks",
+    "memory_metadata",
+    "summary",
+    "recalled_memory",
+    "memory_updates",
+    "description",
+    "metadata",
+    "value",
+)
+_PROMPT_TAGS = re.compile(rf"</?(?:{'|'.join(_TAG_NAMES)})>")
+_TAG_TEXTS = tuple(f"<{slash}{name}>" for name in _TAG_NAMES for slash in ("", "/"))
+
+
+def without_prompt_tags(text: str) -> str:
+    return _PROMPT_TAGS.sub("", text).strip()
+
+
+def streamed_without_prompt_tags(shown: str) -> str:
+    """An answer's text while it is streamed: without the prompt's tags, and without a tail
+    that may be the start of one (``"<recalled_mem"``), so what is shown only ever grows."""
+    text = _PROMPT_TAGS.sub("", shown)
+    start = text.rfind("<")
+    if start != -1 and any(tag.startswith(text[start:]) for tag in _TAG_TEXTS):
+        text = text[:start]
+    return text.strip()
+
+
 @dataclass(frozen=True, slots=True)
 class TurnFacts:
     """What the agent is told about this moment (the memory metadata)."""
@@ -47,6 +78,7 @@ class TurnFacts:
     chat: ChatKind
     platform: str
     display_name: str
+    zone_known: bool | None = None  # the person set their time zone; None: reminders are off
 
 
 def format_time(when: datetime, tz: ZoneInfo) -> str:
@@ -104,6 +136,13 @@ def render_changes(found: Changes) -> str:
 
 def render_metadata(facts: TurnFacts, tz: ZoneInfo) -> str:
     lines = [f"- Current time: {format_time(facts.now, tz)}"]
+    if facts.zone_known is not None:
+        lines.append(
+            f"- The person's time zone: {tz.key}"
+            if facts.zone_known
+            else f"- The person's time zone is not known; times are in {tz.key}, the bot's "
+            "default (if they tell you where they are, call set_timezone)"
+        )
     if facts.previous_user_at is None:
         lines.append("- This is the first message this person has ever sent you.")
     else:
@@ -147,6 +186,7 @@ class PromptParts:
     message_cap: int  # a person's messages are cut at this many characters
     tz: ZoneInfo
     images: Mapping[int, tuple[ImagePart, ...]] | None = None  # sent with rows, by row id
+    recalled: str = ""  # automatic recall for this turn (changes every turn)
 
 
 Layout = Callable[[PromptParts], tuple[PromptMessage, ...]]
@@ -161,20 +201,25 @@ def stable_system(parts: PromptParts) -> str:
 
 
 def turn_context(parts: PromptParts) -> str:
-    """What changes every turn: metadata, blocks changed since the prefix's view, notes."""
+    """What changes every turn: metadata, blocks changed since the prefix's view, automatic
+    recall, notes."""
     sections = [render_metadata(parts.facts, parts.tz)]
     if found := changes(parts.shown, parts.current):
         sections.append(render_changes(found))
+    if parts.recalled:
+        sections.append(parts.recalled)
     sections += parts.notes
     return "\n\n".join(sections)
 
 
 def prompt_messages(parts: PromptParts) -> tuple[PromptMessage, ...]:
     """The request's messages: the stable system message, the in-context messages, and the turn
-    context right after the person's latest message (before this turn's own tool steps, so a
-    turn's later steps repeat its first request whole, unless a step changed the context)."""
+    context right after the latest message a turn answers (the person's, or a system event such
+    as a reminder coming due), before this turn's own tool steps, so a turn's later steps repeat
+    its first request whole, unless a step changed the context."""
     history = history_messages(parts.rows, parts.message_cap, parts.images)
-    latest = max((i for i, m in enumerate(history) if m.role is Role.USER), default=-1)
+    answered = (Role.USER, Role.SYSTEM)
+    latest = max((i for i, m in enumerate(history) if m.role in answered), default=-1)
     history.insert(latest + 1, PromptMessage(Role.SYSTEM, turn_context(parts)))
     return (PromptMessage(Role.SYSTEM, stable_system(parts)), *history)
 

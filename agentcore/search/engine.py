@@ -105,7 +105,12 @@ FAR_PAST, FAR_FUTURE = -(2**62), 2**62  # no bound, in ms
 
 
 async def find_messages(
-    index: MessageIndex, text: str, start: datetime | None, end: datetime | None, limit: int
+    index: MessageIndex,
+    text: str,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    fuzzy: bool = True,
 ) -> list[SearchHit]:
     """``MessageStore.search_messages``: the person's messages for the query ``text`` written
     between ``start`` and ``end`` (inclusive), best first. A date range alone lists that
@@ -114,30 +119,32 @@ async def find_messages(
     hi = to_millis(end) if end else FAR_FUTURE
     query = parse_query(text)
     if not query.empty:
-        return await search_messages(index, query, lo, hi, limit)
+        return await search_messages(index, query, lo, hi, limit, fuzzy)
     if start is None and end is None:
         return []
     return await index.latest_between(lo, hi, limit)
 
 
 async def find_passages(
-    index: PassageIndex, text: str, limit: int, offset: int = 0
+    index: PassageIndex, text: str, limit: int, offset: int = 0, fuzzy: bool = True
 ) -> list[Passage]:
     """``PassageStore.search_passages``: the person's passages for the query ``text``, ``limit``
     of them after the first ``offset``."""
     query = parse_query(text)
-    return [] if query.empty else await search_passages(index, query, limit, offset)
+    return [] if query.empty else await search_passages(index, query, limit, offset, fuzzy)
 
 
 async def search_messages(
-    index: MessageIndex, query: SearchQuery, lo: int, hi: int, limit: int
+    index: MessageIndex, query: SearchQuery, lo: int, hi: int, limit: int, fuzzy: bool = True
 ) -> list[SearchHit]:
-    """The person's messages written between ``lo`` and ``hi`` (ms), best first."""
+    """The person's messages written between ``lo`` and ``hi`` (ms), best first. ``fuzzy``:
+    also look for real words standing in for query words nobody ever wrote (typing slips)."""
     plan = rank_query(query)
     totals, df = await index.counts(list(plan.weighted_keys()))
     if not totals.docs:
         return []
-    plan, df = await _with_corrections(index, query, plan, df)
+    if fuzzy:
+        plan, df = await _with_corrections(index, query, plan, df)
     plan = without_idle_prefixes(plan, df)
     ids = await _preselected(index, plan, df, totals.docs)
     found = {r.candidate.id: r for r in await index.around(ids, ids[:NEIGHBOUR_ANCHORS], lo, hi)}
@@ -150,7 +157,11 @@ async def search_messages(
 
 
 async def search_passages(
-    index: PassageIndex, query: SearchQuery, limit: int, offset: int = 0
+    index: PassageIndex,
+    query: SearchQuery,
+    limit: int,
+    offset: int = 0,
+    fuzzy: bool = True,
 ) -> list[Passage]:
     """The person's archival passages, best first (words and names; no neighbours or sessions:
     passages are separate notes, and their filing date is not the date of what they tell),
@@ -159,7 +170,8 @@ async def search_passages(
     totals, df = await index.counts(list(plan.weighted_keys()))
     if not totals.docs:
         return []
-    plan, df = await _with_corrections(index, query, plan, df)
+    if fuzzy:
+        plan, df = await _with_corrections(index, query, plan, df)
     plan = without_idle_prefixes(RankQuery(plan.terms, plan.prefixes, plan.names), df)
     found = await index.rows(await _preselected(index, plan, df, totals.docs))
     by_id = {r.candidate.id: r.record for r in found}

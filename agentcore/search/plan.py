@@ -34,6 +34,9 @@ SHORT_PERIOD_DAYS = 31  # "on 9 May 2023", "in March 2023"; a whole year is no h
 # re-ranks: it would select half the history and tell little apart ("I", a person's own name).
 COMMON_SHARE = 0.25
 COMMON_ROWS = 2000
+# ...but a key held by this few messages always selects: in a short history (a new person, a
+# few sessions) every word is in a large share of it, and fetching them all is cheap.
+FEW_ROWS = 50
 PREFIX_WEIGHT = 0.4  # a word that only shares the first letters counts this much
 CORRECTION_WEIGHT = 0.8  # a real word standing in for a misspelt one counts this much
 
@@ -61,7 +64,7 @@ def rank_query(
 def selecting_keys(query: RankQuery, df: Mapping[str, int], docs: int) -> list[str]:
     """The keys whose messages are worth fetching as candidates: those some message holds and
     that are not common (see ``COMMON_SHARE``). Empty if every key is common."""
-    limit = min(COMMON_SHARE * docs, COMMON_ROWS)
+    limit = min(max(COMMON_SHARE * docs, FEW_ROWS), COMMON_ROWS)
     return [k for k in query.weighted_keys() if 0 < df.get(k, 0) <= limit]
 
 

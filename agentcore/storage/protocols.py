@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +22,7 @@ from agentcore.records import (
     Block,
     BlockSpec,
     BlockVersion,
+    ConsolidationRun,
     DocState,
     DocumentPassage,
     FileUpdate,
@@ -40,8 +41,18 @@ from agentcore.records import (
     StoreStats,
     TokensSpent,
     TurnState,
+    Unconsolidated,
     UsageDay,
     UserActivity,
+)
+from agentcore.schedule.model import (
+    DeliveryScope,
+    DueReminder,
+    NewReminder,
+    PersonPrefs,
+    Reminder,
+    ReminderCounts,
+    ReminderStatus,
 )
 from agentcore.types import AgentKey, FileKind, InboundMessage
 
@@ -137,10 +148,13 @@ class MessageStore(Protocol):
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 10,
+        fuzzy: bool = True,
     ) -> list[SearchHit]:
         """Full-text search over this agent's user and assistant messages, best first.
 
-        ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe.
+        ``start``/``end`` bound ``created_at`` (inclusive). Any query text is safe. ``fuzzy``:
+        query words nobody ever wrote are also looked for as the real words they may be
+        misspellings of (``search.engine``).
         """
         ...
 
@@ -198,9 +212,10 @@ class PassageStore(Protocol):
     ) -> int: ...
 
     async def search_passages(
-        self, agent_id: int, query: str, limit: int = 10, offset: int = 0
+        self, agent_id: int, query: str, limit: int = 10, offset: int = 0, *, fuzzy: bool = True
     ) -> list[Passage]:
-        """The best ``limit`` passages for ``query`` after the first ``offset`` (paging)."""
+        """The best ``limit`` passages for ``query`` after the first ``offset`` (paging);
+        ``fuzzy`` as for ``search_messages``."""
         ...
 
     async def all_passages(self, agent_id: int) -> list[Passage]: ...
@@ -292,6 +307,105 @@ class UsageStore(Protocol):
         ...
 
 
+class ConsolidationStore(Protocol):
+    async def unconsolidated(self, last_before: datetime, limit: int) -> list[Unconsolidated]:
+        """People whose latest message was written before ``last_before`` and who have
+        messages no consolidation has read, longest waiting first."""
+        ...
+
+    async def record_consolidation(self, run: ConsolidationRun) -> bool:
+        """In one transaction, if no other consolidation read these messages and every edited
+        block is still at the edit's version: store the edits as block versions by
+        ``Actor.CONSOLIDATION`` (named by ``run.model``), the notes as archival passages and
+        the run, and mark the messages up to ``through_id`` read. False, changing nothing,
+        otherwise."""
+        ...
+
+    async def consolidation_tokens_since(self, since: datetime) -> int:
+        """Tokens (prompt and completion) consolidation used since ``since``, across everyone."""
+        ...
+
+
+class ReminderStore(Protocol):
+    """Reminders (and check-ins) the agent sends on its own, and each person's settings for
+    them. Claims are atomic: each due reminder is claimed by one caller, across processes."""
+
+    async def add_reminder(self, new: NewReminder, max_pending: int) -> int | None:
+        """Store a pending reminder and return its number for this person (1, 2, ...); None,
+        storing nothing, if the person has ``max_pending`` pending already (checked in the
+        same statement, so a burst cannot overshoot)."""
+        ...
+
+    async def list_reminders(self, agent_id: int, *, pending_only: bool) -> list[Reminder]:
+        """The person's reminders (not check-ins), by due time; waiting ones only, or all."""
+        ...
+
+    async def cancel_reminder(self, agent_id: int, number: int) -> bool:
+        """Cancel the person's pending reminder ``number``; False if there is none pending."""
+        ...
+
+    async def next_fire_at(
+        self, scopes: Sequence[DeliveryScope], lease: timedelta
+    ) -> datetime | None:
+        """When the earliest pending reminder within ``scopes`` is due, or a claim on one
+        runs out (its process died); None if there is nothing."""
+        ...
+
+    async def claim_due(
+        self,
+        now: datetime,
+        scopes: Sequence[DeliveryScope],
+        limit: int,
+        lease: timedelta,
+        late_after: timedelta,
+    ) -> list[DueReminder]:
+        """Atomically claim up to ``limit`` reminders due by ``now`` within ``scopes`` (and
+        claims older than ``lease``, left by a process that died), earliest first, so no other
+        process can take them. One claimed more than ``late_after`` after its time is marked
+        late."""
+        ...
+
+    async def postpone_reminder(self, reminder_id: int, fire_at: datetime, note: str) -> None:
+        """Give a claimed reminder back, to go out at ``fire_at`` (quiet hours, daily cap)."""
+        ...
+
+    async def finish_reminder(
+        self, reminder_id: int, status: ReminderStatus, now: datetime, note: str = ""
+    ) -> None:
+        """Record how a claimed reminder ended (sent, skipped or failed)."""
+        ...
+
+    async def sent_since(self, agent_id: int, since: datetime) -> list[datetime]:
+        """When unprompted messages (reminders, check-ins) were sent to this person since
+        ``since``, oldest first."""
+        ...
+
+    async def add_checkins(
+        self,
+        now: datetime,
+        silent_from: datetime,
+        silent_to: datetime,
+        scopes: Sequence[DeliveryScope],
+    ) -> int:
+        """A check-in, due now, for each person within ``scopes`` whose last message was
+        between ``silent_from`` and ``silent_to`` and who has not turned check-ins off; at most
+        one per silence (a person who wrote again starts a new one). Returns how many."""
+        ...
+
+    async def next_silence(
+        self, after: datetime, scopes: Sequence[DeliveryScope]
+    ) -> datetime | None:
+        """The earliest last message after ``after`` of a person who has not turned check-ins
+        off (their silence is the next to grow long enough for a check-in)."""
+        ...
+
+    async def load_prefs(self, key: AgentKey) -> PersonPrefs: ...
+
+    async def save_prefs(self, agent_id: int, prefs: PersonPrefs) -> None: ...
+
+    async def reminder_counts(self, since: datetime) -> ReminderCounts: ...
+
+
 class PersonStorage(
     AgentStore,
     BlockStore,
@@ -300,13 +414,14 @@ class PersonStorage(
     PassageStore,
     FileStore,
     OpsStore,
+    ReminderStore,
     UsageStore,
     Protocol,
 ):
     """Everything a turn or a command may read and write."""
 
 
-class Storage(PersonStorage, Protocol):
+class Storage(PersonStorage, ConsolidationStore, Protocol):
     """Everything a backend provides."""
 
     def person(self, key: AgentKey) -> AbstractAsyncContextManager[PersonStorage]:

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agentcore.clock import from_millis, to_millis
 from agentcore.messages import Role, ToolCall
@@ -28,7 +30,18 @@ from agentcore.records import (
     StoredMessage,
     UsageDay,
 )
+from agentcore.schedule.model import (
+    DueReminder,
+    PersonPrefs,
+    QuietHours,
+    Reminder,
+    ReminderCounts,
+    ReminderKind,
+    ReminderStatus,
+)
 from agentcore.types import AgentKey, ChatKind, FileKind, InboundMessage
+
+log = logging.getLogger(__name__)
 
 # An agent row with its current summary: FROM agents a LEFT JOIN summaries s.
 AGENT_COLUMNS = """a.id, a.platform, a.user_id, a.display_name, a.created_at, a.last_user_at,
@@ -47,6 +60,19 @@ HIT_COLUMNS = "id, role, content, created_at"
 USAGE_COLUMNS = """u.day, u.model, u.calls, u.prompt_tokens, u.cached_tokens, u.completion_tokens,
     u.estimated_calls"""
 EVERYONE = 0  # the agent_id of everyone's daily usage
+REMINDER_COLUMNS = "number, message, due_at, fire_at, created_at, chat, status, late, sent_at, note"
+# A claimed reminder with its person: RETURNING from reminders, a correlated lookup of agents.
+DUE_COLUMNS = """id, agent_id, kind, number, message, due_at, fire_at, created_at, chat, route,
+    note, late, (SELECT platform FROM agents WHERE agents.id = agent_id) AS platform,
+    (SELECT user_id FROM agents WHERE agents.id = agent_id) AS user_id"""
+PREFS_COLUMNS = "p.timezone, p.quiet_hours, p.checkins"
+# The operator's counts (``reminder_counts``); the first placeholder is "sent since".
+COUNTS_SELECT = """SELECT
+    (SELECT count(*) FROM reminders WHERE status = 'pending') AS pending,
+    (SELECT count(*) FROM reminders WHERE status = 'sent' AND sent_at >= {since}) AS sent_today,
+    (SELECT count(*) FROM reminders WHERE late AND status = 'sent') AS late,
+    (SELECT count(*) FROM reminders WHERE status = 'failed') AS failed,
+    (SELECT count(*) FROM agent_prefs WHERE timezone IS NOT NULL) AS people_with_zone"""
 # A file row without its bytes (``data`` is selected only where it is needed).
 FILE_COLUMNS = (
     "id, kind, filename, mime_type, size, created_at, note, state, pages, pages_read, message_id"
@@ -237,3 +263,87 @@ def stored_file(r: Row, *, with_data: bool = False) -> StoredFile:
         message_id=r["message_id"],
         data=bytes(r["data"]) if with_data else b"",
     )
+
+
+def reminder(r: Row) -> Reminder:
+    return Reminder(
+        number=r["number"],
+        message=r["message"],
+        due_at=from_millis(r["due_at"]),
+        fire_at=from_millis(r["fire_at"]),
+        created_at=from_millis(r["created_at"]),
+        chat=ChatKind(r["chat"]),
+        status=ReminderStatus(r["status"]),
+        late=bool(r["late"]),
+        sent_at=maybe_time(r["sent_at"]),
+        note=r["note"],
+    )
+
+
+def due_reminder(r: Row) -> DueReminder:
+    """A row of ``DUE_COLUMNS``: a reminder as a claim took it."""
+    return DueReminder(
+        id=r["id"],
+        agent_id=r["agent_id"],
+        key=AgentKey(r["platform"], r["user_id"]),
+        kind=ReminderKind(r["kind"]),
+        number=r["number"],
+        message=r["message"],
+        due_at=from_millis(r["due_at"]),
+        fire_at=from_millis(r["fire_at"]),
+        created_at=from_millis(r["created_at"]),
+        chat=ChatKind(r["chat"]),
+        route=r["route"],
+        note=r["note"],
+        late=bool(r["late"]),
+    )
+
+
+def prefs(r: Row | None) -> PersonPrefs:
+    """A row of ``PREFS_COLUMNS``; the defaults if the person never set any. A value this
+    program cannot read (a zone unknown to this system's tz database) falls back to the
+    default, with a warning for the operator."""
+    if r is None:
+        return PersonPrefs()
+    quiet = r["quiet_hours"]
+    return PersonPrefs(
+        timezone=_zone(r["timezone"]),
+        quiet_hours=_quiet(quiet),
+        quiet_set=quiet is not None,
+        checkins=bool(r["checkins"]),
+    )
+
+
+def prefs_values(p: PersonPrefs) -> tuple[str | None, str | None, bool]:
+    """How ``p`` is stored: zone name (NULL: default), quiet hours (NULL: the operator's
+    default; '': none), check-ins."""
+    quiet = (str(p.quiet_hours) if p.quiet_hours else "") if p.quiet_set else None
+    return (p.timezone.key if p.timezone else None, quiet, p.checkins)
+
+
+def reminder_counts(r: Row) -> ReminderCounts:
+    return ReminderCounts(
+        pending=int(r["pending"]),
+        sent_today=int(r["sent_today"]),
+        late=int(r["late"]),
+        failed=int(r["failed"]),
+        people_with_zone=int(r["people_with_zone"]),
+    )
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("stored time zone %r is unknown here; using the default", name)
+        return None
+
+
+def _quiet(text: str | None) -> QuietHours | None:
+    try:
+        return QuietHours.parse(text or "")
+    except ValueError:
+        log.warning("stored quiet hours %r are not valid; ignoring them", text)
+        return None

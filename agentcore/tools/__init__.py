@@ -9,7 +9,7 @@ from typing import Any
 from agentcore.llm.base import ToolSpec
 from agentcore.messages import ToolCall
 from agentcore.storage.protocols import StorageError
-from agentcore.tools import archival, core_memory, recall
+from agentcore.tools import archival, core_memory, recall, schedule
 from agentcore.tools.base import Tool, ToolContext, ToolError, parse_arguments, schema
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ SEND_MESSAGE_TOOL = Tool(
     send_message,
 )
 MEMORY_TOOLS: tuple[Tool, ...] = core_memory.TOOLS + archival.TOOLS + recall.TOOLS
+SCHEDULE_TOOLS: tuple[Tool, ...] = schedule.TOOLS
 
 
 class ToolRegistry:
@@ -38,6 +39,10 @@ class ToolRegistry:
 
     def bind(self, call: ToolCall) -> tuple[Tool, dict[str, Any]]:
         """The tool a call names and its checked arguments; ``ToolError`` if either is wrong."""
+        if not call.name:
+            raise ToolError(
+                'the call names no tool; write it as {"name": "<tool>", "arguments": {...}}'
+            )
         tool = self._tools.get(call.name)
         if tool is None:
             known = ", ".join(sorted(self._tools))
@@ -58,4 +63,12 @@ class ToolRegistry:
             return f"Error: {call.name} failed unexpectedly; try something else."
 
 
-__all__ = ["MEMORY_TOOLS", "SEND_MESSAGE", "Tool", "ToolContext", "ToolError", "ToolRegistry"]
+__all__ = [
+    "MEMORY_TOOLS",
+    "SCHEDULE_TOOLS",
+    "SEND_MESSAGE",
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolRegistry",
+]

@@ -7,6 +7,7 @@ nothing a model writes in its arguments can point a tool at another user's memor
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,8 +16,13 @@ from zoneinfo import ZoneInfo
 from agentcore.clock import Clock
 from agentcore.llm.base import ToolSpec
 from agentcore.records import Block
-from agentcore.storage.protocols import BlockStore, MessageStore, PassageStore
-from agentcore.types import clean_text
+from agentcore.schedule.doorbell import Doorbell
+from agentcore.schedule.model import PersonPrefs
+from agentcore.settings import ReminderSettings
+from agentcore.storage.protocols import BlockStore, MessageStore, PassageStore, ReminderStore
+from agentcore.types import ChatKind, clean_text
+
+log = logging.getLogger(__name__)
 
 
 class ToolError(Exception):
@@ -28,6 +34,19 @@ class ToolStorage(BlockStore, MessageStore, PassageStore, Protocol):
 
 
 @dataclass(slots=True)
+class Scheduling:
+    """What the reminder tools need in a turn: where a reminder set now would go, and the
+    person's preferences (``set_timezone`` updates them for the rest of the turn)."""
+
+    store: ReminderStore
+    settings: ReminderSettings
+    doorbell: Doorbell
+    prefs: PersonPrefs
+    chat: ChatKind
+    route: str  # the group's route when set in a group; '' for the private chat
+
+
+@dataclass(slots=True)
 class ToolContext:
     storage: ToolStorage
     agent_id: int
@@ -36,6 +55,7 @@ class ToolContext:
     tz: ZoneInfo
     search_limit: int
     person: str  # how search results name the person ("Brad", or "user")
+    scheduling: Scheduling | None = None  # None where reminders are turned off
 
 
 ToolFunction = Callable[..., Awaitable[str]]
@@ -62,22 +82,41 @@ def schema(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def parse_arguments(tool: Tool, raw: str) -> dict[str, Any]:
-    """Decode and check a model's JSON arguments against the tool's schema."""
+# Letta's agent-loop controls: Letta-trained models and imported Letta agents add them to every
+# call. Our loop already continues after any tool call, so they carry nothing for us.
+LETTA_CONTROLS = frozenset({"request_heartbeat", "inner_thoughts"})
+
+
+def decode_arguments(raw: str) -> dict[str, Any]:
+    """A model's arguments as an object: JSON text, also double-encoded (a JSON string that
+    holds the JSON object), as some servers and fine-tunes send it."""
     try:
         args = json.loads(raw) if raw.strip() else {}
+        if isinstance(args, str):
+            args = json.loads(args) if args.strip() else {}
     except json.JSONDecodeError as exc:
         raise ToolError(f"arguments are not valid JSON ({exc.msg}); send a JSON object") from exc
     if not isinstance(args, dict):
         raise ToolError("arguments must be a JSON object")
+    return args
+
+
+def parse_arguments(tool: Tool, raw: str) -> dict[str, Any]:
+    """Decode and check a model's JSON arguments against the tool's schema. Arguments the tool
+    does not take are ignored (models add their own), never an error."""
+    args = decode_arguments(raw)
     properties: dict[str, Any] = tool.parameters["properties"]
-    unknown = sorted(set(args) - set(properties))
+    unknown = sorted(set(args) - set(properties) - LETTA_CONTROLS)
     if unknown:
-        raise ToolError(f"unexpected argument(s) {unknown}; expected {sorted(properties)}")
+        log.debug("%s: ignoring unexpected argument(s) %s", tool.name, unknown)
     missing = [name for name in tool.parameters["required"] if args.get(name) is None]
     if missing:
         raise ToolError(f"missing required argument(s) {missing}")
-    return {name: _coerce(name, value, properties[name]) for name, value in args.items()}
+    return {
+        name: _coerce(name, value, properties[name])
+        for name, value in args.items()
+        if name in properties
+    }
 
 
 def _coerce(name: str, value: Any, prop: dict[str, Any]) -> Any:

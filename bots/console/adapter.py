@@ -25,7 +25,9 @@ import sys
 from pathlib import Path
 
 from agentcore.clock import Clock
+from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime
+from agentcore.schedule.model import DeliveryScope
 from agentcore.storage.protocols import StorageError
 from agentcore.types import (
     AgentKey,
@@ -183,6 +185,19 @@ class ConsoleAdapter:
         for ticket in tickets:
             if ticket.message.key == self._user:
                 await self._show(terminal, await self._runtime.answer(ticket))
+
+    @property
+    def scope(self) -> DeliveryScope:
+        return DeliveryScope(self.name, self._user.user_id)
+
+    async def deliver(self, delivery: Delivery) -> bool:
+        """A reminder, shown while the chat is open (in a terminal, above the prompt); False
+        if there is nowhere to show it (not started, or the output went away)."""
+        terminal = self._terminal
+        if terminal is None or terminal.closed:
+            return False
+        await self._show(terminal, delivery.reply)
+        return True
 
     async def _show(self, terminal: Terminal, reply: Reply) -> None:
         if reply.text.strip():

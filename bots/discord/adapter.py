@@ -21,8 +21,10 @@ from dataclasses import replace
 import discord
 from discord import app_commands
 
+from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime, Ticket
-from agentcore.types import InboundMessage, Reply, ReplyKind
+from agentcore.schedule.model import DeliveryScope
+from agentcore.types import ChatKind, InboundMessage, Reply, ReplyKind
 from bots.answers import SOMETHING_WENT_WRONG, Answers
 from bots.discord.connect import fatal_reason, make_client, point_at
 from bots.discord.send import (
@@ -233,6 +235,27 @@ class DiscordAdapter:
                 log.debug("discord: typing indicator refused in %s: %s", channel_id, exc)
                 return
             await asyncio.sleep(TYPING_REFRESH_SECONDS)
+
+    # ------------------------------------------------------------------ speaking first
+
+    @property
+    def scope(self) -> DeliveryScope:
+        return DeliveryScope(self.name)
+
+    async def deliver(self, delivery: Delivery) -> bool:
+        """A reminder: to the server channel it was set in (replying to the request), else to
+        the person's DM channel (opened if discord.py has none cached)."""
+        author = int(delivery.key.user_id)
+        try:
+            if delivery.chat is ChatKind.GROUP:
+                route = DiscordRoute.parse(delivery.route)
+            else:
+                channel = await self._client.create_dm(discord.Object(author))
+                route = DiscordRoute(channel.id, 0)
+        except (ValueError, *SEND_ERRORS) as exc:
+            log.warning("discord: cannot reach %s for a reminder: %s", delivery.key, exc)
+            return False
+        return await send_reply(self._client, route, author, delivery.reply)
 
     # ------------------------------------------------------------------ slash commands
 

@@ -29,8 +29,10 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
 from agentcore.commands import USER_COMMANDS
+from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime, Ticket
-from agentcore.types import InboundFile, InboundMessage
+from agentcore.schedule.model import DeliveryScope
+from agentcore.types import ChatKind, InboundFile, InboundMessage
 from bots.answers import Answers
 from bots.streaming import GrowingReply, Pacing
 from bots.telegram.poller import TOKEN_HELP, UpdatePoller
@@ -220,6 +222,25 @@ class TelegramAdapter:
         while True:
             await self._sender.typing(route)
             await asyncio.sleep(self._typing_interval)
+
+    # ----------------------------------------------------------------- speaking first
+
+    @property
+    def scope(self) -> DeliveryScope:
+        return DeliveryScope(self.name)
+
+    async def deliver(self, delivery: Delivery) -> bool:
+        """A reminder: to the group it was set in (quoting the request), else to the person's
+        private chat, whose id on Telegram is the person's own."""
+        user_id = int(delivery.key.user_id)
+        route = Route(user_id, 0)
+        if delivery.chat is ChatKind.GROUP:
+            try:
+                route = Route.from_json(delivery.route)
+            except ValueError:
+                log.warning("a group reminder for %s has no usable route", delivery.key)
+                return False
+        return await self._sender.send(delivery.reply, Destination(route, delivery.chat, user_id))
 
 
 class ChatSink:

@@ -83,14 +83,15 @@ class ReplySender:
         self._retry_delays = tuple(retry_delays)
         self._queue = ChatQueue()
 
-    async def send(self, reply: Reply, to: Destination) -> None:
-        """Deliver ``reply``; never raises for Telegram errors (they are logged)."""
+    async def send(self, reply: Reply, to: Destination) -> bool:
+        """Deliver ``reply``; False if Telegram refused it. Never raises for Telegram errors
+        (they are logged)."""
         if reply.is_empty:
-            return
+            return True
         async with self._queue.turn(to.route.chat_id):
-            await self._send(reply, to)
+            return await self._send(reply, to)
 
-    async def _send(self, reply: Reply, to: Destination) -> None:
+    async def _send(self, reply: Reply, to: Destination) -> bool:
         try:
             if reply.private and to.chat is ChatKind.GROUP:
                 await self._send_privately(reply, to)
@@ -102,6 +103,9 @@ class ReplySender:
             log.info("chat %d does not accept messages (%s)", to.route.chat_id, exc)
         except TelegramError as exc:
             log.warning("could not send a reply to chat %d: %s", to.route.chat_id, exc)
+        else:
+            return True
+        return False
 
     async def notice(self, text: str, to: Destination) -> None:
         await self.send(Reply(text, ReplyKind.NOTICE), to)

@@ -12,7 +12,9 @@ from agentcore.messages import Role, ToolCall
 from agentcore.records import (
     Actor,
     AuditEntry,
+    BlockEdit,
     BlockSpec,
+    ConsolidationRun,
     LLMCallRecord,
     NewMessage,
     Purpose,
@@ -455,6 +457,115 @@ async def test_a_call_without_a_day_counts_toward_its_utc_day(store: Storage) ->
     await store.record_llm_call(LLMCallRecord(agent, late, 1.0, True, 10, 1))
     [row] = await store.usage(agent, date(2025, 3, 1))
     assert (row.day, row.tokens, row.model) == (date(2025, 3, 1), 11, "")
+
+
+async def consolidation_ready(store: Storage, name: str = "alice") -> int:
+    """An agent with a session: two messages, the person's last one at T0 + 1 minute."""
+    agent = await new_agent(store, name)
+    activity = UserActivity(T0 + timedelta(minutes=1), 1, name)
+    await store.append_messages(agent, [user("I have a dog", 0), user("called Miso", 1)], activity)
+    return agent
+
+
+def run(agent: int, after: int, through: int, **fields: object) -> ConsolidationRun:
+    return ConsolidationRun(
+        agent_id=agent,
+        after_id=after,
+        through_id=through,
+        created_at=T0 + timedelta(hours=5),
+        outcome="changed",
+        model="small-model",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def test_unconsolidated_sessions_are_found_once_ended(store: Storage) -> None:
+    agent = await consolidation_ready(store)
+    await new_agent(store, "bob")  # no messages: nothing to read
+    assert await store.unconsolidated(T0 + timedelta(minutes=1), 10) == []  # not ended yet
+    [waiting] = await store.unconsolidated(T0 + timedelta(hours=5), 10)
+    assert waiting.agent_id == agent and waiting.key == AgentKey("telegram", "alice")
+    assert waiting.after_id == 0
+
+
+async def test_a_consolidation_is_recorded_once_with_its_edits(store: Storage) -> None:
+    agent = await consolidation_ready(store)
+    [waiting] = await store.unconsolidated(T0 + timedelta(hours=5), 10)
+    through = max(m.id for m in await store.all_messages(agent))
+    [human] = [b for b in await store.list_blocks(agent) if b.label == "human"]
+    done = run(
+        agent,
+        waiting.after_id,
+        through,
+        edits=(BlockEdit("human", "Has a dog called Miso", human.version),),
+        notes=("Miso is a dog",),
+        prompt_tokens=900,
+        completion_tokens=40,
+    )
+    assert await store.record_consolidation(done)
+    assert not await store.record_consolidation(done)  # the messages were read already
+    assert await store.unconsolidated(T0 + timedelta(hours=5), 10) == []
+    [version] = await store.block_history(agent, "human")
+    assert (version.actor, version.actor_name, version.new_value) == (
+        Actor.CONSOLIDATION,
+        "small-model",
+        "Has a dog called Miso",
+    )
+    [note] = await store.search_passages(agent, "Miso")
+    assert note.content == "Miso is a dog" and note.tags == ("consolidation",)
+    assert await store.consolidation_tokens_since(T0) == 940
+    assert await store.consolidation_tokens_since(T0 + timedelta(days=1)) == 0
+    # A later session is the next consolidation's.
+    later = UserActivity(T0 + timedelta(days=1), 2, "alice")
+    await store.append_messages(agent, [user("Miso is three", 60 * 24)], later)
+    [again] = await store.unconsolidated(T0 + timedelta(days=2), 10)
+    assert again.after_id == through
+
+
+async def test_a_consolidation_against_an_old_block_version_changes_nothing(
+    store: Storage,
+) -> None:
+    agent = await consolidation_ready(store)
+    through = max(m.id for m in await store.all_messages(agent))
+    [human] = [b for b in await store.list_blocks(agent) if b.label == "human"]
+    await store.save_block(agent, "human", "Name: Alice", Actor.AGENT, "agent", T0)
+    stale = run(agent, 0, through, edits=(BlockEdit("human", "Has a dog", human.version),))
+    assert not await store.record_consolidation(stale)
+    assert [b.value for b in await store.list_blocks(agent) if b.label == "human"] == [
+        "Name: Alice"
+    ]
+    assert len(await store.unconsolidated(T0 + timedelta(hours=5), 10)) == 1
+    assert await store.consolidation_tokens_since(T0) == 0
+
+
+async def test_erasure_and_import_cover_consolidation(store: Storage) -> None:
+    from agentcore.records import AgentSnapshot  # noqa: PLC0415
+
+    agent = await consolidation_ready(store)
+    through = max(m.id for m in await store.all_messages(agent))
+    done = run(agent, 0, through, notes=("a note",), prompt_tokens=10)
+    assert await store.record_consolidation(done)
+    assert await store.consolidation_tokens_since(T0) == 10
+    await store.delete_agent(agent)
+    assert await store.consolidation_tokens_since(T0) == 0  # its runs went with it
+    snapshot = AgentSnapshot("Imported", tuple(BLOCKS), (user("old history"),))
+    imported = await store.replace_agent(AgentKey("telegram", "carol"), snapshot, T0)
+    assert imported.message_count == 1
+    # An imported history is not a session to consolidate.
+    assert await store.unconsolidated(T0 + timedelta(days=30), 10) == []
+
+
+async def test_searches_without_corrections_find_only_what_was_written(store: Storage) -> None:
+    agent = await new_agent(store)
+    await store.append_messages(agent, [user("We adopted a kitten called Pumpkin")])
+    await store.add_passage(agent, "The kitten is called Pumpkin", [], T0)
+    assert [h.content for h in await store.search_messages(agent, "kiten")] == [
+        "We adopted a kitten called Pumpkin"
+    ]
+    assert await store.search_messages(agent, "kiten", fuzzy=False) == []
+    assert len(await store.search_passages(agent, "kiten")) == 1
+    assert await store.search_passages(agent, "kiten", fuzzy=False) == []
+    assert len(await store.search_messages(agent, "kitten", fuzzy=False)) == 1
 
 
 async def test_any_text_can_be_stored(store: Storage) -> None:

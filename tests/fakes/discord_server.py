@@ -3,10 +3,11 @@
 It speaks enough of the real wire protocol for the real ``discord.py`` client: the gateway
 handshake (HELLO, IDENTIFY, heartbeat and ACK, READY, GUILD_CREATE), dispatches
 (MESSAGE_CREATE, INTERACTION_CREATE), RESUME with a replay of missed events and RESUMED, and the
-REST routes the bot uses (login, ``gateway/bot``, messages as JSON or multipart, typing, command
-sync, interaction callbacks and follow-ups). Tests inject failures: a rejected token, a gateway
-close code after IDENTIFY (4014 = disallowed intents), 429s with ``retry_after`` and a ``Via``
-header (without ``Via`` discord.py takes a 429 for a Cloudflare ban), and a dropped connection.
+REST routes the bot uses (login, ``gateway/bot``, messages as JSON or multipart, typing, opening
+a DM, command sync, interaction callbacks and follow-ups). Tests inject failures: a rejected
+token, a gateway close code after IDENTIFY (4014 = disallowed intents), 429s with
+``retry_after`` and a ``Via`` header (without ``Via`` discord.py takes a 429 for a Cloudflare
+ban), and a dropped connection.
 
 Every REST request and gateway payload is recorded; ``wait_until`` waits for a condition on
 them, so tests never sleep.
@@ -39,6 +40,11 @@ def snowflake(at: datetime | None = None) -> int:
     """A Discord id: milliseconds since the Discord epoch, then a counter."""
     ms = int((at or datetime.now(UTC)).timestamp() * 1000) - DISCORD_EPOCH_MS
     return (ms << 22) | (next(_increment) & 0x3FFFFF)
+
+
+def dm_channel_of(user_id: int) -> int:
+    """The id of a user's DM channel with the bot (stable, derived from the user id)."""
+    return user_id + 1
 
 
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -273,6 +279,16 @@ class FakeDiscord:
             return _json(self._application())
         if (method, path) == ("GET", "/gateway/bot"):
             return _json(self._gateway_bot())
+        if (method, path) == ("POST", "/users/@me/channels"):  # open a DM
+            recipient = int(body["recipient_id"])
+            return _json(
+                {
+                    "id": str(dm_channel_of(recipient)),
+                    "type": 1,
+                    "last_message_id": None,
+                    "recipients": [user_payload(recipient, "someone")],
+                }
+            )
         if method == "POST" and parts[0] == "channels" and parts[-1] == "typing":
             return web.Response(status=204)
         if method == "POST" and parts[0] == "channels" and parts[-1] == "messages":

@@ -12,6 +12,14 @@ the start of the previous request for the same person (``prompt_cache_key``, els
 reported as ``usage.prompt_tokens_details.cached_tokens``, as OpenAI does. Counts are exact, at
 about four characters a token, without OpenAI's 1,024-token minimum and 128-token steps, so they
 measure the bot's prompt layout and nothing else.
+
+Like a real server it lists its models (``GET /v1/models``), answers a one-token request (the
+bot's endpoint check) itself, and may refuse tool definitions as servers without tool support
+do (``refuses``). ``dialect(name, brain)`` makes a responder that writes what a scripted model
+means to do (an ``Intent``) the way a family of models does on the wire: native tool calls,
+Letta's ``request_heartbeat``, Hermes/Qwen ``<tool_call>`` text, bare JSON, Mistral's
+``[TOOL_CALLS]``, Llama's ``<|python_tag|>``, ``<think>`` with ``reasoning_content``, or no tool
+calls at all.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ class Completion:
     prompt_tokens: int | None = None  # None: measured from the request
     completion_tokens: int = 10
     cached_tokens: int | None = None  # None: measured against the person's previous request
+    reasoning_content: str | None = None  # as DeepSeek, vLLM and llama.cpp send reasoning
+    arguments_as_objects: bool = False  # some servers send the arguments object, not a string
     # Streamed (a request with "stream": true): tokens (words with their spaces) per second;
     # 0 sends them all at once.
     token_rate: float = 0.0
@@ -65,6 +75,14 @@ Action = Completion | Error | Hang | Raw
 Responder = Callable[[dict[str, Any]], Action | Awaitable[Action]]
 Transcribe = Callable[[bytes, str], "str | Error"]
 _ids = itertools.count(1)
+
+
+# What servers without tool support answer when a request carries tool definitions.
+OLLAMA_NO_TOOLS = "registry.ollama.ai/library/gemma2:2b does not support tools"
+VLLM_NO_AUTO_TOOLS = (
+    '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+)
+LLAMA_CPP_NO_TOOL_CHOICE = "Unsupported param: tool_choice"
 
 
 CHARS_PER_TOKEN = 4
@@ -103,6 +121,9 @@ def common_prefix(a: str, b: str) -> int:
     return low
 
 
+UNMEASURED = CacheMeasure("", 0, 0)  # the endpoint check's one-token request is not measured
+
+
 class PromptCache:
     """The previous prompt of each person; measures how much of the next one repeats it."""
 
@@ -129,12 +150,18 @@ def completion_json(action: Completion, model: str, measured: CacheMeasure) -> d
             "type": "function",
             "function": {
                 "name": name,
-                "arguments": args if isinstance(args, str) else json.dumps(args),
+                "arguments": (
+                    args
+                    if isinstance(args, str) or action.arguments_as_objects
+                    else json.dumps(args)
+                ),
             },
         }
         for name, args in action.tool_calls
     ]
     message: dict[str, Any] = {"role": "assistant", "content": action.content}
+    if action.reasoning_content is not None:
+        message["reasoning_content"] = action.reasoning_content
     if calls:
         message["tool_calls"] = calls
     return {
@@ -167,8 +194,18 @@ def usage_json(action: Completion, measured: CacheMeasure) -> dict[str, Any]:
 
 class FakeOpenAI:
     def __init__(
-        self, responder: Responder | Iterable[Action], *, transcribe: Transcribe | None = None
+        self,
+        responder: Responder | Iterable[Action],
+        *,
+        transcribe: Transcribe | None = None,
+        models: Iterable[str] = ("gpt-4o-mini",),
+        refuses: str | None = None,
+        key: str | None = None,
     ) -> None:
+        """``key``: if set, requests with another API key get OpenAI's 401.
+        ``refuses``: "tools" (a 400 like Ollama's for a model without tool support),
+        "auto tools" (vLLM's 400 without --enable-auto-tool-choice) or "tool_choice" (llama.cpp's
+        400 on the parameter), for every request that carries it."""
         self._transcribe = transcribe
         self.transcriptions: list[dict[str, Any]] = []  # form fields (the file as bytes)
         if callable(responder):
@@ -176,6 +213,11 @@ class FakeOpenAI:
         else:
             script = list(responder)
             self._responder = lambda _request: script.pop(0)
+        self.models = list(models)
+        self.refuses = refuses
+        self.key = key
+        self.refused = 0  # requests answered with a refusal
+        self.checks: list[dict[str, Any]] = []  # one-token requests (the bot's endpoint check)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.cache = PromptCache()
@@ -187,6 +229,7 @@ class FakeOpenAI:
     async def __aenter__(self) -> FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/audio/transcriptions", self._transcription)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -201,8 +244,38 @@ class FakeOpenAI:
         self._closing.set()
         await self._runner.cleanup()
 
+    def _unauthorised(self, request: web.Request) -> web.StreamResponse | None:
+        if self.key is None or request.headers.get("Authorization") == f"Bearer {self.key}":
+            return None
+        error = {
+            "message": "Incorrect API key provided.",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+        }
+        return web.json_response({"error": error}, status=401)
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        refused = self._unauthorised(request)
+        if refused is not None:
+            return refused
+        data = [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"}
+            for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        refused = self._unauthorised(request)
+        if refused is not None:
+            return refused
         body = await request.json()
+        refusal = self._refusal(body)
+        if refusal is not None:
+            self.refused += 1
+            return await self._render(refusal, body.get("model", "fake"))
+        if body.get("max_tokens") == 1:  # the endpoint check: one token, whatever the model
+            self.checks.append(body)
+            return await self._render(Completion(content="OK", completion_tokens=1), "fake")
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         measured = self.cache.measure(body)
@@ -217,6 +290,32 @@ class FakeOpenAI:
             tokens = len((action.content or "").split())
             await asyncio.sleep(max(0, tokens - 1) / action.token_rate)
         return await self._render(action, body.get("model", "fake"), measured)
+
+    def _refusal(self, body: dict[str, Any]) -> Action | None:
+        """Each server's own 400 body for tool definitions it does not take."""
+        if self.refuses == "tools" and body.get("tools"):
+            ollama = {"error": {"message": OLLAMA_NO_TOOLS, "type": "api_error", "param": None}}
+            return Raw(json.dumps(ollama), status=400)
+        auto = body.get("tool_choice", "auto") == "auto"
+        if self.refuses == "auto tools" and body.get("tools") and auto:
+            vllm = {
+                "object": "error",
+                "message": VLLM_NO_AUTO_TOOLS,
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            }
+            return Raw(json.dumps(vllm), status=400)
+        if self.refuses == "tool_choice" and "tool_choice" in body:
+            llama_cpp = {
+                "error": {
+                    "code": 400,
+                    "message": LLAMA_CPP_NO_TOOL_CHOICE,
+                    "type": "invalid_request_error",
+                }
+            }
+            return Raw(json.dumps(llama_cpp), status=400)
+        return None
 
     async def _stream(
         self, request: web.Request, action: Completion, model: str, measured: CacheMeasure
@@ -239,6 +338,8 @@ class FakeOpenAI:
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         await event({"role": "assistant", "content": ""})
+        for token in re.findall(r"\s*\S+\s*", action.reasoning_content or ""):
+            await event({"reasoning_content": token})  # as vLLM and DeepSeek stream it
         for i, token in enumerate(re.findall(r"\s*\S+\s*", action.content or "")):
             if i == 0:
                 self.first_token_at.append(time.perf_counter())
@@ -274,10 +375,9 @@ class FakeOpenAI:
         return web.json_response({"text": result})
 
     async def _render(
-        self, action: Action, model: str, measured: CacheMeasure | None = None
+        self, action: Action, model: str, measured: CacheMeasure = UNMEASURED
     ) -> web.StreamResponse:
         if isinstance(action, Completion):
-            assert measured is not None, "a completion answers a chat request"
             return web.json_response(completion_json(action, model, measured))
         if isinstance(action, Error):
             payload = {"error": {"message": action.message, "type": "fake", "code": None}}
@@ -320,3 +420,135 @@ def images_in(body: dict[str, Any]) -> list[str]:
         for part in message["content"]
         if part.get("type") == "image_url"
     ]
+
+
+# --------------------------------------------------------------------- model dialects
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a scripted model means to do, before its dialect writes it down."""
+
+    say: str | None = None
+    calls: tuple[tuple[str, dict[str, Any]], ...] = ()
+    thought: str = "The person is telling me something; let me think about what matters."
+
+
+Brain = Callable[[dict[str, Any]], Intent]
+DIALECTS = (
+    "native",
+    "letta",
+    "hermes",
+    "bare_json",
+    "mistral",
+    "llama",
+    "think",
+    "no_tools",
+    "refuses_tools",
+    "refuses_auto_tools",
+    "refuses_tool_choice",
+)
+
+
+def server_refusal(name: str) -> str | None:
+    """The ``FakeOpenAI(refuses=...)`` value a dialect's server needs."""
+    return {
+        "refuses_tools": "tools",
+        "refuses_auto_tools": "auto tools",
+        "refuses_tool_choice": "tool_choice",
+    }.get(name)
+
+
+def dialect(name: str, brain: Brain) -> Responder:
+    """A responder that writes ``brain``'s intents the way dialect ``name`` does.
+
+    Without tool definitions in the request (a summary, a consolidation) every model answers
+    in text. The refusing servers' models have no tool support: given tools in the prompt (the
+    bot's prompted mode) they write Hermes-style ``<tool_call>`` blocks, as they are asked to.
+    """
+
+    def respond(body: dict[str, Any]) -> Action:
+        intent = brain(body)
+        if body.get("tools"):
+            return _WRITERS[name](intent)
+        if "<tool_call>" in system(body):  # the bot's prompted tools
+            return _hermes(intent)
+        return _think(intent) if name == "think" else _text(intent)  # a summary, say
+
+    return respond
+
+
+def _native(intent: Intent) -> Completion:
+    return Completion(content=intent.say, tool_calls=list(intent.calls))
+
+
+def _letta(intent: Intent) -> Completion:
+    """Letta-prompted models: every call carries request_heartbeat (and often inner_thoughts),
+    and the reply itself is a send_message call."""
+    calls: list[tuple[str, dict[str, Any] | str]] = [
+        (tool, args | {"inner_thoughts": intent.thought, "request_heartbeat": True})
+        for tool, args in intent.calls
+    ]
+    if intent.say is not None:
+        calls.append(("send_message", {"message": intent.say, "request_heartbeat": False}))
+    return Completion(content=None, tool_calls=calls)
+
+
+def _hermes(intent: Intent) -> Completion:
+    blocks = [
+        "<tool_call>\n" + json.dumps({"name": tool, "arguments": args}) + "\n</tool_call>"
+        for tool, args in intent.calls
+    ]
+    return Completion(content="\n".join([*blocks, *([intent.say] if intent.say else [])]))
+
+
+def _bare_json(intent: Intent) -> Completion:
+    """Llama 3.1's JSON tool calling: the whole reply is one object with "parameters"."""
+    if not intent.calls:
+        return _text(intent)
+    tool, args = intent.calls[0]
+    return Completion(content=json.dumps({"name": tool, "parameters": args}))
+
+
+def _mistral(intent: Intent) -> Completion:
+    if not intent.calls:
+        return _text(intent)
+    listed = [{"name": tool, "arguments": args} for tool, args in intent.calls]
+    return Completion(content="[TOOL_CALLS] " + json.dumps(listed))
+
+
+def _llama(intent: Intent) -> Completion:
+    if not intent.calls:
+        return _text(intent)
+    tool, args = intent.calls[0]
+    return Completion(
+        content="<|python_tag|>" + json.dumps({"name": tool, "parameters": args}) + "<|eom_id|>"
+    )
+
+
+def _think(intent: Intent) -> Completion:
+    """A reasoning model: the thought in <think> in the content and in reasoning_content."""
+    content = f"<think>\n{intent.thought}\n</think>\n\n{intent.say or ''}".rstrip()
+    return Completion(
+        content=content, tool_calls=list(intent.calls), reasoning_content=intent.thought
+    )
+
+
+def _text(intent: Intent) -> Completion:
+    """A model that never calls tools: it only ever answers."""
+    return Completion(content=intent.say or "Okay, I'll keep that in mind.")
+
+
+_WRITERS: dict[str, Callable[[Intent], Completion]] = {
+    "native": _native,
+    "letta": _letta,
+    "hermes": _hermes,
+    "bare_json": _bare_json,
+    "mistral": _mistral,
+    "llama": _llama,
+    "think": _think,
+    "no_tools": _text,
+    "refuses_tools": _native,
+    "refuses_auto_tools": _native,
+    "refuses_tool_choice": _native,
+}

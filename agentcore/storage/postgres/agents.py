@@ -174,7 +174,8 @@ async def _delete_agent_rows(conn: Conn, agent_id: int, *, redact_audit: bool = 
             key["user_id"],
         )
     # Messages and passages first, each in one statement, so their triggers keep the counts and
-    # the vocabulary; blocks, their history and summaries go with the agent (ON DELETE CASCADE).
+    # the vocabulary; blocks, their history, summaries, reminders and the person's reminder
+    # settings go with the agent (ON DELETE CASCADE).
     await conn.execute("DELETE FROM messages WHERE agent_id = $1", agent_id)
     await conn.execute("DELETE FROM passages WHERE agent_id = $1", agent_id)
     await delete_person_files(conn, agent_id, key["platform"], key["user_id"])
@@ -212,12 +213,14 @@ async def _set_imported_window(
 ) -> None:
     """Start the context window at the snapshot's in-context messages, under its summary."""
     start, last_user = snapshot.window_start(ids), snapshot.last_user_at
+    # An imported history is not a session that just ended: consolidation starts after it.
     await conn.execute(
-        "UPDATE agents SET context_start_id = $1, last_user_at = $2, session_count = $3 "
-        "WHERE id = $4",
+        "UPDATE agents SET context_start_id = $1, last_user_at = $2, session_count = $3, "
+        "consolidated_through = $4 WHERE id = $5",
         start,
         rows.maybe_millis(last_user),
         int(last_user is not None),
+        ids[-1] if ids else 0,
         agent_id,
     )
     if snapshot.summary:

@@ -26,7 +26,7 @@ class BlockRows(Part):
     ) -> Block:
         ms = to_millis(now)
         return await self._db.write(
-            lambda conn: _save_block(conn, agent_id, label, value, actor, actor_name, ms)
+            lambda conn: store_block_version(conn, agent_id, label, value, actor, actor_name, ms)
         )
 
     async def block_history(self, agent_id: int, label: str) -> list[BlockVersion]:
@@ -88,7 +88,7 @@ async def insert_blocks(conn: Conn, agent_id: int, blocks: Sequence[BlockSpec], 
     )
 
 
-async def _save_block(
+async def store_block_version(
     conn: Conn, agent_id: int, label: str, value: str, actor: Actor, actor_name: str, ms: int
 ) -> Block:
     """Replace the value and record the change in the history; KeyError if no such block."""

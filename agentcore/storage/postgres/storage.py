@@ -14,12 +14,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from agentcore.storage.postgres.agents import AgentRows
 from agentcore.storage.postgres.blocks import BlockRows
 from agentcore.storage.postgres.connection import Database, Pinned
+from agentcore.storage.postgres.consolidations import ConsolidationRows
 from agentcore.storage.postgres.files import FileRows
 from agentcore.storage.postgres.inbox import InboxRows
 from agentcore.storage.postgres.messages import MessageRows
 from agentcore.storage.postgres.migrate import migrate
 from agentcore.storage.postgres.ops import OpsRows
 from agentcore.storage.postgres.passages import PassageRows
+from agentcore.storage.postgres.reminders import ReminderRows
 from agentcore.storage.postgres.usage import UsageRows
 from agentcore.storage.protocols import PersonStorage, Storage
 from agentcore.types import AgentKey
@@ -29,7 +31,16 @@ _ONE_BOT = 0x2581_A6BC_FA93_8A8E
 
 
 class _Stores(
-    AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, FileRows, OpsRows, UsageRows
+    AgentRows,
+    BlockRows,
+    MessageRows,
+    InboxRows,
+    PassageRows,
+    FileRows,
+    OpsRows,
+    ConsolidationRows,
+    ReminderRows,
+    UsageRows,
 ):
     """Every protocol over one database, or over one held connection."""
 

@@ -1,5 +1,5 @@
 """``UsageStore`` on PostgreSQL: daily model usage, which the database adds up as calls are
-recorded (the ``llm_calls_counted`` trigger of migration 0003)."""
+recorded (the ``llm_calls_counted`` trigger of migration 0005)."""
 
 from __future__ import annotations
 

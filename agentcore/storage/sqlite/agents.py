@@ -173,6 +173,7 @@ async def _delete_agent_rows(
         "DELETE FROM blocks WHERE agent_id = ?",
         "DELETE FROM llm_calls WHERE agent_id = ?",
         "DELETE FROM usage_days WHERE agent_id = ?",  # everyone's totals (agent 0) keep them
+        "DELETE FROM consolidations WHERE agent_id = ?",
         "DELETE FROM inbox WHERE (platform, user_id) = "
         "(SELECT platform, user_id FROM agents WHERE id = ?)",
     ):
@@ -184,6 +185,7 @@ async def _delete_agent_rows(
             "WHERE id = ?)",
             (agent_id, agent_id),
         )
+    # Reminders and the person's reminder settings go with the agent (ON DELETE CASCADE).
     await conn.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
 
 
@@ -224,9 +226,17 @@ async def _set_imported_window(
 ) -> None:
     """Start the context window at the snapshot's in-context messages, under its summary."""
     start, last_user = snapshot.window_start(ids), snapshot.last_user_at
+    # An imported history is not a session that just ended: consolidation starts after it.
     await conn.execute(
-        "UPDATE agents SET context_start_id = ?, last_user_at = ?, session_count = ? WHERE id = ?",
-        (start, rows.maybe_millis(last_user), int(last_user is not None), agent_id),
+        "UPDATE agents SET context_start_id = ?, last_user_at = ?, session_count = ?, "
+        "consolidated_through = ? WHERE id = ?",
+        (
+            start,
+            rows.maybe_millis(last_user),
+            int(last_user is not None),
+            ids[-1] if ids else 0,
+            agent_id,
+        ),
     )
     if snapshot.summary:
         await _set_summary(conn, agent_id, snapshot.summary, start, ms)

@@ -28,7 +28,7 @@ class BlockRows(Part):
     ) -> Block:
         ms = to_millis(now)
         return await self._db.write(
-            lambda conn: _save_block(conn, agent_id, label, value, actor, actor_name, ms)
+            lambda conn: store_block_version(conn, agent_id, label, value, actor, actor_name, ms)
         )
 
     async def block_history(self, agent_id: int, label: str) -> list[BlockVersion]:
@@ -77,7 +77,7 @@ async def insert_blocks(
     )
 
 
-async def _save_block(
+async def store_block_version(
     conn: aiosqlite.Connection,
     agent_id: int,
     label: str,

@@ -27,14 +27,15 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiosqlite
 
 from agentcore.storage.protocols import StorageError
+from agentcore.storage.sqlite.sql import Params
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class _Guarded:
             with _as_storage_error():
                 yield self._conn
 
-    async def rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+    async def rows(self, sql: str, params: Params) -> list[sqlite3.Row]:
         """The rows of one statement, run on its own."""
         async with self.use() as conn:
             return list(await conn.execute_fetchall(sql, params))
@@ -117,12 +118,12 @@ class Database:
         async with self._reader.use() as conn:
             return await in_transaction(conn, "BEGIN", work)
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def execute(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """One write statement, and the rows it returns. SQLite makes each statement atomic by
         itself, so one needs no BEGIN and COMMIT (two round trips to the writer's thread)."""
         return await self._writer.rows(sql, params)
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def fetch(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """The rows of one read statement (SQLite gives a statement one snapshot by itself)."""
         return await self._reader.rows(sql, params)
 

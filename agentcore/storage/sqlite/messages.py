@@ -67,9 +67,10 @@ class MessageRows(Part):
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 10,
+        fuzzy: bool = True,
     ) -> list[SearchHit]:
         return await engine.find_messages(
-            MessageIndex(self._db, agent_id), query, start, end, limit
+            MessageIndex(self._db, agent_id), query, start, end, limit, fuzzy
         )
 
 

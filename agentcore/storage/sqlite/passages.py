@@ -30,10 +30,10 @@ class PassageRows(Part):
         return int(added["id"])
 
     async def search_passages(
-        self, agent_id: int, query: str, limit: int = 10, offset: int = 0
+        self, agent_id: int, query: str, limit: int = 10, offset: int = 0, *, fuzzy: bool = True
     ) -> list[Passage]:
         index = PassageIndex(self._db, agent_id)
-        return await engine.find_passages(index, query, limit, offset)
+        return await engine.find_passages(index, query, limit, offset, fuzzy)
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         found = await self._db.fetch(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiosqlite
 
-Params = Sequence[Any]
+# Positional (?) or named (:name) parameters, as sqlite3 takes them.
+Params = Sequence[Any] | Mapping[str, Any]
 
 
 async def all_rows(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:

@@ -16,18 +16,29 @@ from agentcore.storage.protocols import PersonStorage, Storage
 from agentcore.storage.sqlite.agents import AgentRows
 from agentcore.storage.sqlite.blocks import BlockRows
 from agentcore.storage.sqlite.connection import Database
+from agentcore.storage.sqlite.consolidations import ConsolidationRows
 from agentcore.storage.sqlite.files import FileRows
 from agentcore.storage.sqlite.inbox import InboxRows
 from agentcore.storage.sqlite.messages import MessageRows
 from agentcore.storage.sqlite.migrate import migrate
 from agentcore.storage.sqlite.ops import OpsRows
 from agentcore.storage.sqlite.passages import PassageRows
+from agentcore.storage.sqlite.reminders import ReminderRows
 from agentcore.storage.sqlite.usage import UsageRows
 from agentcore.types import AgentKey
 
 
 class SQLiteStorage(
-    AgentRows, BlockRows, MessageRows, InboxRows, PassageRows, FileRows, OpsRows, UsageRows
+    AgentRows,
+    BlockRows,
+    MessageRows,
+    InboxRows,
+    PassageRows,
+    FileRows,
+    OpsRows,
+    ConsolidationRows,
+    ReminderRows,
+    UsageRows,
 ):
     """``Storage`` on one SQLite file. Build it with ``await SQLiteStorage.open(path)``."""
 

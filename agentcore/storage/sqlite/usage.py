@@ -1,5 +1,5 @@
 """``UsageStore`` on SQLite: daily model usage, which the database adds up as calls are recorded
-(the ``llm_calls_counted`` trigger of migration 0004)."""
+(the ``llm_calls_counted`` trigger of migration 0006)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 -- Model usage: what each call cost, and daily totals kept by the database for budgets and
--- reports (as SQLite's migration 0004). A call counts toward the person it served (agent_id)
+-- reports (as SQLite's migration 0006). A call counts toward the person it served (agent_id)
 -- and toward everyone (agent_id 0). Erasing a person deletes their calls and their daily rows;
 -- everyone's totals keep the tokens (they name no one, and the money was spent).
 
