@@ -5,6 +5,7 @@ saying so, and the bot records it per call."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -14,12 +15,20 @@ import pytest
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest
 from agentcore.llm.openai_compat import OpenAICompatibleLLM
+from agentcore.llm.tooling import ToolMode
 from agentcore.messages import PromptMessage, Role
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
-from tests.fakes.openai_server import Completion, FakeOpenAI, Raw, common_prefix, prompt_text
+from tests.fakes.openai_server import (
+    Completion,
+    FakeOpenAI,
+    Raw,
+    common_prefix,
+    last_user,
+    prompt_text,
+)
 
 
 def client(server: FakeOpenAI, send_cache_key: bool = True) -> OpenAICompatibleLLM:
@@ -158,3 +167,65 @@ async def test_a_streamed_answer_reports_cached_tokens_too() -> None:
     assert server.requests[1]["stream"] is True and shown[-1] == "Hello there"
     assert response.usage is not None
     assert response.usage.cached_tokens == server.cache.measured[1].cached_tokens > 0
+
+
+class Shown:
+    """A reply sink that keeps what a streamed answer showed."""
+
+    def __init__(self) -> None:
+        self.grown: list[str] = []
+
+    async def notice(self, text: str) -> None:
+        pass
+
+    async def grow(self, text: str) -> None:
+        self.grown.append(text)
+
+
+def tea_model(prompted: bool) -> Callable[[dict[str, Any]], Completion]:
+    """Saves "I like tea" with a tool call (written as text when tools are prompted)."""
+
+    def answer(body: dict[str, Any]) -> Completion:
+        said = last_user(body)
+        if body["messages"][-1]["role"] == "tool" or "<tool_response>" in said:
+            return Completion(content="Noted, you like tea.")
+        if "tea" not in said:
+            return Completion(content="Nice to hear from you.")
+        arguments = {"label": "human", "content": "Likes tea"}
+        if prompted:
+            written = json.dumps({"name": "core_memory_append", "arguments": arguments})
+            return Completion(content=f"<tool_call>\n{written}\n</tool_call>")
+        return Completion(tool_calls=[("core_memory_append", arguments)])
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("tools", "stream"), [("prompted", False), ("prompted", True), ("native", True)]
+)
+async def test_prompted_tools_and_streamed_answers_record_the_cache_too(
+    storage: SQLiteStorage, clock: ManualClock, tools: str, stream: bool
+) -> None:
+    prompted = tools == "prompted"
+    settings = make_settings(llm={"tools": ToolMode(tools)}, agent={"stream": stream})
+    async with FakeOpenAI(tea_model(prompted)) as server:
+        llm = client(server)
+        runtime = build_runtime(settings, storage, llm, clock)
+        for text in ("hello", "I like tea", "what do I like?"):
+            clock.advance(timedelta(minutes=1))
+            shown = Shown()
+            reply = await runtime.handle(message(clock, text, "telegram:5"), shown)
+            assert "<tool_call>" not in reply.text and bool(shown.grown) == stream
+        await llm.close()
+    assert all(("tools" in body) != prompted for body in server.requests)
+    assert all(body.get("stream", False) == stream for body in server.requests)
+    agent = await storage.load_agent(AgentKey("telegram", "5"))
+    assert agent is not None
+    assert "Likes tea" in {b.label: b.value for b in await storage.list_blocks(agent.id)}["human"]
+    [day] = await storage.usage(agent.id, date(2025, 1, 1))
+    measured = server.cache.measured
+    assert day.calls == len(measured) == 4 and day.estimated_calls == 0
+    assert day.prompt_tokens == sum(m.prompt_tokens for m in measured)
+    assert day.cached_tokens == sum(m.cached_tokens for m in measured) > 0
+    # Every request after the first repeats most of the one before it, tool steps included.
+    assert all(m.cached_tokens > 0.8 * m.prompt_tokens for m in measured[1:])

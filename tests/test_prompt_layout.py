@@ -10,10 +10,11 @@ from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, call, last_user_text, opens_turn, reply
 from agentcore.memory import prefix
+from agentcore.memory.recall import RECALL_HEADING
 from agentcore.messages import PromptMessage, Role
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.sqlite import SQLiteStorage
-from agentcore.types import AgentKey
+from agentcore.types import AgentKey, SystemEvent
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
 
@@ -174,3 +175,39 @@ async def test_operator_changes_show_after_the_history(
     assert "Be kind." in first_system(latest)  # the view, unchanged
     update = context_of(latest).content or ""
     assert "Ann: beekeeper" in update and "The block 'rules' no longer exists." in update
+
+
+async def test_automatic_recall_goes_in_the_turn_context_and_keeps_the_prefix(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    llm = FunctionLLM(model)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
+    await say(runtime, clock, "My sister Ana lives in Lisbon.")
+    await say(runtime, clock, "/reset")  # out of view: only recall can bring it back
+    for text in ("hello again", "where does my sister Ana live?", "and is Lisbon sunny?"):
+        await say(runtime, clock, text)
+    hello, sister, sunny = turns(llm)[-3:]
+    for request in (sister, sunny):
+        context = context_of(request).content or ""
+        assert RECALL_HEADING in context and "My sister Ana lives in Lisbon." in context
+        assert context.index("<memory_metadata>") < context.index(RECALL_HEADING)
+    assert all(RECALL_HEADING not in (m.content or "") for m in hello.messages)
+    assert first_system(hello) == first_system(sister) == first_system(sunny)
+    for earlier, later in ((hello, sister), (sister, sunny)):
+        assert repeats(earlier, later) == earlier.messages.index(context_of(earlier))
+
+
+async def test_a_reminder_turn_has_its_context_after_the_event(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    llm = FunctionLLM(model)
+    runtime = build_runtime(make_settings(), storage, llm, clock)
+    await say(runtime, clock, "hello")
+    clock.advance(timedelta(minutes=10))
+    event = SystemEvent(AgentKey.parse(ANN), "scheduled: stretch", clock.now())
+    assert await runtime.run_event(event) == "You said 5 characters."
+    before, due = llm.requests
+    assert [m.content for m in due.messages[-2:-1]] == ["scheduled: stretch"]
+    assert (due.messages[-1].content or "").startswith("<memory_metadata>")
+    assert first_system(due) == first_system(before)
+    assert repeats(before, due) == before.messages.index(context_of(before))

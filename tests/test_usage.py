@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -10,11 +12,12 @@ import pytest
 
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse, Usage
-from agentcore.llm.fake import FunctionLLM, call, last_user_text, reply
+from agentcore.llm.fake import FunctionLLM, call, last_message, last_user_text, reply
+from agentcore.memory.consolidation import INSTRUCTIONS
 from agentcore.records import UsageDay
 from agentcore.runtime import AgentRuntime
 from agentcore.storage.sqlite import SQLiteStorage
-from agentcore.types import AgentKey, Reply, ReplyKind
+from agentcore.types import AgentKey, Reply, ReplyKind, SystemEvent
 from agentcore.usage.meter import EVERYONE_OVER, PERSON_OVER
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
@@ -24,6 +27,7 @@ ALICE, BOB, CAROL, OPERATOR = "telegram:1", "telegram:2", "telegram:3", "telegra
 ADMINS = frozenset({AgentKey.parse(OPERATOR)})
 MONTH = date(2025, 1, 1)
 TODAY = date(2025, 1, 6)  # the ManualClock starts on 2025-01-06 09:00 UTC
+SESSION_GAP = timedelta(hours=4, minutes=1)  # just over the default session gap
 
 
 def answering(prompt: int, completion: int, cached: int = 0) -> FunctionLLM:
@@ -337,3 +341,68 @@ async def test_photo_descriptions_are_metered_for_the_person(
     ]
     [day] = await usage_of(storage, ALICE)
     assert day.calls == 3 and day.prompt_tokens == 2800
+
+
+def budgeted(request: LLMRequest) -> LLMResponse:
+    """Consolidates a session into one note, else answers "ok: " and what it answers (a
+    message or a reminder coming due); 1,100 tokens a call."""
+    if request.messages[0].content == INSTRUCTIONS:
+        text = json.dumps({"notes": ["Alice likes tea"]})
+    else:
+        text = f"ok: {last_message(request).content}"
+    return LLMResponse(text, usage=Usage(900, 200))
+
+
+def calls_by_purpose(db_path: Path) -> list[tuple[str, int | None]]:
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("SELECT purpose, agent_id FROM llm_calls ORDER BY id").fetchall()
+
+
+async def test_consolidation_is_metered_and_waits_while_the_person_is_over_budget(
+    storage: SQLiteStorage, clock: ManualClock, db_path: Path
+) -> None:
+    settings = make_settings(usage={"person_daily_tokens": 2000}, consolidation={"enabled": True})
+    llm = FunctionLLM(budgeted)
+    runtime = build_runtime(settings, storage, llm, clock)
+    assert (await say(runtime, clock, "I like tea")).text == "ok: I like tea"
+    clock.advance(SESSION_GAP)
+    assert await runtime.consolidate_ended() == 1  # 2,200 tokens today: over the budget now
+    assert (await say(runtime, clock, "anything new?")).kind is ReplyKind.NOTICE
+    clock.advance(SESSION_GAP)
+    assert await runtime.consolidate_ended() == 0  # that session waits for tomorrow
+    assert len(llm.requests) == 2
+    clock.set(datetime(2025, 1, 7, 0, 5, tzinfo=UTC))
+    assert await runtime.consolidate_ended() == 1
+    agent = await storage.load_agent(AgentKey.parse(ALICE))
+    assert agent is not None
+    assert calls_by_purpose(db_path) == [
+        ("turn", agent.id),
+        ("consolidation", agent.id),
+        ("consolidation", agent.id),
+    ]
+    days = await usage_of(storage, ALICE)
+    assert [(d.day, d.calls, d.tokens) for d in days] == [
+        (TODAY, 2, 2200),
+        (TODAY + timedelta(days=1), 1, 1100),
+    ]
+
+
+async def test_reminder_turns_are_metered_and_over_budget_a_reminder_still_goes_out(
+    storage: SQLiteStorage, clock: ManualClock, db_path: Path
+) -> None:
+    llm = FunctionLLM(budgeted)
+    runtime = runtime_for(storage, llm, clock, person_daily_tokens=2000)
+    await say(runtime, clock, "hi")
+    alice = AgentKey.parse(ALICE)
+    due = SystemEvent(alice, "scheduled: stretch", clock.now(), fallback="Reminder: stretch")
+    assert await runtime.run_event(due) == "ok: scheduled: stretch"  # 2,200 tokens: over now
+    water = replace(due, text="scheduled: drink water", fallback="Reminder: drink water")
+    assert await runtime.run_event(water) == "Reminder: drink water"  # no model call
+    checkin = SystemEvent(alice, "check-in: it has been a while", clock.now())
+    assert await runtime.run_event(checkin) is None  # a check-in is not worth going over for
+    assert len(llm.requests) == 2
+    agent = await storage.load_agent(alice)
+    assert agent is not None
+    assert calls_by_purpose(db_path) == [("turn", agent.id), ("event", agent.id)]
+    stored = [m.content for m in await storage.all_messages(agent.id)]
+    assert stored[-3:] == ["scheduled: drink water", "Reminder: drink water", checkin.text]
