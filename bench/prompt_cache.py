@@ -12,7 +12,10 @@ before answering.
    previous request's prefix, with the bot's layout and, in the same run on the same script, the
    layout it replaced (memory metadata in the system message before the history) as the baseline.
 2. **Prompt tokens per turn** (median; a turn's calls added up) when 10, 100 and 1,000 messages
-   are stored: the window grows with the history until folding bounds it.
+   are stored: the window grows with the history until folding bounds it. The same conversation
+   runs again with automatic recall off (``[memory] recall_tokens = 0``): the difference is what
+   recall's snippets add to each turn (they come after the history, so they cost their own
+   tokens and no cache reuse).
 
     python -m bench.prompt_cache            # full run, about a minute
     python -m bench.prompt_cache --smoke    # a few seconds, for CI
@@ -130,9 +133,14 @@ class TurnFigures:
     cached_tokens: int
 
 
-async def converse(layout_name: str, lines: list[str], window: int) -> list[TurnFigures]:
-    """Run the script through the bot with one layout; each turn's measured prompt tokens."""
+async def converse(
+    layout_name: str, lines: list[str], window: int, *, recall: bool = True
+) -> list[TurnFigures]:
+    """Run the script through the bot with one layout (automatic recall at its default budget,
+    or off); each turn's measured prompt tokens."""
     env = {"AGENTCORE_MEMORY__CONTEXT_WINDOW": str(window)}
+    if not recall:
+        env["AGENTCORE_MEMORY__RECALL_TOKENS"] = "0"
     settings = bench_settings(env)
     layout = LAYOUTS[layout_name]
     clock = ManualClock()
@@ -196,6 +204,8 @@ def main() -> None:
     long_run = asyncio.run(converse("bot", lines[: args.long_turns], args.window))
     runs = {"bot": long_run[: args.turns]}
     runs["classic"] = asyncio.run(converse("classic", lines[: args.turns], args.window))
+    no_recall = asyncio.run(converse("bot", lines[: args.long_turns], args.window, recall=False))
+    runs["bot, recall off"] = no_recall[: args.turns]
     edits = sum(1 for text in lines[: args.turns] if text.startswith(REMEMBER))
     reuse_rows = [
         {
@@ -209,7 +219,11 @@ def main() -> None:
         }
         for name, turns in runs.items()
     ]
-    sizes = [found for size in SIZES if (found := per_size(long_run, size)) is not None]
+    sizes = [
+        found | {"without_recall": per_size(no_recall, size)}
+        for size in SIZES
+        if (found := per_size(long_run, size)) is not None
+    ]
     print_table(
         f"Prefix reuse over {args.turns} turns with {edits} memory edits: the share of prompt "
         "tokens repeating the previous request's prefix",
@@ -220,10 +234,17 @@ def main() -> None:
         ],
     )
     print_table(
-        "Prompt tokens per turn by messages stored (bot layout)",
-        ["stored", "turns", "median prompt tokens", "repeated"],
+        "Prompt tokens per turn by messages stored (bot layout), with automatic recall and without",
+        ["stored", "turns", "median prompt tokens", "repeated", "recall off", "repeated"],
         [
-            [s["stored"], s["turns"], s["median_prompt_tokens"], f"{s['cached_share']:.1%}"]
+            [
+                s["stored"],
+                s["turns"],
+                s["median_prompt_tokens"],
+                f"{s['cached_share']:.1%}",
+                s["without_recall"]["median_prompt_tokens"],
+                f"{s['without_recall']['cached_share']:.1%}",
+            ]
             for s in sizes
         ],
     )

@@ -244,14 +244,21 @@ def prompt_cache_rows() -> list[tuple[str, str, str]]:
         (
             "Prompt tokens per turn (median) at "
             + " / ".join(f"{s['stored']:,}" for s in sizes)
-            + " stored messages (share repeating the previous request)",
+            + " stored messages (share repeating the previous request); the same with automatic "
+            "recall off",
             "",
-            " / ".join(f"{s['median_prompt_tokens']:,.0f}" for s in sizes)
-            + " ("
-            + " / ".join(f"{s['cached_share']:.0%}" for s in sizes)
-            + ")",
+            _per_turn(sizes) + "; recall off: " + _per_turn([s["without_recall"] for s in sizes]),
         ),
     ]
+
+
+def _per_turn(sizes: list[dict[str, Any]]) -> str:
+    return (
+        " / ".join(f"{s['median_prompt_tokens']:,.0f}" for s in sizes)
+        + " ("
+        + " / ".join(f"{s['cached_share']:.0%}" for s in sizes)
+        + ")"
+    )
 
 
 def _recalls(figures: dict[str, Any]) -> str:
