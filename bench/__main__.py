@@ -30,6 +30,7 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.concurrency", [], []),
     ("bench.growth", [], []),
     ("bench.locomo", [], []),
+    ("bench.prompt_cache", [], []),
     ("bench.consolidation", [], []),
     ("bench.documents", [], []),
     ("bench.streaming", [], []),

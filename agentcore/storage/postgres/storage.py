@@ -22,6 +22,7 @@ from agentcore.storage.postgres.migrate import migrate
 from agentcore.storage.postgres.ops import OpsRows
 from agentcore.storage.postgres.passages import PassageRows
 from agentcore.storage.postgres.reminders import ReminderRows
+from agentcore.storage.postgres.usage import UsageRows
 from agentcore.storage.protocols import PersonStorage, Storage
 from agentcore.types import AgentKey
 
@@ -39,6 +40,7 @@ class _Stores(
     OpsRows,
     ConsolidationRows,
     ReminderRows,
+    UsageRows,
 ):
     """Every protocol over one database, or over one held connection."""
 
