@@ -13,20 +13,21 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agentcore.clock import Clock
-from agentcore.llm.base import LLMClient, LLMError, LLMRequest, LLMResponse, TextSink
+from agentcore.llm.base import LLMError, LLMRequest, LLMResponse, TextSink
 from agentcore.media.intake import MediaIntake, Prepared
+from agentcore.memory import prefix
 from agentcore.memory.blocks import default_blocks, initial_blocks
 from agentcore.memory.prompt import (
     PRESSURE_NOTE,
+    Layout,
+    PromptParts,
     TurnFacts,
     prompt_messages,
     streamed_without_prompt_tags,
-    system_prompt,
     without_prompt_tags,
 )
 from agentcore.memory.recall import NOT_FOUND, Found, search, shown
@@ -35,9 +36,9 @@ from agentcore.memory.tokens import TokenEstimator
 from agentcore.messages import ImagePart, PromptMessage, Role, ToolCall
 from agentcore.records import (
     AgentRecord,
-    LLMCallRecord,
     NewAgent,
     NewMessage,
+    Purpose,
     SharedBlock,
     StoredMessage,
     TurnState,
@@ -57,6 +58,7 @@ from agentcore.tools import (
 )
 from agentcore.tools.base import Scheduling
 from agentcore.types import AgentKey, ChatKind, InboundMessage, NoticeList, ReplySink, SystemEvent
+from agentcore.usage.meter import Meter, OverBudget, PersonModel
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +72,17 @@ class _Turn:
     """Everything one turn works on; lives only for the duration of ``run_turn``."""
 
     agent: AgentRecord
+    model: PersonModel  # every model call of the turn goes through it (metered, budgeted)
     facts: TurnFacts
     tools: ToolContext
     shared: list[SharedBlock]
     rows: list[StoredMessage]  # the in-context messages, oldest first
     claimed: list[StoredMessage]  # the person's messages this turn answers
+    view: prefix.View  # core memory as this turn's prompts show it in the stable prefix
     summary: str
     pressure_warned: bool
     recalled: str = ""  # automatic recall for this turn's messages (see memory/recall.py)
     notes: list[str] = field(default_factory=list)  # one-off system notes for the next call
-    unsaved_calls: list[LLMCallRecord] = field(default_factory=list)  # stored with the next step
     estimate: int = 0
     images: dict[int, tuple[ImagePart, ...]] = field(default_factory=dict)  # by message id
     stream: TextSink | None = None  # where the answer is shown as it is written
@@ -112,19 +115,20 @@ class AgentLoop:
         self,
         *,
         storage: PersonStorage,
-        llm: LLMClient,
+        meter: Meter,
         clock: Clock,
         settings: AgentSettings,
         tools: ToolRegistry | None = None,
         estimator: TokenEstimator | None = None,
         media: MediaIntake | None = None,
         doorbell: Doorbell | None = None,
+        layout: Layout = prompt_messages,
     ) -> None:
         """``doorbell``: the scheduler's, rung when a reminder is added; without one (or with
         reminders turned off in ``settings``) turns cannot schedule."""
         self._storage = storage
         self._media = media
-        self._llm = llm
+        self._meter = meter
         self._clock = clock
         self._settings = settings
         self._doorbell = doorbell if settings.reminders.enabled else None
@@ -133,6 +137,7 @@ class AgentLoop:
         )
         self._tools = tools or default_tools
         self._estimator = estimator or TokenEstimator()
+        self._layout = layout
 
     def using(self, storage: PersonStorage) -> AgentLoop:
         """This loop over ``storage``: one person's store for the span of their turn (see
@@ -149,9 +154,9 @@ class AgentLoop:
 
         The files that came with them are prepared first (``MediaIntake``); notices about
         them go to ``sink`` (without one, the answer starts with them). The messages move
-        into recall memory before the model is first called, so an ``LLMError`` (which
-        propagates) never loses them. None if there is nothing left to answer: an earlier
-        turn took this message up, or /forget erased it while it waited.
+        into recall memory before the model is first called, so an ``LLMError`` or
+        ``OverBudget`` (which propagate) never loses them. None if there is nothing left to
+        answer: an earlier turn took this message up, or /forget erased it while it waited.
         """
         if sink is None:  # a caller that takes one reply: the notices open it
             kept = NoticeList()
@@ -197,7 +202,7 @@ class AgentLoop:
             return None
         # Automatic recall is left out: the message's text is in the history (the inbox keeps
         # none once it is taken up), which the model reads again anyway.
-        return await self._steps(self._opened(message, state, prefs, [], NOT_FOUND))
+        return await self._steps(await self._opened(message, state, prefs, [], NOT_FOUND))
 
     async def close(self) -> None:
         """Stop background work (documents being read resume after the next start)."""
@@ -207,20 +212,28 @@ class AgentLoop:
     async def run_event(self, event: SystemEvent) -> str | None:
         """A turn the agent takes on its own: ``event`` is stored in the person's history and
         the agent answers it as it would a message. None if the person has no agent (erased).
-        If the model cannot be reached, ``event.fallback`` (if any) is stored and returned."""
+        If the model cannot be reached, ``event.fallback`` (if any) is stored and returned.
+        Over today's token budget the model is not called: the fallback (a reminder's own text)
+        still goes out, and an event without one (a check-in) is not sent (None)."""
         turn = await self._begin_event(event)
         if turn is None:
             return None
         try:
             return await self._steps(turn)
+        except OverBudget:
+            if not event.fallback:
+                log.info("agent %s: over the token budget, the event is not answered", event.key)
+                return None
+            log.info("agent %s: over the token budget, sending the event's fallback", event.key)
         except LLMError:
             if not event.fallback:
                 raise
             log.warning("agent %s: model unreachable, sending the event's fallback", event.key)
-            await self._store(turn, [NewMessage(Role.ASSISTANT, event.fallback, self._clock.now())])
-            return event.fallback
+        await self._store(turn, [NewMessage(Role.ASSISTANT, event.fallback, self._clock.now())])
+        return event.fallback
 
     async def _steps(self, turn: _Turn) -> str:
+        await turn.model.admit()  # over budget: stop before any model call, messages kept
         steps = self._settings.max_steps
         for step in range(steps):
             request = await self._prepare(turn, allow_tools=step < steps - 1)
@@ -302,9 +315,9 @@ class AgentLoop:
         state, prefs, claimed, found = await self._take_up(message, pending_id)
         if not claimed:
             return None
-        return self._opened(message, state, prefs, claimed, found)
+        return await self._opened(message, state, prefs, claimed, found)
 
-    def _opened(
+    async def _opened(
         self,
         message: InboundMessage,
         state: TurnState,
@@ -318,7 +331,9 @@ class AgentLoop:
         )
         route = message.route if message.chat is ChatKind.GROUP else ""
         origin = _Origin(message.key, message.chat, route, message.display_name)
-        return self._assemble(state, prefs, claimed, found, origin, session, new_session)
+        return await self._assemble(
+            state, prefs, claimed, found, origin, (session, new_session), Purpose.TURN
+        )
 
     async def _begin_event(self, event: SystemEvent) -> _Turn | None:
         state, prefs = await self._load(event.key)
@@ -331,21 +346,24 @@ class AgentLoop:
         origin = _Origin(event.key, event.chat, event.route, agent.display_name)
         found = await self._search_memory(state, event.text)  # what the reminder is about
         session = max(agent.session_count, 1)
-        turn = self._assemble(state, prefs, claimed, found, origin, session, False)
+        turn = await self._assemble(
+            state, prefs, claimed, found, origin, (session, False), Purpose.EVENT
+        )
         turn.from_inbox = False
         return turn
 
-    def _assemble(
+    async def _assemble(
         self,
         state: TurnState,
         prefs: PersonPrefs,
         claimed: list[StoredMessage],
         found: Found,
         origin: _Origin,
-        session: int,
-        new_session: bool,
+        sessions: tuple[int, bool],
+        purpose: Purpose,
     ) -> _Turn:
         agent = state.agent
+        session, new_session = sessions
         zone = prefs.timezone or self._settings.memory.timezone
         facts = TurnFacts(
             now=self._clock.now(),
@@ -374,11 +392,13 @@ class AgentLoop:
         recalled = shown(found, {r.id for r in rows}, memory.recall_tokens, zone, tools.person)
         return _Turn(
             agent=agent,
+            model=self._meter.serving(origin.key, agent.id, purpose),
             facts=facts,
             tools=tools,
             shared=state.shared,
             rows=rows,
             claimed=claimed,
+            view=await self._view_for_turn(state, rows, new_session),
             summary=agent.summary,
             pressure_warned=agent.pressure_warned,
             recalled=recalled.text,
@@ -396,26 +416,60 @@ class AgentLoop:
             route=origin.route,
         )
 
+    async def _view_for_turn(
+        self, state: TurnState, rows: list[StoredMessage], new_session: bool
+    ) -> prefix.View:
+        """Which core-memory values the stable prefix shows this turn (see memory/prefix.py)."""
+        current = prefix.current_blocks(state.blocks, state.shared)
+        prompt_chars = (
+            len(self._settings.instructions)
+            + prefix.blocks_chars(current)
+            + len(state.agent.summary)
+            + sum(len(r.content or "") for r in rows)
+        )
+        view, renew = prefix.view_for_turn(
+            state.agent.prefix_blocks, current, new_session=new_session, prompt_chars=prompt_chars
+        )
+        if renew:
+            await self._storage.set_prefix_blocks(state.agent.id, prefix.encode(view.blocks))
+        return view
+
+    def _current_blocks(self, turn: _Turn) -> prefix.PrefixBlocks:
+        return prefix.current_blocks(turn.tools.blocks.values(), turn.shared)
+
+    async def _keep_view(self, turn: _Turn) -> None:
+        """Once a turn edits core memory, store the view its prompts show, so later turns show
+        the same prefix (and the edited blocks after the history)."""
+        if turn.view.saved or not prefix.changes(turn.view.blocks, self._current_blocks(turn)):
+            return
+        await self._storage.set_prefix_blocks(turn.agent.id, prefix.encode(turn.view.blocks))
+        turn.view = prefix.View(turn.view.blocks, saved=True)
+
+    async def _renew_view(self, turn: _Turn) -> None:
+        """After a fold the prefix is new anyway: show the blocks as they are."""
+        current = self._current_blocks(turn)
+        if turn.view.saved:
+            await self._storage.set_prefix_blocks(turn.agent.id, prefix.encode(current))
+        turn.view = prefix.View(current, saved=turn.view.saved)
+
     # ----------------------------------------------------------------- context budget
 
     def _request(self, turn: _Turn, allow_tools: bool) -> LLMRequest:
-        system = system_prompt(
-            self._settings.instructions,
-            list(turn.tools.blocks.values()),
-            turn.shared,
-            turn.facts,
-            turn.summary,
-            turn.tools.tz,
+        parts = PromptParts(
+            instructions=self._settings.instructions,
+            shown=turn.view.blocks,
+            current=self._current_blocks(turn),
+            summary=turn.summary,
+            facts=turn.facts,
+            rows=turn.rows,
+            notes=turn.notes,
+            message_cap=self._settings.message_char_cap,
+            tz=turn.tools.tz,
+            images=turn.images,
+            recalled=turn.recalled,
         )
         return LLMRequest(
-            messages=prompt_messages(
-                system,
-                turn.rows,
-                turn.notes,
-                self._settings.message_char_cap,
-                turn.images,
-                turn.recalled,
-            ),
+            messages=self._layout(parts),
             tools=self._tools.specs,
             allow_tools=allow_tools,
             stream=turn.stream,
@@ -444,18 +498,30 @@ class AgentLoop:
     async def _fold(self, turn: _Turn) -> bool:
         """Summarise the oldest in-context messages; False if nothing could be folded."""
         memory = self._settings.memory
-        cut = choose_cut(turn.rows, int(memory.keep_ratio * memory.context_window), self._tokens)
+        cut = choose_cut(turn.rows, self._keep_tokens(turn), self._tokens)
         if cut == 0:
             log.warning("agent %s: context is full but nothing can be folded", turn.agent.key)
             return False
         folded, kept = turn.rows[:cut], turn.rows[cut:]
         max_words = max(100, memory.context_window // 12)
-        turn.summary = await summarize(self._llm, turn.summary, folded, turn.tools.tz, max_words)
+        turn.summary = await summarize(
+            turn.model.doing(Purpose.SUMMARY), turn.summary, folded, turn.tools.tz, max_words
+        )
         await self._storage.fold_context(turn.agent.id, turn.summary, kept[0].id, self._clock.now())
         log.info("agent %s: folded %d messages into the summary", turn.agent.key, len(folded))
         turn.rows = kept
         turn.pressure_warned = False
+        await self._renew_view(turn)
         return True
+
+    def _keep_tokens(self, turn: _Turn) -> int:
+        """How much of the recent conversation a fold keeps: the window's keep share less what
+        the rest of the prompt takes (instructions, tool schemas, memory, summary), so the prompt
+        ends up well under the fold threshold. Otherwise a large fixed part in a small window
+        folds again on every turn, and each fold rewrites the prompt's cached prefix."""
+        memory = self._settings.memory
+        rest = turn.estimate - sum(self._tokens(r) for r in turn.rows)
+        return max(0, int(memory.keep_ratio * memory.context_window) - rest)
 
     def _tokens(self, row: StoredMessage) -> int:
         message = PromptMessage(row.role, row.content, row.tool_calls, row.tool_call_id)
@@ -464,32 +530,13 @@ class AgentLoop:
     # ----------------------------------------------------------------- model and tools
 
     async def _call(self, turn: _Turn, request: LLMRequest) -> LLMResponse:
-        started = time.perf_counter()
         try:
-            response = await self._llm.complete(request)
-        except LLMError:
-            await self._storage.record_llm_call(self._call_record(turn, started, None))
-            raise
+            response = await turn.model.complete(request)
         finally:
             turn.notes.clear()  # notes are one-off
-        # Written together with the step's messages (see _store), saving a round trip.
-        turn.unsaved_calls.append(self._call_record(turn, started, response))
         if response.usage is not None:
             self._estimator.observe(turn.estimate, response.usage.prompt_tokens)
         return response
-
-    def _call_record(
-        self, turn: _Turn, started: float, response: LLMResponse | None
-    ) -> LLMCallRecord:
-        usage = response.usage if response else None
-        return LLMCallRecord(
-            agent_id=turn.agent.id,
-            created_at=self._clock.now(),
-            latency_ms=(time.perf_counter() - started) * 1000,
-            ok=response is not None,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-        )
 
     async def _apply(self, turn: _Turn, response: LLMResponse) -> str | None:
         """Store the model's step; return the reply if the turn is finished, else None."""
@@ -517,6 +564,7 @@ class AgentLoop:
         content = reply if reply is not None else response.content
         step = [NewMessage(Role.ASSISTANT, content, now, tuple(executed)), *results]
         await self._store(turn, step, final=reply is not None)
+        await self._keep_view(turn)
         return reply
 
     def _message_of(self, call: ToolCall) -> str:
@@ -529,15 +577,10 @@ class AgentLoop:
         """Store an assistant step and its tool results in one transaction, so no other row can
         land between a tool call and its result; the ``final`` step, which holds the reply,
         also marks the person's messages answered by it."""
-        calls, turn.unsaved_calls = turn.unsaved_calls, []
-        write = (
+        ids = await (
             self._storage.store_reply(turn.agent.key, turn.agent.id, messages)
             if final and turn.from_inbox
             else self._storage.append_messages(turn.agent.id, messages)
-        )
-        ids, _ = await asyncio.gather(
-            write,
-            asyncio.gather(*(self._storage.record_llm_call(call) for call in calls)),
         )
         turn.rows.extend(
             StoredMessage(i, m.role, m.content, m.created_at, m.tool_calls, m.tool_call_id)

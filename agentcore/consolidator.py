@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, timedelta
@@ -39,7 +38,7 @@ from agentcore.messages import Role
 from agentcore.records import (
     BlockEdit,
     ConsolidationRun,
-    LLMCallRecord,
+    Purpose,
     StoredMessage,
     Unconsolidated,
 )
@@ -53,6 +52,7 @@ from agentcore.storage.protocols import (
     StorageError,
 )
 from agentcore.types import AgentKey
+from agentcore.usage.meter import Meter, OverBudget
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Consolidator:
         self,
         *,
         storage: ConsolidatorStorage,
+        meter: Meter,
         llm: LLMClient,
         clock: Clock,
         locks: PersonLocks,
@@ -85,6 +86,7 @@ class Consolidator:
         model: str,
     ) -> None:
         self._storage = storage
+        self._meter = meter
         self._llm = llm
         self._clock = clock
         self._locks = locks
@@ -134,6 +136,8 @@ class Consolidator:
             return await self._consolidate(session)
         except LLMError as exc:
             log.warning("consolidation of %s failed, trying later: %s", session.key, exc)
+        except OverBudget:
+            log.info("consolidation of %s waits: today's tokens are spent", session.key)
         except StorageError as exc:
             log.error("consolidation of %s could not be stored: %s", session.key, exc)
         finally:
@@ -194,24 +198,16 @@ class Consolidator:
         return stored
 
     async def _call(self, session: Unconsolidated, request: LLMRequest) -> LLMResponse:
-        """The model call, recorded with the person's other calls (failed ones too)."""
-        started = time.perf_counter()
-        response: LLMResponse | None = None
-        try:
-            response = await self._llm.complete(request)
-            return response
-        finally:
-            usage = response.usage if response is not None else None
-            await self._storage.record_llm_call(
-                LLMCallRecord(
-                    agent_id=session.agent_id,
-                    created_at=self._clock.now(),
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                    ok=response is not None,
-                    prompt_tokens=usage.prompt_tokens if usage else 0,
-                    completion_tokens=usage.completion_tokens if usage else 0,
-                )
-            )
+        """The model call, metered with the person's other calls (failed ones too) and held to
+        their token budget (``OverBudget``: it waits until the budget resets)."""
+        model = self._meter.serving(
+            session.key,
+            session.agent_id,
+            Purpose.CONSOLIDATION,
+            llm=self._llm,
+            model=self._model,
+        )
+        return await model.complete(request)
 
     def _fitting(self, rows: Sequence[StoredMessage]) -> list[StoredMessage]:
         """The newest messages that fit in about half the context window."""

@@ -7,6 +7,7 @@ first), each with at most ``per_minute`` timestamps.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -55,3 +56,22 @@ class RateLimiter:
                 self._people.popitem(last=False)
         self._people.move_to_end(key)
         return window
+
+
+class OncePerPeriod:
+    """Who was told something in which period (a day, a budget day), so a notice goes out once
+    per period per person. Bounded: the least recently told are forgotten first."""
+
+    def __init__(self, max_people: int = 10_000) -> None:
+        self._max_people = max_people
+        self._told: OrderedDict[AgentKey, Hashable] = OrderedDict()
+
+    def first(self, key: AgentKey, period: Hashable) -> bool:
+        """True if ``key`` was not told anything in ``period`` yet (and remember it now)."""
+        if self._told.get(key) == period:
+            return False
+        self._told[key] = period
+        self._told.move_to_end(key)
+        while len(self._told) > self._max_people:
+            self._told.popitem(last=False)
+        return True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from agentcore.messages import Role, ToolCall
 from agentcore.types import AgentKey, FileKind, InboundMessage
@@ -38,6 +38,9 @@ class AgentRecord:
     context_start_id: int  # messages with id >= this are in the context window
     summary: str  # the running (recursive) summary of everything before context_start_id
     pressure_warned: bool  # the one-time memory-pressure note was given
+    # Core memory as the prompt's stable prefix shows it (agentcore.memory.prefix), encoded;
+    # "" means the blocks as they are.
+    prefix_blocks: str = ""
 
     @classmethod
     def fresh(
@@ -286,6 +289,16 @@ class StartupRun:
     id: int = 0
 
 
+class Purpose(enum.Enum):
+    """What a model call was for; every call serving a person counts toward their budget."""
+
+    TURN = "turn"
+    EVENT = "event"  # a turn the agent takes on its own (a reminder or check-in coming due)
+    SUMMARY = "summary"
+    CONSOLIDATION = "consolidation"
+    IMAGE = "image"  # describing a photo the person sent
+
+
 @dataclass(frozen=True, slots=True)
 class LLMCallRecord:
     agent_id: int | None
@@ -294,6 +307,45 @@ class LLMCallRecord:
     ok: bool
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # the part of the prompt the provider served from its cache
+    estimated: bool = False  # the provider reported no usage: the counts are local estimates
+    purpose: Purpose = Purpose.TURN
+    model: str = ""
+    day: date | None = None  # the local day it counts toward (budgets); None = created_at's UTC day
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDay:
+    """Model calls of one day and one model, added up (for one person, or for everyone)."""
+
+    day: date
+    model: str
+    calls: int
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    estimated_calls: int = 0  # calls whose counts are local estimates
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class TokensSpent:
+    """Tokens counted toward one day's budgets: one person's and everyone's together."""
+
+    person: int
+    everyone: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersonUsage:
+    """One person's model use over a span, per model (the operator's usage list)."""
+
+    key: AgentKey
+    display_name: str
+    days: tuple[UsageDay, ...]
 
 
 @dataclass(frozen=True, slots=True)

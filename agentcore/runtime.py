@@ -25,14 +25,14 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from agentcore.agent import AgentLoop
 from agentcore.clock import Clock
 from agentcore.commands import Commands, is_costly, parse_command
 from agentcore.consolidator import Consolidator
-from agentcore.limits import RateLimiter
+from agentcore.limits import OncePerPeriod, RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMConfigError, LLMError
 from agentcore.settings import RuntimeSettings
 from agentcore.storage.protocols import (
@@ -51,6 +51,7 @@ from agentcore.types import (
     SystemEvent,
     clean_text,
 )
+from agentcore.usage.meter import OverBudget
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,6 @@ COMMAND_LATER = (
 BUSY = "I'm very busy right now. I've kept your message and will answer it in a minute."
 QUEUE_FULL = "Too many of your messages are waiting already; please wait for my answer."
 NOT_ALLOWED = "Sorry, this bot is private. Ask its operator if you'd like access."
-_MAX_REFUSALS_TRACKED = 10_000
 _PRUNE_EVERY = 1000  # accepted messages between inbox clean-ups
 _MAX_NAME = 128  # display names are for the prompt, not for essays
 _REDELIVERY_WINDOW = timedelta(days=1)
@@ -215,7 +215,8 @@ class AgentRuntime:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
-        self._refused: OrderedDict[AgentKey, date] = OrderedDict()
+        self._refused = OncePerPeriod()  # one refusal per person per day
+        self._over_budget = OncePerPeriod()  # one budget notice per person per budget day
         self._limiter = RateLimiter(settings.rate_limit_per_minute)
         self._held: set[str] = set()  # platforms with messages held back since the last sweep
         self._accepted = 0
@@ -353,13 +354,8 @@ class AgentRuntime:
 
     def _refusal(self, key: AgentKey) -> Reply:
         """One polite refusal per person per day; after that, silence rather than a flood."""
-        today = self._clock.now().date()
-        if self._refused.get(key) == today:
+        if not self._refused.first(key, self._clock.now().date()):
             return Reply("", ReplyKind.NOTICE)
-        self._refused[key] = today
-        self._refused.move_to_end(key)
-        while len(self._refused) > _MAX_REFUSALS_TRACKED:
-            self._refused.popitem(last=False)
         log.info("refused %s: not in AGENTCORE_ALLOWED", key)
         return Reply(NOT_ALLOWED, ReplyKind.NOTICE)
 
@@ -431,6 +427,17 @@ class AgentRuntime:
             log.warning("model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
             await self._close_failed_turn(store, message.key)
             return Reply(LLM_FAILED, ReplyKind.ERROR)
+        except OverBudget as exc:  # told so once; their messages are in the history already
+            await self._close_failed_turn(store, message.key)
+            return self._budget_notice(message.key, exc)
+
+    def _budget_notice(self, key: AgentKey, exc: OverBudget) -> Reply:
+        """One notice per person until the budget resets; their messages are stored already."""
+        if not self._over_budget.first(key, exc.resets_at):
+            return Reply("", ReplyKind.NOTICE)
+        whose = "everyone's daily token cap" if exc.everyone else "their daily token budget"
+        log.info("%s is over %s; messages stored, not answered", key, whose)
+        return Reply(exc.notice, ReplyKind.NOTICE)
 
     async def _finish_open_turn(
         self, store: PersonStorage, loop: AgentLoop, key: AgentKey, deliver: Deliver
@@ -467,8 +474,8 @@ class AgentRuntime:
         """The agent's own turn on ``event`` (a reminder came due), under the person's lock so
         it never overlaps a turn of theirs, in this process or another on the database (its
         writes go through the lock's connection, as a turn's do). Raises
-        ``LLMError``/``StorageError`` for the caller (the scheduler) to decide; None if the
-        person has no agent any more."""
+        ``LLMError``/``StorageError`` for the caller (the scheduler) to decide; None if there is
+        nothing to send (``AgentLoop.run_event``)."""
         async with (
             self._tracked(),
             self._slots.hold(event.key),

@@ -7,6 +7,7 @@ environment variables.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -81,6 +82,25 @@ class AgentSettings:
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     stream: bool = True  # answers are streamed to adapters that show them as they grow
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A model's price in US dollars per million tokens."""
+
+    input: float  # prompt tokens the provider did not serve from its cache
+    cached: float  # prompt tokens served from its cache
+    output: float  # completion tokens
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSettings:
+    """Token budgets (0 = no limit; operators are exempt) and the price table for cost estimates.
+    Days run from midnight to midnight in ``MemorySettings.timezone``."""
+
+    person_daily_tokens: int = 0  # one person's model tokens a day (prompt + completion)
+    total_daily_tokens: int = 0  # everyone's together
+    prices: Mapping[str, Price] = field(default_factory=dict)  # by model name
 
 
 @dataclass(frozen=True, slots=True)

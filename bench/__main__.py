@@ -31,6 +31,7 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.multiproc", [], []),
     ("bench.growth", [], []),
     ("bench.locomo", [], []),
+    ("bench.prompt_cache", [], []),
     ("bench.consolidation", [], []),
     ("bench.documents", [], []),
     ("bench.streaming", [], []),

@@ -155,6 +155,7 @@ def rows() -> list[tuple[str, str, str]]:
                 f"ms); {sum(counts) / len(counts):.1f} sends and edits per answer",
             )
         )
+    out += prompt_cache_rows()
     for name, on in (("reminders", ""), ("reminders-postgres", " on PostgreSQL")):
         out += reminder_rows(name, on)
     out += platform_rows()
@@ -276,6 +277,42 @@ def search_rows(backend: str, on: str) -> list[tuple[str, str, str]]:
             )
         )
     return rows
+
+
+def prompt_cache_rows() -> list[tuple[str, str, str]]:
+    found = load("prompt_cache")
+    if found is None:
+        return []
+    share = {r["layout"]: r for r in found["reuse"]}
+    bot, classic = share["bot"], share["classic"]
+    sizes = found["per_size"]
+    return [
+        (
+            f"Prefix reuse over a {bot['turns']}-turn conversation ({bot['memory_edits']} memory "
+            f"edits, {bot['folds']} fold{'s' if bot['folds'] != 1 else ''}): prompt tokens "
+            "repeating the previous request, bot "
+            "layout vs the earlier layout (same run)",
+            "≥ 90 %",
+            f"{bot['cached_share']:.1%} vs {classic['cached_share']:.1%}",
+        ),
+        (
+            "Prompt tokens per turn (median) at "
+            + " / ".join(f"{s['stored']:,}" for s in sizes)
+            + " stored messages (share repeating the previous request); the same with automatic "
+            "recall off",
+            "",
+            _per_turn(sizes) + "; recall off: " + _per_turn([s["without_recall"] for s in sizes]),
+        ),
+    ]
+
+
+def _per_turn(sizes: list[dict[str, Any]]) -> str:
+    return (
+        " / ".join(f"{s['median_prompt_tokens']:,.0f}" for s in sizes)
+        + " ("
+        + " / ".join(f"{s['cached_share']:.0%}" for s in sizes)
+        + ")"
+    )
 
 
 def _recalls(figures: dict[str, Any]) -> str:

@@ -159,6 +159,7 @@ async def build_llm(settings: Settings, model: str = "") -> OpenAICompatibleLLM:
         deadline=settings.llm.timeout,
         max_retries=settings.llm.max_retries,
         max_tokens=settings.llm.max_tokens,
+        send_cache_key=settings.llm.prompt_cache_key,
     )
     elapsed = (time.perf_counter() - started) * 1000
     log.info("model client ready after %.0fms, loaded in the background", elapsed)

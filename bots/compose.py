@@ -18,11 +18,13 @@ from agentcore.llm.tooling import ToolCallingLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.media.intake import MediaIntake
 from agentcore.media.voice import LazyTranscriber, Transcriber
+from agentcore.memory.prompt import Layout, prompt_messages
 from agentcore.runtime import AgentRuntime, AgentSlots, PersonLocks
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.scheduler import Scheduler
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
+from agentcore.usage.meter import Meter
 from config import Settings
 
 
@@ -65,6 +67,7 @@ def build_commands(
         settings=settings.agent,
         admins=settings.runtime.admins,
         model=settings.llm.model,
+        usage=settings.usage,
         turns=PersonLocks(slots, storage),
     )
 
@@ -84,12 +87,16 @@ def build_runtime(
     transcriber: Transcriber | None = None,
     *,
     doorbell: Doorbell | None = None,
+    layout: Layout = prompt_messages,
 ) -> AgentRuntime:
     """The runtime adapters talk to, over the model client ``llm``. ``transcriber`` turns voice
     notes into text (None: they are not transcribed); ``doorbell`` is the scheduler's (see
-    ``build_scheduler``): reminders the agent schedules ring it."""
+    ``build_scheduler``): reminders the agent schedules ring it; ``layout`` compiles the prompts
+    (only ``bench.prompt_cache`` passes another: the earlier layout, as its baseline)."""
     model = build_model(settings, llm)
-    return runtime_over(settings, storage, model, clock, transcriber, doorbell=doorbell)
+    return runtime_over(
+        settings, storage, model, clock, transcriber, doorbell=doorbell, layout=layout
+    )
 
 
 def runtime_over(
@@ -101,27 +108,33 @@ def runtime_over(
     consolidation_model: LLMClient | None = None,
     *,
     doorbell: Doorbell | None = None,
+    layout: Layout = prompt_messages,
 ) -> AgentRuntime:
     """The runtime over a model ``build_model`` made (the composition root keeps a hold of it
-    for the endpoint check); consolidation uses ``consolidation_model`` if given."""
+    for the endpoint check); consolidation uses ``consolidation_model`` if given. Every call
+    for a person, consolidation's included, is metered (``build_meter``)."""
+    turns = AgentSlots(settings.runtime.max_cached_agents)
+    commands = build_commands(settings, storage, clock, turns)
+    meter = build_meter(settings, storage, model, clock, commands)
     media = MediaIntake(
         storage=storage,
-        llm=model,
+        meter=meter,
         transcriber=transcriber,
         clock=clock,
         settings=settings.agent.media,
     )
     loop = AgentLoop(
         storage=storage,
-        llm=model,
+        meter=meter,
         clock=clock,
         settings=settings.agent,
         media=media,
         doorbell=doorbell or Doorbell(),
+        layout=layout,
     )
-    turns = AgentSlots(settings.runtime.max_cached_agents)
     consolidator = Consolidator(
         storage=storage,
+        meter=meter,
         llm=consolidation_model or model,
         clock=clock,
         locks=turns,
@@ -133,7 +146,7 @@ def runtime_over(
         storage=storage,
         llm=model,
         loop=loop,
-        commands=build_commands(settings, storage, clock, turns),
+        commands=commands,
         clock=clock,
         settings=settings.runtime,
         slots=turns,
@@ -156,6 +169,22 @@ def build_scheduler(
         settings=settings.agent.reminders,
         default_zone=settings.agent.memory.timezone,
         doorbell=doorbell,
+    )
+
+
+def build_meter(
+    settings: Settings, storage: Storage, llm: LLMClient, clock: Clock, commands: Commands
+) -> Meter:
+    """The seam every model call for a person goes through: recorded, and held to the token
+    budgets (operators exempt)."""
+    return Meter(
+        llm=llm,
+        storage=storage,
+        clock=clock,
+        settings=settings.usage,
+        tz=settings.agent.memory.timezone,
+        model=settings.llm.model,
+        exempt=commands.is_operator,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -26,8 +27,10 @@ from agentcore.settings import (
     ConsolidationSettings,
     MediaSettings,
     MemorySettings,
+    Price,
     ReminderSettings,
     RuntimeSettings,
+    UsageSettings,
     Vision,
 )
 from agentcore.types import AgentKey, InvalidAgentKey
@@ -89,6 +92,7 @@ class LLMConfig:
     api_key: Secret
     timeout: float
     max_retries: int
+    prompt_cache_key: bool  # send OpenAI's prompt_cache_key with each request
     tools: ToolMode = ToolMode.AUTO
     max_tokens: int = 0
 
@@ -135,6 +139,7 @@ class Settings:
     streaming: StreamingConfig
     agent: AgentSettings
     runtime: RuntimeSettings
+    usage: UsageSettings
     consolidation: ConsolidationSettings
     database: Path  # the SQLite file, unless database_url names a PostgreSQL database
     database_url: Secret  # postgresql://user:password@host:port/db, or empty for SQLite
@@ -328,6 +333,15 @@ class _Reader:
             section, key, _as_numbers, "whole numbers separated by commas, such as 0,1"
         )
 
+    def prices(self, section: str, key: str) -> dict[str, Price]:
+        return self._convert(
+            section,
+            key,
+            _as_prices,
+            "a table of model = [input, cached input, output] in US dollars per million "
+            'tokens, e.g. "gpt-4o-mini" = [0.15, 0.075, 0.60]',
+        )
+
     def postgres_url(self, section: str, key: str) -> Secret:
         """A ``postgresql://`` or ``postgres://`` URL, or empty. It holds a password, so a bad
         one is described without its text."""
@@ -432,6 +446,26 @@ def _as_url(value: Any) -> str:
     return text
 
 
+def _as_prices(value: Any) -> dict[str, Price]:
+    """A price table: TOML's own table, or JSON text of one (from the environment)."""
+    table = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(table, dict):
+        raise TypeError("")
+    return {str(model): _as_price(str(model), entry) for model, entry in table.items()}
+
+
+def _as_price(model: str, entry: Any) -> Price:
+    numbers = entry if isinstance(entry, list) else None
+    if (
+        numbers is None
+        or len(numbers) != 3
+        or not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
+        or min(numbers) < 0
+    ):
+        raise ValueError(f"{model} needs three numbers of at least 0")
+    return Price(*(float(n) for n in numbers))
+
+
 # --------------------------------------------------------------------- assembly
 
 
@@ -476,6 +510,7 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         api_key=Secret(read.text("llm", "api_key")),
         timeout=read.number("llm", "timeout_seconds", 1.0),
         max_retries=read.integer("llm", "max_retries", 0),
+        prompt_cache_key=_prompt_cache_key(read),
         tools=read.choice("llm", "tools", ToolMode),
         max_tokens=read.integer("llm", "max_tokens", 0),
     )
@@ -521,6 +556,11 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
             held_answer_seconds=read.number("runtime", "held_answer_seconds", 1.0),
             max_in_flight=read.integer("runtime", "max_in_flight", 1),
             max_stored_chars=read.integer("runtime", "max_stored_chars", 1000),
+        ),
+        usage=UsageSettings(
+            person_daily_tokens=read.integer("usage", "daily_tokens_per_person", 0),
+            total_daily_tokens=read.integer("usage", "daily_tokens_total", 0),
+            prices=read.prices("usage", "prices"),
         ),
         database=Path(path).expanduser() if path else default_database_path(env),
         database_url=database_url,
@@ -614,6 +654,17 @@ def _media_settings(read: _Reader) -> MediaSettings:
         passage_chars=read.integer("media", "passage_chars", 200),
         progress_seconds=read.number("media", "progress_seconds", 0.0),
     )
+
+
+def _prompt_cache_key(read: _Reader) -> bool:
+    """``auto`` sends it only to OpenAI itself: some compatible servers refuse unknown fields."""
+    choice = read.text("llm", "prompt_cache_key").lower()
+    if choice == "auto":
+        base_url = read.url("llm", "base_url")
+        return not base_url or base_url.startswith("https://api.openai.com")
+    if choice not in {"on", "off"}:
+        raise ConfigError(f"setting llm.prompt_cache_key: expected auto, on or off, got {choice!r}")
+    return choice == "on"
 
 
 def _log_level(read: _Reader) -> str:

@@ -106,6 +106,7 @@ def make_settings(
     agent: Mapping[str, Any] | None = None,
     memory: Mapping[str, Any] | None = None,
     runtime: Mapping[str, Any] | None = None,
+    usage: Mapping[str, Any] | None = None,
     media: Mapping[str, Any] | None = None,
     llm: Mapping[str, Any] | None = None,
     consolidation: Mapping[str, Any] | None = None,
@@ -132,6 +133,7 @@ def make_settings(
             base.consolidation, **({"enabled": False} | dict(consolidation or {}))
         ),
         runtime=replace(base.runtime, **({"rate_limit_per_minute": 100_000} | dict(runtime or {}))),
+        usage=replace(base.usage, **(usage or {})),
     )
 
 

@@ -197,3 +197,26 @@ async def test_import_on_postgresql_waits_for_the_persons_turn_in_a_bot_process(
         await bot.close()
     assert code == 0, err
     assert out.startswith("Imported telegram:5: 2 blocks, 1 messages")
+
+
+async def test_operator_reads_model_usage_from_the_shell(tmp_path: Path) -> None:
+    async with FakeOpenAI(lambda body: Completion(content="Hello!")) as server:
+        env = bot_env(tmp_path, server.base_url)
+        code, out, err = await run_bot("hi\nhow are you?\n", env, tmp_path, "--user", "brad")
+        assert code == 0, err
+    measured = server.cache.measured
+    assert len(measured) == 3  # two turns, and the session's consolidation at exit
+    tokens = sum(m.prompt_tokens for m in measured) + 30  # 10 completion tokens a call
+    code, out, err = await admin(env, "usage", "console:brad")
+    assert code == 0, err
+    assert out.startswith("Model use for console:brad “brad”\ntoday: 3 calls, ")
+    assert (
+        f"today: 3 calls, {tokens:,} tokens, " in out and "of prompt tokens cached; about $" in out
+    )
+    code, out, _ = await admin(env, "usage")
+    assert "most tokens this month:\n  console:brad “brad”: 3 calls" in out
+    code, out, _ = await admin(env, "audit")
+    assert [line.split()[3:5] for line in out.splitlines()[:2]] == [
+        ["usage", "*"],
+        ["usage", "console:brad"],
+    ]

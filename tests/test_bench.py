@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentcore.storage.protocols import Storage
-from bench import dataset, search_latency
+from bench import dataset, prompt_cache, search_latency
 from bench.locomo import (
     DEFAULT_DATA,
     SCORED,
@@ -68,3 +68,16 @@ def test_search_latency_smoke(tmp_path: Path) -> None:
     assert figures.queries == 20
     assert figures.found == 1.0  # every query is made of words its agent wrote
     assert 0 < figures.median_ms <= figures.p95_ms
+
+
+def test_the_prompt_layout_repeats_the_previous_request() -> None:
+    """Over 40 turns (4 memory edits, folds in a small window) the bot's prompts repeat the
+    previous request far more than the earlier layout's."""
+    lines = prompt_cache.script(40)
+    bot = asyncio.run(prompt_cache.converse("bot", lines, 5000))
+    classic = asyncio.run(prompt_cache.converse("classic", lines, 5000))
+    assert sum(t.folded for t in bot) >= 1
+    # Short: the first request and the fold's are uncached, and the tool schemas (cached by
+    # both layouts) are a large share of a small window; the 200-turn run reaches 90 %.
+    assert prompt_cache.reuse(bot) >= 0.8
+    assert prompt_cache.reuse(classic) <= prompt_cache.reuse(bot) - 0.2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,8 +40,10 @@ def test_every_shipped_setting_has_an_environment_name_that_is_not_warned_about(
     from importlib import resources  # noqa: PLC0415
 
     defaults = tomllib.loads((resources.files("config") / "defaults.toml").read_text())
-    env = {
-        f"AGENTCORE_{section.upper()}__{key.upper()}": str(value)
+    env = {  # a table (the price table) is given as JSON
+        f"AGENTCORE_{section.upper()}__{key.upper()}": (
+            json.dumps(value) if isinstance(value, dict) else str(value)
+        )
         for section, entries in defaults.items()
         for key, value in entries.items()
         if not isinstance(value, list) and not key.endswith("_file")  # files: relative paths

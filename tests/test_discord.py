@@ -232,8 +232,8 @@ async def test_each_user_gets_their_own_agent(bot: Bot) -> None:
     await bot.dm(BOB, "hi")
     alice = await bot.replies(dm_channel(ALICE), 3)
     [bob] = await bot.replies(dm_channel(BOB))
-    # Bob's first turn sees only the system prompt and his own message.
-    assert bob.json["content"] == "2 messages in my context"
+    # Bob's first turn sees only the system prompt, his own message and the turn's context.
+    assert bob.json["content"] == "3 messages in my context"
     assert alice[2].json["content"] != bob.json["content"]
 
 

@@ -109,7 +109,7 @@ async def test_a_photo_is_scaled_described_shown_and_found_later(
     )
     describe, turn = llm.requests
     assert describe.messages[-1].images and not describe.tools
-    shown = turn.messages[-1]
+    [shown] = [m for m in turn.messages if m.role is Role.USER]
     assert shown.images and shown.images[0].mime_type == "image/jpeg"
     with Image.open(io.BytesIO(shown.images[0].data)) as image:
         assert max(image.size) == 1568  # scaled down from 3000 px

@@ -14,7 +14,7 @@ from typing import Any
 
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse, LLMUnavailable
-from agentcore.llm.fake import FunctionLLM, call, last_user_text, reply
+from agentcore.llm.fake import FunctionLLM, call, last_message, last_user_text, reply
 from agentcore.messages import Role
 from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime
@@ -35,7 +35,7 @@ _ASK = re.compile(r"remind me (.+?) to (.+)", re.IGNORECASE)
 def model(request: LLMRequest) -> LLMResponse:
     """Schedules what it is asked to ("remind me <when> to <what>"), cancels ("cancel 2"),
     echoes tool results, and answers a reminder with "⏰ " and the event it was given."""
-    last = request.messages[-1]
+    last = last_message(request)
     if last.role is Role.TOOL:
         return reply(f"tool: {last.content}")
     if last.role is Role.SYSTEM and (last.content or "").startswith(("scheduled:", "check-in:")):
@@ -287,7 +287,7 @@ async def test_the_model_down_at_the_due_time_still_reminds(
     backend: str, clock: ManualClock
 ) -> None:
     def offline_for_events(request: LLMRequest) -> LLMResponse:
-        if request.messages[-1].role is Role.SYSTEM:
+        if last_message(request).role is Role.SYSTEM:
             raise LLMUnavailable("connection refused")
         return model(request)
 
@@ -390,7 +390,7 @@ async def test_checkins_once_per_silence_and_never_when_turned_off(
 
 async def test_a_checkin_the_agent_skips_is_not_sent(backend: str, clock: ManualClock) -> None:
     def no_reason(request: LLMRequest) -> LLMResponse:
-        if (request.messages[-1].content or "").startswith("check-in:"):
+        if (last_message(request).content or "").startswith("check-in:"):
             return reply("[skip]")
         return model(request)
 

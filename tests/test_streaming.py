@@ -92,7 +92,8 @@ async def test_a_tool_step_streams_nothing() -> None:
         response = await llm.complete(request)
         await llm.close()
     assert shown == [] and response.tool_calls[0].name == "conversation_search"
-    assert response.usage is not None and response.usage.prompt_tokens == 100
+    [measured] = server.cache.measured
+    assert response.usage is not None and response.usage.prompt_tokens == measured.prompt_tokens
 
 
 # ---------------------------------------------------------------------- pacing

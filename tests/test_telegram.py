@@ -17,7 +17,7 @@ from telegram import Update
 from agentcore.clock import ManualClock
 from agentcore.commands import USER_COMMANDS
 from agentcore.llm.base import LLMRequest, LLMResponse
-from agentcore.llm.fake import FunctionLLM, call, last_user_text, reply, system_text
+from agentcore.llm.fake import FunctionLLM, call, last_user_text, opens_turn, reply, system_text
 from agentcore.memory.prompt import GROUP_NOTE
 from agentcore.messages import Role
 from agentcore.runtime import SLOW_DOWN, AgentRuntime
@@ -108,7 +108,7 @@ async def bot(fake: FakeTelegram, runtime: AgentRuntime) -> AsyncIterator[Telegr
 
 def user_texts(llm: FunctionLLM) -> list[str]:
     """What the model was asked, newest user message of each request, in order."""
-    return [last_user_text(r) for r in llm.requests if r.messages[-1].role is Role.USER]
+    return [last_user_text(r) for r in llm.requests if opens_turn(r)]
 
 
 # ---------------------------------------------------------------------- private chats
@@ -344,7 +344,8 @@ async def test_messages_over_the_rate_limit_are_answered_a_little_later(
     first, notice, later = fake.texts(ALICE.id)
     assert {first, notice} == {"echo: message 0", SLOW_DOWN}  # the notice needs no turn
     assert later == "echo: message 2"
-    assert [m.role for m in llm.requests[-1].messages[-2:]] == [Role.USER, Role.USER]
+    conversation = [m for m in llm.requests[-1].messages if m.role is not Role.SYSTEM]
+    assert [m.content for m in conversation[-2:]] == ["message 1", "message 2"]  # together
 
 
 async def test_server_errors_are_retried(fake: FakeTelegram, bot: TelegramAdapter) -> None:

@@ -19,7 +19,7 @@ from agentcore.commands.spec import (
     parse_command,
 )
 from agentcore.commands.user import UserCommands
-from agentcore.settings import AgentSettings
+from agentcore.settings import AgentSettings, UsageSettings
 from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, ChatKind, InboundMessage, Reply, ReplyKind
 
@@ -44,19 +44,28 @@ class Commands:
         storage: Storage,
         clock: Clock,
         settings: AgentSettings,
+        usage: UsageSettings,
         admins: frozenset[AgentKey] = frozenset(),
         model: str = "",
         turns: TurnLocks | None = None,
     ) -> None:
         """``turns`` are the runtime's per-person turn locks (none where no turns run)."""
         self._admins = admins
-        self._user = UserCommands(storage=storage, clock=clock, settings=settings, model=model)
+        self._user = UserCommands(
+            storage=storage,
+            clock=clock,
+            settings=settings,
+            model=model,
+            usage=usage,
+            is_operator=self.is_operator,
+        )
         schedule = ScheduleCommands(storage=storage, clock=clock, settings=settings)
         self._user.handlers |= schedule.handlers
         self._admin = AdminCommands(
             storage=storage,
             clock=clock,
             settings=settings,
+            usage=usage,
             turns=turns if turns is not None else NoTurns(),
         )
 

@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import logging
 import statistics
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -24,14 +24,34 @@ from agentcore.commands.agentfile import AgentFileError, ImportLimits, parse_age
 from agentcore.commands.spec import ADMIN_VERBS, usage_line
 from agentcore.memory.blocks import LABEL_RULE, default_blocks, valid_label
 from agentcore.memory.prompt import humanize
-from agentcore.records import Actor, AgentRecord, AuditEntry, Block, BlockVersion, StartupRun
-from agentcore.settings import AgentSettings
+from agentcore.records import (
+    Actor,
+    AgentRecord,
+    AuditEntry,
+    Block,
+    BlockVersion,
+    StartupRun,
+    UsageDay,
+)
+from agentcore.settings import AgentSettings, UsageSettings
 from agentcore.storage.protocols import Storage, StorageError
 from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind, clean_text
+from agentcore.usage.meter import day_of
+from agentcore.usage.report import (
+    by_model,
+    cost,
+    describe,
+    describe_cost,
+    month_start,
+    on,
+    summary_lines,
+    totals,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_LIST = 200
+TOP_USERS = 10
 _IMPORT_LIMITS = ImportLimits()
 
 
@@ -104,11 +124,18 @@ def _number(verb: str, text: str, default: int) -> int:
 
 class AdminCommands:
     def __init__(
-        self, *, storage: Storage, clock: Clock, settings: AgentSettings, turns: TurnLocks
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        settings: AgentSettings,
+        usage: UsageSettings,
+        turns: TurnLocks,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._settings = settings
+        self._usage = usage
         self._turns = turns
         self._verbs: dict[str, Verb] = {
             "users": self.users,
@@ -121,6 +148,7 @@ class AdminCommands:
             "shared": self.shared,
             "import": self.import_file,
             "stats": self.stats,
+            "usage": self.usage,
             "backup": self.backup,
             "audit": self.audit,
         }
@@ -349,16 +377,68 @@ class AdminCommands:
                 f"{statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms; "
                 f"{stats.tokens_today} tokens today"
             )
+        today = day_of(now, self._tz)
+        days = await self._storage.usage(None, month_start(today))
         lines = [
             f"{stats.agents} users, {stats.messages} messages, {stats.passages} passages",
             f"database {stats.size_bytes / 1e6:.1f} MB",
             _uptime(runs, now),
             model,
+            *(f"model use {line}" for line in summary_lines(days, today, self._usage.prices)),
             await self._reminder_line(midnight),
             "last startups:",
             *(_startup_line(run, self._tz) for run in runs),
         ]
         return "\n".join(lines)
+
+    async def usage(self, request: AdminRequest) -> str:
+        words = request.args.split()
+        if len(words) > 1:
+            raise _usage("usage")
+        today = day_of(self._clock.now(), self._tz)
+        since = month_start(today)
+        if words:
+            agent = await self._agent(words[0])
+            days = await self._storage.usage(agent.id, since)
+            await self._audit(request, "usage", str(agent.key))
+            title = f"Model use for {agent.key} “{agent.display_name}”"
+            return "\n".join([title, *self._usage_lines(days, today)])
+        days = await self._storage.usage(None, since)
+        top = await self._storage.usage_by_person(since, TOP_USERS)
+        await self._audit(request, "usage", "*", f"{len(top)} listed")
+        lines = [
+            "Model use, everyone (people since erased included)",
+            *self._usage_lines(days, today),
+        ]
+        lines.append(self._budget_line(days, today))
+        if top:
+            lines.append("most tokens this month:")
+            lines += [f"  {p.key} “{p.display_name}”: {self._priced(p.days)}" for p in top]
+        return "\n".join(lines)
+
+    def _usage_lines(self, days: list[UsageDay], today: date) -> list[str]:
+        """Today and this month, then this month per model."""
+        lines = summary_lines(days, today, self._usage.prices)
+        models = by_model(days)
+        if len(models) > 1:
+            lines.append("this month by model:")
+            lines += [
+                f"  {model or '(unnamed)'}: {self._priced(rows)}" for model, rows in models.items()
+            ]
+        return lines
+
+    def _priced(self, days: Sequence[UsageDay]) -> str:
+        return f"{describe(totals(days))}; {describe_cost(cost(days, self._usage.prices))}"
+
+    def _budget_line(self, days: list[UsageDay], today: date) -> str:
+        person, total = self._usage.person_daily_tokens, self._usage.total_daily_tokens
+        if not (person or total):
+            return "budgets: none ([usage] daily_tokens_per_person, daily_tokens_total)"
+        parts = [f"{person:,} tokens a day per person" if person else "no limit per person"]
+        if total:
+            used = totals(on(days, today)).tokens
+            parts.append(f"{total:,} a day for everyone ({used:,} used today)")
+        return "budgets: " + "; ".join(parts) + "; operators exempt"
 
     async def _reminder_line(self, midnight: datetime) -> str:
         counts = await self._storage.reminder_counts(midnight)

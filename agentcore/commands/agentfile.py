@@ -4,9 +4,9 @@ The layout is Letta's ``AgentFileSchema``: top-level ``agents``, ``blocks``, ``t
 empty ``groups``, ``files``, ``sources``, ``mcp_servers``), each agent holding ``block_ids``,
 ``messages`` (with ``created_at``) and ``in_context_message_ids``. Archival passages are not part
 of Letta's schema; they travel under an extra top-level ``passages`` key (Letta ignores unknown
-keys), and our block history and running summary under ``agentcore``. Files the person sent are
-in Letta's ``files`` list (name, type, size, status, the description or transcript as
-``content``), each with its bytes as ``data_base64`` while the export stays within
+keys), and our block history, running summary and model usage under ``agentcore``. Files the
+person sent are in Letta's ``files`` list (name, type, size, status, the description or
+transcript as ``content``), each with its bytes as ``data_base64`` while the export stays within
 ``FILE_BUDGET`` (so it can still be sent as one attachment); the passages read from a document
 carry its name and page.
 """
@@ -35,6 +35,7 @@ from agentcore.records import (
     Passage,
     StoredFile,
     StoredMessage,
+    UsageDay,
 )
 from agentcore.schedule.model import PersonPrefs, Reminder
 from agentcore.types import clean_text
@@ -71,6 +72,7 @@ class ExportData:
     reminders: Sequence[Reminder] = ()
     prefs: PersonPrefs = field(default_factory=PersonPrefs)
     files: Sequence[StoredFile] = ()  # with the bytes of those within FILE_BUDGET
+    usage: Sequence[UsageDay] = ()  # model use for this person, per day and model
 
 
 # --------------------------------------------------------------------- export
@@ -121,9 +123,22 @@ def export_agent_file(data: ExportData, now: datetime) -> dict[str, Any]:
                 label: [_export_version(v) for v in versions]
                 for label, versions in data.history.items()
             },
+            "usage": [_export_usage(day) for day in data.usage],
             "reminders": [_export_reminder(r) for r in data.reminders],
             "preferences": _export_prefs(data.prefs),
         },
+    }
+
+
+def _export_usage(day: UsageDay) -> dict[str, Any]:
+    return {
+        "day": day.day.isoformat(),
+        "model": day.model,
+        "calls": day.calls,
+        "prompt_tokens": day.prompt_tokens,
+        "cached_tokens": day.cached_tokens,
+        "completion_tokens": day.completion_tokens,
+        "estimated_calls": day.estimated_calls,
     }
 
 

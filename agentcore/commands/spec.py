@@ -36,6 +36,7 @@ USER_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("help", "List the commands and what the bot stores"),
     CommandInfo("memory", "Show what I keep in mind about you (your core memory)"),
     CommandInfo("search", "Search our past messages, newest first", "<words>", costly=True),
+    CommandInfo("usage", "How much of the model I've used for you today and this month"),
     CommandInfo("reset", "Start a fresh conversation window (memories stay)"),
     CommandInfo("documents", "List the documents you sent me, or delete one", "[delete <number>]"),
     CommandInfo("export", "Download everything I store about you (Agent File)", costly=True),
@@ -68,7 +69,8 @@ ADMIN_VERBS: tuple[CommandInfo, ...] = (
         "<user> <file.af>",
         rest=True,
     ),
-    CommandInfo("stats", "Users, messages, database size, startups, model calls"),
+    CommandInfo("stats", "Users, messages, database size, startups, model calls and cost"),
+    CommandInfo("usage", "Model calls, tokens, cache share and estimated cost", "[user]"),
     CommandInfo(
         "backup", "A consistent copy of the database, taken live (shell only)", "<path>", rest=True
     ),

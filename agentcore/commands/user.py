@@ -6,7 +6,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agentcore.clock import Clock
@@ -14,9 +14,11 @@ from agentcore.commands import render
 from agentcore.commands.agentfile import FILE_BUDGET, ExportData, export_agent_file
 from agentcore.commands.spec import USER_COMMANDS, usage_line
 from agentcore.records import AgentRecord, AuditEntry, StoredFile
-from agentcore.settings import AgentSettings
+from agentcore.settings import AgentSettings, UsageSettings
 from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey, Attachment, FileKind, InboundMessage, Reply, ReplyKind
+from agentcore.usage.meter import day_of, when_budgets_reset
+from agentcore.usage.report import month_start, on, summary_lines, totals
 
 FORGET_WINDOW = timedelta(minutes=2)
 _MAX_PENDING_FORGETS = 10_000
@@ -34,11 +36,20 @@ def _reply(text: str, private: bool = False) -> Reply:
 
 class UserCommands:
     def __init__(
-        self, *, storage: Storage, clock: Clock, settings: AgentSettings, model: str = ""
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        settings: AgentSettings,
+        usage: UsageSettings,
+        is_operator: Callable[[AgentKey], bool],
+        model: str = "",
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._settings = settings
+        self._usage = usage
+        self._is_operator = is_operator
         self._model = model
         self._forget_requests: OrderedDict[AgentKey, datetime] = OrderedDict()
         self.handlers: dict[str, UserHandler] = {
@@ -46,6 +57,7 @@ class UserCommands:
             "help": self.help,
             "memory": self.memory,
             "search": self.search,
+            "usage": self.usage,
             "reset": self.reset,
             "documents": self.documents,
             "export": self.export,
@@ -69,8 +81,9 @@ class UserCommands:
         return _reply(
             "Commands:\n" + "\n".join(lines) + "\n\n"
             "What I store: every message we exchange (so I can look things up later), notes I "
-            "choose to keep, a short profile of you that I update as we talk, and reminders "
-            "you ask me for. Only your own conversations can reach your memory."
+            "choose to keep, a short profile of you that I update as we talk, reminders you ask "
+            "me for, and how much of the language model I used for you (/usage). Only your own "
+            "conversations can reach your memory."
         )
 
     async def memory(self, message: InboundMessage, args: str) -> Reply:
@@ -95,6 +108,28 @@ class UserCommands:
             f"Our messages matching “{args}”, newest first:\n" + render.hits(found, self._tz),
             private=True,
         )
+
+    async def usage(self, message: InboundMessage, args: str) -> Reply:
+        agent = await self._storage.load_agent(message.key)
+        if agent is None:
+            return _reply("I haven't used the model for you yet.", private=True)
+        now = self._clock.now()
+        today = day_of(now, self._tz)
+        days = await self._storage.usage(agent.id, month_start(today))
+        lines = [
+            "The model's work for you (tokens it read and wrote; cached ones cost less):",
+            *summary_lines(days, today),
+        ]
+        limit = self._usage.person_daily_tokens
+        if self._is_operator(message.key):
+            lines.append("You're an operator: no daily limit applies to you.")
+        elif limit:
+            used = totals(on(days, today)).tokens
+            lines.append(
+                f"Daily limit: {used:,} of {limit:,} tokens used; it resets "
+                f"{when_budgets_reset(now, self._tz)}."
+            )
+        return _reply("\n".join(lines), private=True)
 
     async def reset(self, message: InboundMessage, args: str) -> Reply:
         agent = await self._storage.load_agent(message.key)
@@ -178,6 +213,7 @@ class UserCommands:
             reminders=await self._storage.list_reminders(agent.id, pending_only=False),
             prefs=await self._storage.load_prefs(agent.key),
             files=await self._export_files(agent.id),
+            usage=await self._storage.usage(agent.id, date.min),
         )
 
     async def forget(self, message: InboundMessage, args: str) -> Reply:

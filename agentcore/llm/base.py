@@ -30,12 +30,19 @@ class LLMRequest:
     # reasoning or a tool call written as text; nothing once the model calls a tool). The
     # response is the same as without it.
     stream: TextSink | None = field(default=None, compare=False)
+    # Whom the request serves, so a provider can route a person's requests to one prompt cache
+    # (OpenAI's ``prompt_cache_key``). Opaque: never a platform's user id.
+    cache_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """What the provider counted for one call. ``cached_tokens`` is the part of the prompt it
+    served from its prompt cache (billed at a discount); 0 if it says nothing about caching."""
+
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

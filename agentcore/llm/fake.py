@@ -15,7 +15,7 @@ from typing import Any
 
 from agentcore.llm.base import LLMBadResponse, LLMRequest, LLMResponse, TextSink, Usage
 from agentcore.llm.visible import VisibleText
-from agentcore.messages import Role, ToolCall
+from agentcore.messages import PromptMessage, Role, ToolCall
 
 Responder = Callable[[LLMRequest], LLMResponse | Awaitable[LLMResponse]]
 _call_ids = itertools.count(1)
@@ -98,5 +98,28 @@ def last_user_text(request: LLMRequest) -> str:
     return ""
 
 
+TURN_CONTEXT = "<memory_metadata>"  # how the turn context begins (``memory.prompt.turn_context``)
+
+
+def last_message(request: LLMRequest) -> PromptMessage:
+    """The newest message besides the turn context (the system message of memory metadata
+    that follows the messages a turn answers): the person's message, a system event such as a
+    reminder coming due, or a tool result."""
+    return next(
+        m for m in reversed(request.messages) if not (m.content or "").startswith(TURN_CONTEXT)
+    )
+
+
+def opens_turn(request: LLMRequest) -> bool:
+    """True for a turn's first request: after the person's latest message come only system
+    messages (the turn context), no tool steps yet."""
+    for message in reversed(request.messages):
+        if message.role is not Role.SYSTEM:
+            return message.role is Role.USER
+    return False
+
+
 def system_text(request: LLMRequest) -> str:
-    return request.messages[0].content or "" if request.messages else ""
+    """Everything a request tells the model besides the conversation: its system messages (the
+    stable prefix, and the turn context after the history), joined."""
+    return "\n\n".join(m.content or "" for m in request.messages if m.role is Role.SYSTEM)

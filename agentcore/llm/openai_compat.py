@@ -81,11 +81,13 @@ class OpenAICompatibleLLM:
         max_retries: int = 2,
         temperature: float | None = None,
         max_tokens: int = 0,
+        send_cache_key: bool = False,
     ) -> None:
         self._model = model
         self._deadline = deadline
         self._temperature = temperature
         self._max_tokens = max_tokens  # 0: not sent (OpenAI's reasoning models refuse it)
+        self._send_cache_key = send_cache_key
         self._client = sdk_client(base_url, api_key, deadline, max_retries)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
@@ -192,6 +194,8 @@ class OpenAICompatibleLLM:
             kwargs["temperature"] = self._temperature
         if self._max_tokens:
             kwargs["max_tokens"] = self._max_tokens
+        if self._send_cache_key and request.cache_key:
+            kwargs["prompt_cache_key"] = request.cache_key
         return kwargs
 
 
@@ -285,8 +289,28 @@ def _parse(completion: Any) -> LLMResponse:
     return LLMResponse(
         content=clean_text(message.content) if message.content is not None else None,
         tool_calls=calls,
-        usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else None,
+        usage=_usage(usage) if usage else None,
     )
+
+
+def _usage(usage: Any) -> Usage:
+    """The call's token counts, with the part of the prompt the provider served from its
+    prompt cache, wherever it reports it: ``prompt_tokens_details.cached_tokens`` (OpenAI,
+    Azure, OpenRouter, vLLM, llama.cpp, Anthropic's and Gemini's OpenAI layers),
+    ``prompt_cache_hit_tokens`` (DeepSeek) or a top-level ``cached_tokens`` (Moonshot)."""
+    prompt = _count(getattr(usage, "prompt_tokens", 0))
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = (
+        _count(getattr(details, "cached_tokens", 0))
+        or _count(getattr(usage, "prompt_cache_hit_tokens", 0))
+        or _count(getattr(usage, "cached_tokens", 0))
+    )
+    return Usage(prompt, _count(getattr(usage, "completion_tokens", 0)), min(cached, prompt))
+
+
+def _count(value: Any) -> int:
+    """A token count as reported; anything that is not a count (absent, null, text) is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class _StreamedAnswer:
@@ -303,7 +327,7 @@ class _StreamedAnswer:
         try:
             if chunk.usage is not None:
                 usage = chunk.usage
-                self._usage = Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+                self._usage = _usage(usage)
             if not chunk.choices:
                 return None
             delta = chunk.choices[0].delta

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from agentcore.clock import Clock
 from agentcore.llm.base import LLMBadResponse, LLMClient, LLMError, LLMRequest
@@ -23,10 +24,11 @@ from agentcore.media.images import ImageRefused, fit_image
 from agentcore.media.reader import DocumentReader
 from agentcore.media.voice import Transcriber, TranscriptionUnavailable
 from agentcore.messages import ImagePart, PromptMessage, Role
-from agentcore.records import DocState, FileUpdate, PendingFile, StoredFile
+from agentcore.records import AgentRecord, DocState, FileUpdate, PendingFile, Purpose, StoredFile
 from agentcore.settings import MediaSettings, Vision
 from agentcore.storage.protocols import FileStore
 from agentcore.types import AgentKey, FileKind, ReplySink, clean_text
+from agentcore.usage.meter import Meter, OverBudget
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +77,22 @@ class _Outcome:
     notices: list[str] = field(default_factory=list)
 
 
+class IntakeStorage(FileStore, Protocol):
+    async def load_agent(self, key: AgentKey) -> AgentRecord | None: ...
+
+
 class MediaIntake:
     def __init__(
         self,
         *,
-        storage: FileStore,
-        llm: LLMClient,
+        storage: IntakeStorage,
+        meter: Meter,
         transcriber: Transcriber | None,
         clock: Clock,
         settings: MediaSettings,
     ) -> None:
         self._storage = storage
-        self._llm = llm
+        self._meter = meter  # photos are described for the person who sent them
         self._transcriber = transcriber if settings.transcription else None
         self._settings = settings
         self._sees = settings.vision is not Vision.OFF  # learned in AUTO from a refusal
@@ -107,11 +113,13 @@ class MediaIntake:
         by_message: dict[int, list[PendingFile]] = {}
         for item in pending:
             by_message.setdefault(item.pending_id, []).append(item)
+        agent = await self._storage.load_agent(key)  # None: their first message
+        model = self._meter.serving(key, agent.id if agent else None, Purpose.IMAGE)
         answerable = documents = False
         notices: list[str] = []
         for pending_id, items in by_message.items():
             caption = items[0].caption
-            outcomes = [await self._prepare(item.file, caption) for item in items]
+            outcomes = [await self._prepare(item.file, caption, model) for item in items]
             text = "\n".join([*(o.marker for o in outcomes), caption]).strip()
             await store.prepare_pending(pending_id, text, [o.update for o in outcomes])
             answerable |= bool(caption.strip()) or any(o.usable for o in outcomes)
@@ -121,11 +129,11 @@ class MediaIntake:
             await sink.notice(notice)
         return Prepared(len(by_message), answerable, documents)
 
-    async def _prepare(self, file: StoredFile, caption: str) -> _Outcome:
+    async def _prepare(self, file: StoredFile, caption: str, model: LLMClient) -> _Outcome:
         if not file.data or len(file.data) > self._settings.max_file_bytes:
             return self._not_fetched(file)
         if file.kind is FileKind.IMAGE:
-            return await self._image(file, caption)
+            return await self._image(file, caption, model)
         if file.kind in {FileKind.VOICE, FileKind.AUDIO}:
             return await self._audio(file)
         if file.kind is FileKind.DOCUMENT:
@@ -143,7 +151,7 @@ class MediaIntake:
         outcome.update = replace(outcome.update, data=b"")
         return outcome
 
-    async def _image(self, file: StoredFile, caption: str) -> _Outcome:
+    async def _image(self, file: StoredFile, caption: str, model: LLMClient) -> _Outcome:
         settings = self._settings
         try:
             fitted = await asyncio.to_thread(
@@ -157,7 +165,7 @@ class MediaIntake:
                 [str(exc)],
             )
         image = ImagePart(fitted.mime_type, fitted.data)
-        description = await self._describe(image, caption) if self._sees else None
+        description = await self._describe(image, caption, model) if self._sees else None
         keep = FileUpdate(file.id, description or "", fitted.data, mime_type=fitted.mime_type)
         if description:
             return _Outcome(f"[photo: {description}]", keep, True)
@@ -167,7 +175,7 @@ class MediaIntake:
             )
         return _Outcome("[photo]", keep, True, [NOT_DESCRIBED])
 
-    async def _describe(self, image: ImagePart, caption: str) -> str | None:
+    async def _describe(self, image: ImagePart, caption: str, model: LLMClient) -> str | None:
         """A short description by the model; None if it could not give one (and, in AUTO,
         vision is off from now on if the endpoint refused the image)."""
         request = LLMRequest(
@@ -177,7 +185,7 @@ class MediaIntake:
             )
         )
         try:
-            response = await self._llm.complete(request)
+            response = await model.complete(request)
         except LLMBadResponse as exc:
             if self._settings.vision is Vision.AUTO:
                 self._sees = False
@@ -191,6 +199,8 @@ class MediaIntake:
             return None
         except LLMError as exc:
             log.warning("describing an image failed: %s: %s", type(exc).__name__, exc)
+            return None
+        except OverBudget:  # the photo is kept; the turn then tells them about the budget
             return None
         text = " ".join(clean_text(response.content or "").split())
         return text[:_DESCRIPTION_CHARS] or None

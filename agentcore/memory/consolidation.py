@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from agentcore.llm.base import LLMRequest
 from agentcore.llm.textcalls import strip_reasoning
+from agentcore.memory.prefix import current_blocks
 from agentcore.memory.prompt import render_blocks
 from agentcore.memory.summarizer import transcript
 from agentcore.messages import PromptMessage, Role
@@ -107,9 +108,9 @@ def consolidation_request(
     blocks: Sequence[Block], session: Sequence[StoredMessage], tz: ZoneInfo
 ) -> LLMRequest:
     """One call, no tools: works with any model."""
-    editable = [b for b in blocks if not b.read_only]
+    editable = current_blocks([b for b in blocks if not b.read_only], [])
     body = (
-        f"The assistant's core memory blocks now:\n{render_blocks(editable, [])}\n\n"
+        f"The assistant's core memory blocks now:\n{render_blocks(editable)}\n\n"
         f"The session that just ended:\n{transcript(session, tz)}"
     )
     return LLMRequest(

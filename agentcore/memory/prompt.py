@@ -1,16 +1,27 @@
-"""Compiling the context window: system instructions, core memory, memory metadata, the running
-summary, then the recent messages."""
+"""Compiling the context window, laid out for prompt caching.
+
+What rarely changes comes first, in one system message that stays the same from request to
+request: the instructions, core memory (as ``memory.prefix`` decides to show it) and the running
+summary (the tool schemas travel in the API's own field, ahead of it all). Then the recent
+messages, oldest first. What changes every turn comes after the person's latest message, in
+one more system message: the memory metadata (time, counts, last seen, session), core-memory
+blocks changed since the prefix's view was written, what automatic recall found for this turn
+(``memory.recall``), and one-off notes such as memory pressure.
+So each request repeats the previous one up to the newest messages, and providers' prompt
+caches and local servers' KV caches reuse all of that.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from agentcore.memory.prefix import Changes, PrefixBlocks, ShownBlock, changes
 from agentcore.messages import ImagePart, PromptMessage, Role
-from agentcore.records import Block, SharedBlock, StoredMessage
+from agentcore.records import StoredMessage
 from agentcore.types import ChatKind
 
 GROUP_NOTE = (
@@ -31,6 +42,7 @@ _TAG_NAMES = (
     "memory_metadata",
     "summary",
     "recalled_memory",
+    "memory_updates",
     "description",
     "metadata",
     "value",
@@ -75,42 +87,51 @@ def format_time(when: datetime, tz: ZoneInfo) -> str:
 
 
 def humanize(delta: timedelta) -> str:
+    """How long ago, e.g. ``3 hours ago``."""
+    span = _span(delta)
+    return f"{span} ago" if span else "just now"
+
+
+def humanize_until(delta: timedelta) -> str:
+    """How long until, e.g. ``in 3 hours``."""
+    span = _span(delta)
+    return f"in {span}" if span else "in a moment"
+
+
+def _span(delta: timedelta) -> str:
+    """The largest whole unit of ``delta`` (``3 hours``), or "" under a minute."""
     seconds = max(0, int(delta.total_seconds()))
     for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
             count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return "just now"
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return ""
 
 
-def render_block(
-    label: str, description: str, value: str, limit: int | None, read_only: bool
-) -> str:
-    size = (
-        f"chars_current={len(value)} chars_limit={limit}"
-        if limit
-        else f"chars_current={len(value)}"
-    )
+def render_block(block: ShownBlock) -> str:
+    size = f"chars_current={len(block.value)}"
+    if block.limit:
+        size += f" chars_limit={block.limit}"
     return (
-        f"<{label}>\n<description>{description}</description>\n"
-        f"<metadata>{size} read_only={str(read_only).lower()}</metadata>\n"
-        f"<value>\n{value}\n</value>\n</{label}>"
+        f"<{block.label}>\n<description>{block.description}</description>\n"
+        f"<metadata>{size} read_only={str(block.read_only).lower()}</metadata>\n"
+        f"<value>\n{block.value}\n</value>\n</{block.label}>"
     )
 
 
-def render_blocks(blocks: Iterable[Block], shared: Iterable[SharedBlock]) -> str:
-    parts = [render_block(b.label, b.description, b.value, b.limit, b.read_only) for b in blocks]
-    parts += [
-        render_block(
-            s.label,
-            "Set by the bot's operators for everyone; you cannot edit it.",
-            s.value,
-            None,
-            True,
-        )
-        for s in shared
+def render_blocks(blocks: Iterable[ShownBlock]) -> str:
+    return "<memory_blocks>\n" + "\n".join(map(render_block, blocks)) + "\n</memory_blocks>"
+
+
+def render_changes(found: Changes) -> str:
+    """Blocks that differ from what the prefix shows, with their current values."""
+    lines = [
+        "These core memory blocks changed after the memory blocks above were written. What "
+        "they hold now is this (it replaces what is shown above):",
+        *map(render_block, found.changed),
+        *(f"The block {label!r} no longer exists." for label in found.removed),
     ]
-    return "<memory_blocks>\n" + "\n".join(parts) + "\n</memory_blocks>"
+    return "<memory_updates>\n" + "\n".join(lines) + "\n</memory_updates>"
 
 
 def render_metadata(facts: TurnFacts, tz: ZoneInfo) -> str:
@@ -144,21 +165,63 @@ def render_metadata(facts: TurnFacts, tz: ZoneInfo) -> str:
     return "<memory_metadata>\n" + "\n".join(lines) + "\n</memory_metadata>"
 
 
-def system_prompt(
-    instructions: str,
-    blocks: Sequence[Block],
-    shared: Sequence[SharedBlock],
-    facts: TurnFacts,
-    summary: str,
-    tz: ZoneInfo,
-) -> str:
-    sections = [instructions.strip(), render_blocks(blocks, shared), render_metadata(facts, tz)]
-    if summary:
-        sections.append(
-            "<summary>\nA summary of your earlier conversation with this person (the full "
-            f"messages are still searchable):\n{summary}\n</summary>"
-        )
+def render_summary(summary: str) -> str:
+    return (
+        "<summary>\nA summary of your earlier conversation with this person (the full "
+        f"messages are still searchable):\n{summary}\n</summary>"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PromptParts:
+    """Everything one request is compiled from."""
+
+    instructions: str
+    shown: PrefixBlocks  # core memory as the stable prefix shows it
+    current: PrefixBlocks  # core memory as it is now
+    summary: str
+    facts: TurnFacts
+    rows: Sequence[StoredMessage]  # the in-context messages, oldest first
+    notes: Sequence[str]  # one-off notes for this call
+    message_cap: int  # a person's messages are cut at this many characters
+    tz: ZoneInfo
+    images: Mapping[int, tuple[ImagePart, ...]] | None = None  # sent with rows, by row id
+    recalled: str = ""  # automatic recall for this turn (changes every turn)
+
+
+Layout = Callable[[PromptParts], tuple[PromptMessage, ...]]
+
+
+def stable_system(parts: PromptParts) -> str:
+    """The first system message: the same on every request until the view or summary changes."""
+    sections = [parts.instructions.strip(), render_blocks(parts.shown)]
+    if parts.summary:
+        sections.append(render_summary(parts.summary))
     return "\n\n".join(sections)
+
+
+def turn_context(parts: PromptParts) -> str:
+    """What changes every turn: metadata, blocks changed since the prefix's view, automatic
+    recall, notes."""
+    sections = [render_metadata(parts.facts, parts.tz)]
+    if found := changes(parts.shown, parts.current):
+        sections.append(render_changes(found))
+    if parts.recalled:
+        sections.append(parts.recalled)
+    sections += parts.notes
+    return "\n\n".join(sections)
+
+
+def prompt_messages(parts: PromptParts) -> tuple[PromptMessage, ...]:
+    """The request's messages: the stable system message, the in-context messages, and the turn
+    context right after the latest message a turn answers (the person's, or a system event such
+    as a reminder coming due), before this turn's own tool steps, so a turn's later steps repeat
+    its first request whole, unless a step changed the context."""
+    history = history_messages(parts.rows, parts.message_cap, parts.images)
+    answered = (Role.USER, Role.SYSTEM)
+    latest = max((i for i, m in enumerate(history) if m.role in answered), default=-1)
+    history.insert(latest + 1, PromptMessage(Role.SYSTEM, turn_context(parts)))
+    return (PromptMessage(Role.SYSTEM, stable_system(parts)), *history)
 
 
 def shorten(text: str | None, cap: int) -> str | None:
@@ -168,24 +231,15 @@ def shorten(text: str | None, cap: int) -> str | None:
     return text[:cap] + f"\n[… {len(text) - cap} more characters not shown]"
 
 
-def prompt_messages(
-    system: str,
+def history_messages(
     rows: Sequence[StoredMessage],
-    notes: Sequence[str],
     cap: int,
     images: Mapping[int, tuple[ImagePart, ...]] | None = None,
-    recalled: str = "",
-) -> tuple[PromptMessage, ...]:
-    """The request's messages: system prompt, in-context rows (a person's messages cut at
-    ``cap`` characters, with the ``images`` sent with them, by row id), then any one-off
-    system notes.
-
-    ``recalled`` (automatic recall, which changes every turn) is a system message right after
-    the person's latest message, not in the first system message: everything before it stays
-    the same from one request to the next, so providers' prompt caches can reuse it.
-    """
+) -> list[PromptMessage]:
+    """The in-context rows as messages: a person's messages cut at ``cap`` characters, with the
+    ``images`` sent with them (by row id), tool results without their call left out."""
     shown = images or {}
-    history = [
+    return [
         PromptMessage(
             r.role,
             shorten(r.content, cap) if r.role is Role.USER else r.content,
@@ -195,14 +249,6 @@ def prompt_messages(
         )
         for r in well_formed(rows)
     ]
-    if recalled:
-        latest = max((i for i, m in enumerate(history) if m.role is Role.USER), default=-1)
-        history.insert(latest + 1, PromptMessage(Role.SYSTEM, recalled))
-    return (
-        PromptMessage(Role.SYSTEM, system),
-        *history,
-        *(PromptMessage(Role.SYSTEM, note) for note in notes),
-    )
 
 
 def well_formed(rows: Sequence[StoredMessage]) -> list[StoredMessage]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -33,14 +33,17 @@ from agentcore.records import (
     Passage,
     PendingFile,
     PendingMessage,
+    PersonUsage,
     SearchHit,
     SharedBlock,
     StartupRun,
     StoredFile,
     StoredMessage,
     StoreStats,
+    TokensSpent,
     TurnState,
     Unconsolidated,
+    UsageDay,
     UserActivity,
 )
 from agentcore.schedule.model import (
@@ -83,6 +86,11 @@ class AgentStore(Protocol):
         ...
 
     async def set_pressure_warned(self, agent_id: int, warned: bool) -> None: ...
+
+    async def set_prefix_blocks(self, agent_id: int, prefix_blocks: str) -> None:
+        """Keep how the prompt's stable prefix shows core memory (``AgentRecord.prefix_blocks``,
+        opaque to the store)."""
+        ...
 
     async def fold_context(
         self, agent_id: int, summary: str, context_start_id: int, now: datetime
@@ -313,6 +321,26 @@ class OpsStore(Protocol):
         ...
 
 
+class UsageStore(Protocol):
+    """Model usage, added up per day and model by the store as ``record_llm_call`` records each
+    successful call: for the person it served and for everyone. Erasing a person erases their
+    totals; everyone's keep the tokens (they name no one)."""
+
+    async def usage(self, agent_id: int | None, since: date) -> list[UsageDay]:
+        """Daily totals per model from ``since`` on, oldest first: one agent's, or with None
+        everyone's."""
+        ...
+
+    async def tokens_spent(self, agent_id: int | None, day: date) -> TokensSpent:
+        """Tokens counted toward ``day``: this agent's (0 for None), and everyone's together."""
+        ...
+
+    async def usage_by_person(self, since: date, limit: int) -> list[PersonUsage]:
+        """The ``limit`` people who used the most tokens since ``since``, most first, each with
+        their daily totals."""
+        ...
+
+
 class ConsolidationStore(Protocol):
     async def unconsolidated(self, last_before: datetime, limit: int) -> list[Unconsolidated]:
         """People whose latest message was written before ``last_before`` and who have
@@ -421,6 +449,7 @@ class PersonStorage(
     FileStore,
     OpsStore,
     ReminderStore,
+    UsageStore,
     ConsolidationStore,
     Protocol,
 ):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,11 +23,13 @@ from agentcore.records import (
     OpenTurn,
     Passage,
     PendingMessage,
+    PersonUsage,
     SearchHit,
     SharedBlock,
     StartupRun,
     StoredFile,
     StoredMessage,
+    UsageDay,
 )
 from agentcore.schedule.model import (
     DueReminder,
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 # An agent row with its current summary: FROM agents a LEFT JOIN summaries s.
 AGENT_COLUMNS = """a.id, a.platform, a.user_id, a.display_name, a.created_at, a.last_user_at,
     a.session_count, a.message_count, a.passage_count, a.context_start_id,
-    COALESCE(s.content, '') AS summary, a.pressure_warned"""
+    COALESCE(s.content, '') AS summary, a.pressure_warned, a.prefix_blocks"""
 AGENT_FROM = "agents a LEFT JOIN summaries s ON s.id = a.summary_id"
 MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
@@ -55,6 +57,10 @@ PENDING_COLUMNS = """id, platform, user_id, display_name, chat, text, sent_at, r
     COALESCE(source, '') AS source"""
 HISTORY_COLUMNS = "h.version, h.actor, h.actor_name, h.old_value, h.new_value, h.created_at"
 HIT_COLUMNS = "id, role, content, created_at"
+# A row of daily usage: FROM usage_days u.
+USAGE_COLUMNS = """u.day, u.model, u.calls, u.prompt_tokens, u.cached_tokens, u.completion_tokens,
+    u.estimated_calls"""
+EVERYONE = 0  # the agent_id of everyone's daily usage
 REMINDER_COLUMNS = "number, message, due_at, fire_at, created_at, chat, status, late, sent_at, note"
 # A claimed reminder with its person: RETURNING from reminders, a correlated lookup of agents.
 DUE_COLUMNS = """id, agent_id, kind, number, message, due_at, fire_at, created_at, chat, route,
@@ -99,6 +105,7 @@ def agent(r: Row) -> AgentRecord:
         context_start_id=r["context_start_id"],
         summary=r["summary"],
         pressure_warned=bool(r["pressure_warned"]),
+        prefix_blocks=r["prefix_blocks"],
     )
 
 
@@ -220,6 +227,31 @@ def audit_entry(r: Row) -> AuditEntry:
         detail=r["detail"],
         id=r["id"],
     )
+
+
+def usage_day(r: Row) -> UsageDay:
+    day = r["day"]  # a date (PostgreSQL) or its ISO text (SQLite)
+    return UsageDay(
+        day=day if isinstance(day, date) else date.fromisoformat(day),
+        model=r["model"],
+        calls=r["calls"],
+        prompt_tokens=r["prompt_tokens"],
+        cached_tokens=r["cached_tokens"],
+        completion_tokens=r["completion_tokens"],
+        estimated_calls=r["estimated_calls"],
+    )
+
+
+def person_usage(found: Iterable[Row]) -> list[PersonUsage]:
+    """Daily usage rows of several people (each with its agent_id, platform, user_id and
+    display_name), grouped by person in the order they come."""
+    grouped: dict[int, tuple[Row, list[UsageDay]]] = {}
+    for r in found:
+        grouped.setdefault(r["agent_id"], (r, []))[1].append(usage_day(r))
+    return [
+        PersonUsage(AgentKey(first["platform"], first["user_id"]), first["display_name"], (*days,))
+        for first, days in grouped.values()
+    ]
 
 
 def stored_file(r: Row, *, with_data: bool = False) -> StoredFile:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,10 @@ from agentcore.records import (
     ConsolidationRun,
     LLMCallRecord,
     NewMessage,
+    Purpose,
     StartupRun,
+    TokensSpent,
+    UsageDay,
     UserActivity,
 )
 from agentcore.storage.protocols import Storage
@@ -393,6 +397,69 @@ async def test_a_persons_scope_is_the_same_store(store: Storage) -> None:
     assert [b.value for b in await store.list_blocks(agent.id)] == ["I am helpful.", "Name: Alice"]
 
 
+def call(agent: int | None, day: date, tokens: tuple[int, int, int], **kw: Any) -> LLMCallRecord:
+    """A successful call of ``(prompt, completion, cached)`` tokens counted toward ``day``."""
+    prompt, completion, cached = tokens
+    return LLMCallRecord(agent, T0, 5.0, True, prompt, completion, cached, day=day, **kw)
+
+
+async def test_usage_adds_up_per_person_day_and_model(store: Storage) -> None:
+    alice, bob = await new_agent(store, "alice"), await new_agent(store, "bob")
+    d1, d2 = date(2025, 3, 1), date(2025, 3, 2)
+    for record in (
+        call(alice, d1, (100, 10, 60), model="m1"),
+        call(alice, d1, (200, 20, 150), model="m1", purpose=Purpose.SUMMARY),
+        call(alice, d2, (50, 5, 0), model="m2", estimated=True),
+        call(bob, d2, (1000, 100, 0), model="m1"),
+        call(None, d2, (7, 1, 0), model="m1"),  # serving no one: counted for everyone only
+        LLMCallRecord(alice, T0, 9.0, False, day=d2, model="m1"),  # failed: not counted
+    ):
+        await store.record_llm_call(record)
+    assert await store.usage(alice, d1) == [
+        UsageDay(d1, "m1", 2, 300, 210, 30, 0),
+        UsageDay(d2, "m2", 1, 50, 0, 5, 1),
+    ]
+    assert await store.usage(alice, d2) == [UsageDay(d2, "m2", 1, 50, 0, 5, 1)]
+    everyone = await store.usage(None, d1)
+    assert [(d.day, d.model, d.calls, d.tokens) for d in everyone] == [
+        (d1, "m1", 2, 330),
+        (d2, "m1", 2, 1108),
+        (d2, "m2", 1, 55),
+    ]
+    assert await store.tokens_spent(alice, d2) == TokensSpent(55, 1163)
+    assert await store.tokens_spent(alice, date(2025, 3, 3)) == TokensSpent(0, 0)
+    assert await store.tokens_spent(None, d2) == TokensSpent(0, 1163)  # no agent yet
+    top = await store.usage_by_person(d1, 5)
+    assert [(p.key.user_id, p.display_name, sum(d.tokens for d in p.days)) for p in top] == [
+        ("bob", "Bob", 1100),
+        ("alice", "Alice", 385),
+    ]
+    assert [p.key.user_id for p in await store.usage_by_person(d2, 1)] == ["bob"]
+
+
+async def test_erasing_a_person_erases_their_usage_but_not_everyones_total(
+    store: Storage,
+) -> None:
+    alice, bob = await new_agent(store, "alice"), await new_agent(store, "bob")
+    day = date(2025, 3, 1)
+    await store.record_llm_call(call(alice, day, (100, 10, 0), model="m"))
+    await store.record_llm_call(call(bob, day, (40, 2, 0), model="m"))
+    await store.delete_agent(alice)
+    assert await store.usage(alice, day) == []
+    assert [p.key.user_id for p in await store.usage_by_person(day, 5)] == ["bob"]
+    assert [d.tokens for d in await store.usage(None, day)] == [152]
+    stats = await store.stats(T0 - timedelta(days=1))
+    assert stats.llm_calls_today == 1  # only bob's call is left in the log
+
+
+async def test_a_call_without_a_day_counts_toward_its_utc_day(store: Storage) -> None:
+    agent = await new_agent(store)
+    late = datetime(2025, 3, 1, 23, 30, tzinfo=UTC)
+    await store.record_llm_call(LLMCallRecord(agent, late, 1.0, True, 10, 1))
+    [row] = await store.usage(agent, date(2025, 3, 1))
+    assert (row.day, row.tokens, row.model) == (date(2025, 3, 1), 11, "")
+
+
 async def consolidation_ready(store: Storage, name: str = "alice") -> int:
     """An agent with a session: two messages, the person's last one at T0 + 1 minute."""
     agent = await new_agent(store, name)
@@ -575,3 +642,14 @@ async def test_pace_spaces_events_by_the_interval(store: Storage) -> None:
     await asyncio.gather(paced(), paced(), paced())
     early = 0.005  # the event loop may run a timer up to its clock's resolution early
     assert all(at - started >= k * 0.2 - early for k, at in enumerate(sorted(done))), done
+
+
+async def test_the_prompt_view_is_kept_with_the_agent(store: Storage) -> None:
+    key = AgentKey("telegram", "alice")
+    agent = await new_agent(store)
+    assert (await store.load_agent(key)).prefix_blocks == ""  # type: ignore[union-attr]
+    await store.set_prefix_blocks(agent, '{"blocks": [["human", "", "Ann", 50, false]]}')
+    state = await store.load_turn(key)
+    assert state is not None and state.agent.prefix_blocks.startswith('{"blocks": [["human"')
+    await store.set_prefix_blocks(agent, "")
+    assert (await store.load_agent(key)).prefix_blocks == ""  # type: ignore[union-attr]

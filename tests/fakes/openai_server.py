@@ -6,6 +6,13 @@ image parts (``images_in`` reads them back). ``/v1/audio/transcriptions`` answer
 ``transcribe(audio bytes, model)`` (text, or an ``Error``); without one it is a 404, like a
 server that has no transcription.
 
+It also measures prompt caching as a provider would see it: each request's prompt is laid out as
+a chat template would (tool definitions, then every message in order), and the part that repeats
+the start of the previous request for the same person (``prompt_cache_key``, else ``user``) is
+reported as ``usage.prompt_tokens_details.cached_tokens``, as OpenAI does. Counts are exact, at
+about four characters a token, without OpenAI's 1,024-token minimum and 128-token steps, so they
+measure the bot's prompt layout and nothing else.
+
 Like a real server it lists its models (``GET /v1/models``), answers a one-token request (the
 bot's endpoint check) itself, and may refuse tool definitions as servers without tool support
 do (``refuses``). ``dialect(name, brain)`` makes a responder that writes what a scripted model
@@ -21,6 +28,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -34,8 +42,9 @@ from aiohttp import web
 class Completion:
     content: str | None = None
     tool_calls: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
-    prompt_tokens: int = 100
+    prompt_tokens: int | None = None  # None: measured from the request
     completion_tokens: int = 10
+    cached_tokens: int | None = None  # None: measured against the person's previous request
     reasoning_content: str | None = None  # as DeepSeek, vLLM and llama.cpp send reasoning
     arguments_as_objects: bool = False  # some servers send the arguments object, not a string
     # Streamed (a request with "stream": true): tokens (words with their spaces) per second;
@@ -76,7 +85,65 @@ VLLM_NO_AUTO_TOOLS = (
 LLAMA_CPP_NO_TOOL_CHOICE = "Unsupported param: tool_choice"
 
 
-def completion_json(action: Completion, model: str) -> dict[str, Any]:
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class CacheMeasure:
+    """One request's prompt as the fake measured it."""
+
+    key: str  # whose requests it is compared with: prompt_cache_key, user, or "" for none
+    prompt_tokens: int
+    cached_tokens: int  # the start repeating the previous request with the same key
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """The request laid out as a chat template lays it out: tools first, then the messages."""
+    parts = [json.dumps(body.get("tools") or [], sort_keys=True)]
+    for m in body.get("messages") or []:
+        content = m.get("content") or ""
+        text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
+        calls = json.dumps(m.get("tool_calls") or [], sort_keys=True)
+        parts.append(f"<|{m.get('role')}|>{text}{calls}{m.get('tool_call_id')}")
+    return "".join(parts)
+
+
+def common_prefix(a: str, b: str) -> int:
+    """How many characters at the start of ``a`` and ``b`` are the same."""
+    size = min(len(a), len(b))
+    low, high = 0, size  # binary search on slices: fast for prompts of megabytes
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+UNMEASURED = CacheMeasure("", 0, 0)  # the endpoint check's one-token request is not measured
+
+
+class PromptCache:
+    """The previous prompt of each person; measures how much of the next one repeats it."""
+
+    def __init__(self) -> None:
+        self._previous: dict[str, str] = {}
+        self.measured: list[CacheMeasure] = []
+
+    def measure(self, body: dict[str, Any]) -> CacheMeasure:
+        key = str(body.get("prompt_cache_key") or body.get("user") or "")
+        text = prompt_text(body)
+        repeated = common_prefix(self._previous.get(key, ""), text)
+        self._previous[key] = text
+        found = CacheMeasure(
+            key, math.ceil(len(text) / CHARS_PER_TOKEN), repeated // CHARS_PER_TOKEN
+        )
+        self.measured.append(found)
+        return found
+
+
+def completion_json(action: Completion, model: str, measured: CacheMeasure) -> dict[str, Any]:
     calls = [
         {
             "id": f"call_{next(_ids)}",
@@ -109,11 +176,19 @@ def completion_json(action: Completion, model: str) -> dict[str, Any]:
                 "finish_reason": "tool_calls" if calls else "stop",
             }
         ],
-        "usage": {
-            "prompt_tokens": action.prompt_tokens,
-            "completion_tokens": action.completion_tokens,
-            "total_tokens": action.prompt_tokens + action.completion_tokens,
-        },
+        "usage": usage_json(action, measured),
+    }
+
+
+def usage_json(action: Completion, measured: CacheMeasure) -> dict[str, Any]:
+    """What the responder set, else what was measured."""
+    prompt = measured.prompt_tokens if action.prompt_tokens is None else action.prompt_tokens
+    cached = measured.cached_tokens if action.cached_tokens is None else action.cached_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": action.completion_tokens,
+        "total_tokens": prompt + action.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": min(cached, prompt)},
     }
 
 
@@ -149,6 +224,7 @@ class FakeOpenAI:
         self.checks: list[dict[str, Any]] = []  # one-token requests (the bot's endpoint check)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.cache = PromptCache()
         self.first_token_at: list[float] = []  # perf_counter when each stream's first token went
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()  # releases hanging handlers at shutdown
@@ -208,17 +284,18 @@ class FakeOpenAI:
             return await self._render(Completion(content="OK", completion_tokens=1), "fake")
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        measured = self.cache.measure(body)
         action = self._responder(body)
         if asyncio.iscoroutine(action) or isinstance(action, Awaitable):
             action = await action
         if isinstance(action, Completion) and body.get("stream"):
-            return await self._stream(request, action, body.get("model", "fake"))
+            return await self._stream(request, action, body.get("model", "fake"), measured)
         if isinstance(action, Completion) and action.token_rate:
             # Not streamed: the whole answer once the model has written it all.
             self.first_token_at.append(time.perf_counter())
             tokens = len((action.content or "").split())
             await asyncio.sleep(max(0, tokens - 1) / action.token_rate)
-        return await self._render(action, body.get("model", "fake"))
+        return await self._render(action, body.get("model", "fake"), measured)
 
     def _refusal(self, body: dict[str, Any]) -> Action | None:
         """Each server's own 400 body for tool definitions it does not take."""
@@ -247,13 +324,13 @@ class FakeOpenAI:
         return None
 
     async def _stream(
-        self, request: web.Request, action: Completion, model: str
+        self, request: web.Request, action: Completion, model: str, measured: CacheMeasure
     ) -> web.StreamResponse:
         """The completion as server-sent events, as OpenAI streams it: a role chunk, content
         a token at a time (at ``token_rate``), tool calls, the finish reason, then usage."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        done = completion_json(action, model)
+        done = completion_json(action, model, measured)
         message = done["choices"][0]["message"]
 
         async def event(delta: dict[str, Any], finish: str | None = None) -> None:
@@ -303,9 +380,11 @@ class FakeOpenAI:
             return await self._render(result, "")
         return web.json_response({"text": result})
 
-    async def _render(self, action: Action, model: str) -> web.StreamResponse:
+    async def _render(
+        self, action: Action, model: str, measured: CacheMeasure = UNMEASURED
+    ) -> web.StreamResponse:
         if isinstance(action, Completion):
-            return web.json_response(completion_json(action, model))
+            return web.json_response(completion_json(action, model, measured))
         if isinstance(action, Error):
             payload = {"error": {"message": action.message, "type": "fake", "code": None}}
             return web.json_response(payload, status=action.status, headers=action.headers)
@@ -345,7 +424,8 @@ def text_of(message: dict[str, Any]) -> str:
 
 
 def system(body: dict[str, Any]) -> str:
-    return str(body["messages"][0].get("content") or "")
+    """Everything the request tells the model besides the conversation: its system messages."""
+    return "\n\n".join(text_of(m) for m in body["messages"] if m["role"] == "system")
 
 
 def images_in(body: dict[str, Any]) -> list[str]:

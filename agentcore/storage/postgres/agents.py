@@ -37,6 +37,13 @@ class AgentRows(Part):
             )
         )
 
+    async def set_prefix_blocks(self, agent_id: int, prefix_blocks: str) -> None:
+        await self._db.statement(
+            lambda conn: conn.execute(
+                "UPDATE agents SET prefix_blocks = $1 WHERE id = $2", prefix_blocks, agent_id
+            )
+        )
+
     async def fold_context(
         self, agent_id: int, summary: str, context_start_id: int, now: datetime
     ) -> None:
@@ -158,6 +165,8 @@ async def _delete_agent_rows(conn: Conn, agent_id: int, *, redact_audit: bool = 
         "DELETE FROM inbox WHERE platform = $1 AND user_id = $2", key["platform"], key["user_id"]
     )
     await conn.execute("DELETE FROM llm_calls WHERE agent_id = $1", agent_id)
+    # Everyone's totals (agent 0) keep the tokens: they name no one.
+    await conn.execute("DELETE FROM usage_days WHERE agent_id = $1", agent_id)
     if redact_audit:
         await conn.execute(
             "UPDATE audit_log SET target = $1 || ':(erased)' WHERE target = $1 || ':' || $2",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from agentcore.clock import to_millis
@@ -38,16 +38,23 @@ class OpsRows(Part):
         return [rows.startup_run(r) for r in found]
 
     async def record_llm_call(self, call: LLMCallRecord) -> None:
+        # The daily totals (usage_days) follow by trigger, in the same statement.
         await self._db.statement(
             lambda conn: conn.execute(
                 "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
-                " completion_tokens) VALUES ($1, $2, $3, $4, $5, $6)",
+                " completion_tokens, cached_tokens, estimated, purpose, model, day)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 call.agent_id,
                 to_millis(call.created_at),
                 call.latency_ms,
                 call.ok,
                 call.prompt_tokens,
                 call.completion_tokens,
+                call.cached_tokens,
+                call.estimated,
+                call.purpose.value,
+                call.model,
+                call.day or call.created_at.astimezone(UTC).date(),
             )
         )
 

@@ -27,6 +27,7 @@ from agentcore.storage.postgres.migrate import migrate
 from agentcore.storage.postgres.ops import OpsRows, pace
 from agentcore.storage.postgres.passages import PassageRows
 from agentcore.storage.postgres.reminders import ReminderRows
+from agentcore.storage.postgres.usage import UsageRows
 from agentcore.storage.protocols import PersonStorage, Role, Storage
 from agentcore.types import AgentKey
 
@@ -41,6 +42,7 @@ class _Stores(
     OpsRows,
     ConsolidationRows,
     ReminderRows,
+    UsageRows,
 ):
     """Every protocol over one database, or over one held connection."""
 

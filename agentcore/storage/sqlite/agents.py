@@ -47,6 +47,11 @@ class AgentRows(Part):
             "UPDATE agents SET pressure_warned = ? WHERE id = ?", (int(warned), agent_id)
         )
 
+    async def set_prefix_blocks(self, agent_id: int, prefix_blocks: str) -> None:
+        await self._db.execute(
+            "UPDATE agents SET prefix_blocks = ? WHERE id = ?", (prefix_blocks, agent_id)
+        )
+
     async def fold_context(
         self, agent_id: int, summary: str, context_start_id: int, now: datetime
     ) -> None:
@@ -167,6 +172,7 @@ async def _delete_agent_rows(
         "DELETE FROM block_history WHERE block_id IN (SELECT id FROM blocks WHERE agent_id = ?)",
         "DELETE FROM blocks WHERE agent_id = ?",
         "DELETE FROM llm_calls WHERE agent_id = ?",
+        "DELETE FROM usage_days WHERE agent_id = ?",  # everyone's totals (agent 0) keep them
         "DELETE FROM consolidations WHERE agent_id = ?",
         "DELETE FROM inbox WHERE (platform, user_id) = "
         "(SELECT platform, user_id FROM agents WHERE id = ?)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
@@ -34,6 +34,7 @@ class OpsRows(Part):
         return [rows.startup_run(r) for r in found]
 
     async def record_llm_call(self, call: LLMCallRecord) -> None:
+        # The daily totals (usage_days) follow by trigger, in the same statement.
         params = (
             call.agent_id,
             to_millis(call.created_at),
@@ -41,10 +42,16 @@ class OpsRows(Part):
             int(call.ok),
             call.prompt_tokens,
             call.completion_tokens,
+            call.cached_tokens,
+            int(call.estimated),
+            call.purpose.value,
+            call.model,
+            (call.day or call.created_at.astimezone(UTC).date()).isoformat(),
         )
         await self._db.execute(
             "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"
-            " completion_tokens) VALUES (?, ?, ?, ?, ?, ?)",
+            " completion_tokens, cached_tokens, estimated, purpose, model, day)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params,
         )
 

@@ -25,6 +25,7 @@ from agentcore.storage.sqlite.migrate import migrate
 from agentcore.storage.sqlite.ops import OpsRows
 from agentcore.storage.sqlite.passages import PassageRows
 from agentcore.storage.sqlite.reminders import ReminderRows
+from agentcore.storage.sqlite.usage import UsageRows
 from agentcore.types import AgentKey
 
 
@@ -38,6 +39,7 @@ class SQLiteStorage(
     OpsRows,
     ConsolidationRows,
     ReminderRows,
+    UsageRows,
 ):
     """``Storage`` on one SQLite file. Build it with ``await SQLiteStorage.open(path)``."""
 

@@ -1,0 +1,43 @@
+"""``UsageStore`` on SQLite: daily model usage, which the database adds up as calls are recorded
+(the ``llm_calls_counted`` trigger of migration 0006)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from agentcore.records import PersonUsage, TokensSpent, UsageDay
+from agentcore.storage import rows
+from agentcore.storage.rows import EVERYONE, USAGE_COLUMNS
+from agentcore.storage.sqlite.connection import Part
+
+
+class UsageRows(Part):
+    async def usage(self, agent_id: int | None, since: date) -> list[UsageDay]:
+        found = await self._db.fetch(
+            f"SELECT {USAGE_COLUMNS} FROM usage_days u WHERE u.agent_id = ? AND u.day >= ? "
+            "ORDER BY u.day, u.model",
+            (EVERYONE if agent_id is None else agent_id, since.isoformat()),
+        )
+        return [rows.usage_day(r) for r in found]
+
+    async def tokens_spent(self, agent_id: int | None, day: date) -> TokensSpent:
+        found = await self._db.fetch(
+            "SELECT agent_id, SUM(prompt_tokens + completion_tokens) AS tokens FROM usage_days "
+            "WHERE agent_id IN (?, ?) AND day = ? GROUP BY agent_id",
+            (agent_id, EVERYONE, day.isoformat()),
+        )
+        spent = {r["agent_id"]: int(r["tokens"]) for r in found}
+        return TokensSpent(spent.get(agent_id, 0), spent.get(EVERYONE, 0))
+
+    async def usage_by_person(self, since: date, limit: int) -> list[PersonUsage]:
+        found = await self._db.fetch(
+            "WITH top AS (SELECT agent_id, SUM(prompt_tokens + completion_tokens) AS tokens "
+            "FROM usage_days WHERE day >= ? AND agent_id <> ? GROUP BY agent_id "
+            "ORDER BY tokens DESC, agent_id LIMIT ?) "
+            f"SELECT a.platform, a.user_id, a.display_name, u.agent_id, {USAGE_COLUMNS} "
+            "FROM top JOIN usage_days u ON u.agent_id = top.agent_id AND u.day >= ? "
+            "JOIN agents a ON a.id = top.agent_id "
+            "ORDER BY top.tokens DESC, top.agent_id, u.day, u.model",
+            (since.isoformat(), EVERYONE, limit, since.isoformat()),
+        )
+        return rows.person_usage(found)
