@@ -34,7 +34,8 @@ _ASK = re.compile(r"remind me (.+?) to (.+)", re.IGNORECASE)
 
 def model(request: LLMRequest) -> LLMResponse:
     """Schedules what it is asked to ("remind me <when> to <what>"), cancels ("cancel 2"),
-    echoes tool results, and answers a reminder with "⏰ " and the event it was given."""
+    lists ("what is waiting?"), sets the zone ("I live in <zone>"), echoes tool results, and
+    answers a reminder with "⏰ " and the event it was given."""
     last = request.messages[-1]
     if last.role is Role.TOOL:
         return reply(f"tool: {last.content}")
@@ -46,6 +47,10 @@ def model(request: LLMRequest) -> LLMResponse:
         return call("schedule_message", message=what, at=asked[1])
     if cancel := re.match(r"cancel (\d+)", text):
         return call("cancel_scheduled_message", id=int(cancel[1]))
+    if text == "what is waiting?":
+        return call("list_scheduled_messages")
+    if zone := re.match(r"i live in (.+)", text, re.IGNORECASE):
+        return call("set_timezone", timezone=zone[1])
     return reply(f"echo: {text}")
 
 
@@ -242,6 +247,34 @@ async def test_cancel_by_command_and_by_the_agent(backend: str, clock: ManualClo
         clock.advance(timedelta(hours=1))
         await bot.settled(None)
         assert bot.outbox.sent == []
+
+
+async def test_the_agent_lists_reminders_and_sets_the_zone_they_are_read_in(
+    backend: str, clock: ManualClock
+) -> None:
+    clock.set(datetime(2025, 3, 27, 10, 0, tzinfo=UTC))  # a Thursday; Lisbon is on WET
+    async with running(backend, clock) as bot:
+        assert await bot.say("what is waiting?") == (
+            "tool: No reminders are waiting. (Times are in UTC, the bot's default: the person "
+            "has not set a time zone. If they live elsewhere, ask them and call set_timezone.)"
+        )
+        assert "Error: unknown time zone 'Atlantis'" in await bot.say("I live in Atlantis")
+        assert await bot.say("I live in europe/lisbon") == (
+            "tool: Time zone set to Europe/Lisbon; it is now Thu 2025-03-27 10:00 WET there."
+        )
+        await bot.say("remind me next monday 8am to call the bank")
+        await bot.say("remind me 2025-04-01T09:00Z to pay rent")
+        assert await bot.say("what is waiting?") == (
+            "tool: 2 reminder(s) waiting:\n"
+            "#1 Mon 2025-03-31 08:00 WEST: call the bank\n"
+            "#2 Tue 2025-04-01 10:00 WEST: pay rent"
+        )
+        assert "Europe/Lisbon" in await bot.say("/timezone")
+        monday_8am_lisbon = datetime(2025, 3, 31, 7, 0, tzinfo=UTC)
+        await bot.settled(monday_8am_lisbon)
+        clock.set(monday_8am_lisbon)
+        [text] = await bot.delivered(1)
+        assert text == "⏰ scheduled: call the bank, set on 2025-03-27 10:00 WET"
 
 
 async def test_quiet_hours_postpone_to_their_end_unless_the_person_turns_them_off(
