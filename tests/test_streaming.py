@@ -26,7 +26,7 @@ from bots.discord import DiscordAdapter
 from bots.discord.connect import make_client, point_at
 from bots.streaming import GrowingReply, Pacing, RateLimited
 from bots.telegram import TelegramAdapter, build_application
-from bots.telegram.render import MAX_MESSAGE
+from bots.telegram.render import MAX_MESSAGE, to_html
 from tests.conftest import make_settings
 from tests.fakes.discord_server import FakeDiscord, snowflake, user_payload
 from tests.fakes.openai_server import Completion, FakeOpenAI
@@ -250,6 +250,35 @@ async def test_telegram_429_on_an_edit_waits_as_asked(
     refused = next(c for c in fake.calls if c.status == 429)
     after = [c.at for c in fake.calls if c.method == "editMessageText" and c.at > refused.at]
     assert after and after[0] - refused.at >= 1.9
+
+
+async def test_an_edit_telegram_cannot_parse_is_shown_plain_and_the_next_is_formatted(
+    fake: FakeTelegram, streaming: tuple[FakeOpenAI, AgentRuntime], storage: SQLiteStorage
+) -> None:
+    """Markdown cut off mid-stream can make HTML Telegram refuses; that edit goes as plain
+    text, the answer keeps growing, and the edits after it are formatted again."""
+    _, runtime = streaming
+    fake.inject(
+        "editMessageText",
+        400,
+        "Bad Request: can't parse entities: Can't find end of the entity starting at byte 12",
+        when=lambda params: params.get("parse_mode") == "HTML",
+    )
+    adapter = TelegramAdapter(build_application(fake.token, fake.root), runtime)
+    await adapter.start()
+    try:
+        fake.private(ALICE, "tell me about the lighthouse")
+        stored = await _stored_reply(storage, AgentKey("telegram", str(ALICE.id)))
+        await fake.wait_until(lambda: _shown(fake) == _words(stored), within=30)
+    finally:
+        await adapter.stop()
+    edits = [c for c in fake.calls if c.method == "editMessageText"]
+    refused = next(i for i, c in enumerate(edits) if c.status == 400)
+    retried, *later = edits[refused + 1 :]
+    assert retried.status == 200 and "parse_mode" not in retried.params
+    assert to_html(retried.params["text"]) == edits[refused].params["text"]  # the same text
+    assert later and all(c.params.get("parse_mode") == "HTML" for c in later)
+    assert all(c.status == 200 for c in later)
 
 
 async def _stored_reply(storage: SQLiteStorage, key: AgentKey) -> str:
