@@ -126,8 +126,10 @@ class FakeOpenAI:
         models: Iterable[str] = ("gpt-4o-mini",),
         refuses: str | None = None,
         key: str | None = None,
+        models_hang: bool = False,
     ) -> None:
         """``key``: if set, requests with another API key get OpenAI's 401.
+        ``models_hang``: ``GET /v1/models`` never answers (a server stuck loading a model).
         ``refuses``: "tools" (a 400 like Ollama's for a model without tool support),
         "auto tools" (vLLM's 400 without --enable-auto-tool-choice) or "tool_choice" (llama.cpp's
         400 on the parameter), for every request that carries it."""
@@ -139,6 +141,8 @@ class FakeOpenAI:
             script = list(responder)
             self._responder = lambda _request: script.pop(0)
         self.models = list(models)
+        self.models_hang = models_hang
+        self.models_asked = 0  # GET /v1/models requests (the bot's endpoint check starts so)
         self.refuses = refuses
         self.key = key
         self.refused = 0  # requests answered with a refusal
@@ -179,9 +183,12 @@ class FakeOpenAI:
         return web.json_response({"error": error}, status=401)
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
+        self.models_asked += 1
         refused = self._unauthorised(request)
         if refused is not None:
             return refused
+        if self.models_hang:
+            await self._closing.wait()
         data = [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"}
             for m in self.models
