@@ -297,6 +297,21 @@ async def test_quiet_hours_postpone_to_their_end_unless_the_person_turns_them_of
         await bot.say("remind me in 5 minutes to sleep")
         clock.advance(5 * MINUTE)
         await bot.delivered(2)
+        # The person's own hours replace the operator's.
+        own = await bot.say("/quiet 13:00-15:00")
+        assert (
+            own == "Quiet hours 13:00-15:00 (UTC, yours): reminders due then wait until they end."
+        )
+        clock.set(datetime(2025, 1, 8, 12, 50, tzinfo=UTC))
+        await bot.say("remind me in 20 minutes to eat")
+        clock.advance(20 * MINUTE)
+        three = datetime(2025, 1, 8, 15, 0, tzinfo=UTC)
+        await bot.settled(three)
+        assert len(bot.outbox.sent) == 2
+        clock.set(three)
+        [*_, text] = await bot.delivered(3)
+        assert "(asked for 2025-01-08 13:10 UTC; postponed: quiet hours 13:00-15:00)" in text
+        assert "22:00-07:00 (UTC, the bot's default)" in await bot.say("/quiet default")
 
 
 async def test_the_daily_cap_postpones_the_rest(backend: str, clock: ManualClock) -> None:
