@@ -14,7 +14,7 @@ from typing import Any
 
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse, LLMUnavailable
-from agentcore.llm.fake import FunctionLLM, call, last_user_text, reply
+from agentcore.llm.fake import FunctionLLM, call, calls, last_user_text, reply
 from agentcore.messages import Role
 from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime
@@ -478,6 +478,36 @@ async def test_bad_times_and_texts_get_short_errors_the_model_can_act_on(
         assert "don't know the time zone" in await bot.say("/timezone Mars/Olympus")
         assert "Usage: /reminders [cancel <id>]" in await bot.say("/reminders delete all")
         assert "Usage: /quiet" in await bot.say("/quiet 25:00-07:00")
+
+
+async def test_a_thousand_reminders_at_once_keep_to_the_cap(
+    backend: str, clock: ManualClock
+) -> None:
+    """A model gone wrong asks for 1,000 reminders in one step: the cap holds, each refusal is
+    a short tool error, the turn ends normally, and only the capped ones are sent."""
+
+    def flood(request: LLMRequest) -> LLMResponse:
+        if last_user_text(request) == "flood" and request.messages[-1].role is Role.USER:
+            asks = [
+                ("schedule_message", {"message": f"n{i}", "at": "in 1 hour"}) for i in range(1000)
+            ]
+            return calls(*asks)
+        return model(request)
+
+    async with running(backend, clock, with_reminders(max_pending=20), flood) as bot:
+        answer = await bot.say("flood")
+        assert answer.startswith("tool: Error: this person already has 20 reminders waiting")
+        agent = await bot.storage.load_agent(BRAD)
+        assert agent is not None
+        results = [
+            m.content or "" for m in await bot.storage.all_messages(agent.id) if m.role is Role.TOOL
+        ]
+        assert len(results) == 1000
+        assert sum(r.startswith("Scheduled #") for r in results) == 20
+        clock.advance(timedelta(hours=1))
+        await bot.delivered(10)  # the daily cap of unprompted messages (10) sends the first
+        await bot.settled(clock.now() + timedelta(days=1))
+        assert len(bot.outbox.sent) == 10
 
 
 # ---------------------------------------------------------------------- control
