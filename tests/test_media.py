@@ -5,6 +5,7 @@ that must get one clear sentence, store the message and crash nothing."""
 from __future__ import annotations
 
 import io
+import logging
 import struct
 import zipfile
 import zlib
@@ -29,7 +30,7 @@ from agentcore.settings import Vision
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, InboundFile, InboundMessage, NoticeList, Reply
 from bench.pdfgen import blank_pdf, make_pdf
-from bots.compose import build_runtime
+from bots.compose import build_runtime, build_transcriber
 from tests.conftest import make_settings
 
 BRAD = AgentKey("console", "brad")
@@ -182,6 +183,31 @@ async def test_a_voice_note_is_transcribed_and_stored_as_spoken(
     assert await stored_user_texts(storage) == [
         "[voice note, transcribed] the plumber comes on Tuesday"
     ]
+
+
+async def test_transcription_turned_off_never_sends_audio_anywhere(
+    storage: SQLiteStorage,
+    llm: FunctionLLM,
+    transcripts: Transcripts,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(media={"transcription": False})
+    assert build_transcriber(settings) is None  # the composition root builds no client
+    runtime = build_runtime(settings, storage, llm, clock, transcripts)  # even if given one
+    try:
+        note = InboundFile("voice.ogg", "audio/ogg", b"OggS", voice=True)
+        alone = await runtime.handle(sent(clock, "", note))
+        captioned = await runtime.handle(sent(clock, "listen", note))
+    finally:
+        await runtime.shutdown()
+    assert transcripts.calls == []
+    assert alone.text == intake.NO_TRANSCRIPTION
+    assert (
+        captioned.text
+        == f"{intake.NO_TRANSCRIPTION}\n\necho: [voice note: not transcribed]\nlisten"
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 async def test_no_transcription_endpoint_one_notice_one_operator_line(
