@@ -209,6 +209,7 @@ async def test_object_arguments_and_reasoning_fields() -> None:
         content=None,
         tool_calls=[("conversation_search", {"query": "Ana", "request_heartbeat": True})],
         reasoning_content="The person wants Ana.",
+        reasoning="The person wants Ana.",
         arguments_as_objects=True,
     )
     async with FakeOpenAI([answer]) as server:
@@ -218,6 +219,28 @@ async def test_object_arguments_and_reasoning_fields() -> None:
     [found] = response.tool_calls
     assert json.loads(found.arguments) == {"query": "Ana", "request_heartbeat": True}
     assert response.content is None  # reasoning_content is never content
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+async def test_reasoning_in_either_field_is_never_the_answer(streamed: bool) -> None:
+    """``reasoning_content`` (DeepSeek, vLLM, llama.cpp) and ``reasoning`` (OpenRouter)."""
+    answer = Completion(
+        content="Ana lives in Lisbon.", reasoning_content="Thought one.", reasoning="Thought two."
+    )
+    shown: list[str] = []
+
+    async def sink(text: str) -> None:
+        shown.append(text)
+
+    async with FakeOpenAI([answer]) as server:
+        llm = client(server.base_url)
+        response = await llm.complete(
+            LLMRequest(HISTORY[:2], (TOOL,), stream=sink if streamed else None)
+        )
+        await llm.close()
+    assert response.content == "Ana lives in Lisbon."
+    assert not any("Thought" in text for text in shown)
+    assert shown[-1:] == (["Ana lives in Lisbon."] if streamed else [])
 
 
 # --------------------------------------------------------------------- the endpoint check

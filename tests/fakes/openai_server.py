@@ -37,6 +37,7 @@ class Completion:
     prompt_tokens: int = 100
     completion_tokens: int = 10
     reasoning_content: str | None = None  # as DeepSeek, vLLM and llama.cpp send reasoning
+    reasoning: str | None = None  # as OpenRouter sends it
     arguments_as_objects: bool = False  # some servers send the arguments object, not a string
     # Streamed (a request with "stream": true): tokens (words with their spaces) per second;
     # 0 sends them all at once.
@@ -95,6 +96,8 @@ def completion_json(action: Completion, model: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": action.content}
     if action.reasoning_content is not None:
         message["reasoning_content"] = action.reasoning_content
+    if action.reasoning is not None:
+        message["reasoning"] = action.reasoning
     if calls:
         message["tool_calls"] = calls
     return {
@@ -270,6 +273,8 @@ class FakeOpenAI:
         await event({"role": "assistant", "content": ""})
         for token in re.findall(r"\s*\S+\s*", action.reasoning_content or ""):
             await event({"reasoning_content": token})  # as vLLM and DeepSeek stream it
+        for token in re.findall(r"\s*\S+\s*", action.reasoning or ""):
+            await event({"reasoning": token})  # as OpenRouter streams it
         for i, token in enumerate(re.findall(r"\s*\S+\s*", action.content or "")):
             if i == 0:
                 self.first_token_at.append(time.perf_counter())
@@ -454,10 +459,14 @@ def _llama(intent: Intent) -> Completion:
 
 
 def _think(intent: Intent) -> Completion:
-    """A reasoning model: the thought in <think> in the content and in reasoning_content."""
+    """A reasoning model: the thought in <think> in the content, and in both fields servers
+    send it in (``reasoning_content``; OpenRouter's ``reasoning``)."""
     content = f"<think>\n{intent.thought}\n</think>\n\n{intent.say or ''}".rstrip()
     return Completion(
-        content=content, tool_calls=list(intent.calls), reasoning_content=intent.thought
+        content=content,
+        tool_calls=list(intent.calls),
+        reasoning_content=intent.thought,
+        reasoning=intent.thought,
     )
 
 
