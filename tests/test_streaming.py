@@ -333,5 +333,30 @@ async def test_discord_edits_its_reply_as_the_answer_grows(
     assert min(b - a for a, b in itertools.pairwise(moments)) >= 0.9
 
 
+async def test_discord_429_on_an_edit_is_waited_out_and_the_edit_still_lands(
+    streaming: tuple[FakeOpenAI, AgentRuntime],
+    storage: SQLiteStorage,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, runtime = streaming
+    channel = snowflake()
+    async with FakeDiscord() as fake:
+        fake.fail_next("PATCH", f"/channels/{channel}/messages/", retry_after=1.5)
+        point_at(fake.api_base, fake.gateway_url)
+        adapter = DiscordAdapter(runtime, make_client(sharded=False), fake.token)
+        await adapter.start()
+        user = user_payload(snowflake(), "Alice")
+        try:
+            await fake.send_message(author=user, content="the lighthouse?", channel_id=channel)
+            stored = await _stored_reply(storage, AgentKey("discord", user["id"]))
+            await fake.wait_until(lambda: _discord_shown(fake, channel) == _words(stored), 30)
+        finally:
+            await adapter.stop()
+        refused, retried, *_ = fake.edits(channel)  # the first edit met the rate limit
+    assert retried.path == refused.path and retried.json == refused.json  # the same edit, again
+    assert retried.at - refused.at >= 1.4  # after the wait Discord asked for
+    assert "could not edit" not in caplog.text
+
+
 def _discord_shown(fake: FakeDiscord, channel: int) -> list[str]:
     return _words("\n".join(fake.reading(channel)))
