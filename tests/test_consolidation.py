@@ -8,6 +8,8 @@ import asyncio
 import json
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -270,6 +272,17 @@ async def consolidated(
             await asyncio.sleep(0.002)
 
 
+@asynccontextmanager
+async def sweeping(runtime: AgentRuntime) -> AsyncIterator[None]:
+    """The runtime's background work running, as ``python -m bots`` runs it, then stopped."""
+    task = asyncio.create_task(runtime.background())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await runtime.shutdown()
+
+
 async def test_the_background_sweep_runs_at_start_without_waiting_its_interval(
     storage: SQLiteStorage, clock: ManualClock
 ) -> None:
@@ -277,14 +290,8 @@ async def test_the_background_sweep_runs_at_start_without_waiting_its_interval(
     runtime = runtime_with(storage, clock, model, sweep_seconds=3600.0)
     await runtime.handle(message(clock, "I have a dog called Miso."))
     clock.advance(GAP)  # ended, say while the bot was down
-    sweeping = asyncio.create_task(runtime.background())
-    try:
-        await consolidated(
-            model, 1, storage, clock
-        )  # an hour's interval: only the sweep at start can do it
-    finally:
-        sweeping.cancel()
-        await runtime.shutdown()
+    async with sweeping(runtime):
+        await consolidated(model, 1, storage, clock)  # only the sweep at start can, in time
     assert len(model.consolidations) == 1
 
 
@@ -295,16 +302,12 @@ async def test_the_background_sweep_finds_sessions_as_they_end(
     runtime = runtime_with(storage, clock, model, sweep_seconds=0.01)
     await runtime.handle(message(clock, "I have a dog called Miso."))
     clock.advance(GAP)
-    sweeping = asyncio.create_task(runtime.background())
-    try:
+    async with sweeping(runtime):
         await consolidated(model, 1, storage, clock)
         assert await human_block(storage) == "Has a beagle called Miso"
         await runtime.handle(message(clock, "Miso turned three today!"))
         clock.advance(GAP)  # only a later sweep can find this one
         await consolidated(model, 2, storage, clock)
-    finally:
-        sweeping.cancel()
-        await runtime.shutdown()
     assert "Miso turned three" in (model.consolidations[1].messages[-1].content or "")
 
 
