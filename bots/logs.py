@@ -68,6 +68,15 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The HTTP client logs every request URL, and Telegram puts the token in the URL.
-    for noisy in ("httpx", "httpcore", "httpx2", "openai", "telegram.ext", "discord.gateway"):
+    # The HTTP client logs every request URL, and Telegram puts the token in the URL; at DEBUG,
+    # aiosqlite logs every statement with its parameters (messages, memory, files' bytes).
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "httpx2",
+        "openai",
+        "telegram.ext",
+        "discord.gateway",
+        "aiosqlite",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,30 @@ async def test_operator_reads_model_usage_from_the_shell(tmp_path: Path) -> None
         ["usage", "*"],
         ["usage", "console:brad"],
     ]
+
+
+async def test_import_says_what_it_skipped_and_refuses_a_file_with_no_role_it_knows(
+    tmp_path: Path,
+) -> None:
+    def agent_file(name: str, *roles: str) -> str:
+        said = [{"role": role, "content": f"{role} said hi"} for role in roles]
+        path = tmp_path / name
+        path.write_text(json.dumps({"agents": [{"messages": said}]}))
+        return str(path)
+
+    env = bot_env(tmp_path, "http://127.0.0.1:9/v1")
+    await brad_said_hi(tmp_path / "bot.db")  # the bot's database exists
+    mixed = agent_file("mixed.af", "human", "user", "ai", "assistant")
+    code, out, err = await admin(env, "import", "console:sam", mixed)
+    assert code == 0, err
+    assert out.startswith("Imported console:sam: 2 blocks, 2 messages")
+    assert "2 messages with unknown roles were skipped (human: 1, ai: 1)" in out
+    alien = agent_file("alien.af", "human", "bot")
+    code, out, err = await admin(env, "import", "console:tom", alien)
+    assert (code, err) == (2, "")  # a refused command: exit 2 and its one line, as others
+    assert out == (
+        f"{alien} is not an Agent File we can import: none of its 2 messages has a role we know "
+        "(user, assistant, tool, system); found human: 1, bot: 1\n"
+    )
+    code, out, _ = await admin(env, "users")
+    assert "console:tom" not in out  # nothing of it was imported

@@ -147,6 +147,24 @@ def test_exports_are_saved_under_a_safe_name_and_never_replace_a_file(tmp_path: 
     assert stat.S_IMODE(first.stat().st_mode) == 0o600
 
 
+async def test_what_files_hold_never_reaches_the_log_even_at_debug(tmp_path: Path) -> None:
+    """Read, refused and broken files alike: the operator's log (at its most detailed) says
+    what happened, never what a file held."""
+    secret = "Xylophone-4417-secret"
+    (tmp_path / "notes.txt").write_text(f"{secret} in a text file")
+    (tmp_path / "bad.pdf").write_bytes(f"%PDF-1.4 {secret}".encode())
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8" + secret.encode())
+    lines = "".join(f"/attach {tmp_path / name}\n" for name in ("notes.txt", "bad.pdf", "bad.jpg"))
+    env = bot_env(tmp_path, "http://127.0.0.1:9/v1", AGENTCORE_LOG_LEVEL="DEBUG")
+    async with FakeOpenAI(remembering_model) as server:
+        env["OPENAI_BASE_URL"] = server.base_url
+        code, out, err = await run_bot(lines, env, tmp_path, "--user", "brad")
+    assert code == 0, err
+    assert "bad.pdf seems to be damaged" in out
+    assert " DEBUG " in err  # the most detailed log, and still:
+    assert secret not in err and secret.encode().hex() not in err
+
+
 async def test_attach_sends_a_file_like_the_chat_platforms(tmp_path: Path) -> None:
     notes = tmp_path / "my notes.md"
     notes.write_text("The spare key is under the blue flowerpot.")

@@ -8,6 +8,8 @@ import asyncio
 import json
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -252,6 +254,61 @@ async def test_sessions_that_ended_while_the_bot_was_down_are_found(
     finally:
         await second.shutdown()
     assert len(model.consolidations) == 1
+
+
+async def consolidated(
+    model: Model, count: int, storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    """Until ``count`` consolidations were asked for and nothing ended is left unread (the
+    background sweep runs on its own task and the database's thread: no event to await)."""
+
+    async def done() -> bool:
+        return len(model.consolidations) >= count and not await storage.unconsolidated(
+            clock.now(), 9
+        )
+
+    async with asyncio.timeout(5):
+        while not await done():  # noqa: ASYNC110  (no event: another task and thread)
+            await asyncio.sleep(0.002)
+
+
+@asynccontextmanager
+async def sweeping(runtime: AgentRuntime) -> AsyncIterator[None]:
+    """The runtime's background work running, as ``python -m bots`` runs it, then stopped."""
+    task = asyncio.create_task(runtime.background())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await runtime.shutdown()
+
+
+async def test_the_background_sweep_runs_at_start_without_waiting_its_interval(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    model = Model()
+    runtime = runtime_with(storage, clock, model, sweep_seconds=3600.0)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)  # ended, say while the bot was down
+    async with sweeping(runtime):
+        await consolidated(model, 1, storage, clock)  # only the sweep at start can, in time
+    assert len(model.consolidations) == 1
+
+
+async def test_the_background_sweep_finds_sessions_as_they_end(
+    storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    model = Model()
+    runtime = runtime_with(storage, clock, model, sweep_seconds=0.01)
+    await runtime.handle(message(clock, "I have a dog called Miso."))
+    clock.advance(GAP)
+    async with sweeping(runtime):
+        await consolidated(model, 1, storage, clock)
+        assert await human_block(storage) == "Has a beagle called Miso"
+        await runtime.handle(message(clock, "Miso turned three today!"))
+        clock.advance(GAP)  # only a later sweep can find this one
+        await consolidated(model, 2, storage, clock)
+    assert "Miso turned three" in (model.consolidations[1].messages[-1].content or "")
 
 
 async def test_a_session_with_nothing_from_the_person_costs_nothing(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,8 @@ from bots.telegram import TelegramAdapter, build_application
 from config import load_settings
 from tests.fakes.openai_server import (
     DIALECTS,
+    Action,
+    Completion,
     FakeOpenAI,
     Intent,
     dialect,
@@ -72,8 +74,16 @@ def memory_brain(body: dict[str, Any]) -> Intent:
     return Intent(say="Okay.")
 
 
-def fake_model(name: str) -> FakeOpenAI:
-    return FakeOpenAI(dialect(name, memory_brain), refuses=server_refusal(name))
+def fake_model(name: str, token_rate: float = 0.0) -> FakeOpenAI:
+    """The dialect's server; ``token_rate`` streams its answers a token at a time, so a
+    streaming chat shows them part-written (where markup or reasoning could leak)."""
+    respond = dialect(name, memory_brain)
+
+    def paced(body: dict[str, Any]) -> Action | Awaitable[Action]:
+        action = respond(body)
+        return replace(action, token_rate=token_rate) if isinstance(action, Completion) else action
+
+    return FakeOpenAI(paced, refuses=server_refusal(name))
 
 
 def assert_clean(received: list[str]) -> None:
@@ -134,7 +144,7 @@ async def test_telegram(telegram: FakeTelegram, tmp_path: Path, name: str) -> No
     injected clock so three weeks pass between telling and asking."""
     now = datetime.now(UTC)
     clock = ManualClock(now - timedelta(weeks=3))
-    async with fake_model(name) as server:
+    async with fake_model(name, token_rate=200) as server:
         settings = load_settings(env={"OPENAI_BASE_URL": server.base_url}, dotenv_file=None)
         settings = replace(settings, runtime=replace(settings.runtime, rate_limit_per_minute=100))
         client = OpenAICompatibleLLM(
@@ -145,7 +155,8 @@ async def test_telegram(telegram: FakeTelegram, tmp_path: Path, name: str) -> No
         assert report.problem is None and model.prompted == bool(server_refusal(name))
         storage = await SQLiteStorage.open(tmp_path / "bot.db")
         runtime = runtime_over(settings, storage, model, clock)
-        adapter = TelegramAdapter(build_application(telegram.token, telegram.root), runtime)
+        application = build_application(telegram.token, telegram.root)
+        adapter = TelegramAdapter(application, runtime, edit_seconds=0.01)
         await adapter.start()
         try:
             telegram.private(ALICE, FACT, date=clock.now())
@@ -159,5 +170,9 @@ async def test_telegram(telegram: FakeTelegram, tmp_path: Path, name: str) -> No
             await runtime.shutdown()
     received = telegram.texts(ALICE.id)
     assert received[2] == ANSWER, received
-    assert_clean([received[0], received[2]])
+    edits = telegram.to_chat(ALICE.id, "editMessageText")
+    shown = received + [edit.plain for edit in edits]  # each streamed edit as the person saw it
+    if name != "letta":  # its answers are send_message calls: nothing to show until complete
+        assert len(shown) > len(received), "the answers were shown part-written"
+    assert_clean(shown)
     assert_stored_well(tmp_path / "bot.db", name)

@@ -96,6 +96,8 @@ async def test_over_the_limit_a_costly_command_is_refused_and_says_so(
     assert answers[2:] == [refused, refused]  # every refusal is answered, none is "kept"
     assert "/search" in (await runtime.handle(message(clock, "/search tea"))).text
     assert (await runtime.handle(message(clock, "/help"))).text.startswith("Commands:")
+    memory = await runtime.handle(message(clock, "/memory"))  # answered, not refused
+    assert memory.text == "I don't remember anything about you yet."
     assert await storage.list_pending() == []  # a command is not a message to keep
 
 

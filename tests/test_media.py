@@ -5,10 +5,14 @@ that must get one clear sentence, store the message and crash nothing."""
 from __future__ import annotations
 
 import io
+import logging
+import struct
 import zipfile
+import zlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import pypdf
 import pytest
 from PIL import Image
 
@@ -17,15 +21,16 @@ from agentcore.llm.base import LLMBadResponse, LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, call, last_user_text, reply
 from agentcore.media import intake
 from agentcore.media.documents import split_text
+from agentcore.media.reader import FINISHED, PROGRESS
 from agentcore.media.voice import TranscriptionUnavailable
 from agentcore.messages import Role
 from agentcore.records import DocState
 from agentcore.runtime import AgentRuntime
 from agentcore.settings import Vision
 from agentcore.storage.sqlite import SQLiteStorage
-from agentcore.types import AgentKey, InboundFile, InboundMessage, Reply
+from agentcore.types import AgentKey, InboundFile, InboundMessage, NoticeList, Reply
 from bench.pdfgen import blank_pdf, make_pdf
-from bots.compose import build_runtime
+from bots.compose import build_runtime, build_transcriber
 from tests.conftest import make_settings
 
 BRAD = AgentKey("console", "brad")
@@ -81,7 +86,9 @@ def transcripts() -> Transcripts:
 async def runtime(
     storage: SQLiteStorage, llm: FunctionLLM, clock: ManualClock, transcripts: Transcripts
 ) -> AsyncIterator[AgentRuntime]:
-    settings = make_settings(media={"max_file_bytes": 2 * 2**20, "progress_seconds": 0.0})
+    settings = make_settings(
+        media={"max_file_bytes": 2 * 2**20, "progress_seconds": 0.0, "max_document_pages": 250}
+    )
     runtime = build_runtime(settings, storage, llm, clock, transcripts)
     yield runtime
     await runtime.shutdown()
@@ -178,6 +185,31 @@ async def test_a_voice_note_is_transcribed_and_stored_as_spoken(
     ]
 
 
+async def test_transcription_turned_off_never_sends_audio_anywhere(
+    storage: SQLiteStorage,
+    llm: FunctionLLM,
+    transcripts: Transcripts,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(media={"transcription": False})
+    assert build_transcriber(settings) is None  # the composition root builds no client
+    runtime = build_runtime(settings, storage, llm, clock, transcripts)  # even if given one
+    try:
+        note = InboundFile("voice.ogg", "audio/ogg", b"OggS", voice=True)
+        alone = await runtime.handle(sent(clock, "", note))
+        captioned = await runtime.handle(sent(clock, "listen", note))
+    finally:
+        await runtime.shutdown()
+    assert transcripts.calls == []
+    assert alone.text == intake.NO_TRANSCRIPTION
+    assert (
+        captioned.text
+        == f"{intake.NO_TRANSCRIPTION}\n\necho: [voice note: not transcribed]\nlisten"
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 async def test_no_transcription_endpoint_one_notice_one_operator_line(
     runtime: AgentRuntime,
     storage: SQLiteStorage,
@@ -265,6 +297,83 @@ async def test_documents_are_listed_deleted_exported_and_forgotten(
     assert [list(r) for r in rows] == [[0]]
 
 
+def docx(*paragraphs: str) -> bytes:
+    """A minimal Word document: its content types and a main part with ``paragraphs``."""
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    body = "".join(f"<w:p><w:r><w:t>{p}</w:t></w:r></w:p>" for p in paragraphs)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr(
+            "word/document.xml", f'<w:document xmlns:w="{w}"><w:body>{body}</w:body></w:document>'
+        )
+    return out.getvalue()
+
+
+async def test_a_word_document_is_read_and_found(
+    runtime: AgentRuntime, storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    data = docx("Minutes of the garden club.", "The shed key is under the blue pot.")
+    file = InboundFile(
+        "minutes.docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        data,
+    )
+    notices = NoticeList()
+    await runtime.handle(sent(clock, "", file), notices)
+    await runtime._loop._media.reader.wait()  # type: ignore[union-attr]
+    assert notices.notices == [FINISHED.format(name="minutes.docx", total=1, unit="part")]
+    found = await runtime.handle(sent(clock, "search where is the shed key"))
+    assert "[from minutes.docx, part 1] Minutes of the garden club." in found.text
+    assert "The shed key is under the blue pot." in found.text
+
+
+async def test_a_pdf_encrypted_only_against_printing_is_read(
+    runtime: AgentRuntime, storage: SQLiteStorage, clock: ManualClock
+) -> None:
+    """An empty user password (AES, as most PDF writers do today) restricts printing or
+    copying, not reading."""
+    pdf = InboundFile("rules.pdf", "application/pdf", encrypted_pdf(""))
+    answer = await runtime.handle(sent(clock, "", pdf))
+    assert "[document: rules.pdf, 2 pages;" in answer.text
+    await runtime._loop._media.reader.wait()  # type: ignore[union-attr]
+    agent = await storage.load_agent(BRAD)
+    assert agent is not None
+    [document] = await storage.list_files(agent.id)
+    assert (document.state, document.pages_read) == (DocState.READY, 2)
+
+
+_READ_10, _READ_20, _READ_ALL = (
+    PROGRESS.format(done=10, total=25, unit="page", name="a.pdf"),
+    PROGRESS.format(done=20, total=25, unit="page", name="a.pdf"),
+    FINISHED.format(name="a.pdf", total=25, unit="page"),
+)
+
+
+@pytest.mark.parametrize(
+    ("progress_seconds", "told"),
+    [(0.0, [_READ_10, _READ_20, _READ_ALL]), (10.0, [_READ_ALL])],
+)
+async def test_a_long_document_says_how_far_it_has_read(
+    storage: SQLiteStorage,
+    llm: FunctionLLM,
+    clock: ManualClock,
+    transcripts: Transcripts,
+    progress_seconds: float,
+    told: list[str],
+) -> None:
+    """Progress comes per batch of pages while reading, at most once per progress_seconds (the
+    injected clock does not move here, so with 10 seconds only the end is told)."""
+    settings = make_settings(media={"progress_seconds": progress_seconds})
+    runtime = build_runtime(settings, storage, llm, clock, transcripts)
+    notices = NoticeList()
+    pdf = InboundFile("a.pdf", "application/pdf", make_pdf(25)[0])
+    await runtime.handle(sent(clock, "", pdf), notices)
+    await runtime._loop._media.reader.wait()  # type: ignore[union-attr]
+    await runtime.shutdown()
+    assert notices.notices == told
+
+
 # ---------------------------------------------------------------------- bad input
 
 
@@ -278,6 +387,32 @@ def zip_bomb() -> bytes:
             for _ in range(100):
                 member.write(chunk)
     return out.getvalue()
+
+
+def encrypted_pdf(password: str) -> bytes:
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(make_pdf(2)[0])))
+    writer.encrypt(password, algorithm="AES-256")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A few dozen bytes of PNG that claim ``width``×``height`` pixels (a decompression bomb's
+    header: a real one would unpack to gigabytes)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 BAD_INPUT = [
@@ -302,7 +437,23 @@ BAD_INPUT = [
         InboundFile("broken.pdf", "application/pdf", b"%PDF-1.4 garbage"),
         "broken.pdf seems to be damaged",
     ),
+    (
+        InboundFile("locked.pdf", "application/pdf", encrypted_pdf("secret")),
+        "locked.pdf is protected with a password, so I can't read it",
+    ),
+    (
+        InboundFile("long.pdf", "application/pdf", make_pdf(251)[0]),
+        "long.pdf has 251 pages; I can read documents of up to 250.",
+    ),
     (InboundFile("broken.jpg", "image/jpeg", b"\xff\xd8 not a jpeg"), "I couldn't open that image"),
+    (
+        InboundFile("huge.png", "image/png", png_header(7000, 7000)),  # 49 MP
+        "That image is 7000×7000 pixels, more than I can take",
+    ),
+    (
+        InboundFile("bomb.png", "image/png", png_header(30_000, 30_000)),  # 900 MP
+        "That image has more pixels than I can take; please send a smaller one.",
+    ),
     (InboundFile("silence.ogg", "audio/ogg", b"OggS", voice=True), intake.NO_SPEECH),
 ]
 

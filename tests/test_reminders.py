@@ -14,7 +14,7 @@ from typing import Any
 
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse, LLMUnavailable
-from agentcore.llm.fake import FunctionLLM, call, last_message, last_user_text, reply
+from agentcore.llm.fake import FunctionLLM, call, calls, last_message, last_user_text, reply
 from agentcore.messages import Role
 from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime
@@ -34,7 +34,8 @@ _ASK = re.compile(r"remind me (.+?) to (.+)", re.IGNORECASE)
 
 def model(request: LLMRequest) -> LLMResponse:
     """Schedules what it is asked to ("remind me <when> to <what>"), cancels ("cancel 2"),
-    echoes tool results, and answers a reminder with "⏰ " and the event it was given."""
+    lists ("what is waiting?"), sets the zone ("I live in <zone>"), echoes tool results, and
+    answers a reminder with "⏰ " and the event it was given."""
     last = last_message(request)
     if last.role is Role.TOOL:
         return reply(f"tool: {last.content}")
@@ -46,6 +47,10 @@ def model(request: LLMRequest) -> LLMResponse:
         return call("schedule_message", message=what, at=asked[1])
     if cancel := re.match(r"cancel (\d+)", text):
         return call("cancel_scheduled_message", id=int(cancel[1]))
+    if text == "what is waiting?":
+        return call("list_scheduled_messages")
+    if zone := re.match(r"i live in (.+)", text, re.IGNORECASE):
+        return call("set_timezone", timezone=zone[1])
     return reply(f"echo: {text}")
 
 
@@ -244,6 +249,34 @@ async def test_cancel_by_command_and_by_the_agent(backend: str, clock: ManualClo
         assert bot.outbox.sent == []
 
 
+async def test_the_agent_lists_reminders_and_sets_the_zone_they_are_read_in(
+    backend: str, clock: ManualClock
+) -> None:
+    clock.set(datetime(2025, 3, 27, 10, 0, tzinfo=UTC))  # a Thursday; Lisbon is on WET
+    async with running(backend, clock) as bot:
+        assert await bot.say("what is waiting?") == (
+            "tool: No reminders are waiting. (Times are in UTC, the bot's default: the person "
+            "has not set a time zone. If they live elsewhere, ask them and call set_timezone.)"
+        )
+        assert "Error: unknown time zone 'Atlantis'" in await bot.say("I live in Atlantis")
+        assert await bot.say("I live in europe/lisbon") == (
+            "tool: Time zone set to Europe/Lisbon; it is now Thu 2025-03-27 10:00 WET there."
+        )
+        await bot.say("remind me next monday 8am to call the bank")
+        await bot.say("remind me 2025-04-01T09:00Z to pay rent")
+        assert await bot.say("what is waiting?") == (
+            "tool: 2 reminder(s) waiting:\n"
+            "#1 Mon 2025-03-31 08:00 WEST: call the bank\n"
+            "#2 Tue 2025-04-01 10:00 WEST: pay rent"
+        )
+        assert "Europe/Lisbon" in await bot.say("/timezone")
+        monday_8am_lisbon = datetime(2025, 3, 31, 7, 0, tzinfo=UTC)
+        await bot.settled(monday_8am_lisbon)
+        clock.set(monday_8am_lisbon)
+        [text] = await bot.delivered(1)
+        assert text == "⏰ scheduled: call the bank, set on 2025-03-27 10:00 WET"
+
+
 async def test_quiet_hours_postpone_to_their_end_unless_the_person_turns_them_off(
     backend: str, clock: ManualClock
 ) -> None:
@@ -264,6 +297,21 @@ async def test_quiet_hours_postpone_to_their_end_unless_the_person_turns_them_of
         await bot.say("remind me in 5 minutes to sleep")
         clock.advance(5 * MINUTE)
         await bot.delivered(2)
+        # The person's own hours replace the operator's.
+        own = await bot.say("/quiet 13:00-15:00")
+        assert (
+            own == "Quiet hours 13:00-15:00 (UTC, yours): reminders due then wait until they end."
+        )
+        clock.set(datetime(2025, 1, 8, 12, 50, tzinfo=UTC))
+        await bot.say("remind me in 20 minutes to eat")
+        clock.advance(20 * MINUTE)
+        three = datetime(2025, 1, 8, 15, 0, tzinfo=UTC)
+        await bot.settled(three)
+        assert len(bot.outbox.sent) == 2
+        clock.set(three)
+        [*_, text] = await bot.delivered(3)
+        assert "(asked for 2025-01-08 13:10 UTC; postponed: quiet hours 13:00-15:00)" in text
+        assert "22:00-07:00 (UTC, the bot's default)" in await bot.say("/quiet default")
 
 
 async def test_the_daily_cap_postpones_the_rest(backend: str, clock: ManualClock) -> None:
@@ -430,6 +478,36 @@ async def test_bad_times_and_texts_get_short_errors_the_model_can_act_on(
         assert "don't know the time zone" in await bot.say("/timezone Mars/Olympus")
         assert "Usage: /reminders [cancel <id>]" in await bot.say("/reminders delete all")
         assert "Usage: /quiet" in await bot.say("/quiet 25:00-07:00")
+
+
+async def test_a_thousand_reminders_at_once_keep_to_the_cap(
+    backend: str, clock: ManualClock
+) -> None:
+    """A model gone wrong asks for 1,000 reminders in one step: the cap holds, each refusal is
+    a short tool error, the turn ends normally, and only the capped ones are sent."""
+
+    def flood(request: LLMRequest) -> LLMResponse:
+        if last_user_text(request) == "flood" and last_message(request).role is Role.USER:
+            asks = [
+                ("schedule_message", {"message": f"n{i}", "at": "in 1 hour"}) for i in range(1000)
+            ]
+            return calls(*asks)
+        return model(request)
+
+    async with running(backend, clock, with_reminders(max_pending=20), flood) as bot:
+        answer = await bot.say("flood")
+        assert answer.startswith("tool: Error: this person already has 20 reminders waiting")
+        agent = await bot.storage.load_agent(BRAD)
+        assert agent is not None
+        results = [
+            m.content or "" for m in await bot.storage.all_messages(agent.id) if m.role is Role.TOOL
+        ]
+        assert len(results) == 1000
+        assert sum(r.startswith("Scheduled #") for r in results) == 20
+        clock.advance(timedelta(hours=1))
+        await bot.delivered(10)  # the daily cap of unprompted messages (10) sends the first
+        await bot.settled(clock.now() + timedelta(days=1))
+        assert len(bot.outbox.sent) == 10
 
 
 # ---------------------------------------------------------------------- control

@@ -26,7 +26,7 @@ from bots.discord import DiscordAdapter
 from bots.discord.connect import make_client, point_at
 from bots.streaming import GrowingReply, Pacing, RateLimited
 from bots.telegram import TelegramAdapter, build_application
-from bots.telegram.render import MAX_MESSAGE
+from bots.telegram.render import MAX_MESSAGE, to_html
 from tests.conftest import make_settings
 from tests.fakes.discord_server import FakeDiscord, snowflake, user_payload
 from tests.fakes.openai_server import Completion, FakeOpenAI
@@ -263,7 +263,40 @@ async def test_telegram_429_on_an_edit_waits_as_asked(
 ) -> None:
     _, runtime = streaming
     fake.inject("editMessageText", 429, "Too Many Requests: retry after 2", retry_after=2)
-    adapter = TelegramAdapter(build_application(fake.token, fake.root, rate_limited=False), runtime)
+    await _lighthouse_asked_and_shown(fake, runtime, storage, rate_limited=False)
+    refused = next(c for c in fake.calls if c.status == 429)
+    after = [c.at for c in fake.calls if c.method == "editMessageText" and c.at > refused.at]
+    assert after and after[0] - refused.at >= 1.9
+
+
+async def test_an_edit_telegram_cannot_parse_is_shown_plain_and_the_next_is_formatted(
+    fake: FakeTelegram, streaming: tuple[FakeOpenAI, AgentRuntime], storage: SQLiteStorage
+) -> None:
+    """Markdown cut off mid-stream can make HTML Telegram refuses; that edit goes as plain
+    text, the answer keeps growing, and the edits after it are formatted again."""
+    _, runtime = streaming
+    fake.inject(
+        "editMessageText",
+        400,
+        "Bad Request: can't parse entities: Can't find end of the entity starting at byte 12",
+        when=lambda params: params.get("parse_mode") == "HTML",
+    )
+    await _lighthouse_asked_and_shown(fake, runtime, storage)
+    edits = [c for c in fake.calls if c.method == "editMessageText"]
+    refused = next(i for i, c in enumerate(edits) if c.status == 400)
+    retried, *later = edits[refused + 1 :]
+    assert retried.status == 200 and "parse_mode" not in retried.params
+    assert to_html(retried.params["text"]) == edits[refused].params["text"]  # the same text
+    assert later and all(c.params.get("parse_mode") == "HTML" for c in later)
+    assert all(c.status == 200 for c in later)
+
+
+async def _lighthouse_asked_and_shown(
+    fake: FakeTelegram, runtime: AgentRuntime, storage: SQLiteStorage, *, rate_limited: bool = True
+) -> None:
+    """Alice asks in a private chat; returns once she sees the whole stored answer."""
+    application = build_application(fake.token, fake.root, rate_limited=rate_limited)
+    adapter = TelegramAdapter(application, runtime)
     await adapter.start()
     try:
         fake.private(ALICE, "tell me about the lighthouse")
@@ -271,9 +304,6 @@ async def test_telegram_429_on_an_edit_waits_as_asked(
         await fake.wait_until(lambda: _shown(fake) == _words(stored), within=30)
     finally:
         await adapter.stop()
-    refused = next(c for c in fake.calls if c.status == 429)
-    after = [c.at for c in fake.calls if c.method == "editMessageText" and c.at > refused.at]
-    assert after and after[0] - refused.at >= 1.9
 
 
 async def _stored_reply(storage: SQLiteStorage, key: AgentKey) -> str:
@@ -309,23 +339,46 @@ async def test_discord_edits_its_reply_as_the_answer_grows(
     streaming: tuple[FakeOpenAI, AgentRuntime], storage: SQLiteStorage
 ) -> None:
     _, runtime = streaming
+    channel = snowflake()
     async with FakeDiscord() as fake:
-        point_at(fake.api_base, fake.gateway_url)
-        adapter = DiscordAdapter(runtime, make_client(sharded=False), fake.token)
-        await adapter.start()
-        channel = snowflake()
-        user = user_payload(snowflake(), "Alice")
-        try:
-            await fake.send_message(author=user, content="the lighthouse?", channel_id=channel)
-            stored = await _stored_reply(storage, AgentKey("discord", user["id"]))
-            await fake.wait_until(lambda: _discord_shown(fake, channel) == _words(stored), 30)
-        finally:
-            await adapter.stop()
+        await _discord_lighthouse_asked_and_shown(fake, runtime, storage, channel)
         posts, edits = fake.posted(channel), fake.edits(channel)
     assert len(posts) == 3  # 2,000 characters a message
     assert edits
     moments = sorted(r.at for r in [*posts, *edits])
     assert min(b - a for a, b in itertools.pairwise(moments)) >= 0.9
+
+
+async def test_discord_429_on_an_edit_is_waited_out_and_the_edit_still_lands(
+    streaming: tuple[FakeOpenAI, AgentRuntime],
+    storage: SQLiteStorage,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, runtime = streaming
+    channel = snowflake()
+    async with FakeDiscord() as fake:
+        fake.fail_next("PATCH", f"/channels/{channel}/messages/", retry_after=1.5)
+        await _discord_lighthouse_asked_and_shown(fake, runtime, storage, channel)
+        refused, retried, *_ = fake.edits(channel)  # the first edit met the rate limit
+    assert retried.path == refused.path and retried.json == refused.json  # the same edit, again
+    assert retried.at - refused.at >= 1.4  # after the wait Discord asked for
+    assert "could not edit" not in caplog.text
+
+
+async def _discord_lighthouse_asked_and_shown(
+    fake: FakeDiscord, runtime: AgentRuntime, storage: SQLiteStorage, channel: int
+) -> None:
+    """Alice asks in ``channel``; returns once it shows the whole stored answer."""
+    point_at(fake.api_base, fake.gateway_url)
+    adapter = DiscordAdapter(runtime, make_client(sharded=False), fake.token)
+    await adapter.start()
+    user = user_payload(snowflake(), "Alice")
+    try:
+        await fake.send_message(author=user, content="the lighthouse?", channel_id=channel)
+        stored = await _stored_reply(storage, AgentKey("discord", user["id"]))
+        await fake.wait_until(lambda: _discord_shown(fake, channel) == _words(stored), 30)
+    finally:
+        await adapter.stop()
 
 
 def _discord_shown(fake: FakeDiscord, channel: int) -> list[str]:

@@ -263,15 +263,25 @@ def test_strip_reasoning(text: str, visible: str) -> None:
     assert strip_reasoning(text) == visible
 
 
-def test_hostile_inputs_do_not_crash() -> None:
-    deep = "[" * 5000 + "]" * 5000
-    for text in (
-        deep,
-        "<tool_call>" + deep + "</tool_call>",
-        "<|python_tag|>" + "(" * 3000,
-        "[TOOL_CALLS]" + "{" * 3000,
-        "{" * 10000,
-        "<tool_call>\x00\ud800</tool_call>",
-    ):
-        result = read(text)
-        assert isinstance(result, ReadText)
+_DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("text", "arguments"),
+    [
+        # Inside a marker it is a call attempt that names nothing and will not parse: the model
+        # is told, the person is shown nothing.
+        ("<tool_call>" + _DEEP + "</tool_call>", _DEEP),
+        ("<|python_tag|>" + "(" * 3000, "(" * 3000),
+        ("[TOOL_CALLS]" + "{" * 3000, "{" * 3000),
+        ("<tool_call>\x00\ud800</tool_call>", "\x00\ud800"),
+    ],
+    ids=["hermes-deep", "llama-parens", "mistral-braces", "hermes-nul-surrogate"],
+)
+def test_hostile_markup_is_one_unreadable_call_and_nothing_shown(text: str, arguments: str) -> None:
+    assert read(text) == ReadText("", (TextCall("", arguments),))
+
+
+@pytest.mark.parametrize("text", [_DEEP, "{" * 10000], ids=["brackets", "braces"])
+def test_hostile_text_without_markers_stays_an_ordinary_reply(text: str) -> None:
+    assert read(text) == ReadText(text)

@@ -4,9 +4,11 @@ reasoning fields) and the endpoint check's diagnoses."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +31,7 @@ from agentcore.types import AgentKey, ReplyKind
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
 from tests.fakes.openai_server import Completion, Error, FakeOpenAI
+from tests.process import bot_env, spawn_bot
 
 TOOL = ToolSpec(
     "conversation_search",
@@ -206,6 +209,7 @@ async def test_object_arguments_and_reasoning_fields() -> None:
         content=None,
         tool_calls=[("conversation_search", {"query": "Ana", "request_heartbeat": True})],
         reasoning_content="The person wants Ana.",
+        reasoning="The person wants Ana.",
         arguments_as_objects=True,
     )
     async with FakeOpenAI([answer]) as server:
@@ -215,6 +219,28 @@ async def test_object_arguments_and_reasoning_fields() -> None:
     [found] = response.tool_calls
     assert json.loads(found.arguments) == {"query": "Ana", "request_heartbeat": True}
     assert response.content is None  # reasoning_content is never content
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+async def test_reasoning_in_either_field_is_never_the_answer(streamed: bool) -> None:
+    """``reasoning_content`` (DeepSeek, vLLM, llama.cpp) and ``reasoning`` (OpenRouter)."""
+    answer = Completion(
+        content="Ana lives in Lisbon.", reasoning_content="Thought one.", reasoning="Thought two."
+    )
+    shown: list[str] = []
+
+    async def sink(text: str) -> None:
+        shown.append(text)
+
+    async with FakeOpenAI([answer]) as server:
+        llm = client(server.base_url)
+        response = await llm.complete(
+            LLMRequest(HISTORY[:2], (TOOL,), stream=sink if streamed else None)
+        )
+        await llm.close()
+    assert response.content == "Ana lives in Lisbon."
+    assert not any("Thought" in text for text in shown)
+    assert shown[-1:] == (["Ana lives in Lisbon."] if streamed else [])
 
 
 # --------------------------------------------------------------------- the endpoint check
@@ -272,3 +298,28 @@ async def test_max_tokens_is_sent_only_when_set() -> None:
         await plain.close()
         await capped.close()
     assert "max_tokens" not in server.requests[0] and server.requests[1]["max_tokens"] == 256
+
+
+async def test_an_endpoint_check_that_hangs_never_delays_the_first_answer(tmp_path: Path) -> None:
+    """``python -m bots``: the check runs in the background; a model list that never comes
+    holds up no one, and the bot still stops cleanly."""
+    async with FakeOpenAI(lambda _body: Completion("Hello!"), models_hang=True) as server:
+        proc = await spawn_bot(env=bot_env(tmp_path, server.base_url), cwd=tmp_path)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        try:
+            proc.stdin.write(b"hi\n")
+            await proc.stdin.drain()
+            first = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert first == b"Hello!\n"
+            async with asyncio.timeout(10):  # the check began (it may trail the answer): hangs
+                while not server.models_asked:  # noqa: ASYNC110  (another process's request)
+                    await asyncio.sleep(0.01)
+            proc.stdin.close()
+            code = await asyncio.wait_for(proc.wait(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        err = (await proc.stderr.read()).decode()
+    assert code == 0, err
+    assert "Traceback" not in err and "model endpoint ok" not in err

@@ -187,3 +187,27 @@ async def test_read_only_block_cannot_be_edited(ctx: ToolContext) -> None:
     assert "read-only" in await run(
         ctx, "memory_rethink", '{"label": "persona", "new_memory": "x"}'
     )
+
+
+async def test_archival_search_pages_through_the_results(ctx: ToolContext) -> None:
+    for i in range(5):
+        await run(ctx, "archival_memory_insert", f'{{"content": "note {i} about gardening"}}')
+    pages = [
+        await run(ctx, "archival_memory_search", f'{{"query": "gardening", "limit": 2, {p}}}')
+        for p in ('"page": 0', '"page": 1', '"page": 2')
+    ]
+    assert pages[0].startswith(
+        "Passages 1-2 found for 'gardening', most relevant first (for more, search again with "
+        "page=1):"
+    )
+    assert pages[1].splitlines()[0].endswith("(for more, search again with page=2):")
+    assert pages[1].splitlines()[1].startswith("3. ")
+    assert pages[2].splitlines()[0] == "Passages 5-5 found for 'gardening', most relevant first:"
+    notes = [line.split("] ", 1)[1] for page in pages for line in page.splitlines()[1:]]
+    assert sorted(notes) == [f"note {i} about gardening" for i in range(5)]
+    past_the_end = '{"query": "gardening", "limit": 2, "page": 3}'
+    assert await run(ctx, "archival_memory_search", past_the_end) == (
+        "No archival passages found for 'gardening' on page 3."
+    )
+    negative = await run(ctx, "archival_memory_search", '{"query": "x", "page": -1}')
+    assert "page must be 0 or more" in negative

@@ -51,7 +51,12 @@ def fit_image(data: bytes, max_side: int, max_pixels: int) -> FittedImage:
                 return _encode(image)
     except ImageRefused:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own limit (about 89 MP) is checked inside ``Image.open``, before ours.
+        raise ImageRefused(
+            "That image has more pixels than I can take; please send a smaller one."
+        ) from None
+    except UnidentifiedImageError:
         raise ImageRefused(
             "I couldn't open that image; please send it as a JPEG or PNG photo."
         ) from None

@@ -46,6 +46,7 @@ class Completion:
     completion_tokens: int = 10
     cached_tokens: int | None = None  # None: measured against the person's previous request
     reasoning_content: str | None = None  # as DeepSeek, vLLM and llama.cpp send reasoning
+    reasoning: str | None = None  # as OpenRouter sends it
     arguments_as_objects: bool = False  # some servers send the arguments object, not a string
     # Streamed (a request with "stream": true): tokens (words with their spaces) per second;
     # 0 sends them all at once.
@@ -162,6 +163,8 @@ def completion_json(action: Completion, model: str, measured: CacheMeasure) -> d
     message: dict[str, Any] = {"role": "assistant", "content": action.content}
     if action.reasoning_content is not None:
         message["reasoning_content"] = action.reasoning_content
+    if action.reasoning is not None:
+        message["reasoning"] = action.reasoning
     if calls:
         message["tool_calls"] = calls
     return {
@@ -201,9 +204,11 @@ class FakeOpenAI:
         models: Iterable[str] = ("gpt-4o-mini",),
         refuses: str | None = None,
         key: str | None = None,
+        models_hang: bool = False,
         cancel_on_disconnect: bool = False,
     ) -> None:
         """``key``: if set, requests with another API key get OpenAI's 401.
+        ``models_hang``: ``GET /v1/models`` never answers (a server stuck loading a model).
         ``refuses``: "tools" (a 400 like Ollama's for a model without tool support),
         "auto tools" (vLLM's 400 without --enable-auto-tool-choice) or "tool_choice" (llama.cpp's
         400 on the parameter), for every request that carries it. ``cancel_on_disconnect``: a
@@ -218,6 +223,8 @@ class FakeOpenAI:
             script = list(responder)
             self._responder = lambda _request: script.pop(0)
         self.models = list(models)
+        self.models_hang = models_hang
+        self.models_asked = 0  # GET /v1/models requests (the bot's endpoint check starts so)
         self.refuses = refuses
         self.key = key
         self.refused = 0  # requests answered with a refusal
@@ -261,9 +268,12 @@ class FakeOpenAI:
         return web.json_response({"error": error}, status=401)
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
+        self.models_asked += 1
         refused = self._unauthorised(request)
         if refused is not None:
             return refused
+        if self.models_hang:
+            await self._closing.wait()
         data = [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"}
             for m in self.models
@@ -346,6 +356,8 @@ class FakeOpenAI:
         await event({"role": "assistant", "content": ""})
         for token in re.findall(r"\s*\S+\s*", action.reasoning_content or ""):
             await event({"reasoning_content": token})  # as vLLM and DeepSeek stream it
+        for token in re.findall(r"\s*\S+\s*", action.reasoning or ""):
+            await event({"reasoning": token})  # as OpenRouter streams it
         for i, token in enumerate(re.findall(r"\s*\S+\s*", action.content or "")):
             if i == 0:
                 self.first_token_at.append(time.perf_counter())
@@ -544,10 +556,14 @@ def _llama(intent: Intent) -> Completion:
 
 
 def _think(intent: Intent) -> Completion:
-    """A reasoning model: the thought in <think> in the content and in reasoning_content."""
+    """A reasoning model: the thought in <think> in the content, and in both fields servers
+    send it in (``reasoning_content``; OpenRouter's ``reasoning``)."""
     content = f"<think>\n{intent.thought}\n</think>\n\n{intent.say or ''}".rstrip()
     return Completion(
-        content=content, tool_calls=list(intent.calls), reasoning_content=intent.thought
+        content=content,
+        tool_calls=list(intent.calls),
+        reasoning_content=intent.thought,
+        reasoning=intent.thought,
     )
 
 
