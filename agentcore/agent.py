@@ -11,6 +11,7 @@ a reminder coming due (``run_event``); after that both are the same loop.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,7 +47,7 @@ from agentcore.records import (
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.model import PersonPrefs
 from agentcore.settings import AgentSettings
-from agentcore.storage.protocols import Storage
+from agentcore.storage.protocols import PersonStorage
 from agentcore.tools import (
     MEMORY_TOOLS,
     SCHEDULE_TOOLS,
@@ -85,6 +86,9 @@ class _Turn:
     estimate: int = 0
     images: dict[int, tuple[ImagePart, ...]] = field(default_factory=dict)  # by message id
     stream: TextSink | None = None  # where the answer is shown as it is written
+    # Whether the turn answers messages from the inbox: its reply is then noted on them, so a
+    # crash before it is sent leaves it to be sent again (a system event's turn answers none).
+    from_inbox: bool = True
 
 
 def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[int, bool]:
@@ -110,7 +114,7 @@ class AgentLoop:
     def __init__(
         self,
         *,
-        storage: Storage,
+        storage: PersonStorage,
         meter: Meter,
         clock: Clock,
         settings: AgentSettings,
@@ -134,6 +138,13 @@ class AgentLoop:
         self._tools = tools or default_tools
         self._estimator = estimator or TokenEstimator()
         self._layout = layout
+
+    def using(self, storage: PersonStorage) -> AgentLoop:
+        """This loop over ``storage``: one person's store for the span of their turn (see
+        ``Storage.person``), so that everything the turn writes goes through it."""
+        scoped = copy.copy(self)
+        scoped._storage = storage
+        return scoped
 
     async def run_turn(
         self, message: InboundMessage, pending_id: int, sink: ReplySink | None = None
@@ -160,7 +171,7 @@ class AgentLoop:
     ) -> str | None:
         prepared = Prepared()
         if self._media is not None:
-            prepared = await self._media.prepare(message.key, pending_id, sink)
+            prepared = await self._media.prepare(self._storage, message.key, pending_id, sink)
         turn = await self._begin(message, pending_id)
         if turn is None:
             return None
@@ -173,12 +184,25 @@ class AgentLoop:
             await self._media.read_documents(turn.agent.id, sink, new=prepared.documents)
             if not prepared.answerable and len(turn.claimed) == prepared.messages:
                 return ""  # only files the model gets nothing from: the notices said so
-            turn.images = await self._media.images(turn.agent.id, [m.id for m in turn.claimed])
+            claimed = [m.id for m in turn.claimed]
+            turn.images = await self._media.images(self._storage, turn.agent.id, claimed)
         reply = await self._steps(turn)
         cap = self._settings.message_char_cap
         if any(len(m.content or "") > cap for m in turn.claimed):
             reply += "\n\n" + LONG_MESSAGE_NOTE.format(cap=cap)
         return reply
+
+    async def resume_turn(self, message: InboundMessage) -> str | None:
+        """Finish a turn that stopped before storing its reply (its process died, or lost its
+        database connection): its messages are in recall already, the last of them
+        ``message``; the model goes on from the history as stored. None if the person has no
+        agent any more."""
+        state, prefs = await self._load(message.key)
+        if state is None:
+            return None
+        # Automatic recall is left out: the message's text is in the history (the inbox keeps
+        # none once it is taken up), which the model reads again anyway.
+        return await self._steps(await self._opened(message, state, prefs, [], NOT_FOUND))
 
     async def close(self) -> None:
         """Stop background work (documents being read resume after the next start)."""
@@ -218,7 +242,8 @@ class AgentLoop:
             if reply is not None:
                 return reply
         log.warning("agent %s hit the step limit (%d model calls)", turn.agent.key, steps)
-        await self._store(turn, [NewMessage(Role.ASSISTANT, STEP_LIMIT_REPLY, self._clock.now())])
+        last = NewMessage(Role.ASSISTANT, STEP_LIMIT_REPLY, self._clock.now())
+        await self._store(turn, [last], final=True)
         return STEP_LIMIT_REPLY
 
     # ----------------------------------------------------------------- turn setup
@@ -290,6 +315,17 @@ class AgentLoop:
         state, prefs, claimed, found = await self._take_up(message, pending_id)
         if not claimed:
             return None
+        return await self._opened(message, state, prefs, claimed, found)
+
+    async def _opened(
+        self,
+        message: InboundMessage,
+        state: TurnState,
+        prefs: PersonPrefs,
+        claimed: list[StoredMessage],
+        found: Found,
+    ) -> _Turn:
+        """The turn answering ``message`` from ``state``, with ``claimed`` just taken up."""
         session, new_session = session_of(
             state.agent, message.sent_at, self._settings.memory.session_gap
         )
@@ -310,9 +346,11 @@ class AgentLoop:
         origin = _Origin(event.key, event.chat, event.route, agent.display_name)
         found = await self._search_memory(state, event.text)  # what the reminder is about
         session = max(agent.session_count, 1)
-        return await self._assemble(
+        turn = await self._assemble(
             state, prefs, claimed, found, origin, (session, False), Purpose.EVENT
         )
+        turn.from_inbox = False
+        return turn
 
     async def _assemble(
         self,
@@ -505,7 +543,7 @@ class AgentLoop:
         now = self._clock.now()
         if not response.tool_calls:
             text = without_prompt_tags(response.content or "") or EMPTY_REPLY
-            await self._store(turn, [NewMessage(Role.ASSISTANT, text, now)])
+            await self._store(turn, [NewMessage(Role.ASSISTANT, text, now)], final=True)
             return text
         replies: list[str] = []
         executed: list[ToolCall] = []
@@ -524,9 +562,8 @@ class AgentLoop:
         reply = "\n\n".join(replies) or None
         # send_message is stored as the assistant's content so history reads like a chat.
         content = reply if reply is not None else response.content
-        await self._store(
-            turn, [NewMessage(Role.ASSISTANT, content, now, tuple(executed)), *results]
-        )
+        step = [NewMessage(Role.ASSISTANT, content, now, tuple(executed)), *results]
+        await self._store(turn, step, final=reply is not None)
         await self._keep_view(turn)
         return reply
 
@@ -536,10 +573,15 @@ class AgentLoop:
             raise ToolError("message is empty; write the reply to send")
         return message
 
-    async def _store(self, turn: _Turn, messages: list[NewMessage]) -> None:
+    async def _store(self, turn: _Turn, messages: list[NewMessage], final: bool = False) -> None:
         """Store an assistant step and its tool results in one transaction, so no other row can
-        land between a tool call and its result."""
-        ids = await self._storage.append_messages(turn.agent.id, messages)
+        land between a tool call and its result; the ``final`` step, which holds the reply,
+        also marks the person's messages answered by it."""
+        ids = await (
+            self._storage.store_reply(turn.agent.key, turn.agent.id, messages)
+            if final and turn.from_inbox
+            else self._storage.append_messages(turn.agent.id, messages)
+        )
         turn.rows.extend(
             StoredMessage(i, m.role, m.content, m.created_at, m.tool_calls, m.tool_call_id)
             for i, m in zip(ids, messages, strict=True)

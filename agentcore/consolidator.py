@@ -9,8 +9,10 @@ atomically with the edits), so a session is never consolidated twice.
 
 It never holds up a live turn: the model is called without any lock, and the edits are applied
 under the person's turn lock only once no turn of theirs runs or waits, against the blocks as
-they are then. A failure is a log line; a block is never lost: every change is a new version by
-"consolidation" that ``/admin revert`` undoes.
+they are then; with several processes on one database, under the person's lock there too
+(``Storage.person``), written through its connection like a turn's writes. A failure is a
+log line; a block is never lost: every change is a new version by "consolidation" that
+``/admin revert`` undoes.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from agentcore.storage.protocols import (
     ConsolidationStore,
     MessageStore,
     OpsStore,
+    PersonStorage,
     StorageError,
 )
 from agentcore.types import AgentKey
@@ -59,6 +62,10 @@ _CHARS_PER_WINDOW_TOKEN = 2  # a session may fill about half the context window
 
 class ConsolidatorStorage(BlockStore, MessageStore, OpsStore, ConsolidationStore, Protocol):
     """The slice of storage consolidation uses."""
+
+    def person(
+        self, key: AgentKey, *, wait: bool = True
+    ) -> AbstractAsyncContextManager[PersonStorage]: ...
 
 
 class PersonLocks(Protocol):
@@ -165,8 +172,11 @@ class Consolidator:
                 exc,
             )
             return await self._record(session, through, "invalid", prompt, completion)
-        async with self._locks.hold_when_idle(session.key):
-            current = {b.label: b for b in await self._storage.list_blocks(session.agent_id)}
+        async with (
+            self._locks.hold_when_idle(session.key),
+            self._storage.person(session.key) as store,
+        ):
+            current = {b.label: b for b in await store.list_blocks(session.agent_id)}
             changes = apply(proposal, current, self._memory.human)
             for problem in changes.refused:
                 log.info("consolidation of %s: left out %s", session.key, problem)
@@ -175,7 +185,7 @@ class Consolidator:
             )
             outcome = "nothing" if changes.empty else "changed"
             stored = await self._record(
-                session, through, outcome, prompt, completion, edits, changes.notes
+                session, through, outcome, prompt, completion, edits, changes.notes, store
             )
         if stored and not changes.empty:
             log.info(
@@ -238,7 +248,9 @@ class Consolidator:
         completion_tokens: int = 0,
         edits: tuple[BlockEdit, ...] = (),
         notes: tuple[str, ...] = (),
+        store: ConsolidationStore | None = None,
     ) -> bool:
+        """Record the run, through ``store`` if given (the person's, while their lock is held)."""
         run = ConsolidationRun(
             agent_id=session.agent_id,
             after_id=session.after_id,
@@ -251,7 +263,7 @@ class Consolidator:
             edits=edits,
             notes=notes,
         )
-        stored = await self._storage.record_consolidation(run)
+        stored = await (store or self._storage).record_consolidation(run)
         if not stored:
             log.info("consolidation of %s: its blocks changed meanwhile; trying later", session.key)
         return stored

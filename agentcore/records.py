@@ -194,6 +194,16 @@ class PendingMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenTurn:
+    """A turn that took up a person's messages and did not finish (its process died, or lost its
+    database connection): the latest message it took up (where the answer goes), and its reply
+    if the turn stored one before it stopped (then only sending it is left)."""
+
+    message: InboundMessage
+    reply: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     id: int
     role: Role

@@ -6,7 +6,14 @@ details go to the operator's log), and shuts down gracefully.
 
 Adapters either call ``handle(message)``, or, where the platform should only be told a message
 was delivered once it is stored, ``accept(message)`` (stores it, fast) and later
-``answer(ticket)`` (runs the turn).
+``answer(ticket, sink, deliver=...)`` (runs the turn and delivers its reply).
+
+Several processes may share one database (PostgreSQL). A person's turn then runs under their
+lock in the database (``Storage.person``), taken after this process's own per-person lock, so
+their turns never overlap in any process and take their messages in arrival order; the reply is
+delivered before the lock is released, so replies leave in that order too. A turn whose process
+died is finished by the next one to take the person's lock, and the held-back sweep of every
+process looks for such people now and then.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import contextlib
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -28,7 +35,13 @@ from agentcore.consolidator import Consolidator
 from agentcore.limits import OncePerPeriod, RateLimiter
 from agentcore.llm.base import ClosableLLM, LLMConfigError, LLMError
 from agentcore.settings import RuntimeSettings
-from agentcore.storage.protocols import Storage, StorageError
+from agentcore.storage.protocols import (
+    LockLost,
+    PersonBusy,
+    PersonStorage,
+    Storage,
+    StorageError,
+)
 from agentcore.types import (
     AgentKey,
     InboundMessage,
@@ -61,6 +74,10 @@ NOT_ALLOWED = "Sorry, this bot is private. Ask its operator if you'd like access
 _PRUNE_EVERY = 1000  # accepted messages between inbox clean-ups
 _MAX_NAME = 128  # display names are for the prompt, not for essays
 _REDELIVERY_WINDOW = timedelta(days=1)
+_NOTHING = Reply("", ReplyKind.NOTICE)
+
+# How an adapter sends a reply to the message it answers (where the message's route says).
+Deliver = Callable[[InboundMessage, Reply], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +87,8 @@ class Ticket:
     message: InboundMessage
     pending_id: int | None = None
     reply: Reply | None = None  # set when the answer needs no turn (notices, failures)
+    swept: bool = False  # found waiting, not just received: left alone if another process is
+    # answering the person right now (it takes their waiting messages too)
 
 
 @dataclass
@@ -96,6 +115,11 @@ class AgentSlots:
         """Whether another task holds this person's turn lock (so ``hold`` would wait)."""
         slot = self._slots.get(key)
         return slot is not None and slot.lock.locked() and slot.owner is not asyncio.current_task()
+
+    def held_here(self, key: AgentKey) -> bool:
+        """Whether the current task holds this person's turn lock."""
+        slot = self._slots.get(key)
+        return slot is not None and slot.owner is asyncio.current_task()
 
     @contextlib.asynccontextmanager
     async def hold(self, key: AgentKey) -> AsyncIterator[None]:
@@ -143,6 +167,27 @@ class AgentSlots:
             del self._slots[key]
 
 
+class PersonLocks:
+    """A person's turn lock in this process (``AgentSlots``) and, where processes share the
+    database, in the database too (``Storage.person``): what runs beside turns and must not
+    land in the middle of one (an import) holds both, in the order a turn takes them."""
+
+    def __init__(self, slots: AgentSlots, storage: Storage) -> None:
+        self._slots = slots
+        self._storage = storage
+
+    def busy(self, key: AgentKey) -> bool:
+        return self._slots.busy(key)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: AgentKey) -> AsyncIterator[None]:
+        if self._slots.held_here(key):  # this task runs their turn: it holds both already
+            yield
+            return
+        async with self._slots.hold(key), self._storage.person(key):
+            yield
+
+
 class AgentRuntime:
     def __init__(
         self,
@@ -183,9 +228,16 @@ class AgentRuntime:
     def is_operator(self, key: AgentKey) -> bool:
         return self._commands.is_operator(key)
 
-    async def handle(self, message: InboundMessage, sink: ReplySink | None = None) -> Reply:
-        """Answer one inbound message. Never raises for anything a person or model can cause."""
-        return await self.answer(await self.accept(message), sink)
+    async def handle(
+        self,
+        message: InboundMessage,
+        sink: ReplySink | None = None,
+        *,
+        deliver: Deliver | None = None,
+    ) -> Reply:
+        """Answer one inbound message (see ``answer``). Never raises for anything a person or
+        model can cause."""
+        return await self.answer(await self.accept(message), sink, deliver=deliver)
 
     async def accept(self, message: InboundMessage) -> Ticket:
         """Store the message so it survives a crash; commands and notices are not stored.
@@ -266,21 +318,25 @@ class AgentRuntime:
         return Ticket(message, reply=Reply(STORAGE_FAILED, ReplyKind.ERROR))
 
     async def recover(self, platform: str) -> list[Ticket]:
-        """Tickets for messages stored but never answered (e.g. before a crash): one per
-        person, whose answer covers all of that person's waiting messages."""
+        """Tickets for what was stored but never answered: messages still waiting (e.g. from
+        before a crash) and turns that stopped unfinished. One per person, whose answer covers
+        all of that person's waiting messages."""
         latest: dict[AgentKey, Ticket] = {}
-        for pending in await self._storage.list_pending(platform):
-            latest[pending.message.key] = Ticket(pending.message, pending.id)
+        unfinished = await self._storage.list_unfinished(platform)
+        for pending in [*unfinished, *await self._storage.list_pending(platform)]:
+            latest[pending.message.key] = Ticket(pending.message, pending.id, swept=True)
         return list(latest.values())
 
     async def held_back_tickets(self, platform: str) -> AsyncGenerator[Ticket, None]:
         """Runs as long as the adapter does: every ``held_answer_seconds``, if messages were held
         back on ``platform`` (rate limit, busy), a ticket for each person with messages waiting,
         so they are answered without waiting for that person's next message. A person's other
-        turns take the same lock, so nothing is answered twice or out of order."""
+        turns take the same lock, so nothing is answered twice or out of order. On a database
+        other processes share, it looks every time: a process that died leaves messages (and
+        turns) no one else would take up."""
         while True:
             await asyncio.sleep(self._settings.held_answer_seconds)
-            if platform not in self._held:
+            if platform not in self._held and not self._storage.shared:
                 continue
             self._held.discard(platform)
             try:
@@ -303,36 +359,76 @@ class AgentRuntime:
         log.info("refused %s: not in AGENTCORE_ALLOWED", key)
         return Reply(NOT_ALLOWED, ReplyKind.NOTICE)
 
-    async def answer(self, ticket: Ticket, sink: ReplySink | None = None) -> Reply:
-        """Run the ticket's turn (or command) once this person's earlier turns are done;
-        notices on the way go to ``sink`` (without one, the reply starts with them).
+    async def answer(
+        self, ticket: Ticket, sink: ReplySink | None = None, *, deliver: Deliver | None = None
+    ) -> Reply:
+        """Run the ticket's turn (or command) once this person's earlier turns are done, in any
+        process, and return what the caller should send: an empty Reply means nothing. Notices
+        on the way, and the answer as it is written (streaming), go to ``sink``; without one,
+        the reply starts with the notices.
 
-        An empty Reply means there is nothing to send (the message was already taken up).
+        With ``deliver`` (the adapters'), a turn's reply goes out through it while the person's
+        lock is held, so their replies leave in order even across processes, and is then noted
+        as sent; a turn of theirs that stopped unfinished (its process died) is finished first,
+        or the reply it stored is sent. Without ``deliver`` (a terminal, tests, benchmarks: one
+        process) those replies are returned, together, for the caller to send.
         """
         if ticket.reply is not None:
             return ticket.reply
-        async with self._tracked(), self._slots.hold(ticket.message.key):
-            return await self._answer(ticket, sink)
+        collected: list[Reply] = []
 
-    async def _answer(self, ticket: Ticket, sink: ReplySink | None) -> Reply:
+        async def collect(message: InboundMessage, reply: Reply) -> None:
+            collected.append(reply)
+
+        async with self._tracked(), self._slots.hold(ticket.message.key):
+            reply = await self._locked(ticket, deliver or collect, sink)
+        return _together([*collected, reply])
+
+    async def _locked(self, ticket: Ticket, deliver: Deliver, sink: ReplySink | None) -> Reply:
+        """``_answer`` under the person's database lock. A lock lost midway (its connection
+        dropped, or this process stalled) is taken again once: under it the turn is finished,
+        here or by the process that took over meanwhile, and answered once."""
+        key = ticket.message.key
+        for attempt in (1, 2):
+            try:
+                async with self._storage.person(key, wait=not ticket.swept) as store:
+                    return await self._answer(ticket, store, deliver, sink)
+            except PersonBusy:
+                return _NOTHING  # another process is answering them, waiting messages included
+            except LockLost as exc:
+                again = "; taking it again" if attempt == 1 else ""
+                log.warning("lost the lock of %s: %s%s", key, exc, again)
+            except StorageError as exc:
+                log.error("storage failed for %s: %s", key, exc)
+                break
+        return Reply(STORAGE_FAILED, ReplyKind.ERROR)
+
+    async def _answer(
+        self, ticket: Ticket, store: PersonStorage, deliver: Deliver, sink: ReplySink | None
+    ) -> Reply:
         message = ticket.message
         try:
             if ticket.pending_id is None:
                 command = parse_command(message.text)
                 assert command is not None
                 return await self._commands.run(message, *command)
-            text = await self._loop.run_turn(message, ticket.pending_id, sink)
-            return Reply(text if text is not None else "")
+            loop = self._loop.using(store)
+            await self._finish_open_turn(store, loop, message.key, deliver)
+            text = await loop.run_turn(message, ticket.pending_id, sink)
+            if text is None:
+                return _NOTHING  # an earlier turn took the message up
+            await self._send(store, message, Reply(text), deliver)
+            return _NOTHING
         except LLMConfigError as exc:  # waiting will not help: the operator must fix it
             log.error("model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
+            await self._close_failed_turn(store, message.key)
             return Reply(NOT_SET_UP, ReplyKind.ERROR)
         except LLMError as exc:
             log.warning("model call failed for %s: %s: %s", message.key, type(exc).__name__, exc)
+            await self._close_failed_turn(store, message.key)
             return Reply(LLM_FAILED, ReplyKind.ERROR)
-        except StorageError as exc:
-            log.error("storage failed for %s: %s", message.key, exc)
-            return Reply(STORAGE_FAILED, ReplyKind.ERROR)
-        except OverBudget as exc:
+        except OverBudget as exc:  # told so once; their messages are in the history already
+            await self._close_failed_turn(store, message.key)
             return self._budget_notice(message.key, exc)
 
     def _budget_notice(self, key: AgentKey, exc: OverBudget) -> Reply:
@@ -343,12 +439,49 @@ class AgentRuntime:
         log.info("%s is over %s; messages stored, not answered", key, whose)
         return Reply(exc.notice, ReplyKind.NOTICE)
 
+    async def _finish_open_turn(
+        self, store: PersonStorage, loop: AgentLoop, key: AgentKey, deliver: Deliver
+    ) -> None:
+        """Finish this person's turn that stopped unfinished (its process died or lost its
+        lock), or send the reply it stored, before anything new of theirs is answered."""
+        stopped = await store.open_turn(key)
+        if stopped is None:
+            return
+        if stopped.reply is None:
+            log.info("finishing a turn of %s that stopped before its reply", key)
+            text = await loop.resume_turn(stopped.message)
+        else:
+            log.info("sending %s the reply of a turn that stopped before sending it", key)
+            text = stopped.reply
+        await self._send(store, stopped.message, Reply(text or ""), deliver)
+
+    async def _send(
+        self, store: PersonStorage, message: InboundMessage, reply: Reply, deliver: Deliver
+    ) -> None:
+        """Deliver a turn's reply, then note it sent: a crash in between sends it again."""
+        if not reply.is_empty:
+            await deliver(message, reply)
+        await store.finish_turn(message.key)
+
+    async def _close_failed_turn(self, store: PersonStorage, key: AgentKey) -> None:
+        """The person is told the turn failed (and may send again): it is not taken up again."""
+        try:
+            await store.finish_turn(key)
+        except StorageError as exc:  # then the person's next turn finishes it instead
+            log.warning("could not close the failed turn of %s: %s", key, exc)
+
     async def run_event(self, event: SystemEvent) -> str | None:
         """The agent's own turn on ``event`` (a reminder came due), under the person's lock so
-        it never overlaps a turn of theirs. Raises ``LLMError``/``StorageError`` for the caller
-        (the scheduler) to decide; None if there is nothing to send (``AgentLoop.run_event``)."""
-        async with self._tracked(), self._slots.hold(event.key):
-            return await self._loop.run_event(event)
+        it never overlaps a turn of theirs, in this process or another on the database (its
+        writes go through the lock's connection, as a turn's do). Raises
+        ``LLMError``/``StorageError`` for the caller (the scheduler) to decide; None if there is
+        nothing to send (``AgentLoop.run_event``)."""
+        async with (
+            self._tracked(),
+            self._slots.hold(event.key),
+            self._storage.person(event.key) as store,
+        ):
+            return await self._loop.using(store).run_event(event)
 
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:
@@ -390,3 +523,15 @@ class AgentRuntime:
         await self._loop.close()
         await self._llm.close()
         await self._storage.close()
+
+
+def _together(replies: list[Reply]) -> Reply:
+    """Several replies for one message (a finished earlier turn's, then its own) as one."""
+    shown = [r for r in replies if not r.is_empty]
+    if len(shown) <= 1:
+        return shown[0] if shown else _NOTHING
+    return Reply(
+        "\n\n".join(r.text for r in shown),
+        shown[-1].kind,
+        attachments=tuple(a for r in shown for a in r.attachments),
+    )

@@ -28,6 +28,7 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.search_latency", PG, ["--messages", "1000000"]),
     ("bench.memory", [], []),
     ("bench.concurrency", [], []),
+    ("bench.multiproc", [], []),
     ("bench.growth", [], []),
     ("bench.locomo", [], []),
     ("bench.prompt_cache", [], []),

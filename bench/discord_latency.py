@@ -88,7 +88,7 @@ async def measure(single_messages: int, crowd: int, rounds: int) -> list[dict[st
                 }
             )
             runtime = scripted_runtime(storage, _noted, settings)
-            adapter = build_discord_adapter(settings, runtime)
+            adapter = build_discord_adapter(settings, runtime, storage)
             await adapter.start()
             try:
                 harness = Harness(fake)

@@ -66,6 +66,7 @@ def rows() -> list[tuple[str, str, str]]:
                 f"{conc['people_out_of_order']} out of order",
             )
         )
+    out += multiproc_rows()
     if growth := load("growth"):
         bulk = growth["bulk_insert_seconds"]
         out.append(
@@ -159,6 +160,59 @@ def rows() -> list[tuple[str, str, str]]:
         out += reminder_rows(name, on)
     out += platform_rows()
     return out
+
+
+def multiproc_rows() -> list[tuple[str, str, str]]:
+    figures = load("multiproc")
+    if figures is None:
+        return []
+    zero, unsynced, slow = figures["zero"], figures["zero_async"], figures["slow"]
+
+    def rate(f: dict[str, Any], key: str) -> str:
+        return f"{f[key]['per_second']:.0f}"
+
+    def load_of(f: dict[str, Any]) -> str:
+        return f"{f['postgres_3']['load_average']:.1f}"
+
+    people = f"{figures['people']:,} people"
+    ideal = 3 * slow["cap_per_process"] / slow["model_latency_s"]
+    return [
+        (
+            f"Throughput, zero-latency model, {people} × {zero['messages_each']} messages at "
+            "once, answered/s: SQLite 1 process / PostgreSQL 1 process / 3 processes",
+            "3 processes ≥ 2.5× one",
+            f"{rate(zero, 'sqlite_1')} / {rate(zero, 'postgres_1')} / "
+            f"{rate(zero, 'postgres_3')} ({zero['ratio']:.2f}×; load average {load_of(zero)}); "
+            f"synchronous_commit off: {rate(unsynced, 'postgres_1')} / "
+            f"{rate(unsynced, 'postgres_3')} ({unsynced['ratio']:.2f}×)",
+        ),
+        (
+            f"Throughput, {slow['model_latency_s']} s model, at most {slow['cap_per_process']} "
+            f"calls at once per process, {people} × 1 message: SQLite 1 / PostgreSQL 1 / 3",
+            f"3 processes → 3× (ideal {ideal:.0f}/s)",
+            f"{rate(slow, 'sqlite_1')} / {rate(slow, 'postgres_1')} / {rate(slow, 'postgres_3')}"
+            f" ({slow['ratio']:.2f}×; load average {load_of(slow)})",
+        ),
+        (
+            "A person's lock handed over after its holder is killed (SIGKILL), median / p95; "
+            "released normally",
+            "",
+            _pair(figures["hand_over"]["after_kill"], figures["hand_over"]["after_release"]),
+        ),
+        (
+            "Telegram poller failover after SIGKILL (to the standby's first getUpdates), "
+            "median / p95; after SIGTERM",
+            "",
+            _pair(figures["failover"]["after_kill"], figures["failover"]["after_sigterm"]),
+        ),
+    ]
+
+
+def _pair(first: dict[str, Any], baseline: dict[str, Any]) -> str:
+    return (
+        f"{first['median_ms']:.1f} / {first['p95_ms']:.1f} ms; "
+        f"{baseline['median_ms']:.1f} / {baseline['p95_ms']:.1f} ms"
+    )
 
 
 def reminder_rows(name: str, on: str) -> list[tuple[str, str, str]]:

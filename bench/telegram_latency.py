@@ -31,9 +31,9 @@ import telegram
 
 from agentcore.clock import SystemClock
 from agentcore.llm.fake import last_user_text, reply
-from agentcore.runtime import AgentRuntime, Ticket
+from agentcore.runtime import AgentRuntime, Deliver, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
-from agentcore.types import Reply, ReplySink
+from agentcore.types import InboundMessage, Reply, ReplySink
 from bench.bot import bench_settings, scripted_runtime
 from bench.common import print_table, summary_ms, write_json
 from bots.__main__ import adapter_factories
@@ -50,16 +50,30 @@ def summarize(scenario: str, latencies: Sequence[float], turns: Sequence[float])
 
 
 def time_turns(runtime: AgentRuntime) -> list[float]:
-    """Record how long each ``runtime.answer`` takes (wraps it on this instance)."""
+    """Record how long each ``runtime.answer`` takes, sending the reply not counted (wraps it
+    on this instance)."""
     durations: list[float] = []
     answer = runtime.answer
 
-    async def timed(ticket: Ticket, sink: ReplySink | None = None) -> Reply:
+    async def timed(
+        ticket: Ticket, sink: ReplySink | None = None, *, deliver: Deliver | None = None
+    ) -> Reply:
+        sending = 0.0
+
+        async def timed_delivery(message: InboundMessage, reply: Reply) -> None:
+            nonlocal sending
+            began = time.perf_counter()
+            assert deliver is not None
+            await deliver(message, reply)
+            sending += time.perf_counter() - began
+
         started = time.perf_counter()
         try:
-            return await answer(ticket, sink)
+            return await answer(
+                ticket, sink, deliver=timed_delivery if deliver is not None else None
+            )
         finally:
-            durations.append(time.perf_counter() - started)
+            durations.append(time.perf_counter() - started - sending)
 
     runtime.answer = timed  # type: ignore[method-assign]
     return durations
@@ -106,7 +120,7 @@ async def with_bot(
     )
     if rate_limited:
         namespace = argparse.Namespace(user=None)
-        [(_, make)] = adapter_factories(settings, namespace, runtime, SystemClock())
+        [(_, make)] = adapter_factories(settings, namespace, runtime, SystemClock(), storage)
         adapter = make()
     else:
         adapter = TelegramAdapter(
@@ -163,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for r in rows
         ],
     )
-    print("* median time inside runtime.answer (the core's turn); part of the total")
+    print("* median time inside runtime.answer (the core's turn, not sending); part of the total")
     result = {
         "smoke": args.smoke,
         "python_telegram_bot": telegram.__version__,

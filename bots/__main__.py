@@ -33,7 +33,7 @@ from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
 from agentcore.schedule.doorbell import Doorbell  # noqa: E402
 from agentcore.schedule.scheduler import Scheduler  # noqa: E402
-from agentcore.storage.protocols import StorageError  # noqa: E402
+from agentcore.storage.protocols import Coordination, StorageError  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
 from bots.compose import (  # noqa: E402
@@ -170,37 +170,46 @@ AdapterFactory = Callable[[], Adapter]
 
 
 def adapter_factories(
-    settings: Settings, args: argparse.Namespace, runtime: AgentRuntime, clock: Timer
+    settings: Settings,
+    args: argparse.Namespace,
+    runtime: AgentRuntime,
+    clock: Timer,
+    roles: Coordination,
 ) -> list[tuple[str, AdapterFactory]]:
     """The adapters to run, by startup-phase name. A platform's library is imported only when
-    that platform is configured, inside its phase, so the startup line shows its cost."""
+    that platform is configured, inside its phase, so the startup line shows its cost.
+    ``roles`` (the storage) elects the Telegram poller and owns Discord shards among the bot
+    processes on one database."""
     factories: list[tuple[str, AdapterFactory]] = []
     if settings.telegram.token:
-        factories.append(("telegram", lambda: _telegram(settings, runtime)))
+        factories.append(("telegram", lambda: _telegram(settings, runtime, roles)))
     if settings.discord.token:
-        factories.append(("discord", lambda: _discord(settings, runtime)))
+        factories.append(("discord", lambda: _discord(settings, runtime, roles)))
     if not factories:
         factories.append(("console", lambda: _console(settings, runtime, clock, args.user)))
     return factories
 
 
-def _telegram(settings: Settings, runtime: AgentRuntime) -> Adapter:
+def _telegram(settings: Settings, runtime: AgentRuntime, roles: Coordination) -> Adapter:
     from bots.telegram import TelegramAdapter, build_application  # noqa: PLC0415
 
-    application = build_application(settings.telegram.token.reveal(), settings.telegram.base_url)
+    config = settings.telegram
+    application = build_application(config.token.reveal(), config.base_url)
     return TelegramAdapter(
         application,
         runtime,
+        roles=roles,
+        webhook=(config.webhook_url, config.webhook_listen) if config.webhook_url else None,
         grace=settings.runtime.shutdown_grace,
         max_file_bytes=settings.agent.media.max_file_bytes,
         edit_seconds=settings.streaming.edit_seconds,
     )
 
 
-def _discord(settings: Settings, runtime: AgentRuntime) -> Adapter:
+def _discord(settings: Settings, runtime: AgentRuntime, roles: Coordination) -> Adapter:
     from bots.discord import build_discord_adapter  # noqa: PLC0415
 
-    return build_discord_adapter(settings, runtime)
+    return build_discord_adapter(settings, runtime, roles)
 
 
 def _console(settings: Settings, runtime: AgentRuntime, clock: Timer, user: str | None) -> Adapter:
@@ -233,10 +242,7 @@ async def _serve(
 ) -> int:
     try:
         with timer.phase("db"):
-            storage = await open_storage(settings, bot=True)
-    except AdapterError as exc:
-        log.error("%s", exc)
-        return 1
+            storage = await open_storage(settings)
     except StorageError as exc:
         hint = (
             "check AGENTCORE_DB and that the server accepts this user"
@@ -261,7 +267,7 @@ async def _serve(
     signals: _Signals | None = None
     background: list[asyncio.Task[None]] = []
     try:
-        for name, make in adapter_factories(settings, args, runtime, clock):
+        for name, make in adapter_factories(settings, args, runtime, clock, storage):
             with timer.phase(name):
                 adapter = make()
                 await adapter.start()

@@ -63,11 +63,12 @@ def run_admin(settings: Settings, words: Sequence[str], out: TextIO = sys.stdout
 
 def _import_while_no_bot_runs(settings: Settings, text: str, out: TextIO) -> int:
     """An import replaces a person's whole memory; a running bot may be in the middle of their
-    turn, so it is done only while no bot holds the database (and none can start meanwhile):
-    the import takes the bot's own claim, the instance lock of a SQLite file or the claim on a
-    PostgreSQL database."""
+    turn. On PostgreSQL the import holds that person's lock, as a turn does, so it waits for
+    their turn in any bot process; a SQLite file's bot keeps its turns' locks in memory, so
+    there the import is done only while no bot runs on the file (it takes the bot's own
+    instance lock)."""
     if settings.database_url:
-        return asyncio.run(_run(settings, text, out, as_the_bot=True))
+        return asyncio.run(_run(settings, text, out))
     lock = InstanceLock(settings.database)
     try:
         lock.acquire()
@@ -150,12 +151,9 @@ def _startup_row(run: StartupRun, phases: Sequence[str]) -> list[str]:
     ]
 
 
-async def _run(settings: Settings, text: str, out: TextIO, *, as_the_bot: bool = False) -> int:
+async def _run(settings: Settings, text: str, out: TextIO) -> int:
     try:
-        storage = await open_storage(settings, bot=as_the_bot)
-    except AdapterError:  # the claim on the database is taken: a bot runs on it
-        print(BOT_RUNNING.format(pid=""), file=sys.stderr)
-        return 1
+        storage = await open_storage(settings)
     except StorageError as exc:
         print(f"error: cannot open {database_shown(settings)}: {exc}", file=sys.stderr)
         return 1

@@ -1,9 +1,10 @@
 """What the Telegram and Discord adapters share around the runtime.
 
 ``Answers`` keeps the answers an adapter has started, so that ``stop`` can let them go out (for
-a bounded time); runs a ticket's turn while the platform shows "typing…"; and answers what was
-stored but never answered: left over from before a restart (once, at start) and held back by
-the flood limits (swept every minute or so, for as long as the adapter runs).
+a bounded time); runs a ticket's turn while the platform shows "typing…", its reply delivered
+by the adapter's ``deliver`` (from inside the turn: see ``AgentRuntime.answer``); and answers
+what was stored but never answered: left over from before a restart or by a process that died
+(at start, then swept every minute or so) and held back by the flood limits.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from agentcore.runtime import AgentRuntime, Ticket
-from agentcore.types import Reply, ReplyKind, ReplySink
+from agentcore.runtime import AgentRuntime, Deliver, Ticket
+from agentcore.types import InboundMessage, Reply, ReplyKind, ReplySink
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +42,34 @@ class Answers:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: %s failed", self._platform, task.get_name(), exc_info=task.exception())
 
-    async def reply(
+    async def answer(
         self,
         ticket: Ticket,
         typing: Callable[[], Coroutine[Any, Any, None]],
+        deliver: Deliver,
         sink: ReplySink | None = None,
-    ) -> Reply:
-        """The reply to ``ticket``, with ``typing`` (the platform's "typing…" loop) running
-        while a turn or command runs, and the turn's notices sent through ``sink``. Never
-        raises: a bug becomes a short apology to the person and a traceback in the log."""
+    ) -> None:
+        """Answer ``ticket`` through ``deliver``, with ``typing`` (the platform's "typing…"
+        loop) running until the reply goes out, and the turn's notices and growing answer
+        sent through ``sink``. Never raises: a bug becomes a short apology to the person and a
+        traceback in the log."""
         shown = None if ticket.reply is not None else asyncio.create_task(typing())
+
+        async def deliver_now(message: InboundMessage, reply: Reply) -> None:
+            if shown is not None:
+                shown.cancel()  # "typing…" after the reply would promise another one
+            await deliver(message, reply)
+
         try:
-            return await self._runtime.answer(ticket, sink)
+            reply = await self._runtime.answer(ticket, sink, deliver=deliver_now)
         except Exception:
             log.exception("%s: answering %s failed", self._platform, ticket.message.key)
-            return Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR)
+            reply = Reply(SOMETHING_WENT_WRONG, ReplyKind.ERROR)
         finally:
             if shown is not None:
                 shown.cancel()
+        if not reply.is_empty:
+            await deliver(ticket.message, reply)
 
     async def answer_waiting(self, answer: Callable[[Ticket], object]) -> None:
         """Hand ``answer`` a ticket for each person whose messages were stored before a crash

@@ -19,35 +19,30 @@ from agentcore.llm.wrappers import ConcurrencyCappedLLM
 from agentcore.media.intake import MediaIntake
 from agentcore.media.voice import LazyTranscriber, Transcriber
 from agentcore.memory.prompt import Layout, prompt_messages
-from agentcore.runtime import AgentRuntime, AgentSlots
+from agentcore.runtime import AgentRuntime, AgentSlots, PersonLocks
 from agentcore.schedule.doorbell import Doorbell
 from agentcore.schedule.scheduler import Scheduler
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.usage.meter import Meter
-from bots.adapter import AdapterError
 from config import Settings
 
 
-async def open_storage(settings: Settings, *, bot: bool = False) -> Storage:
-    """The configured database: PostgreSQL if ``AGENTCORE_DB`` is its URL, else SQLite.
-    ``StorageError`` (one line, no password) if it cannot be used. For the ``bot`` process, a
-    PostgreSQL database is claimed: ``AdapterError`` if another bot process runs on it (SQLite
-    files are claimed by ``bots.instance.InstanceLock``)."""
+async def open_storage(settings: Settings) -> Storage:
+    """The configured database: PostgreSQL if ``AGENTCORE_DB`` is its URL (any number of bot
+    processes may share it), else SQLite (one bot process per file:
+    ``bots.instance.InstanceLock``). ``StorageError`` (one line, no password) if it cannot be
+    used."""
     if not settings.database_url:
         return await SQLiteStorage.open(settings.database, busy_timeout_ms=settings.busy_timeout_ms)
     from agentcore.storage.postgres import PostgresStorage  # noqa: PLC0415 (asyncpg)
 
-    storage = await PostgresStorage.open(
-        settings.database_url.reveal(), pool_size=settings.pool_size
+    return await PostgresStorage.open(
+        settings.database_url.reveal(),
+        pool_size=settings.pool_size,
+        stall=settings.stall_seconds,
+        person_locks=settings.person_locks,
     )
-    if bot and not await storage.claim():
-        await storage.close()
-        raise AdapterError(
-            f"another bot process is already running on {database_shown(settings)}: stop it "
-            "first (one bot process per database)"
-        )
-    return storage
 
 
 def database_shown(settings: Settings) -> str:
@@ -63,7 +58,9 @@ def build_commands(
     settings: Settings, storage: Storage, clock: Clock, turns: AgentSlots | None = None
 ) -> Commands:
     """The chat and operator commands (the operator CLI needs only these); ``turns`` are the
-    runtime's per-person turn locks, which an import waits for."""
+    runtime's per-person turn locks, which an import waits for, as it waits for the person's
+    lock in the database (a turn of theirs in another process)."""
+    slots = turns if turns is not None else AgentSlots(settings.runtime.max_cached_agents)
     return Commands(
         storage=storage,
         clock=clock,
@@ -71,7 +68,7 @@ def build_commands(
         admins=settings.runtime.admins,
         model=settings.llm.model,
         usage=settings.usage,
-        turns=turns,
+        turns=PersonLocks(slots, storage),
     )
 
 

@@ -100,6 +100,7 @@ class GrowingReply:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._request: asyncio.Task[None] | None = None  # the edit under way, if any
+        self._ended = False  # finished or abandoned
         self.edits = 0  # requests made (sends and edits), for the benchmark
 
     @property
@@ -119,14 +120,9 @@ class GrowingReply:
     async def finish(self, text: str) -> bool:
         """Show ``text`` as the final answer; False if nothing was streamed (the caller sends
         it the usual way)."""
-        if self._task is None:
+        if self._task is None or self._ended:
             return False
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        if self._request is not None:  # an edit under way is let finish: a message sent but
-            with contextlib.suppress(Exception):  # not recorded would be sent twice
-                await self._request
+        await self._stop_growing()
         try:
             for _ in range(FINAL_TRIES):
                 try:
@@ -140,6 +136,30 @@ class GrowingReply:
         finally:
             self._pacing.leave(self._chat)
         return True
+
+    async def abandon(self) -> None:
+        """The answer will not be finished here: its turn was taken over by another process
+        (this one lost the person's lock) and answered in a message of its own. What was shown
+        of it is taken back. Nothing if it was finished, or nothing was streamed."""
+        if self._task is None or self._ended:
+            return
+        await self._stop_growing()
+        try:
+            for shown in self._ids:
+                await self._pacing.turn(self._chat)
+                await self._editor.delete(shown)
+        finally:
+            self._pacing.leave(self._chat)
+
+    async def _stop_growing(self) -> None:
+        assert self._task is not None
+        self._ended = True
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if self._request is not None:  # an edit under way is let finish: a message sent but
+            with contextlib.suppress(Exception):  # not recorded would be sent twice
+                await self._request
 
     async def _show_as_it_grows(self) -> None:
         while True:

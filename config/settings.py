@@ -116,6 +116,8 @@ class StreamingConfig:
 class TelegramConfig:
     token: Secret
     base_url: str
+    webhook_url: str = ""  # receive by webhook at this public URL instead of polling
+    webhook_listen: tuple[str, int] = ("0.0.0.0", 8443)  # where this process serves it
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,9 @@ class DiscordConfig:
     gateway_url: str
     sync_guild: int
     sharded: bool
+    shard_count: int = 0  # 0: not set (one connection, or as many as Discord says if sharded)
+    shard_ids: tuple[int, ...] = ()  # this process's shards; empty: all
+    identify_interval: float = 5.0  # seconds between IDENTIFYs across all processes
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +144,9 @@ class Settings:
     database: Path  # the SQLite file, unless database_url names a PostgreSQL database
     database_url: Secret  # postgresql://user:password@host:port/db, or empty for SQLite
     busy_timeout_ms: int
-    pool_size: int  # PostgreSQL connections per process
+    pool_size: int  # PostgreSQL: turns at once per process (each holds a connection)
+    stall_seconds: float  # PostgreSQL: silence after which a process loses its locks
+    person_locks: bool  # test-only: False turns the per-person lock off
     telegram: TelegramConfig
     discord: DiscordConfig
     log_level: str
@@ -318,6 +325,14 @@ class _Reader:
     def url(self, section: str, key: str) -> str:
         return self._convert(section, key, _as_url, "an http(s):// or ws(s):// URL, or nothing")
 
+    def address(self, section: str, key: str) -> tuple[str, int]:
+        return self._convert(section, key, _as_address, "host:port, such as 0.0.0.0:8443")
+
+    def numbers(self, section: str, key: str) -> tuple[int, ...]:
+        return self._convert(
+            section, key, _as_numbers, "whole numbers separated by commas, such as 0,1"
+        )
+
     def prices(self, section: str, key: str) -> dict[str, Price]:
         return self._convert(
             section,
@@ -408,6 +423,22 @@ def _postgres_url_problem(text: str) -> str:
     return ""
 
 
+def _as_address(value: Any) -> tuple[str, int]:
+    host, colon, port = str(value).strip().rpartition(":")
+    number = int(port)
+    if not colon or not host or not 0 < number < 65536:
+        raise ValueError("")
+    return host.strip("[]"), number
+
+
+def _as_numbers(value: Any) -> tuple[int, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    numbers = tuple(_as_int(item) for item in items if str(item).strip())
+    if any(n < 0 for n in numbers) or len(set(numbers)) != len(numbers):
+        raise ValueError("each number once, none negative")
+    return numbers
+
+
 def _as_url(value: Any) -> str:
     text = str(value).strip().rstrip("/")
     if text and not text.startswith(("http://", "https://", "ws://", "wss://")):
@@ -489,6 +520,13 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         raise ConfigError("setting llm.model is empty: set AGENTCORE_MODEL to your model's name")
     database_url = read.postgres_url("storage", "path")
     path = "" if database_url else read.text("storage", "path")
+    stall = read.number("storage", "stall_seconds", 1.0)
+    if database_url and stall <= llm.timeout:
+        raise ConfigError(
+            f"setting storage.stall_seconds ({stall:g}) must be longer than llm.timeout_seconds "
+            f"({llm.timeout:g}): a stopped process's model call must be over before another "
+            "process takes over its people"
+        )
     return Settings(
         llm=llm,
         transcription=TranscriptionConfig(
@@ -528,17 +566,37 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         database_url=database_url,
         busy_timeout_ms=read.integer("storage", "busy_timeout_ms", 0),
         pool_size=read.integer("storage", "pool_size", 2),
+        stall_seconds=stall,
+        person_locks=read.flag("storage", "person_locks"),
         telegram=TelegramConfig(
-            Secret(read.text("telegram", "token")), read.url("telegram", "base_url")
+            Secret(read.text("telegram", "token")),
+            read.url("telegram", "base_url"),
+            webhook_url=read.url("telegram", "webhook_url"),
+            webhook_listen=read.address("telegram", "webhook_listen"),
         ),
-        discord=DiscordConfig(
-            token=Secret(read.text("discord", "token")),
-            api_base=read.url("discord", "api_base"),
-            gateway_url=read.url("discord", "gateway_url"),
-            sync_guild=read.integer("discord", "sync_guild", 0),
-            sharded=read.flag("discord", "sharded"),
-        ),
+        discord=_discord(read),
         log_level=_log_level(read),
+    )
+
+
+def _discord(read: _Reader) -> DiscordConfig:
+    count = read.integer("discord", "shard_count", 0)
+    shards = read.numbers("discord", "shard_ids")
+    if shards and not count:
+        raise ConfigError("setting discord.shard_ids needs discord.shard_count (the total)")
+    if any(shard >= count for shard in shards):
+        raise ConfigError(
+            f"setting discord.shard_ids: shard ids run from 0 to shard_count - 1 ({count - 1})"
+        )
+    return DiscordConfig(
+        token=Secret(read.text("discord", "token")),
+        api_base=read.url("discord", "api_base"),
+        gateway_url=read.url("discord", "gateway_url"),
+        sync_guild=read.integer("discord", "sync_guild", 0),
+        sharded=read.flag("discord", "sharded"),
+        shard_count=count,
+        shard_ids=shards,
+        identify_interval=read.number("discord", "identify_interval_seconds", 0.0),
     )
 
 

@@ -148,3 +148,46 @@ async def drop_database(server: str, url: str) -> None:
         await conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
     finally:
         await conn.close()
+
+
+async def end_lock_holders(url: str, space: int, pid: int | None = None) -> list[int]:
+    """End the sessions holding advisory locks of ``space`` (``PERSON_LOCKS``, ``ROLE_LOCKS``),
+    as a failover or an operator's pg_terminate_backend would; only those of the bot process
+    ``pid``, if given (its sessions are named after it). The backends' pids, once gone."""
+    conn = await asyncpg.connect(url)
+    try:
+        ended = [
+            r["pid"]
+            for r in await conn.fetch(
+                "SELECT l.pid, pg_terminate_backend(l.pid) AS ended FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                "AND l.granted AND l.classid = $1::oid AND l.objsubid = 2 "
+                "AND ($2::text IS NULL OR a.application_name = $2)",
+                space,
+                None if pid is None else f"agentcore {pid}",
+            )
+            if r["ended"]
+        ]
+        gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])"
+        while await conn.fetchval(gone, ended):
+            pass  # a terminated backend exits at once
+    finally:
+        await conn.close()
+    return ended
+
+
+async def lock_holders(url: str, space: int, key: int | None = None) -> list[str]:
+    """The application names (``agentcore <pid>``) of the sessions holding locks of ``space``
+    (only lock ``key``, if given)."""
+    conn = await asyncpg.connect(url)
+    try:
+        found = await conn.fetch(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::oid "
+            "AND l.objsubid = 2 AND ($2::bigint IS NULL OR l.objid = $2::bigint::oid)",
+            space,
+            None if key is None else key & 0xFFFFFFFF,  # the oid holds the int4 unsigned
+        )
+    finally:
+        await conn.close()
+    return [r["application_name"] for r in found]

@@ -8,11 +8,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from agentcore.clock import SystemClock
 from agentcore.llm.fake import FunctionLLM, reply
 from agentcore.storage.postgres import PostgresStorage
 from agentcore.storage.sqlite import SQLiteStorage
-from bots.admin_cli import BOT_RUNNING
+from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from tests.conftest import make_settings, message
 from tests.fakes.openai_server import Completion, FakeOpenAI, system
@@ -175,21 +177,25 @@ async def test_import_from_the_shell_is_refused_while_the_bot_runs(tmp_path: Pat
     assert out.startswith("Imported console:brad: 2 blocks, 1 messages")
 
 
-async def test_import_on_postgresql_is_refused_while_a_bot_has_claimed_it(
+async def test_import_on_postgresql_waits_for_the_persons_turn_in_a_bot_process(
     postgres_url: str, tmp_path: Path
 ) -> None:
     agent_file = tmp_path / "sam.af"
     agent_file.write_text('{"agents": [{"messages": [{"role": "user", "content": "hi"}]}]}')
     env = bot_env(tmp_path, "", AGENTCORE_DB=postgres_url)
     bot = await PostgresStorage.open(postgres_url)
-    assert await bot.claim()  # what a running bot process holds
+    watcher = await asyncpg.connect(postgres_url)
     try:
-        code, out, err = await admin(env, "import", "telegram:5", str(agent_file))
+        async with bot.person(AgentKey("telegram", "5")):  # their turn runs in a bot process
+            importing = asyncio.ensure_future(admin(env, "import", "telegram:5", str(agent_file)))
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            while not await watcher.fetchval(waiting):
+                assert not importing.done(), await importing  # it must wait, not fail
+            assert not importing.done()
+        code, out, err = await importing
     finally:
+        await watcher.close()
         await bot.close()
-    assert code == 1 and out == ""
-    assert err.strip().splitlines() == [BOT_RUNNING.format(pid="")]
-    code, out, err = await admin(env, "import", "telegram:5", str(agent_file))
     assert code == 0, err
     assert out.startswith("Imported telegram:5: 2 blocks, 1 messages")
 

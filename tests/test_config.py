@@ -171,6 +171,21 @@ def test_reminder_settings_default_and_overridden() -> None:
         (BASE | {"AGENTCORE_MEMORY__PERSONA_FILE": "/nonexistent/p.txt"}, "cannot read"),
         (BASE | {"AGENTCORE_LLM__MODEL": " "}, "AGENTCORE_MODEL"),
         (BASE | {"AGENTCORE_RUNTIME__RATE_LIMIT_PER_MINUTE": "0"}, "runtime.rate_limit_per_minute"),
+        (BASE | {"AGENTCORE_DISCORD__SHARD_IDS": "0,1"}, "shard_ids needs discord.shard_count"),
+        (
+            BASE | {"AGENTCORE_DISCORD__SHARD_COUNT": "2", "AGENTCORE_DISCORD__SHARD_IDS": "1,2"},
+            "shard ids run from 0 to shard_count - 1 (1)",
+        ),
+        (BASE | {"AGENTCORE_DISCORD__SHARD_IDS": "0,x"}, "whole numbers separated by commas"),
+        (BASE | {"AGENTCORE_DISCORD__SHARD_IDS": "1,1"}, "each number once"),
+        (BASE | {"AGENTCORE_TELEGRAM__WEBHOOK_URL": "bot.example.com"}, "telegram.webhook_url"),
+        (BASE | {"AGENTCORE_TELEGRAM__WEBHOOK_LISTEN": "8443"}, "host:port, such as"),
+        (BASE | {"AGENTCORE_TELEGRAM__WEBHOOK_LISTEN": "0.0.0.0:99999"}, "host:port, such as"),
+        (
+            BASE
+            | {"AGENTCORE_DB": "postgresql://u:p@h/db", "AGENTCORE_STORAGE__STALL_SECONDS": "20"},
+            "storage.stall_seconds (20) must be longer than llm.timeout_seconds (30)",
+        ),
         (BASE | {"AGENTCORE_MEDIA__VISION": "maybe"}, "expected 'auto' or 'on' or 'off'"),
         (BASE | {"AGENTCORE_MEDIA__MAX_FILE_MB": "-1"}, "setting media.max_file_mb"),
         (BASE | {"AGENTCORE_MEDIA__TRANSCRIPTION_BASE_URL": "whisper:8000"}, "http(s)://"),
@@ -183,6 +198,26 @@ def test_bad_values_fail_with_one_line(env: dict[str, str], expected: str) -> No
         load(env)
     text = str(info.value)
     assert expected in text and "\n" not in text
+
+
+def test_several_processes_settings() -> None:
+    settings = load_settings(
+        None,
+        env=BASE | {
+            "AGENTCORE_DB": "postgresql://bot:pw@db.internal:5432/bot",
+            "AGENTCORE_DISCORD__SHARD_COUNT": "3",
+            "AGENTCORE_DISCORD__SHARD_IDS": "0, 1",
+            "AGENTCORE_TELEGRAM__WEBHOOK_URL": "https://bot.example.com/telegram/",
+            "AGENTCORE_TELEGRAM__WEBHOOK_LISTEN": "[::]:8080",
+        },
+        dotenv_file=None,
+    )  # fmt: skip
+    assert (settings.discord.shard_count, settings.discord.shard_ids) == (3, (0, 1))
+    assert settings.telegram.webhook_url == "https://bot.example.com/telegram"
+    assert settings.telegram.webhook_listen == ("::", 8080)
+    assert (settings.stall_seconds, settings.person_locks) == (60.0, True)
+    stall_unused = BASE | {"AGENTCORE_STORAGE__STALL_SECONDS": "5"}  # SQLite: one process
+    assert load_settings(None, env=stall_unused, dotenv_file=None).stall_seconds == 5.0
 
 
 def test_media_and_streaming_settings() -> None:

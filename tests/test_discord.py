@@ -29,7 +29,7 @@ from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, last_user_text, reply, system_text
 from agentcore.media.intake import UNSUPPORTED
 from agentcore.memory.prompt import GROUP_NOTE
-from agentcore.runtime import SLOW_DOWN, AgentRuntime, Ticket
+from agentcore.runtime import SLOW_DOWN, AgentRuntime, Deliver, Ticket
 from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey, Attachment, InboundMessage, Reply, ReplyKind, ReplySink
 from bots.compose import build_runtime
@@ -404,7 +404,9 @@ async def test_a_long_command_reply_with_a_file_continues_in_follow_ups(bot: Bot
     export = Attachment("memory.af", b'{"agents": []}', "application/json")
     long_reply = Reply("line of output\n" * 300, ReplyKind.COMMAND, True, (export,))
 
-    async def answer(ticket: Ticket, sink: ReplySink | None = None) -> Reply:
+    async def answer(
+        ticket: Ticket, sink: ReplySink | None = None, *, deliver: Deliver | None = None
+    ) -> Reply:
         return long_reply
 
     bot.runtime.answer = answer  # type: ignore[method-assign]

@@ -5,7 +5,10 @@ the middle of a turn. (Every storage method is covered on PostgreSQL by tests/co
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -14,6 +17,7 @@ import pytest
 from agentcore.clock import ManualClock
 from agentcore.llm.base import LLMRequest, LLMResponse
 from agentcore.llm.fake import FunctionLLM, reply
+from agentcore.memory.consolidation import INSTRUCTIONS as CONSOLIDATION
 from agentcore.messages import Role
 from agentcore.records import NewMessage
 from agentcore.runtime import STORAGE_FAILED
@@ -23,10 +27,9 @@ from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from tests import postgres
 from tests.conftest import make_settings, message
-from tests.fakes.openai_server import Completion, FakeOpenAI, last_user
+from tests.fakes.openai_server import Completion, FakeOpenAI, last_user, since_last_answer, system
 from tests.process import bot_env, run_bot
 from tests.test_admin_cli import admin
-from tests.test_reliability import running_bot
 
 
 def with_password(url: str, password: str) -> str:
@@ -57,25 +60,35 @@ async def test_the_bot_runs_on_postgresql(tmp_path: Path, postgres_url: str) -> 
         await store.close()
 
 
-async def test_a_second_bot_on_the_same_database_refuses_to_start(
+async def test_bots_sharing_a_database_take_one_persons_turns_one_at_a_time(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    """Until turns take a per-person lock, one bot process per PostgreSQL database, as with
-    SQLite; the lock dies with its process, and the operator CLI may run beside the bot."""
-    async with FakeOpenAI(lambda body: Completion(content="hi")) as model:
-        env = bot_env(tmp_path, model.base_url, AGENTCORE_DB=postgres_url)
-        async with running_bot(env, tmp_path) as first:
-            await first.say("hello")
-            assert await first.line() == "hi\n"
-            code, out, err = await run_bot("hello\n", env, tmp_path)
-            assert (code, out) == (1, ""), err
-            assert "another bot process is already running on postgresql://" in err
-            assert password_of(postgres_url) not in err and "Traceback" not in err
-            assert (await admin(env, "users"))[0] == 0
-            first.proc.kill()
-            await first.proc.wait()
-        code, out, err = await run_bot("hello\n", env, tmp_path)
-        assert (code, out) == (0, "hi\n"), err
+    """Any number of bot processes may share a PostgreSQL database: two terminal bots for the
+    same person answer every line once, and that person's model calls never overlap (the
+    per-person lock); the operator CLI runs beside them."""
+    calls: list[tuple[float, float]] = []
+
+    async def model(body: dict[str, Any]) -> Completion:
+        if system(body) == CONSOLIDATION:  # at shutdown; called without the lock by design
+            return Completion(content="{}")
+        started = time.perf_counter()
+        await asyncio.sleep(0.05)  # the model's latency: a window in which turns could overlap
+        calls.append((started, time.perf_counter()))
+        return Completion(content=" | ".join(since_last_answer(body)))
+
+    async with FakeOpenAI(model) as server:
+        env = bot_env(tmp_path, server.base_url, AGENTCORE_DB=postgres_url)
+        said = {side: [f"{side}{n}" for n in range(6)] for side in "ab"}
+        runs = [run_bot("".join(f"{t}\n" for t in said[s]), env, tmp_path, "--user", "brad")
+                for s in "ab"]  # fmt: skip
+        results = await asyncio.gather(*runs, admin(env, "users"))
+    [(code_a, out_a, err_a), (code_b, out_b, err_b), (admin_code, _, _)] = results
+    assert (code_a, code_b, admin_code) == (0, 0, 0), err_a + err_b
+    answered = [t for line in (out_a + out_b).splitlines() for t in line.split(" | ")]
+    assert sorted(answered) == sorted(said["a"] + said["b"])  # each line once
+    calls.sort()
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(calls)), calls
+    assert password_of(postgres_url) not in err_a + err_b
 
 
 async def newer_schema(server: str) -> str:
@@ -140,7 +153,7 @@ async def test_processes_starting_together_migrate_once(postgres_server: str) ->
         finally:
             await conn.close()
         shipped = migration_files("agentcore.storage.postgres")
-        assert [r["version"] for r in applied] == [m.version for m in shipped]
+        assert [r["version"] for r in applied] == [m.version for m in shipped]  # each once
     finally:
         await postgres.drop_database(postgres_server, url)
 
@@ -184,55 +197,75 @@ async def talk(store: PostgresStorage, clock: ManualClock, llm: FunctionLLM) -> 
     return [first.text, second.text]
 
 
-async def said_by_the_person(url: str) -> list[str | None]:
+async def said_by_the_person(url: str, role: Role = Role.USER) -> list[str | None]:
+    """What the person (or, with ``role``, their agent) said, as stored."""
     store = await PostgresStorage.open(url)
     try:
         agent = await store.load_agent(AgentKey("telegram", "7"))
         assert agent is not None
-        return [m.content for m in await store.all_messages(agent.id) if m.role is Role.USER]
+        return [m.content for m in await store.all_messages(agent.id) if m.role is role]
     finally:
         await store.close()
 
 
-async def test_a_connection_dropped_between_statements_is_replaced(
+async def test_connections_dropped_between_statements_are_replaced(
     postgres_url: str, clock: ManualClock
 ) -> None:
+    """While the model thinks, every connection goes (a restart, a failover): the turn's, with
+    its person's lock, and the idle ones. The turn is cut short and taken up again under a new
+    lock, and the next message is stored and answered on new connections."""
     dropped: list[int] = []
+    dropping: list[asyncio.Task[int]] = []
 
     async def drop_then_answer(request: LLMRequest) -> LLMResponse:
-        if not dropped:  # while the model thinks, the idle connection goes
-            dropped.append(await terminate_connections(postgres_url))
+        if not dropping:
+            dropping.append(asyncio.create_task(terminate_connections(postgres_url)))
+            dropping[0].add_done_callback(lambda done: dropped.append(done.result()))
+            await asyncio.shield(dropping[0])  # this turn is cancelled as its lock goes
         return reply("noted")
 
     store = await PostgresStorage.open(postgres_url, pool_size=1)
     assert await talk(store, clock, FunctionLLM(drop_then_answer)) == ["noted", "noted"]
-    assert dropped[0] >= 1
+    assert dropped[0] >= 2  # the turn's connection and the idle one
     assert await said_by_the_person(postgres_url) == ["my cat is called Miso", "are you there?"]
 
 
-async def test_a_connection_dropped_mid_statement_gets_the_short_message_and_loses_nothing(
-    postgres_url: str, clock: ManualClock
+@pytest.mark.parametrize(
+    ("cuts", "answers"),
+    [(1, ["noted", "noted"]), (2, [STORAGE_FAILED, "noted\n\nnoted"])],
+)
+async def test_a_connection_dropped_mid_turn_loses_nothing(
+    postgres_url: str, clock: ManualClock, cuts: int, answers: list[str]
 ) -> None:
-    """The turn's write of the answer is cut off: the person is told, their message stays, and
-    the next message is answered."""
+    """The turn's write of the answer is cut off, and the person's lock with its connection:
+    the turn is taken up again under a new lock and answered once. Cut off again, the person is
+    told; their message stays, and is answered together with their next one."""
     dropped: list[int] = []
+    cut: list[asyncio.Future[None]] = []
 
     async def cut_the_next_write(request: LLMRequest) -> LLMResponse:
-        if dropped:
+        if len(cut) >= cuts:
             return reply("noted")
+        if cut:
+            await cut[-1]  # the last blocker is gone
         blocker = await asyncpg.connect(postgres_url)
         transaction = blocker.transaction()
         await transaction.start()
         await blocker.execute("SELECT id FROM agents FOR UPDATE")  # the answer's write waits
-        cut = asyncio.ensure_future(terminate_connections(postgres_url, waiting_on_a_lock=True))
-        cut.add_done_callback(lambda done: dropped.append(done.result()))
-        cut.add_done_callback(lambda done: asyncio.ensure_future(blocker.close()))
+
+        async def cut_then_unblock() -> None:
+            dropped.append(await terminate_connections(postgres_url, waiting_on_a_lock=True))
+            await blocker.close()
+
+        cut.append(asyncio.ensure_future(cut_then_unblock()))
         return reply("this answer is never stored")
 
     store = await PostgresStorage.open(postgres_url, pool_size=2)
-    assert await talk(store, clock, FunctionLLM(cut_the_next_write)) == [STORAGE_FAILED, "noted"]
-    assert dropped == [1]
+    assert await talk(store, clock, FunctionLLM(cut_the_next_write)) == answers
+    assert dropped == [1] * cuts
     assert await said_by_the_person(postgres_url) == ["my cat is called Miso", "are you there?"]
+    answers_stored = await said_by_the_person(postgres_url, Role.ASSISTANT)
+    assert "this answer is never stored" not in answers_stored
 
 
 async def vocabulary(url: str) -> set[str]:

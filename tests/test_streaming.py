@@ -139,6 +139,29 @@ async def test_the_newest_text_is_shown_at_most_once_per_interval_and_429_waits(
     assert pacing.active == 0
 
 
+async def test_an_answer_taken_over_elsewhere_is_taken_back_and_not_finished() -> None:
+    """This process lost the person's lock mid-answer and another one answered them: what was
+    shown is deleted, once; a finished answer is left alone."""
+    editor = Editor()
+    pacing = Pacing(0.0, 100.0)
+    reply = GrowingReply(editor, lambda t: [t[i : i + 5] for i in range(0, len(t), 5)], pacing, 1)
+    await reply.grow("tok=d1 seq")
+    await editor.sent.wait()
+    await reply.abandon()
+    await reply.abandon()
+    assert not await reply.finish("tok=d1 seq=3")
+    sent = [message for action, message in editor.log if action == "send"]
+    deleted = [action for action, _ in editor.log if action.startswith("delete")]
+    assert sent and deleted == [f"delete {n}" for n in range(1, len(sent) + 1)]
+    assert pacing.active == 0
+    finished = GrowingReply(editor, lambda t: [t], pacing, 2)
+    await finished.grow("done")
+    assert await finished.finish("done.")
+    logged = len(editor.log)
+    await finished.abandon()
+    assert len(editor.log) == logged and pacing.active == 0
+
+
 def test_pacing_slows_down_when_many_answers_stream() -> None:
     pacing = Pacing(1.0, 20.0)
     for chat in range(60):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -494,6 +495,20 @@ async def test_a_second_instance_conflict_is_one_clear_line_and_exit_1(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "409 Conflict" in errors[0] and "Traceback" not in caplog.text
     assert len(fake.polls) == 1  # no retry loop
+
+
+async def test_a_webhook_that_cannot_be_served_is_one_clear_line_and_exit_1(
+    fake: FakeTelegram, runtime: AgentRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:  # another program listens there already
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        webhook = ("https://bot.example.com/telegram", ("127.0.0.1", taken.getsockname()[1]))
+        async with running(fake, runtime, webhook=webhook) as adapter:
+            assert await asyncio.wait_for(adapter.finished(), 10) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "cannot serve the Telegram webhook" in errors[0], errors
+    assert fake.webhook is None and fake.polls == []  # Telegram was not told to use it
 
 
 async def test_a_rejected_token_is_one_clear_line_and_exit_1(

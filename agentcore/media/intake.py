@@ -102,9 +102,12 @@ class MediaIntake:
 
     # ------------------------------------------------------------------ before the turn
 
-    async def prepare(self, key: AgentKey, up_to_id: int, sink: ReplySink) -> Prepared:
-        """Prepare this person's waiting files (messages up to ``up_to_id``)."""
-        pending = await self._storage.pending_files(key, up_to_id)
+    async def prepare(
+        self, store: FileStore, key: AgentKey, up_to_id: int, sink: ReplySink
+    ) -> Prepared:
+        """Prepare this person's waiting files (messages up to ``up_to_id``), through
+        ``store``: their turn's (see ``Storage.person``)."""
+        pending = await store.pending_files(key, up_to_id)
         if not pending:
             return Prepared()
         by_message: dict[int, list[PendingFile]] = {}
@@ -118,7 +121,7 @@ class MediaIntake:
             caption = items[0].caption
             outcomes = [await self._prepare(item.file, caption, model) for item in items]
             text = "\n".join([*(o.marker for o in outcomes), caption]).strip()
-            await self._storage.prepare_pending(pending_id, text, [o.update for o in outcomes])
+            await store.prepare_pending(pending_id, text, [o.update for o in outcomes])
             answerable |= bool(caption.strip()) or any(o.usable for o in outcomes)
             documents |= any(o.update.state is DocState.READING for o in outcomes)
             notices += [n for o in outcomes for n in o.notices]
@@ -255,13 +258,13 @@ class MediaIntake:
     # ------------------------------------------------------------------ during the turn
 
     async def images(
-        self, agent_id: int, message_ids: Sequence[int]
+        self, store: FileStore, agent_id: int, message_ids: Sequence[int]
     ) -> dict[int, tuple[ImagePart, ...]]:
         """The photos that came with these messages, by message id, for a model that sees."""
         if not self._sees:
             return {}
         found: dict[int, tuple[ImagePart, ...]] = {}
-        for file in await self._storage.message_files(agent_id, message_ids, FileKind.IMAGE):
+        for file in await store.message_files(agent_id, message_ids, FileKind.IMAGE):
             if file.data and file.message_id is not None:
                 image = ImagePart(file.mime_type, file.data)
                 found[file.message_id] = (*found.get(file.message_id, ()), image)

@@ -29,6 +29,7 @@ from agentcore.records import (
     LLMCallRecord,
     NewAgent,
     NewMessage,
+    OpenTurn,
     Passage,
     PendingFile,
     PendingMessage,
@@ -59,6 +60,16 @@ from agentcore.types import AgentKey, FileKind, InboundMessage
 
 class StorageError(Exception):
     """The store could not complete an operation (locked, full, read-only, corrupt)."""
+
+
+class LockLost(StorageError):
+    """A person's lock went with its database connection (dropped, or ended by the server
+    because this process stalled): another process may be running their turn now, so nothing
+    more may be written for it here."""
+
+
+class PersonBusy(StorageError):
+    """Another process holds the person's lock (``Storage.person(key, wait=False)``)."""
 
 
 class AgentStore(Protocol):
@@ -199,10 +210,32 @@ class InboxStore(Protocol):
         already (created meanwhile by another process)."""
         ...
 
+    async def store_reply(
+        self, key: AgentKey, agent_id: int, messages: Sequence[NewMessage]
+    ) -> list[int]:
+        """Store a turn's last step (``messages``, the reply first) and record it as the reply
+        to this person's messages the turn took up, in one transaction; the stored ids. A crash
+        afterwards leaves the reply to be sent (``open_turn``), never the turn to run again."""
+        ...
+
+    async def open_turn(self, key: AgentKey) -> OpenTurn | None:
+        """This person's turn that took up messages and was not finished (see
+        ``finish_turn``); None if every turn of theirs finished."""
+        ...
+
+    async def finish_turn(self, key: AgentKey) -> None:
+        """The messages this person's turns took up are answered: their reply went out (or
+        they were told the turn failed)."""
+        ...
+
     async def count_pending(self, key: AgentKey) -> int: ...
 
     async def list_pending(self, platform: str | None = None) -> list[PendingMessage]:
         """Messages still waiting (e.g. after a crash), oldest first."""
+        ...
+
+    async def list_unfinished(self, platform: str) -> list[PendingMessage]:
+        """For each person with an open turn (``open_turn``), the latest message it took up."""
         ...
 
 
@@ -260,7 +293,8 @@ class FileStore(Protocol):
     ) -> bool:
         """In one transaction, file passages read from a document (tagged with its name and
         page) and record how many of its pages are read. False, storing nothing, if the
-        document is gone (deleted, or its person forgotten)."""
+        document is gone (deleted, or its person forgotten); True, storing nothing, if
+        ``pages_read`` pages are read already (another process read them too)."""
         ...
 
     async def finish_document(
@@ -416,21 +450,62 @@ class PersonStorage(
     OpsStore,
     ReminderStore,
     UsageStore,
+    ConsolidationStore,
     Protocol,
 ):
-    """Everything a turn or a command may read and write."""
+    """Everything a turn, a command or a consolidation may read and write."""
 
 
-class Storage(PersonStorage, ConsolidationStore, Protocol):
+class Role(Protocol):
+    """Something one process at a time holds among the processes on a database, such as
+    "the Telegram poller" (see ``Storage.take_role``)."""
+
+    async def alive(self) -> bool:
+        """Whether it is still held, asking the database now."""
+        ...
+
+    async def lost(self) -> None:
+        """Return once it is lost: its connection went (the database restarted, or this process
+        stalled and the server ended its session, so another process may hold it now)."""
+        ...
+
+    async def release(self) -> None: ...
+
+
+class Coordination(Protocol):
+    """What bot processes sharing a database coordinate through."""
+
+    async def take_role(self, name: str, *, wait: bool) -> Role | None:
+        """Hold the role ``name`` until it is released or lost; if another process holds it,
+        wait until it is free (``wait``) or return None."""
+        ...
+
+    async def pace(self, name: str, interval: float) -> None:
+        """Book the next moment at least ``interval`` seconds after the one the last
+        ``pace(name)`` booked in any process on this database (or now, if that is later), and
+        return once it has come (e.g. Discord's one IDENTIFY per 5 s)."""
+        ...
+
+
+class Storage(PersonStorage, Coordination, Protocol):
     """Everything a backend provides."""
 
-    def person(self, key: AgentKey) -> AbstractAsyncContextManager[PersonStorage]:
+    @property
+    def shared(self) -> bool:
+        """Whether other bot processes may use this database at the same time (so a process
+        that died may leave work for the others to finish)."""
+        ...
+
+    def person(
+        self, key: AgentKey, *, wait: bool = True
+    ) -> AbstractAsyncContextManager[PersonStorage]:
         """The store for one person's turn (or command), held for its span.
 
         With one process on the database (SQLite, kept single by the instance lock) this is
         the store itself. With several processes on one database (PostgreSQL) it holds the
-        person's lock for the span and writes through the lock's own connection, so a process
-        that lost the lock cannot write.
+        person's lock for the span (waiting for another process's turn of theirs to end, or,
+        without ``wait``, raising ``PersonBusy``) and writes through the lock's own connection,
+        so a process that lost the lock cannot write: ``LockLost``.
         """
         ...
 

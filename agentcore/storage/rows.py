@@ -20,6 +20,7 @@ from agentcore.records import (
     Block,
     BlockVersion,
     DocState,
+    OpenTurn,
     Passage,
     PendingMessage,
     PersonUsage,
@@ -178,6 +179,11 @@ def pending(r: Row) -> PendingMessage:
         source=r["source"],
     )
     return PendingMessage(r["id"], message, from_millis(r["received_at"]))
+
+
+def open_turn(r: Row) -> OpenTurn:
+    """A turn left open: the latest message it took up (``pending`` columns) and its reply."""
+    return OpenTurn(pending(r).message, r["reply"])
 
 
 def block_version(r: Row) -> BlockVersion:

@@ -135,7 +135,7 @@ class ConsoleAdapter:
             return
         self._busy = True
         try:
-            reply = await self._runtime.handle(message, self)
+            reply = await self._runtime.handle(message, self, deliver=self._deliver)
         except asyncio.CancelledError:
             terminal.note(STOPPED)
             raise
@@ -184,7 +184,14 @@ class ConsoleAdapter:
             return
         for ticket in tickets:
             if ticket.message.key == self._user:
-                await self._show(terminal, await self._runtime.answer(ticket))
+                reply = await self._runtime.answer(ticket, self, deliver=self._deliver)
+                await self._show(terminal, reply)
+
+    async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
+        """A turn's reply, shown once written (streamed, only the rest follows); a turn that a
+        killed process left unfinished is answered first."""
+        if self._terminal is not None:
+            await self._show(self._terminal, reply)
 
     @property
     def scope(self) -> DeliveryScope:

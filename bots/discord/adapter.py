@@ -9,6 +9,11 @@ answer is sent directly, a slow one is deferred (ephemerally) and followed up.
 The client runs as ``async with client: await client.start(token)`` in a task; discord.py
 reconnects and resumes by itself. Errors that reconnecting cannot fix (bad token, missing
 intent) end the task with one log line that names the fix, and exit code 1.
+
+Several processes on one database (PostgreSQL) split the bot's shards: each holds the role of
+every shard it runs, so a second process for a shard refuses to start, and every IDENTIFY waits
+its turn across processes (``Storage.pace``). Any process can send any reply (REST needs no
+gateway connection), so whichever holds a person's lock answers them.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ from discord import app_commands
 from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.schedule.model import DeliveryScope
+from agentcore.storage.protocols import Coordination, Role
+from agentcore.storage.single import LocalRoles
 from agentcore.types import ChatKind, InboundMessage, Reply, ReplyKind
+from bots.adapter import AdapterError
 from bots.answers import SOMETHING_WENT_WRONG, Answers
-from bots.discord.connect import fatal_reason, make_client, point_at
+from bots.discord.connect import fatal_reason, make_client, point_at, shard_roles
 from bots.discord.send import (
     MESSAGE_LIMIT,
     SEND_ERRORS,
@@ -54,14 +62,33 @@ PRIVATE_IN_PUBLIC = (
 )
 
 
-def build_discord_adapter(settings: Settings, runtime: AgentRuntime) -> DiscordAdapter:
+IDENTIFY = "discord identify"  # paced across processes: one per identify_interval seconds
+SHARD_TAKEN = (
+    "discord: {role} is already run by another process on this database: give each process "
+    "its own AGENTCORE_DISCORD__SHARD_IDS (and all of them the same SHARD_COUNT)"
+)
+
+
+def build_discord_adapter(
+    settings: Settings, runtime: AgentRuntime, roles: Coordination
+) -> DiscordAdapter:
     """The adapter as configured (called by the composition root only if a token is set)."""
     config = settings.discord
     point_at(config.api_base, config.gateway_url)
+    client = make_client(
+        sharded=config.sharded,
+        shard_count=config.shard_count,
+        shard_ids=config.shard_ids,
+        pace=lambda: roles.pace(IDENTIFY, config.identify_interval),
+    )
     return DiscordAdapter(
         runtime,
-        make_client(sharded=config.sharded),
+        client,
         config.token.reveal(),
+        roles=roles,
+        shards=shard_roles(
+            sharded=config.sharded, shard_count=config.shard_count, shard_ids=config.shard_ids
+        ),
         sync_guild=config.sync_guild or None,
         stop_grace=settings.runtime.shutdown_grace,
         max_file_bytes=settings.agent.media.max_file_bytes,
@@ -78,6 +105,8 @@ class DiscordAdapter:
         client: discord.Client,
         token: str,
         *,
+        roles: Coordination | None = None,  # the storage, owning shards; None: alone
+        shards: list[str] | None = None,  # the roles of the shards this client runs
         sync_guild: int | None = None,
         command_budget: float = COMMAND_BUDGET_SECONDS,
         stop_grace: float = 20.0,
@@ -89,6 +118,11 @@ class DiscordAdapter:
         self._pacing = Pacing(edit_seconds, EDITS_PER_SECOND)
         self._client = client
         self._token = token  # never logged
+        self._roles = roles or LocalRoles()
+        self._shard_names = shards or []
+        self._shards: dict[str, Role] = {}
+        self._keeper: asyncio.Task[None] | None = None
+        self._shard_lost = False
         self._sync_guild = sync_guild
         self._command_budget = command_budget
         self._stop_grace = stop_grace
@@ -119,7 +153,10 @@ class DiscordAdapter:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Log in and connect; return once the gateway said READY (or the client gave up)."""
+        """Log in and connect; return once the gateway said READY (or the client gave up).
+        ``AdapterError`` if another process runs one of this process's shards."""
+        await self._take_shards()
+        self._keeper = asyncio.create_task(self._keep_shards(), name="discord-shards")
         self._pump = asyncio.create_task(self._spawn_answers_in_order(), name="discord-intake")
         self._runner = asyncio.create_task(self._run(), name="discord-client")
         ready = asyncio.create_task(self._ready.wait())
@@ -135,6 +172,38 @@ class DiscordAdapter:
         done.set_result(ticket)
         self._intake.put_nowait(done)
 
+    async def _take_shards(self) -> None:
+        for name in self._shard_names:
+            role = await self._roles.take_role(name, wait=False)
+            if role is None:
+                await self._release_shards()
+                raise AdapterError(SHARD_TAKEN.format(role=name))
+            self._shards[name] = role
+
+    async def _keep_shards(self) -> None:
+        """Take a shard's role again if it is lost (the database connection went); if another
+        process has it now (this one stalled and was replaced), stop: exit code 1."""
+        while self._shards:
+            waiters = {asyncio.ensure_future(r.lost()): n for n, r in self._shards.items()}
+            try:
+                done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            for name in (waiters[w] for w in done):
+                role = await self._roles.take_role(name, wait=False)
+                if role is None:
+                    log.error("discord: another process took over %s; stopping", name)
+                    self._shard_lost = True
+                    await self._client.close()
+                    return
+                self._shards[name] = role
+
+    async def _release_shards(self) -> None:
+        for role in self._shards.values():
+            await role.release()
+        self._shards.clear()
+
     async def _run(self) -> int:
         try:
             async with self._client:
@@ -146,7 +215,7 @@ class DiscordAdapter:
             else:
                 log.error("%s", reason)
             return 1
-        return 0
+        return 1 if self._shard_lost else 0
 
     async def finished(self) -> int:
         assert self._runner is not None, "start() first"
@@ -158,20 +227,22 @@ class DiscordAdapter:
             return
         self._stopping = True
         await self._answers.drain(self._stop_grace, self._intake.join())
-        for task in (self._sync, self._pump):
+        for task in (self._sync, self._pump, self._keeper):
             if task is not None:
                 task.cancel()
         await self._client.close()
         if self._runner is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        await self._release_shards()
 
     # ------------------------------------------------------------------ gateway events
 
     async def on_connect(self) -> None:
         """READY arrived (once per shard): the bot can receive from here on."""
         self._connected_shards += 1
-        if self._connected_shards >= (self._client.shard_count or 1) and not self._ready.is_set():
+        shards = len(getattr(self._client, "shard_ids", None) or []) or self._client.shard_count
+        if self._connected_shards >= (shards or 1) and not self._ready.is_set():
             user = self._client.user
             log.info("discord: connected as %s (id %s)", user, user.id if user else "?")
             self._ready.set()
@@ -217,14 +288,25 @@ class DiscordAdapter:
         stream = GrowingReply(
             StreamEditor(self._client, route, author), _parts, self._pacing, route.channel_id
         )
+
+        async def deliver(message: InboundMessage, reply: Reply) -> None:
+            # The answer streamed so far becomes the reply; else (nothing streamed, or an
+            # earlier turn's reply sent again after a crash) it is sent as usual.
+            if message is not ticket.message or not await stream.finish(reply.text):
+                await self._deliver(message, reply)
+
         sink = ChannelSink(self._client, route, author, stream)
-        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route.channel_id), sink)
-        if await stream.finish(reply.text):
-            return
+        await self._answers.answer(
+            ticket, lambda: self._keep_typing(route.channel_id), deliver, sink
+        )
+        await stream.abandon()  # its turn was answered by another process: take back what it showed
+
+    async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
+        route = DiscordRoute.parse(message.route)
         if reply.private and route.guild_id is not None:
             reply = Reply(PRIVATE_IN_PUBLIC, ReplyKind.NOTICE)
         if not reply.is_empty:
-            await send_reply(self._client, route, int(ticket.message.key.user_id), reply)
+            await send_reply(self._client, route, int(message.key.user_id), reply)
 
     async def _keep_typing(self, channel_id: int) -> None:
         channel = self._client.get_partial_messageable(channel_id)

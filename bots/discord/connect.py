@@ -10,6 +10,8 @@ answers those two with its own address, and then every connection goes through i
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -65,19 +67,65 @@ def intents() -> discord.Intents:
     return wanted
 
 
-def make_client(*, sharded: bool) -> discord.Client:
-    """A client that caches little (no message or member cache) and pings nobody by default."""
+Pace = Callable[[], Awaitable[None]]
+
+
+class _Paced:
+    """A client whose every IDENTIFY waits for ``pace`` (spacing them across all the bot's
+    processes, as Discord requires) instead of discord.py's own 5 s within one process."""
+
+    def __init__(self, *, pace: Pace, **options: Any) -> None:
+        self._pace = pace
+        super().__init__(**options)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await self._pace()
+
+
+class PacedClient(_Paced, discord.Client):
+    pass
+
+
+class PacedShardedClient(_Paced, discord.AutoShardedClient):
+    pass
+
+
+def make_client(
+    *,
+    sharded: bool,
+    shard_count: int = 0,
+    shard_ids: tuple[int, ...] = (),
+    pace: Pace | None = None,
+) -> discord.Client:
+    """A client that caches little (no message or member cache) and pings nobody by default;
+    sharded if asked, or if ``shard_count`` is set (then running ``shard_ids``, or all)."""
     # A text-only bot never joins voice: skip discord.py's warnings about voice libraries.
     discord.VoiceClient.warn_nacl = False
     discord.VoiceClient.warn_dave = False
-    cls = discord.AutoShardedClient if sharded else discord.Client
-    return cls(
-        intents=intents(),
-        allowed_mentions=NO_PINGS,
-        max_messages=None,
-        member_cache_flags=discord.MemberCacheFlags.none(),
-        chunk_guilds_at_startup=False,
-    )
+    options: dict[str, Any] = {
+        "intents": intents(),
+        "allowed_mentions": NO_PINGS,
+        "max_messages": None,
+        "member_cache_flags": discord.MemberCacheFlags.none(),
+        "chunk_guilds_at_startup": False,
+    }
+    if shard_count:
+        options |= {"shard_count": shard_count, "shard_ids": list(shard_ids) or None}
+    if pace is not None:
+        options["pace"] = pace
+    sharded = sharded or bool(shard_count)
+    if pace is None:
+        return (discord.AutoShardedClient if sharded else discord.Client)(**options)
+    return (PacedShardedClient if sharded else PacedClient)(**options)
+
+
+def shard_roles(*, sharded: bool, shard_count: int, shard_ids: tuple[int, ...]) -> list[str]:
+    """The roles (``Storage.take_role``) a process needs for the gateway connections it runs:
+    one per shard, so that no two processes run the same one."""
+    if sharded and not shard_count:  # as many shards as Discord says: the whole bot
+        return ["discord shards"]
+    count = shard_count or 1
+    return [f"discord shard {shard} of {count}" for shard in shard_ids or range(count)]
 
 
 def fatal_reason(exc: BaseException) -> str | None:

@@ -3,9 +3,15 @@
 Lifecycle (not ``run_polling``, which would own the event loop and the signals):
 
     start: initialize (getMe) → start → deleteWebhook → polling; returns once the first
-           getUpdates is issued. The command menu is registered in the background.
+           getUpdates is issued (or, if another process polls, once this one stands by). The
+           command menu is registered in the background.
     stop:  stop polling (confirming what was stored) → let answers in progress go out (bounded)
            → stop → shutdown.
+
+Several processes on one database (PostgreSQL) elect one poller: the one holding the role
+``telegram poller`` polls, the others wait for it and take over when it dies or stalls. With a
+webhook URL set, every process instead serves the webhook (webhook.py), for a load balancer in
+front of them; there is nothing to elect.
 
 Updates are fetched by ``UpdatePoller`` instead of PTB's ``Updater`` so that an update is
 confirmed to Telegram only after ``runtime.accept`` has stored it (see poller.py). For the same
@@ -18,6 +24,7 @@ order they were accepted; a command can therefore never overtake the message bef
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Coroutine, Sequence
@@ -32,10 +39,12 @@ from agentcore.commands import USER_COMMANDS
 from agentcore.outbox import Delivery
 from agentcore.runtime import AgentRuntime, Ticket
 from agentcore.schedule.model import DeliveryScope
-from agentcore.types import ChatKind, InboundFile, InboundMessage
+from agentcore.storage.protocols import Coordination, Role, StorageError
+from agentcore.storage.single import LocalRoles
+from agentcore.types import ChatKind, InboundFile, InboundMessage, Reply
 from bots.answers import Answers
 from bots.streaming import GrowingReply, Pacing
-from bots.telegram.poller import TOKEN_HELP, UpdatePoller
+from bots.telegram.poller import TOKEN_HELP, RoleLost, UpdatePoller
 from bots.telegram.render import telegram_parts
 from bots.telegram.send import Destination, ReplySender, StreamEditor
 from bots.telegram.translate import (
@@ -46,6 +55,7 @@ from bots.telegram.translate import (
     file_refs,
     translate,
 )
+from bots.telegram.webhook import WebhookServer, webhook_secret
 
 log = logging.getLogger("bots.telegram")
 
@@ -56,6 +66,8 @@ TEXT_ONLY = (
 _COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")  # what Telegram accepts in a menu
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+POLLER = "telegram poller"  # the role of the one process that polls
+RETRY_ROLE_SECONDS = 5.0  # after the database failed to say who polls
 EDITS_PER_SECOND = 20.0  # streamed edits across all chats (Telegram allows ~30 messages/s)
 
 
@@ -67,6 +79,8 @@ class TelegramAdapter:
         application: TelegramApp,
         runtime: AgentRuntime,
         *,
+        roles: Coordination | None = None,  # the storage, electing the poller; None: alone
+        webhook: tuple[str, tuple[str, int]] | None = None,  # URL, and where to serve it
         typing_interval: float = 4.0,  # Telegram shows "typing…" for ~5 s per action
         poll_timeout: float = 10.0,
         grace: float = 20.0,  # how long stop() waits for answers in progress
@@ -77,16 +91,30 @@ class TelegramAdapter:
     ) -> None:
         self._app = application
         self._runtime = runtime
+        self._roles = roles or LocalRoles()
         self._typing_interval = typing_interval
         self._grace = grace
         self._max_file_bytes = max_file_bytes
         self._pacing = Pacing(edit_seconds, EDITS_PER_SECOND)
         self._sender = ReplySender(application.bot, retry_delays=retry_delays)
-        self._poller = UpdatePoller(
-            application.bot, self._take, timeout=poll_timeout, backoff=backoff
+        self._poll_timeout = poll_timeout
+        self._backoff = backoff
+        self._poller: UpdatePoller | None = None  # while this process polls
+        self._webhook = (
+            None
+            if webhook is None
+            else WebhookServer(
+                application.bot,
+                self._take,
+                webhook[0],
+                webhook[1],
+                webhook_secret(application.bot.token),
+            )
         )
         self._me: BotIdentity | None = None
         self._poll_task: asyncio.Task[int] | None = None
+        self._receiving = asyncio.Event()  # polling, standing by, or serving the webhook
+        self._stopping = asyncio.Event()
         self._answers = Answers(runtime, self.name)
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._stopped = False
@@ -94,26 +122,98 @@ class TelegramAdapter:
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Connect; return once the first getUpdates is issued (or the start failed fatally,
-        in which case ``finished`` reports exit code 1)."""
+        """Connect; return once receiving (or the start failed fatally, in which case
+        ``finished`` reports exit code 1)."""
         try:
             await self._app.initialize()  # getMe
             self._me = BotIdentity(self._app.bot.id, self._app.bot.username)
             await self._app.start()
-            await self._app.bot.delete_webhook()  # getUpdates is refused while one is set
+            if self._webhook is None:
+                await self._app.bot.delete_webhook()  # getUpdates is refused while one is set
+            else:
+                await self._webhook.start()
         except InvalidToken:
             return self._fail(TOKEN_HELP)
         except TelegramError as exc:
             return self._fail(f"cannot reach the Bot API ({exc})")
+        except OSError as exc:
+            return self._fail(f"cannot serve the Telegram webhook: {exc.strerror or exc}")
         log.info("connected as @%s", self._me.username)
-        self._poll_task = asyncio.create_task(self._poller.run(), name="telegram-poller")
-        self._poll_task.add_done_callback(self._poller_done)
-        ready = asyncio.ensure_future(self._poller.ready.wait())
-        await asyncio.wait([ready, self._poll_task], return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
+        if self._webhook is None:
+            self._poll_task = asyncio.create_task(self._poll_when_elected(), name="telegram-poll")
+            self._poll_task.add_done_callback(self._poller_done)
+            receiving = asyncio.ensure_future(self._receiving.wait())
+            await asyncio.wait([receiving, self._poll_task], return_when=asyncio.FIRST_COMPLETED)
+            receiving.cancel()
         self._answers.spawn(self._register_commands())
         # Telegram delivers left-over updates again too; the runtime recognises and skips them.
         await self._answers.answer_waiting(lambda ticket: self._answers.spawn(self._answer(ticket)))
+
+    async def _poll_when_elected(self) -> int:
+        """Poll while this process holds the poller role, standing by while another one does;
+        the exit code once stopped (0) or failed (1)."""
+        while not self._stopping.is_set():
+            role = await self._elected()
+            if role is None:
+                break
+            try:
+                log.info("polling for updates (this process is the poller)")
+                self._poller = UpdatePoller(
+                    self._app.bot,
+                    self._take,
+                    timeout=self._poll_timeout,
+                    backoff=self._backoff,
+                    role=role,
+                )
+                return await self._polling(self._poller)
+            except RoleLost:
+                log.warning(
+                    "another process polls now (this one stalled, or lost its database "
+                    "connection); standing by"
+                )
+            finally:
+                self._poller = None
+                await role.release()
+        return 0
+
+    async def _polling(self, poller: UpdatePoller) -> int:
+        ready = asyncio.ensure_future(poller.ready.wait())
+        ready.add_done_callback(lambda _: self._receiving.set())
+        try:
+            return await poller.run()
+        finally:
+            ready.cancel()
+
+    async def _elected(self) -> Role | None:
+        """The poller role, once this process holds it; None if stopped first."""
+        role = await self._take_role(wait=False)
+        if role is not None:
+            return role
+        log.info("another process polls Telegram; this one stands by to take over")
+        self._receiving.set()
+        while not self._stopping.is_set():
+            taking = asyncio.ensure_future(self._take_role(wait=True))
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait([taking, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not taking.done():  # stopped while standing by
+                taking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    if (late := await taking) is not None:
+                        await late.release()
+                return None
+            if (role := taking.result()) is not None:
+                return role
+            with contextlib.suppress(TimeoutError):  # the database failed; try again soon
+                await asyncio.wait_for(self._stopping.wait(), RETRY_ROLE_SECONDS)
+        return None
+
+    async def _take_role(self, *, wait: bool) -> Role | None:
+        try:
+            return await self._roles.take_role(POLLER, wait=wait)
+        except StorageError as exc:
+            log.warning("cannot tell which process polls Telegram (%s); trying again", exc)
+            return None
 
     def _fail(self, message: str) -> None:
         log.error(message)
@@ -140,9 +240,13 @@ class TelegramAdapter:
         if self._stopped:
             return
         self._stopped = True
-        self._poller.stop()
+        self._stopping.set()
+        if self._poller is not None:
+            self._poller.stop()
         if self._poll_task is not None:
             await asyncio.wait([self._poll_task])
+        if self._webhook is not None:
+            await self._webhook.stop()
         await self._answers.drain(self._grace)
         if self._app.running:
             await self._app.stop()
@@ -207,16 +311,24 @@ class TelegramAdapter:
         return InboundFile(ref.filename, ref.mime_type, data, voice=ref.voice)
 
     async def _answer(self, ticket: Ticket) -> None:
-        message = ticket.message
-        route = Route.from_json(message.route)
-        to = _destination(message, route)
+        route = Route.from_json(ticket.message.route)
+        to = _destination(ticket.message, route)
         stream = GrowingReply(
             StreamEditor(self._app.bot, to), telegram_parts, self._pacing, route.chat_id
         )
+
+        async def deliver(message: InboundMessage, reply: Reply) -> None:
+            # The answer streamed so far becomes the reply; else (nothing streamed, or an
+            # earlier turn's reply sent again after a crash) it is sent as usual.
+            if message is not ticket.message or not await stream.finish(reply.text):
+                await self._deliver(message, reply)
+
         sink = ChatSink(self._sender, to, stream)
-        reply = await self._answers.reply(ticket, lambda: self._keep_typing(route), sink)
-        if not await stream.finish(reply.text):
-            await self._sender.send(reply, to)
+        await self._answers.answer(ticket, lambda: self._keep_typing(route), deliver, sink)
+        await stream.abandon()  # its turn was answered by another process: take back what it showed
+
+    async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
+        await self._sender.send(reply, _destination(message, Route.from_json(message.route)))
 
     async def _keep_typing(self, route: Route) -> None:
         while True:

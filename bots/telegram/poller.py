@@ -15,10 +15,17 @@ messages in arrival order; the answers themselves run concurrently. A crash afte
 before the next fetch redelivers those updates on restart; their ``update_id`` is kept in the
 stored route so a restart can recognise them.
 
+Several bot processes on one database elect one poller among them (the adapter holds the
+``role`` while this runs): the poller checks that it still holds it before each fetch and stops
+with ``RoleLost`` once it does not, so a process that stalled and was replaced steps down
+rather than competing with its successor. An update both fetched is stored once (its
+``update_id`` is recognised).
+
 Errors: a 409 Conflict (another process polls with this token, or a webhook is set) and a
-rejected token are fatal: one clear log line, and ``run`` returns exit code 1. Flood control
-(429) waits as long as Telegram asks; timeouts, network errors and 5xx retry with exponential
-backoff, logged once per outage rather than once per attempt.
+rejected token are fatal: one clear log line, and ``run`` returns exit code 1 (a conflict while
+the role is lost means this process was replaced: ``RoleLost``). Flood control (429) waits as
+long as Telegram asks; timeouts, network errors and 5xx retry with exponential backoff, logged
+once per outage rather than once per attempt.
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
+from agentcore.storage.protocols import Role
 from bots.telegram.errors import retry_after_seconds
 
 log = logging.getLogger("bots.telegram")
@@ -50,6 +59,10 @@ ALLOWED_UPDATES = ("message",)  # new messages only: no edits, channel posts or 
 Handler = Callable[[Sequence[Update]], Awaitable[None]]
 
 
+class RoleLost(Exception):
+    """This process no longer holds the poller role: another process polls now."""
+
+
 class UpdatePoller:
     def __init__(
         self,
@@ -58,9 +71,11 @@ class UpdatePoller:
         *,
         timeout: float = 10.0,  # seconds one long poll may wait for updates
         backoff: tuple[float, float] = (1.0, 30.0),  # first and longest wait after a failure
+        role: Role | None = None,  # the poller role, when processes elect one
     ) -> None:
         self._bot = bot
         self._handle = handle
+        self._role = role
         self._timeout = timedelta(seconds=timeout)
         self._backoff = backoff
         self._offset: int | None = None  # the next update id we want (confirms all before it)
@@ -75,11 +90,14 @@ class UpdatePoller:
         self._stopping.set()
 
     async def run(self) -> int:
-        """Poll until stopped (returns 0) or a fatal error (returns 1)."""
+        """Poll until stopped (returns 0) or a fatal error (returns 1); ``RoleLost`` once the
+        poller role is lost."""
         while not self._stopping.is_set():
+            await self._check_role()
             try:
                 updates = await self._fetch()
             except Conflict as exc:
+                await self._check_role()
                 log.error(CONFLICT_HELP, exc.message)
                 return 1
             except InvalidToken:
@@ -89,6 +107,7 @@ class UpdatePoller:
                 await self._recover(exc)
                 continue
             if updates is None:
+                await self._check_role()  # the role went while waiting, or:
                 break  # stopped while waiting
             self._recovered()
             if updates:
@@ -97,8 +116,12 @@ class UpdatePoller:
         await self._confirm()
         return 0
 
+    async def _check_role(self) -> None:
+        if self._role is not None and not await self._role.alive():
+            raise RoleLost
+
     async def _fetch(self) -> list[Update] | None:
-        """One long poll; None if ``stop`` was called meanwhile."""
+        """One long poll; None if ``stop`` was called (or the role lost) meanwhile."""
         offset = self._offset
         poll = asyncio.ensure_future(
             self._bot.get_updates(
@@ -106,14 +129,17 @@ class UpdatePoller:
             )
         )
         self.ready.set()
-        stopping = asyncio.ensure_future(self._stopping.wait())
+        stopping: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stopping.wait())]
+        if self._role is not None:
+            stopping.append(asyncio.ensure_future(self._role.lost()))
         try:
-            await asyncio.wait([poll, stopping], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([poll, *stopping], return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             poll.cancel()
             raise
         finally:
-            stopping.cancel()
+            for waiter in stopping:
+                waiter.cancel()
         if not poll.done():
             poll.cancel()
             with contextlib.suppress(asyncio.CancelledError, TelegramError):

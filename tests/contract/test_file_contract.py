@@ -105,6 +105,9 @@ async def test_a_document_is_read_page_by_page_into_archival_memory(store: Stora
         DocumentPassage("Her cat is called Biscuit.", 2, T0),
     ]
     assert await store.add_document_passages(agent, file_id, first, 2)
+    # A second reader of the same pages (another process took the reading up meanwhile)
+    # files nothing again.
+    assert await store.add_document_passages(agent, file_id, first, 2)
     assert await store.add_document_passages(agent, file_id, [], 3)
     await store.finish_document(agent, file_id, DocState.READY, "")
     [ready] = await store.list_files(agent, DocState.READY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -582,6 +583,65 @@ async def test_any_text_can_be_stored(store: Storage) -> None:
     for text in (message.content, block.value, passage.content):
         assert text is not None and text.replace("\x00", "") == odd.replace("\x00", "")
     assert [h.id for h in await store.search_messages(agent, "emoji 猫")] == [stored_id]
+
+
+async def test_a_turn_stays_open_until_its_reply_is_sent(store: Storage) -> None:
+    """A turn that took up messages is open until finished: first without its reply (it must
+    run again), then with the reply it stored (only sending is left)."""
+    from agentcore.types import InboundMessage  # noqa: PLC0415
+
+    key, other = AgentKey("telegram", "alice"), AgentKey("telegram", "bob")
+    first, second = (InboundMessage(key, t, T0, route=f"r{t}") for t in ("one", "two"))
+    ids = [await store.add_pending(m, T0) for m in (first, second)]
+    await store.add_pending(InboundMessage(other, "hi", T0), T0)
+    agent = await new_agent(store)
+    assert await store.open_turn(key) is None
+    await store.claim_pending(key, ids[1] or 0, agent, UserActivity(T0, 1, "Alice"))
+    stopped = await store.open_turn(key)
+    assert stopped is not None and stopped.reply is None
+    assert (stopped.message.key, stopped.message.route) == (key, "rtwo")  # the latest one
+    assert [p.id for p in await store.list_unfinished("telegram")] == [ids[1]]
+    assert await store.list_unfinished("discord") == []
+    step = [NewMessage(Role.ASSISTANT, "hello both", T0), user("not the reply")]
+    stored = await store.store_reply(key, agent, step)
+    assert [m.id for m in (await store.all_messages(agent))[-2:]] == stored
+    stopped = await store.open_turn(key)
+    assert stopped is not None and stopped.reply == "hello both"
+    assert await store.open_turn(other) is None  # nobody else's turn is touched
+    await store.finish_turn(key)
+    assert await store.open_turn(key) is None and await store.list_unfinished("telegram") == []
+    assert await store.count_pending(other) == 1
+
+
+async def test_a_role_is_held_by_one_holder_at_a_time(store: Storage) -> None:
+    poller = await store.take_role("telegram poller", wait=False)
+    assert poller is not None and await poller.alive()
+    assert await store.take_role("telegram poller", wait=False) is None
+    other = await store.take_role("discord shard 0/1", wait=False)
+    assert other is not None
+    standby = asyncio.ensure_future(store.take_role("telegram poller", wait=True))
+    await asyncio.sleep(0.05)
+    assert not standby.done()  # it waits for the holder
+    await poller.release()
+    successor = await asyncio.wait_for(standby, 10)
+    assert successor is not None and await successor.alive()
+    for role in (successor, other):
+        await role.release()
+
+
+async def test_pace_spaces_events_by_the_interval(store: Storage) -> None:
+    """Calls made together get moments an interval apart: the k-th returns no earlier than
+    k intervals after they were made (however late a busy machine wakes the ones before it)."""
+    done: list[float] = []
+
+    async def paced() -> None:
+        await store.pace("identify", 0.2)
+        done.append(time.monotonic())
+
+    started = time.monotonic()
+    await asyncio.gather(paced(), paced(), paced())
+    early = 0.005  # the event loop may run a timer up to its clock's resolution early
+    assert all(at - started >= k * 0.2 - early for k, at in enumerate(sorted(done))), done
 
 
 async def test_the_prompt_view_is_kept_with_the_agent(store: Storage) -> None:

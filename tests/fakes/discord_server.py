@@ -73,6 +73,7 @@ class Recorded:
     files: list[tuple[str, bytes]]
     headers: dict[str, str]
     at: float = field(default_factory=time.perf_counter)
+    created_id: str = ""  # the message a POST created
 
 
 @dataclass
@@ -105,6 +106,7 @@ class FakeDiscord:
         token: str = "fake-bot-token-0123456789",
         shards: int = 1,
         heartbeat_ms: int = 41_250,
+        guild_shard: int = 0,  # the shard the guild's events go to
     ) -> None:
         self.token = token
         self.shards = shards
@@ -112,7 +114,7 @@ class FakeDiscord:
         self.bot = user_payload(snowflake(), "MemoryBot", bot=True)
         self.bot_id = int(self.bot["id"])
         self.application_id = snowflake()
-        self.guild_id = snowflake()
+        self.guild_id = snowflake_on_shard(guild_shard, shards)
         self.channel_id = snowflake()  # the guild's text channel
         self.role_id = snowflake()
         # Failure injection.
@@ -129,6 +131,7 @@ class FakeDiscord:
         self._reading: dict[int, dict[str, str]] = {}  # channel -> message id -> content now
         self.downloads: list[str] = []  # attachment ids fetched
         self.connections = 0
+        self.identified: list[tuple[int, float]] = []  # (shard, when) of each IDENTIFY
         self._sessions: dict[int, _Session] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -194,6 +197,10 @@ class FakeDiscord:
     def reading(self, channel_id: int) -> list[str]:
         """The bot's messages in a channel as they read now (after their edits), in order."""
         return list(self._reading.get(channel_id, {}).values())
+
+    def reads_now(self, posted: Recorded) -> str | None:
+        """What a message the bot posted reads now (after its edits); None once deleted."""
+        return self._reading.get(int(posted.path.split("/")[2]), {}).get(posted.created_id)
 
     def edits(self, channel_id: int) -> list[Recorded]:
         """The bot's edits of its messages in a channel, in order."""
@@ -294,12 +301,14 @@ class FakeDiscord:
         if method == "POST" and parts[0] == "channels" and parts[-1] == "messages":
             created = self._created_message(int(parts[1]), body, recorded.files)
             self._reading.setdefault(int(parts[1]), {})[created["id"]] = created["content"]
+            recorded.created_id = created["id"]
             return _json(created)
         if method == "PATCH" and parts[0] == "channels" and parts[2] == "messages":
             edited = self._created_message(int(parts[1]), body, recorded.files)
             self._reading.setdefault(int(parts[1]), {})[parts[3]] = edited["content"]
             return _json(edited | {"id": parts[3], "edited_timestamp": iso(datetime.now(UTC))})
         if method == "DELETE" and parts[0] == "channels" and parts[2] == "messages":
+            self._reading.get(int(parts[1]), {}).pop(parts[3], None)
             return web.Response(status=204)
         if method == "PUT" and parts[0] == "applications" and parts[-1] == "commands":
             guild = int(parts[3]) if len(parts) == 5 else None
@@ -582,10 +591,17 @@ class FakeDiscord:
             await session.socket.send_str(json.dumps(frame))
 
     async def send_message(self, **kwargs: Any) -> dict[str, Any]:
-        """Build a MESSAGE_CREATE payload (see ``message_payload``) and dispatch it."""
+        """Build a MESSAGE_CREATE payload (see ``message_payload``) and dispatch it, on the
+        guild's shard (direct messages go to shard 0, as Discord sends them)."""
         payload = self.message_payload(**kwargs)
-        await self.dispatch("MESSAGE_CREATE", payload)
+        shard = _guild_shard(self.guild_id, self.shards) if kwargs.get("guild") else 0
+        await self.dispatch("MESSAGE_CREATE", payload, shard)
         return payload
+
+    def connected(self, shard: int) -> bool:
+        """Whether a client runs ``shard`` now (identified or resumed, its socket open)."""
+        session = self._sessions.get(shard)
+        return session is not None and session.socket is not None and not session.socket.closed
 
     async def send_command(self, name: str, user: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         payload = self.interaction_payload(name, user, **kwargs)
@@ -642,6 +658,7 @@ class FakeDiscord:
             await socket.close(code=self.close_code_after_identify, message=b"Disallowed intents")
             return
         shard = (data.get("shard") or [0, 1])[0]
+        self.identified.append((shard, time.perf_counter()))
         session = self._sessions[shard] = _Session(f"session-{snowflake()}", shard, socket=socket)
         ready = {
             "v": 10,
@@ -679,6 +696,12 @@ class FakeDiscord:
 
 def _guild_shard(guild_id: int, shards: int) -> int:
     return (guild_id >> 22) % shards
+
+
+def snowflake_on_shard(shard: int, shards: int) -> int:
+    """A guild id whose events Discord sends on ``shard`` (of ``shards``)."""
+    ms = snowflake() >> 22
+    return ((ms - ms % shards + shard) << 22) | (next(_increment) & 0x3FFFFF)
 
 
 def _member(user: dict[str, Any] | None) -> dict[str, Any]:

@@ -205,12 +205,16 @@ class FakeOpenAI:
         refuses: str | None = None,
         key: str | None = None,
         models_hang: bool = False,
+        cancel_on_disconnect: bool = False,
     ) -> None:
         """``key``: if set, requests with another API key get OpenAI's 401.
         ``models_hang``: ``GET /v1/models`` never answers (a server stuck loading a model).
         ``refuses``: "tools" (a 400 like Ollama's for a model without tool support),
         "auto tools" (vLLM's 400 without --enable-auto-tool-choice) or "tool_choice" (llama.cpp's
-        400 on the parameter), for every request that carries it."""
+        400 on the parameter), for every request that carries it. ``cancel_on_disconnect``: a
+        request whose client goes away (killed, or it gave the call up) is cancelled in the
+        responder, as a provider stops generating."""
+        self._cancel_on_disconnect = cancel_on_disconnect
         self._transcribe = transcribe
         self.transcriptions: list[dict[str, Any]] = []  # form fields (the file as bytes)
         if callable(responder):
@@ -238,7 +242,9 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/audio/transcriptions", self._transcription)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, handler_cancellation=self._cancel_on_disconnect
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -408,6 +414,17 @@ def last_user(body: dict[str, Any]) -> str:
         if message["role"] == "user":
             return text_of(message)
     return ""
+
+
+def since_last_answer(body: dict[str, Any]) -> list[str]:
+    """The person's messages a turn answers: the user messages after the last answer."""
+    said: list[str] = []
+    for message in body["messages"]:
+        if message["role"] == "assistant":
+            said = []
+        elif message["role"] == "user":
+            said.append(str(message["content"]))
+    return said
 
 
 def text_of(message: dict[str, Any]) -> str:

@@ -1,15 +1,18 @@
 """A fake Telegram Bot API server on 127.0.0.1 (aiohttp), for the real python-telegram-bot client.
 
 Point PTB at it with ``ApplicationBuilder().base_url(root + "/bot")`` (or ``TELEGRAM_BASE_URL``).
-It serves getMe, getUpdates (long polling, confirmation by ``offset``), sendMessage (HTML is
+It serves getMe, getUpdates (long polling, confirmation by ``offset``; a newer getUpdates ends
+the one waiting with 409, as Telegram does when two processes poll), sendMessage (HTML is
 parsed as strictly as Telegram does: unknown tags, unbalanced tags or stray ``<``/``&`` give 400
 "can't parse entities"; more than 4096 UTF-16 units of visible text gives 400), sendChatAction,
 editMessageText (a message reads as last edited), deleteMessage, sendDocument,
-setMyCommands/getMyCommands, deleteWebhook, and getFile with the file download route
-(``/file/bot<token>/<path>``, refusing files over 20 MB as Telegram does).
-Tests store files with ``upload`` and send them in ``photo``/``voice``/``document`` payloads; push
-updates (``private``, ``group``, ``push``), inject errors (``inject``), and read what the bot did
-(``sent``, ``actions``, ``calls``, ``polls``), waiting on conditions with ``wait_until``.
+setMyCommands/getMyCommands, getFile with the file download route (``/file/bot<token>/<path>``,
+refusing files over 20 MB as Telegram does), and setWebhook/deleteWebhook: with a webhook set,
+updates are POSTed to it instead (with the secret token), one at a time per chat and each again
+after anything but a 2xx, and getUpdates is refused. Tests store files with ``upload`` and send
+them in ``photo``/``voice``/``document`` payloads; push updates (``private``, ``group``,
+``push``), inject errors (``inject``), and read what the bot did (``sent``, ``actions``,
+``calls``, ``polls``, ``posts``), waiting on conditions with ``wait_until``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 MAX_TEXT = 4096
@@ -118,14 +122,29 @@ class Call:
     status: int = 200
 
 
+@dataclass
+class Post:
+    """One webhook delivery attempt: the update, and the status it got (0: no answer)."""
+
+    update_id: int
+    status: int
+    at: float
+
+
 class FakeTelegram:
     def __init__(
         self,
         token: str = "123456:TEST-fake-token-for-tests",
         username: str = "memo_test_bot",
         first_name: str = "Memo",
+        webhook_retry: float = 0.05,  # seconds before an update refused by the webhook is resent
     ) -> None:
         self.token = token
+        self.webhook: tuple[str, str] | None = None  # its URL and secret token, once set
+        self.posts: list[Post] = []
+        self._webhook_retry = webhook_retry
+        self._deliverer: asyncio.Task[None] | None = None
+        self._polls_started = 0
         self.me = User(BOT_ID, first_name, username, is_bot=True)
         self.sent: list[Sent] = []
         self._sent_by_chat: dict[tuple[int, str], list[Sent]] = {}  # (chat, method) -> sent
@@ -167,6 +186,8 @@ class FakeTelegram:
         assert self._runner is not None
         self._closing.set()
         self._touch()
+        if self._deliverer is not None:
+            await self._deliverer
         await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -227,6 +248,13 @@ class FakeTelegram:
 
     async def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
         self.webhook_deleted += 1
+        self.webhook = None
+        return True
+
+    async def _api_setWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = (str(params["url"]), str(params.get("secret_token", "")))
+        if self._deliverer is None or self._deliverer.done():
+            self._deliverer = asyncio.create_task(self._deliver_by_webhook())
         return True
 
     async def _api_setMyCommands(self, params: dict[str, Any]) -> bool:
@@ -237,6 +265,10 @@ class FakeTelegram:
         return self.commands
 
     async def _api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook is not None:
+            raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
+        self._polls_started += 1
+        mine = self._polls_started
         offset = params.get("offset")
         if offset:
             self._pending = [u for u in self._pending if u["update_id"] >= offset]
@@ -247,6 +279,8 @@ class FakeTelegram:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
+            if self._polls_started != mine:
+                raise _ApiError(409, "Conflict: terminated by other getUpdates request")
         batch = self._pending[: int(params.get("limit", 100))]
         now = time.perf_counter()
         for update in batch:
@@ -360,6 +394,43 @@ class FakeTelegram:
             "text": plain,
         }
 
+    # ------------------------------------------------------------------ webhook
+
+    async def _deliver_by_webhook(self) -> None:
+        """While a webhook is set: POST each chat's oldest update, one at a time per chat,
+        until it is answered with a 2xx (then it is gone), again after anything else."""
+        sending: dict[int, asyncio.Task[None]] = {}  # chat -> the delivery of its oldest update
+        async with aiohttp.ClientSession() as session:
+            while self.webhook is not None and not self._closing.is_set():
+                changed = self._changed
+                for update in self._pending:
+                    chat = _chat_of(update)
+                    if chat not in sending:  # its later updates wait for this one
+                        sending[chat] = asyncio.create_task(self._post(session, update))
+                await changed.wait()
+                sending = {chat: task for chat, task in sending.items() if not task.done()}
+            for task in sending.values():
+                task.cancel()
+
+    async def _post(self, session: aiohttp.ClientSession, update: dict[str, Any]) -> None:
+        assert self.webhook is not None
+        url, secret = self.webhook
+        status = 0
+        try:
+            async with session.post(
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}
+            ) as response:
+                status = response.status
+        except aiohttp.ClientError:
+            pass  # nobody answered: it is sent again
+        self.posts.append(Post(update["update_id"], status, time.perf_counter()))
+        if 200 <= status < 300:
+            self.delivered_at.setdefault(update["update_id"], time.perf_counter())
+            self._pending = [u for u in self._pending if u is not update]
+        else:
+            await asyncio.sleep(self._webhook_retry)  # Telegram waits before trying again
+        self._touch()
+
     # ------------------------------------------------------------------ scripting
 
     def inject(
@@ -467,6 +538,11 @@ class FakeTelegram:
 
     async def wait_for_messages(self, chat_id: int, count: int, within: float = 10.0) -> None:
         await self.wait_until(lambda: len(self.to_chat(chat_id)) >= count, within)
+
+
+def _chat_of(update: dict[str, Any]) -> int:
+    payload = next(v for k, v in update.items() if k != "update_id")
+    return int(payload["chat"]["id"])
 
 
 class _ApiError(Exception):

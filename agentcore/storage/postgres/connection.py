@@ -6,8 +6,19 @@ it raises) and returns what it returns, so a transaction is one await with named
 SQLite. ``await db.read(work)`` runs reads, and ``await db.statement(work)`` one statement that
 is atomic by itself, without the two round trips of BEGIN and COMMIT (every statement is a
 round trip to the server, so the hot paths are written as few statements as they can be).
-``Pinned`` is the same interface over one connection the caller holds for a while (a person's
-turn; see ``Storage.person``).
+``Pinned`` is the same interface over one connection the caller holds for a while, with a
+person's lock taken on it (a turn; see ``Storage.person``): those connections come from a pool of
+their own, so turns waiting on the model never keep an arriving message from being stored.
+
+Several bot processes share one database, and a lock must not outlive a process that stopped
+running (killed, paused, hung). A killed process's connections close, and the server frees its
+locks at once. A process that is merely stopped keeps its sockets open, and the server keeps
+waiting for it, perhaps in the middle of a transaction whose row locks hold up every process
+(no server timeout covers a client stopped half-way through a message). So a connection holding
+a lock sends a statement every ``stall / 3`` seconds (``KeepAlive``), and every process ends,
+every ``stall / 3`` seconds, the sessions of bot processes that waited on their client for more
+than ``stall`` seconds while holding a lock or a transaction (``Database.fence_stalled``): only
+a process that stopped running goes silent that long.
 
 Every connection is set up for this workload when it opens: no JIT (compiling a plan costs more
 than any query here takes). asyncpg prepares every statement, and PostgreSQL plans a prepared
@@ -22,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -31,7 +44,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from agentcore.storage.protocols import StorageError
+from agentcore.storage.protocols import LockLost, PersonBusy, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +55,13 @@ else:
     Conn = PoolConnectionProxy  # not subscriptable at run time
 Work = Callable[[Conn], Awaitable[T]]
 
-SERVER_SETTINGS = {"jit": "off", "application_name": "agentcore"}
-SEARCH_SETTINGS = SERVER_SETTINGS | {"plan_cache_mode": "force_custom_plan"}
+SERVER_SETTINGS = {"jit": "off"}
+SEARCH_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server at start before saying it cannot be reached
+STALL_SECONDS = 60.0  # default silence after which a stopped process loses its locks
+_FRESH_TRIES = 3  # pooled connections tried for a lock before the database counts as down
+# The two-key advisory lock spaces (the migrations' one-key lock is apart from both).
+PERSON_LOCKS, ROLE_LOCKS = 0x61_67_01, 0x61_67_02
 # What a dropped or unusable connection raises, besides PostgreSQL's own errors.
 _ERRORS = (
     asyncpg.PostgresError,
@@ -72,19 +89,30 @@ class _Gone(Exception):
 class Database:
     """A pool of connections to one PostgreSQL database. Build it with ``open``."""
 
-    def __init__(self, pool: asyncpg.Pool, search_pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._search_pool = search_pool
-        self._locked: Conn | None = None  # holds the lock of ``lock_for_life``
+    def __init__(
+        self, url: str, pools: tuple[asyncpg.Pool, asyncpg.Pool, asyncpg.Pool], stall: float
+    ) -> None:
+        self._url = url
+        self._pool, self._search_pool, self._turn_pool = pools
+        self._stall = stall
+        self._watchdog = asyncio.create_task(self._watch(), name="fence-stalled")
 
     @classmethod
     async def open(
-        cls, url: str, *, pool_size: int, prepare: Callable[[Conn], Awaitable[None]]
+        cls,
+        url: str,
+        *,
+        pool_size: int,
+        prepare: Callable[[Conn], Awaitable[None]],
+        stall: float = STALL_SECONDS,
     ) -> Database:
-        """Connect, run ``prepare`` (the migrations) on one connection, and keep the pools."""
+        """Connect, run ``prepare`` (the migrations) on one connection, and keep the pools:
+        statements, full-text reads, and turns (``pool_size`` each at most, opened as needed)."""
         pools: list[asyncpg.Pool] = []
         try:
-            for settings, least in ((SERVER_SETTINGS, 1), (SEARCH_SETTINGS, 0)):
+            # Statements (one connection kept open), full-text reads, and turns.
+            kinds = [(_settings(), 1), (_settings() | SEARCH_SETTINGS, 0), (_settings(), 0)]
+            for settings, least in kinds:
                 pools.append(
                     await asyncpg.create_pool(
                         url,
@@ -103,7 +131,7 @@ class Database:
             if isinstance(exc, (ValueError, *_ERRORS)):
                 raise StorageError(_reason(exc)) from exc
             raise
-        return cls(pools[0], pools[1])
+        return cls(url, (pools[0], pools[1], pools[2]), stall)
 
     async def write(self, work: Work[T]) -> T:
         """Run ``work`` as one transaction: all of its statements or none. If the pooled
@@ -144,38 +172,219 @@ class Database:
             raise StorageError(f"database error: {_reason(exc)}") from exc
 
     @asynccontextmanager
-    async def hold(self) -> AsyncIterator[Pinned]:
-        """One connection for the caller's span, as a ``Pinned`` database."""
-        try:
-            async with self._pool.acquire() as conn:
-                yield Pinned(conn, self)
-        except _ERRORS as exc:
-            raise StorageError(f"database error: {_reason(exc)}") from exc
+    async def locked(self, key: int | None, *, wait: bool) -> AsyncIterator[Pinned]:
+        """A connection of the turn pool for the caller's span, holding the person lock ``key``
+        (waiting for it, or without ``wait`` raising ``PersonBusy``), as a ``Pinned`` database.
+        ``key`` None takes no lock (only for showing what the lock prevents).
 
-    async def lock_for_life(self, key: int) -> bool:
-        """Take the session advisory lock ``key`` on a connection kept until ``close`` (or
-        until this process dies: the server then frees it); False if another session has it."""
+        If the connection goes (the server ended it, or it dropped), the lock went with it and
+        another process may take the person's turn at once: the caller's task is cancelled
+        right away (its model call too), and the span ends in ``LockLost``."""
+        conn = await self._lock_on(key, wait)
+        pinned = Pinned(conn, self)
+        fence = _Fence()
+        conn.add_termination_listener(fence.trip)
+        keep_alive = KeepAlive(pinned.ping, self._stall / 3, fence.trip)
         try:
-            conn = await self._pool.acquire()
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                self._locked = conn
-                return True
-            await self._pool.release(conn)
+            yield pinned
+        except asyncio.CancelledError:
+            if fence.tripped and fence.uncancel() == 0:
+                raise LockLost("database connection lost while holding the lock") from None
+            raise
+        finally:
+            fence.disarm()
+            keep_alive.stop()
+            with contextlib.suppress(*_ERRORS):  # the pool took a closed one back already
+                conn.remove_termination_listener(fence.trip)
+                # The pool resets the connection as it takes it back: that releases the lock.
+                await self._turn_pool.release(conn)
+
+    async def _lock_on(self, key: int | None, wait: bool) -> Conn:
+        """A turn connection holding the lock ``key``. A pooled connection found gone (the
+        server ended it while idle, e.g. while this process was stopped) held no lock: the next
+        one is tried."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                conn: Conn = await self._turn_pool.acquire()
+            except _ERRORS as exc:
+                raise StorageError(f"database error: {_reason(exc)}") from exc
+            try:
+                if key is not None and not await conn.fetchval(_LOCK[wait], PERSON_LOCKS, key):
+                    raise PersonBusy("another process is answering this person")
+                return conn
+            except BaseException as exc:
+                failed = isinstance(exc, _ERRORS)
+                gone = failed and (isinstance(exc, _LOST) or _gone(conn))
+                with contextlib.suppress(*_ERRORS):
+                    await self._turn_pool.release(conn)
+                if not failed:
+                    raise
+                if not gone or tries == _FRESH_TRIES:
+                    raise StorageError(f"database error: {_reason(exc)}") from exc
+
+    async def take_role(self, name: str, *, wait: bool) -> HeldRole | None:
+        """Hold the role ``name`` on a connection of its own (see ``Storage.take_role``)."""
+        try:
+            conn = await asyncpg.connect(
+                self._url, timeout=CONNECT_TIMEOUT, server_settings=_settings()
+            )
         except _ERRORS as exc:
             raise StorageError(f"database error: {_reason(exc)}") from exc
-        return False
+        try:
+            held = await conn.fetchval(_LOCK[wait], ROLE_LOCKS, lock_key(name))
+        except BaseException as exc:
+            conn.terminate()
+            if isinstance(exc, _ERRORS):
+                raise StorageError(f"database error: {_reason(exc)}") from exc
+            raise
+        if not held:
+            await conn.close()
+            return None
+        return HeldRole(conn, self._stall)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._stall / 3)
+            with contextlib.suppress(StorageError):  # the database is away: nobody to fence
+                await self.fence_stalled()
+
+    async def fence_stalled(self) -> None:
+        """End the sessions of bot processes that stopped running while holding a lock or a
+        transaction (their client silent for ``stall`` seconds): they free what they hold, and
+        the process, if it runs again, finds its connection gone (``LockLost``)."""
+        ended = await self.statement(
+            lambda conn: conn.fetchval(_FENCE, self._stall, PERSON_LOCKS, ROLE_LOCKS)
+        )
+        if ended:
+            log.warning(
+                "ended %d database session(s) of a bot process silent for more than %.0fs "
+                "(stopped or hung): its people and roles go to the running processes",
+                ended,
+                self._stall,
+            )
 
     async def close(self) -> None:
-        if self._locked is not None:  # the pool unlocks it as it takes the connection back
-            with contextlib.suppress(*_ERRORS):
-                await self._pool.release(self._locked)
-            self._locked = None
-        for pool in (self._search_pool, self._pool):
+        self._watchdog.cancel()
+        for pool in (self._turn_pool, self._search_pool, self._pool):
             try:
                 await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
             except _ERRORS as exc:
                 log.warning("closing the database pool failed (%s); dropping it", _reason(exc))
                 pool.terminate()
+
+
+def _settings() -> dict[str, str]:
+    # The process id in pg_stat_activity tells an operator which bot process a session is.
+    return SERVER_SETTINGS | {"application_name": f"agentcore {os.getpid()}"}
+
+
+def lock_key(name: str) -> int:
+    """A lock's second key: the first 4 bytes of sha256(name), as PostgreSQL's int4. Two names
+    sharing a key only share a lock (their holders take turns)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+
+
+# Sessions of bot processes (named "agentcore <pid>") waiting on their client for more than $1
+# seconds while in a transaction or holding a person's lock or a role.
+_FENCE = """SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a
+WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+  AND a.application_name LIKE 'agentcore %' AND a.wait_event = 'ClientRead'
+  AND a.state_change < clock_timestamp() - make_interval(secs => $1)
+  AND (a.xact_start IS NOT NULL OR EXISTS (
+    SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
+    AND l.classid IN ($2::oid, $3::oid)))"""
+
+_LOCK = {  # whether to wait → the statement taking an advisory lock (True once held)
+    True: "SELECT pg_advisory_lock($1, $2) IS NOT NULL",
+    False: "SELECT pg_try_advisory_lock($1, $2)",
+}
+
+
+class _Fence:
+    """Cancels the task that holds a lock as soon as the lock is lost (``trip``), the way
+    ``asyncio.timeout`` cancels on its deadline."""
+
+    def __init__(self) -> None:
+        self._task = asyncio.current_task()
+        self._armed = True
+        self.tripped = False
+
+    def trip(self, *_: object) -> None:
+        if self._armed and not self.tripped and self._task is not None:
+            self.tripped = True
+            self._task.cancel()
+
+    def uncancel(self) -> int:
+        """Take back this fence's cancellation; how many others are still pending."""
+        return self._task.uncancel() if self._task is not None else 0
+
+    def disarm(self) -> None:
+        self._armed = False
+
+
+class KeepAlive:
+    """While a lock is held: ``ping`` every ``every`` seconds (a third of the server's idle
+    limit), so only a process that stopped running goes silent long enough to lose it.
+    ``on_lost`` is called once a ping fails: the connection, and the lock with it, are gone."""
+
+    def __init__(
+        self, ping: Callable[[], Awaitable[object]], every: float, on_lost: Callable[[], None]
+    ) -> None:
+        self._task = asyncio.create_task(self._beat(ping, every, on_lost), name="keep-alive")
+
+    async def _beat(
+        self, ping: Callable[[], Awaitable[object]], every: float, on_lost: Callable[[], None]
+    ) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await ping()
+            except StorageError:
+                on_lost()
+                return
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+class HeldRole:
+    """A role (``Storage.take_role``): a lock held on a connection kept for it alone."""
+
+    def __init__(self, conn: asyncpg.Connection[asyncpg.Record], stall: float) -> None:
+        self._conn = conn
+        self._mutex = asyncio.Lock()
+        self._lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: self._lost.set())
+        self._keep_alive = KeepAlive(self._ping, stall / 3, self._lost.set)
+
+    async def _ping(self) -> None:
+        async with self._mutex:
+            try:
+                await self._conn.execute("SELECT 1")
+            except _ERRORS as exc:
+                raise StorageError(_reason(exc)) from exc
+
+    async def alive(self) -> bool:
+        if self._lost.is_set():
+            return False
+        try:
+            await self._ping()
+        except StorageError:
+            self._lost.set()
+            return False
+        return True
+
+    async def lost(self) -> None:
+        await self._lost.wait()
+
+    async def release(self) -> None:
+        self._keep_alive.stop()
+        try:  # closing the session frees its lock
+            await asyncio.wait_for(self._conn.close(), CONNECT_TIMEOUT)
+        except (*_ERRORS, asyncio.CancelledError):
+            self._conn.terminate()
 
 
 async def _without_nul(conn: asyncpg.Connection[asyncpg.Record]) -> None:
@@ -197,12 +406,14 @@ def texts(values: Sequence[str | None]) -> list[str | None]:
 
 
 class Pinned:
-    """The ``Database`` interface over one connection that the caller holds (a lost one is an
-    error: what the caller holds on it, such as a lock, is gone with it)."""
+    """The ``Database`` interface over one connection that the caller holds, with a lock on it
+    (a lost connection is ``LockLost``: the lock went with it). Its statements run one at a
+    time, as a connection runs them, in the order they were asked for."""
 
     def __init__(self, conn: Conn, shared: Database) -> None:
         self._conn = conn
         self._shared = shared
+        self._mutex = asyncio.Lock()
 
     async def write(self, work: Work[T]) -> T:
         return await self._run(lambda conn: _transaction(conn, work))
@@ -217,13 +428,31 @@ class Pinned:
         # Reads of what was committed: they need not hold what the caller holds.
         return await self._shared.search(work)
 
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1"))
+
     async def _run(self, work: Work[T]) -> T:
-        try:
-            return await work(self._conn)
-        except _Gone as gone:
-            raise StorageError(f"database error: {_reason(gone.__cause__)}") from gone
-        except _ERRORS as exc:
-            raise StorageError(f"database error: {_reason(exc)}") from exc
+        async with self._mutex:
+            try:
+                return await work(self._conn)
+            except _Gone as gone:
+                raise _storage_error(self._conn, gone.__cause__) from gone
+            except _ERRORS as exc:
+                raise _storage_error(self._conn, exc) from exc
+
+
+def _storage_error(conn: Conn, exc: BaseException | None) -> StorageError:
+    """``LockLost`` if the connection holding a lock is gone, else a ``StorageError``."""
+    if isinstance(exc, _LOST) or _gone(conn):
+        return LockLost(f"database connection lost: {_reason(exc)}")
+    return StorageError(f"database error: {_reason(exc)}")
+
+
+def _gone(conn: Conn) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back as it closed
+        return True
 
 
 async def _transaction(conn: Conn, work: Work[T]) -> T:

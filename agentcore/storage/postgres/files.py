@@ -172,11 +172,16 @@ async def _add_pages(
     passages: Sequence[DocumentPassage],
     pages_read: int,
 ) -> bool:
-    source = await conn.fetchval(
-        "SELECT filename FROM files WHERE agent_id = $1 AND id = $2 FOR UPDATE", agent_id, file_id
+    found = await conn.fetchrow(
+        "SELECT filename, pages_read FROM files WHERE agent_id = $1 AND id = $2 FOR UPDATE",
+        agent_id,
+        file_id,
     )
-    if source is None:
+    if found is None:
         return False
+    source: str = found["filename"]
+    if found["pages_read"] >= pages_read:
+        return True  # another process read these pages already (both took the reading up)
     await insert_passages(
         conn,
         agent_id,

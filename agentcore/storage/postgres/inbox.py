@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from agentcore.clock import to_millis
 from agentcore.messages import Role
-from agentcore.records import AgentRecord, NewAgent, PendingMessage, StoredMessage, UserActivity
+from agentcore.records import (
+    AgentRecord,
+    NewAgent,
+    NewMessage,
+    OpenTurn,
+    PendingMessage,
+    StoredMessage,
+    UserActivity,
+)
 from agentcore.search.terms import message_terms
 from agentcore.storage import rows
 from agentcore.storage.postgres.agents import create_agent
 from agentcore.storage.postgres.connection import Conn, Part
 from agentcore.storage.postgres.files import insert_files
-from agentcore.storage.postgres.messages import record_activity
+from agentcore.storage.postgres.messages import INSERT_MESSAGES, record_activity, rows_of
 from agentcore.types import AgentKey, InboundMessage
 
 _WAITING = "platform = $1 AND user_id = $2 AND NOT claimed"
+_OPEN = "platform = $1 AND user_id = $2 AND claimed AND NOT finished"  # taken up, not answered
 
 
 class InboxRows(Part):
@@ -50,6 +60,35 @@ class InboxRows(Part):
     ) -> tuple[AgentRecord, list[StoredMessage]] | None:
         return await self._db.write(lambda conn: _start(conn, key, up_to_id, agent, activity))
 
+    async def store_reply(
+        self, key: AgentKey, agent_id: int, messages: Sequence[NewMessage]
+    ) -> list[int]:
+        stored = await self._db.statement(
+            lambda conn: conn.fetch(
+                _STORE_REPLY, agent_id, *rows_of(messages), key.platform, key.user_id
+            )
+        )
+        return sorted(r["id"] for r in stored)  # drawn in the order of the messages
+
+    async def open_turn(self, key: AgentKey) -> OpenTurn | None:
+        found = await self._db.read(
+            lambda conn: conn.fetchrow(
+                f"SELECT {rows.PENDING_COLUMNS}, (SELECT content FROM messages WHERE id = "
+                f"(SELECT max(reply_id) FROM inbox WHERE {_OPEN})) AS reply "
+                f"FROM inbox WHERE {_OPEN} ORDER BY id DESC LIMIT 1",
+                key.platform,
+                key.user_id,
+            )
+        )
+        return rows.open_turn(found) if found is not None else None
+
+    async def finish_turn(self, key: AgentKey) -> None:
+        await self._db.statement(
+            lambda conn: conn.execute(
+                f"UPDATE inbox SET finished = true WHERE {_OPEN}", key.platform, key.user_id
+            )
+        )
+
     async def count_pending(self, key: AgentKey) -> int:
         waiting = await self._db.read(
             lambda conn: conn.fetchval(
@@ -67,6 +106,24 @@ class InboxRows(Part):
             )
         )
         return [rows.pending(r) for r in found]
+
+    async def list_unfinished(self, platform: str) -> list[PendingMessage]:
+        found = await self._db.read(
+            lambda conn: conn.fetch(
+                f"SELECT {rows.PENDING_COLUMNS} FROM inbox WHERE id IN (SELECT max(id) FROM inbox"
+                " WHERE platform = $1 AND claimed AND NOT finished GROUP BY user_id) ORDER BY id",
+                platform,
+            )
+        )
+        return [rows.pending(r) for r in found]
+
+
+# The turn's last step and, in the same statement, its first message (the reply) noted on the
+# person's rows the turn took up.
+_STORE_REPLY = f"""WITH {INSERT_MESSAGES},
+noted AS (UPDATE inbox SET reply_id = (SELECT min(id) FROM stored)
+    WHERE platform = $8 AND user_id = $9 AND claimed AND NOT finished AND reply_id IS NULL)
+SELECT id FROM stored"""
 
 
 async def _insert(conn: Conn, message: InboundMessage, received_at: datetime) -> int | None:

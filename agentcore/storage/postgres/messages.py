@@ -99,13 +99,25 @@ async def insert_messages(conn: Conn, agent_id: int, messages: Sequence[NewMessa
     if not messages:
         return []
     found = await conn.fetch(
-        "WITH owner AS (SELECT id FROM agents WHERE id = $1 FOR UPDATE) "
-        "INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at,"
-        " terms) SELECT owner.id, m.role, m.content, m.tool_calls, m.tool_call_id, m.created_at,"
-        " m.terms FROM owner, unnest($2::text[], $3::text[], $4::text[], $5::text[],"
-        " $6::bigint[], $7::text[]) WITH ORDINALITY AS m(role, content, tool_calls,"
-        " tool_call_id, created_at, terms, n) ORDER BY m.n RETURNING id",
-        agent_id,
+        f"WITH {INSERT_MESSAGES} SELECT id FROM stored", agent_id, *rows_of(messages)
+    )
+    # Identity values are drawn in the order rows are inserted, which is the ORDER BY's.
+    return sorted(r["id"] for r in found)
+
+
+# A statement's part (a WITH list) inserting messages ($2..$7, ``rows_of``) for agent $1 as
+# ``stored``, its ids drawn once the agent's row is locked (see ``insert_messages``).
+INSERT_MESSAGES = """owner AS (SELECT id FROM agents WHERE id = $1 FOR UPDATE),
+stored AS (INSERT INTO messages (agent_id, role, content, tool_calls, tool_call_id, created_at,
+    terms) SELECT owner.id, m.role, m.content, m.tool_calls, m.tool_call_id, m.created_at,
+    m.terms FROM owner, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+    $7::text[]) WITH ORDINALITY AS m(role, content, tool_calls, tool_call_id, created_at, terms, n)
+    ORDER BY m.n RETURNING id)"""
+
+
+def rows_of(messages: Sequence[NewMessage]) -> tuple[object, ...]:
+    """Parameters $2..$7 of ``INSERT_MESSAGES``: one array per column."""
+    return (
         [m.role.value for m in messages],
         texts([m.content for m in messages]),
         texts([rows.dump_calls(m.tool_calls) for m in messages]),
@@ -113,5 +125,3 @@ async def insert_messages(conn: Conn, agent_id: int, messages: Sequence[NewMessa
         [to_millis(m.created_at) for m in messages],
         [message_terms(m.role, m.content) for m in messages],
     )
-    # Identity values are drawn in the order rows are inserted, which is the ORDER BY's.
-    return sorted(r["id"] for r in found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from agentcore.clock import to_millis
 from agentcore.records import AuditEntry, LLMCallRecord, StartupRun, StoreStats
 from agentcore.storage import rows
-from agentcore.storage.postgres.connection import Conn, Part
+from agentcore.storage.postgres.connection import Conn, Database, Part
 from agentcore.storage.protocols import StorageError
 
 
@@ -111,3 +112,22 @@ async def _stats(conn: Conn, since_ms: int) -> StoreStats:
         tokens_today=sum(r["tokens"] for r in calls),
         llm_latencies_ms=tuple(r["latency_ms"] for r in calls),
     )
+
+
+async def pace(db: Database, name: str, interval: float) -> None:
+    """``Storage.pace``: each caller books the next free moment (``interval`` after the last one
+    booked, or now) in one statement, by the server's clock (processes may run on machines
+    whose clocks differ), then waits for it; nothing is held while waiting, so a process that
+    stops meanwhile holds nobody up beyond its own moment."""
+    waited = await db.statement(
+        lambda conn: conn.fetchval(
+            "WITH now AS (SELECT extract(epoch FROM clock_timestamp()) AS at) "
+            "INSERT INTO pacing AS p (name, last_at) SELECT $1, at FROM now "
+            "ON CONFLICT (name) DO UPDATE SET last_at = greatest(p.last_at + $2, "
+            "(SELECT at FROM now)) RETURNING last_at - (SELECT at FROM now)",
+            name,
+            interval,
+        )
+    )
+    if waited > 0:
+        await asyncio.sleep(waited)

@@ -1,9 +1,14 @@
-"""``PostgresStorage``: the database of PostgreSQL (asyncpg).
+"""``PostgresStorage``: the database of PostgreSQL (asyncpg), shared by any number of processes.
 
-Each protocol is implemented in its own module over one ``Database`` (a connection pool;
+Each protocol is implemented in its own module over one ``Database`` (connection pools;
 ``connection``); this class puts them together, as ``SQLiteStorage`` does for SQLite. To add a
 table: the next file in ``migrations/`` and the methods in the module of their protocol, on
 every backend; the contract suite runs them on all.
+
+Several bot processes may share the database: a person's turn holds that person's advisory lock
+on the connection its writes go through (``person``), roles such as "the Telegram poller" are
+advisory locks on connections of their own (``take_role``), and ``pace`` spaces events across
+processes.
 """
 
 from __future__ import annotations
@@ -13,21 +18,18 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from agentcore.storage.postgres.agents import AgentRows
 from agentcore.storage.postgres.blocks import BlockRows
-from agentcore.storage.postgres.connection import Database, Pinned
+from agentcore.storage.postgres.connection import STALL_SECONDS, Database, Pinned, lock_key
 from agentcore.storage.postgres.consolidations import ConsolidationRows
 from agentcore.storage.postgres.files import FileRows
 from agentcore.storage.postgres.inbox import InboxRows
 from agentcore.storage.postgres.messages import MessageRows
 from agentcore.storage.postgres.migrate import migrate
-from agentcore.storage.postgres.ops import OpsRows
+from agentcore.storage.postgres.ops import OpsRows, pace
 from agentcore.storage.postgres.passages import PassageRows
 from agentcore.storage.postgres.reminders import ReminderRows
 from agentcore.storage.postgres.usage import UsageRows
-from agentcore.storage.protocols import PersonStorage, Storage
+from agentcore.storage.protocols import PersonStorage, Role, Storage
 from agentcore.types import AgentKey
-
-# pg_try_advisory_lock key: the first 8 bytes of sha256("agentcore bot process"), as a bigint.
-_ONE_BOT = 0x2581_A6BC_FA93_8A8E
 
 
 class _Stores(
@@ -48,31 +50,48 @@ class _Stores(
 class PostgresStorage(_Stores):
     """``Storage`` on a PostgreSQL database. Build it with ``await PostgresStorage.open(url)``."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, person_locks: bool = True) -> None:
         super().__init__(db)
         self._pool = db
+        self._person_locks = person_locks
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 10) -> PostgresStorage:
+    async def open(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        stall: float = STALL_SECONDS,
+        person_locks: bool = True,
+    ) -> PostgresStorage:
         """Connect to the database at ``url`` (``postgresql://user:password@host:port/db``)
-        and bring its schema up to date."""
-        return cls(await Database.open(url, pool_size=pool_size, prepare=migrate))
+        and bring its schema up to date. At most ``pool_size`` turns run at once (each holds a
+        connection). A process that stops running (paused, hung) loses its locks to the other
+        processes after ``stall`` seconds. ``person_locks=False`` turns the per-person lock off:
+        only for showing, in a test, what it prevents."""
+        db = await Database.open(url, pool_size=pool_size, stall=stall, prepare=migrate)
+        return cls(db, person_locks=person_locks)
 
-    async def claim(self) -> bool:
-        """Mark this database as used by this bot process, for as long as it runs; False if
-        another bot process has it. (Until turns take a per-person lock, one bot process per
-        database keeps each person's turns in order; the operator CLI does not claim it.)"""
-        return await self._pool.lock_for_life(_ONE_BOT)
+    @property
+    def shared(self) -> bool:
+        return True
 
-    def person(self, key: AgentKey) -> AbstractAsyncContextManager[PersonStorage]:
-        return self._held()
+    def person(
+        self, key: AgentKey, *, wait: bool = True
+    ) -> AbstractAsyncContextManager[PersonStorage]:
+        return self._held(key, wait)
 
     @asynccontextmanager
-    async def _held(self) -> AsyncIterator[PersonStorage]:
-        # One connection for the whole span: where a per-person lock is to be held, so that
-        # every write of the turn goes through the lock's connection.
-        async with self._pool.hold() as pinned:
+    async def _held(self, key: AgentKey, wait: bool) -> AsyncIterator[PersonStorage]:
+        lock = lock_key(f"{key.platform}:{key.user_id}") if self._person_locks else None
+        async with self._pool.locked(lock, wait=wait) as pinned:
             yield _Stores(pinned)
+
+    async def take_role(self, name: str, *, wait: bool) -> Role | None:
+        return await self._pool.take_role(name, wait=wait)
+
+    async def pace(self, name: str, interval: float) -> None:
+        await pace(self._pool, name, interval)
 
     async def close(self) -> None:
         await self._pool.close()

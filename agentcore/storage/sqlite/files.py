@@ -177,11 +177,15 @@ async def _add_pages(
     pages_read: int,
 ) -> bool:
     found = await one_row(
-        conn, "SELECT filename FROM files WHERE agent_id = ? AND id = ?", (agent_id, file_id)
+        conn,
+        "SELECT filename, pages_read FROM files WHERE agent_id = ? AND id = ?",
+        (agent_id, file_id),
     )
     if found is None:
         return False
     source: str = found["filename"]
+    if found["pages_read"] >= pages_read:
+        return True  # read already (one process per file: only a repeated call gets here)
     await insert_passages(
         conn,
         agent_id,

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import aiosqlite
 
 from agentcore.clock import to_millis
 from agentcore.messages import Role
-from agentcore.records import AgentRecord, NewAgent, PendingMessage, StoredMessage, UserActivity
+from agentcore.records import (
+    AgentRecord,
+    NewAgent,
+    NewMessage,
+    OpenTurn,
+    PendingMessage,
+    StoredMessage,
+    UserActivity,
+)
 from agentcore.search.terms import message_terms
 from agentcore.storage import rows
 from agentcore.storage.sqlite.agents import create_agent
 from agentcore.storage.sqlite.connection import Part
 from agentcore.storage.sqlite.files import claim_files, insert_files
-from agentcore.storage.sqlite.messages import record_activity
+from agentcore.storage.sqlite.messages import insert_messages, record_activity
 from agentcore.storage.sqlite.sql import all_rows, one_row
 from agentcore.types import AgentKey, InboundMessage
 
 _WAITING = "platform = ? AND user_id = ? AND NOT claimed"
+_OPEN = "platform = ? AND user_id = ? AND claimed AND NOT finished"  # taken up, not answered
 
 
 class InboxRows(Part):
@@ -73,6 +83,26 @@ class InboxRows(Part):
     ) -> tuple[AgentRecord, list[StoredMessage]] | None:
         return await self._db.write(lambda conn: _start(conn, key, up_to_id, agent, activity))
 
+    async def store_reply(
+        self, key: AgentKey, agent_id: int, messages: Sequence[NewMessage]
+    ) -> list[int]:
+        return await self._db.write(lambda conn: _store_reply(conn, key, agent_id, messages))
+
+    async def open_turn(self, key: AgentKey) -> OpenTurn | None:
+        person = (key.platform, key.user_id)
+        found = await self._db.fetch(
+            f"SELECT {rows.PENDING_COLUMNS}, (SELECT content FROM messages WHERE id = "
+            f"(SELECT max(reply_id) FROM inbox WHERE {_OPEN})) AS reply "
+            f"FROM inbox WHERE {_OPEN} ORDER BY id DESC LIMIT 1",
+            (*person, *person),
+        )
+        return rows.open_turn(found[0]) if found else None
+
+    async def finish_turn(self, key: AgentKey) -> None:
+        await self._db.execute(
+            f"UPDATE inbox SET finished = 1 WHERE {_OPEN}", (key.platform, key.user_id)
+        )
+
     async def count_pending(self, key: AgentKey) -> int:
         [found] = await self._db.fetch(
             f"SELECT COUNT(*) AS waiting FROM inbox WHERE {_WAITING}", (key.platform, key.user_id)
@@ -86,6 +116,26 @@ class InboxRows(Part):
             (platform, platform),
         )
         return [rows.pending(r) for r in found]
+
+    async def list_unfinished(self, platform: str) -> list[PendingMessage]:
+        found = await self._db.fetch(
+            f"SELECT {rows.PENDING_COLUMNS} FROM inbox WHERE id IN (SELECT max(id) FROM inbox"
+            " WHERE platform = ? AND claimed AND NOT finished GROUP BY user_id) ORDER BY id",
+            (platform,),
+        )
+        return [rows.pending(r) for r in found]
+
+
+async def _store_reply(
+    conn: aiosqlite.Connection, key: AgentKey, agent_id: int, messages: Sequence[NewMessage]
+) -> list[int]:
+    """The last step, noted on the person's open rows as their reply (its first message)."""
+    ids = await insert_messages(conn, agent_id, messages)
+    await conn.execute(
+        f"UPDATE inbox SET reply_id = ? WHERE {_OPEN} AND reply_id IS NULL",
+        (ids[0], key.platform, key.user_id),
+    )
+    return ids
 
 
 async def _claim(

@@ -12,7 +12,8 @@ import contextlib
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from agentcore.storage.protocols import PersonStorage, Storage
+from agentcore.storage.protocols import PersonStorage, Role, Storage
+from agentcore.storage.single import LocalRoles
 from agentcore.storage.sqlite.agents import AgentRows
 from agentcore.storage.sqlite.blocks import BlockRows
 from agentcore.storage.sqlite.connection import Database
@@ -42,18 +43,34 @@ class SQLiteStorage(
 ):
     """``Storage`` on one SQLite file. Build it with ``await SQLiteStorage.open(path)``."""
 
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._roles = LocalRoles()
+
     @classmethod
     async def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> SQLiteStorage:
         """Open (creating if needed, mode 0600) and migrate the database at ``path``."""
         return cls(await Database.open(str(path), busy_timeout_ms, migrate))
 
     @property
+    def shared(self) -> bool:
+        return False  # one bot process per file: bots.instance.InstanceLock
+
+    @property
     def path(self) -> str:
         return self._db.path
 
-    def person(self, key: AgentKey) -> AbstractAsyncContextManager[PersonStorage]:
+    def person(
+        self, key: AgentKey, *, wait: bool = True
+    ) -> AbstractAsyncContextManager[PersonStorage]:
         # One process per file (the instance lock), whose runtime keeps a person's turns apart.
         return contextlib.nullcontext(self)
+
+    async def take_role(self, name: str, *, wait: bool) -> Role | None:
+        return await self._roles.take_role(name, wait=wait)
+
+    async def pace(self, name: str, interval: float) -> None:
+        await self._roles.pace(name, interval)
 
     async def close(self) -> None:
         await self._db.close()
