@@ -8,6 +8,7 @@ how to order what is found, is this module and ``rank``, shared, so the backends
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -16,6 +17,7 @@ from typing import Generic, Protocol, TypeVar
 from agentcore.clock import to_millis
 from agentcore.records import Passage, SearchHit
 from agentcore.search.fuzzy import corrections, max_edits
+from agentcore.search.meaning import DEPTH, QueryEmbedder, QueryVector, VectorRows, fuse
 from agentcore.search.plan import (
     CANDIDATES,
     DATE_CANDIDATES,
@@ -79,7 +81,7 @@ class TermIndex(Protocol):
         ...
 
 
-class MessageIndex(TermIndex, Protocol):
+class MessageIndex(TermIndex, VectorRows, Protocol):
     async def around(
         self, ids: Sequence[int], anchors: Sequence[int], lo: int, hi: int
     ) -> list[Indexed[SearchHit]]:
@@ -97,7 +99,7 @@ class MessageIndex(TermIndex, Protocol):
         ...
 
 
-class PassageIndex(TermIndex, Protocol):
+class PassageIndex(TermIndex, VectorRows, Protocol):
     async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]: ...
 
 
@@ -111,27 +113,69 @@ async def find_messages(
     end: datetime | None,
     limit: int,
     fuzzy: bool = True,
+    meaning: QueryEmbedder | None = None,
 ) -> list[SearchHit]:
     """``MessageStore.search_messages``: the person's messages for the query ``text`` written
     between ``start`` and ``end`` (inclusive), best first. A date range alone lists that
-    period's messages, newest first; no query and no range finds nothing."""
+    period's messages, newest first; no query and no range finds nothing. With ``meaning``,
+    the messages nearest the query in meaning are ranked in too (``meaning.fuse``)."""
     lo = to_millis(start) if start else FAR_PAST
     hi = to_millis(end) if end else FAR_FUTURE
     query = parse_query(text)
-    if not query.empty:
+    if query.empty:
+        if start is None and end is None:
+            return []
+        return await index.latest_between(lo, hi, limit)
+    if meaning is None:
         return await search_messages(index, query, lo, hi, limit, fuzzy)
-    if start is None and end is None:
-        return []
-    return await index.latest_between(lo, hi, limit)
+    lexical, vector = await asyncio.gather(
+        search_messages(index, query, lo, hi, max(limit, DEPTH), fuzzy),
+        meaning.query_vector(text),
+    )
+    if vector is None:
+        return lexical[:limit]
+    fused = fuse([h.id for h in lexical], await _nearest(index, vector))[:limit]
+    known = {h.id: h for h in lexical}
+    missing = [row_id for row_id, _ in fused if row_id not in known]
+    known.update((r.record.id, r.record) for r in await index.around(missing, [], lo, hi))
+    return [replace(known[i], score=score) for i, score in fused if i in known]
 
 
 async def find_passages(
-    index: PassageIndex, text: str, limit: int, offset: int = 0, fuzzy: bool = True
+    index: PassageIndex,
+    text: str,
+    limit: int,
+    offset: int = 0,
+    fuzzy: bool = True,
+    meaning: QueryEmbedder | None = None,
 ) -> list[Passage]:
     """``PassageStore.search_passages``: the person's passages for the query ``text``, ``limit``
-    of them after the first ``offset``."""
+    of them after the first ``offset``; with ``meaning`` as ``find_messages``."""
     query = parse_query(text)
-    return [] if query.empty else await search_passages(index, query, limit, offset, fuzzy)
+    if query.empty:
+        return []
+    if meaning is None:
+        return await search_passages(index, query, limit, offset, fuzzy)
+    lexical, vector = await asyncio.gather(
+        search_passages(index, query, max(offset + limit, DEPTH), 0, fuzzy),
+        meaning.query_vector(text),
+    )
+    if vector is None:
+        return lexical[offset : offset + limit]
+    fused = fuse([p.id for p in lexical], await _nearest(index, vector))
+    fused = fused[offset : offset + limit]
+    known = {p.id: p for p in lexical}
+    missing = [row_id for row_id, _ in fused if row_id not in known]
+    if missing:
+        known.update((r.record.id, r.record) for r in await index.rows(missing))
+    return [replace(known[i], score=score) for i, score in fused if i in known]
+
+
+async def _nearest(index: VectorRows, vector: QueryVector) -> list[int]:
+    """The ids of the person's rows nearest ``vector`` in meaning, best first."""
+    from agentcore.search.vectors import nearest  # noqa: PLC0415 (numpy, only when embedding)
+
+    return nearest(vector.values, await index.vectors(vector.model_id), DEPTH)
 
 
 async def search_messages(

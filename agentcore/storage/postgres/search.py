@@ -53,6 +53,18 @@ class _Index:
         self._searchable = searchable  # the partial index's condition, to use it
         self._totals = totals  # columns of the agent's row, named docs and terms
 
+    async def vectors(self, model_id: int) -> list[tuple[int, bytes]]:
+        kind = self._table.removesuffix("s")  # message_vectors (message_id), passage_vectors...
+        found = await self._db.read(
+            lambda conn: conn.fetch(
+                f"SELECT {kind}_id, vector FROM {kind}_vectors "
+                "WHERE agent_id = $1 AND model_id = $2",
+                self._agent_id,
+                model_id,
+            )
+        )
+        return [(r[0], r[1]) for r in found]
+
     def _keyed(self, keys: Sequence[str]) -> tuple[str, str, list[str]]:
         """For a pass over this agent's rows holding any of ``keys``: the test of each key
         (``{}`` stands for key's index), the condition, and the parameters ($1: any key; $2, $3,

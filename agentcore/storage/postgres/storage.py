@@ -21,6 +21,7 @@ from agentcore.storage.postgres.messages import MessageRows
 from agentcore.storage.postgres.migrate import migrate
 from agentcore.storage.postgres.ops import OpsRows
 from agentcore.storage.postgres.passages import PassageRows
+from agentcore.storage.postgres.vectors import VectorRows
 from agentcore.storage.protocols import PersonStorage, Storage
 from agentcore.types import AgentKey
 
@@ -37,6 +38,7 @@ class _Stores(
     FileRows,
     OpsRows,
     ConsolidationRows,
+    VectorRows,
 ):
     """Every protocol over one database, or over one held connection."""
 
@@ -68,7 +70,7 @@ class PostgresStorage(_Stores):
         # One connection for the whole span: where a per-person lock is to be held, so that
         # every write of the turn goes through the lock's connection.
         async with self._pool.hold() as pinned:
-            yield _Stores(pinned)
+            yield _Stores(pinned, self._meaning)
 
     async def close(self) -> None:
         await self._pool.close()

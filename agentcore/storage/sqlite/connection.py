@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from agentcore.search.meaning import QueryEmbedder
 from agentcore.storage.protocols import StorageError
 
 log = logging.getLogger(__name__)
@@ -247,3 +248,4 @@ class Part:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._meaning: QueryEmbedder | None = None  # set by ``search_by_meaning``

@@ -23,6 +23,7 @@ from agentcore.storage.sqlite.messages import MessageRows
 from agentcore.storage.sqlite.migrate import migrate
 from agentcore.storage.sqlite.ops import OpsRows
 from agentcore.storage.sqlite.passages import PassageRows
+from agentcore.storage.sqlite.vectors import VectorRows
 from agentcore.types import AgentKey
 
 
@@ -35,6 +36,7 @@ class SQLiteStorage(
     FileRows,
     OpsRows,
     ConsolidationRows,
+    VectorRows,
 ):
     """``Storage`` on one SQLite file. Build it with ``await SQLiteStorage.open(path)``."""
 

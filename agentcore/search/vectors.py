@@ -1,0 +1,63 @@
+"""Vectors as stored (int8) and compared (float32 cosine, brute force with numpy).
+
+A person's vectors are a few thousand rows at most in the common case; a matrix product over
+them takes well under a millisecond, so no approximate index is kept (measured in
+bench/search_latency.py at 1M messages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float32]
+
+
+def as_matrix(vectors: Sequence[Sequence[float]]) -> Floats:
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def problem(matrix: Floats, dims: int | None) -> list[str]:
+    """For each row: what is wrong with it ("" if nothing): a dimension other than ``dims``
+    (the model's, once known), a value that is not a finite number, or all zeros."""
+    found = []
+    for row in matrix:
+        if dims is not None and row.shape[0] != dims:
+            found.append(f"{row.shape[0]} dimensions, not {dims}")
+        elif not np.all(np.isfinite(row)):
+            found.append("values that are not numbers")
+        elif not np.any(row):
+            found.append("only zeros")
+        else:
+            found.append("")
+    return found
+
+
+def quantize(row: Floats) -> bytes:
+    """int8 components, the largest magnitude scaled to 127 (the scale does not change a
+    cosine, so it is not kept)."""
+    peak = float(np.max(np.abs(row)))
+    return (np.round(row * (127.0 / peak))).astype(np.int8).tobytes()
+
+
+def unit(row: Floats) -> bytes:
+    """The query's float32 vector scaled to unit length, as bytes."""
+    return (row / np.linalg.norm(row)).astype(np.float32).tobytes()
+
+
+def nearest(query: bytes, rows: Sequence[tuple[int, bytes]], k: int) -> list[int]:
+    """The ids of the ``k`` rows most similar to ``query`` (cosine), best first. Rows of
+    another length than the query (a model that changed its dimension) are left out."""
+    q = np.frombuffer(query, dtype=np.float32)
+    usable = [(i, v) for i, v in rows if len(v) == q.shape[0]]
+    if not usable:
+        return []
+    ids = np.fromiter((i for i, _ in usable), dtype=np.int64, count=len(usable))
+    matrix = np.frombuffer(b"".join(v for _, v in usable), dtype=np.int8)
+    matrix = matrix.reshape(len(usable), q.shape[0]).astype(np.float32)
+    scores = (matrix @ q) / np.maximum(np.linalg.norm(matrix, axis=1), 1e-6)
+    top = min(k, len(usable))
+    best = np.argpartition(-scores, top - 1)[:top]
+    return [int(ids[i]) for i in best[np.argsort(-scores[best])]]
