@@ -27,19 +27,23 @@ from agentcore.timing import StartupTimer
 _TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
 
 from agentcore.clock import Clock, SystemClock  # noqa: E402
+from agentcore.embedding.base import Embedder  # noqa: E402
 from agentcore.llm.check import check_endpoint  # noqa: E402
 from agentcore.llm.tooling import ToolCallingLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
-from agentcore.storage.protocols import StorageError  # noqa: E402
+from agentcore.storage.protocols import Storage, StorageError  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
 from bots.compose import (  # noqa: E402
+    build_embedder,
     build_model,
     build_transcriber,
     database_shown,
     open_storage,
     runtime_over,
+    search_mode,
+    start_embeddings,
 )
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
@@ -133,6 +137,7 @@ def _secrets(settings: Settings) -> list[str]:
         for s in (
             settings.llm.api_key,
             settings.transcription.api_key,
+            settings.embedding.api_key,
             settings.telegram.token,
             settings.discord.token,
             settings.database_url,
@@ -248,6 +253,7 @@ async def _serve(
         consolidating = LazyLLM(lambda: build_llm(settings, other)) if other else None
         consolidation_model = build_model(settings, consolidating) if consolidating else None
     transcriber = build_transcriber(settings)
+    embedder = build_embedder(settings)
     runtime = runtime_over(settings, storage, model, clock, transcriber, consolidation_model)
     started: list[Adapter] = []
     signals: _Signals | None = None
@@ -260,11 +266,14 @@ async def _serve(
             started.append(adapter)
         run = timer.finish(clock.now())
         log.info(format_startup(run))
+        log.info(search_mode(settings))
         llm.start()  # load the model client now that every adapter is receiving
         background += [
             asyncio.ensure_future(_check_model(llm, model)),
             asyncio.ensure_future(runtime.background()),  # consolidation of ended sessions
         ]
+        if embedder is not None:
+            background.append(asyncio.ensure_future(_embed(settings, storage, embedder, clock)))
         await storage.record_startup(run)
         signals = _Signals()
         return await _until_stopped(started, signals.stop)
@@ -277,6 +286,17 @@ async def _serve(
         await _stop(started, runtime, signals.now if signals else None)
         if consolidating is not None:
             await consolidating.close()
+        if embedder is not None:
+            await embedder.close()
+
+
+async def _embed(settings: Settings, storage: Storage, embedder: Embedder, clock: Clock) -> None:
+    """Search by meaning, and the embedding of every row in the background."""
+    try:
+        worker = await start_embeddings(settings, storage, embedder, clock)
+        await worker.run()
+    except Exception:  # background work must never take the bot down; search stays lexical
+        log.exception("embeddings stopped")
 
 
 async def _check_model(llm: LazyLLM[OpenAICompatibleLLM], model: ToolCallingLLM) -> None:

@@ -15,24 +15,23 @@ import numpy.typing as npt
 Floats = npt.NDArray[np.float32]
 
 
-def as_matrix(vectors: Sequence[Sequence[float]]) -> Floats:
-    return np.asarray(vectors, dtype=np.float32)
-
-
-def problem(matrix: Floats, dims: int | None) -> list[str]:
-    """For each row: what is wrong with it ("" if nothing): a dimension other than ``dims``
-    (the model's, once known), a value that is not a finite number, or all zeros."""
-    found = []
-    for row in matrix:
-        if dims is not None and row.shape[0] != dims:
-            found.append(f"{row.shape[0]} dimensions, not {dims}")
-        elif not np.all(np.isfinite(row)):
-            found.append("values that are not numbers")
-        elif not np.any(row):
-            found.append("only zeros")
-        else:
-            found.append("")
-    return found
+def checked(values: object, dims: int | None) -> tuple[Floats | None, str]:
+    """One vector from the endpoint as float32, or None and what is wrong with it: not a list
+    of numbers, a dimension other than ``dims`` (the model's, once known), a value that is not
+    a finite number (NaN, infinity), or all zeros (no direction to compare)."""
+    try:
+        row = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None, "not a list of numbers"
+    if row.ndim != 1 or row.shape[0] == 0:
+        return None, "not a list of numbers"
+    if dims is not None and row.shape[0] != dims:
+        return None, f"{row.shape[0]} dimensions, not {dims}"
+    if not np.all(np.isfinite(row)):
+        return None, "values that are not numbers"
+    if not np.any(row):
+        return None, "only zeros"
+    return row, ""
 
 
 def quantize(row: Floats) -> bytes:

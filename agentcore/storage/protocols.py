@@ -31,6 +31,7 @@ from agentcore.records import (
     LLMCallRecord,
     NewAgent,
     NewMessage,
+    NewVector,
     Passage,
     PendingFile,
     PendingMessage,
@@ -45,7 +46,6 @@ from agentcore.records import (
     Unembedded,
     UserActivity,
     VectorKind,
-    NewVector,
 )
 from agentcore.search.meaning import QueryEmbedder
 from agentcore.types import AgentKey, FileKind, InboundMessage

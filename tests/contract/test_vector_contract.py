@@ -129,7 +129,7 @@ async def test_search_ranks_in_what_is_near_in_meaning_for_this_person_only(
     store.search_by_meaning(meanings)
     found = await store.search_messages(ann, "my puppy", limit=1)
     assert [h.id for h in found] == [dog]  # Bob's puppy is nearer, but it is not Ann's
-    assert [h.id for h in await store.search_messages(ann, "Paris", limit=3)][0] == paris
+    assert (await store.search_messages(ann, "Paris", limit=3))[0].id == paris
     assert [p.id for p in await store.search_passages(ann, "my puppy", limit=1)] == [note]
     assert [h.id for h in await store.recent_matches(ann, "my puppy", 1)] == [dog]
     assert await store.search_messages(ann, "lunch", limit=3) != []  # no vector: lexical only

@@ -5,6 +5,10 @@ real ``openai`` SDK through tool calls, errors, retries, hangs and garbage. Mess
 image parts (``images_in`` reads them back). ``/v1/audio/transcriptions`` answers with
 ``transcribe(audio bytes, model)`` (text, or an ``Error``); without one it is a 404, like a
 server that has no transcription.
+``/v1/embeddings`` answers with deterministic vectors (``meaning_vector``: words hashed into
+buckets, with a few synonyms sharing one, so "puppy" is near "dog"); ``embedding_faults`` scripts
+what goes wrong with the next requests ("error": a 500, "hang", "nan", "dims": a vector of
+another dimension, "count": one vector too few, "garbage": not JSON).
 
 Like a real server it lists its models (``GET /v1/models``), answers a one-token request (the
 bot's endpoint check) itself, and may refuse tool definitions as servers without tool support
@@ -19,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -117,6 +123,26 @@ def completion_json(action: Completion, model: str) -> dict[str, Any]:
     }
 
 
+EMBEDDING_DIMS = 64
+# Words that mean the same to the fake embedding model (each group shares one bucket).
+SYNONYMS = [
+    {"dog", "dogs", "puppy", "puppies", "pup", "hound"},
+    {"car", "cars", "automobile", "vehicle"},
+    {"doctor", "physician", "clinic", "hospital"},
+]
+
+
+def meaning_vector(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
+    """A unit vector of ``text``'s words, each word (or its synonym group) hashed to a bucket."""
+    vector = [0.0] * dims
+    for word in re.findall(r"\w+", text.lower()):
+        group = next((min(g) for g in SYNONYMS if word in g), word)
+        bucket = int.from_bytes(hashlib.sha256(group.encode()).digest()[:4], "big") % dims
+        vector[bucket] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 class FakeOpenAI:
     def __init__(
         self,
@@ -146,6 +172,8 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.first_token_at: list[float] = []  # perf_counter when each stream's first token went
+        self.embedding_faults: list[str] = []  # what goes wrong with the next /v1/embeddings
+        self.embedded: list[dict[str, Any]] = []  # /v1/embeddings request bodies
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()  # releases hanging handlers at shutdown
         self.base_url = ""
@@ -155,6 +183,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/audio/transcriptions", self._transcription)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -296,6 +325,37 @@ class FakeOpenAI:
         if isinstance(result, Error):
             return await self._render(result, "")
         return web.json_response({"text": result})
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        refused = self._unauthorised(request)
+        if refused is not None:
+            return refused
+        body = await request.json()
+        self.embedded.append(body)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = [meaning_vector(t) for t in texts]
+        fault = self.embedding_faults.pop(0) if self.embedding_faults else ""
+        if fault in ("error", "hang", "garbage"):
+            faults: dict[str, Action] = {
+                "error": Error(500, "embedding model crashed"),
+                "hang": Hang(3600),
+                "garbage": Raw("<html>bad gateway</html>", "text/html"),
+            }
+            return await self._render(faults[fault], "")
+        if fault == "nan":
+            vectors[0] = [math.nan] * EMBEDDING_DIMS
+        elif fault == "dims":
+            vectors[-1] = vectors[-1][: EMBEDDING_DIMS // 2]
+        elif fault == "count":
+            vectors.pop()
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        return web.Response(
+            text=json.dumps(
+                {"object": "list", "data": data, "model": body["model"], "usage": usage}
+            ),
+            content_type="application/json",
+        )
 
     async def _render(self, action: Action, model: str) -> web.StreamResponse:
         if isinstance(action, Completion):

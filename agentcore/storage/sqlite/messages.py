@@ -12,8 +12,8 @@ import aiosqlite
 from agentcore.clock import to_millis
 from agentcore.records import NewMessage, SearchHit, StoredMessage, UserActivity
 from agentcore.search import engine
-from agentcore.search.meaning import newest_first
 from agentcore.search.fts import scoped
+from agentcore.search.meaning import newest_first
 from agentcore.search.query import parse_query
 from agentcore.search.terms import message_terms
 from agentcore.storage import rows
