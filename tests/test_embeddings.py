@@ -90,6 +90,9 @@ async def test_backfill_embeds_every_row_in_batches_and_search_finds_by_meaning(
     assert "embeddings: backfill done, 5 rows" in caplog.text
     [progress] = await storage.embedding_progress()
     assert (progress.messages_embedded, progress.passages_embedded) == (4, 1)
+    admin = build_runtime(settings, storage, FunctionLLM(lambda r: reply("Okay.")), clock)
+    stats = (await admin.handle(message(clock, "/admin stats"))).text
+    assert "embeddings (fake-embed): 4 of 4 messages, 1 of 1 passages" in stats
     assert (await storage.embedding_model("fake-embed")).dims == EMBEDDING_DIMS
 
     [hit] = await storage.search_messages(agent_id, "puppy", limit=1)

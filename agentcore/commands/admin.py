@@ -24,7 +24,15 @@ from agentcore.commands.agentfile import AgentFileError, ImportLimits, parse_age
 from agentcore.commands.spec import ADMIN_VERBS, usage_line
 from agentcore.memory.blocks import LABEL_RULE, default_blocks, valid_label
 from agentcore.memory.prompt import humanize
-from agentcore.records import Actor, AgentRecord, AuditEntry, Block, BlockVersion, StartupRun
+from agentcore.records import (
+    Actor,
+    AgentRecord,
+    AuditEntry,
+    Block,
+    BlockVersion,
+    EmbeddingProgress,
+    StartupRun,
+)
 from agentcore.settings import AgentSettings
 from agentcore.storage.protocols import Storage, StorageError
 from agentcore.types import AgentKey, InvalidAgentKey, Reply, ReplyKind, clean_text
@@ -354,6 +362,7 @@ class AdminCommands:
             f"database {stats.size_bytes / 1e6:.1f} MB",
             _uptime(runs, now),
             model,
+            *[_embedding_line(p) for p in await self._storage.embedding_progress()],
             "last startups:",
             *(_startup_line(run, self._tz) for run in runs),
         ]
@@ -368,6 +377,14 @@ class AdminCommands:
             + (f" ({e.detail})" if e.detail else "")
             for e in entries
         )
+
+
+def _embedding_line(progress: EmbeddingProgress) -> str:
+    """How far the background worker has embedded the searchable rows with one model."""
+    return (
+        f"embeddings ({progress.model}): {progress.messages_embedded} of {progress.messages} "
+        f"messages, {progress.passages_embedded} of {progress.passages} passages"
+    )
 
 
 def _check_label(label: str) -> None:
