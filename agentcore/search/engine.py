@@ -9,7 +9,7 @@ how to order what is found, is this module and ``rank``, shared, so the backends
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -38,6 +38,7 @@ VOCAB_HEAD = 3  # a misspelt word is looked for among real words sharing its fir
 MAX_CORRECTIONS = 3  # real words standing in for one misspelt word, at most
 
 R_co = TypeVar("R_co", covariant=True)
+Found = TypeVar("Found", SearchHit, Passage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +135,11 @@ async def find_messages(
     )
     if vector is None:
         return lexical[:limit]
-    fused = fuse([h.id for h in lexical], await _nearest(index, vector))[:limit]
-    known = {h.id: h for h in lexical}
-    missing = [row_id for row_id, _ in fused if row_id not in known]
-    known.update((r.record.id, r.record) for r in await index.around(missing, [], lo, hi))
-    return [replace(known[i], score=score) for i, score in fused if i in known]
+
+    async def fetch(ids: list[int]) -> list[SearchHit]:  # those written in the range
+        return [r.record for r in await index.around(ids, [], lo, hi)]
+
+    return (await _fused(lexical, await _nearest(index, vector), fetch))[:limit]
 
 
 async def find_passages(
@@ -162,13 +163,26 @@ async def find_passages(
     )
     if vector is None:
         return lexical[offset : offset + limit]
-    fused = fuse([p.id for p in lexical], await _nearest(index, vector))
-    fused = fused[offset : offset + limit]
-    known = {p.id: p for p in lexical}
-    missing = [row_id for row_id, _ in fused if row_id not in known]
-    if missing:
-        known.update((r.record.id, r.record) for r in await index.rows(missing))
-    return [replace(known[i], score=score) for i, score in fused if i in known]
+
+    async def fetch(ids: list[int]) -> list[Passage]:
+        return [r.record for r in await index.rows(ids)] if ids else []
+
+    fused = await _fused(lexical, await _nearest(index, vector), fetch)
+    return fused[offset : offset + limit]
+
+
+async def _fused(
+    lexical: Sequence[Found],
+    nearest: Sequence[int],
+    fetch: Callable[[list[int]], Awaitable[list[Found]]],
+) -> list[Found]:
+    """The lexical results and the rows nearest in meaning in one ranking (``meaning.fuse``),
+    each with its fused score; rows only the vectors found are read with ``fetch`` (which
+    leaves out those the search may not return, e.g. outside its date range)."""
+    known = {r.id: r for r in lexical}
+    order = fuse(list(known), nearest)
+    known.update((r.id, r) for r in await fetch([i for i, _ in order if i not in known]))
+    return [replace(known[i], score=score) for i, score in order if i in known]
 
 
 async def _nearest(index: VectorRows, vector: QueryVector) -> list[int]:

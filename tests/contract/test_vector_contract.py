@@ -4,6 +4,7 @@ every backend must pass every test here."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -130,6 +131,9 @@ async def test_search_ranks_in_what_is_near_in_meaning_for_this_person_only(
     found = await store.search_messages(ann, "my puppy", limit=1)
     assert [h.id for h in found] == [dog]  # Bob's puppy is nearer, but it is not Ann's
     assert (await store.search_messages(ann, "Paris", limit=3))[0].id == paris
+    # A date range still bounds what is found; the nearest row outside it gives way.
+    later = await store.search_messages(ann, "my puppy", start=T0 + timedelta(minutes=2), limit=1)
+    assert len(later) == 1 and later[0].id in (paris, lunch)
     assert [p.id for p in await store.search_passages(ann, "my puppy", limit=1)] == [note]
     assert [h.id for h in await store.recent_matches(ann, "my puppy", 1)] == [dog]
     assert await store.search_messages(ann, "lunch", limit=3) != []  # no vector: lexical only
