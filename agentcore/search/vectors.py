@@ -50,13 +50,16 @@ def nearest(query: bytes, rows: Sequence[tuple[int, bytes]], k: int) -> list[int
     """The ids of the ``k`` rows most similar to ``query`` (cosine), best first. Rows of
     another length than the query (a model that changed its dimension) are left out."""
     q = np.frombuffer(query, dtype=np.float32)
-    usable = [(i, v) for i, v in rows if len(v) == q.shape[0]]
-    if not usable:
+    dims = q.shape[0]
+    if any(len(v) != dims for _, v in rows):
+        rows = [(i, v) for i, v in rows if len(v) == dims]
+    if not rows:
         return []
-    ids = np.fromiter((i for i, _ in usable), dtype=np.int64, count=len(usable))
-    matrix = np.frombuffer(b"".join(v for _, v in usable), dtype=np.int8)
-    matrix = matrix.reshape(len(usable), q.shape[0]).astype(np.float32)
-    scores = (matrix @ q) / np.maximum(np.linalg.norm(matrix, axis=1), 1e-6)
-    top = min(k, len(usable))
+    ids = np.fromiter((i for i, _ in rows), dtype=np.int64, count=len(rows))
+    matrix = np.frombuffer(b"".join([v for _, v in rows]), dtype=np.int8).reshape(-1, dims)
+    matrix = matrix.astype(np.float32)
+    lengths = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    scores = (matrix @ q) / np.maximum(lengths, 1e-6)
+    top = min(k, len(rows))
     best = np.argpartition(-scores, top - 1)[:top]
-    return [int(ids[i]) for i in best[np.argsort(-scores[best])]]
+    return [int(i) for i in ids[best[np.argsort(-scores[best])]]]
