@@ -12,13 +12,9 @@ from agentcore.records import (
     VectorKind,
 )
 from agentcore.search.meaning import QueryEmbedder
+from agentcore.storage import rows
 from agentcore.storage.postgres.connection import Conn, Part
-
-# Per kind: the rows' table, which of them are searchable, the vectors' table and its id column.
-_TABLES = {
-    VectorKind.MESSAGE: ("messages", "terms IS NOT NULL", "message_vectors", "message_id"),
-    VectorKind.PASSAGE: ("passages", "true", "passage_vectors", "passage_id"),
-}
+from agentcore.storage.rows import VECTOR_TABLES
 
 
 class VectorRows(Part):
@@ -52,10 +48,10 @@ class VectorRows(Part):
     async def unembedded(
         self, kind: VectorKind, model_id: int, after_id: int, limit: int
     ) -> list[Unembedded]:
-        rows, searchable, vectors, id_column = _TABLES[kind]
+        table, searchable, vectors, id_column = VECTOR_TABLES[kind]
         found = await self._db.read(
             lambda conn: conn.fetch(
-                f"SELECT r.id, r.agent_id, r.content FROM {rows} r WHERE r.id > $1 "
+                f"SELECT r.id, r.agent_id, r.content FROM {table} r WHERE r.id > $1 "
                 f"AND {searchable} AND NOT EXISTS (SELECT 1 FROM {vectors} v WHERE "
                 f"v.agent_id = r.agent_id AND v.{id_column} = r.id AND v.model_id = $2) "
                 "ORDER BY r.id LIMIT $3",
@@ -64,20 +60,20 @@ class VectorRows(Part):
                 limit,
             )
         )
-        return [Unembedded(r["id"], r["agent_id"], r["content"] or "") for r in found]
+        return [rows.unembedded(r) for r in found]
 
     async def store_vectors(
         self, kind: VectorKind, model_id: int, vectors: Sequence[NewVector]
     ) -> int:
-        rows, _, table, id_column = _TABLES[kind]
+        table, _, vector_table, id_column = VECTOR_TABLES[kind]
         # The rows are locked against deletion while their vectors go in: a /forget running
         # meanwhile either waits and then erases these vectors too, or went first and leaves
         # nothing to join.
         sql = (
-            f"INSERT INTO {table} (agent_id, {id_column}, model_id, vector) "
+            f"INSERT INTO {vector_table} (agent_id, {id_column}, model_id, vector) "
             "SELECT r.agent_id, r.id, $1, v.vector FROM "
             "unnest($2::bigint[], $3::bigint[], $4::bytea[]) AS v(id, agent_id, vector) "
-            f"JOIN {rows} r ON r.id = v.id AND r.agent_id = v.agent_id FOR KEY SHARE OF r "
+            f"JOIN {table} r ON r.id = v.id AND r.agent_id = v.agent_id FOR KEY SHARE OF r "
             f"ON CONFLICT (agent_id, {id_column}) DO UPDATE "
             "SET model_id = excluded.model_id, vector = excluded.vector RETURNING 1"
         )
@@ -91,14 +87,8 @@ class VectorRows(Part):
     async def embedding_progress(self) -> list[EmbeddingProgress]:
         found = await self._db.read(
             lambda conn: conn.fetch(
-                "SELECT m.name, t.messages, t.passages, "
-                "(SELECT count(*) FROM message_vectors v WHERE v.model_id = m.id) AS mv, "
-                "(SELECT count(*) FROM passage_vectors v WHERE v.model_id = m.id) AS pv "
-                "FROM embedding_models m, (SELECT coalesce(sum(search_docs), 0) AS messages, "
-                "coalesce(sum(passage_count), 0) AS passages FROM agents) t ORDER BY m.id"
+                f"SELECT {rows.PROGRESS_COLUMNS} FROM embedding_models m, "
+                f"{rows.PROGRESS_TOTALS} ORDER BY m.id"
             )
         )
-        return [
-            EmbeddingProgress(r["name"], r["messages"], r["mv"], r["passages"], r["pv"])
-            for r in found
-        ]
+        return [rows.progress(r) for r in found]

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from agentcore.records import Passage, SearchHit
+from agentcore.records import Passage, SearchHit, VectorKind
 from agentcore.search.engine import Indexed, Totals
 from agentcore.search.fts import quote, scoped
 from agentcore.search.rank import DEFAULT_WEIGHTS, Candidate
@@ -27,17 +27,17 @@ class _Index:
     """One agent's rows in one full-text table (``fts``, with its vocabulary table)."""
 
     def __init__(
-        self, db: Database, agent_id: int, fts: str, vocab: str, totals: str, vectors: str
+        self, db: Database, agent_id: int, fts: str, vocab: str, totals: str, kind: VectorKind
     ) -> None:
         self._db = db
         self._agent_id = agent_id
         self._fts = fts
         self._vocab = vocab
         self._totals = totals  # columns of the agent's row, named docs and terms
-        self._vectors = vectors  # the table of the rows' vectors, and its id column
+        self._kind = kind  # what the rows' vectors stand for
 
     async def vectors(self, model_id: int) -> list[tuple[int, bytes]]:
-        table, id_column = self._vectors.split()
+        _, _, table, id_column = rows.VECTOR_TABLES[self._kind]
         found = await self._db.fetch(
             f"SELECT {id_column}, vector FROM {table} WHERE agent_id = ? AND model_id = ?",
             (self._agent_id, model_id),
@@ -98,9 +98,7 @@ class _Index:
 class MessageIndex(_Index):
     def __init__(self, db: Database, agent_id: int) -> None:
         totals = "search_docs AS docs, search_terms AS terms"
-        super().__init__(
-            db, agent_id, "messages_fts", "messages_vocab", totals, "message_vectors message_id"
-        )
+        super().__init__(db, agent_id, "messages_fts", "messages_vocab", totals, VectorKind.MESSAGE)
 
     async def around(
         self, ids: Sequence[int], anchors: Sequence[int], lo: int, hi: int
@@ -141,9 +139,7 @@ class MessageIndex(_Index):
 class PassageIndex(_Index):
     def __init__(self, db: Database, agent_id: int) -> None:
         totals = "passage_count AS docs, NULL AS terms"
-        super().__init__(
-            db, agent_id, "passages_fts", "passages_vocab", totals, "passage_vectors passage_id"
-        )
+        super().__init__(db, agent_id, "passages_fts", "passages_vocab", totals, VectorKind.PASSAGE)
 
     async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]:
         marks = ", ".join("?" * len(ids))

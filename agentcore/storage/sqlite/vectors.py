@@ -14,14 +14,9 @@ from agentcore.records import (
     VectorKind,
 )
 from agentcore.search.meaning import QueryEmbedder
+from agentcore.storage import rows
+from agentcore.storage.rows import VECTOR_TABLES
 from agentcore.storage.sqlite.connection import Part
-from agentcore.storage.sqlite.sql import all_rows, one_row
-
-# Per kind: the rows' table, which of them are searchable, the vectors' table and its id column.
-_TABLES = {
-    VectorKind.MESSAGE: ("messages", "terms IS NOT NULL", "message_vectors", "message_id"),
-    VectorKind.PASSAGE: ("passages", "1", "passage_vectors", "passage_id"),
-}
 
 
 class VectorRows(Part):
@@ -47,22 +42,22 @@ class VectorRows(Part):
     async def unembedded(
         self, kind: VectorKind, model_id: int, after_id: int, limit: int
     ) -> list[Unembedded]:
-        rows, searchable, vectors, id_column = _TABLES[kind]
+        table, searchable, vectors, id_column = VECTOR_TABLES[kind]
         found = await self._db.fetch(
-            f"SELECT r.id, r.agent_id, r.content FROM {rows} r WHERE r.id > ? AND {searchable} "
+            f"SELECT r.id, r.agent_id, r.content FROM {table} r WHERE r.id > ? AND {searchable} "
             f"AND NOT EXISTS (SELECT 1 FROM {vectors} v WHERE v.agent_id = r.agent_id "
             f"AND v.{id_column} = r.id AND v.model_id = ?) ORDER BY r.id LIMIT ?",
             (after_id, model_id, limit),
         )
-        return [Unembedded(r["id"], r["agent_id"], r["content"] or "") for r in found]
+        return [rows.unembedded(r) for r in found]
 
     async def store_vectors(
         self, kind: VectorKind, model_id: int, vectors: Sequence[NewVector]
     ) -> int:
-        rows, _, table, id_column = _TABLES[kind]
+        table, _, vector_table, id_column = VECTOR_TABLES[kind]
         sql = (
-            f"INSERT OR REPLACE INTO {table} (agent_id, {id_column}, model_id, vector) "
-            f"SELECT agent_id, id, ?, ? FROM {rows} WHERE id = ? AND agent_id = ?"
+            f"INSERT OR REPLACE INTO {vector_table} (agent_id, {id_column}, model_id, vector) "
+            f"SELECT agent_id, id, ?, ? FROM {table} WHERE id = ? AND agent_id = ?"
         )
 
         async def work(conn: aiosqlite.Connection) -> int:
@@ -75,23 +70,8 @@ class VectorRows(Part):
         return await self._db.write(work)
 
     async def embedding_progress(self) -> list[EmbeddingProgress]:
-        return await self._db.read(_progress)
-
-
-async def _progress(conn: aiosqlite.Connection) -> list[EmbeddingProgress]:
-    totals = await one_row(
-        conn,
-        "SELECT coalesce(sum(search_docs), 0) AS messages, "
-        "coalesce(sum(passage_count), 0) AS passages FROM agents",
-    )
-    assert totals is not None
-    found = await all_rows(
-        conn,
-        "SELECT name, (SELECT count(*) FROM message_vectors v WHERE v.model_id = m.id) AS mv, "
-        "(SELECT count(*) FROM passage_vectors v WHERE v.model_id = m.id) AS pv "
-        "FROM embedding_models m ORDER BY m.id",
-    )
-    return [
-        EmbeddingProgress(r["name"], totals["messages"], r["mv"], totals["passages"], r["pv"])
-        for r in found
-    ]
+        found = await self._db.fetch(
+            f"SELECT {rows.PROGRESS_COLUMNS} FROM embedding_models m, {rows.PROGRESS_TOTALS} "
+            "ORDER BY m.id"
+        )
+        return [rows.progress(r) for r in found]
