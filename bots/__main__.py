@@ -26,23 +26,27 @@ from agentcore.timing import StartupTimer
 
 _TIMER = StartupTimer()  # first thing: everything before this line is the "imports" phase
 
-from agentcore.clock import SystemClock, Timer  # noqa: E402
+from agentcore.clock import Clock, SystemClock, Timer  # noqa: E402
+from agentcore.embedding.base import Embedder  # noqa: E402
 from agentcore.llm.check import check_endpoint  # noqa: E402
 from agentcore.llm.tooling import ToolCallingLLM  # noqa: E402
 from agentcore.llm.wrappers import LazyLLM  # noqa: E402
 from agentcore.runtime import AgentRuntime  # noqa: E402
 from agentcore.schedule.doorbell import Doorbell  # noqa: E402
 from agentcore.schedule.scheduler import Scheduler  # noqa: E402
-from agentcore.storage.protocols import Coordination, StorageError  # noqa: E402
+from agentcore.storage.protocols import Coordination, Storage, StorageError  # noqa: E402
 from agentcore.timing import format_startup  # noqa: E402
 from bots.adapter import Adapter, AdapterError  # noqa: E402
 from bots.compose import (  # noqa: E402
+    build_embedder,
     build_model,
     build_scheduler,
     build_transcriber,
     database_shown,
     open_storage,
     runtime_over,
+    search_mode,
+    start_embeddings,
 )
 from bots.instance import InstanceLock  # noqa: E402
 from bots.logs import configure_logging  # noqa: E402
@@ -136,6 +140,7 @@ def _secrets(settings: Settings) -> list[str]:
         for s in (
             settings.llm.api_key,
             settings.transcription.api_key,
+            settings.embedding.api_key,
             settings.telegram.token,
             settings.discord.token,
             settings.database_url,
@@ -259,6 +264,7 @@ async def _serve(
         consolidation_model = build_model(settings, consolidating) if consolidating else None
     doorbell = Doorbell()
     transcriber = build_transcriber(settings)
+    embedder = build_embedder(settings)
     runtime = runtime_over(
         settings, storage, model, clock, transcriber, consolidation_model, doorbell=doorbell
     )
@@ -275,12 +281,15 @@ async def _serve(
             scheduler.attach(adapter)
         run = timer.finish(clock.now())
         log.info(format_startup(run))
+        log.info(search_mode(settings))
         llm.start()  # load the model client now that every adapter is receiving
         background += [
             asyncio.ensure_future(_check_model(llm, model)),
             asyncio.ensure_future(runtime.background()),  # consolidation of ended sessions
         ]
         scheduler.start()  # reminders that came due while the bot was down go out now
+        if embedder is not None:
+            background.append(asyncio.ensure_future(_embed(settings, storage, embedder, clock)))
         await storage.record_startup(run)
         signals = _Signals()
         return await _until_stopped(started, signals.stop)
@@ -294,6 +303,26 @@ async def _serve(
         await _stop(started, scheduler, runtime, now, settings.runtime.shutdown_grace)
         if consolidating is not None:
             await consolidating.close()
+        if embedder is not None:
+            await embedder.close()
+
+
+EMBEDDER = "embedding worker"  # the role of the one process that embeds new rows
+
+
+async def _embed(settings: Settings, storage: Storage, embedder: Embedder, clock: Clock) -> None:
+    """Search by meaning, and the embedding of every row in the background: by one process
+    among those sharing the database (the others stand by, and one takes over if it stops)."""
+    try:
+        worker = await start_embeddings(settings, storage, embedder, clock)
+        role = await storage.take_role(EMBEDDER, wait=True)
+        try:
+            await worker.run()
+        finally:
+            if role is not None:
+                await role.release()
+    except Exception:  # background work must never take the bot down; search stays lexical
+        log.exception("embeddings stopped")
 
 
 async def _check_model(llm: LazyLLM[OpenAICompatibleLLM], model: ToolCallingLLM) -> None:

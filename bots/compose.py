@@ -13,6 +13,9 @@ from agentcore.agent import AgentLoop
 from agentcore.clock import Clock, Timer
 from agentcore.commands import Commands
 from agentcore.consolidator import Consolidator
+from agentcore.embedding.base import Embedder, LazyEmbedder
+from agentcore.embedding.queries import QueryVectors
+from agentcore.embedding.worker import EmbeddingWorker
 from agentcore.llm.base import ClosableLLM, LLMClient
 from agentcore.llm.tooling import ToolCallingLLM
 from agentcore.llm.wrappers import ConcurrencyCappedLLM
@@ -207,3 +210,54 @@ def build_transcriber(settings: Settings) -> Transcriber | None:
         return transcriber
 
     return LazyTranscriber(build)
+
+
+def build_embedder(settings: Settings) -> Embedder | None:
+    """The configured embedding endpoint, built on first use; None: search is lexical only."""
+    if not settings.search.model:
+        return None
+    config = settings.embedding
+
+    async def build() -> Embedder:
+        # The SDK import takes most of a second; the loop stays responsive meanwhile.
+        module = await asyncio.to_thread(
+            importlib.import_module, "agentcore.embedding.openai_embedder"
+        )
+        embedder: Embedder = module.OpenAIEmbedder(
+            model=settings.search.model,
+            query_model=config.query_model,
+            base_url=config.base_url or None,
+            api_key=config.api_key.reveal() or None,
+            deadline=config.timeout,
+        )
+        return embedder
+
+    return LazyEmbedder(build)
+
+
+async def start_embeddings(
+    settings: Settings, storage: Storage, embedder: Embedder, clock: Clock
+) -> EmbeddingWorker:
+    """Searches rank by meaning from now on (rows without vectors by their words), and the
+    worker that embeds every row in the background (``await worker.run()``)."""
+    model = await storage.embedding_model(settings.search.model)
+    queries = QueryVectors(
+        embedder, model, clock, settings.search.query_timeout, settings.search.retry_seconds
+    )
+    storage.search_by_meaning(queries)
+    return EmbeddingWorker(
+        storage=storage,
+        embedder=embedder,
+        clock=clock,
+        settings=settings.search,
+        model=model,
+        queries=queries,
+    )
+
+
+def search_mode(settings: Settings) -> str:
+    """The start-up line that says how search runs."""
+    if not settings.search.model:
+        return "search: lexical only (set [search] embedding_model for search by meaning too)"
+    where = settings.embedding.base_url or "the OpenAI API"
+    return f"search: hybrid, words and meaning ({settings.search.model} at {where})"

@@ -25,6 +25,7 @@ from agentcore.schedule.model import QuietHours
 from agentcore.settings import (
     AgentSettings,
     ConsolidationSettings,
+    EmbeddingSettings,
     MediaSettings,
     MemorySettings,
     Price,
@@ -107,6 +108,16 @@ class TranscriptionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingConfig:
+    """The /v1/embeddings endpoint (by default the chat endpoint and its key)."""
+
+    query_model: str  # the model name for queries ("" = the embedding model's)
+    base_url: str
+    api_key: Secret
+    timeout: float  # seconds for one background request
+
+
+@dataclass(frozen=True, slots=True)
 class StreamingConfig:
     enabled: bool
     edit_seconds: float
@@ -137,6 +148,8 @@ class Settings:
     llm: LLMConfig
     transcription: TranscriptionConfig
     streaming: StreamingConfig
+    search: EmbeddingSettings
+    embedding: EmbeddingConfig
     agent: AgentSettings
     runtime: RuntimeSettings
     usage: UsageSettings
@@ -537,6 +550,13 @@ def _build(read: _Reader, env: Mapping[str, str], require_model: bool) -> Settin
         streaming=StreamingConfig(
             read.flag("streaming", "enabled"), read.number("streaming", "edit_seconds", 0.2)
         ),
+        search=_search_settings(read),
+        embedding=EmbeddingConfig(
+            query_model=read.text("search", "embedding_query_model"),
+            base_url=read.url("search", "embedding_base_url") or llm.base_url,
+            api_key=Secret(read.text("search", "embedding_api_key")) or llm.api_key,
+            timeout=read.number("search", "embedding_timeout_seconds", 1.0),
+        ),
         agent=_agent_settings(read),
         consolidation=ConsolidationSettings(
             enabled=read.flag("consolidation", "enabled"),
@@ -640,6 +660,16 @@ def _reminder_settings(read: _Reader) -> ReminderSettings:
         max_unprompted_per_day=read.integer("reminders", "max_per_day", 1),
         quiet_hours=read.quiet_hours("reminders", "quiet_hours"),
         checkin_after=timedelta(days=checkin_days) if checkin_days else None,
+    )
+
+
+def _search_settings(read: _Reader) -> EmbeddingSettings:
+    return EmbeddingSettings(
+        model=read.text("search", "embedding_model"),
+        batch_size=read.integer("search", "embedding_batch", 1),
+        query_timeout=read.number("search", "query_timeout_seconds", 0.05),
+        retry_seconds=read.number("search", "retry_seconds", 0.1),
+        max_retry_seconds=read.number("search", "max_retry_seconds", 1.0),
     )
 
 

@@ -178,3 +178,15 @@ async def test_attach_sends_a_file_like_the_chat_platforms(tmp_path: Path) -> No
     with sqlite3.connect(tmp_path / "bot.db") as db:
         [(content,)] = db.execute("SELECT content FROM passages").fetchall()
     assert content == "The spare key is under the blue flowerpot."
+
+
+async def test_the_start_up_log_says_how_search_runs(tmp_path: Path) -> None:
+    async with FakeOpenAI(remembering_model) as server:
+        env = bot_env(tmp_path, server.base_url)
+        code, out, err = await run_bot("My name is Brad\n", env, tmp_path, "--user", "brad")
+        assert code == 0 and out == "Nice to meet you!\n", err
+        assert "search: lexical only (set [search] embedding_model" in err
+        env["AGENTCORE_SEARCH__EMBEDDING_MODEL"] = "fake-embed"
+        code, out, err = await run_bot("What is my name?\n", env, tmp_path, "--user", "brad")
+        assert code == 0 and out == "Your name is Brad.\n", err
+        assert f"search: hybrid, words and meaning (fake-embed at {server.base_url})" in err

@@ -30,6 +30,7 @@ from agentcore.records import (
     AuditEntry,
     Block,
     BlockVersion,
+    EmbeddingProgress,
     StartupRun,
     UsageDay,
 )
@@ -386,6 +387,7 @@ class AdminCommands:
             model,
             *(f"model use {line}" for line in summary_lines(days, today, self._usage.prices)),
             await self._reminder_line(midnight),
+            *[_embedding_line(p) for p in await self._storage.embedding_progress()],
             "last startups:",
             *(_startup_line(run, self._tz) for run in runs),
         ]
@@ -457,6 +459,14 @@ class AdminCommands:
             + (f" ({e.detail})" if e.detail else "")
             for e in entries
         )
+
+
+def _embedding_line(progress: EmbeddingProgress) -> str:
+    """How far the background worker has embedded the searchable rows with one model."""
+    return (
+        f"embeddings ({progress.model}): {progress.messages_embedded} of {progress.messages} "
+        f"messages, {progress.passages_embedded} of {progress.passages} passages"
+    )
 
 
 def _check_label(label: str) -> None:

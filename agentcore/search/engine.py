@@ -8,7 +8,8 @@ how to order what is found, is this module and ``rank``, shared, so the backends
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -16,6 +17,7 @@ from typing import Generic, Protocol, TypeVar
 from agentcore.clock import to_millis
 from agentcore.records import Passage, SearchHit
 from agentcore.search.fuzzy import corrections, max_edits
+from agentcore.search.meaning import DEPTH, QueryEmbedder, QueryVector, VectorRows, fuse
 from agentcore.search.plan import (
     CANDIDATES,
     DATE_CANDIDATES,
@@ -36,6 +38,7 @@ VOCAB_HEAD = 3  # a misspelt word is looked for among real words sharing its fir
 MAX_CORRECTIONS = 3  # real words standing in for one misspelt word, at most
 
 R_co = TypeVar("R_co", covariant=True)
+Found = TypeVar("Found", SearchHit, Passage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ class TermIndex(Protocol):
         ...
 
 
-class MessageIndex(TermIndex, Protocol):
+class MessageIndex(TermIndex, VectorRows, Protocol):
     async def around(
         self, ids: Sequence[int], anchors: Sequence[int], lo: int, hi: int
     ) -> list[Indexed[SearchHit]]:
@@ -97,7 +100,7 @@ class MessageIndex(TermIndex, Protocol):
         ...
 
 
-class PassageIndex(TermIndex, Protocol):
+class PassageIndex(TermIndex, VectorRows, Protocol):
     async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]: ...
 
 
@@ -111,27 +114,82 @@ async def find_messages(
     end: datetime | None,
     limit: int,
     fuzzy: bool = True,
+    meaning: QueryEmbedder | None = None,
 ) -> list[SearchHit]:
     """``MessageStore.search_messages``: the person's messages for the query ``text`` written
     between ``start`` and ``end`` (inclusive), best first. A date range alone lists that
-    period's messages, newest first; no query and no range finds nothing."""
+    period's messages, newest first; no query and no range finds nothing. With ``meaning``,
+    the messages nearest the query in meaning are ranked in too (``meaning.fuse``)."""
     lo = to_millis(start) if start else FAR_PAST
     hi = to_millis(end) if end else FAR_FUTURE
     query = parse_query(text)
-    if not query.empty:
+    if query.empty:
+        if start is None and end is None:
+            return []
+        return await index.latest_between(lo, hi, limit)
+    if meaning is None:
         return await search_messages(index, query, lo, hi, limit, fuzzy)
-    if start is None and end is None:
-        return []
-    return await index.latest_between(lo, hi, limit)
+    lexical, vector = await asyncio.gather(
+        search_messages(index, query, lo, hi, max(limit, DEPTH), fuzzy),
+        meaning.query_vector(text),
+    )
+    if vector is None:
+        return lexical[:limit]
+
+    async def fetch(ids: list[int]) -> list[SearchHit]:  # those written in the range
+        return [r.record for r in await index.around(ids, [], lo, hi)]
+
+    return (await _fused(lexical, await _nearest(index, vector), fetch))[:limit]
 
 
 async def find_passages(
-    index: PassageIndex, text: str, limit: int, offset: int = 0, fuzzy: bool = True
+    index: PassageIndex,
+    text: str,
+    limit: int,
+    offset: int = 0,
+    fuzzy: bool = True,
+    meaning: QueryEmbedder | None = None,
 ) -> list[Passage]:
     """``PassageStore.search_passages``: the person's passages for the query ``text``, ``limit``
-    of them after the first ``offset``."""
+    of them after the first ``offset``; with ``meaning`` as ``find_messages``."""
     query = parse_query(text)
-    return [] if query.empty else await search_passages(index, query, limit, offset, fuzzy)
+    if query.empty:
+        return []
+    if meaning is None:
+        return await search_passages(index, query, limit, offset, fuzzy)
+    lexical, vector = await asyncio.gather(
+        search_passages(index, query, max(offset + limit, DEPTH), 0, fuzzy),
+        meaning.query_vector(text),
+    )
+    if vector is None:
+        return lexical[offset : offset + limit]
+
+    async def fetch(ids: list[int]) -> list[Passage]:
+        return [r.record for r in await index.rows(ids)] if ids else []
+
+    fused = await _fused(lexical, await _nearest(index, vector), fetch)
+    return fused[offset : offset + limit]
+
+
+async def _fused(
+    lexical: Sequence[Found],
+    nearest: Sequence[int],
+    fetch: Callable[[list[int]], Awaitable[list[Found]]],
+) -> list[Found]:
+    """The lexical results and the rows nearest in meaning in one ranking (``meaning.fuse``),
+    each with its fused score; rows only the vectors found are read with ``fetch`` (which
+    leaves out those the search may not return, e.g. outside its date range)."""
+    known = {r.id: r for r in lexical}
+    order = fuse(list(known), nearest)
+    known.update((r.id, r) for r in await fetch([i for i, _ in order if i not in known]))
+    return [replace(known[i], score=score) for i, score in order if i in known]
+
+
+async def _nearest(index: VectorRows, vector: QueryVector) -> list[int]:
+    """The ids of the person's rows nearest ``vector`` in meaning, best first."""
+    from agentcore.search.vectors import nearest  # noqa: PLC0415 (numpy, only when embedding)
+
+    return nearest(vector.values, await index.vectors(vector.model_id), DEPTH)
 
 
 async def search_messages(

@@ -25,10 +25,13 @@ from agentcore.records import (
     ConsolidationRun,
     DocState,
     DocumentPassage,
+    EmbeddingModel,
+    EmbeddingProgress,
     FileUpdate,
     LLMCallRecord,
     NewAgent,
     NewMessage,
+    NewVector,
     OpenTurn,
     Passage,
     PendingFile,
@@ -43,8 +46,10 @@ from agentcore.records import (
     TokensSpent,
     TurnState,
     Unconsolidated,
+    Unembedded,
     UsageDay,
     UserActivity,
+    VectorKind,
 )
 from agentcore.schedule.model import (
     DeliveryScope,
@@ -55,6 +60,7 @@ from agentcore.schedule.model import (
     ReminderCounts,
     ReminderStatus,
 )
+from agentcore.search.meaning import QueryEmbedder
 from agentcore.types import AgentKey, FileKind, InboundMessage
 
 
@@ -440,6 +446,41 @@ class ReminderStore(Protocol):
     async def reminder_counts(self, since: datetime) -> ReminderCounts: ...
 
 
+class VectorStore(Protocol):
+    """Embeddings of messages and passages, for search by meaning (``search.meaning``)."""
+
+    def search_by_meaning(self, embedder: QueryEmbedder | None) -> None:
+        """Searches from now on rank in the rows nearest the query in meaning, as
+        ``embedder`` embeds it (None: lexical only). Set once, by the composition root."""
+        ...
+
+    async def embedding_model(self, name: str) -> EmbeddingModel:
+        """The model called ``name``, registered on first use."""
+        ...
+
+    async def set_embedding_dims(self, model_id: int, dims: int) -> int:
+        """Record the model's dimension if none is recorded yet; the recorded one."""
+        ...
+
+    async def unembedded(
+        self, kind: VectorKind, model_id: int, after_id: int, limit: int
+    ) -> list[Unembedded]:
+        """Searchable rows of ``kind`` with an id above ``after_id`` and no vector of
+        ``model_id``, by id, at most ``limit`` (across everyone: the background worker's)."""
+        ...
+
+    async def store_vectors(
+        self, kind: VectorKind, model_id: int, vectors: Sequence[NewVector]
+    ) -> int:
+        """Store (or replace) the rows' vectors; a vector whose row is gone (forgotten
+        meanwhile) is not stored. How many were stored."""
+        ...
+
+    async def embedding_progress(self) -> list[EmbeddingProgress]:
+        """For each model with vectors or registered, how many rows have one."""
+        ...
+
+
 class PersonStorage(
     AgentStore,
     BlockStore,
@@ -451,6 +492,7 @@ class PersonStorage(
     ReminderStore,
     UsageStore,
     ConsolidationStore,
+    VectorStore,
     Protocol,
 ):
     """Everything a turn, a command or a consolidation may read and write."""

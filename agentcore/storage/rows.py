@@ -20,6 +20,7 @@ from agentcore.records import (
     Block,
     BlockVersion,
     DocState,
+    EmbeddingProgress,
     OpenTurn,
     Passage,
     PendingMessage,
@@ -29,7 +30,9 @@ from agentcore.records import (
     StartupRun,
     StoredFile,
     StoredMessage,
+    Unembedded,
     UsageDay,
+    VectorKind,
 )
 from agentcore.schedule.model import (
     DueReminder,
@@ -53,6 +56,18 @@ MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 SHARED_COLUMNS = "label, value, updated_at, updated_by"
 PASSAGE_COLUMNS = "id, content, tags, created_at, source, page"
+# Per kind of vector: the rows' table, which of its rows are searchable, the vectors' table and
+# its id column.
+VECTOR_TABLES = {
+    VectorKind.MESSAGE: ("messages", "terms IS NOT NULL", "message_vectors", "message_id"),
+    VectorKind.PASSAGE: ("passages", "TRUE", "passage_vectors", "passage_id"),
+}
+# Each model's progress: FROM embedding_models m, with the searchable rows' totals as t.
+PROGRESS_COLUMNS = """m.name, t.messages, t.passages,
+    (SELECT count(*) FROM message_vectors v WHERE v.model_id = m.id) AS messages_embedded,
+    (SELECT count(*) FROM passage_vectors v WHERE v.model_id = m.id) AS passages_embedded"""
+PROGRESS_TOTALS = """(SELECT coalesce(sum(search_docs), 0) AS messages,
+    coalesce(sum(passage_count), 0) AS passages FROM agents) t"""
 PENDING_COLUMNS = """id, platform, user_id, display_name, chat, text, sent_at, route, received_at,
     COALESCE(source, '') AS source"""
 HISTORY_COLUMNS = "h.version, h.actor, h.actor_name, h.old_value, h.new_value, h.created_at"
@@ -353,3 +368,13 @@ def _quiet(text: str | None) -> QuietHours | None:
     except ValueError:
         log.warning("stored quiet hours %r are not valid; ignoring them", text)
         return None
+
+
+def unembedded(r: Row) -> Unembedded:
+    return Unembedded(r["id"], r["agent_id"], r["content"] or "")
+
+
+def progress(r: Row) -> EmbeddingProgress:
+    return EmbeddingProgress(
+        r["name"], r["messages"], r["messages_embedded"], r["passages"], r["passages_embedded"]
+    )

@@ -5,6 +5,10 @@ real ``openai`` SDK through tool calls, errors, retries, hangs and garbage. Mess
 image parts (``images_in`` reads them back). ``/v1/audio/transcriptions`` answers with
 ``transcribe(audio bytes, model)`` (text, or an ``Error``); without one it is a 404, like a
 server that has no transcription.
+``/v1/embeddings`` answers with deterministic vectors (``meaning_vector``: words hashed into
+buckets, with a few synonyms sharing one, so "puppy" is near "dog"); ``embedding_faults`` scripts
+what goes wrong with the next requests ("error": a 500, "hang", "nan", "dims": a vector of
+another dimension, "count": one vector too few, "garbage": not JSON).
 
 It also measures prompt caching as a provider would see it: each request's prompt is laid out as
 a chat template would (tool definitions, then every message in order), and the part that repeats
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import math
@@ -195,6 +200,26 @@ def usage_json(action: Completion, measured: CacheMeasure) -> dict[str, Any]:
     }
 
 
+EMBEDDING_DIMS = 64
+# Words that mean the same to the fake embedding model (each group shares one bucket).
+SYNONYMS = [
+    {"dog", "dogs", "puppy", "puppies", "pup", "hound"},
+    {"car", "cars", "automobile", "vehicle"},
+    {"doctor", "physician", "clinic", "hospital"},
+]
+
+
+def meaning_vector(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
+    """A unit vector of ``text``'s words, each word (or its synonym group) hashed to a bucket."""
+    vector = [0.0] * dims
+    for word in re.findall(r"\w+", text.lower()):
+        group = next((min(g) for g in SYNONYMS if word in g), word)
+        bucket = int.from_bytes(hashlib.sha256(group.encode()).digest()[:4], "big") % dims
+        vector[bucket] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 class FakeOpenAI:
     def __init__(
         self,
@@ -233,6 +258,8 @@ class FakeOpenAI:
         self.headers: list[dict[str, str]] = []
         self.cache = PromptCache()
         self.first_token_at: list[float] = []  # perf_counter when each stream's first token went
+        self.embedding_faults: list[str] = []  # what goes wrong with the next /v1/embeddings
+        self.embedded: list[dict[str, Any]] = []  # /v1/embeddings request bodies
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()  # releases hanging handlers at shutdown
         self.base_url = ""
@@ -242,6 +269,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/audio/transcriptions", self._transcription)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         self._runner = web.AppRunner(
             app, handle_signals=False, handler_cancellation=self._cancel_on_disconnect
         )
@@ -391,6 +419,37 @@ class FakeOpenAI:
         if isinstance(result, Error):
             return await self._render(result, "")
         return web.json_response({"text": result})
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        refused = self._unauthorised(request)
+        if refused is not None:
+            return refused
+        body = await request.json()
+        self.embedded.append(body)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = [meaning_vector(t) for t in texts]
+        fault = self.embedding_faults.pop(0) if self.embedding_faults else ""
+        if fault in ("error", "hang", "garbage"):
+            faults: dict[str, Action] = {
+                "error": Error(500, "embedding model crashed"),
+                "hang": Hang(3600),
+                "garbage": Raw("<html>bad gateway</html>", "text/html"),
+            }
+            return await self._render(faults[fault], "")
+        if fault == "nan":
+            vectors[0] = [math.nan] * EMBEDDING_DIMS
+        elif fault == "dims":
+            vectors[-1] = vectors[-1][: EMBEDDING_DIMS // 2]
+        elif fault == "count":
+            vectors.pop()
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        return web.Response(
+            text=json.dumps(
+                {"object": "list", "data": data, "model": body["model"], "usage": usage}
+            ),
+            content_type="application/json",
+        )
 
     async def _render(
         self, action: Action, model: str, measured: CacheMeasure = UNMEASURED

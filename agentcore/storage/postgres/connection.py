@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from agentcore.search.meaning import QueryEmbedder
 from agentcore.storage.protocols import LockLost, PersonBusy, StorageError
 
 log = logging.getLogger(__name__)
@@ -482,8 +483,9 @@ class Part:
     """One protocol's share of ``PostgresStorage``: its methods, over a ``Database`` (or a
     ``Pinned`` connection: the same methods for one person's turn)."""
 
-    def __init__(self, db: Database | Pinned) -> None:
+    def __init__(self, db: Database | Pinned, meaning: QueryEmbedder | None = None) -> None:
         self._db = db
+        self._meaning = meaning  # set by ``search_by_meaning``
 
 
 def redacted(url: str) -> str:

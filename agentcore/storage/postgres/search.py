@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agentcore.records import Passage, SearchHit
+from agentcore.records import Passage, SearchHit, VectorKind
 from agentcore.search.engine import Indexed, Totals
 from agentcore.search.rank import DEFAULT_WEIGHTS, Candidate
 from agentcore.storage import rows
@@ -52,6 +52,18 @@ class _Index:
         self._table = table
         self._searchable = searchable  # the partial index's condition, to use it
         self._totals = totals  # columns of the agent's row, named docs and terms
+
+    async def vectors(self, model_id: int) -> list[tuple[int, bytes]]:
+        kind = VectorKind.MESSAGE if self._table == "messages" else VectorKind.PASSAGE
+        _, _, table, id_column = rows.VECTOR_TABLES[kind]
+        found = await self._db.read(
+            lambda conn: conn.fetch(
+                f"SELECT {id_column}, vector FROM {table} WHERE agent_id = $1 AND model_id = $2",
+                self._agent_id,
+                model_id,
+            )
+        )
+        return [(r[0], r[1]) for r in found]
 
     def _keyed(self, keys: Sequence[str]) -> tuple[str, str, list[str]]:
         """For a pass over this agent's rows holding any of ``keys``: the test of each key

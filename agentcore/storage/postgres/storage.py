@@ -28,6 +28,7 @@ from agentcore.storage.postgres.ops import OpsRows, pace
 from agentcore.storage.postgres.passages import PassageRows
 from agentcore.storage.postgres.reminders import ReminderRows
 from agentcore.storage.postgres.usage import UsageRows
+from agentcore.storage.postgres.vectors import VectorRows
 from agentcore.storage.protocols import PersonStorage, Role, Storage
 from agentcore.types import AgentKey
 
@@ -43,6 +44,7 @@ class _Stores(
     ConsolidationRows,
     ReminderRows,
     UsageRows,
+    VectorRows,
 ):
     """Every protocol over one database, or over one held connection."""
 
@@ -85,7 +87,7 @@ class PostgresStorage(_Stores):
     async def _held(self, key: AgentKey, wait: bool) -> AsyncIterator[PersonStorage]:
         lock = lock_key(f"{key.platform}:{key.user_id}") if self._person_locks else None
         async with self._pool.locked(lock, wait=wait) as pinned:
-            yield _Stores(pinned)
+            yield _Stores(pinned, self._meaning)
 
     async def take_role(self, name: str, *, wait: bool) -> Role | None:
         return await self._pool.take_role(name, wait=wait)

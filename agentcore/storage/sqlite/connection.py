@@ -34,6 +34,7 @@ from typing import TypeVar
 
 import aiosqlite
 
+from agentcore.search.meaning import QueryEmbedder
 from agentcore.storage.protocols import StorageError
 from agentcore.storage.sqlite.sql import Params
 
@@ -248,3 +249,4 @@ class Part:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._meaning: QueryEmbedder | None = None  # set by ``search_by_meaning``

@@ -13,6 +13,7 @@ from agentcore.clock import to_millis
 from agentcore.records import NewMessage, SearchHit, StoredMessage, UserActivity
 from agentcore.search import engine
 from agentcore.search.fts import scoped
+from agentcore.search.meaning import newest_first
 from agentcore.search.query import parse_query
 from agentcore.search.terms import message_terms
 from agentcore.storage import rows
@@ -48,6 +49,8 @@ class MessageRows(Part):
         return await self.context_messages(agent_id, 0)
 
     async def recent_matches(self, agent_id: int, query: str, limit: int) -> list[SearchHit]:
+        if self._meaning is not None:  # the best matches, by words and by meaning
+            return newest_first(await self.search_messages(agent_id, query, limit=limit))
         parsed = parse_query(query)
         if parsed.empty:
             return []
@@ -70,7 +73,7 @@ class MessageRows(Part):
         fuzzy: bool = True,
     ) -> list[SearchHit]:
         return await engine.find_messages(
-            MessageIndex(self._db, agent_id), query, start, end, limit, fuzzy
+            MessageIndex(self._db, agent_id), query, start, end, limit, fuzzy, self._meaning
         )
 
 

@@ -33,7 +33,7 @@ class PassageRows(Part):
         self, agent_id: int, query: str, limit: int = 10, offset: int = 0, *, fuzzy: bool = True
     ) -> list[Passage]:
         index = PassageIndex(self._db, agent_id)
-        return await engine.find_passages(index, query, limit, offset, fuzzy)
+        return await engine.find_passages(index, query, limit, offset, fuzzy, self._meaning)
 
     async def all_passages(self, agent_id: int) -> list[Passage]:
         found = await self._db.fetch(

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from agentcore.records import Passage, SearchHit
+from agentcore.records import Passage, SearchHit, VectorKind
 from agentcore.search.engine import Indexed, Totals
 from agentcore.search.fts import quote, scoped
 from agentcore.search.rank import DEFAULT_WEIGHTS, Candidate
@@ -26,12 +26,23 @@ _ROW = "m.id, m.role, m.content, m.created_at, m.seq, m.terms"
 class _Index:
     """One agent's rows in one full-text table (``fts``, with its vocabulary table)."""
 
-    def __init__(self, db: Database, agent_id: int, fts: str, vocab: str, totals: str) -> None:
+    def __init__(
+        self, db: Database, agent_id: int, fts: str, vocab: str, totals: str, kind: VectorKind
+    ) -> None:
         self._db = db
         self._agent_id = agent_id
         self._fts = fts
         self._vocab = vocab
         self._totals = totals  # columns of the agent's row, named docs and terms
+        self._kind = kind  # what the rows' vectors stand for
+
+    async def vectors(self, model_id: int) -> list[tuple[int, bytes]]:
+        _, _, table, id_column = rows.VECTOR_TABLES[self._kind]
+        found = await self._db.fetch(
+            f"SELECT {id_column}, vector FROM {table} WHERE agent_id = ? AND model_id = ?",
+            (self._agent_id, model_id),
+        )
+        return [(r[0], r[1]) for r in found]
 
     def _match(self, keys: Sequence[str]) -> str:
         return scoped("agent_id", self._agent_id, "terms", keys)
@@ -87,7 +98,7 @@ class _Index:
 class MessageIndex(_Index):
     def __init__(self, db: Database, agent_id: int) -> None:
         totals = "search_docs AS docs, search_terms AS terms"
-        super().__init__(db, agent_id, "messages_fts", "messages_vocab", totals)
+        super().__init__(db, agent_id, "messages_fts", "messages_vocab", totals, VectorKind.MESSAGE)
 
     async def around(
         self, ids: Sequence[int], anchors: Sequence[int], lo: int, hi: int
@@ -128,7 +139,7 @@ class MessageIndex(_Index):
 class PassageIndex(_Index):
     def __init__(self, db: Database, agent_id: int) -> None:
         totals = "passage_count AS docs, NULL AS terms"
-        super().__init__(db, agent_id, "passages_fts", "passages_vocab", totals)
+        super().__init__(db, agent_id, "passages_fts", "passages_vocab", totals, VectorKind.PASSAGE)
 
     async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]:
         marks = ", ".join("?" * len(ids))

@@ -26,6 +26,7 @@ from agentcore.storage.sqlite.ops import OpsRows
 from agentcore.storage.sqlite.passages import PassageRows
 from agentcore.storage.sqlite.reminders import ReminderRows
 from agentcore.storage.sqlite.usage import UsageRows
+from agentcore.storage.sqlite.vectors import VectorRows
 from agentcore.types import AgentKey
 
 
@@ -40,6 +41,7 @@ class SQLiteStorage(
     ConsolidationRows,
     ReminderRows,
     UsageRows,
+    VectorRows,
 ):
     """``Storage`` on one SQLite file. Build it with ``await SQLiteStorage.open(path)``."""
 
