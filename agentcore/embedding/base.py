@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
+
+from agentcore.lazy import OnFirstUse
 
 
 class EmbeddingError(Exception):
@@ -26,19 +27,10 @@ class LazyEmbedder:
     second), so neither start-up nor a bot without embeddings pays for it."""
 
     def __init__(self, factory: Callable[[], Awaitable[Embedder]]) -> None:
-        self._factory = factory
-        self._task: asyncio.Task[Embedder] | None = None
+        self._built = OnFirstUse(factory)
 
     async def embed(self, texts: Sequence[str], *, query: bool) -> list[list[float]]:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._factory())
-        embedder = await asyncio.shield(self._task)
-        return await embedder.embed(texts, query=query)
+        return await (await self._built.get()).embed(texts, query=query)
 
     async def close(self) -> None:
-        if self._task is None:
-            return
-        if not self._task.done():
-            self._task.cancel()
-        elif not self._task.cancelled() and self._task.exception() is None:
-            await self._task.result().close()
+        await self._built.close()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from agentcore.lazy import OnFirstUse
 from agentcore.llm.base import ClosableLLM, LLMRequest, LLMResponse, LLMUnavailable
 
 C = TypeVar("C", bound=ClosableLLM)
@@ -34,18 +35,14 @@ class LazyLLM(Generic[C]):
     arrives meanwhile waits only for the rest of the load."""
 
     def __init__(self, factory: Callable[[], Awaitable[C]]) -> None:
-        self._factory = factory
-        self._task: asyncio.Task[C] | None = None
+        self._client = OnFirstUse(factory)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._factory())
+        self._client.start()
 
     async def ready(self) -> C:
-        self.start()
-        assert self._task is not None
         try:
-            return await asyncio.shield(self._task)
+            return await self._client.get()
         except Exception as exc:  # e.g. the SDK failed to import: the person gets the short
             # "couldn't reach my model" message (LLMError), the operator this line in the log
             raise LLMUnavailable(f"the model client could not be built: {exc!r}") from exc
@@ -54,10 +51,4 @@ class LazyLLM(Generic[C]):
         return await (await self.ready()).complete(request)
 
     async def close(self) -> None:
-        if self._task is None:
-            return
-        if not self._task.done():
-            self._task.cancel()
-            return
-        if not self._task.cancelled() and self._task.exception() is None:
-            await self._task.result().close()
+        await self._client.close()

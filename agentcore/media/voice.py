@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+from agentcore.lazy import OnFirstUse
 
 
 class TranscriptionUnavailable(Exception):
@@ -26,19 +27,10 @@ class LazyTranscriber:
     bot that never gets a voice note never pays for it."""
 
     def __init__(self, factory: Callable[[], Awaitable[Transcriber]]) -> None:
-        self._factory = factory
-        self._task: asyncio.Task[Transcriber] | None = None
+        self._built = OnFirstUse(factory)
 
     async def transcribe(self, audio: bytes, filename: str, mime_type: str) -> str:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._factory())
-        transcriber = await asyncio.shield(self._task)
-        return await transcriber.transcribe(audio, filename, mime_type)
+        return await (await self._built.get()).transcribe(audio, filename, mime_type)
 
     async def close(self) -> None:
-        if self._task is None:
-            return
-        if not self._task.done():
-            self._task.cancel()
-        elif not self._task.cancelled() and self._task.exception() is None:
-            await self._task.result().close()
+        await self._built.close()
