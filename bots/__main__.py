@@ -299,6 +299,8 @@ async def _serve(
     finally:
         for task in background:
             task.cancel()
+        if background:  # let them end (release what they hold) before the database closes
+            await asyncio.wait(background, timeout=BACKGROUND_STOP_SECONDS)
         now = signals.now if signals else None
         await _stop(started, scheduler, runtime, now, settings.runtime.shutdown_grace)
         if consolidating is not None:
@@ -307,6 +309,7 @@ async def _serve(
             await embedder.close()
 
 
+BACKGROUND_STOP_SECONDS = 5.0  # at most this long for background work to end once cancelled
 EMBEDDER = "embedding worker"  # the role of the one process that embeds new rows
 
 
