@@ -39,6 +39,7 @@ import asyncpg
 from aiohttp import web
 
 from agentcore.memory.consolidation import INSTRUCTIONS as CONSOLIDATION
+from agentcore.runtime import STORAGE_FAILED
 from agentcore.storage.postgres.connection import PERSON_LOCKS, ROLE_LOCKS, lock_key
 from bots.telegram.adapter import POLLER
 from bots.telegram.webhook import SECRET_HEADER, webhook_secret
@@ -368,20 +369,32 @@ class Verdict:
     answered_twice: dict[str, list[int]]
     out_of_order: dict[str, list[int]]
     foreign: list[str]  # replies naming someone else's token
+    failure_notices: list[str]  # the short "something went wrong" reply a dropped turn gets
     cut_short: list[str]  # streamed answers a killed process had shown only the start of
     overlapping: list[tuple[ModelCall, ModelCall]]
     left_open: int  # inbox rows not finished
     abandoned_calls: int
 
-    def failures(self, duplicates_allowed: int = 0) -> list[str]:
+    def failures(
+        self,
+        duplicates_allowed: int = 0,
+        notices_allowed: int = 0,
+        overlap_allowed: Callable[[ModelCall, ModelCall], bool] = lambda a, b: False,
+    ) -> list[str]:
+        """What went wrong, beyond what the faults may cause: ``duplicates_allowed`` replies
+        sent twice or cut short, ``notices_allowed`` failure notices, and overlapping calls
+        for which ``overlap_allowed(earlier, later)`` holds."""
         twice = sum(len(v) for v in self.answered_twice.values())
+        overlapping = [(a, b) for a, b in self.overlapping if not overlap_allowed(a, b)]
+        notices = self.failure_notices
         failed = [
             f"unanswered {self.unanswered}" if any(self.unanswered.values()) else "",
             f"answered twice {self.answered_twice}" if twice > duplicates_allowed else "",
             f"cut short {self.cut_short}" if len(self.cut_short) > duplicates_allowed else "",
             f"out of order {self.out_of_order}" if any(self.out_of_order.values()) else "",
             f"foreign tokens {self.foreign}" if self.foreign else "",
-            f"{len(self.overlapping)} overlapping calls" if self.overlapping else "",
+            f"failure notices {notices}" if len(notices) > notices_allowed else "",
+            f"{len(overlapping)} overlapping calls {overlapping}" if overlapping else "",
             f"{self.left_open} messages left open" if self.left_open else "",
         ]
         return [f for f in failed if f]
@@ -399,10 +412,11 @@ async def judge(
         first_seen = list(dict.fromkeys(seqs))  # a repeat is counted above, not here
         disorder[token] = [b for a, b in itertools.pairwise(first_seen) if b < a]
     cut_short = [text for texts in replies.values() for text in texts if CUT_RE.fullmatch(text)]
+    notices = [text for texts in replies.values() for text in texts if text == STORAGE_FAILED]
     foreign = [
         text for token, texts in replies.items() for text in texts
         if ((m := REPLY_RE.search(text)) is None or set(m[1].split(",")) != {token})
-        and text not in cut_short
+        and text not in cut_short and text != STORAGE_FAILED
     ]  # fmt: skip
     used = sorted((c for c in model.calls if not c.abandoned), key=lambda c: (c.person, c.start))
     overlapping = [
@@ -415,7 +429,7 @@ async def judge(
         await conn.close()
     abandoned = sum(c.abandoned for c in model.calls)
     return Verdict(
-        unanswered, twice, disorder, foreign, cut_short, overlapping, left_open, abandoned
+        unanswered, twice, disorder, foreign, notices, cut_short, overlapping, left_open, abandoned
     )
 
 
@@ -625,8 +639,18 @@ async def test_three_processes_answer_everyone_once_and_in_order_through_faults(
             verdict = await judge(people, replies, model, postgres_url)
             codes = [await bot.finish() for bot in bots.values()]
     # A kill between sending a reply and noting it sent can send it twice: at most once a fault.
+    # A turn whose lock connection is ended (by the test, or by the other processes while p1 is
+    # paused) gets the short failure notice the issue asks for, at most once a fault; and p1's
+    # model call already in flight may still finish while the next holder's starts (the
+    # documented limit: nothing p1 writes after losing the lock is stored). Only p1's, and only
+    # then: the negative control below shows what overlaps look like without the lock.
     logs = troubles(p1, p2, p3)
-    assert verdict.failures(duplicates_allowed=len(faults)) == [], f"{verdict}\n{logs}"
+    failures = verdict.failures(
+        duplicates_allowed=len(faults),
+        notices_allowed=len(faults),
+        overlap_allowed=lambda earlier, later: earlier.process == "p1" and later.process != "p1",
+    )
+    assert failures == [], f"{verdict}\n{logs}"
     assert codes == [0] * len(codes), logs
     # Every IDENTIFY waited its turn: p1's two shards and p2's, starting together, and p2's again
     # after each restart (p1 resumed its sessions after the pause; the refused process had none).
