@@ -204,6 +204,7 @@ def _telegram(settings: Settings, runtime: AgentRuntime, roles: Coordination) ->
         application,
         runtime,
         roles=roles,
+        shared=bool(settings.database_url),
         webhook=(config.webhook_url, config.webhook_listen) if config.webhook_url else None,
         grace=settings.runtime.shutdown_grace,
         max_file_bytes=settings.agent.media.max_file_bytes,

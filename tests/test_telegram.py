@@ -26,7 +26,7 @@ from agentcore.types import Attachment, ChatKind, InboundMessage, Reply
 from bots.compose import build_runtime
 from bots.telegram import TelegramAdapter, build_application
 from bots.telegram.adapter import TEXT_ONLY
-from bots.telegram.poller import TOKEN_HELP
+from bots.telegram.poller import STALE_CONFLICTS, TOKEN_HELP
 from bots.telegram.send import ASK_PRIVATELY, SENT_PRIVATELY, Destination, ReplySender
 from bots.telegram.translate import BotIdentity, Route, translate
 from tests.conftest import make_settings
@@ -495,6 +495,25 @@ async def test_a_second_instance_conflict_is_one_clear_line_and_exit_1(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "409 Conflict" in errors[0] and "Traceback" not in caplog.text
     assert len(fake.polls) == 1  # no retry loop
+
+
+async def test_a_shared_poller_polls_through_a_replaced_pollers_last_conflicts(
+    fake: FakeTelegram, runtime: AgentRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With other processes on the database, a 409 may be the last getUpdates of a poller that
+    was paused and replaced: the elected poller polls again (a few times in a row at most)."""
+    conflict = "Conflict: terminated by other getUpdates request"
+    fake.inject("getUpdates", 409, conflict, times=STALE_CONFLICTS)
+    caplog.set_level(logging.INFO)
+    async with running(fake, runtime, shared=True) as adapter:
+        fake.private(ALICE, "My name is Alice")
+        await fake.wait_until(lambda: fake.texts(ALICE.id) == ["Noted."])
+        assert len([p for p in fake.polls if p.params.get("timeout") != 0]) > STALE_CONFLICTS
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # More in a row than a replaced poller can cause: another instance polls; exit 1 as alone.
+    fake.inject("getUpdates", 409, conflict, times=STALE_CONFLICTS + 1)
+    async with running(fake, runtime, shared=True) as adapter:
+        assert await asyncio.wait_for(adapter.finished(), 10) == 1
 
 
 async def test_a_webhook_that_cannot_be_served_is_one_clear_line_and_exit_1(

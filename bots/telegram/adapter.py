@@ -44,7 +44,7 @@ from agentcore.storage.single import LocalRoles
 from agentcore.types import ChatKind, InboundFile, InboundMessage, Reply
 from bots.answers import Answers
 from bots.streaming import GrowingReply, Pacing
-from bots.telegram.poller import TOKEN_HELP, RoleLost, UpdatePoller
+from bots.telegram.poller import STALE_CONFLICTS, TOKEN_HELP, RoleLost, UpdatePoller
 from bots.telegram.render import telegram_parts
 from bots.telegram.send import Destination, ReplySender, StreamEditor
 from bots.telegram.translate import (
@@ -80,6 +80,7 @@ class TelegramAdapter:
         runtime: AgentRuntime,
         *,
         roles: Coordination | None = None,  # the storage, electing the poller; None: alone
+        shared: bool = False,  # other bot processes use the database (and may poll) too
         webhook: tuple[str, tuple[str, int]] | None = None,  # URL, and where to serve it
         typing_interval: float = 4.0,  # Telegram shows "typing…" for ~5 s per action
         poll_timeout: float = 10.0,
@@ -92,6 +93,7 @@ class TelegramAdapter:
         self._app = application
         self._runtime = runtime
         self._roles = roles or LocalRoles()
+        self._shared = shared
         self._typing_interval = typing_interval
         self._grace = grace
         self._max_file_bytes = max_file_bytes
@@ -164,6 +166,7 @@ class TelegramAdapter:
                     timeout=self._poll_timeout,
                     backoff=self._backoff,
                     role=role,
+                    stale_conflicts=STALE_CONFLICTS if self._shared else 0,
                 )
                 return await self._polling(self._poller)
             except RoleLost:

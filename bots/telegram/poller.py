@@ -23,9 +23,10 @@ rather than competing with its successor. An update both fetched is stored once 
 
 Errors: a 409 Conflict (another process polls with this token, or a webhook is set) and a
 rejected token are fatal: one clear log line, and ``run`` returns exit code 1 (a conflict while
-the role is lost means this process was replaced: ``RoleLost``). Flood control (429) waits as
-long as Telegram asks; timeouts, network errors and 5xx retry with exponential backoff, logged
-once per outage rather than once per attempt.
+the role is lost means this process was replaced: ``RoleLost``; while it is held, the first few
+in a row are taken for the last request of a poller that was replaced, and polled through).
+Flood control (429) waits as long as Telegram asks; timeouts, network errors and 5xx retry
+with exponential backoff, logged once per outage rather than once per attempt.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ CONFLICT_HELP = (
 # PTB puts the token itself into InvalidToken's message, so that message is never logged.
 TOKEN_HELP = "the Bot API server rejected the bot token; check TELEGRAM_TOKEN"
 
+STALE_CONFLICTS = 3  # 409s in a row a shared poller holding the role takes for a replaced one's
 ALLOWED_UPDATES = ("message",)  # new messages only: no edits, channel posts or callbacks
 
 # Stores a batch of updates (or deliberately drops some); must not raise.
@@ -72,6 +74,7 @@ class UpdatePoller:
         timeout: float = 10.0,  # seconds one long poll may wait for updates
         backoff: tuple[float, float] = (1.0, 30.0),  # first and longest wait after a failure
         role: Role | None = None,  # the poller role, when processes elect one
+        stale_conflicts: int = 0,  # 409s in a row polled through (other processes may poll)
     ) -> None:
         self._bot = bot
         self._handle = handle
@@ -81,6 +84,8 @@ class UpdatePoller:
         self._offset: int | None = None  # the next update id we want (confirms all before it)
         self._confirmed: int | None = None  # the offset Telegram last saw
         self._failures = 0
+        self._conflicts = 0  # 409s in a row while holding the poller role
+        self._stale_conflicts = stale_conflicts
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set when the first getUpdates has been issued
 
@@ -98,6 +103,8 @@ class UpdatePoller:
                 updates = await self._fetch()
             except Conflict as exc:
                 await self._check_role()
+                if self._stale_conflict():
+                    continue
                 log.error(CONFLICT_HELP, exc.message)
                 return 1
             except InvalidToken:
@@ -164,7 +171,19 @@ class UpdatePoller:
             log.debug("getUpdates failed again (%s); next try in %.1fs", exc, delay)
         await self._pause(delay)
 
+    def _stale_conflict(self) -> bool:
+        """Whether a 409 while this process holds the poller role may be a replaced poller's
+        last request (paused, it had one in flight or sent one before learning it was
+        replaced; Telegram ends the other poll): then poll again, a few times in a row at most,
+        since that process steps down as soon as it runs."""
+        self._conflicts += 1
+        if self._conflicts > self._stale_conflicts:
+            return False
+        log.warning("another process's getUpdates ended this one's (a replaced poller); again")
+        return True
+
     def _recovered(self) -> None:
+        self._conflicts = 0
         if self._failures:
             log.info("getUpdates works again after %d failure(s)", self._failures)
             self._failures = 0
