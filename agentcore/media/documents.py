@@ -140,6 +140,8 @@ def _unlocked(reader: pypdf.PdfReader) -> bool:
 
     try:
         return reader.decrypt("") != pypdf.PasswordType.NOT_DECRYPTED
+    # pypdf raises NotImplementedError for encryption schemes it does not read (e.g. public-key
+    # /SubFilter, unknown /V): such a file is as unreadable as one with a real password.
     except (DependencyError, PyPdfError, NotImplementedError):
         return False
 
