@@ -72,6 +72,7 @@ class _Turn:
     """Everything one turn works on; lives only for the duration of ``run_turn``."""
 
     agent: AgentRecord
+    purpose: Purpose  # TURN answers the person's messages; EVENT, a reminder or check-in
     model: PersonModel  # every model call of the turn goes through it (metered, budgeted)
     facts: TurnFacts
     tools: ToolContext
@@ -86,9 +87,12 @@ class _Turn:
     estimate: int = 0
     images: dict[int, tuple[ImagePart, ...]] = field(default_factory=dict)  # by message id
     stream: TextSink | None = None  # where the answer is shown as it is written
-    # Whether the turn answers messages from the inbox: its reply is then noted on them, so a
-    # crash before it is sent leaves it to be sent again (a system event's turn answers none).
-    from_inbox: bool = True
+
+    @property
+    def from_inbox(self) -> bool:
+        """Whether the turn answers messages from the inbox: its reply is then noted on them,
+        so a crash before it is sent leaves it to be sent again (an event's turn answers none)."""
+        return self.purpose is Purpose.TURN
 
 
 def session_of(agent: AgentRecord, sent_at: datetime, gap: timedelta) -> tuple[int, bool]:
@@ -346,11 +350,9 @@ class AgentLoop:
         origin = _Origin(event.key, event.chat, event.route, agent.display_name)
         found = await self._search_memory(state, event.text)  # what the reminder is about
         session = max(agent.session_count, 1)
-        turn = await self._assemble(
+        return await self._assemble(
             state, prefs, claimed, found, origin, (session, False), Purpose.EVENT
         )
-        turn.from_inbox = False
-        return turn
 
     async def _assemble(
         self,
@@ -392,6 +394,7 @@ class AgentLoop:
         recalled = shown(found, {r.id for r in rows}, memory.recall_tokens, zone, tools.person)
         return _Turn(
             agent=agent,
+            purpose=purpose,
             model=self._meter.serving(origin.key, agent.id, purpose),
             facts=facts,
             tools=tools,
