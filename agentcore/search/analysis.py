@@ -63,6 +63,12 @@ def surface_words(text: str) -> list[str]:
     return _WORD_RE.findall(unicodedata.normalize("NFKC", text))
 
 
+def word_spans(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` as ``surface_words`` reads it (NFKC), and where each of its words is in that."""
+    normal = unicodedata.normalize("NFKC", text)
+    return normal, [m.span() for m in _WORD_RE.finditer(normal)]
+
+
 def index_terms(text: str) -> list[str]:
     """Every term of ``text``, in order: what the index stores and a query is matched against."""
     terms: list[str] = []

@@ -17,7 +17,15 @@ from typing import Generic, Protocol, TypeVar
 from agentcore.clock import to_millis
 from agentcore.records import Passage, SearchHit
 from agentcore.search.fuzzy import corrections, max_edits
-from agentcore.search.meaning import DEPTH, QueryEmbedder, QueryVector, VectorRows, fuse
+from agentcore.search.meaning import (
+    DEPTH,
+    QueryEmbedder,
+    QueryVector,
+    VectorRows,
+    fuse,
+    topical_terms,
+    without_common_words,
+)
 from agentcore.search.plan import (
     CANDIDATES,
     DATE_CANDIDATES,
@@ -131,7 +139,7 @@ async def find_messages(
         return await search_messages(index, query, lo, hi, limit, fuzzy)
     lexical, vector = await asyncio.gather(
         search_messages(index, query, lo, hi, max(limit, DEPTH), fuzzy),
-        meaning.query_vector(text),
+        _query_vector(index, meaning, text),
     )
     if vector is None:
         return lexical[:limit]
@@ -159,7 +167,7 @@ async def find_passages(
         return await search_passages(index, query, limit, offset, fuzzy)
     lexical, vector = await asyncio.gather(
         search_passages(index, query, max(offset + limit, DEPTH), 0, fuzzy),
-        meaning.query_vector(text),
+        _query_vector(index, meaning, text),
     )
     if vector is None:
         return lexical[offset : offset + limit]
@@ -183,6 +191,16 @@ async def _fused(
     order = fuse(list(known), nearest)
     known.update((r.id, r) for r in await fetch([i for i, _ in order if i not in known]))
     return [replace(known[i], score=score) for i, score in order if i in known]
+
+
+async def _query_vector(index: TermIndex, meaning: QueryEmbedder, text: str) -> QueryVector | None:
+    """The vector of ``text`` without the words most of the person's rows hold
+    (``meaning.without_common_words``)."""
+    terms = topical_terms(text)
+    if terms:
+        totals, df = await index.counts(terms)
+        text = without_common_words(text, df, totals.docs)
+    return await meaning.query_vector(text)
 
 
 async def _nearest(index: VectorRows, vector: QueryVector) -> list[int]:

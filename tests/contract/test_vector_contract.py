@@ -11,7 +11,7 @@ import pytest
 
 from agentcore.messages import Role
 from agentcore.records import NewMessage, NewVector, VectorKind
-from agentcore.search.meaning import QueryVector
+from agentcore.search.meaning import MIN_ROWS, QueryVector
 from agentcore.search.vectors import quantize, unit
 from agentcore.storage.protocols import Storage
 from agentcore.types import AgentKey
@@ -160,3 +160,26 @@ async def test_forgetting_erases_the_vectors(store: Storage) -> None:
     again = await new_agent(store, "ann")
     store.search_by_meaning(Meanings(model.id, {"puppy": [1, 0]}))
     assert await store.search_messages(again, "puppy") == []
+
+
+async def test_the_query_is_embedded_without_the_words_most_of_the_persons_rows_hold(
+    store: Storage,
+) -> None:
+    ann = await new_agent(store, "ann")
+    chat = [user(f"Melanie: chat number {i}", i) for i in range(MIN_ROWS)]
+    chat.append(user("Caroline: I painted the sunrise over the lake", MIN_ROWS))
+    ids = await store.append_messages(ann, chat)
+    model = await store.embedding_model("m")
+    await store.store_vectors(
+        VectorKind.MESSAGE, model.id, [NewVector(i, ann, int8(1, 0, 0, 0)) for i in ids]
+    )
+    meanings = Meanings(model.id, {"When did see a dawn?": [1, 0, 0, 0]})
+    store.search_by_meaning(meanings)
+    await store.search_messages(ann, "When did Melanie see a dawn?", limit=1)
+    assert meanings.asked == ["When did see a dawn?"]  # "Melanie" is in almost every row
+    await store.search_messages(ann, "Melanie", limit=1)
+    assert meanings.asked[-1] == "Melanie"  # nothing else to embed: as written
+    bob = await new_agent(store, "bob")
+    await store.append_messages(bob, [user("Melanie: hello", 1), user("Melanie: again", 2)])
+    await store.search_messages(bob, "When did Melanie see a dawn?", limit=1)
+    assert meanings.asked[-1] == "When did Melanie see a dawn?"  # too few rows to judge
