@@ -29,6 +29,7 @@ def test_words_most_rows_hold_are_left_out_of_the_embedded_query() -> None:
 def test_the_query_is_embedded_as_written_when_nothing_would_be_left_or_shares_are_coarse() -> None:
     df = NAMES | RARE
     assert without_common_words("Melanie?", df, ROWS) == "Melanie?"  # only the name
+    assert without_common_words("What did Melanie say?", df, ROWS) == "What did Melanie say?"
     assert without_common_words("Where is Melanie now?", df, ROWS) == "Where is Melanie now?"
     few = {"melani": MIN_ROWS - 1}
     text = "When did Melanie paint?"

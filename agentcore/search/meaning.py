@@ -17,7 +17,7 @@ from typing import Protocol
 
 from agentcore.records import SearchHit
 from agentcore.search.analysis import part_terms, word_parts, word_spans
-from agentcore.search.query import MAX_TERMS, STOPWORDS
+from agentcore.search.query import IGNORED, MAX_TERMS, STOPWORDS
 
 # Reciprocal-rank fusion: a row's score is the sum over the lists of weight / (RRF_K + rank).
 # Chosen on the LoCoMo dev conversations with two small local models (multilingual-e5-small,
@@ -79,13 +79,14 @@ def without_common_words(text: str, df: Mapping[str, int], rows: int) -> str:
     """``text`` without the words found in more than COMMON_SHARE of the person's ``rows``
     (``df``: rows holding each term; a word goes only if all of its terms are common, "Mel's"
     with "Mel"). Function words stay (they make it a question); so does every word if nothing
-    but function words would be left, or the person has fewer than MIN_ROWS rows."""
+    but function and question words would be left ("What did Mel say?"), or the person has
+    fewer than MIN_ROWS rows."""
     if rows < MIN_ROWS:
         return text
     normal, spans = word_spans(text)
     common = [span for span in spans if _is_common(normal[span[0] : span[1]], df, rows)]
     topical = [span for span in spans if _topical(normal[span[0] : span[1]])]
-    if not common or len(common) == len(topical):
+    if not common or not set(topical) - set(common):
         return text
     kept, last = [], 0
     for start, end in common:
@@ -96,7 +97,8 @@ def without_common_words(text: str, df: Mapping[str, int], rows: int) -> str:
 
 
 def _topical(word: str) -> bool:
-    return any(part not in STOPWORDS for part in word_parts(word))
+    """Says what the question is about: not only function or question words."""
+    return any(part not in IGNORED for part in word_parts(word))
 
 
 def _is_common(word: str, df: Mapping[str, int], rows: int) -> bool:
