@@ -21,7 +21,8 @@ How the chat log is stored: the agent belongs to ``speaker_a`` (their turns are 
 messages); ``speaker_b`` plays the other side of the chat (``assistant`` messages). Both are
 stored as a chat log shows them, ``"Name: text"``. A session's turns are 30 seconds apart from
 the session's date and time, so their order and their date both survive. Image turns are stored
-with their text only: the bot receives what a person typed, not a model's caption of a photo.
+with their text only, as a bot whose model cannot see keeps what was typed; with a vision model
+the bot would also keep its description of the photo (``[photo: …]``), which this leaves out.
 
 Run from the repository root:
     python bench/locomo.py [--data PATH] [--conversations N]
