@@ -27,6 +27,7 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench.search_latency", PG, ["--messages", "100000"]),
     ("bench.search_latency", PG, ["--messages", "1000000"]),
     ("bench.search_latency", ["--vectors"], ["--messages", "1000000"]),  # lexical vs hybrid
+    ("bench.search_latency", [*PG, "--vectors"], ["--messages", "1000000"]),
     ("bench.memory", [], []),
     ("bench.concurrency", [], []),
     ("bench.multiproc", [], []),

@@ -88,6 +88,17 @@ async def prewarm(url: str) -> None:
         await conn.close()
 
 
+async def vector_bytes(url: str) -> tuple[int, int]:
+    """Bytes of the messages' vectors (the table with its indexes), and how many it holds."""
+    conn = await asyncpg.connect(url)
+    try:
+        size = await conn.fetchval("SELECT pg_total_relation_size('message_vectors')")
+        count = await conn.fetchval("SELECT count(*) FROM message_vectors")
+    finally:
+        await conn.close()
+    return int(size), int(count)
+
+
 async def _exists(server: str, name: str) -> bool:
     conn = await asyncpg.connect(server)
     try:
@@ -97,20 +108,30 @@ async def _exists(server: str, name: str) -> bool:
     return found is not None
 
 
-# (table, columns): what a history holds, in an order the foreign keys accept.
+# (table, columns, the column its rows are copied in order of): what a history holds, in an
+# order the foreign keys accept.
 TABLES = (
     (
         "agents",
         "id, platform, user_id, display_name, created_at, last_user_at, session_count, "
         "message_count, passage_count, context_start_id, summary_id, pressure_warned, "
         "search_docs, search_terms",
+        "id",
     ),
-    ("summaries", "id, agent_id, content, through_message_id, created_at"),
+    ("summaries", "id, agent_id, content, through_message_id, created_at", "id"),
     (
         "blocks",
         "id, agent_id, label, description, value, char_limit, read_only, version, updated_at",
+        "id",
     ),
-    ("messages", "id, agent_id, role, content, tool_calls, tool_call_id, created_at, terms, seq"),
+    (
+        "messages",
+        "id, agent_id, role, content, tool_calls, tool_call_id, created_at, terms, seq",
+        "id",
+    ),
+    ("embedding_models", "id, name, dims", "id"),
+    # In the messages' order, as the embedding worker stores them: everyone's interleaved.
+    ("message_vectors", "agent_id, message_id, model_id, vector", "message_id"),
 )
 BOOLEAN = {"pressure_warned", "read_only"}
 
@@ -131,12 +152,13 @@ async def _copy(server: str, name: str, sqlite_path: Path) -> None:
     try:
         # The rows come with their counts and positions already: no triggers, no FK checks.
         await conn.execute("SET session_replication_role = replica")
-        for table, columns in TABLES:
-            await _copy_table(source, conn, table, columns)
-            await conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
-            )
+        for table, columns, order in TABLES:
+            await _copy_table(source, conn, table, columns, order)
+            if order == "id":
+                await conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
+                )
         await conn.execute(
             "INSERT INTO messages_vocab (term, owners) SELECT t, count(DISTINCT agent_id) "
             "FROM messages, unnest(string_to_array(terms, ' ')) AS t WHERE terms IS NOT NULL "
@@ -154,11 +176,11 @@ async def _copy(server: str, name: str, sqlite_path: Path) -> None:
 
 
 async def _copy_table(
-    source: sqlite3.Connection, conn: asyncpg.Connection, table: str, columns: str
+    source: sqlite3.Connection, conn: asyncpg.Connection, table: str, columns: str, order: str
 ) -> None:
     names = [c.strip() for c in columns.split(",")]
     flags = [i for i, n in enumerate(names) if n in BOOLEAN]
-    cursor = source.execute(f"SELECT {columns} FROM {table} ORDER BY id")
+    cursor = source.execute(f"SELECT {columns} FROM {table} ORDER BY {order}")
     while batch := cursor.fetchmany(BATCH):
         records = [tuple(bool(v) if i in flags else v for i, v in enumerate(row)) for row in batch]
         await conn.copy_records_to_table(table, records=records, columns=names)

@@ -22,10 +22,12 @@ def load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def search_sizes(backend: str = "") -> list[dict[str, Any]]:
-    """The search latency results of a backend ("" for SQLite, or "postgres"), by size."""
+def search_sizes(backend: str = "", vectors: bool = False) -> list[dict[str, Any]]:
+    """The search latency results of a backend ("" for SQLite, or "postgres"), by size: those
+    of the histories with vectors (lexical and hybrid) or of those without."""
     name = f"search_latency_{backend}" if backend else "search_latency"
     found = [json.loads(p.read_text()) for p in RESULTS.glob(f"{name}-*.json")]
+    found = [r for r in found if ("vector_bytes_per_message" in r) == vectors]
     return sorted(found, key=lambda r: int(r["messages"]))
 
 
@@ -276,7 +278,25 @@ def search_rows(backend: str, on: str) -> list[tuple[str, str, str]]:
                 f"{one['p95_ms']:.2f} / {five['p95_ms']:.2f} ms",
             )
         )
+    for r in search_sizes(backend, vectors=True):
+        lexical = [f for f in r["results"] if not f["hybrid"]]
+        hybrid = [f for f in r["results"] if f["hybrid"]]
+        rows.append(
+            (
+                f"conversation_search{on} at {r['messages']:,} messages with a vector each "
+                f"({r['vector_bytes_per_message']:.0f} bytes/message), hybrid vs lexical in the "
+                "same run, 1-word / 5-word, median; p95",
+                "p95 ≤ 15 ms",
+                f"hybrid {_median_p95(hybrid)} (lexical {_median_p95(lexical)})",
+            )
+        )
     return rows
+
+
+def _median_p95(figures: list[dict[str, Any]]) -> str:
+    """'1.00 / 2.00 ms; 3.00 / 4.00 ms': the medians, then the p95s, of the query lengths."""
+    medians = " / ".join(f"{f['median_ms']:.2f}" for f in figures)
+    return f"{medians} ms; " + " / ".join(f"{f['p95_ms']:.2f}" for f in figures) + " ms"
 
 
 def prompt_cache_rows() -> list[tuple[str, str, str]]:

