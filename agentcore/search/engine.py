@@ -20,7 +20,6 @@ from agentcore.search.fuzzy import corrections, max_edits
 from agentcore.search.meaning import (
     DEPTH,
     QueryEmbedder,
-    QueryVector,
     VectorRows,
     fuse,
     topical_terms,
@@ -137,17 +136,17 @@ async def find_messages(
         return await index.latest_between(lo, hi, limit)
     if meaning is None:
         return await search_messages(index, query, lo, hi, limit, fuzzy)
-    lexical, vector = await asyncio.gather(
+    lexical, nearest = await asyncio.gather(
         search_messages(index, query, lo, hi, max(limit, DEPTH), fuzzy),
-        _query_vector(index, meaning, text),
+        _nearest(index, meaning, text),
     )
-    if vector is None:
+    if nearest is None:
         return lexical[:limit]
 
     async def fetch(ids: list[int]) -> list[SearchHit]:  # those written in the range
         return [r.record for r in await index.around(ids, [], lo, hi)]
 
-    return (await _fused(lexical, await _nearest(index, vector), fetch))[:limit]
+    return (await _fused(lexical, nearest, fetch))[:limit]
 
 
 async def find_passages(
@@ -165,17 +164,17 @@ async def find_passages(
         return []
     if meaning is None:
         return await search_passages(index, query, limit, offset, fuzzy)
-    lexical, vector = await asyncio.gather(
+    lexical, nearest = await asyncio.gather(
         search_passages(index, query, max(offset + limit, DEPTH), 0, fuzzy),
-        _query_vector(index, meaning, text),
+        _nearest(index, meaning, text),
     )
-    if vector is None:
+    if nearest is None:
         return lexical[offset : offset + limit]
 
     async def fetch(ids: list[int]) -> list[Passage]:
         return [r.record for r in await index.rows(ids)] if ids else []
 
-    fused = await _fused(lexical, await _nearest(index, vector), fetch)
+    fused = await _fused(lexical, nearest, fetch)
     return fused[offset : offset + limit]
 
 
@@ -193,20 +192,22 @@ async def _fused(
     return [replace(known[i], score=score) for i, score in order if i in known]
 
 
-async def _query_vector(index: TermIndex, meaning: QueryEmbedder, text: str) -> QueryVector | None:
-    """The vector of ``text`` without the words most of the person's rows hold
-    (``meaning.without_common_words``)."""
+async def _nearest(
+    index: MessageIndex | PassageIndex, meaning: QueryEmbedder, text: str
+) -> list[int] | None:
+    """The ids of the person's rows nearest ``text`` in meaning, best first (run beside the
+    lexical search: on PostgreSQL reading the vectors overlaps it); None if the query has no
+    vector (the search is then lexical only). The query is embedded without the words most of
+    the person's rows hold (``meaning.without_common_words``)."""
+    from agentcore.search.vectors import nearest  # noqa: PLC0415 (numpy, only when embedding)
+
     terms = topical_terms(text)
     if terms:
         totals, df = await index.counts(terms)
         text = without_common_words(text, df, totals.docs)
-    return await meaning.query_vector(text)
-
-
-async def _nearest(index: VectorRows, vector: QueryVector) -> list[int]:
-    """The ids of the person's rows nearest ``vector`` in meaning, best first."""
-    from agentcore.search.vectors import nearest  # noqa: PLC0415 (numpy, only when embedding)
-
+    vector = await meaning.query_vector(text)
+    if vector is None:
+        return None
     return nearest(vector.values, await index.vectors(vector.model_id), DEPTH)
 
 
