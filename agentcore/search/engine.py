@@ -323,8 +323,8 @@ async def _preselected(
     held: Mapping[str, list[int]],
 ) -> list[int]:
     """Candidate ids, best first: rows holding the distinctive keys, ranked by their rarity;
-    if every key is common, the newest rows holding the rarest one. ``held``: every row
-    holding some of the keys, read already."""
+    if every key is common, the newest rows holding the rarest one. ``held``: the rows
+    holding each of the keys that could select them, read already (``_counted``)."""
     keys = selecting_keys(plan, df, docs)
     if keys:
         return preselect(await _matches(index, keys, held), plan, df, docs)

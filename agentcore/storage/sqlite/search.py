@@ -68,7 +68,7 @@ class _Index:
 
     async def holding(self, keys: Sequence[str], uncommon: Uncommon) -> Held:
         # Rows tagged -1: the totals; -2: the cap; i >= 0: an id of a row holding key i. Each
-        # key's scan stops at the cap, so a common key costs no more than counting it would.
+        # key's scan stops at the cap: a common key's rows are not all read (it is counted).
         each = (
             f"SELECT * FROM (SELECT {{i}}, rowid, NULL FROM {self._fts} "
             f"WHERE {self._fts} MATCH ? LIMIT coalesce((SELECT cap FROM c), 0))"
