@@ -30,6 +30,8 @@ from agentcore.search.plan import (
     DATE_CANDIDATES,
     NEIGHBOUR_ANCHORS,
     PASSAGE_WEIGHTS,
+    UNCOMMON,
+    Uncommon,
     date_windows,
     fallback_key,
     misspelt,
@@ -57,6 +59,16 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """What ``TermIndex.holding`` read: the totals, and per key the ids of at most ``cap`` of
+    the person's rows holding it (no entry for a key no row holds)."""
+
+    totals: Totals
+    cap: int
+    ids: dict[str, list[int]]
+
+
+@dataclass(frozen=True, slots=True)
 class Indexed(Generic[R_co]):
     """A row as the ranker sees it, and as the caller gets it back."""
 
@@ -69,6 +81,13 @@ class TermIndex(Protocol):
 
     async def counts(self, keys: Sequence[str]) -> tuple[Totals, dict[str, int]]:
         """The person's totals, and how many of their rows hold each key."""
+        ...
+
+    async def holding(self, keys: Sequence[str], uncommon: Uncommon) -> Held:
+        """``counts`` and ``matches`` in one step, for the keys that may select candidates: the
+        totals, and per key the ids of the person's rows holding it, at most ``cap`` of them
+        (``uncommon.rows(docs)`` rounded down, plus one). A key with fewer than ``cap`` is
+        held by exactly those rows; one with ``cap`` by too many to select."""
         ...
 
     async def unknown(self, terms: Sequence[str]) -> list[str]:
@@ -217,13 +236,13 @@ async def search_messages(
     """The person's messages written between ``lo`` and ``hi`` (ms), best first. ``fuzzy``:
     also look for real words standing in for query words nobody ever wrote (typing slips)."""
     plan = rank_query(query)
-    totals, df = await index.counts(list(plan.weighted_keys()))
+    totals, df, held = await _counted(index, list(plan.weighted_keys()))
     if not totals.docs:
         return []
     if fuzzy:
         plan, df = await _with_corrections(index, query, plan, df)
     plan = without_idle_prefixes(plan, df)
-    ids = await _preselected(index, plan, df, totals.docs)
+    ids = await _preselected(index, plan, df, totals.docs, held)
     found = {r.candidate.id: r for r in await index.around(ids, ids[:NEIGHBOUR_ANCHORS], lo, hi)}
     for start, end in date_windows(query.periods):
         dated = await index.written_between(max(start, lo), min(end, hi), DATE_CANDIDATES)
@@ -244,18 +263,33 @@ async def search_passages(
     passages are separate notes, and their filing date is not the date of what they tell),
     ``limit`` of them after the first ``offset`` (the pages of a long answer)."""
     plan = rank_query(query)
-    totals, df = await index.counts(list(plan.weighted_keys()))
+    totals, df, held = await _counted(index, list(plan.weighted_keys()))
     if not totals.docs:
         return []
     if fuzzy:
         plan, df = await _with_corrections(index, query, plan, df)
     plan = without_idle_prefixes(RankQuery(plan.terms, plan.prefixes, plan.names), df)
-    found = await index.rows(await _preselected(index, plan, df, totals.docs))
+    found = await index.rows(await _preselected(index, plan, df, totals.docs, held))
     by_id = {r.candidate.id: r.record for r in found}
     candidates = [r.candidate for r in found]
     avg_len = sum(c.length for c in candidates) / max(len(candidates), 1)
     ranked = rank(plan, candidates, Stats(totals.docs, avg_len, df), PASSAGE_WEIGHTS)
     return [replace(by_id[c.id], score=score) for c, score in ranked[offset : offset + limit]]
+
+
+async def _counted(
+    index: TermIndex, keys: list[str]
+) -> tuple[Totals, dict[str, int], dict[str, list[int]]]:
+    """``index.counts(keys)``, and the rows holding each key that may select candidates, read
+    together (``TermIndex.holding``: one statement where ``counts`` then ``matches`` were two);
+    only the keys held by too many rows to read are counted on their own."""
+    held = await index.holding(keys, UNCOMMON)
+    rows = {k: ids for k, ids in held.ids.items() if len(ids) < held.cap}
+    df = {k: len(rows.get(k, ())) for k in keys}
+    common = [k for k in held.ids if k not in rows]
+    if common:
+        df.update((await index.counts(common))[1])
+    return held.totals, df, rows
 
 
 async def _with_corrections(
@@ -283,14 +317,31 @@ async def _known_near(index: TermIndex, term: str) -> list[str]:
 
 
 async def _preselected(
-    index: TermIndex, plan: RankQuery, df: Mapping[str, int], docs: int
+    index: TermIndex,
+    plan: RankQuery,
+    df: Mapping[str, int],
+    docs: int,
+    held: Mapping[str, list[int]],
 ) -> list[int]:
     """Candidate ids, best first: rows holding the distinctive keys, ranked by their rarity;
-    if every key is common, the newest rows holding the rarest one."""
+    if every key is common, the newest rows holding the rarest one. ``held``: the rows
+    holding each of the keys that could select them, read already (``_counted``)."""
     keys = selecting_keys(plan, df, docs)
     if keys:
-        return preselect(await index.matches(keys), plan, df, docs)
+        return preselect(await _matches(index, keys, held), plan, df, docs)
     rarest = fallback_key(plan, df)
     if rarest is None:
         return []
     return await index.newest(rarest, CANDIDATES)
+
+
+async def _matches(
+    index: TermIndex, keys: list[str], held: Mapping[str, list[int]]
+) -> list[tuple[str, int]]:
+    """``index.matches(keys)``, key by key in the order of ``keys`` (so a row's rarities are
+    summed in one order whichever way they were read), those in ``held`` taken from there."""
+    found = {k: held[k] for k in keys if k in held}
+    missing = [k for k in keys if k not in found]
+    for key, row_id in await index.matches(missing) if missing else []:
+        found.setdefault(key, []).append(row_id)
+    return [(k, i) for k in keys for i in found.get(k, ())]

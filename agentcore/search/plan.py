@@ -20,6 +20,7 @@ rarity over everyone rather than this person.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from agentcore.search.dates import DAY_MS, Period
 from agentcore.search.fuzzy import can_be_misspelt
@@ -61,10 +62,26 @@ def rank_query(
     return RankQuery(terms, prefixes, query.names, query.periods)
 
 
+@dataclass(frozen=True, slots=True)
+class Uncommon:
+    """The most rows a key may be held by and still select candidates, out of ``docs``:
+    ``min(max(share * docs, few), most)`` (a backend computes it in its statements too)."""
+
+    share: float = COMMON_SHARE
+    few: int = FEW_ROWS
+    most: int = COMMON_ROWS
+
+    def rows(self, docs: int) -> float:
+        return min(max(self.share * docs, self.few), self.most)
+
+
+UNCOMMON = Uncommon()
+
+
 def selecting_keys(query: RankQuery, df: Mapping[str, int], docs: int) -> list[str]:
     """The keys whose messages are worth fetching as candidates: those some message holds and
     that are not common (see ``COMMON_SHARE``). Empty if every key is common."""
-    limit = min(max(COMMON_SHARE * docs, FEW_ROWS), COMMON_ROWS)
+    limit = UNCOMMON.rows(docs)
     return [k for k in query.weighted_keys() if 0 < df.get(k, 0) <= limit]
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agentcore.records import Passage, SearchHit, VectorKind
-from agentcore.search.engine import Indexed, Totals
+from agentcore.search.engine import Held, Indexed, Totals
+from agentcore.search.plan import Uncommon
 from agentcore.search.rank import DEFAULT_WEIGHTS, Candidate
 from agentcore.storage import rows
 from agentcore.storage.postgres.connection import Database, Pinned
@@ -92,6 +93,32 @@ class _Index:
         if row is None:
             return Totals(0), {}
         return Totals(row["docs"], row["terms"]), {k: row[f"key{i}"] for i, k in enumerate(keys)}
+
+    async def holding(self, keys: Sequence[str], uncommon: Uncommon) -> Held:
+        # Per key, the ids of its rows as an array; each key's scan stops at the cap.
+        owner = self._agent_id
+        held = "".join(
+            f", ARRAY(SELECT id FROM {self._table} WHERE {self._searchable} "
+            f"AND tsv @@ ${i + 5}::tsquery LIMIT c.cap) AS key{i}"
+            for i in range(len(keys))
+        )
+        row = await self._db.search(
+            lambda conn: conn.fetchrow(
+                f"SELECT t.docs, t.terms, c.cap{held} FROM "
+                f"(SELECT {self._totals} FROM agents a WHERE a.id = $1) t, "
+                "LATERAL (SELECT floor(least(greatest($2::float8 * t.docs, $3::float8), "
+                "$4::float8))::bigint + 1 AS cap) c",
+                owner,
+                uncommon.share,
+                uncommon.few,
+                uncommon.most,
+                *(key_query(owner, k) for k in keys),
+            )
+        )
+        if row is None:
+            return Held(Totals(0), 0, {})
+        ids = {k: list(row[f"key{i}"]) for i, k in enumerate(keys) if row[f"key{i}"]}
+        return Held(Totals(row["docs"], row["terms"]), row["cap"], ids)
 
     async def unknown(self, terms: Sequence[str]) -> list[str]:
         found = await self._db.read(

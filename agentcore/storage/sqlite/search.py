@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentcore.records import Passage, SearchHit, VectorKind
-from agentcore.search.engine import Indexed, Totals
+from agentcore.search.engine import Held, Indexed, Totals
 from agentcore.search.fts import quote, scoped
+from agentcore.search.plan import Uncommon
 from agentcore.search.rank import DEFAULT_WEIGHTS, Candidate
 from agentcore.storage import rows
 from agentcore.storage.sqlite.connection import Database
@@ -64,6 +65,29 @@ class _Index:
             Totals(row["docs"], row["terms"]),
             {k: row[f"key{i}"] for i, k in enumerate(keys)},
         )
+
+    async def holding(self, keys: Sequence[str], uncommon: Uncommon) -> Held:
+        # Rows tagged -1: the totals; -2: the cap; i >= 0: an id of a row holding key i. Each
+        # key's scan stops at the cap: a common key's rows are not all read (it is counted).
+        each = (
+            f"SELECT * FROM (SELECT {{i}}, rowid, NULL FROM {self._fts} "
+            f"WHERE {self._fts} MATCH ? LIMIT coalesce((SELECT cap FROM c), 0))"
+        )
+        found = await self._db.fetch(
+            f"WITH a AS (SELECT {self._totals} FROM agents WHERE id = ?), "
+            "c AS (SELECT CAST(min(max(? * docs, ?), ?) AS INTEGER) + 1 AS cap FROM a) "
+            "SELECT -1, docs, terms FROM a UNION ALL SELECT -2, cap, NULL FROM c"
+            + "".join(f" UNION ALL {each.format(i=i)}" for i in range(len(keys))),
+            [self._agent_id, uncommon.share, uncommon.few, uncommon.most]
+            + [self._match([k]) for k in keys],
+        )
+        if not found:
+            return Held(Totals(0), 0, {})
+        (_, docs, terms), (_, cap, _) = found[0], found[1]
+        ids: dict[str, list[int]] = {}
+        for i, row_id, _ in found[2:]:
+            ids.setdefault(keys[i], []).append(row_id)
+        return Held(Totals(docs, terms), cap, ids)
 
     async def unknown(self, terms: Sequence[str]) -> list[str]:
         probe = f"EXISTS (SELECT 1 FROM {self._fts} WHERE {self._fts} MATCH ?)"
