@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
@@ -146,3 +149,24 @@ def test_rank_query_carries_names_and_dates() -> None:
     assert plan.names == frozenset({"jane"})
     assert plan.periods == (Period(date(2024, 3, 1), date(2024, 3, 31)),)
     assert plan.terms["jan"] < plan.terms["jane"]  # a stand-in counts less
+
+
+def test_a_rows_key_counts_come_in_the_querys_order_whatever_the_hash_seed() -> None:
+    # Scores are float sums over these counts: a set's order (it changes with PYTHONHASHSEED)
+    # would change their last digit from one process to the next, and with it an exact tie.
+    script = (
+        "from agentcore.search.rank import RankQuery\n"
+        "q = RankQuery(dict.fromkeys('paint lake dog sunris hike camp kid beach'.split(), 1.0))\n"
+        "print(list(q.counts('beach kid camp hike sunris dog lake paint paint')))\n"
+    )
+    orders = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert orders == {str("paint lake dog sunris hike camp kid beach".split()) + "\n"}

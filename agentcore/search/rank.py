@@ -89,7 +89,10 @@ class RankQuery:
         """How often each key occurs in ``terms`` (stored, space-separated); a term found
         exactly counts for itself, not for its prefix."""
         tokens = terms.split()
-        found = {t: tokens.count(t) for t in self.terms.keys() & set(tokens)}
+        present = set(tokens)
+        # In the query's order, not a set's: scores are sums of floats, and a set's order
+        # changes with the process's hash seed, so the last digit (and an exact tie) would too.
+        found = {t: tokens.count(t) for t in self.terms if t in present}
         if self.prefixes and not self.prefixes.keys().isdisjoint(t[:PREFIX_CHARS] for t in tokens):
             for token in tokens:
                 head = token[:PREFIX_CHARS]
