@@ -7,7 +7,6 @@ from agentcore.search.meaning import (
     RRF_K,
     VECTOR_WEIGHT,
     fuse,
-    topical_terms,
     without_common_words,
 )
 
@@ -37,16 +36,6 @@ def test_the_query_is_embedded_as_written_when_nothing_would_be_left_or_shares_a
     # A word at or under the share stays; a word the counts do not know stays.
     assert without_common_words(text, {"melani": 30, "paint": 1}, ROWS) == text
     assert without_common_words(text, {}, ROWS) == text
-
-
-def test_topical_terms_are_the_analysed_words_that_are_not_function_words() -> None:
-    assert topical_terms("When did Melanie's kids paint a sunrise?") == [
-        "melani",
-        "kid",
-        "paint",
-        "sunris",
-    ]
-    assert topical_terms("what did you do") == []
 
 
 def test_fusion_ranks_rows_both_lists_found_first_and_weighs_the_lexical_list_more() -> None:

@@ -22,7 +22,6 @@ from agentcore.search.meaning import (
     QueryEmbedder,
     VectorRows,
     fuse,
-    topical_terms,
     without_common_words,
 )
 from agentcore.search.plan import (
@@ -66,6 +65,16 @@ class Held:
     totals: Totals
     cap: int
     ids: dict[str, list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What a search reads first (``_counted``): the person's totals, how many of their rows
+    hold each of the query's keys, and the rows holding each key that may select candidates."""
+
+    totals: Totals
+    df: dict[str, int]
+    held: dict[str, list[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +164,10 @@ async def find_messages(
         return await index.latest_between(lo, hi, limit)
     if meaning is None:
         return await search_messages(index, query, lo, hi, limit, fuzzy)
+    counted = await _counted(index, list(rank_query(query).weighted_keys()))
     lexical, nearest = await asyncio.gather(
-        search_messages(index, query, lo, hi, max(limit, DEPTH), fuzzy),
-        _nearest(index, meaning, text),
+        search_messages(index, query, lo, hi, max(limit, DEPTH), fuzzy, counted),
+        _nearest(index, meaning, without_common_words(text, counted.df, counted.totals.docs)),
     )
     if nearest is None:
         return lexical[:limit]
@@ -183,9 +193,10 @@ async def find_passages(
         return []
     if meaning is None:
         return await search_passages(index, query, limit, offset, fuzzy)
+    counted = await _counted(index, list(rank_query(query).weighted_keys()))
     lexical, nearest = await asyncio.gather(
-        search_passages(index, query, max(offset + limit, DEPTH), 0, fuzzy),
-        _nearest(index, meaning, text),
+        search_passages(index, query, max(offset + limit, DEPTH), 0, fuzzy, counted),
+        _nearest(index, meaning, without_common_words(text, counted.df, counted.totals.docs)),
     )
     if nearest is None:
         return lexical[offset : offset + limit]
@@ -216,14 +227,9 @@ async def _nearest(
 ) -> list[int] | None:
     """The ids of the person's rows nearest ``text`` in meaning, best first (run beside the
     lexical search: on PostgreSQL reading the vectors overlaps it); None if the query has no
-    vector (the search is then lexical only). The query is embedded without the words most of
-    the person's rows hold (``meaning.without_common_words``)."""
+    vector (the search is then lexical only)."""
     from agentcore.search.vectors import nearest  # noqa: PLC0415 (numpy, only when embedding)
 
-    terms = topical_terms(text)
-    if terms:
-        totals, df = await index.counts(terms)
-        text = without_common_words(text, df, totals.docs)
     vector = await meaning.query_vector(text)
     if vector is None:
         return None
@@ -231,12 +237,20 @@ async def _nearest(
 
 
 async def search_messages(
-    index: MessageIndex, query: SearchQuery, lo: int, hi: int, limit: int, fuzzy: bool = True
+    index: MessageIndex,
+    query: SearchQuery,
+    lo: int,
+    hi: int,
+    limit: int,
+    fuzzy: bool = True,
+    counted: Counted | None = None,
 ) -> list[SearchHit]:
     """The person's messages written between ``lo`` and ``hi`` (ms), best first. ``fuzzy``:
-    also look for real words standing in for query words nobody ever wrote (typing slips)."""
+    also look for real words standing in for query words nobody ever wrote (typing slips).
+    ``counted``: the query's keys, read already (``_counted``)."""
     plan = rank_query(query)
-    totals, df, held = await _counted(index, list(plan.weighted_keys()))
+    counted = counted or await _counted(index, list(plan.weighted_keys()))
+    totals, df, held = counted.totals, counted.df, counted.held
     if not totals.docs:
         return []
     if fuzzy:
@@ -258,12 +272,14 @@ async def search_passages(
     limit: int,
     offset: int = 0,
     fuzzy: bool = True,
+    counted: Counted | None = None,
 ) -> list[Passage]:
     """The person's archival passages, best first (words and names; no neighbours or sessions:
     passages are separate notes, and their filing date is not the date of what they tell),
     ``limit`` of them after the first ``offset`` (the pages of a long answer)."""
     plan = rank_query(query)
-    totals, df, held = await _counted(index, list(plan.weighted_keys()))
+    counted = counted or await _counted(index, list(plan.weighted_keys()))
+    totals, df, held = counted.totals, counted.df, counted.held
     if not totals.docs:
         return []
     if fuzzy:
@@ -277,9 +293,7 @@ async def search_passages(
     return [replace(by_id[c.id], score=score) for c, score in ranked[offset : offset + limit]]
 
 
-async def _counted(
-    index: TermIndex, keys: list[str]
-) -> tuple[Totals, dict[str, int], dict[str, list[int]]]:
+async def _counted(index: TermIndex, keys: list[str]) -> Counted:
     """``index.counts(keys)``, and the rows holding each key that may select candidates, read
     together (``TermIndex.holding``: one statement where ``counts`` then ``matches`` were two);
     only the keys held by too many rows to read are counted on their own."""
@@ -289,7 +303,7 @@ async def _counted(
     common = [k for k in held.ids if k not in rows]
     if common:
         df.update((await index.counts(common))[1])
-    return held.totals, df, rows
+    return Counted(held.totals, df, rows)
 
 
 async def _with_corrections(

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from agentcore.records import SearchHit
 from agentcore.search.analysis import part_terms, word_parts, word_spans
-from agentcore.search.query import IGNORED, MAX_TERMS, STOPWORDS
+from agentcore.search.query import IGNORED, STOPWORDS
 
 # Reciprocal-rank fusion: a row's score is the sum over the lists of weight / (RRF_K + rank).
 # Chosen on the LoCoMo dev conversations with two small local models (multilingual-e5-small,
@@ -61,18 +61,6 @@ class VectorRows(Protocol):
     async def vectors(self, model_id: int) -> list[tuple[int, bytes]]:
         """``(row id, int8 vector)`` for each of the person's rows embedded by ``model_id``."""
         ...
-
-
-def topical_terms(text: str) -> list[str]:
-    """The index terms of ``text``'s words that are not function words (at most MAX_TERMS):
-    those whose share of the person's rows ``without_common_words`` needs."""
-    terms: dict[str, None] = {}
-    normal, spans = word_spans(text)
-    for start, end in spans:
-        for part in word_parts(normal[start:end]):
-            if part not in STOPWORDS:
-                terms.update(dict.fromkeys(part_terms(part)))
-    return list(terms)[:MAX_TERMS]
 
 
 def without_common_words(text: str, df: Mapping[str, int], rows: int) -> str:
