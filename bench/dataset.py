@@ -221,6 +221,9 @@ def _build_info(path: Path) -> Path:
 
 
 def working_copy(source: Path, destination: Path) -> Path:
-    """Benchmarks write to a copy, so the cached file stays pristine."""
+    """Benchmarks write to a copy, so the cached file stays pristine. The copy is private, as
+    the bot keeps its database (opening a file others may read tightens it, with a warning)."""
+    destination.touch(mode=0o600)
+    destination.chmod(0o600)
     shutil.copyfile(source, destination)
     return destination
