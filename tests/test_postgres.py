@@ -27,6 +27,7 @@ from agentcore.types import AgentKey
 from bots.compose import build_runtime
 from tests import postgres
 from tests.conftest import make_settings, message
+from tests.contract.test_storage_contract import T0
 from tests.fakes.openai_server import Completion, FakeOpenAI, last_user, since_last_answer, system
 from tests.process import bot_env, run_bot
 from tests.test_admin_cli import admin
@@ -300,3 +301,35 @@ async def test_forgetting_a_person_takes_their_words_out_of_the_vocabulary(
     left = await vocabulary(postgres_url)
     assert {"tea", "like"} <= left  # Bob's words stay
     assert not {"quokka", "zorblat", "marsupi"} & left
+
+
+async def test_only_a_turns_connection_is_reset_when_its_pool_takes_it_back(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read or a search gives its connection back as it is (asyncpg rolls back a transaction
+    left open; there is nothing else to reset, and the reset is a round trip); a turn's
+    connection is reset, which releases the person's lock for whoever comes next."""
+    sent: list[str] = []
+    execute = asyncpg.connection.Connection.execute
+
+    async def recorded(self: asyncpg.Connection[Any], query: str, *args: Any, **kw: Any) -> str:
+        sent.append(query)
+        return await execute(self, query, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", recorded)
+    store = await PostgresStorage.open(postgres_url, pool_size=1)
+    try:
+        key = AgentKey("telegram", "ann")
+        agent = await store.create_agent(key, "Ann", T0, [])
+        assert agent is not None
+        await store.append_messages(agent.id, [NewMessage(Role.USER, "my cat Miso", T0)])
+        assert await store.search_messages(agent.id, "cat")
+        assert await store.load_turn(key) is not None
+        assert not [q for q in sent if "RESET ALL" in q]  # reads, writes, a search
+        async with store.person(key):
+            pass
+        assert len([q for q in sent if "RESET ALL" in q]) == 1
+        async with store.person(key, wait=False):  # the lock went with the reset
+            pass
+    finally:
+        await store.close()

@@ -111,9 +111,14 @@ class Database:
         statements, full-text reads, and turns (``pool_size`` each at most, opened as needed)."""
         pools: list[asyncpg.Pool] = []
         try:
-            # Statements (one connection kept open), full-text reads, and turns.
-            kinds = [(_settings(), 1), (_settings() | SEARCH_SETTINGS, 0), (_settings(), 0)]
-            for settings, least in kinds:
+            # Statements (one connection kept open), full-text reads, and turns; only a turn's
+            # connection needs the full reset when it goes back (see ``_kept_as_is``).
+            kinds = [
+                (_settings(), 1, _kept_as_is),
+                (_settings() | SEARCH_SETTINGS, 0, _kept_as_is),
+                (_settings(), 0, None),
+            ]
+            for settings, least, reset in kinds:
                 pools.append(
                     await asyncpg.create_pool(
                         url,
@@ -122,6 +127,7 @@ class Database:
                         timeout=CONNECT_TIMEOUT,
                         server_settings=settings,
                         init=_without_nul,
+                        reset=reset,
                     )
                 )
             async with pools[0].acquire() as conn:
@@ -386,6 +392,15 @@ class HeldRole:
             await asyncio.wait_for(self._conn.close(), CONNECT_TIMEOUT)
         except (*_ERRORS, asyncio.CancelledError):
             self._conn.terminate()
+
+
+async def _kept_as_is(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """A statement or search connection taken back by its pool. asyncpg has rolled back any
+    transaction left open already; the rest of its default reset (releasing advisory locks,
+    closing cursors, UNLISTEN, RESET ALL) is one more round trip on every release, for state
+    these connections never hold: their advisory locks are transaction-level (migrations),
+    cursors end with their transaction, and nothing listens or sets session settings. A turn's
+    connection keeps the default: it releases the person's lock."""
 
 
 async def _without_nul(conn: asyncpg.Connection[asyncpg.Record]) -> None:
