@@ -441,6 +441,18 @@ BAD_INPUT = [
         InboundFile("locked.pdf", "application/pdf", encrypted_pdf("secret")),
         "locked.pdf is protected with a password, so I can't read it",
     ),
+    (  # an encryption scheme pypdf does not read
+        InboundFile("cipher.pdf", "application/pdf", encrypted_pdf("").replace(b"/V 5", b"/V 9")),
+        "cipher.pdf is protected with a password, so I can't read it",
+    ),
+    (  # every page's text in a stream filter pypdf does not decode
+        InboundFile(
+            "odd.pdf",
+            "application/pdf",
+            make_pdf(2)[0].replace(b"/FlateDecode", b"/FlateDecodX"),
+        ),
+        "odd.pdf has no text I can read",
+    ),
     (
         InboundFile("long.pdf", "application/pdf", make_pdf(251)[0]),
         "long.pdf has 251 pages; I can read documents of up to 250.",

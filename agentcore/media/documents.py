@@ -99,14 +99,16 @@ class _PdfDocument:
         try:
             reader = pypdf.PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not _unlocked(reader):
-                raise DocumentRefused(
-                    f"{filename} is protected with a password, so I can't read it; please send "
-                    "a copy without the password."
-                )
+                raise _protected(filename)
             document = cls(reader, filename)
             probe = document.pages(0, min(TEXT_PROBE_PAGES, document.page_count))
         except DocumentRefused:
             raise
+        except NotImplementedError as exc:
+            # pypdf's answer, as it opens the file, to an encryption scheme it does not read
+            # (public-key, an unknown /V): as unreadable as a file with a real password.
+            log.info("cannot read a PDF: %s", exc)
+            raise _protected(filename) from exc
         except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
             log.info("cannot read a PDF: %s: %s", type(exc).__name__, exc)
             raise DocumentRefused(
@@ -126,7 +128,14 @@ class _PdfDocument:
         for number in range(start, end):
             try:
                 texts.append(_tidy(self._reader.pages[number].extract_text() or ""))
-            except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            except (
+                PyPdfError,
+                ValueError,
+                KeyError,
+                TypeError,
+                AttributeError,
+                NotImplementedError,  # pypdf: a stream filter it does not decode
+            ) as exc:
                 # One bad page does not spoil the document.
                 log.info("page %d of a PDF has no readable text: %s", number + 1, exc)
                 texts.append("")
@@ -140,10 +149,15 @@ def _unlocked(reader: pypdf.PdfReader) -> bool:
 
     try:
         return reader.decrypt("") != pypdf.PasswordType.NOT_DECRYPTED
-    # pypdf raises NotImplementedError for encryption schemes it does not read (e.g. public-key
-    # /SubFilter, unknown /V): such a file is as unreadable as one with a real password.
-    except (DependencyError, PyPdfError, NotImplementedError):
+    except (DependencyError, PyPdfError):
         return False
+
+
+def _protected(filename: str) -> DocumentRefused:
+    return DocumentRefused(
+        f"{filename} is protected with a password, so I can't read it; please send a copy "
+        "without the password."
+    )
 
 
 class _PartsDocument:
