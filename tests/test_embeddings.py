@@ -5,14 +5,17 @@ settings and start-up line."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from agentcore.clock import ManualClock
+from agentcore.embedding import worker as worker_module
 from agentcore.embedding.openai_embedder import OpenAIEmbedder
 from agentcore.embedding.worker import EmbeddingWorker
 from agentcore.llm.base import LLMRequest, LLMResponse
@@ -260,3 +263,33 @@ def test_settings_and_the_start_up_line(server_url: str = "http://127.0.0.1:9/v1
         load_settings(
             env={"OPENAI_API_KEY": "k", "AGENTCORE_SEARCH__EMBEDDING_BATCH": "0"}, dotenv_file=None
         )
+
+
+async def test_once_a_failed_endpoints_wait_is_over_with_nothing_to_embed_the_worker_polls(
+    server: FakeOpenAI,
+    storage: SQLiteStorage,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not a loop asking the database again at once: the retry time is past, but the rows it
+    was for are gone (the person was forgotten meanwhile)."""
+    agent_id = await told(storage, clock, "Hello there.")
+    settings = with_embeddings(server, retry_seconds=5.0)
+    embedder = embedder_for(server)
+    worker = await started(settings, storage, embedder, clock)
+    server.embedding_faults = ["error"]
+    assert await worker.step() == 0
+    await storage.delete_agent(agent_id)
+    clock.advance(timedelta(seconds=6))
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(worker_module, "asyncio", SimpleNamespace(sleep=sleep))
+    with pytest.raises(asyncio.CancelledError):
+        await worker.run()
+    assert pauses == [settings.search.poll_seconds] * 3
+    await embedder.close()

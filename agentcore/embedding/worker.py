@@ -108,9 +108,14 @@ class EmbeddingWorker:
                 await asyncio.sleep(self._pause())
 
     def _pause(self) -> float:
-        if self._resume_at is None:
-            return self._settings.poll_seconds
-        return max(0.0, (self._resume_at - self._clock.now()).total_seconds())
+        """Until the endpoint's retry time while it is ahead; else the polling interval (a
+        retry time passed with nothing to embed, or a failed database, is no reason to ask
+        the database again at once)."""
+        if self._resume_at is not None:
+            left = (self._resume_at - self._clock.now()).total_seconds()
+            if left > 0:
+                return left
+        return self._settings.poll_seconds
 
     async def step(self) -> int:
         """One request: the next rows without vectors (due retries first); how many vectors
