@@ -16,7 +16,6 @@ call. Days run midnight to midnight in the bot's time zone.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -183,15 +182,8 @@ class Meter:
         if response.usage is not None:
             usage = response.usage
             return usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, False
-        return self._estimator.estimate(request), _answer_tokens(response), 0, True
-
-
-def _answer_tokens(response: LLMResponse) -> int:
-    """A local estimate of an answer's tokens (about four characters each)."""
-    chars = len(response.content or "") + sum(
-        len(c.name) + len(c.arguments) for c in response.tool_calls
-    )
-    return math.ceil(chars / 4)
+        estimator = self._estimator
+        return estimator.estimate(request), estimator.estimate_answer(response), 0, True
 
 
 class _Work:
