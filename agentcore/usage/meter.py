@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Protocol
@@ -186,13 +186,13 @@ class Meter:
         return estimator.estimate(request), estimator.estimate_answer(response), 0, True
 
 
+@dataclass(slots=True)
 class _Work:
     """One piece of work for one person: admitted against the budgets once."""
 
-    def __init__(self, key: AgentKey, agent_id: int | None) -> None:
-        self.key = key
-        self.agent_id = agent_id
-        self.admitted = False
+    key: AgentKey
+    agent_id: int | None
+    admitted: bool = False
 
 
 class PersonModel:
