@@ -277,7 +277,7 @@ class AgentRuntime:
             log.info(
                 "ignoring %s's message %s: it was delivered before", message.key, message.source
             )
-            return Ticket(message, reply=Reply("", ReplyKind.NOTICE))
+            return Ticket(message, reply=_NOTHING)
         await self._prune_now_and_then()
         return Ticket(message, pending_id)
 
@@ -309,7 +309,7 @@ class AgentRuntime:
         except StorageError as exc:
             return self._storage_failed(message, exc)
         if not self._limiter.should_notify(message.key, self._clock.now(), notice):
-            return Ticket(message, reply=Reply("", ReplyKind.NOTICE))
+            return Ticket(message, reply=_NOTHING)
         log.info("holding back %s: %s", message.key, reason)
         return Ticket(message, reply=Reply(notice, ReplyKind.NOTICE))
 
@@ -355,7 +355,7 @@ class AgentRuntime:
     def _refusal(self, key: AgentKey) -> Reply:
         """One polite refusal per person per day; after that, silence rather than a flood."""
         if not self._refused.first(key, self._clock.now().date()):
-            return Reply("", ReplyKind.NOTICE)
+            return _NOTHING
         log.info("refused %s: not in AGENTCORE_ALLOWED", key)
         return Reply(NOT_ALLOWED, ReplyKind.NOTICE)
 
@@ -434,7 +434,7 @@ class AgentRuntime:
     def _budget_notice(self, key: AgentKey, exc: OverBudget) -> Reply:
         """One notice per person until the budget resets; their messages are stored already."""
         if not self._over_budget.first(key, exc.resets_at):
-            return Reply("", ReplyKind.NOTICE)
+            return _NOTHING
         whose = "everyone's daily token cap" if exc.everyone else "their daily token budget"
         log.info("%s is over %s; messages stored, not answered", key, whose)
         return Reply(exc.notice, ReplyKind.NOTICE)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 
-from agentcore.llm.base import LLMRequest, ToolSpec
+from agentcore.llm.base import LLMRequest, LLMResponse, ToolSpec
+from agentcore.messages import ToolCall
 
 _CHARS_PER_TOKEN = 4.0
 # What an image costs (OpenAI: 85 + 170 per 512-px tile of the image scaled to 768 px on its
@@ -33,12 +35,16 @@ class TokenEstimator:
     def estimate(self, request: LLMRequest) -> int:
         chars = 0
         for message in request.messages:
-            chars += len(message.content or "")
-            chars += sum(len(c.name) + len(c.arguments) for c in message.tool_calls)
+            chars += _chars(message.content, message.tool_calls)
         chars += self._chars_of_tools(request.tools)
         raw = chars / _CHARS_PER_TOKEN + _PER_MESSAGE_OVERHEAD * len(request.messages)
         raw += IMAGE_TOKENS * sum(len(m.images) for m in request.messages)
         return math.ceil(raw * self._factor)
+
+    def estimate_answer(self, response: LLMResponse) -> int:
+        """A model's answer (its text and tool calls), for a provider that reports no usage."""
+        chars = _chars(response.content, response.tool_calls)
+        return math.ceil(chars / _CHARS_PER_TOKEN * self._factor)
 
     def _chars_of_tools(self, tools: tuple[ToolSpec, ...]) -> int:
         cached_tools, chars = self._tools_chars
@@ -54,3 +60,8 @@ class TokenEstimator:
         target = self._factor * reported / estimated
         blended = (1 - _LEARNING_RATE) * self._factor + _LEARNING_RATE * target
         self._factor = min(_MAX_FACTOR, max(_MIN_FACTOR, blended))
+
+
+def _chars(content: str | None, tool_calls: Iterable[ToolCall]) -> int:
+    """The characters of a message's text and tool calls."""
+    return len(content or "") + sum(len(c.name) + len(c.arguments) for c in tool_calls)

@@ -16,10 +16,9 @@ call. Days run midnight to midnight in the bot's time zone.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Protocol
@@ -183,24 +182,17 @@ class Meter:
         if response.usage is not None:
             usage = response.usage
             return usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, False
-        return self._estimator.estimate(request), _answer_tokens(response), 0, True
+        estimator = self._estimator
+        return estimator.estimate(request), estimator.estimate_answer(response), 0, True
 
 
-def _answer_tokens(response: LLMResponse) -> int:
-    """A local estimate of an answer's tokens (about four characters each)."""
-    chars = len(response.content or "") + sum(
-        len(c.name) + len(c.arguments) for c in response.tool_calls
-    )
-    return math.ceil(chars / 4)
-
-
+@dataclass(slots=True)
 class _Work:
     """One piece of work for one person: admitted against the budgets once."""
 
-    def __init__(self, key: AgentKey, agent_id: int | None) -> None:
-        self.key = key
-        self.agent_id = agent_id
-        self.admitted = False
+    key: AgentKey
+    agent_id: int | None
+    admitted: bool = False
 
 
 class PersonModel:
