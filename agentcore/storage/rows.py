@@ -56,8 +56,8 @@ MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 SHARED_COLUMNS = "label, value, updated_at, updated_by"
 PASSAGE_COLUMNS = "id, content, tags, created_at, source, page"
-# Per kind of vector: the rows' table, which of its rows are searchable, the vectors' table and
-# its id column.
+# Per kind of searchable row: its table, which of its rows are searchable (on PostgreSQL the
+# condition of the search index), its vectors' table and their id column.
 VECTOR_TABLES = {
     VectorKind.MESSAGE: ("messages", "terms IS NOT NULL", "message_vectors", "message_id"),
     VectorKind.PASSAGE: ("passages", "TRUE", "passage_vectors", "passage_id"),
