@@ -30,6 +30,7 @@ from agentcore.records import (
     StartupRun,
     StoredFile,
     StoredMessage,
+    TokensSpent,
     Unembedded,
     UsageDay,
     VectorKind,
@@ -255,6 +256,13 @@ def usage_day(r: Row) -> UsageDay:
         completion_tokens=r["completion_tokens"],
         estimated_calls=r["estimated_calls"],
     )
+
+
+def tokens_spent(found: Iterable[Row], agent_id: int | None) -> TokensSpent:
+    """``UsageStore.tokens_spent`` from a day's rows of agent_id and tokens: ``agent_id``'s
+    (0 for None) and everyone's."""
+    spent = {r["agent_id"]: int(r["tokens"]) for r in found}
+    return TokensSpent(spent.get(agent_id, 0), spent.get(EVERYONE, 0))
 
 
 def person_usage(found: Iterable[Row]) -> list[PersonUsage]:
