@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +21,7 @@ from agentcore.records import (
     BlockVersion,
     DocState,
     EmbeddingProgress,
+    LLMCallRecord,
     OpenTurn,
     Passage,
     PendingMessage,
@@ -256,6 +257,11 @@ def usage_day(r: Row) -> UsageDay:
         completion_tokens=r["completion_tokens"],
         estimated_calls=r["estimated_calls"],
     )
+
+
+def counted_day(call: LLMCallRecord) -> date:
+    """The day a call counts toward in the daily totals (``LLMCallRecord.day``)."""
+    return call.day or call.created_at.astimezone(UTC).date()
 
 
 def tokens_spent(found: Iterable[Row], agent_id: int | None) -> TokensSpent:
