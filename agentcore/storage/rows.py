@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +21,7 @@ from agentcore.records import (
     BlockVersion,
     DocState,
     EmbeddingProgress,
+    LLMCallRecord,
     OpenTurn,
     Passage,
     PendingMessage,
@@ -30,6 +31,7 @@ from agentcore.records import (
     StartupRun,
     StoredFile,
     StoredMessage,
+    TokensSpent,
     Unembedded,
     UsageDay,
     VectorKind,
@@ -56,8 +58,8 @@ MESSAGE_COLUMNS = "id, role, content, created_at, tool_calls, tool_call_id"
 BLOCK_COLUMNS = "label, value, char_limit, description, read_only, version, updated_at"
 SHARED_COLUMNS = "label, value, updated_at, updated_by"
 PASSAGE_COLUMNS = "id, content, tags, created_at, source, page"
-# Per kind of vector: the rows' table, which of its rows are searchable, the vectors' table and
-# its id column.
+# Per kind of searchable row: its table, which of its rows are searchable (on PostgreSQL the
+# condition of the search index), its vectors' table and their id column.
 VECTOR_TABLES = {
     VectorKind.MESSAGE: ("messages", "terms IS NOT NULL", "message_vectors", "message_id"),
     VectorKind.PASSAGE: ("passages", "TRUE", "passage_vectors", "passage_id"),
@@ -255,6 +257,18 @@ def usage_day(r: Row) -> UsageDay:
         completion_tokens=r["completion_tokens"],
         estimated_calls=r["estimated_calls"],
     )
+
+
+def counted_day(call: LLMCallRecord) -> date:
+    """The day a call counts toward in the daily totals (``LLMCallRecord.day``)."""
+    return call.day or call.created_at.astimezone(UTC).date()
+
+
+def tokens_spent(found: Iterable[Row], agent_id: int | None) -> TokensSpent:
+    """``UsageStore.tokens_spent`` from a day's rows of agent_id and tokens: ``agent_id``'s
+    (0 for None) and everyone's."""
+    spent = {r["agent_id"]: int(r["tokens"]) for r in found}
+    return TokensSpent(spent.get(agent_id, 0), spent.get(EVERYONE, 0))
 
 
 def person_usage(found: Iterable[Row]) -> list[PersonUsage]:

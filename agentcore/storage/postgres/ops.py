@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from agentcore.clock import to_millis
@@ -54,7 +54,7 @@ class OpsRows(Part):
                 call.estimated,
                 call.purpose.value,
                 call.model,
-                call.day or call.created_at.astimezone(UTC).date(),
+                rows.counted_day(call),
             )
         )
 

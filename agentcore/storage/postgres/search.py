@@ -43,23 +43,20 @@ def any_key(owner: int, keys: Sequence[str]) -> str:
 
 
 class _Index:
-    """One agent's rows in one table (``table``, with its vocabulary table)."""
+    """One agent's rows of one kind: their table, with its vocabulary table and its vectors."""
 
-    def __init__(
-        self, db: Database | Pinned, agent_id: int, table: str, searchable: str, totals: str
-    ) -> None:
+    def __init__(self, db: Database | Pinned, agent_id: int, kind: VectorKind, totals: str) -> None:
         self._db = db
         self._agent_id = agent_id
-        self._table = table
-        self._searchable = searchable  # the partial index's condition, to use it
+        # The rows' table, the partial index's condition (to use it), and their vectors' table.
+        self._table, self._searchable, self._vectors, self._vector_id = rows.VECTOR_TABLES[kind]
         self._totals = totals  # columns of the agent's row, named docs and terms
 
     async def vectors(self, model_id: int) -> list[tuple[int, bytes]]:
-        kind = VectorKind.MESSAGE if self._table == "messages" else VectorKind.PASSAGE
-        _, _, table, id_column = rows.VECTOR_TABLES[kind]
         found = await self._db.read(
             lambda conn: conn.fetch(
-                f"SELECT {id_column}, vector FROM {table} WHERE agent_id = $1 AND model_id = $2",
+                f"SELECT {self._vector_id}, vector FROM {self._vectors} "
+                "WHERE agent_id = $1 AND model_id = $2",
                 self._agent_id,
                 model_id,
             )
@@ -168,7 +165,7 @@ class _Index:
 class MessageIndex(_Index):
     def __init__(self, db: Database | Pinned, agent_id: int) -> None:
         totals = "a.search_docs AS docs, a.search_terms AS terms"
-        super().__init__(db, agent_id, "messages", "terms IS NOT NULL", totals)
+        super().__init__(db, agent_id, VectorKind.MESSAGE, totals)
 
     async def around(
         self, ids: Sequence[int], anchors: Sequence[int], lo: int, hi: int
@@ -224,7 +221,7 @@ class MessageIndex(_Index):
 class PassageIndex(_Index):
     def __init__(self, db: Database | Pinned, agent_id: int) -> None:
         totals = "a.passage_count AS docs, NULL::bigint AS terms"
-        super().__init__(db, agent_id, "passages", "true", totals)
+        super().__init__(db, agent_id, VectorKind.PASSAGE, totals)
 
     async def rows(self, ids: Sequence[int]) -> list[Indexed[Passage]]:
         found = await self._db.read(

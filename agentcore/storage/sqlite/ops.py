@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import aiosqlite
@@ -46,7 +46,7 @@ class OpsRows(Part):
             int(call.estimated),
             call.purpose.value,
             call.model,
-            (call.day or call.created_at.astimezone(UTC).date()).isoformat(),
+            rows.counted_day(call).isoformat(),
         )
         await self._db.execute(
             "INSERT INTO llm_calls (agent_id, created_at, latency_ms, ok, prompt_tokens,"

@@ -26,8 +26,7 @@ class UsageRows(Part):
             "WHERE agent_id IN (?, ?) AND day = ? GROUP BY agent_id",
             (agent_id, EVERYONE, day.isoformat()),
         )
-        spent = {r["agent_id"]: int(r["tokens"]) for r in found}
-        return TokensSpent(spent.get(agent_id, 0), spent.get(EVERYONE, 0))
+        return rows.tokens_spent(found, agent_id)
 
     async def usage_by_person(self, since: date, limit: int) -> list[PersonUsage]:
         found = await self._db.fetch(
