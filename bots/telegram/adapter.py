@@ -319,16 +319,10 @@ class TelegramAdapter:
         stream = GrowingReply(
             StreamEditor(self._app.bot, to), telegram_parts, self._pacing, route.chat_id
         )
-
-        async def deliver(message: InboundMessage, reply: Reply) -> None:
-            # The answer streamed so far becomes the reply; else (nothing streamed, or an
-            # earlier turn's reply sent again after a crash) it is sent as usual.
-            if message is not ticket.message or not await stream.finish(reply.text):
-                await self._deliver(message, reply)
-
         sink = ChatSink(self._sender, to, stream)
-        await self._answers.answer(ticket, lambda: self._keep_typing(route), deliver, sink)
-        await stream.abandon()  # its turn was answered by another process: take back what it showed
+        await self._answers.answer(
+            ticket, lambda: self._keep_typing(route), stream, self._deliver, sink
+        )
 
     async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
         await self._sender.send(reply, _destination(message, Route.from_json(message.route)))
