@@ -116,10 +116,9 @@ class TelegramAdapter:
         self._me: BotIdentity | None = None
         self._poll_task: asyncio.Task[int] | None = None
         self._receiving = asyncio.Event()  # polling, standing by, or serving the webhook
-        self._stopping = asyncio.Event()
+        self._stopping = asyncio.Event()  # set once by stop()
         self._answers = Answers(runtime, self.name)
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._stopped = False
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -240,9 +239,8 @@ class TelegramAdapter:
     async def stop(self) -> None:
         """Stop receiving (stored updates are confirmed), let answers in progress go out for up
         to ``grace`` seconds, then disconnect. Idempotent."""
-        if self._stopped:
+        if self._stopping.is_set():
             return
-        self._stopped = True
         self._stopping.set()
         if self._poller is not None:
             self._poller.stop()
