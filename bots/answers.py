@@ -1,8 +1,9 @@
 """What the Telegram and Discord adapters share around the runtime.
 
 ``Answers`` keeps the answers an adapter has started, so that ``stop`` can let them go out (for
-a bounded time); runs a ticket's turn while the platform shows "typing…", its reply delivered
-by the adapter's ``deliver`` (from inside the turn: see ``AgentRuntime.answer``); and answers
+a bounded time); runs a ticket's turn while the platform shows "typing…", its reply finishing
+the streamed answer or delivered by the adapter's ``deliver`` (from inside the turn: see
+``AgentRuntime.answer``); and answers
 what was stored but never answered: left over from before a restart or by a process that died
 (at start, then swept every minute or so) and held back by the flood limits.
 """
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 from agentcore.runtime import AgentRuntime, Deliver, Ticket
 from agentcore.types import InboundMessage, Reply, ReplyKind, ReplySink
+from bots.streaming import GrowingReply
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +48,26 @@ class Answers:
         self,
         ticket: Ticket,
         typing: Callable[[], Coroutine[Any, Any, None]],
+        stream: GrowingReply,
         deliver: Deliver,
-        sink: ReplySink | None = None,
+        sink: ReplySink,
     ) -> None:
-        """Answer ``ticket`` through ``deliver``, with ``typing`` (the platform's "typing…"
-        loop) running until the reply goes out, and the turn's notices and growing answer
-        sent through ``sink``. Never raises: a bug becomes a short apology to the person and a
-        traceback in the log."""
+        """Answer ``ticket``, with ``typing`` (the platform's "typing…" loop) running until
+        the reply goes out, and the turn's notices and growing answer sent through ``sink``:
+        the reply finishes what ``stream`` showed, or else goes out through ``deliver``. Never
+        raises: a bug becomes a short apology to the person and a traceback in the log."""
         shown = None if ticket.reply is not None else asyncio.create_task(typing())
+
+        async def streamed(message: InboundMessage, reply: Reply) -> None:
+            # The answer streamed so far becomes the reply; else (nothing streamed, or an
+            # earlier turn's reply sent again after a crash) it is sent as usual.
+            if message is not ticket.message or not await stream.finish(reply.text):
+                await deliver(message, reply)
 
         async def deliver_now(message: InboundMessage, reply: Reply) -> None:
             if shown is not None:
                 shown.cancel()  # "typing…" after the reply would promise another one
-            await deliver(message, reply)
+            await streamed(message, reply)
 
         try:
             reply = await self._runtime.answer(ticket, sink, deliver=deliver_now)
@@ -69,7 +78,8 @@ class Answers:
             if shown is not None:
                 shown.cancel()
         if not reply.is_empty:
-            await deliver(ticket.message, reply)
+            await streamed(ticket.message, reply)
+        await stream.abandon()  # its turn was answered by another process: take back what it showed
 
     async def answer_waiting(self, answer: Callable[[Ticket], object]) -> None:
         """Hand ``answer`` a ticket for each person whose messages were stored before a crash

@@ -288,18 +288,10 @@ class DiscordAdapter:
         stream = GrowingReply(
             StreamEditor(self._client, route, author), _parts, self._pacing, route.channel_id
         )
-
-        async def deliver(message: InboundMessage, reply: Reply) -> None:
-            # The answer streamed so far becomes the reply; else (nothing streamed, or an
-            # earlier turn's reply sent again after a crash) it is sent as usual.
-            if message is not ticket.message or not await stream.finish(reply.text):
-                await self._deliver(message, reply)
-
         sink = ChannelSink(self._client, route, author, stream)
         await self._answers.answer(
-            ticket, lambda: self._keep_typing(route.channel_id), deliver, sink
+            ticket, lambda: self._keep_typing(route.channel_id), stream, self._deliver, sink
         )
-        await stream.abandon()  # its turn was answered by another process: take back what it showed
 
     async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
         route = DiscordRoute.parse(message.route)

@@ -111,12 +111,10 @@ def make_client(
     }
     if shard_count:
         options |= {"shard_count": shard_count, "shard_ids": list(shard_ids) or None}
-    if pace is not None:
-        options["pace"] = pace
     sharded = sharded or bool(shard_count)
     if pace is None:
         return (discord.AutoShardedClient if sharded else discord.Client)(**options)
-    return (PacedShardedClient if sharded else PacedClient)(**options)
+    return (PacedShardedClient if sharded else PacedClient)(pace=pace, **options)
 
 
 def shard_roles(*, sharded: bool, shard_count: int, shard_ids: tuple[int, ...]) -> list[str]:

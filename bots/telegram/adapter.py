@@ -116,10 +116,9 @@ class TelegramAdapter:
         self._me: BotIdentity | None = None
         self._poll_task: asyncio.Task[int] | None = None
         self._receiving = asyncio.Event()  # polling, standing by, or serving the webhook
-        self._stopping = asyncio.Event()
+        self._stopping = asyncio.Event()  # set once by stop()
         self._answers = Answers(runtime, self.name)
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._stopped = False
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -240,9 +239,8 @@ class TelegramAdapter:
     async def stop(self) -> None:
         """Stop receiving (stored updates are confirmed), let answers in progress go out for up
         to ``grace`` seconds, then disconnect. Idempotent."""
-        if self._stopped:
+        if self._stopping.is_set():
             return
-        self._stopped = True
         self._stopping.set()
         if self._poller is not None:
             self._poller.stop()
@@ -319,16 +317,10 @@ class TelegramAdapter:
         stream = GrowingReply(
             StreamEditor(self._app.bot, to), telegram_parts, self._pacing, route.chat_id
         )
-
-        async def deliver(message: InboundMessage, reply: Reply) -> None:
-            # The answer streamed so far becomes the reply; else (nothing streamed, or an
-            # earlier turn's reply sent again after a crash) it is sent as usual.
-            if message is not ticket.message or not await stream.finish(reply.text):
-                await self._deliver(message, reply)
-
         sink = ChatSink(self._sender, to, stream)
-        await self._answers.answer(ticket, lambda: self._keep_typing(route), deliver, sink)
-        await stream.abandon()  # its turn was answered by another process: take back what it showed
+        await self._answers.answer(
+            ticket, lambda: self._keep_typing(route), stream, self._deliver, sink
+        )
 
     async def _deliver(self, message: InboundMessage, reply: Reply) -> None:
         await self._sender.send(reply, _destination(message, Route.from_json(message.route)))
