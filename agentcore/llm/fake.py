@@ -15,6 +15,7 @@ from typing import Any
 
 from agentcore.llm.base import LLMBadResponse, LLMRequest, LLMResponse, TextSink, Usage
 from agentcore.llm.visible import VisibleText
+from agentcore.memory.prompt import TURN_CONTEXT_START
 from agentcore.messages import PromptMessage, Role, ToolCall
 
 Responder = Callable[[LLMRequest], LLMResponse | Awaitable[LLMResponse]]
@@ -98,16 +99,12 @@ def last_user_text(request: LLMRequest) -> str:
     return ""
 
 
-TURN_CONTEXT = "<memory_metadata>"  # how the turn context begins (``memory.prompt.turn_context``)
-
-
 def last_message(request: LLMRequest) -> PromptMessage:
     """The newest message besides the turn context (the system message of memory metadata
     that follows the messages a turn answers): the person's message, a system event such as a
     reminder coming due, or a tool result."""
-    return next(
-        m for m in reversed(request.messages) if not (m.content or "").startswith(TURN_CONTEXT)
-    )
+    context = TURN_CONTEXT_START
+    return next(m for m in reversed(request.messages) if not (m.content or "").startswith(context))
 
 
 def opens_turn(request: LLMRequest) -> bool:

@@ -36,6 +36,8 @@ PRESSURE_NOTE = (
 )
 
 
+TURN_CONTEXT_START = "<memory_metadata>"  # how a turn's context message begins
+
 # The prompt's own structure. Weak models copy it into their replies; the person never sees it.
 _TAG_NAMES = (
     "memory_blocks",
@@ -162,7 +164,7 @@ def render_metadata(facts: TurnFacts, tz: ZoneInfo) -> str:
     lines.append(f"- Speaking with: a {facts.platform} user{name}, in a {facts.chat.value} chat")
     if facts.chat is ChatKind.GROUP:
         lines.append(f"- {GROUP_NOTE}")
-    return "<memory_metadata>\n" + "\n".join(lines) + "\n</memory_metadata>"
+    return f"{TURN_CONTEXT_START}\n" + "\n".join(lines) + "\n</memory_metadata>"
 
 
 def render_summary(summary: str) -> str:
